@@ -1,0 +1,6 @@
+//! The reference backend: plain-loop CPU twins of every CUDA kernel, with the same names, inputs and outputs
+//! (`kernels/X.cu:foo` ↔ `src/cpu/X.rs:foo`). They define what the kernels must compute, and they run the
+//! whole engine on machines without a GPU.
+
+pub mod adam;
+pub mod elementwise;

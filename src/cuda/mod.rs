@@ -1,0 +1,486 @@
+//! The CUDA backend: device discovery, one context and one stream, the embedded PTX modules, checked kernel
+//! launches, arenas, the per-kernel profiler and CUDA-graph capture of a step.
+//!
+//! Everything goes through the driver API loaded at run time (cudarc with dynamic loading), so the binary
+//! starts and the CPU backend works on machines without libcuda. Kernel arguments are plain device pointers
+//! and scalars; buffers come from `arena`. One stream only: every launch is ordered after the previous one,
+//! and nothing here synchronizes the host unless asked (downloads, `synchronize`, profiler reports).
+
+pub mod adam;
+pub mod arena;
+pub mod elementwise;
+pub mod profiler;
+
+pub use arena::{Arena, DevBuf};
+pub use profiler::{Cost, ProfileTable};
+
+use crate::error::{Error, Result};
+use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+include!(concat!(env!("OUT_DIR"), "/ptx_modules.rs"));
+
+/// What `gensync info` prints about the card.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub compute_capability: (i32, i32),
+    pub multiprocessors: i32,
+    pub total_memory: usize,
+    pub l2_bytes: i32,
+    pub driver_version: i32,
+}
+
+impl std::fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (compute {}.{}, {} SMs, {:.1} GiB, L2 {} MiB, driver CUDA {}.{})",
+            self.name,
+            self.compute_capability.0,
+            self.compute_capability.1,
+            self.multiprocessors,
+            self.total_memory as f64 / (1u64 << 30) as f64,
+            self.l2_bytes >> 20,
+            self.driver_version / 1000,
+            (self.driver_version % 1000) / 10
+        )
+    }
+}
+
+/// Why no GPU can be used, as one line for the user.
+pub fn probe_unavailable() -> Option<String> {
+    if !unsafe { sys::is_culib_present() } {
+        return Some("no CUDA driver found".into());
+    }
+    if let Err(e) = result::init() {
+        return Some(format!("the CUDA driver did not initialise ({e:?})"));
+    }
+    match result::device::get_count() {
+        Ok(0) => Some("the CUDA driver sees no GPU".into()),
+        Ok(_) => None,
+        Err(e) => Some(format!("the CUDA driver could not count GPUs ({e:?})")),
+    }
+}
+
+/// A kernel argument: a device pointer or a scalar, as the kernel's parameter list declares it.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg {
+    Ptr(u64),
+    F32(f32),
+    I32(i32),
+    I64(i64),
+}
+
+impl<T> From<DevBuf<T>> for Arg {
+    fn from(b: DevBuf<T>) -> Self {
+        Arg::Ptr(b.ptr())
+    }
+}
+impl From<f32> for Arg {
+    fn from(x: f32) -> Self {
+        Arg::F32(x)
+    }
+}
+impl From<i32> for Arg {
+    fn from(x: i32) -> Self {
+        Arg::I32(x)
+    }
+}
+impl From<i64> for Arg {
+    fn from(x: i64) -> Self {
+        Arg::I64(x)
+    }
+}
+
+/// Grid, block and dynamic shared memory of one launch, and its declared cost.
+#[derive(Debug, Clone, Copy)]
+pub struct LaunchCfg {
+    pub grid: (u32, u32, u32),
+    pub block: (u32, u32, u32),
+    pub shared_bytes: u32,
+    pub cost: Cost,
+}
+
+impl LaunchCfg {
+    /// A 1-D launch of `blocks` blocks of `threads` threads.
+    pub fn linear(blocks: u32, threads: u32, cost: Cost) -> Self {
+        LaunchCfg { grid: (blocks, 1, 1), block: (threads, 1, 1), shared_bytes: 0, cost }
+    }
+    /// A 1-D launch with one thread per element.
+    pub fn per_element(n: usize, threads: u32, cost: Cost) -> Self {
+        Self::linear((n as u64).div_ceil(threads as u64).max(1) as u32, threads, cost)
+    }
+}
+
+struct PendingTiming {
+    kernel: &'static str,
+    cost: Cost,
+    start: sys::CUevent,
+    end: sys::CUevent,
+}
+
+/// Per-launch timing state, live while `--profile` is on.
+#[derive(Default)]
+struct Profiler {
+    pending: Vec<PendingTiming>,
+    free_events: Vec<sys::CUevent>,
+    table: ProfileTable,
+}
+
+/// The GPU: context, stream, loaded kernels, and the launch/profiling/poisoning policy.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    _modules: Vec<Arc<CudaModule>>,
+    kernels: BTreeMap<String, (&'static str, CudaFunction)>,
+    info: DeviceInfo,
+    poison: bool,
+    sync_check: bool,
+    capturing: std::cell::Cell<bool>,
+    profiler: RefCell<Option<Profiler>>,
+}
+
+impl Gpu {
+    /// Opens GPU 0, loads every embedded PTX module. Fails with `Error::Input` when no GPU is usable.
+    pub fn new() -> Result<Self> {
+        if let Some(why) = probe_unavailable() {
+            return Err(Error::input(format!("--device cuda: {why}")));
+        }
+        let ctx = CudaContext::new(0).map_err(|e| Error::cuda("creating the CUDA context", e))?;
+        // One stream and our own arena: cudarc's per-allocation event tracking is not needed, and it upsets
+        // compute-sanitizer around graph capture.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        let info = device_info(&ctx)?;
+        let mut modules = Vec::new();
+        let mut kernels = BTreeMap::new();
+        for (family, ptx) in PTX_MODULES {
+            let module = ctx
+                .load_module(cudarc::nvrtc::Ptx::from_src(*ptx))
+                .map_err(|e| Error::cuda(format!("loading kernels/{family}.cu's PTX"), e))?;
+            for name in ptx_entry_names(ptx) {
+                let f = module
+                    .load_function(name)
+                    .map_err(|e| Error::cuda(format!("loading kernel {family}.cu:{name}"), e))?;
+                kernels.insert(name.to_string(), (*family, f));
+            }
+            modules.push(module);
+        }
+        let poison = std::env::var_os("GENSYNC_POISON").is_some();
+        let sync_check = std::env::var_os("GENSYNC_SYNC_CHECK").is_some();
+        Ok(Gpu {
+            ctx,
+            stream,
+            _modules: modules,
+            kernels,
+            info,
+            poison,
+            sync_check,
+            capturing: std::cell::Cell::new(false),
+            profiler: RefCell::new(None),
+        })
+    }
+
+    /// The GPU in test mode: new arena slots NaN-poisoned, the stream synchronized after every launch so a
+    /// failing kernel is named at once.
+    pub fn for_tests() -> Result<Self> {
+        let mut gpu = Gpu::new()?;
+        gpu.poison = true;
+        gpu.sync_check = true;
+        Ok(gpu)
+    }
+
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+    pub fn poison(&self) -> bool {
+        self.poison
+    }
+
+    /// (family, kernel) of every loaded kernel, sorted by kernel name.
+    pub fn kernel_names(&self) -> Vec<(&'static str, &str)> {
+        self.kernels.iter().map(|(k, (fam, _))| (*fam, k.as_str())).collect()
+    }
+
+    /// Launches `kernel` with `args` on the stream. Checks the launch; with `sync_check` also waits for it,
+    /// so an asynchronous fault is reported with the kernel's name. Profiled when `--profile` is on.
+    pub fn launch(&self, kernel: &'static str, cfg: LaunchCfg, args: &[Arg]) -> Result<()> {
+        let (_, func) = self
+            .kernels
+            .get(kernel)
+            .ok_or_else(|| Error::Cuda(format!("kernel {kernel} is not in the embedded PTX")))?;
+        // Each argument's bytes live in an 8-byte cell; the driver reads as many as the parameter's size.
+        let mut cells: Vec<[u8; 8]> = args
+            .iter()
+            .map(|a| {
+                let mut c = [0u8; 8];
+                match *a {
+                    Arg::Ptr(p) => c.copy_from_slice(&p.to_ne_bytes()),
+                    Arg::I64(x) => c.copy_from_slice(&x.to_ne_bytes()),
+                    Arg::F32(x) => c[..4].copy_from_slice(&x.to_ne_bytes()),
+                    Arg::I32(x) => c[..4].copy_from_slice(&x.to_ne_bytes()),
+                }
+                c
+            })
+            .collect();
+        let mut params: Vec<*mut c_void> = cells.iter_mut().map(|c| c.as_mut_ptr() as *mut c_void).collect();
+        let timing = if self.capturing.get() { None } else { self.begin_timing()? };
+        unsafe {
+            result::launch_kernel(
+                func.cu_function(),
+                cfg.grid,
+                cfg.block,
+                cfg.shared_bytes,
+                self.stream.cu_stream(),
+                &mut params,
+            )
+        }
+        .map_err(|e| Error::cuda(format!("launching {kernel} (grid {:?}, block {:?})", cfg.grid, cfg.block), e))?;
+        if let Some(start) = timing {
+            self.end_timing(kernel, cfg.cost, start)?;
+        }
+        if self.sync_check && !self.capturing.get() {
+            self.synchronize().map_err(|e| Error::Cuda(format!("kernel {kernel} failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Raises a kernel's dynamic shared-memory limit (needed above 48 KiB).
+    pub fn set_max_dynamic_shared(&self, kernel: &'static str, bytes: u32) -> Result<()> {
+        let (_, func) = &self.kernels[kernel];
+        unsafe {
+            result::function::set_function_attribute(
+                func.cu_function(),
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes as i32,
+            )
+        }
+        .map_err(|e| Error::cuda(format!("raising {kernel}'s shared memory to {bytes} bytes"), e))
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| Error::cuda("synchronizing the stream", e))
+    }
+
+    /// Copies `host` into `buf` (same length), ordered on the stream. The driver stages pageable memory
+    /// before returning, so `host` may be dropped at once; not capturable in a graph.
+    pub fn upload<T: bytemuck::Pod>(&self, buf: DevBuf<T>, host: &[T]) -> Result<()> {
+        check_len("upload", buf.len(), host.len())?;
+        unsafe { result::memcpy_htod_async(buf.ptr(), host, self.stream.cu_stream()) }
+            .map_err(|e| Error::cuda("copying to the GPU", e))
+    }
+
+    /// Copies `buf` to a new host vector (waits for the stream).
+    pub fn download<T: bytemuck::Pod + Default>(&self, buf: DevBuf<T>) -> Result<Vec<T>> {
+        let mut host = vec![T::default(); buf.len()];
+        unsafe { result::memcpy_dtoh_async(&mut host, buf.ptr(), self.stream.cu_stream()) }
+            .map_err(|e| Error::cuda("copying from the GPU", e))?;
+        self.synchronize()?;
+        Ok(host)
+    }
+
+    /// Device-to-device copy of `src` into `dst` (same length), asynchronous.
+    pub fn copy<T>(&self, dst: DevBuf<T>, src: DevBuf<T>) -> Result<()> {
+        check_len("copy", dst.len(), src.len())?;
+        unsafe {
+            sys::cuMemcpyDtoDAsync_v2(dst.ptr(), src.ptr(), src.bytes(), self.stream.cu_stream()).result()
+        }
+        .map_err(|e| Error::cuda("device-to-device copy", e))
+    }
+
+    /// Fills `bytes` bytes at `ptr` with the f32 quiet-NaN pattern (whole words; a trailing partial word
+    /// is left as is).
+    pub(crate) fn poison_bytes(&self, ptr: u64, bytes: usize) -> Result<()> {
+        if bytes < 4 {
+            return Ok(());
+        }
+        unsafe { sys::cuMemsetD32Async(ptr, 0x7fc0_0000, bytes / 4, self.stream.cu_stream()).result() }
+            .map_err(|e| Error::cuda("poisoning a new arena slot", e))
+    }
+
+    /// Starts recording per-kernel timings (`--profile`).
+    pub fn enable_profiler(&self) {
+        self.profiler.borrow_mut().get_or_insert_with(Profiler::default);
+    }
+
+    /// Waits for the stream, folds every pending launch timing into the table and returns a copy of it.
+    /// None when the profiler is off.
+    pub fn profile(&self) -> Result<Option<ProfileTable>> {
+        if self.profiler.borrow().is_none() {
+            return Ok(None);
+        }
+        self.synchronize()?;
+        let mut guard = self.profiler.borrow_mut();
+        let p = guard.as_mut().expect("checked above");
+        for t in p.pending.drain(..) {
+            let ms = unsafe { result::event::elapsed(t.start, t.end) }
+                .map_err(|e| Error::cuda(format!("reading {}'s timing events", t.kernel), e))?;
+            p.table.add(t.kernel, ms as f64, t.cost);
+            p.free_events.push(t.start);
+            p.free_events.push(t.end);
+        }
+        Ok(Some(p.table.clone()))
+    }
+
+    /// Clears the profiler's totals (after a warm-up, say).
+    pub fn reset_profile(&self) -> Result<()> {
+        self.profile()?;
+        if let Some(p) = self.profiler.borrow_mut().as_mut() {
+            p.table = ProfileTable::default();
+        }
+        Ok(())
+    }
+
+    fn take_event(&self, p: &mut Profiler) -> Result<sys::CUevent> {
+        match p.free_events.pop() {
+            Some(e) => Ok(e),
+            None => result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
+                .map_err(|e| Error::cuda("creating a timing event", e)),
+        }
+    }
+
+    fn begin_timing(&self) -> Result<Option<sys::CUevent>> {
+        let mut guard = self.profiler.borrow_mut();
+        let Some(p) = guard.as_mut() else { return Ok(None) };
+        let start = self.take_event(p)?;
+        unsafe { result::event::record(start, self.stream.cu_stream()) }
+            .map_err(|e| Error::cuda("recording a timing event", e))?;
+        Ok(Some(start))
+    }
+
+    fn end_timing(&self, kernel: &'static str, cost: Cost, start: sys::CUevent) -> Result<()> {
+        let mut guard = self.profiler.borrow_mut();
+        let p = guard.as_mut().expect("timing began with the profiler on");
+        let end = self.take_event(p)?;
+        unsafe { result::event::record(end, self.stream.cu_stream()) }
+            .map_err(|e| Error::cuda("recording a timing event", e))?;
+        p.pending.push(PendingTiming { kernel, cost, start, end });
+        Ok(())
+    }
+
+    /// Records everything `step` launches into a CUDA graph instead of running it. Replaying the graph runs
+    /// the same kernels on the same arena addresses with one launch. Profiling is suspended while capturing.
+    pub fn capture(&self, step: impl FnOnce(&Gpu) -> Result<()>) -> Result<StepGraph> {
+        self.stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(|e| Error::cuda("beginning graph capture", e))?;
+        self.capturing.set(true);
+        let recorded = step(self);
+        self.capturing.set(false);
+        let graph = self.stream.end_capture(sys::CUgraphInstantiate_flags(0));
+        recorded?;
+        let graph = graph
+            .map_err(|e| Error::cuda("ending graph capture", e))?
+            .ok_or_else(|| Error::Cuda("graph capture recorded nothing".into()))?;
+        Ok(StepGraph { graph })
+    }
+
+    /// Times `f` on the stream with CUDA events: `warmup` untimed calls, then `reps` timed ones; returns each
+    /// timed call's milliseconds.
+    pub fn time_ms(&self, warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+        for _ in 0..warmup {
+            f()?;
+        }
+        let start = self.ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT));
+        let end = self.ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT));
+        let (start, end) = match (start, end) {
+            (Ok(s), Ok(e)) => (s, e),
+            (Err(e), _) | (_, Err(e)) => return Err(Error::cuda("creating timing events", e)),
+        };
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            start.record(&self.stream).map_err(|e| Error::cuda("recording a timing event", e))?;
+            f()?;
+            end.record(&self.stream).map_err(|e| Error::cuda("recording a timing event", e))?;
+            times.push(start.elapsed_ms(&end).map_err(|e| Error::cuda("reading a timing event", e))? as f64);
+        }
+        Ok(times)
+    }
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        if let Some(p) = self.profiler.get_mut().take() {
+            for e in p.free_events.into_iter().chain(p.pending.into_iter().flat_map(|t| [t.start, t.end])) {
+                let _ = unsafe { result::event::destroy(e) };
+            }
+        }
+    }
+}
+
+/// A captured step, replayed with one launch.
+pub struct StepGraph {
+    graph: cudarc::driver::CudaGraph,
+}
+
+impl StepGraph {
+    pub fn replay(&self) -> Result<()> {
+        self.graph.launch().map_err(|e| Error::cuda("replaying the step graph", e))
+    }
+}
+
+/// The median of a set of timings (upper median for an even count).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn check_len(what: &str, device: usize, host: usize) -> Result<()> {
+    if device == host {
+        Ok(())
+    } else {
+        Err(Error::Cuda(format!("{what}: length mismatch (device {device}, host {host})")))
+    }
+}
+
+fn device_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
+    use sys::CUdevice_attribute as A;
+    let attr = |a| ctx.attribute(a).map_err(|e| Error::cuda("reading a device attribute", e));
+    let mut driver_version = 0;
+    unsafe { sys::cuDriverGetVersion(&mut driver_version).result() }
+        .map_err(|e| Error::cuda("reading the driver version", e))?;
+    Ok(DeviceInfo {
+        name: ctx.name().map_err(|e| Error::cuda("reading the device name", e))?,
+        compute_capability: ctx.compute_capability().map_err(|e| Error::cuda("reading compute capability", e))?,
+        multiprocessors: attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
+        total_memory: ctx.total_mem().map_err(|e| Error::cuda("reading total memory", e))?,
+        l2_bytes: attr(A::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?,
+        driver_version,
+    })
+}
+
+/// The `.entry` names of a PTX module (kernels are `extern "C"`, so these are the source names).
+fn ptx_entry_names(ptx: &str) -> Vec<&str> {
+    ptx.lines()
+        .filter_map(|l| l.trim_start().strip_prefix(".visible .entry "))
+        .map(|rest| rest.split(['(', ' ']).next().unwrap_or(rest).trim())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ptx_entry_names_are_parsed() {
+        let ptx = ".visible .entry adam_step(\n\t.param .u64 x\n)\n.visible .entry fill(\n";
+        assert_eq!(super::ptx_entry_names(ptx), vec!["adam_step", "fill"]);
+    }
+
+    #[test]
+    fn every_embedded_module_has_kernels() {
+        assert!(!super::PTX_MODULES.is_empty());
+        for (family, ptx) in super::PTX_MODULES {
+            assert!(!super::ptx_entry_names(ptx).is_empty(), "{family}.ptx has no kernels");
+        }
+    }
+
+    #[test]
+    fn median_of_timings() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 3.0, 2.0]), 3.0);
+    }
+}

@@ -1,0 +1,11 @@
+//! gensync: one shared audio-driven 3D Gaussian Splatting network for many speakers (GenSync), in Rust with
+//! hand-written CUDA kernels and a CPU reference backend.
+
+pub mod backend;
+pub mod bench;
+pub mod cpu;
+pub mod cuda;
+pub mod error;
+pub mod rng;
+
+pub use error::{Error, Result};
