@@ -80,6 +80,11 @@ impl<T> From<DevBuf<T>> for Arg {
         Arg::Ptr(b.ptr())
     }
 }
+impl From<u64> for Arg {
+    fn from(p: u64) -> Self {
+        Arg::Ptr(p)
+    }
+}
 impl From<f32> for Arg {
     fn from(x: f32) -> Self {
         Arg::F32(x)

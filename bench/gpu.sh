@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# GPU validation in two halves, so every session does it the same way.
+#
+#   bench/gpu.sh prepare        on the build machine: builds the release binary and every test binary, and
+#                               lays them in .device/ (git-ignored) to be copied to the GPU machine.
+#   bench/gpu.sh run [FILTER]   on the GPU machine, from the repository root: nvidia-smi, `gensync info`,
+#                               every test binary with --include-ignored, compute-sanitizer memcheck over the
+#                               GPU tests, and the benchmarks with --profile. The log goes to
+#                               $OUT (or bench/results/) as <date>-<gpu>.log; commit it under bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prepare() {
+    rm -rf .device && mkdir -p .device/tests
+    cargo build --release
+    cargo test --release --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, shutil, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        kind = m["target"]["kind"][0]
+        name = m["target"]["name"] + ("-unit" if kind in ("lib", "bin") else "")
+        shutil.copy(m["executable"], ".device/tests/" + name)
+'
+    cp target/release/gensync .device/gensync
+    git rev-parse --short HEAD > .device/commit
+    git status --porcelain | grep -q . && echo "+uncommitted" >> .device/commit || true
+    ls .device/tests
+}
+
+run() {
+    local filter="${1:-}"
+    local gpu; gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-')
+    local out="${OUT:-bench/results}"
+    mkdir -p "$out"
+    local log="$out/$(date -u +%Y-%m-%d)-$gpu.log"
+    export GENSYNC_BIN="$PWD/.device/gensync"
+    {
+        echo "# gensync GPU run: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
+        nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+        .device/gensync info
+        local failed=0
+        for t in .device/tests/*; do
+            [ "$(basename "$t")" = ptx_fresh ] && continue  # a source check; it runs in CI
+            echo "## tests: $(basename "$t")"
+            "$t" --include-ignored --test-threads=1 $filter 2>&1 || failed=1
+        done
+        echo "## compute-sanitizer memcheck (GPU tests)"
+        for t in .device/tests/*; do
+            "$t" --list --ignored 2>/dev/null | grep -q ': test' || continue
+            echo "### memcheck: $(basename "$t")"
+            compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+                "$t" --ignored --test-threads=1 $filter 2>&1 | grep -E "ERROR SUMMARY|test result|FAILED|Invalid" || failed=1
+        done
+        echo "## bench adam (10M parameters)"
+        .device/gensync --device cuda --profile --profile-csv "$out/profile-adam.csv" bench adam --params 10000000 --reps 100 2>&1
+        echo "## result: $([ $failed = 0 ] && echo all passed || echo FAILURES)"
+    } 2>&1 | tee "$log"
+}
+
+case "${1:-}" in
+    prepare) prepare ;;
+    run) shift; run "$@" ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,35 @@
+//! Helpers shared by the integration tests: relative error with NaN checks, the GPU for GPU tests.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use gensync::cuda::Gpu;
+
+/// ‖got − want‖ / ‖want‖ in f64, after checking that `got` has no NaN/Inf (poisoned outputs that were never
+/// written show up here). Panics naming `what` and the worst element.
+pub fn rel_err(what: &str, got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(i) = got.iter().position(|v| !v.is_finite()) {
+        panic!("{what}: element {i} is {} (unwritten or overflowed), want {}", got[i], want[i]);
+    }
+    let (mut num, mut den, mut worst, mut worst_i) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let d = (g as f64 - w as f64).abs();
+        num += d * d;
+        den += (w as f64) * (w as f64);
+        if d > worst {
+            worst = d;
+            worst_i = i;
+        }
+    }
+    let rel = if den > 0.0 { (num / den).sqrt() } else { num.sqrt() };
+    if rel > 0.0 {
+        eprintln!("{what}: rel err {rel:.3e}, worst |d| {worst:.3e} at {worst_i} (got {}, want {})", got[worst_i], want[worst_i]);
+    }
+    rel
+}
+
+/// The GPU in test mode (poisoned slots, synchronous launch checks). GPU tests are #[ignore]d; when run
+/// without a GPU they fail loudly rather than pass.
+pub fn gpu() -> Gpu {
+    Gpu::for_tests().expect("GPU tests need a CUDA GPU (run them on the GPU machine with --include-ignored)")
+}
