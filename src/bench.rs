@@ -76,6 +76,7 @@ pub fn adam(backend: &Backend, params: usize, reps: usize) -> Result<String> {
             let adam_gbs = 28.0 * params as f64 / (ms * 1e6);
             let copy_gbs = copy_bandwidth(gpu, reps)?;
             let _ = writeln!(out, "device: {}", gpu.info());
+            let _ = writeln!(out, "{}", arena.usage());
             let _ = writeln!(
                 out,
                 "adam_step: {params} parameters in {} tensors, median {:.1} us, {:.0} GB/s (28 B/parameter), \

@@ -141,6 +141,16 @@ impl Arena {
     pub fn reset(&mut self) {
         self.layout.reset();
     }
+    /// "name arena: X MiB high water of Y MiB", for reports.
+    pub fn usage(&self) -> String {
+        let mib = |b: usize| b as f64 / (1u64 << 20) as f64;
+        format!(
+            "{} arena: {:.1} MiB high water of {:.1} MiB",
+            self.layout.name(),
+            mib(self.layout.high_water()),
+            mib(self.layout.capacity())
+        )
+    }
     pub fn layout(&self) -> &ArenaLayout {
         &self.layout
     }

@@ -159,7 +159,8 @@ impl Gpu {
         // One stream and our own arena: cudarc's per-allocation event tracking is not needed, and it upsets
         // compute-sanitizer around graph capture.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        // A stream of our own: the legacy default stream cannot be captured into a graph.
+        let stream = ctx.new_stream().map_err(|e| Error::cuda("creating the CUDA stream", e))?;
         let info = device_info(&ctx)?;
         let mut modules = Vec::new();
         let mut kernels = BTreeMap::new();
