@@ -7,6 +7,10 @@
 #                               every test binary with --include-ignored, compute-sanitizer memcheck over the
 #                               GPU tests, and the benchmarks with --profile. The log goes to
 #                               $OUT (or bench/results/) as <date>-<gpu>.log; commit it under bench/results/.
+#   bench/gpu.sh peer           on the GPU machine: the PyTorch + gsplat peer (torch_peer.py, copied into
+#                               .device/peer/ by `PEERS=<folder with torch_peer.py> bench/gpu.sh prepare`),
+#                               with gsplat and its missing dependencies installed from wheels in .whl/
+#                               (carry it); its RESULT line goes to <date>-<gpu>-peer.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,17 +29,24 @@ for line in sys.stdin:
     cp target/release/gensync .device/gensync
     rm -f .device/tests/ptx_fresh  # a source check; it runs in CI
     strip .device/gensync .device/tests/*  # the copy to the GPU machine is size-limited
+    if [ -n "${PEERS:-}" ]; then
+        mkdir -p .device/peer && cp "$PEERS/torch_peer.py" .device/peer/
+    fi
     git rev-parse --short HEAD > .device/commit
     git status --porcelain | grep -q . && echo "+uncommitted" >> .device/commit || true
     ls .device/tests
 }
 
+# Where this run's outputs go, and the log name <date>-<gpu><suffix>.log.
+out="${OUT:-bench/results}"
+log_path() {
+    mkdir -p "$out"
+    echo "$out/$(date -u +%Y-%m-%d)-$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-')$1.log"
+}
+
 run() {
     local filter="${1:-}"
-    local gpu; gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-')
-    local out="${OUT:-bench/results}"
-    mkdir -p "$out"
-    local log="$out/$(date -u +%Y-%m-%d)-$gpu.log"
+    local log; log=$(log_path "")
     export GENSYNC_BIN="$PWD/.device/gensync"
     {
         echo "# gensync GPU run: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
@@ -59,8 +70,18 @@ run() {
     } 2>&1 | tee "$log"
 }
 
+peer() {
+    local log; log=$(log_path "-peer")
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    {
+        echo "# PyTorch + gsplat peer: $(date -u +%FT%TZ), gensync commit $(tr '\n' ' ' < .device/commit)"
+        PYTHONPATH=/tmp/site MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1 python3 .device/peer/torch_peer.py
+    } 2>&1 | tee "$log"
+}
+
 case "${1:-}" in
     prepare) prepare ;;
     run) shift; run "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER]" >&2; exit 2 ;;
+    peer) peer ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer" >&2; exit 2 ;;
 esac
