@@ -83,6 +83,23 @@ fn compile(nvcc: &Path, src: &Path, ptx: &Path, hash: &str, include: &Path) {
         .unwrap_or_else(|e| panic!("could not run {}: {e}", nvcc.display()));
     assert!(status.success(), "nvcc failed on {}", src.display());
     let body = fs::read_to_string(&tmp).unwrap();
-    fs::write(ptx, format!("{HASH_PREFIX}{hash}\n{body}")).unwrap();
+    fs::write(ptx, format!("{HASH_PREFIX}{hash}\n{}", without_directories(&body))).unwrap();
     fs::remove_file(&tmp).unwrap();
+}
+
+/// The PTX with every `.file` directive reduced to the file's name: line info keeps pointing at the right
+/// source, and the committed PTX does not record where it was built.
+fn without_directories(ptx: &str) -> String {
+    ptx.lines()
+        .map(|line| match (line.trim_start().starts_with(".file"), line.find('"'), line.rfind('"')) {
+            (true, Some(open), Some(close)) if close > open => {
+                let path = &line[open + 1..close];
+                let name = path.rsplit('/').next().unwrap_or(path);
+                format!("{}\"{name}\"{}", &line[..open], &line[close + 1..])
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }

@@ -7,10 +7,11 @@
 #                               every test binary with --include-ignored, compute-sanitizer memcheck over the
 #                               GPU tests, and the benchmarks with --profile. The log goes to
 #                               $OUT (or bench/results/) as <date>-<gpu>.log; commit it under bench/results/.
-#   bench/gpu.sh peer           on the GPU machine: the PyTorch + gsplat peer (torch_peer.py, copied into
-#                               .device/peer/ by `PEERS=<folder with torch_peer.py> bench/gpu.sh prepare`),
-#                               with gsplat and its missing dependencies installed from wheels in .whl/
-#                               (carry it); its RESULT line goes to <date>-<gpu>-peer.log.
+#   bench/gpu.sh peer           on the GPU machine: our rasterizer against gsplat on the same scene
+#                               (bench/raster_vs_gsplat.py), then the PyTorch + gsplat peer (torch_peer.py,
+#                               copied into .device/peer/ by `PEERS=<folder with torch_peer.py> bench/gpu.sh
+#                               prepare`), with gsplat and its missing dependencies installed from wheels in
+#                               .whl/ (carry it); the log is <date>-<gpu>-peer.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,9 @@ for line in sys.stdin:
 '
     cp target/release/gensync .device/gensync
     rm -f .device/tests/ptx_fresh  # a source check; it runs in CI
-    strip .device/gensync .device/tests/*  # the copy to the GPU machine is size-limited
+    # The copy to the GPU machine is size-limited: strip, and compress (the embedded PTX is text).
+    strip .device/gensync .device/tests/*
+    gzip -9 .device/gensync .device/tests/*
     if [ -n "${PEERS:-}" ]; then
         mkdir -p .device/peer && cp "$PEERS/torch_peer.py" .device/peer/
     fi
@@ -44,7 +47,13 @@ log_path() {
     echo "$out/$(date -u +%Y-%m-%d)-$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-')$1.log"
 }
 
+# Unpacks what `prepare` compressed (once per machine).
+unpack() {
+    find .device -name '*.gz' -exec gunzip -f {} +
+}
+
 run() {
+    unpack
     local filter="${1:-}"
     local log; log=$(log_path "")
     export GENSYNC_BIN="$PWD/.device/gensync"
@@ -61,21 +70,44 @@ run() {
         for t in .device/tests/*; do
             "$t" --list --ignored 2>/dev/null | grep -q ': test' || continue
             echo "### memcheck: $(basename "$t")"
+            # The runtime test of a deliberately bad launch makes an API error on purpose: skipped here.
             compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-                "$t" --ignored --test-threads=1 $filter 2>&1 | grep -E "ERROR SUMMARY|test result|FAILED|Invalid" || failed=1
+                "$t" --ignored --test-threads=1 --skip bad_launches $filter > "$out/memcheck.tmp" 2>&1 || failed=1
+            grep -E "ERROR SUMMARY|test result|FAILED|Invalid|panicked|rel err" "$out/memcheck.tmp" | head -40
         done
+        echo "## compute-sanitizer racecheck (rasterizer)"
+        [ -x .device/tests/raster ] && { timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 \
+            .device/tests/raster --ignored --test-threads=1 --skip face_like --skip random_scenes $filter 2>&1 | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|test result|FAILED" || failed=1; }
+        local g=.device/gensync
+        rm -f "$out/memcheck.tmp"
         echo "## bench adam (10M parameters)"
-        .device/gensync --device cuda --profile --profile-csv "$out/profile-adam.csv" bench adam --params 10000000 --reps 100 2>&1
+        $g --device cuda --profile --profile-csv "$out/profile-adam.csv" bench adam --params 10000000 --reps 100 2>&1
+        echo "## bench raster (512x512, N=50000, face-like scene)"
+        for b in 1 8; do $g --device cuda bench raster --gaussians 50000 --batch $b --size 512 2>&1 || failed=1; done
+        $g --device cuda --profile --profile-csv "$out/profile-raster-b8.csv" bench raster --gaussians 50000 --batch 8 --size 512 2>&1 || failed=1
+        echo "## bench mlp"
+        for m in 50000 400000; do $g --device cuda bench mlp --rows $m --in 64 --out 128 2>&1 || failed=1; done
+        $g --device cuda bench mlp --rows 400000 --in 128 --out 128 2>&1 || failed=1
+        echo "## bench loss (B=8, 512x512)"
+        $g --device cuda bench loss --batch 8 2>&1 || failed=1
+        echo "## bench deform (N=50000)"
+        for b in 1 8 32; do $g --device cuda bench deform --gaussians 50000 --batch $b 2>&1 || failed=1; done
+        $g --device cuda --profile --profile-csv "$out/profile-deform-b8.csv" bench deform --gaussians 50000 --batch 8 2>&1 || failed=1
         echo "## result: $([ $failed = 0 ] && echo all passed || echo FAILURES)"
     } 2>&1 | tee "$log"
 }
 
 peer() {
+    unpack
     local log; log=$(log_path "-peer")
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     {
         echo "# PyTorch + gsplat peer: $(date -u +%FT%TZ), gensync commit $(tr '\n' ' ' < .device/commit)"
-        PYTHONPATH=/tmp/site MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1 python3 .device/peer/torch_peer.py
+        export PYTHONPATH=/tmp/site MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
+        echo "## rasterizer: gensync vs gsplat on the same scene"
+        python3 bench/raster_vs_gsplat.py --gensync .device/gensync --batches 1,8 --json "$out/raster_vs_gsplat.json"
+        echo "## torch_peer.py"
+        python3 .device/peer/torch_peer.py
     } 2>&1 | tee "$log"
 }
 

@@ -5,7 +5,11 @@ pub mod backend;
 pub mod bench;
 pub mod cpu;
 pub mod cuda;
+pub mod data;
 pub mod error;
+pub mod render;
+pub mod model;
 pub mod rng;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use gensync::backend::{cpu_fallback_note, Backend, DeviceChoice};
+use gensync::cpu::loss::Frames;
+use gensync::cpu::mlp::Dense;
 use gensync::cuda::{probe_unavailable, Gpu};
 use gensync::{bench, Error, Result};
 use std::path::PathBuf;
@@ -27,13 +29,81 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Version, the GPU (or the CPU fallback) and the kernels loaded.
-    Info,
+    /// Version, the GPU (or the CPU fallback) and the kernels loaded; with a dataset file, its header.
+    Info {
+        /// A dataset file (.gsd) whose header to print instead.
+        dataset: Option<PathBuf>,
+    },
+    /// Write the built-in synthetic talking-head corpus (one dataset per identity), or one voice's speech,
+    /// or the true video of an identity speaking a given articulation track.
+    Synth(SynthArgs),
+    /// Turn an ER-NeRF / GaussianTalker subject folder into a dataset file.
+    Import {
+        /// The subject folder (transforms_train.json, transforms_val.json, ori_imgs/ or gt_imgs/, parsing/,
+        /// torso_imgs/, bc.jpg, aud.wav, optional aud_ds.npy, au.csv, .lms landmarks).
+        subject: PathBuf,
+        /// The dataset file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Audio features: builtin (log-mel from aud.wav) or deepspeech (aud_ds.npy).
+        #[arg(long, default_value = "builtin")]
+        features: String,
+        /// Resize frames to this width (height keeps the aspect ratio; intrinsics scaled with it).
+        #[arg(long)]
+        size: Option<u32>,
+    },
     /// Benchmarks of kernels and steps.
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
     },
+}
+
+#[derive(clap::Args)]
+struct SynthArgs {
+    /// Identities, one dataset file each.
+    #[arg(long, default_value_t = 4)]
+    identities: u32,
+    /// Seconds of speech per identity.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f32,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 512)]
+    size: usize,
+    /// Corpus seed: the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output folder (with --render-track: the dataset file).
+    #[arg(long, default_value = "corpus")]
+    out: PathBuf,
+    /// Also write preview-contact.png and preview-signals.png into the output folder.
+    #[arg(long)]
+    preview: bool,
+    /// Write only speech in --voice: voice-NAME.wav and its articulation track voice-NAME.track.csv.
+    #[arg(long, requires = "voice")]
+    audio_only: bool,
+    /// With --audio-only: an identity index of the corpus (its own voice and text) or novel:SEED.
+    #[arg(long)]
+    voice: Option<String>,
+    /// With --audio-only: draw a new text for the voice (held-out audio).
+    #[arg(long)]
+    text_seed: Option<u64>,
+    /// Render identity --identity speaking this track (from --audio-only) with --audio as its sound.
+    #[arg(long, requires_all = ["audio", "identity"], conflicts_with = "audio_only")]
+    render_track: Option<PathBuf>,
+    /// With --render-track: the WAV that goes with the track.
+    #[arg(long)]
+    audio: Option<PathBuf>,
+    /// With --render-track: which identity of the corpus to render.
+    #[arg(long)]
+    identity: Option<u32>,
+    /// Also write each identity as an ER-NeRF / GaussianTalker subject folder (identity-KK.ernerf/), the
+    /// layout `gensync import` reads: `native` (default) or `ernerf`.
+    #[arg(long, default_value = "native")]
+    layout: String,
+    /// With --layout ernerf: frames as png (lossless) or jpeg.
+    #[arg(long, default_value = "png")]
+    frames: String,
 }
 
 #[derive(Subcommand)]
@@ -43,6 +113,70 @@ enum BenchCmd {
         /// Parameters updated per step.
         #[arg(long, default_value_t = 10_000_000)]
         params: usize,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+    },
+    /// One dense layer (kernels/mlp.cu) forward and forward + backward, in TFLOP/s.
+    Mlp {
+        /// Rows (batch × points).
+        #[arg(long, default_value_t = 50_000)]
+        rows: usize,
+        /// Input width.
+        #[arg(long = "in", default_value_t = 64)]
+        n_in: usize,
+        /// Output width.
+        #[arg(long = "out", default_value_t = 128)]
+        n_out: usize,
+        /// Activation: none, relu or leaky.
+        #[arg(long, default_value = "relu")]
+        act: String,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+    },
+    /// The Gaussian rasterizer (kernels/raster.cu, sort.cu) forward and forward + backward on the face-like
+    /// scene of the PyTorch + gsplat peer (means ~ N(0, 0.3²) at distance 3, focal 1200 at 512²).
+    Raster {
+        /// Gaussians per frame.
+        #[arg(long, default_value_t = 50_000)]
+        gaussians: usize,
+        /// Frames, each with its own Gaussians, camera and background.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+        /// Also write the scene, d_image, our outputs and gradients as .npy files into this folder
+        /// (read by bench/raster_vs_gsplat.py).
+        #[arg(long)]
+        dump: Option<PathBuf>,
+    },
+    /// The deformation network (kernels/audio.cu, attention.cu): forward + backward + Adam of one
+    /// training step on random inputs.
+    Deform {
+        /// Gaussians of the batch's identity.
+        #[arg(long, default_value_t = 50_000)]
+        gaussians: usize,
+        /// Frames per step.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+    },
+    /// The photometric loss (kernels/loss.cu: L1 + SSIM + lip L1) forward and forward + backward.
+    Loss {
+        /// Frames.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 512)]
+        height: usize,
+        #[arg(long, default_value_t = 512)]
+        width: usize,
         /// Timed repetitions (the median is reported).
         #[arg(long, default_value_t = 50)]
         reps: usize,
@@ -60,7 +194,36 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let choice: DeviceChoice = cli.device.parse()?;
     match cli.command {
-        Command::Info => info(choice),
+        Command::Info { dataset: None } => info(choice),
+        Command::Info { dataset: Some(path) } => {
+            let ds = gensync::data::Dataset::open(&path)?;
+            print!("{}\n{}", path.display(), ds.header());
+            Ok(())
+        }
+        Command::Synth(args) => synth(args, cli.quiet),
+        Command::Import { subject, out, features, size } => {
+            use gensync::data::import::{import_subject, FeatureSource, ImportOptions};
+            let features = match features.as_str() {
+                "builtin" => FeatureSource::Builtin,
+                "deepspeech" => FeatureSource::DeepSpeech,
+                other => return Err(Error::input(format!("--features: expected builtin or deepspeech, got {other:?}"))),
+            };
+            let s = import_subject(&subject, &out, &ImportOptions { features, size })?;
+            println!(
+                "{}: {} frames ({} train, {} held out), {}x{}, {} background{}; {:.1} s ({:.0} frames/s)",
+                out.display(),
+                s.frames,
+                s.train_frames,
+                s.frames - s.train_frames,
+                s.width,
+                s.height,
+                if s.per_frame_background { "per-frame" } else { "one" },
+                if s.per_frame_background { "s" } else { "" },
+                s.seconds,
+                s.frames as f64 / s.seconds
+            );
+            Ok(())
+        }
         Command::Bench { what } => {
             let backend = Backend::select(choice, cli.quiet)?;
             if cli.profile {
@@ -70,6 +233,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             let report = match what {
                 BenchCmd::Adam { params, reps } => bench::adam(&backend, params, reps)?,
+                BenchCmd::Mlp { rows, n_in, n_out, act, reps } => {
+                    bench::mlp(&backend, Dense { rows, n_in, n_out, act: act.parse()? }, reps)?
+                }
+                BenchCmd::Raster { gaussians, batch, size, reps, dump } => {
+                    bench::raster(&backend, gaussians, batch, size, reps, dump.as_deref())?
+                }
+                BenchCmd::Deform { gaussians, batch, reps } => bench::deform(&backend, gaussians, batch, reps)?,
+                BenchCmd::Loss { batch, height, width, reps } => {
+                    bench::loss(&backend, Frames { b: batch, h: height, w: width }, reps)?
+                }
             };
             print!("{report}");
             if let Some(gpu) = backend.gpu() {
@@ -98,6 +271,44 @@ fn info(choice: DeviceChoice) -> Result<()> {
                 println!("  {family}.cu:{name}");
             }
         }
+    }
+    Ok(())
+}
+
+fn synth(a: SynthArgs, quiet: bool) -> Result<()> {
+    use gensync::data::import::export::{export_ernerf, FrameFormat};
+    use gensync::data::{preview, synth};
+    let progress = synth::Progress { quiet };
+    if a.audio_only {
+        let voice = a.voice.as_deref().unwrap_or_default().parse()?;
+        let o = synth::AudioOptions { voice, text_seed: a.text_seed, seconds: a.seconds, seed: a.seed, out: a.out };
+        let (wav, track) = synth::write_voice(&o)?;
+        println!("{}\n{}", wav.display(), track.display());
+    } else if let (Some(track), Some(audio), Some(identity)) = (a.render_track, a.audio, a.identity) {
+        let o = synth::TrackOptions { track, audio, identity, size: a.size, seed: a.seed, out: a.out };
+        synth::write_track_dataset(&o, &progress)?;
+        println!("{}", o.out.display());
+    } else {
+        let o = synth::CorpusOptions { identities: a.identities, seconds: a.seconds, size: a.size, seed: a.seed, out: a.out };
+        let frames_as = match (a.layout.as_str(), a.frames.as_str()) {
+            ("native", _) => None,
+            ("ernerf", "png") => Some(FrameFormat::Png),
+            ("ernerf", "jpeg") => Some(FrameFormat::Jpeg),
+            ("ernerf", other) => return Err(Error::input(format!("--frames: expected png or jpeg, got {other:?}"))),
+            (other, _) => return Err(Error::input(format!("--layout: expected native or ernerf, got {other:?}"))),
+        };
+        let paths = synth::write_corpus(&o, &progress)?;
+        if let Some(frames_as) = frames_as {
+            for p in &paths {
+                let subject = p.with_extension("ernerf");
+                export_ernerf(&gensync::data::Dataset::open(p)?, &subject, frames_as)?;
+                println!("{}", subject.display());
+            }
+        }
+        if a.preview {
+            preview::write_preview(&paths, &o.out)?;
+        }
+        paths.iter().for_each(|p| println!("{}", p.display()));
     }
     Ok(())
 }

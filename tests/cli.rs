@@ -1,11 +1,11 @@
 //! The command line: info, device selection and its errors (one line, exit 2, nothing on stdout).
 
+mod common;
+
 use std::process::Command;
 
-/// The binary under test: the one cargo built, or GENSYNC_BIN when the tests run on another machine.
 fn gensync(args: &[&str]) -> std::process::Output {
-    let bin = std::env::var("GENSYNC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gensync").to_string());
-    Command::new(bin).args(args).output().expect("run gensync")
+    Command::new(common::gensync_bin()).args(args).output().expect("run gensync")
 }
 
 #[test]

@@ -3,4 +3,13 @@
 //! whole engine on machines without a GPU.
 
 pub mod adam;
+pub mod attention;
+pub mod audio;
+pub mod densify;
 pub mod elementwise;
+pub mod loss;
+pub mod mlp;
+pub mod raster;
+pub mod real;
+pub mod sort;
+pub mod triplane;

@@ -8,8 +8,16 @@
 
 pub mod adam;
 pub mod arena;
+pub mod attention;
+pub mod audio;
+pub mod densify;
 pub mod elementwise;
+pub mod loss;
+pub mod mlp;
 pub mod profiler;
+pub mod raster;
+pub mod sort;
+pub mod triplane;
 
 pub use arena::{Arena, DevBuf};
 pub use profiler::{Cost, ProfileTable};

@@ -28,6 +28,11 @@ pub fn rel_err(what: &str, got: &[f32], want: &[f32]) -> f64 {
     rel
 }
 
+/// The binary under test: the one cargo built, or GENSYNC_BIN when the tests run on another machine.
+pub fn gensync_bin() -> String {
+    std::env::var("GENSYNC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gensync").to_string())
+}
+
 /// The GPU in test mode (poisoned slots, synchronous launch checks). GPU tests are #[ignore]d; when run
 /// without a GPU they fail loudly rather than pass.
 pub fn gpu() -> Gpu {

@@ -1,0 +1,641 @@
+// Differentiable tile-based EWA splatting of B frames at once, each frame with its own camera, its own N
+// Gaussians and its own background image (SPEC.md §5a, §6). CPU twins: src/cpu/raster.rs (same names, same
+// formulas in the same order). Orchestration: src/render/rasterize.rs.
+//
+// Stages (forward): project_fwd → exclusive_scan (sort.cu) → tile_pairs → radix_sort (sort.cu) →
+// tile_ranges → raster_fwd. Backward: raster_bwd → project_bwd.
+//
+// Dimension letters: B frames, N Gaussians per frame, BN = B·N, H×W pixels, TT = tiles per frame,
+// P = tile pairs (≤ capacity). Index g = b·N + n names Gaussian n of frame b everywhere.
+//
+// A splat is the compact projected Gaussian the blending kernels read, 3 float4 (48 bytes):
+//   [0] (x, y, opacity, depth)   2D mean in pixels, sigmoid(logit), camera z
+//   [1] (A, B, C, radius_x)      conic (inverse 2D covariance) σ = ½A·dx² + B·dx·dy + ½C·dy²; radius in px
+//   [2] (r, g, b, radius_y)      colour after SH, +0.5, clamped at 0
+// A culled Gaussian (behind the near plane, degenerate covariance, opacity < 1/255, off screen) is all zeros;
+// radius_x == 0 marks it.
+// d_splat [BN, 9]: (d_x, d_y, d_A, d_B, d_C, d_opacity, d_r, d_g, d_b), accumulated by raster_bwd.
+//
+// Keys of tile pairs: (b·TT + tile) << 31 | bits(depth). depth > 0 so its float bits are a 31-bit unsigned
+// integer in depth order; only 31 + ceil(log2(B·TT)) bits are sorted.
+
+#define TILE 16
+#define RASTER_THREADS (TILE * TILE)
+#define PROJECT_THREADS 128
+#define PAIRS_THREADS 256
+#define RANGES_THREADS 256
+#define SPLAT_F4 3
+#define D_SPLAT 9
+#define SH_COEFFS 16  // degree 3: 16 coefficients × 3 channels = 48 floats per Gaussian
+#define DEPTH_BITS 31
+
+#define NEAR_PLANE 0.01f
+#define LOW_PASS 0.3f
+#define ALPHA_MIN (1.0f / 255.0f)
+#define ALPHA_MAX 0.99f
+#define T_MIN 1e-4f
+// Beyond 3.33σ, 0.99·G < 1/255, so the tile box never cuts off a blended pixel (the opacity-aware box is
+// sqrt(2·ln(255·o))σ, which reaches 3.33 only for o > 0.9996).
+#define EXTEND_MAX 3.33f
+// The Jacobian's x/z and y/z are clamped at 1.3× the half field of view (3DGS, gsplat), so Gaussians far
+// outside the frustum do not blow up the 2D covariance.
+#define FOV_CLAMP 0.3f
+
+struct Camera {
+    float view[16];  // world-to-camera, row-major, OpenCV axes
+    float fx, fy, cx, cy;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared device helpers (forward and backward recompute the same values with the same operations).
+
+__device__ __forceinline__ void quat_to_rot(float w, float x, float y, float z, float R[9]) {
+    R[0] = 1.f - 2.f * (y * y + z * z); R[1] = 2.f * (x * y - w * z);       R[2] = 2.f * (x * z + w * y);
+    R[3] = 2.f * (x * y + w * z);       R[4] = 1.f - 2.f * (x * x + z * z); R[5] = 2.f * (y * z - w * x);
+    R[6] = 2.f * (x * z - w * y);       R[7] = 2.f * (y * z + w * x);       R[8] = 1.f - 2.f * (x * x + y * y);
+}
+
+// d_R [3x3] -> d_q (w, x, y, z) of the normalised quaternion.
+__device__ __forceinline__ void quat_to_rot_vjp(float w, float x, float y, float z, const float d[9], float d_q[4]) {
+    d_q[0] = 2.f * (-z * d[1] + y * d[2] + z * d[3] - x * d[5] - y * d[6] + x * d[7]);
+    d_q[1] = 2.f * (y * d[1] + z * d[2] + y * d[3] - 2.f * x * d[4] - w * d[5] + z * d[6] + w * d[7] - 2.f * x * d[8]);
+    d_q[2] = 2.f * (-2.f * y * d[0] + x * d[1] + w * d[2] + x * d[3] + z * d[5] - w * d[6] + z * d[7] - 2.f * y * d[8]);
+    d_q[3] = 2.f * (-2.f * z * d[0] - w * d[1] + x * d[2] + w * d[3] - 2.f * z * d[4] + y * d[5] + x * d[6] + y * d[7]);
+}
+
+// C = A·B (transpose_a: Aᵀ·B, transpose_b: A·Bᵀ), 3×3 row-major.
+__device__ __forceinline__ void mat3_mul(const float A[9], const float Bm[9], float C[9], bool ta, bool tb) {
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+            float s = 0.f;
+            for (int k = 0; k < 3; ++k) s += (ta ? A[k * 3 + i] : A[i * 3 + k]) * (tb ? Bm[j * 3 + k] : Bm[k * 3 + j]);
+            C[i * 3 + j] = s;
+        }
+}
+
+// 3DGS real SH basis of degree ≤ 3 at unit direction (x, y, z): basis[16] (entries beyond (deg+1)² unused).
+__device__ __forceinline__ void sh_basis(int deg, float x, float y, float z, float* bs) {
+    bs[0] = 0.28209479177387814f;
+    if (deg < 1) return;
+    bs[1] = -0.4886025119029199f * y; bs[2] = 0.4886025119029199f * z; bs[3] = -0.4886025119029199f * x;
+    if (deg < 2) return;
+    float xx = x * x, yy = y * y, zz = z * z;
+    bs[4] = 1.0925484305920792f * x * y;
+    bs[5] = -1.0925484305920792f * y * z;
+    bs[6] = 0.31539156525252005f * (2.f * zz - xx - yy);
+    bs[7] = -1.0925484305920792f * x * z;
+    bs[8] = 0.5462742152960396f * (xx - yy);
+    if (deg < 3) return;
+    bs[9] = -0.5900435899266435f * y * (3.f * xx - yy);
+    bs[10] = 2.890611442640554f * x * y * z;
+    bs[11] = -0.4570457994644658f * y * (4.f * zz - xx - yy);
+    bs[12] = 0.3731763325901154f * z * (2.f * zz - 3.f * xx - 3.f * yy);
+    bs[13] = -0.4570457994644658f * x * (4.f * zz - xx - yy);
+    bs[14] = 1.445305721320277f * z * (xx - yy);
+    bs[15] = -0.5900435899266435f * x * (xx - 3.f * yy);
+}
+
+// w[k] = Σ_c sh[k][c]·d_rgb[c] -> d_dir (gradient at the unit direction, before normalisation).
+__device__ __forceinline__ void sh_basis_vjp(int deg, float x, float y, float z, const float* w, float d[3]) {
+    d[0] = d[1] = d[2] = 0.f;
+    if (deg < 1) return;
+    const float c1 = 0.4886025119029199f;
+    d[0] += -c1 * w[3]; d[1] += -c1 * w[1]; d[2] += c1 * w[2];
+    if (deg < 2) return;
+    float xx = x * x, yy = y * y, zz = z * z;
+    d[0] += 1.0925484305920792f * y * w[4];                   d[1] += 1.0925484305920792f * x * w[4];
+    d[1] += -1.0925484305920792f * z * w[5];                  d[2] += -1.0925484305920792f * y * w[5];
+    d[0] += 0.31539156525252005f * -2.f * x * w[6];
+    d[1] += 0.31539156525252005f * -2.f * y * w[6];          d[2] += 0.31539156525252005f * 4.f * z * w[6];
+    d[0] += -1.0925484305920792f * z * w[7];                  d[2] += -1.0925484305920792f * x * w[7];
+    d[0] += 0.5462742152960396f * 2.f * x * w[8];             d[1] += 0.5462742152960396f * -2.f * y * w[8];
+    if (deg < 3) return;
+    d[0] += -0.5900435899266435f * 6.f * x * y * w[9];
+    d[1] += -0.5900435899266435f * 3.f * (xx - yy) * w[9];
+    d[0] += 2.890611442640554f * y * z * w[10];
+    d[1] += 2.890611442640554f * x * z * w[10];
+    d[2] += 2.890611442640554f * x * y * w[10];
+    d[0] += -0.4570457994644658f * -2.f * x * y * w[11];
+    d[1] += -0.4570457994644658f * (4.f * zz - xx - 3.f * yy) * w[11];
+    d[2] += -0.4570457994644658f * 8.f * y * z * w[11];
+    d[0] += 0.3731763325901154f * -6.f * x * z * w[12];
+    d[1] += 0.3731763325901154f * -6.f * y * z * w[12];
+    d[2] += 0.3731763325901154f * (6.f * zz - 3.f * xx - 3.f * yy) * w[12];
+    d[0] += -0.4570457994644658f * (4.f * zz - 3.f * xx - yy) * w[13];
+    d[1] += -0.4570457994644658f * -2.f * x * y * w[13];
+    d[2] += -0.4570457994644658f * 8.f * x * z * w[13];
+    d[0] += 1.445305721320277f * 2.f * x * z * w[14];
+    d[1] += 1.445305721320277f * -2.f * y * z * w[14];
+    d[2] += 1.445305721320277f * (xx - yy) * w[14];
+    d[0] += -0.5900435899266435f * 3.f * (xx - yy) * w[15];
+    d[1] += -0.5900435899266435f * -6.f * x * y * w[15];
+}
+
+// Tile box [x0, x1) × [y0, y1) of a splat centred at (mx, my) with radii (rx, ry) px, clamped to the frame.
+// Computed in float and clamped before the conversion, so huge radii cannot overflow an int.
+__device__ __forceinline__ void tile_rect(float mx, float my, float rx, float ry, int tiles_x, int tiles_y,
+                                          int& x0, int& x1, int& y0, int& y1) {
+    x0 = (int)fminf(fmaxf(floorf((mx - rx) / TILE), 0.f), (float)tiles_x);
+    x1 = (int)fminf(fmaxf(ceilf((mx + rx) / TILE), 0.f), (float)tiles_x);
+    y0 = (int)fminf(fmaxf(floorf((my - ry) / TILE), 0.f), (float)tiles_y);
+    y1 = (int)fminf(fmaxf(ceilf((my + ry) / TILE), 0.f), (float)tiles_y);
+}
+
+// Everything the projection computes before the culling decisions; project_fwd and project_bwd share it.
+struct Projected {
+    float pc[3];         // camera-space mean
+    float qn[4];         // normalised quaternion ((1,0,0,0) for a zero-length one)
+    float inv_norm;      // 1/|q| (0 for a zero-length quaternion: no gradient flows to it)
+    float R[9];          // Gaussian rotation
+    float s[3];          // scales
+    float V[9];          // camera-space 3D covariance W·R·S·Sᵀ·Rᵀ·Wᵀ
+    float J[6];          // 2×3 projection Jacobian
+    bool clamp_x, clamp_y;
+    float a, b, c;       // 2D covariance + low-pass
+    float det;
+};
+
+__device__ __forceinline__ bool project_core(const Camera& cam, const float* mean, const float* log_scale,
+                                             const float* quat, int width, int height, Projected& p) {
+    const float* Wv = cam.view;
+    for (int i = 0; i < 3; ++i)
+        p.pc[i] = Wv[i * 4] * mean[0] + Wv[i * 4 + 1] * mean[1] + Wv[i * 4 + 2] * mean[2] + Wv[i * 4 + 3];
+    if (!(p.pc[2] >= NEAR_PLANE)) return false;  // behind, on the camera plane, or NaN
+    float n2 = quat[0] * quat[0] + quat[1] * quat[1] + quat[2] * quat[2] + quat[3] * quat[3];
+    if (n2 > 1e-24f) {
+        p.inv_norm = 1.f / sqrtf(n2);
+        for (int i = 0; i < 4; ++i) p.qn[i] = quat[i] * p.inv_norm;
+    } else {
+        p.inv_norm = 0.f;
+        p.qn[0] = 1.f; p.qn[1] = p.qn[2] = p.qn[3] = 0.f;
+    }
+    quat_to_rot(p.qn[0], p.qn[1], p.qn[2], p.qn[3], p.R);
+    for (int i = 0; i < 3; ++i) p.s[i] = expf(log_scale[i]);
+    float M[9], Sig[9], Wr[9], T[9];
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) M[i * 3 + j] = p.R[i * 3 + j] * p.s[j];
+    mat3_mul(M, M, Sig, false, true);
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) Wr[i * 3 + j] = Wv[i * 4 + j];
+    mat3_mul(Wr, Sig, T, false, false);
+    mat3_mul(T, Wr, p.V, false, true);
+    float rz = 1.f / p.pc[2];
+    float lim_xp = (width - cam.cx) / cam.fx + FOV_CLAMP * 0.5f * width / cam.fx;
+    float lim_xn = cam.cx / cam.fx + FOV_CLAMP * 0.5f * width / cam.fx;
+    float lim_yp = (height - cam.cy) / cam.fy + FOV_CLAMP * 0.5f * height / cam.fy;
+    float lim_yn = cam.cy / cam.fy + FOV_CLAMP * 0.5f * height / cam.fy;
+    float u = p.pc[0] * rz, v = p.pc[1] * rz;
+    p.clamp_x = !(u <= lim_xp && u >= -lim_xn);
+    p.clamp_y = !(v <= lim_yp && v >= -lim_yn);
+    u = fminf(lim_xp, fmaxf(-lim_xn, u));
+    v = fminf(lim_yp, fmaxf(-lim_yn, v));
+    p.J[0] = cam.fx * rz; p.J[1] = 0.f;          p.J[2] = -cam.fx * u * rz;
+    p.J[3] = 0.f;         p.J[4] = cam.fy * rz;  p.J[5] = -cam.fy * v * rz;
+    float JV[6];
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 3; ++j)
+            JV[i * 3 + j] = p.J[i * 3] * p.V[j] + p.J[i * 3 + 1] * p.V[3 + j] + p.J[i * 3 + 2] * p.V[6 + j];
+    p.a = JV[0] * p.J[0] + JV[1] * p.J[1] + JV[2] * p.J[2] + LOW_PASS;
+    p.b = JV[0] * p.J[3] + JV[1] * p.J[4] + JV[2] * p.J[5];
+    p.c = JV[3] * p.J[3] + JV[4] * p.J[4] + JV[5] * p.J[5] + LOW_PASS;
+    p.det = p.a * p.c - p.b * p.b;
+    return p.det > 0.f && p.det < INFINITY;  // NaN/Inf from huge scales fails too
+}
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+
+// σ of a splat at offset (dx, dy). Rounded operations (no FMA contraction), so raster_fwd and raster_bwd
+// make bit-identical skip decisions, and the CPU twin computes the same value.
+__device__ __forceinline__ float splat_sigma(float4 cn, float dx, float dy) {
+    float q = __fadd_rn(__fmul_rn(__fmul_rn(cn.x, dx), dx), __fmul_rn(__fmul_rn(cn.z, dy), dy));
+    return __fadd_rn(__fmul_rn(0.5f, q), __fmul_rn(__fmul_rn(cn.y, dx), dy));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// project_fwd: one thread per Gaussian g ∈ [0, BN). EWA projection, opacity-aware radius, tile count, SH colour.
+//   cams [B] Camera, means [BN,3], log_scales [BN,3], quats [BN,4] (wxyz), opacity_logits [BN],
+//   sh [BN,16,3] (first (sh_degree+1)² used)
+//   -> splat [BN,3] float4, tiles_touched [BN] int
+// Bytes: read 88 + 12·(deg+1)² (+80 per camera, cached), write 52 per Gaussian.
+// FLOP: ~250 (covariance, Jacobian, conic) + ~6·(deg+1)² (SH) per Gaussian.
+// No shared memory, no atomics; deterministic. NaN policy: a NaN input culls its Gaussian (zeros written).
+// measured: not yet (needs a GPU run).
+extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
+project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, const float* __restrict__ log_scales,
+            const float* __restrict__ quats, const float* __restrict__ opacity_logits, const float* __restrict__ sh,
+            int BN, int N, int width, int height, int sh_degree,
+            float4* __restrict__ splat, int* __restrict__ tiles_touched) {
+    int g = blockIdx.x * PROJECT_THREADS + threadIdx.x;
+    if (g >= BN) return;
+    const Camera& cam = cams[g / N];
+    int tiles_x = (width + TILE - 1) / TILE, tiles_y = (height + TILE - 1) / TILE;
+    float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+    Projected p;
+    bool visible = project_core(cam, means + 3 * g, log_scales + 3 * g, quats + 4 * g, width, height, p);
+    float opacity = sigmoid(opacity_logits[g]);
+    visible = visible && opacity >= ALPHA_MIN;
+    float mx = 0.f, my = 0.f, rx = 0.f, ry = 0.f;
+    int count = 0;
+    if (visible) {
+        float extend = fminf(EXTEND_MAX, sqrtf(2.f * logf(opacity / ALPHA_MIN)));
+        rx = ceilf(extend * sqrtf(p.a));
+        ry = ceilf(extend * sqrtf(p.c));
+        float rz = 1.f / p.pc[2];
+        mx = cam.fx * p.pc[0] * rz + cam.cx;
+        my = cam.fy * p.pc[1] * rz + cam.cy;
+        if (rx > 0.f && ry > 0.f) {  // radius 0 (opacity at exactly 1/255) would mark the splat culled
+            int x0, x1, y0, y1;
+            tile_rect(mx, my, rx, ry, tiles_x, tiles_y, x0, x1, y0, y1);
+            count = (x1 - x0) * (y1 - y0);
+        }
+    }
+    tiles_touched[g] = count;
+    if (count == 0) {
+        splat[3 * g] = zero; splat[3 * g + 1] = zero; splat[3 * g + 2] = zero;
+        return;
+    }
+    float inv_det = 1.f / p.det;
+    // View direction from the camera centre −Wᵀt to the mean.
+    const float* Wv = cam.view;
+    const float* m = means + 3 * g;
+    float dir[3];
+    for (int i = 0; i < 3; ++i)
+        dir[i] = m[i] + (Wv[i] * Wv[3] + Wv[4 + i] * Wv[7] + Wv[8 + i] * Wv[11]);
+    float dn = sqrtf(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
+    float inv_dn = dn > 0.f ? 1.f / dn : 0.f;
+    float bs[SH_COEFFS];
+    sh_basis(sh_degree, dir[0] * inv_dn, dir[1] * inv_dn, dir[2] * inv_dn, bs);
+    int K = (sh_degree + 1) * (sh_degree + 1);
+    const float* c = sh + (size_t)g * SH_COEFFS * 3;
+    float rgb[3];
+    for (int ch = 0; ch < 3; ++ch) {
+        float s = 0.f;
+        for (int k = 0; k < K; ++k) s += bs[k] * c[k * 3 + ch];
+        rgb[ch] = fmaxf(s + 0.5f, 0.f);
+    }
+    splat[3 * g] = make_float4(mx, my, opacity, p.pc[2]);
+    splat[3 * g + 1] = make_float4(p.c * inv_det, -p.b * inv_det, p.a * inv_det, rx);
+    splat[3 * g + 2] = make_float4(rgb[0], rgb[1], rgb[2], ry);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// tile_pairs: one thread per Gaussian; writes one (key, value) per tile its box touches, at offsets[g] + k.
+//   splat [BN,3] float4, offsets [BN] (exclusive scan of tiles_touched)
+//   -> keys [capacity] u64, values [capacity] u32 (Gaussian index g)
+// Pairs at positions ≥ capacity are not written (the host sees total > capacity and redoes the call).
+// Bytes: read 36 per Gaussian, write 12 per pair. No atomics; deterministic.
+extern "C" __global__ void __launch_bounds__(PAIRS_THREADS)
+tile_pairs(const float4* __restrict__ splat, const int* __restrict__ offsets, int BN, int N, int width, int height,
+           int capacity, unsigned long long* __restrict__ keys, unsigned int* __restrict__ values) {
+    int g = blockIdx.x * PAIRS_THREADS + threadIdx.x;
+    if (g >= BN) return;
+    float4 p0 = splat[3 * g], p1 = splat[3 * g + 1], p2 = splat[3 * g + 2];
+    if (p1.w == 0.f) return;
+    int tiles_x = (width + TILE - 1) / TILE, tiles_y = (height + TILE - 1) / TILE;
+    int x0, x1, y0, y1;
+    tile_rect(p0.x, p0.y, p1.w, p2.w, tiles_x, tiles_y, x0, x1, y0, y1);
+    unsigned long long frame_tiles = (unsigned long long)(g / N) * (unsigned long long)(tiles_x * tiles_y);
+    unsigned long long depth = __float_as_uint(p0.w);
+    int off = offsets[g];
+    for (int ty = y0; ty < y1; ++ty)
+        for (int tx = x0; tx < x1; ++tx, ++off) {
+            if (off >= capacity) return;
+            keys[off] = ((frame_tiles + ty * tiles_x + tx) << DEPTH_BITS) | depth;
+            values[off] = (unsigned)g;
+        }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// tile_ranges: one thread per (frame, tile) t ∈ [0, B·TT); binary search of the sorted keys for the first and
+// one-past-last pair of the tile.
+//   keys [capacity] sorted (first min(*num_pairs, capacity) valid), num_pairs [1] -> ranges [B·TT] int2
+// Bytes: ~2·log2(P)·8 read, 8 written per tile. Deterministic, no shared memory.
+__device__ __forceinline__ int lower_bound(const unsigned long long* keys, int n, unsigned long long k) {
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        if (keys[mid] < k) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+extern "C" __global__ void __launch_bounds__(RANGES_THREADS)
+tile_ranges(const unsigned long long* __restrict__ keys, const int* __restrict__ num_pairs, int capacity,
+            int num_tiles, int2* __restrict__ ranges) {
+    int t = blockIdx.x * RANGES_THREADS + threadIdx.x;
+    if (t >= num_tiles) return;
+    int n = min(*num_pairs, capacity);
+    unsigned long long k = (unsigned long long)t << DEPTH_BITS;
+    ranges[t] = make_int2(lower_bound(keys, n, k), lower_bound(keys, n, k + (1ull << DEPTH_BITS)));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// raster_fwd: one block per (tile, frame) = grid (TT, B), one thread per pixel of the 16×16 tile.
+// The tile's pairs are walked front to back in batches of 256: each thread loads one splat into shared memory,
+// then every pixel blends the batch: α = min(0.99, o·exp(−σ)), skipped below 1/255; a pixel stops before the
+// Gaussian that would take T below 1e-4. Background blended with the final T.
+//   splat [BN,3] float4, values [capacity] (sorted), ranges [B·TT] int2, background [B,H,W,3]
+//   -> image [B,H,W,3], final_t [B,H,W], depth [B,H,W] (Σ w·z, not normalised), n_contrib [B,H,W] (pairs
+//      walked up to and including the last blended one, for raster_bwd)
+// Shared: 3 float4 × 256 = 12 KiB (xy/opacity/depth, conic, colour of the batch).
+// Bytes: read 52 per pair + 12 per pixel (background); write 24 per pixel. FLOP: ~25 per (pixel, pair) tested.
+// No atomics; deterministic. NaN policy: splats are finite by construction (culling in project_fwd).
+// measured: not yet (needs a GPU run).
+extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
+raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
+           const float* __restrict__ background, int width, int height,
+           float* __restrict__ image, float* __restrict__ final_t, float* __restrict__ depth, int* __restrict__ n_contrib) {
+    __shared__ float4 s_xyod[RASTER_THREADS], s_conic[RASTER_THREADS], s_rgb[RASTER_THREADS];
+    int tiles_x = (width + TILE - 1) / TILE;
+    int tile = blockIdx.x, b = blockIdx.y;
+    int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE), py = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
+    bool inside = px < width && py < height;
+    float fx = px + 0.5f, fy = py + 0.5f;
+    int2 range = ranges[b * gridDim.x + tile];
+    int n = range.y - range.x;
+    float T = 1.f, r = 0.f, gr = 0.f, bl = 0.f, d = 0.f;
+    int last = 0;
+    bool done = !inside;
+    for (int base = 0; base < n; base += RASTER_THREADS) {
+        if (__syncthreads_count(done) == RASTER_THREADS) break;
+        int i = base + threadIdx.x;
+        if (i < n) {
+            unsigned gi = values[range.x + i];
+            s_xyod[threadIdx.x] = splat[3 * gi];
+            s_conic[threadIdx.x] = splat[3 * gi + 1];
+            s_rgb[threadIdx.x] = splat[3 * gi + 2];
+        }
+        __syncthreads();
+        int cnt = min(RASTER_THREADS, n - base);
+        for (int j = 0; j < cnt && !done; ++j) {
+            float4 p = s_xyod[j], cn = s_conic[j];
+            float dx = p.x - fx, dy = p.y - fy;
+            float sigma = splat_sigma(cn, dx, dy);
+            if (sigma < 0.f) continue;
+            float alpha = fminf(ALPHA_MAX, p.z * expf(-sigma));
+            if (alpha < ALPHA_MIN) continue;
+            float next_t = T * (1.f - alpha);
+            if (next_t < T_MIN) { done = true; break; }
+            float w = alpha * T;
+            float4 c = s_rgb[j];
+            r += w * c.x; gr += w * c.y; bl += w * c.z; d += w * p.w;
+            T = next_t;
+            last = base + j + 1;
+        }
+    }
+    if (!inside) return;
+    size_t pix = ((size_t)b * height + py) * width + px;
+    image[3 * pix] = r + T * background[3 * pix];
+    image[3 * pix + 1] = gr + T * background[3 * pix + 1];
+    image[3 * pix + 2] = bl + T * background[3 * pix + 2];
+    final_t[pix] = T;
+    depth[pix] = d;
+    n_contrib[pix] = last;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// raster_bwd: same mapping as raster_fwd; walks each tile's pairs back to front (batches of 256 from the
+// block's largest n_contrib), rebuilding T_i = T_{i+1} / (1 − α_i) from the final T. Per (pixel, pair):
+//   d_rgb = α·T_i·d_pix; d_α = Σ_c d_pix_c·(c_c·T_i − S_c/(1−α)) with S the colour behind (background incl.);
+//   unclamped α: d_o = G·d_α, d_σ = −α·d_α → d_conic, d_mean2d.
+// The 9 gradients of a pair are summed over the warp's 32 pixels with shuffles, then lane 0 adds them to
+// d_splat with one atomic each (8 warps per tile → ≤ 8 atomics per value per tile).
+//   splat, values, ranges, background as raster_fwd; final_t, n_contrib from raster_fwd; d_image [B,H,W,3]
+//   -> d_splat [BN,9] (accumulated: zero it first)
+// Shared: 3 float4 + 1 u32 × 256 = 13 KiB. Bytes: read 52 per pair + 32 per pixel; 36 atomic bytes per
+// (warp, pair touched). FLOP: ~60 per (pixel, pair) blended + 45 shuffles per (warp, pair).
+// Atomics: float atomicAdd, so the summation order varies between runs (relative differences ~1e-7).
+// NaN policy: inputs finite by construction; T_i division bounded by 1 − α ≥ 0.01.
+// measured: not yet (needs a GPU run).
+extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
+raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
+           const float* __restrict__ background, const float* __restrict__ final_t, const int* __restrict__ n_contrib,
+           const float* __restrict__ d_image, int width, int height, float* __restrict__ d_splat) {
+    __shared__ float4 s_xyod[RASTER_THREADS], s_conic[RASTER_THREADS], s_rgb[RASTER_THREADS];
+    __shared__ unsigned s_id[RASTER_THREADS];
+    __shared__ int s_max_last;
+    int tiles_x = (width + TILE - 1) / TILE;
+    int tile = blockIdx.x, b = blockIdx.y;
+    int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE), py = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
+    bool inside = px < width && py < height;
+    float fx = px + 0.5f, fy = py + 0.5f;
+    int2 range = ranges[b * gridDim.x + tile];
+    size_t pix = ((size_t)b * height + py) * width + px;
+    float T = 1.f, dp[3] = {0.f, 0.f, 0.f}, S[3] = {0.f, 0.f, 0.f};
+    int last = 0;
+    if (inside) {
+        T = final_t[pix];
+        last = n_contrib[pix];
+        for (int c = 0; c < 3; ++c) {
+            dp[c] = d_image[3 * pix + c];
+            S[c] = T * background[3 * pix + c];
+        }
+    }
+    if (threadIdx.x == 0) s_max_last = 0;
+    __syncthreads();
+    atomicMax(&s_max_last, last);
+    __syncthreads();
+    int lane = threadIdx.x & 31;
+    for (int end = s_max_last; end > 0; end -= RASTER_THREADS) {
+        int start = max(0, end - RASTER_THREADS);
+        __syncthreads();  // the previous batch is no longer read
+        int i = start + threadIdx.x;
+        if (i < end) {
+            unsigned gi = values[range.x + i];
+            s_id[threadIdx.x] = gi;
+            s_xyod[threadIdx.x] = splat[3 * gi];
+            s_conic[threadIdx.x] = splat[3 * gi + 1];
+            s_rgb[threadIdx.x] = splat[3 * gi + 2];
+        }
+        __syncthreads();
+        for (int j = end - start - 1; j >= 0; --j) {
+            float4 p = s_xyod[j], cn = s_conic[j];
+            float dx = p.x - fx, dy = p.y - fy;
+            float sigma = splat_sigma(cn, dx, dy);
+            float G = expf(-sigma);
+            float og = p.z * G;
+            float alpha = fminf(ALPHA_MAX, og);
+            bool active = start + j < last && sigma >= 0.f && alpha >= ALPHA_MIN;
+            float gd[D_SPLAT];
+            for (int k = 0; k < D_SPLAT; ++k) gd[k] = 0.f;
+            if (active) {
+                float4 c = s_rgb[j];
+                float om = 1.f - alpha;
+                float Ti = T / om;
+                float w = alpha * Ti;
+                gd[6] = w * dp[0]; gd[7] = w * dp[1]; gd[8] = w * dp[2];
+                float d_alpha = (c.x * Ti - S[0] / om) * dp[0] + (c.y * Ti - S[1] / om) * dp[1] + (c.z * Ti - S[2] / om) * dp[2];
+                S[0] += w * c.x; S[1] += w * c.y; S[2] += w * c.z;
+                T = Ti;
+                if (og < ALPHA_MAX) {
+                    gd[5] = G * d_alpha;
+                    float d_sigma = -og * d_alpha;
+                    gd[0] = (cn.x * dx + cn.y * dy) * d_sigma;
+                    gd[1] = (cn.y * dx + cn.z * dy) * d_sigma;
+                    gd[2] = 0.5f * dx * dx * d_sigma;
+                    gd[3] = dx * dy * d_sigma;
+                    gd[4] = 0.5f * dy * dy * d_sigma;
+                }
+            }
+            if (__any_sync(0xffffffffu, active)) {
+                for (int k = 0; k < D_SPLAT; ++k)
+                    for (int o = 16; o > 0; o >>= 1) gd[k] += __shfl_down_sync(0xffffffffu, gd[k], o);
+                if (lane == 0) {
+                    float* dst = d_splat + (size_t)s_id[j] * D_SPLAT;
+                    for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, gd[k]);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// project_bwd: one thread per Gaussian; recomputes the projection and pulls d_splat back to the parameters.
+//   cams, means, log_scales, quats, opacity_logits, sh as project_fwd; splat [BN,3] (radius_x == 0: culled),
+//   d_splat [BN,9]
+//   -> d_means [BN,3], d_log_scales [BN,3], d_quats [BN,4], d_opacity_logits [BN], d_sh [BN,16,3] (zero beyond
+//      (deg+1)²), d_mean2d_norm [BN] = ‖(d_x·W/2, d_y·H/2)‖, the 2D-mean gradient in NDC units (densification)
+// Every output element is written (zeros for culled Gaussians).
+// Bytes: read 88 + 12·(deg+1)² + 48 + 36, write 112 + 192 per Gaussian. FLOP: ~700 + ~20·(deg+1)².
+// No atomics; deterministic. NaN policy: as project_fwd (culled Gaussians get zero gradients).
+// measured: not yet (needs a GPU run).
+extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
+project_bwd(const Camera* __restrict__ cams, const float* __restrict__ means, const float* __restrict__ log_scales,
+            const float* __restrict__ quats, const float* __restrict__ opacity_logits, const float* __restrict__ sh,
+            const float4* __restrict__ splat, const float* __restrict__ d_splat,
+            int BN, int N, int width, int height, int sh_degree,
+            float* __restrict__ d_means, float* __restrict__ d_log_scales, float* __restrict__ d_quats,
+            float* __restrict__ d_opacity_logits, float* __restrict__ d_sh, float* __restrict__ d_mean2d_norm) {
+    int g = blockIdx.x * PROJECT_THREADS + threadIdx.x;
+    if (g >= BN) return;
+    float* dsh = d_sh + (size_t)g * SH_COEFFS * 3;
+    float4 p1 = splat[3 * g + 1];
+    if (p1.w == 0.f) {
+        for (int k = 0; k < 3; ++k) { d_means[3 * g + k] = 0.f; d_log_scales[3 * g + k] = 0.f; }
+        for (int k = 0; k < 4; ++k) d_quats[4 * g + k] = 0.f;
+        for (int k = 0; k < SH_COEFFS * 3; ++k) dsh[k] = 0.f;
+        d_opacity_logits[g] = 0.f;
+        d_mean2d_norm[g] = 0.f;
+        return;
+    }
+    const Camera& cam = cams[g / N];
+    const float* Wv = cam.view;
+    const float* m = means + 3 * g;
+    Projected p;
+    project_core(cam, m, log_scales + 3 * g, quats + 4 * g, width, height, p);
+    const float* ds = d_splat + (size_t)g * D_SPLAT;
+    float d_mx = ds[0], d_my = ds[1];
+    d_mean2d_norm[g] = sqrtf((d_mx * 0.5f * width) * (d_mx * 0.5f * width) + (d_my * 0.5f * height) * (d_my * 0.5f * height));
+
+    // Colour: SH with the view direction.
+    float dir[3];
+    for (int i = 0; i < 3; ++i)
+        dir[i] = m[i] + (Wv[i] * Wv[3] + Wv[4 + i] * Wv[7] + Wv[8 + i] * Wv[11]);
+    float dn = sqrtf(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
+    float inv_dn = dn > 0.f ? 1.f / dn : 0.f;
+    float u[3] = {dir[0] * inv_dn, dir[1] * inv_dn, dir[2] * inv_dn};
+    float bs[SH_COEFFS];
+    sh_basis(sh_degree, u[0], u[1], u[2], bs);
+    int K = (sh_degree + 1) * (sh_degree + 1);
+    const float* c = sh + (size_t)g * SH_COEFFS * 3;
+    float d_rgb[3];
+    for (int ch = 0; ch < 3; ++ch) {
+        float s = 0.f;
+        for (int k = 0; k < K; ++k) s += bs[k] * c[k * 3 + ch];
+        d_rgb[ch] = s + 0.5f < 0.f ? 0.f : ds[6 + ch];  // clamped at 0: no gradient
+    }
+    float wk[SH_COEFFS];
+    for (int k = 0; k < SH_COEFFS; ++k) {
+        bool used = k < K;
+        wk[k] = 0.f;
+        for (int ch = 0; ch < 3; ++ch) {
+            dsh[k * 3 + ch] = used ? bs[k] * d_rgb[ch] : 0.f;
+            if (used) wk[k] += c[k * 3 + ch] * d_rgb[ch];
+        }
+    }
+    float d_u[3];
+    sh_basis_vjp(sh_degree, u[0], u[1], u[2], wk, d_u);
+    float ud = u[0] * d_u[0] + u[1] * d_u[1] + u[2] * d_u[2];
+    float d_m[3];
+    for (int i = 0; i < 3; ++i) d_m[i] = (d_u[i] - u[i] * ud) * inv_dn;
+
+    // Opacity.
+    float o = sigmoid(opacity_logits[g]);
+    d_opacity_logits[g] = ds[5] * o * (1.f - o);
+
+    // Conic → 2D covariance: d_Σ2 = −Mc·G·Mc with Mc the conic matrix and G its gradient (off-diagonal halved).
+    float inv_det = 1.f / p.det;
+    float A = p.c * inv_det, B = -p.b * inv_det, C = p.a * inv_det;
+    float gA = ds[2], gB = 0.5f * ds[3], gC = ds[4];
+    float t00 = A * gA + B * gB, t01 = A * gB + B * gC, t10 = B * gA + C * gB, t11 = B * gB + C * gC;
+    float dS00 = -(t00 * A + t01 * B), dS01 = -(t00 * B + t01 * C);
+    float dS10 = -(t10 * A + t11 * B), dS11 = -(t10 * B + t11 * C);
+    // Σ2 = J·V·Jᵀ: d_V = Jᵀ·dS·J, d_J = (dS + dSᵀ)·J·V.
+    float dS[4] = {dS00, dS01, dS10, dS11};
+    float dSs[4] = {2.f * dS00, dS01 + dS10, dS01 + dS10, 2.f * dS11};
+    float dV[9];
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+            float s = 0.f;
+            for (int k = 0; k < 2; ++k)
+                for (int l = 0; l < 2; ++l) s += p.J[k * 3 + i] * dS[k * 2 + l] * p.J[l * 3 + j];
+            dV[i * 3 + j] = s;
+        }
+    float dJ[6];
+    for (int k = 0; k < 2; ++k)
+        for (int j = 0; j < 3; ++j) {
+            float s = 0.f;
+            for (int l = 0; l < 2; ++l)
+                for (int i = 0; i < 3; ++i) s += dSs[k * 2 + l] * p.J[l * 3 + i] * p.V[i * 3 + j];
+            dJ[k * 3 + j] = s;
+        }
+    // Camera-space mean: through the 2D mean and the Jacobian.
+    float x = p.pc[0], y = p.pc[1], z = p.pc[2];
+    float rz = 1.f / z, rz2 = rz * rz;
+    float d_pc[3];
+    d_pc[0] = cam.fx * rz * d_mx;
+    d_pc[1] = cam.fy * rz * d_my;
+    d_pc[2] = -cam.fx * x * rz2 * d_mx - cam.fy * y * rz2 * d_my;
+    d_pc[2] += -cam.fx * rz2 * dJ[0] - cam.fy * rz2 * dJ[4];
+    if (p.clamp_x) {
+        d_pc[2] += -p.J[2] * rz * dJ[2];  // J02 = −fx·u/z with u fixed
+    } else {
+        d_pc[0] += -cam.fx * rz2 * dJ[2];
+        d_pc[2] += 2.f * cam.fx * x * rz2 * rz * dJ[2];
+    }
+    if (p.clamp_y) {
+        d_pc[2] += -p.J[5] * rz * dJ[5];
+    } else {
+        d_pc[1] += -cam.fy * rz2 * dJ[5];
+        d_pc[2] += 2.f * cam.fy * y * rz2 * rz * dJ[5];
+    }
+    for (int i = 0; i < 3; ++i)
+        d_m[i] += Wv[i] * d_pc[0] + Wv[4 + i] * d_pc[1] + Wv[8 + i] * d_pc[2];
+    for (int i = 0; i < 3; ++i) d_means[3 * g + i] = d_m[i];
+
+    // V = Wr·Σ·Wrᵀ: d_Σ = Wrᵀ·d_V·Wr; Σ = M·Mᵀ: d_M = (d_Σ + d_Σᵀ)·M; M = R·diag(s).
+    float Wr[9], T[9], dSig[9], M[9], dM[9];
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) Wr[i * 3 + j] = Wv[i * 4 + j];
+    mat3_mul(Wr, dV, T, true, false);
+    mat3_mul(T, Wr, dSig, false, false);
+    float dSigS[9];
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) dSigS[i * 3 + j] = dSig[i * 3 + j] + dSig[j * 3 + i];
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) M[i * 3 + j] = p.R[i * 3 + j] * p.s[j];
+    mat3_mul(dSigS, M, dM, false, false);
+    float dR[9];
+    for (int j = 0; j < 3; ++j) {
+        float d_s = 0.f;
+        for (int i = 0; i < 3; ++i) {
+            dR[i * 3 + j] = dM[i * 3 + j] * p.s[j];
+            d_s += dM[i * 3 + j] * p.R[i * 3 + j];
+        }
+        d_log_scales[3 * g + j] = d_s * p.s[j];
+    }
+    float d_qn[4];
+    quat_to_rot_vjp(p.qn[0], p.qn[1], p.qn[2], p.qn[3], dR, d_qn);
+    float qd = p.qn[0] * d_qn[0] + p.qn[1] * d_qn[1] + p.qn[2] * d_qn[2] + p.qn[3] * d_qn[3];
+    for (int k = 0; k < 4; ++k) d_quats[4 * g + k] = (d_qn[k] - p.qn[k] * qd) * p.inv_norm;
+}

@@ -1,0 +1,736 @@
+//! CPU twin of kernels/attention.cu: the per-(Gaussian, frame) chain of the deformation network (SPEC §5) —
+//! query projection, 2-head attention over the frame's 4 tokens, out-projection, dropout, residual +
+//! LayerNorm, FFN, dropout, residual + LayerNorm, the five F_d heads — and the deltas applied to the
+//! canonical Gaussians, with the backward of all of it.
+//!
+//! `deform_fwd` / `deform_bwd` are the twins of the kernels of the same names. Like the kernels, the backward
+//! recomputes the forward instead of reading stored activations. Dense layers are `cpu::mlp`'s.
+//! Shapes: f [N,64] features, kv [2,B,4,64] (K rows then V rows, from `cpu::audio::tokens_fwd`), pair r = b·N + n.
+
+use super::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
+use super::real::Real;
+use crate::model::deform::{
+    DeformLayout, Slot, D, DELTAS, FFN, HEADS, HEAD_DIM, HEAD_HIDDEN, HEAD_OFF, HEAD_OUT, TOKENS,
+};
+use crate::rng::mix;
+
+/// The transcendental functions the deformation network needs beyond `Real`.
+pub trait Math: Real {
+    fn exp(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
+}
+
+macro_rules! impl_math {
+    ($t:ty) => {
+        impl Math for $t {
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            fn cos(self) -> Self {
+                <$t>::cos(self)
+            }
+        }
+    };
+}
+impl_math!(f32);
+impl_math!(f64);
+
+/// LayerNorm epsilon (SPEC §5).
+pub const LN_EPS: f64 = 1e-12;
+
+/// Dropout with a counter-based mask: element `idx` is kept iff `mix(key + idx) >> 40 ≥ threshold`, and kept
+/// elements are scaled by `scale` = 1/(1 − p). `key` = mix(mix(seed) + step), so the CPU and GPU draw the
+/// same mask for a step. The chain's element index is ((site·B + b)·N + n)·64 + j, site 0 after the
+/// out-projection, site 1 after the FFN.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dropout {
+    pub key: u64,
+    /// round(p · 2^24): the 24-bit uniform must be at least this to keep.
+    pub threshold: u32,
+    pub scale: f32,
+}
+
+impl Dropout {
+    pub fn new(p: f32, seed: u64, step: u64) -> Self {
+        assert!((0.0..1.0).contains(&p), "dropout probability {p} not in [0, 1)");
+        Dropout {
+            key: mix(mix(seed).wrapping_add(step)),
+            threshold: (p as f64 * (1u64 << 24) as f64).round() as u32,
+            scale: 1.0 / (1.0 - p),
+        }
+    }
+
+    /// Evaluation mode: every element kept, scale 1.
+    pub fn off() -> Self {
+        Dropout {
+            key: 0,
+            threshold: 0,
+            scale: 1.0,
+        }
+    }
+
+    /// The factor element `idx` is multiplied by: 0 or `scale`.
+    pub fn factor<T: Real>(&self, idx: u64) -> T {
+        if self.threshold == 0 {
+            return T::one();
+        }
+        if (mix(self.key.wrapping_add(idx)) >> 40) as u32 >= self.threshold {
+            T::from_f64(self.scale as f64)
+        } else {
+            T::zero()
+        }
+    }
+}
+
+/// An identity's canonical Gaussians: means [N,3], log-scales [N,3], rotations (w,x,y,z) [N,4], opacity
+/// logits [N], SH [N,48].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canonical<T> {
+    pub means: Vec<T>,
+    pub log_scales: Vec<T>,
+    pub rotations: Vec<T>,
+    pub opacities: Vec<T>,
+    pub sh: Vec<T>,
+}
+
+impl<T: Real> Canonical<T> {
+    pub fn zeros(n: usize) -> Self {
+        let z = |k: usize| vec![T::zero(); n * k];
+        Canonical {
+            means: z(3),
+            log_scales: z(3),
+            rotations: z(4),
+            opacities: z(1),
+            sh: z(48),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.opacities.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.opacities.is_empty()
+    }
+}
+
+/// The deformed, activated Gaussians of every frame, frame-major: means [B,N,3], scales [B,N,3] (exp),
+/// rotations [B,N,4] (unit), opacities [B,N] (sigmoid), SH [B,N,48].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deformed<T> {
+    pub means: Vec<T>,
+    pub scales: Vec<T>,
+    pub rotations: Vec<T>,
+    pub opacities: Vec<T>,
+    pub sh: Vec<T>,
+}
+
+impl<T: Real> Deformed<T> {
+    pub fn zeros(pairs: usize) -> Self {
+        let z = |k: usize| vec![T::zero(); pairs * k];
+        Deformed {
+            means: z(3),
+            scales: z(3),
+            rotations: z(4),
+            opacities: z(1),
+            sh: z(48),
+        }
+    }
+}
+
+/// LayerNorm of one row: y = γ·x̂ + β, x̂ = (x − mean)/√(var + eps) (biased variance). Returns 1/√(var + eps);
+/// writes x̂ into `xhat`.
+pub fn layer_norm_fwd<T: Math>(x: &[T], g: &[T], b: &[T], xhat: &mut [T], y: &mut [T]) -> T {
+    let n = T::from_f64(x.len() as f64);
+    let mut mean = T::zero();
+    for &v in x {
+        mean += v;
+    }
+    mean = mean / n;
+    let mut var = T::zero();
+    for &v in x {
+        var += (v - mean) * (v - mean);
+    }
+    let rstd = T::one() / (var / n + T::from_f64(LN_EPS)).sqrt();
+    for j in 0..x.len() {
+        xhat[j] = (x[j] - mean) * rstd;
+        y[j] = g[j] * xhat[j] + b[j];
+    }
+    rstd
+}
+
+/// LayerNorm's backward for one row: d_x = rstd·(d_x̂ − mean(d_x̂) − x̂·mean(d_x̂ ⊙ x̂)) with d_x̂ = γ ⊙ d_y;
+/// d_γ += d_y ⊙ x̂, d_β += d_y.
+pub fn layer_norm_vjp<T: Math>(xhat: &[T], rstd: T, g: &[T], d_y: &[T], d_x: &mut [T], d_g: &mut [T], d_b: &mut [T]) {
+    let n = T::from_f64(xhat.len() as f64);
+    let (mut m1, mut m2) = (T::zero(), T::zero());
+    for j in 0..xhat.len() {
+        let dxh = g[j] * d_y[j];
+        m1 += dxh;
+        m2 += dxh * xhat[j];
+        d_g[j] += d_y[j] * xhat[j];
+        d_b[j] += d_y[j];
+    }
+    m1 = m1 / n;
+    m2 = m2 / n;
+    for j in 0..xhat.len() {
+        d_x[j] = rstd * (g[j] * d_y[j] - m1 - xhat[j] * m2);
+    }
+}
+
+/// Attention of one query q [64] over one frame's keys k [4,64] and values v [4,64], per head h (columns
+/// h·32 … h·32+31): s_t = q_h·k_t,h / √32, p = softmax_t(s), o_h = Σ_t p_t v_t,h. Writes o [64] and p [2,4].
+pub fn attend_fwd<T: Math>(q: &[T], k: &[T], v: &[T], o: &mut [T], p: &mut [T]) {
+    let scale = T::from_f64(1.0 / (HEAD_DIM as f64).sqrt());
+    for h in 0..HEADS {
+        let cols = h * HEAD_DIM..(h + 1) * HEAD_DIM;
+        let mut s = [T::zero(); TOKENS];
+        for t in 0..TOKENS {
+            let mut acc = T::zero();
+            for c in cols.clone() {
+                acc += q[c] * k[t * D + c];
+            }
+            s[t] = acc * scale;
+        }
+        let mut mx = s[0];
+        for &st in &s[1..] {
+            if st > mx {
+                mx = st;
+            }
+        }
+        let mut sum = T::zero();
+        for st in &mut s {
+            *st = (*st - mx).exp();
+            sum += *st;
+        }
+        for t in 0..TOKENS {
+            p[h * TOKENS + t] = s[t] / sum;
+        }
+        for c in cols {
+            let mut acc = T::zero();
+            for t in 0..TOKENS {
+                acc += p[h * TOKENS + t] * v[t * D + c];
+            }
+            o[c] = acc;
+        }
+    }
+}
+
+/// attend_fwd's backward: d_q [64] overwritten; d_k, d_v [4,64] accumulated.
+pub fn attend_vjp<T: Math>(q: &[T], k: &[T], v: &[T], p: &[T], d_o: &[T], d_q: &mut [T], d_k: &mut [T], d_v: &mut [T]) {
+    let scale = T::from_f64(1.0 / (HEAD_DIM as f64).sqrt());
+    for h in 0..HEADS {
+        let cols = h * HEAD_DIM..(h + 1) * HEAD_DIM;
+        let mut d_p = [T::zero(); TOKENS];
+        for t in 0..TOKENS {
+            let pt = p[h * TOKENS + t];
+            for c in cols.clone() {
+                d_p[t] += d_o[c] * v[t * D + c];
+                d_v[t * D + c] += pt * d_o[c];
+            }
+        }
+        let mut dot = T::zero();
+        for t in 0..TOKENS {
+            dot += p[h * TOKENS + t] * d_p[t];
+        }
+        for c in cols.clone() {
+            d_q[c] = T::zero();
+        }
+        for t in 0..TOKENS {
+            let d_s = p[h * TOKENS + t] * (d_p[t] - dot) * scale;
+            for c in cols.clone() {
+                d_q[c] += d_s * k[t * D + c];
+                d_k[t * D + c] += d_s * q[c];
+            }
+        }
+    }
+}
+
+/// The deltas of one pair applied to its Gaussian's canonical values (index n), written to pair r:
+/// μ + Δμ, exp(log s + Δ), normalise(q + Δq), sigmoid(o + Δo), SH + ΔSH.
+fn apply_deltas_fwd<T: Math>(c: &Canonical<T>, n: usize, delta: &[T], out: &mut Deformed<T>, r: usize) {
+    for a in 0..3 {
+        out.means[r * 3 + a] = c.means[n * 3 + a] + delta[a];
+        out.scales[r * 3 + a] = (c.log_scales[n * 3 + a] + delta[3 + a]).exp();
+    }
+    let q: [T; 4] = std::array::from_fn(|a| c.rotations[n * 4 + a] + delta[6 + a]);
+    let inv = T::one() / (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
+    for a in 0..4 {
+        out.rotations[r * 4 + a] = q[a] * inv;
+    }
+    out.opacities[r] = T::one() / (T::one() + (-(c.opacities[n] + delta[10])).exp());
+    for j in 0..48 {
+        out.sh[r * 48 + j] = c.sh[n * 48 + j] + delta[11 + j];
+    }
+}
+
+/// apply_deltas_fwd's backward: writes d_delta [59] and adds the same gradients to d_c (the canonical values
+/// receive exactly what their delta receives). Quaternion: d_q = (d_q̂ − q̂ (q̂·d_q̂)) / |q|.
+fn apply_deltas_vjp<T: Math>(
+    c: &Canonical<T>,
+    n: usize,
+    delta: &[T],
+    d_out: &Deformed<T>,
+    r: usize,
+    d_delta: &mut [T],
+    d_c: &mut Canonical<T>,
+) {
+    for a in 0..3 {
+        d_delta[a] = d_out.means[r * 3 + a];
+        let s = (c.log_scales[n * 3 + a] + delta[3 + a]).exp();
+        d_delta[3 + a] = d_out.scales[r * 3 + a] * s;
+    }
+    let q: [T; 4] = std::array::from_fn(|a| c.rotations[n * 4 + a] + delta[6 + a]);
+    let inv = T::one() / (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
+    let mut dot = T::zero();
+    for a in 0..4 {
+        dot += q[a] * inv * d_out.rotations[r * 4 + a];
+    }
+    for a in 0..4 {
+        d_delta[6 + a] = (d_out.rotations[r * 4 + a] - q[a] * inv * dot) * inv;
+    }
+    let o = T::one() / (T::one() + (-(c.opacities[n] + delta[10])).exp());
+    d_delta[10] = d_out.opacities[r] * o * (T::one() - o);
+    for j in 0..48 {
+        d_delta[11 + j] = d_out.sh[r * 48 + j];
+    }
+    for a in 0..3 {
+        d_c.means[n * 3 + a] += d_delta[a];
+        d_c.log_scales[n * 3 + a] += d_delta[3 + a];
+    }
+    for a in 0..4 {
+        d_c.rotations[n * 4 + a] += d_delta[6 + a];
+    }
+    d_c.opacities[n] += d_delta[10];
+    for j in 0..48 {
+        d_c.sh[n * 48 + j] += d_delta[11 + j];
+    }
+}
+
+/// Every activation of the chain for all P pairs (the backward recomputes these).
+struct ChainTape<T> {
+    b: usize,
+    n: usize,
+    /// q [N,64]
+    q: Vec<T>,
+    /// o [P,64] attention outputs, p [P,2,4] attention weights
+    o: Vec<T>,
+    probs: Vec<T>,
+    /// out-projection [P,64]
+    att: Vec<T>,
+    /// LayerNorm 1: x̂ [P,64], 1/σ [P], output h1 [P,64]
+    xhat1: Vec<T>,
+    rstd1: Vec<T>,
+    h1: Vec<T>,
+    /// FFN hidden (after ReLU) [P,128] and output [P,64]
+    z: Vec<T>,
+    y: Vec<T>,
+    /// LayerNorm 2 and g = ReLU(h2) [P,64]
+    xhat2: Vec<T>,
+    rstd2: Vec<T>,
+    h2: Vec<T>,
+    g: Vec<T>,
+    /// per head: hidden (after ReLU) [P,128] and output [P,out_h]
+    hid: Vec<Vec<T>>,
+    head_out: Vec<Vec<T>>,
+    /// deltas [P,59]
+    delta: Vec<T>,
+}
+
+fn param<'a, T>(params: &'a [T], s: Slot) -> &'a [T] {
+    &params[s.range()]
+}
+
+fn dense(rows: usize, n_in: usize, n_out: usize, act: Act) -> Dense {
+    Dense { rows, n_in, n_out, act }
+}
+
+/// Rows of head h in the stacked head weights: first layer [128·h, 128·(h+1)), last layer HEAD_OFF[h]….
+fn head_slots(l: &DeformLayout, h: usize) -> [Slot; 4] {
+    let sub = |s: Slot, start: usize, len: usize| Slot {
+        off: s.off + start,
+        len,
+    };
+    [
+        sub(l.head0_w, h * HEAD_HIDDEN * D, HEAD_HIDDEN * D),
+        sub(l.head0_b, h * HEAD_HIDDEN, HEAD_HIDDEN),
+        sub(l.head1_w, HEAD_OFF[h] * HEAD_HIDDEN, HEAD_OUT[h] * HEAD_HIDDEN),
+        sub(l.head1_b, HEAD_OFF[h], HEAD_OUT[h]),
+    ]
+}
+
+fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: Dropout) -> ChainTape<T> {
+    let n = f.len() / D;
+    let b = kv.len() / (2 * TOKENS * D);
+    assert_eq!(f.len(), n * D, "deform: features must be [N,64]");
+    assert_eq!(kv.len(), 2 * b * TOKENS * D, "deform: kv must be [2,B,4,64]");
+    let pr = b * n;
+    let w = |s: Slot| param(params, s);
+    let z0 = |k: usize| vec![T::zero(); k];
+    let mut t = ChainTape {
+        b,
+        n,
+        q: z0(n * D),
+        o: z0(pr * D),
+        probs: z0(pr * HEADS * TOKENS),
+        att: z0(pr * D),
+        xhat1: z0(pr * D),
+        rstd1: z0(pr),
+        h1: z0(pr * D),
+        z: z0(pr * FFN),
+        y: z0(pr * D),
+        xhat2: z0(pr * D),
+        rstd2: z0(pr),
+        h2: z0(pr * D),
+        g: z0(pr * D),
+        hid: Vec::new(),
+        head_out: Vec::new(),
+        delta: z0(pr * DELTAS),
+    };
+    dense_fwd(dense(n, D, D, Act::None), f, w(l.wq), Some(w(l.bq)), &mut t.q);
+    let (k_all, v_all) = kv.split_at(b * TOKENS * D);
+    for fb in 0..b {
+        let kb = &k_all[fb * TOKENS * D..(fb + 1) * TOKENS * D];
+        let vb = &v_all[fb * TOKENS * D..(fb + 1) * TOKENS * D];
+        for gn in 0..n {
+            let r = fb * n + gn;
+            attend_fwd(
+                &t.q[gn * D..(gn + 1) * D],
+                kb,
+                vb,
+                &mut t.o[r * D..(r + 1) * D],
+                &mut t.probs[r * 8..(r + 1) * 8],
+            );
+        }
+    }
+    dense_fwd(dense(pr, D, D, Act::None), &t.o, w(l.wo), Some(w(l.bo)), &mut t.att);
+    let mut row = vec![T::zero(); D];
+    for r in 0..pr {
+        let (fb, gn) = (r / n, r % n);
+        for j in 0..D {
+            let idx = (((fb * n + gn) * D) + j) as u64; // site 0: ((0·B + b)·N + n)·64 + j
+            row[j] = f[gn * D + j] + drop.factor::<T>(idx) * t.att[r * D + j];
+        }
+        t.rstd1[r] = layer_norm_fwd(
+            &row,
+            w(l.ln1_g),
+            w(l.ln1_b),
+            &mut t.xhat1[r * D..(r + 1) * D],
+            &mut t.h1[r * D..(r + 1) * D],
+        );
+    }
+    dense_fwd(
+        dense(pr, D, FFN, Act::Relu),
+        &t.h1,
+        w(l.ffn0_w),
+        Some(w(l.ffn0_b)),
+        &mut t.z,
+    );
+    dense_fwd(
+        dense(pr, FFN, D, Act::None),
+        &t.z,
+        w(l.ffn1_w),
+        Some(w(l.ffn1_b)),
+        &mut t.y,
+    );
+    for r in 0..pr {
+        for j in 0..D {
+            let idx = ((pr + r) * D + j) as u64; // site 1: ((1·B + b)·N + n)·64 + j
+            row[j] = t.h1[r * D + j] + drop.factor::<T>(idx) * t.y[r * D + j];
+        }
+        t.rstd2[r] = layer_norm_fwd(
+            &row,
+            w(l.ln2_g),
+            w(l.ln2_b),
+            &mut t.xhat2[r * D..(r + 1) * D],
+            &mut t.h2[r * D..(r + 1) * D],
+        );
+    }
+    for (gi, &hi) in t.g.iter_mut().zip(&t.h2) {
+        *gi = Act::Relu.apply(hi);
+    }
+    for h in 0..5 {
+        let [w0, b0, w1, b1] = head_slots(l, h);
+        let mut hid = z0(pr * HEAD_HIDDEN);
+        dense_fwd(dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), Some(w(b0)), &mut hid);
+        let mut out = z0(pr * HEAD_OUT[h]);
+        dense_fwd(
+            dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None),
+            &hid,
+            w(w1),
+            Some(w(b1)),
+            &mut out,
+        );
+        for r in 0..pr {
+            t.delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]
+                .copy_from_slice(&out[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]);
+        }
+        t.hid.push(hid);
+        t.head_out.push(out);
+    }
+    t
+}
+
+/// Forward of the per-pair chain and the deltas: the deformed Gaussians of every frame.
+pub fn deform_fwd<T: Math>(
+    l: &DeformLayout,
+    params: &[T],
+    f: &[T],
+    kv: &[T],
+    c: &Canonical<T>,
+    drop: Dropout,
+) -> Deformed<T> {
+    let t = chain_fwd(l, params, f, kv, drop);
+    assert_eq!(c.len(), t.n, "deform: canonical Gaussians and features disagree on N");
+    let mut out = Deformed::zeros(t.b * t.n);
+    for r in 0..t.b * t.n {
+        apply_deltas_fwd(c, r % t.n, &t.delta[r * DELTAS..(r + 1) * DELTAS], &mut out, r);
+    }
+    out
+}
+
+/// deform_bwd's outputs besides the chain's parameter gradients.
+pub struct ChainGrads<T> {
+    /// dL/df [N,64]
+    pub d_features: Vec<T>,
+    /// dL/dK,V [2,B,4,64]
+    pub d_kv: Vec<T>,
+    pub d_canonical: Canonical<T>,
+}
+
+/// Backward of deform_fwd (recomputing it): writes the chain section of `d_params` (wq … head1_b).
+#[allow(clippy::too_many_arguments)]
+pub fn deform_bwd<T: Math>(
+    l: &DeformLayout,
+    params: &[T],
+    f: &[T],
+    kv: &[T],
+    c: &Canonical<T>,
+    drop: Dropout,
+    d_out: &Deformed<T>,
+    d_params: &mut [T],
+) -> ChainGrads<T> {
+    let t = chain_fwd(l, params, f, kv, drop);
+    let (b, n) = (t.b, t.n);
+    let pr = b * n;
+    let w = |s: Slot| param(params, s);
+    let z0 = |k: usize| vec![T::zero(); k];
+    let mut d_c = Canonical::zeros(n);
+    let mut d_delta = z0(pr * DELTAS);
+    for r in 0..pr {
+        apply_deltas_vjp(
+            c,
+            r % n,
+            &t.delta[r * DELTAS..(r + 1) * DELTAS],
+            d_out,
+            r,
+            &mut d_delta[r * DELTAS..(r + 1) * DELTAS],
+            &mut d_c,
+        );
+    }
+    // F_d heads: d_g = Σ_h head0_hᵀ · (ReLU' ⊙ head1_hᵀ · d_out_h).
+    let mut d_g = z0(pr * D);
+    for h in 0..5 {
+        let [w0, b0, w1, b1] = head_slots(l, h);
+        let mut d_o = z0(pr * HEAD_OUT[h]);
+        for r in 0..pr {
+            d_o[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]
+                .copy_from_slice(&d_delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]);
+        }
+        let mut d_hid = z0(pr * HEAD_HIDDEN);
+        let (dw1, db1) = split_grads(d_params, w1, b1);
+        dense_bwd(
+            dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None),
+            &t.hid[h],
+            w(w1),
+            &t.head_out[h],
+            &d_o,
+            DenseGrads {
+                d_x: &mut d_hid,
+                d_w: dw1,
+                d_b: Some(db1),
+            },
+        );
+        let mut d_gh = z0(pr * D);
+        let (dw0, db0) = split_grads(d_params, w0, b0);
+        dense_bwd(
+            dense(pr, D, HEAD_HIDDEN, Act::Relu),
+            &t.g,
+            w(w0),
+            &t.hid[h],
+            &d_hid,
+            DenseGrads {
+                d_x: &mut d_gh,
+                d_w: dw0,
+                d_b: Some(db0),
+            },
+        );
+        for (a, v) in d_g.iter_mut().zip(&d_gh) {
+            *a += *v;
+        }
+    }
+    // g = ReLU(h2), then LayerNorm 2.
+    let mut d_r2 = z0(pr * D);
+    {
+        let (dg2, db2) = split_grads(d_params, l.ln2_g, l.ln2_b);
+        zero(dg2);
+        zero(db2);
+        let d_h2: Vec<T> = t.g.iter().zip(&d_g).map(|(&g, &d)| Act::Relu.vjp(g, d)).collect();
+        for r in 0..pr {
+            let rows = r * D..(r + 1) * D;
+            layer_norm_vjp(
+                &t.xhat2[rows.clone()],
+                t.rstd2[r],
+                w(l.ln2_g),
+                &d_h2[rows.clone()],
+                &mut d_r2[rows],
+                dg2,
+                db2,
+            );
+        }
+    }
+    // r2 = h1 + drop(y): FFN.
+    let mut d_y = z0(pr * D);
+    for r in 0..pr {
+        for j in 0..D {
+            d_y[r * D + j] = drop.factor::<T>(((pr + r) * D + j) as u64) * d_r2[r * D + j];
+        }
+    }
+    let mut d_z = z0(pr * FFN);
+    let (dw, db) = split_grads(d_params, l.ffn1_w, l.ffn1_b);
+    dense_bwd(
+        dense(pr, FFN, D, Act::None),
+        &t.z,
+        w(l.ffn1_w),
+        &t.y,
+        &d_y,
+        DenseGrads {
+            d_x: &mut d_z,
+            d_w: dw,
+            d_b: Some(db),
+        },
+    );
+    let mut d_h1 = z0(pr * D);
+    let (dw, db) = split_grads(d_params, l.ffn0_w, l.ffn0_b);
+    dense_bwd(
+        dense(pr, D, FFN, Act::Relu),
+        &t.h1,
+        w(l.ffn0_w),
+        &t.z,
+        &d_z,
+        DenseGrads {
+            d_x: &mut d_h1,
+            d_w: dw,
+            d_b: Some(db),
+        },
+    );
+    for (a, v) in d_h1.iter_mut().zip(&d_r2) {
+        *a += *v;
+    }
+    // LayerNorm 1; r1 = f + drop(att).
+    let mut d_r1 = z0(pr * D);
+    {
+        let (dg1, db1) = split_grads(d_params, l.ln1_g, l.ln1_b);
+        zero(dg1);
+        zero(db1);
+        for r in 0..pr {
+            let rows = r * D..(r + 1) * D;
+            layer_norm_vjp(
+                &t.xhat1[rows.clone()],
+                t.rstd1[r],
+                w(l.ln1_g),
+                &d_h1[rows.clone()],
+                &mut d_r1[rows],
+                dg1,
+                db1,
+            );
+        }
+    }
+    let mut d_f = z0(n * D);
+    let mut d_att = z0(pr * D);
+    for r in 0..pr {
+        for j in 0..D {
+            d_f[(r % n) * D + j] += d_r1[r * D + j];
+            d_att[r * D + j] = drop.factor::<T>((r * D + j) as u64) * d_r1[r * D + j];
+        }
+    }
+    let mut d_o = z0(pr * D);
+    let (dw, db) = split_grads(d_params, l.wo, l.bo);
+    dense_bwd(
+        dense(pr, D, D, Act::None),
+        &t.o,
+        w(l.wo),
+        &t.att,
+        &d_att,
+        DenseGrads {
+            d_x: &mut d_o,
+            d_w: dw,
+            d_b: Some(db),
+        },
+    );
+    // Attention: d_q summed over the frames, d_k and d_v summed over the Gaussians.
+    let mut d_q = z0(n * D);
+    let mut d_kv = z0(kv.len());
+    let (k_all, v_all) = kv.split_at(b * TOKENS * D);
+    let (d_k_all, d_v_all) = d_kv.split_at_mut(b * TOKENS * D);
+    let mut d_q_pair = z0(D);
+    for r in 0..pr {
+        let (fb, gn) = (r / n, r % n);
+        let blk = fb * TOKENS * D..(fb + 1) * TOKENS * D;
+        attend_vjp(
+            &t.q[gn * D..(gn + 1) * D],
+            &k_all[blk.clone()],
+            &v_all[blk.clone()],
+            &t.probs[r * 8..(r + 1) * 8],
+            &d_o[r * D..(r + 1) * D],
+            &mut d_q_pair,
+            &mut d_k_all[blk.clone()],
+            &mut d_v_all[blk],
+        );
+        for j in 0..D {
+            d_q[gn * D + j] += d_q_pair[j];
+        }
+    }
+    let mut d_f_q = z0(n * D);
+    let (dw, db) = split_grads(d_params, l.wq, l.bq);
+    dense_bwd(
+        dense(n, D, D, Act::None),
+        f,
+        w(l.wq),
+        &t.q,
+        &d_q,
+        DenseGrads {
+            d_x: &mut d_f_q,
+            d_w: dw,
+            d_b: Some(db),
+        },
+    );
+    for (a, v) in d_f.iter_mut().zip(&d_f_q) {
+        *a += *v;
+    }
+    ChainGrads {
+        d_features: d_f,
+        d_kv,
+        d_canonical: d_c,
+    }
+}
+
+/// Two disjoint tensors of the gradient buffer, mutably (a weight and its bias: the weight comes first).
+pub fn split_grads<T>(d: &mut [T], w: Slot, b: Slot) -> (&mut [T], &mut [T]) {
+    assert!(
+        w.off + w.len <= b.off,
+        "split_grads: the weight slot must precede the bias slot"
+    );
+    let (lo, hi) = d.split_at_mut(b.off);
+    (&mut lo[w.range()], &mut hi[..b.len])
+}
+
+pub fn zero<T: Real>(x: &mut [T]) {
+    x.iter_mut().for_each(|v| *v = T::zero());
+}

@@ -1,0 +1,307 @@
+//! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
+//! (deform_transpose, deform_fwd / deform_fwd_tc, deform_bwd / deform_bwd_tc, deform_reduce). CPU twin:
+//! src/cpu/attention.rs. `Precision` picks the dense layers' arithmetic: fp32 SIMT (the reference path,
+//! within 1e-5 of the twin) or bf16 tensor cores with fp32 accumulation (within 1e-2).
+
+use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
+use crate::cpu::attention::Dropout;
+use crate::error::{Error, Result};
+use crate::model::deform::{DeformLayout, D, DELTAS, TOKENS};
+
+/// DEF_TP pairs per tile and DEF_THREADS threads per block in the kernel.
+const DEF_TP: usize = 32;
+const DEF_THREADS: u32 = 256;
+/// Dynamic shared memory of deform_fwd and deform_bwd (FWD_SMEM_FLOATS·4, BWD_SMEM_FLOATS·4 in the kernel).
+const DEF_FWD_SMEM: u32 = 88_064;
+const DEF_BWD_SMEM: u32 = 156_928;
+/// The chain's transposed weights (WT_FLOATS) and its section of the parameter buffer (CHAIN_FLOATS).
+const WT_FLOATS: usize = 73_088;
+const CHAIN_FLOATS: usize = 82_683;
+const TRANSPOSE_THREADS: u32 = 256;
+const REDUCE_THREADS: u32 = 256;
+/// Multiply-adds of one pair's chain: q 4096, scores and weighted sum 512, out-projection 4096, FFN 16 384,
+/// the heads' first layers 40 960 and last layers 7552.
+pub const MACS_PER_PAIR: u64 = 4096 + 512 + 4096 + 16_384 + 40_960 + 7552;
+
+/// The five per-Gaussian arrays: canonical ([N,…], `scales` holding log-scales) or deformed ([B,N,…]), or
+/// their gradients: means 3, scales 3, rotations 4, opacities 1, SH 48 floats per Gaussian.
+#[derive(Debug, Clone, Copy)]
+pub struct GaussianBufs {
+    pub means: DevBuf<f32>,
+    pub scales: DevBuf<f32>,
+    pub rotations: DevBuf<f32>,
+    pub opacities: DevBuf<f32>,
+    pub sh: DevBuf<f32>,
+}
+
+impl GaussianBufs {
+    pub fn alloc(gpu: &Gpu, arena: &mut Arena, rows: usize) -> Result<Self> {
+        Ok(GaussianBufs {
+            means: arena.alloc(gpu, rows * 3)?,
+            scales: arena.alloc(gpu, rows * 3)?,
+            rotations: arena.alloc(gpu, rows * 4)?,
+            opacities: arena.alloc(gpu, rows)?,
+            sh: arena.alloc(gpu, rows * 48)?,
+        })
+    }
+
+    fn all(&self) -> [DevBuf<f32>; 5] {
+        [self.means, self.scales, self.rotations, self.opacities, self.sh]
+    }
+
+    fn args(&self) -> [Arg; 5] {
+        self.all().map(Arg::from)
+    }
+
+    fn check(&self, what: &str, rows: usize) -> Result<()> {
+        let names = ["means", "scales", "rotations", "opacities", "sh"];
+        for ((buf, width), name) in self.all().iter().zip([3, 3, 4, 1, 48]).zip(names) {
+            if buf.len() != rows * width {
+                return Err(Error::Cuda(format!(
+                    "{what}: {name} has {} floats, {rows} rows need {}",
+                    buf.len(),
+                    rows * width
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn zero(&self, gpu: &Gpu) -> Result<()> {
+        self.all().iter().try_for_each(|b| elementwise::fill(gpu, *b, 0.0))
+    }
+}
+
+/// How the chain's dense layers (x·W products of the forward and the backward's d_x) are computed; weight
+/// gradients, attention, LayerNorm and the deltas are fp32 in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// fp32 FMA on the SIMT cores (deform_fwd, deform_bwd).
+    Fp32,
+    /// bf16 inputs, fp32 accumulation on the tensor cores (deform_fwd_tc, deform_bwd_tc).
+    Bf16TensorCores,
+}
+
+/// The chain's scratch: transposed and bf16 weights, deform_bwd's per-block partial gradients.
+pub struct DeformChain {
+    precision: Precision,
+    wt: DevBuf<f32>,
+    wb: DevBuf<u16>,
+    wtb: DevBuf<u16>,
+    partials: DevBuf<f32>,
+    part_stride: usize,
+    max_blocks: usize,
+    max_frames: usize,
+}
+
+fn drop_args(d: Dropout) -> [Arg; 3] {
+    [Arg::Ptr(d.key), (d.threshold as i32).into(), d.scale.into()]
+}
+
+impl DeformChain {
+    /// Scratch for batches of up to `max_frames` frames, in `arena` (persistent): the transposed weights
+    /// (fp32 and bf16), the bf16 weights and one partial-gradient slice (83 k + 512·B floats) per SM.
+    pub fn new(
+        gpu: &Gpu,
+        arena: &mut Arena,
+        layout: &DeformLayout,
+        max_frames: usize,
+        precision: Precision,
+    ) -> Result<Self> {
+        if layout.chain_floats() != CHAIN_FLOATS {
+            return Err(Error::Cuda(format!(
+                "deform: the parameter layout's chain has {} floats, kernels/attention.cu expects {CHAIN_FLOATS}",
+                layout.chain_floats()
+            )));
+        }
+        gpu.set_max_dynamic_shared(Self::fwd_kernel(precision), DEF_FWD_SMEM)?;
+        gpu.set_max_dynamic_shared(Self::bwd_kernel(precision), DEF_BWD_SMEM)?;
+        let part_stride = (CHAIN_FLOATS + 2 * TOKENS * D * max_frames).next_multiple_of(64);
+        let max_blocks = gpu.info().multiprocessors.max(1) as usize;
+        Ok(DeformChain {
+            precision,
+            wt: arena.alloc(gpu, WT_FLOATS)?,
+            wb: arena.alloc(gpu, CHAIN_FLOATS)?,
+            wtb: arena.alloc(gpu, WT_FLOATS)?,
+            partials: arena.alloc(gpu, max_blocks * part_stride)?,
+            part_stride,
+            max_blocks,
+            max_frames,
+        })
+    }
+
+    fn fwd_kernel(precision: Precision) -> &'static str {
+        match precision {
+            Precision::Fp32 => "deform_fwd",
+            Precision::Bf16TensorCores => "deform_fwd_tc",
+        }
+    }
+
+    fn bwd_kernel(precision: Precision) -> &'static str {
+        match precision {
+            Precision::Fp32 => "deform_bwd",
+            Precision::Bf16TensorCores => "deform_bwd_tc",
+        }
+    }
+
+    /// Lays the chain's weights out for the tile layers (transposed, bf16): once per step, after the
+    /// optimizer.
+    pub fn prepare(&self, gpu: &Gpu, params: DevBuf<f32>) -> Result<()> {
+        let cost = Cost {
+            bytes: (12 * WT_FLOATS + 6 * CHAIN_FLOATS) as u64,
+            flop: 0,
+        };
+        gpu.launch(
+            "deform_transpose",
+            LaunchCfg::per_element(CHAIN_FLOATS, TRANSPOSE_THREADS, cost),
+            &[params.into(), self.wt.into(), self.wb.into(), self.wtb.into()],
+        )
+    }
+
+    fn weights(&self, params: DevBuf<f32>) -> [Arg; 4] {
+        [params.into(), self.wt.into(), self.wb.into(), self.wtb.into()]
+    }
+
+    fn check(
+        &self,
+        what: &str,
+        params: DevBuf<f32>,
+        f: DevBuf<f32>,
+        kv: DevBuf<f32>,
+        b: usize,
+        n: usize,
+    ) -> Result<()> {
+        if b == 0 || b > self.max_frames || n == 0 || (b * n).div_ceil(DEF_TP) > i32::MAX as usize {
+            return Err(Error::Cuda(format!(
+                "{what}: B = {b} (at most {}), N = {n}",
+                self.max_frames
+            )));
+        }
+        if params.len() < CHAIN_FLOATS || f.len() != n * D || kv.len() != 2 * b * TOKENS * D {
+            return Err(Error::Cuda(format!(
+                "{what}: params {} (≥ {CHAIN_FLOATS}), f {} (N·64 = {}), kv {} (2·B·256 = {})",
+                params.len(),
+                f.len(),
+                n * D,
+                kv.len(),
+                2 * b * TOKENS * D
+            )));
+        }
+        Ok(())
+    }
+
+    /// The deformed Gaussians of every frame: out [B,N,…] from canonical [N,…], features f [N,64] and the
+    /// frames' K/V rows kv [2,B,4,64]. `prepare` must have run since params last changed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn deform_fwd(
+        &self,
+        gpu: &Gpu,
+        params: DevBuf<f32>,
+        f: DevBuf<f32>,
+        kv: DevBuf<f32>,
+        b: usize,
+        n: usize,
+        drop: Dropout,
+        canonical: &GaussianBufs,
+        out: &GaussianBufs,
+    ) -> Result<()> {
+        self.check("deform_fwd", params, f, kv, b, n)?;
+        canonical.check("deform_fwd canonical", n)?;
+        out.check("deform_fwd out", b * n)?;
+        let p = (b * n) as u64;
+        let cost = Cost {
+            bytes: 4 * (n as u64 * (D + DELTAS) as u64 + p * DELTAS as u64),
+            flop: 2 * MACS_PER_PAIR * p,
+        };
+        let mut args: Vec<Arg> = self.weights(params).to_vec();
+        args.extend::<[Arg; 4]>([f.into(), kv.into(), (b as i32).into(), (n as i32).into()]);
+        args.extend(drop_args(drop));
+        args.extend(canonical.args());
+        args.extend(out.args());
+        let cfg = LaunchCfg {
+            grid: ((b * n).div_ceil(DEF_TP) as u32, 1, 1),
+            block: (DEF_THREADS, 1, 1),
+            shared_bytes: DEF_FWD_SMEM,
+            cost,
+        };
+        gpu.launch(Self::fwd_kernel(self.precision), cfg, &args)
+    }
+
+    /// Backward of deform_fwd (recomputing it) from d_out [B,N,…]: writes the chain section of d_params
+    /// (wk, bk, wv, bv get 0: tokens_bwd adds theirs), d_kv [2,B,4,64], d_f [N,64] and d_canonical [N,…].
+    #[allow(clippy::too_many_arguments)]
+    pub fn deform_bwd(
+        &self,
+        gpu: &Gpu,
+        params: DevBuf<f32>,
+        f: DevBuf<f32>,
+        kv: DevBuf<f32>,
+        b: usize,
+        n: usize,
+        drop: Dropout,
+        canonical: &GaussianBufs,
+        d_out: &GaussianBufs,
+        d_params: DevBuf<f32>,
+        d_kv: DevBuf<f32>,
+        d_f: DevBuf<f32>,
+        d_canonical: &GaussianBufs,
+    ) -> Result<()> {
+        self.check("deform_bwd", params, f, kv, b, n)?;
+        canonical.check("deform_bwd canonical", n)?;
+        d_out.check("deform_bwd d_out", b * n)?;
+        d_canonical.check("deform_bwd d_canonical", n)?;
+        if d_params.len() < CHAIN_FLOATS || d_kv.len() != kv.len() || d_f.len() != f.len() {
+            return Err(Error::Cuda(format!(
+                "deform_bwd: d_params {}, d_kv {} (want {}), d_f {} (want {})",
+                d_params.len(),
+                d_kv.len(),
+                kv.len(),
+                d_f.len(),
+                f.len()
+            )));
+        }
+        elementwise::fill(gpu, d_f, 0.0)?;
+        d_canonical.zero(gpu)?;
+        let p = (b * n) as u64;
+        let tiles = (b * n).div_ceil(DEF_TP);
+        let blocks = tiles.min(self.max_blocks);
+        let stride = self.part_stride as u64;
+        let cost = Cost {
+            bytes: 4 * p * (D + 3 * DELTAS) as u64
+                + 4 * n as u64 * (2 * D + 2 * DELTAS) as u64
+                + 8 * tiles as u64 * CHAIN_FLOATS as u64,
+            flop: 6 * MACS_PER_PAIR * p,
+        };
+        let mut args: Vec<Arg> = self.weights(params).to_vec();
+        args.extend::<[Arg; 4]>([f.into(), kv.into(), (b as i32).into(), (n as i32).into()]);
+        args.extend(drop_args(drop));
+        args.extend(canonical.args());
+        args.extend(d_out.args());
+        args.extend::<[Arg; 3]>([self.partials.into(), (stride as i64).into(), d_f.into()]);
+        args.extend(d_canonical.args());
+        let cfg = LaunchCfg {
+            grid: (blocks as u32, 1, 1),
+            block: (DEF_THREADS, 1, 1),
+            shared_bytes: DEF_BWD_SMEM,
+            cost,
+        };
+        gpu.launch(Self::bwd_kernel(self.precision), cfg, &args)?;
+        let total = CHAIN_FLOATS + 2 * TOKENS * D * b;
+        let cost = Cost {
+            bytes: 4 * (blocks as u64 + 1) * total as u64,
+            flop: blocks as u64 * total as u64,
+        };
+        gpu.launch(
+            "deform_reduce",
+            LaunchCfg::per_element(total, REDUCE_THREADS, cost),
+            &[
+                self.partials.into(),
+                (stride as i64).into(),
+                (blocks as i32).into(),
+                (b as i32).into(),
+                d_params.into(),
+                d_kv.into(),
+            ],
+        )
+    }
+}

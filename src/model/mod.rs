@@ -1,0 +1,3 @@
+//! The model: parameter layouts, initialisation, and the forward-then-backward tape of each network.
+
+pub mod deform;

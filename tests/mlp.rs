@@ -1,0 +1,187 @@
+//! The dense layer (kernels/mlp.cu, src/cpu/mlp.rs): the CPU backward against f64 central finite
+//! differences, and the CUDA kernels against the CPU twin.
+
+mod common;
+
+use common::{gpu, rel_err};
+use gensync::cpu::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
+use gensync::cpu::real::convert;
+use gensync::cuda::mlp::{self as cuda, dense_bwd_scratch_len, DenseBwdInputs};
+use gensync::cuda::{Arena, DevBuf, Gpu};
+use gensync::rng::Rng;
+
+const ACTS: [Act; 3] = [Act::None, Act::Relu, Act::LeakyRelu];
+
+/// L = Σ r ⊙ y for fixed random r: dL/dy = r.
+fn loss(s: Dense, x: &[f64], w: &[f64], b: Option<&[f64]>, r: &[f64]) -> f64 {
+    let mut y = vec![0.0; s.rows * s.n_out];
+    dense_fwd(s, x, w, b, &mut y);
+    y.iter().zip(r).map(|(a, b)| a * b).sum()
+}
+
+/// Random inputs whose pre-activations all stay at least `margin` from the ReLU kink at 0 (seeds are
+/// tried in order until one qualifies), so a finite-difference step never crosses it.
+fn inputs_away_from_kink(s: Dense, with_bias: bool, margin: f64) -> (Vec<f64>, Vec<f64>, Option<Vec<f64>>) {
+    for seed in 0.. {
+        let mut rng = Rng::new(seed);
+        let x: Vec<f64> = convert(&rng.vec(s.rows * s.n_in, -1.0, 1.0));
+        let w: Vec<f64> = convert(&rng.vec(s.n_out * s.n_in, -1.0, 1.0));
+        let b: Option<Vec<f64>> = with_bias.then(|| convert(&rng.vec(s.n_out, -0.5, 0.5)));
+        let mut pre = vec![0.0; s.rows * s.n_out];
+        dense_fwd(Dense { act: Act::None, ..s }, &x, &w, b.as_deref(), &mut pre);
+        if pre.iter().all(|p| p.abs() > margin) {
+            return (x, w, b);
+        }
+    }
+    unreachable!()
+}
+
+/// Central differences of `f` at every element of `v`, against `analytic`; returns the worst error
+/// relative to the largest derivative.
+fn check_fd(what: &str, v: &mut [f64], analytic: &[f64], f: &dyn Fn(&[f64]) -> f64) -> f64 {
+    let h = 1e-6;
+    let scale = analytic.iter().fold(1e-12f64, |m, a| m.max(a.abs()));
+    let mut worst = 0.0f64;
+    for i in 0..v.len() {
+        let keep = v[i];
+        v[i] = keep + h;
+        let up = f(v);
+        v[i] = keep - h;
+        let down = f(v);
+        v[i] = keep;
+        let fd = (up - down) / (2.0 * h);
+        let err = (fd - analytic[i]).abs() / scale;
+        assert!(err < 1e-7, "{what}[{i}]: analytic {} vs finite difference {fd}", analytic[i]);
+        worst = worst.max(err);
+    }
+    worst
+}
+
+/// d_x, d_w, d_b of every activation, with and without bias, against f64 central differences of
+/// L = Σ r ⊙ y. The layer is piecewise linear, so the differences are exact up to rounding (worst seen:
+/// 3.3e-10 of the largest derivative); the bound 1e-7 leaves room.
+#[test]
+fn dense_bwd_matches_finite_differences() {
+    for act in ACTS {
+        for with_bias in [true, false] {
+            let s = Dense { rows: 5, n_in: 7, n_out: 6, act };
+            let (mut x, mut w, b) = inputs_away_from_kink(s, with_bias, 1e-3);
+            let mut b = b;
+            let r: Vec<f64> = convert(&Rng::new(99).vec(s.rows * s.n_out, -1.0, 1.0));
+            let mut y = vec![0.0; s.rows * s.n_out];
+            dense_fwd(s, &x, &w, b.as_deref(), &mut y);
+            let (mut d_x, mut d_w, mut d_b) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.n_out]);
+            let grads = DenseGrads { d_x: &mut d_x, d_w: &mut d_w, d_b: with_bias.then_some(&mut d_b[..]) };
+            dense_bwd(s, &x, &w, &y, &r, grads);
+            let tag = format!("{act:?} bias {with_bias}");
+            let (w0, b0, x0) = (w.clone(), b.clone(), x.clone());
+            let ex = check_fd(&format!("{tag} d_x"), &mut x, &d_x, &|v| loss(s, v, &w0, b0.as_deref(), &r));
+            let ew = check_fd(&format!("{tag} d_w"), &mut w, &d_w, &|v| loss(s, &x0, v, b0.as_deref(), &r));
+            let mut eb = 0.0;
+            if let Some(b) = b.as_mut() {
+                eb = check_fd(&format!("{tag} d_b"), b, &d_b, &|v| loss(s, &x0, &w0, Some(v), &r));
+            }
+            eprintln!("{tag}: worst relative FD error d_x {ex:.1e}, d_w {ew:.1e}, d_b {eb:.1e}");
+        }
+    }
+}
+
+fn upload(gpu: &Gpu, arena: &mut Arena, host: &[f32]) -> DevBuf<f32> {
+    let buf = arena.alloc::<f32>(gpu, host.len()).unwrap();
+    gpu.upload(buf, host).unwrap();
+    buf
+}
+
+/// GPU against the CPU twin: y, d_x, d_w, d_b within 1e-5 relative, on shapes that are and are not
+/// multiples of the 128 × 128 tile and the 8-deep k step, including the model's typical layers (F_c 64→128,
+/// 128→128 at 50 000 rows; heads 128→48 and 128→1) and LeakyReLU layers; output widths on both sides of the
+/// narrow variants' limits (32, 33, 64, 65) so every dense_fwd / dense_bwd_w variant runs. Outputs are
+/// fresh (NaN-poisoned) arena slots, so an unwritten element fails the NaN check.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_matches_cpu_twin() {
+    let gpu = gpu();
+    let shapes: [(usize, usize, usize, Act, bool); 12] = [
+        (1, 1, 1, Act::None, true),
+        (513, 65, 33, Act::Relu, true),
+        (257, 33, 65, Act::LeakyRelu, true),
+        (7, 3, 5, Act::Relu, true),
+        (129, 64, 128, Act::Relu, true),
+        (300, 200, 130, Act::None, false),
+        (1000, 128, 48, Act::Relu, true),
+        (999, 128, 1, Act::None, true),
+        (4099, 29, 32, Act::LeakyRelu, true),
+        (20_000, 32, 64, Act::LeakyRelu, false),
+        (50_000, 64, 128, Act::Relu, true),
+        (50_000, 128, 128, Act::Relu, true),
+    ];
+    for (case, &(rows, n_in, n_out, act, with_bias)) in shapes.iter().enumerate() {
+        let s = Dense { rows, n_in, n_out, act };
+        let mut rng = Rng::new(1000 + case as u64);
+        let x = rng.vec(rows * n_in, -1.0, 1.0);
+        let w = rng.vec(n_out * n_in, -0.3, 0.3);
+        let b = rng.vec(n_out, -0.2, 0.2);
+        let d_y = rng.vec(rows * n_out, -1.0, 1.0);
+        let b_opt = with_bias.then_some(&b[..]);
+        let mut y = vec![0.0f32; rows * n_out];
+        dense_fwd(s, &x, &w, b_opt, &mut y);
+        let (mut d_x, mut d_w, mut d_b) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()], vec![0.0f32; n_out]);
+        let grads = DenseGrads { d_x: &mut d_x, d_w: &mut d_w, d_b: with_bias.then_some(&mut d_b[..]) };
+        dense_bwd(s, &x, &w, &y, &d_y, grads);
+
+        let floats = 2 * x.len() + 2 * w.len() + 2 * b.len() + 3 * y.len() + dense_bwd_scratch_len(s);
+        let mut arena = Arena::new("test", 4 * floats + 256 * 16).unwrap();
+        let (gx, gw, gb) = (upload(&gpu, &mut arena, &x), upload(&gpu, &mut arena, &w), upload(&gpu, &mut arena, &b));
+        let gb = with_bias.then_some(gb);
+        let gy = arena.alloc::<f32>(&gpu, y.len()).unwrap();
+        cuda::dense_fwd(&gpu, s, gx, gw, gb, gy).unwrap();
+        let tag = format!("case {case} {s:?} bias {with_bias}");
+        let e = rel_err(&format!("{tag} y"), &gpu.download(gy).unwrap(), &y);
+        assert!(e < 1e-5, "{tag} y: rel err {e}");
+
+        // The backward reads the CPU's y, so both sides take the same ReLU branches.
+        let inp = DenseBwdInputs { x: gx, w: gw, y: upload(&gpu, &mut arena, &y), d_y: upload(&gpu, &mut arena, &d_y) };
+        let out = cuda::DenseGrads {
+            d_x: arena.alloc::<f32>(&gpu, x.len()).unwrap(),
+            d_w: arena.alloc::<f32>(&gpu, w.len()).unwrap(),
+            d_b: with_bias.then(|| arena.alloc::<f32>(&gpu, n_out).unwrap()),
+        };
+        let scratch = arena.alloc::<f32>(&gpu, dense_bwd_scratch_len(s)).unwrap();
+        cuda::dense_bwd(&gpu, s, inp, out, scratch).unwrap();
+        for (name, buf, want) in [("d_x", out.d_x, &d_x), ("d_w", out.d_w, &d_w)] {
+            let e = rel_err(&format!("{tag} {name}"), &gpu.download(buf).unwrap(), want);
+            assert!(e < 1e-5, "{tag} {name}: rel err {e}");
+        }
+        if let Some(gdb) = out.d_b {
+            let e = rel_err(&format!("{tag} d_b"), &gpu.download(gdb).unwrap(), &d_b);
+            assert!(e < 1e-5, "{tag} d_b: rel err {e}");
+        }
+    }
+}
+
+/// Two runs of the backward give bit-identical gradients (no atomics anywhere in it).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_backward_is_deterministic() {
+    let gpu = gpu();
+    let s = Dense { rows: 77_777, n_in: 128, n_out: 128, act: Act::Relu };
+    let mut rng = Rng::new(7);
+    let floats = 5 * s.rows * 128 + dense_bwd_scratch_len(s) + 4 * 128 * 129;
+    let mut arena = Arena::new("test", 4 * floats + 16 * 256).unwrap();
+    let x = upload(&gpu, &mut arena, &rng.vec(s.rows * 128, -1.0, 1.0));
+    let w = upload(&gpu, &mut arena, &rng.vec(128 * 128, -0.3, 0.3));
+    let y = upload(&gpu, &mut arena, &rng.vec(s.rows * 128, -1.0, 1.0));
+    let d_y = upload(&gpu, &mut arena, &rng.vec(s.rows * 128, -1.0, 1.0));
+    let scratch = arena.alloc::<f32>(&gpu, dense_bwd_scratch_len(s)).unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let out = cuda::DenseGrads {
+            d_x: arena.alloc::<f32>(&gpu, s.rows * 128).unwrap(),
+            d_w: arena.alloc::<f32>(&gpu, 128 * 128).unwrap(),
+            d_b: Some(arena.alloc::<f32>(&gpu, 128).unwrap()),
+        };
+        cuda::dense_bwd(&gpu, s, DenseBwdInputs { x, w, y, d_y }, out, scratch).unwrap();
+        runs.push([out.d_x, out.d_w, out.d_b.unwrap()].map(|b| gpu.download(b).unwrap()));
+    }
+    assert!(runs[0] == runs[1], "dense_bwd is not deterministic");
+}
