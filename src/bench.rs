@@ -333,7 +333,9 @@ pub fn raster(backend: &Backend, gaussians: usize, batch: usize, size: usize, re
             ("d_sh", &g.d_sh, vec![b, n, 16, 3]),
             ("d_mean2d_norm", &g.d_mean2d_norm, vec![b, n]),
         ] {
-            write_npy(&dir.join(format!("{name}.npy")), data, &shape)?;
+            let path = dir.join(format!("{name}.npy"));
+            std::fs::write(&path, crate::data::import::npy::npy_f32_bytes(&shape, data))
+                .map_err(|e| Error::Io(format!("{}: cannot write: {e}", path.display())))?;
         }
         let _ = writeln!(out, "dumped the scene, d_image, outputs and gradients to {}", dir.display());
     }
@@ -351,21 +353,6 @@ pub fn raster(backend: &Backend, gaussians: usize, batch: usize, size: usize, re
 /// A float as JSON (null for NaN, which JSON lacks).
 fn json_number(x: f64) -> String {
     if x.is_finite() { format!("{x:.4}") } else { "null".into() }
-}
-
-/// Writes `data` as a little-endian f32 .npy file (format 1.0) of the given shape.
-fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    // Magic (6) + version (2) + length (2) + header + '\n' is padded with spaces to a multiple of 64.
-    header.push_str(&" ".repeat(63 - (10 + header.len()) % 64));
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend_from_slice(bytemuck::cast_slice(data));
-    std::fs::write(path, bytes).map_err(|e| Error::Io(format!("{}: cannot write: {e}", path.display())))
 }
 
 /// The card's device-to-device copy bandwidth in GB/s, counting bytes read plus bytes written, over a copy

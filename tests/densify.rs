@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{gpu, rel_err};
+use common::{gpu, rel_err, upload};
 use gensync::cpu::densify::{counter_normal, densify_classify, densify_scatter, Action, Attribute, DensifyRule, Role, SPLIT_SHRINK};
 use gensync::cpu::sort::exclusive_scan;
 use gensync::cuda::densify::{densify_apply, densify_plan, AttrCopy, DensifyStats};
@@ -139,19 +139,14 @@ fn gpu_matches_cpu_twin() {
         // GPU.
         let mut arena = Arena::new("persistent", 4 * (120 * n + 120 * total) + (1 << 20)).unwrap();
         let mut transient = Arena::new("transient", 64 * n + (1 << 20)).unwrap();
-        let up = |arena: &mut Arena, host: &[f32]| {
-            let b = arena.alloc::<f32>(&gpu, host.len()).unwrap();
-            gpu.upload(b, host).unwrap();
-            b
-        };
         let stats = DensifyStats {
-            opacity: up(&mut arena, &opacity),
-            log_scales: up(&mut arena, &log_scales),
-            grad_accum: up(&mut arena, &grad_accum),
-            visible: up(&mut arena, &visible),
-            max_radius: up(&mut arena, &max_radius),
+            opacity: upload(&gpu, &mut arena, &opacity),
+            log_scales: upload(&gpu, &mut arena, &log_scales),
+            grad_accum: upload(&gpu, &mut arena, &grad_accum),
+            visible: upload(&gpu, &mut arena, &visible),
+            max_radius: upload(&gpu, &mut arena, &max_radius),
         };
-        let src = [up(&mut arena, &means), stats.log_scales, up(&mut arena, &quats), up(&mut arena, &sh), up(&mut arena, &adam_m)];
+        let src = [upload(&gpu, &mut arena, &means), stats.log_scales, upload(&gpu, &mut arena, &quats), upload(&gpu, &mut arena, &sh), upload(&gpu, &mut arena, &adam_m)];
         let plan = densify_plan(&gpu, &mut transient, &stats, &RULE).unwrap();
         assert_eq!(plan.new_count, total, "case {case}: new count");
         let roles = [Role::Means, Role::LogScales, Role::Param, Role::Param, Role::OptimizerState];

@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::{gpu, rel_err};
+use common::{gpu, rel_err, upload};
 use gensync::cpu::loss::{loss_bwd, loss_fwd, Frames, LossParts, SSIM_C1, SSIM_C2, SSIM_TAPS};
 use gensync::cpu::real::convert;
 use gensync::cuda::loss::{self as cuda, loss_scratch_len, LossInputs};
-use gensync::cuda::{Arena, DevBuf, Gpu};
+use gensync::cuda::Arena;
 use gensync::rng::Rng;
 
 /// gt uniform in [0.1, 0.9], render = gt ± [0.05, 0.1] (random sign): |render − gt| stays away from the L1
@@ -98,12 +98,6 @@ fn ssim_matches_direct_window_sum() {
     let direct = sum / f.values() as f64;
     assert!((parts.ssim - direct).abs() < 1e-12, "separable {} vs direct {direct}", parts.ssim);
     assert_eq!(parts, LossParts::new(parts.l1, parts.ssim, 0.0));
-}
-
-fn upload<T: bytemuck::Pod>(gpu: &Gpu, arena: &mut Arena, host: &[T]) -> DevBuf<T> {
-    let buf = arena.alloc::<T>(gpu, host.len()).unwrap();
-    gpu.upload(buf, host).unwrap();
-    buf
 }
 
 /// GPU against the CPU twin: the four parts and d_render within 1e-5 relative, on frame sizes that are

@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::{gpu, rel_err};
+use common::{gpu, rel_err, upload};
 use gensync::cpu::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
 use gensync::cpu::real::convert;
 use gensync::cuda::mlp::{self as cuda, dense_bwd_scratch_len, DenseBwdInputs};
-use gensync::cuda::{Arena, DevBuf, Gpu};
+use gensync::cuda::Arena;
 use gensync::rng::Rng;
 
 const ACTS: [Act; 3] = [Act::None, Act::Relu, Act::LeakyRelu];
@@ -84,12 +84,6 @@ fn dense_bwd_matches_finite_differences() {
             eprintln!("{tag}: worst relative FD error d_x {ex:.1e}, d_w {ew:.1e}, d_b {eb:.1e}");
         }
     }
-}
-
-fn upload(gpu: &Gpu, arena: &mut Arena, host: &[f32]) -> DevBuf<f32> {
-    let buf = arena.alloc::<f32>(gpu, host.len()).unwrap();
-    gpu.upload(buf, host).unwrap();
-    buf
 }
 
 /// GPU against the CPU twin: y, d_x, d_w, d_b within 1e-5 relative, on shapes that are and are not

@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{gpu, rel_err};
+use common::{gpu, rel_err, upload};
 use gensync::cpu::real::convert;
 use gensync::cpu::triplane::{
     triplane_bwd, triplane_fwd, triplane_init, TriplaneBox, TRIPLANE_FEATURES, TRIPLANE_FLOATS, TRIPLANE_RES,
 };
 use gensync::cuda::triplane as cuda;
-use gensync::cuda::{elementwise, Arena, DevBuf, Gpu};
+use gensync::cuda::{elementwise, Arena};
 use gensync::rng::Rng;
 
 /// L = Σ r ⊙ f(μ) for fixed random r.
@@ -104,12 +104,6 @@ fn clamped_axes_have_no_position_gradient() {
     triplane_fwd(&means, &planes, &bx, &mut f_out);
     triplane_fwd(&[1.0, 0.4, 0.0], &planes, &bx, &mut f_edge);
     assert_eq!(f_out, f_edge);
-}
-
-fn upload(gpu: &Gpu, arena: &mut Arena, host: &[f32]) -> DevBuf<f32> {
-    let buf = arena.alloc::<f32>(gpu, host.len()).unwrap();
-    gpu.upload(buf, host).unwrap();
-    buf
 }
 
 /// GPU against the CPU twin on several N (not multiples of the 8 Gaussians per block), with means spread a

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use gensync::cuda::Gpu;
+use gensync::cuda::{Arena, DevBuf, Gpu};
 
 /// ‖got − want‖ / ‖want‖ in f64, after checking that `got` has no NaN/Inf (poisoned outputs that were never
 /// written show up here). Panics naming `what` and the worst element.
@@ -37,4 +37,11 @@ pub fn gensync_bin() -> String {
 /// without a GPU they fail loudly rather than pass.
 pub fn gpu() -> Gpu {
     Gpu::for_tests().expect("GPU tests need a CUDA GPU (run them on the GPU machine with --include-ignored)")
+}
+
+/// A new arena slot holding `host`.
+pub fn upload<T: bytemuck::Pod>(gpu: &Gpu, arena: &mut Arena, host: &[T]) -> DevBuf<T> {
+    let buf = arena.alloc::<T>(gpu, host.len()).unwrap();
+    gpu.upload(buf, host).unwrap();
+    buf
 }
