@@ -73,7 +73,7 @@ run() {
             # The runtime test of a deliberately bad launch makes an API error on purpose: skipped here.
             compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
                 "$t" --ignored --test-threads=1 --skip bad_launches $filter > "$out/memcheck.tmp" 2>&1 || failed=1
-            grep -E "ERROR SUMMARY|test result|FAILED|Invalid|panicked|rel err" "$out/memcheck.tmp" | head -40
+            grep -E "ERROR SUMMARY|test result|FAILED|Invalid|panicked" "$out/memcheck.tmp" || true
         done
         echo "## compute-sanitizer racecheck (rasterizer)"
         [ -x .device/tests/raster ] && { timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 \

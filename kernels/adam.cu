@@ -17,7 +17,8 @@
 //   groups  [num_groups]   AdamGroup  (device memory)
 // Bytes: 28 per element (read p, g, m, v; write p, m, v). FLOP: ~12 per element + one sqrt.
 // No atomics, no shared memory; deterministic. NaN policy: none; a NaN gradient poisons its element only.
-// measured: see bench/results (fused Adam over 10M parameters vs the card's device-to-device copy).
+// measured: H200, commit b4f6151, 10M parameters in 6 tensors: 75.4 µs median, 3.71 TB/s = 90 % of the card's
+// 4.14 TB/s device-to-device copy (bench/results/2026-11-26-NVIDIA-H200.log).
 
 #define ADAM_THREADS 256
 #define ADAM_CHUNK (ADAM_THREADS * 4)

@@ -36,7 +36,8 @@
 // deform_reduce sums the G slices in order into d_params (chain section) and d_kv. d_f [N,64] and
 // d_canonical are accumulated with atomicAdd (B adds per element: not bitwise deterministic).
 // NaN policy: NaNs propagate; a zero-length quaternion gives NaN rotations (the CPU twin does the same).
-// measured: not yet (`gensync bench deform --gaussians 50000 --batch 8 --profile` on the GPU machine).
+// measured: H200, commit b4f6151, N = 50 000, B = 8 (profiler): deform_fwd_tc 5.76 ms, deform_bwd_tc 17.9 ms (9.9 TFLOP/s):
+// far from the 1.5 ms step target; fp32 step 35.9 ms, bf16 step 24.3 ms.
 
 #include <stdint.h>
 

@@ -17,7 +17,8 @@
 // (the token section must be zeroed before; wk, bk, wv, bv are added on top of deform_reduce's values):
 // B atomics per weight, so not bitwise deterministic across runs.
 // NaN policy: NaNs propagate. An out-of-range identity reads row 0 (the launcher checks ids on the host).
-// measured: not yet (`gensync bench deform --profile` on the GPU machine).
+// measured: H200, commit b4f6151, B = 8 (profiler): tokens_fwd 243 µs, tokens_bwd 351 µs (one block per frame:
+// latency-bound at this size).
 
 #define TOK_THREADS 256
 #define D 64

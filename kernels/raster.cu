@@ -219,7 +219,7 @@ __device__ __forceinline__ float splat_sigma(float4 cn, float dx, float dy) {
 // Bytes: read 88 + 12·(deg+1)² (+80 per camera, cached), write 52 per Gaussian.
 // FLOP: ~250 (covariance, Jacobian, conic) + ~6·(deg+1)² (SH) per Gaussian.
 // No shared memory, no atomics; deterministic. NaN policy: a NaN input culls its Gaussian (zeros written).
-// measured: not yet (needs a GPU run).
+// measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 14 µs (B = 1), 65 µs (B = 8).
 extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
 project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, const float* __restrict__ log_scales,
             const float* __restrict__ quats, const float* __restrict__ opacity_logits, const float* __restrict__ sh,
@@ -340,7 +340,8 @@ tile_ranges(const unsigned long long* __restrict__ keys, const int* __restrict__
 // Shared: 3 float4 × 256 = 12 KiB (xy/opacity/depth, conic, colour of the batch).
 // Bytes: read 52 per pair + 12 per pixel (background); write 24 per pixel. FLOP: ~25 per (pixel, pair) tested.
 // No atomics; deterministic. NaN policy: splats are finite by construction (culling in project_fwd).
-// measured: not yet (needs a GPU run).
+// measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 109 µs (B = 1, 237 k pairs),
+// 651 µs (B = 8, 1.9 M pairs).
 extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
 raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
            const float* __restrict__ background, int width, int height,
@@ -406,7 +407,9 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // (warp, pair touched). FLOP: ~60 per (pixel, pair) blended + 45 shuffles per (warp, pair).
 // Atomics: float atomicAdd, so the summation order varies between runs (relative differences ~1e-7).
 // NaN policy: inputs finite by construction; T_i division bounded by 1 − α ≥ 0.01.
-// measured: not yet (needs a GPU run).
+// measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 320 µs (B = 1), 1876 µs (B = 8):
+// the largest share of a B = 8 step. A shuffle reduce-scatter (16 shuffles instead of 45) was tried and
+// measured slower (B = 8 fwd + bwd 3.33 → 4.67 ms), so the plain butterfly stays.
 extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
 raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
            const float* __restrict__ background, const float* __restrict__ final_t, const int* __restrict__ n_contrib,
@@ -498,7 +501,7 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // Every output element is written (zeros for culled Gaussians).
 // Bytes: read 88 + 12·(deg+1)² + 48 + 36, write 112 + 192 per Gaussian. FLOP: ~700 + ~20·(deg+1)².
 // No atomics; deterministic. NaN policy: as project_fwd (culled Gaussians get zero gradients).
-// measured: not yet (needs a GPU run).
+// measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 48 µs (B = 1), 328 µs (B = 8).
 extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
 project_bwd(const Camera* __restrict__ cams, const float* __restrict__ means, const float* __restrict__ log_scales,
             const float* __restrict__ quats, const float* __restrict__ opacity_logits, const float* __restrict__ sh,
