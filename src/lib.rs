@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod render;
 pub mod model;
 pub mod rng;

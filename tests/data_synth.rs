@@ -17,19 +17,6 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn pearson(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().map(|&v| v as f64).sum::<f64>() / n, b.iter().map(|&v| v as f64).sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (dx, dy) = (x as f64 - ma, y as f64 - mb);
-        sab += dx * dy;
-        saa += dx * dx;
-        sbb += dy * dy;
-    }
-    sab / (saa * sbb).sqrt()
-}
-
 fn gensync(args: &[&str]) -> std::process::Output {
     Command::new(common::gensync_bin()).args(args).output().unwrap()
 }
@@ -65,7 +52,7 @@ fn jaw_opening_is_predictable_from_the_audio_features() {
         let frames = speech.track.jaw.len();
         let w = windows(&feats, frames, FPS);
         let low: Vec<f32> = (0..frames).map(|t| low_band_energy(&w[t * FEATURE_WINDOW * N_MELS..][..FEATURE_WINDOW * N_MELS], N_MELS)).collect();
-        let r = pearson(&speech.track.jaw, &low);
+        let r = gensync::eval::metrics::pearson(&speech.track.jaw, &low);
         println!("identity {k} (F0 {:.0} Hz): Pearson(jaw, low-band energy) = {r:.3}", id.voice.f0);
         worst = worst.min(r);
     }
@@ -86,7 +73,7 @@ fn mouth_area_follows_the_jaw() {
         let ds = Dataset::open(p).unwrap();
         let jaw: Vec<f32> = ds.frames().iter().map(|f| f.jaw).collect();
         let area: Vec<f32> = ds.frames().iter().map(|f| f.mouth_area).collect();
-        let r = pearson(&jaw, &area);
+        let r = gensync::eval::metrics::pearson(&jaw, &area);
         println!("{}: Pearson(jaw, mouth area) = {r:.3}", p.display());
         assert!(r >= 0.9, "{r}");
         for f in ds.frames() {
