@@ -11,14 +11,13 @@ use super::audio::{self, SAMPLE_RATE};
 use super::features;
 use super::format::{DatasetWriter, FrameRecord, Header, SOURCE_SYNTH};
 use super::mesh::{head_mesh, torso_mesh, Expression, Look};
+use super::parallel::map_frames;
 use super::raster::{Canvas, Intrinsics, Rigid, Shader, TEXTURE};
 use super::voice::{speak, Track, Voice};
 use crate::rng::{mix, Rng};
 use crate::{Error, Result};
 use std::f32::consts::PI;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 pub const FPS: u32 = 25;
@@ -241,53 +240,35 @@ pub fn write_dataset(identity: &Identity, track: &Track, audio: &[f32], size: us
 
     let poses = head_poses(identity.corpus_seed, identity.index, frames);
     let eyes = blinks(identity.corpus_seed, identity.index, frames);
-    let records = Mutex::new(vec![FrameRecord::default(); frames]);
-    let next = AtomicUsize::new(0);
-    let failed = Mutex::new(None);
     let start = Instant::now();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(frames);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= frames || failed.lock().unwrap().is_some() {
-                    break;
-                }
-                let e = identity.expression(track.jaw[i], track.rounding[i], eyes[i]);
-                let mut canvas = base.clone();
-                canvas.draw(&head_mesh(&identity.look, &e), &poses[i], &k, &identity.shader);
-                let frame = canvas.resolve();
-                if let Err(err) = writer.write_frame(i, &frame.rgb, &frame.mask) {
-                    *failed.lock().unwrap() = Some(err);
-                    break;
-                }
-                records.lock().unwrap()[i] = FrameRecord {
-                    world_to_camera: poses[i].matrix(),
-                    intrinsics: [k.fx, k.fy, k.cx, k.cy],
-                    eye: e.eye,
-                    jaw: e.jaw,
-                    rounding: e.rounding,
-                    mouth_area: frame.mouth_area,
-                    lip_box: frame.lip_box.unwrap_or([0; 4]),
-                    feature_index: i as u32,
-                    ..Default::default()
-                };
-                if (i + 1) % 100 == 0 {
-                    let rate = (i + 1) as f64 / start.elapsed().as_secs_f64();
-                    progress.line(&format!(
-                        "  {}: frame {}/{frames}, {rate:.1} frames/s, ETA {:.0} s",
-                        path.display(),
-                        i + 1,
-                        (frames - i - 1) as f64 / rate
-                    ));
-                }
-            });
+    let records = map_frames(frames, |i| {
+        let e = identity.expression(track.jaw[i], track.rounding[i], eyes[i]);
+        let mut canvas = base.clone();
+        canvas.draw(&head_mesh(&identity.look, &e), &poses[i], &k, &identity.shader);
+        let frame = canvas.resolve();
+        writer.write_frame(i, &frame.rgb, &frame.mask)?;
+        if (i + 1) % 100 == 0 {
+            let rate = (i + 1) as f64 / start.elapsed().as_secs_f64();
+            progress.line(&format!(
+                "  {}: frame {}/{frames}, {rate:.1} frames/s, ETA {:.0} s",
+                path.display(),
+                i + 1,
+                (frames - i - 1) as f64 / rate
+            ));
         }
-    });
-    if let Some(err) = failed.into_inner().unwrap() {
-        return Err(err);
-    }
-    writer.finish(&records.into_inner().unwrap(), &windows, &pcm)
+        Ok(FrameRecord {
+            world_to_camera: poses[i].matrix(),
+            intrinsics: [k.fx, k.fy, k.cx, k.cy],
+            eye: e.eye,
+            jaw: e.jaw,
+            rounding: e.rounding,
+            mouth_area: frame.mouth_area,
+            lip_box: frame.lip_box.unwrap_or([0; 4]),
+            feature_index: i as u32,
+            ..Default::default()
+        })
+    })?;
+    writer.finish(&records, &windows, &pcm)
 }
 
 /// `gensync synth`: the corpus.

@@ -27,9 +27,8 @@ use crate::data::features::{features, windows, N_MELS};
 use crate::data::format::{DatasetWriter, FrameRecord, Header, FEATURE_WINDOW, SOURCE_IMPORT};
 use crate::error::{Error, Result};
 use images::{read_image, Image8};
+use crate::data::parallel::map_frames;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use transforms::{read_transforms, SubjectFrame};
 
 /// Video rate of the ER-NeRF layout (one aud_id per 40 ms).
@@ -161,44 +160,24 @@ pub fn import_subject(dir: &Path, out: &Path, options: &ImportOptions) -> Result
         writer.write_background(0, &resize_rgb(&bc_rgb, src_w, src_h, width, height))?;
     }
 
-    // Frames are independent: decode, resize and write them on every core.
-    let next = AtomicUsize::new(0);
-    let records = Mutex::new(vec![FrameRecord::default(); frames.len()]);
-    let first_error = Mutex::new(None::<Error>);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= frames.len() || first_error.lock().unwrap().is_some() {
-                    break;
-                }
-                let frame = FrameJob { dir, image_dir: &image_dir, torso_dir: &torso_dir, bc_rgb: &bc_rgb };
-                match frame.import(i, &frames[i], &frame_paths[i], (src_w, src_h), (width, height), &writer) {
-                    Ok(lip_box) => {
-                        let f = &frames[i];
-                        let (fx, cx, cy) = (train.focal, train.cx, train.cy);
-                        records.lock().unwrap()[i] = FrameRecord {
-                            world_to_camera: bytemuck::cast(f.world_to_camera),
-                            intrinsics: [fx * sx, fx * sy, cx * sx, cy * sy],
-                            eye: eyes[i],
-                            lip_box,
-                            feature_index: i as u32,
-                            background_index: if per_frame_background { i as u32 } else { 0 },
-                            ..FrameRecord::default()
-                        };
-                    }
-                    Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e);
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap() {
-        return Err(e); // the writer's drop removes the temporary file
-    }
-    writer.finish(&records.into_inner().unwrap(), &feature_data, &pcm)?;
+    // Frames are independent: decode, resize and write them on every core. An error drops the writer, whose
+    // temporary file goes with it.
+    let job = FrameJob { dir, image_dir: &image_dir, torso_dir: &torso_dir, bc_rgb: &bc_rgb };
+    let records = map_frames(frames.len(), |i| {
+        let f = &frames[i];
+        let lip_box = job.import(i, f, &frame_paths[i], (src_w, src_h), (width, height), &writer)?;
+        let (fx, cx, cy) = (train.focal, train.cx, train.cy);
+        Ok(FrameRecord {
+            world_to_camera: bytemuck::cast(f.world_to_camera),
+            intrinsics: [fx * sx, fx * sy, cx * sx, cy * sy],
+            eye: eyes[i],
+            lip_box,
+            feature_index: i as u32,
+            background_index: if per_frame_background { i as u32 } else { 0 },
+            ..FrameRecord::default()
+        })
+    })?;
+    writer.finish(&records, &feature_data, &pcm)?;
     Ok(ImportSummary {
         frames: frames.len(),
         train_frames: train.frames.len(),
