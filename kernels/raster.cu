@@ -26,6 +26,11 @@
 #define RANGES_THREADS 256
 #define SPLAT_F4 3
 #define D_SPLAT 9
+// raster_bwd: when at most this many lanes of a warp touch a pair, they add their gradients with their own
+// atomics instead of a 45-shuffle warp reduction. H200, N = 50 000, 512², fwd + bwd at B = 8: 3.37 ms
+// (never) → 3.32 (2) → 3.26 (4) → 3.19 (8) → 3.69 (12) → 4.74 (16) → 10.8 (32); at B = 1 0.645 → 0.61 ms
+// with 8. Beyond that, same-address atomics serialise.
+#define DIRECT_ATOMIC_LANES 8
 #define SH_COEFFS 16  // degree 3: 16 coefficients × 3 channels = 48 floats per Gaussian
 #define DEPTH_BITS 31
 
@@ -400,7 +405,8 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 //   d_rgb = α·T_i·d_pix; d_α = Σ_c d_pix_c·(c_c·T_i − S_c/(1−α)) with S the colour behind (background incl.);
 //   unclamped α: d_o = G·d_α, d_σ = −α·d_α → d_conic, d_mean2d.
 // The 9 gradients of a pair are summed over the warp's 32 pixels with shuffles, then lane 0 adds them to
-// d_splat with one atomic each (8 warps per tile → ≤ 8 atomics per value per tile).
+// d_splat with one atomic each (8 warps per tile → ≤ 8 atomics per value per tile); when at most
+// DIRECT_ATOMIC_LANES lanes touch the pair, those lanes add their own values instead (no shuffles).
 //   splat, values, ranges, background as raster_fwd; final_t, n_contrib from raster_fwd; d_image [B,H,W,3]
 //   -> d_splat [BN,9] (accumulated: zero it first)
 // Shared: 3 float4 + 1 u32 × 256 = 13 KiB. Bytes: read 52 per pair + 32 per pixel; 36 atomic bytes per
@@ -408,8 +414,8 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // Atomics: float atomicAdd, so the summation order varies between runs (relative differences ~1e-7).
 // NaN policy: inputs finite by construction; T_i division bounded by 1 − α ≥ 0.01.
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 320 µs (B = 1), 1876 µs (B = 8):
-// the largest share of a B = 8 step. A shuffle reduce-scatter (16 shuffles instead of 45) was tried and
-// measured slower (B = 8 fwd + bwd 3.33 → 4.67 ms), so the plain butterfly stays.
+// the largest share of a B = 8 step (before DIRECT_ATOMIC_LANES). A shuffle reduce-scatter (16 shuffles
+// instead of 45) was tried and measured slower (B = 8 fwd + bwd 3.33 → 4.67 ms), so the butterfly stays.
 extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
 raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
            const float* __restrict__ background, const float* __restrict__ final_t, const int* __restrict__ n_contrib,
@@ -480,13 +486,17 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
                     gd[4] = 0.5f * dy * dy * d_sigma;
                 }
             }
-            if (__any_sync(0xffffffffu, active)) {
+            unsigned active_lanes = __ballot_sync(0xffffffffu, active);
+            if (__popc(active_lanes) > DIRECT_ATOMIC_LANES) {
                 for (int k = 0; k < D_SPLAT; ++k)
                     for (int o = 16; o > 0; o >>= 1) gd[k] += __shfl_down_sync(0xffffffffu, gd[k], o);
                 if (lane == 0) {
                     float* dst = d_splat + (size_t)s_id[j] * D_SPLAT;
                     for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, gd[k]);
                 }
+            } else if (active) {
+                float* dst = d_splat + (size_t)s_id[j] * D_SPLAT;
+                for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, gd[k]);
             }
         }
     }

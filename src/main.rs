@@ -52,6 +52,8 @@ enum Command {
         #[arg(long)]
         size: Option<u32>,
     },
+    /// Train: the canonical stage (per identity: Gaussians, triplane and F_c) on the CPU backend.
+    Train(TrainArgs),
     /// Benchmarks of kernels and steps.
     Bench {
         #[command(subcommand)]
@@ -104,6 +106,37 @@ struct SynthArgs {
     /// With --layout ernerf: frames as png (lossless) or jpeg.
     #[arg(long, default_value = "png")]
     frames: String,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Stage to train: canonical.
+    #[arg(long, default_value = "canonical")]
+    stage: String,
+    /// The corpus folder (identity-KK.gsd files, as `gensync synth` writes them).
+    #[arg(long)]
+    data: PathBuf,
+    /// The checkpoint to write (safetensors).
+    #[arg(long)]
+    out: PathBuf,
+    /// Steps per identity (a resumed run continues up to this count).
+    #[arg(long, default_value_t = 8000)]
+    steps: u32,
+    /// Identities to train, e.g. 0,2 (default: every dataset in --data).
+    #[arg(long)]
+    identities: Option<String>,
+    /// Seed of the initialisation and of the frame order (a resumed run keeps the checkpoint's).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Continue from this checkpoint (bit-for-bit on the CPU backend).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// At most this many initial Gaussians per identity (default: every head-mesh vertex).
+    #[arg(long)]
+    init_points: Option<usize>,
+    /// Multiplies every learning rate of SPEC §7 (tiny CPU runs: more, to see progress in few steps).
+    #[arg(long, default_value_t = 1.0)]
+    lr_scale: f32,
 }
 
 #[derive(Subcommand)]
@@ -224,6 +257,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Train(a) => train(a, choice, cli.quiet),
         Command::Bench { what } => {
             let backend = Backend::select(choice, cli.quiet)?;
             if cli.profile {
@@ -310,6 +344,39 @@ fn synth(a: SynthArgs, quiet: bool) -> Result<()> {
         }
         paths.iter().for_each(|p| println!("{}", p.display()));
     }
+    Ok(())
+}
+
+fn train(a: TrainArgs, choice: DeviceChoice, quiet: bool) -> Result<()> {
+    use gensync::train::canonical::{parse_identities, train_canonical, CanonicalOptions};
+    if a.stage != "canonical" {
+        return Err(Error::input(format!("--stage {}: only canonical is implemented", a.stage)));
+    }
+    if choice == DeviceChoice::Cuda {
+        return Err(Error::input("--device cuda: the canonical stage runs on the CPU backend only for now"));
+    }
+    if a.steps == 0 {
+        return Err(Error::input("--steps 0: must be at least 1"));
+    }
+    let identities = a.identities.as_deref().map(parse_identities).transpose()?;
+    let o = CanonicalOptions {
+        data: a.data,
+        out: a.out,
+        steps: a.steps,
+        identities,
+        seed: a.seed,
+        resume: a.resume,
+        init_points: a.init_points,
+        lr_scale: a.lr_scale,
+        quiet,
+    };
+    let report = train_canonical(&o)?;
+    for ((k, losses), (_, n)) in report.losses.iter().zip(&report.gaussians) {
+        let tail = &losses[losses.len().saturating_sub(10)..];
+        let mean = if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 };
+        println!("identity {k}: {} steps, {n} Gaussians, final loss {mean:.4}", losses.len());
+    }
+    println!("{}", o.out.display());
     Ok(())
 }
 

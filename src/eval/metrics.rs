@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn mouth_opening_counts_dark_pixels_in_the_box() {
         let mut img = vec![200u8; 10 * 10 * 3];
-        for k in [(5 * 10 + 5) * 3, (6 * 10 + 5) * 3, (0 * 10 + 0) * 3] {
+        for k in [(5 * 10 + 5) * 3, (6 * 10 + 5) * 3, 0] {
             img[k..k + 3].fill(10);
         }
         assert_eq!(mouth_opening(&img, 10, [4, 4, 8, 8]), 2); // the dark pixel at (0, 0) is outside

@@ -1,0 +1,221 @@
+//! The canonical stage on the CPU backend: a tiny run whose loss falls, bit-exact resume, and bad input.
+
+mod common;
+
+use gensync::data::synth::{write_corpus, CorpusOptions, Progress};
+use gensync::data::synth::dataset_path;
+use gensync::data::Dataset;
+use gensync::train::canonical::{train_canonical, CanonicalOptions, Identity, ARCHITECTURE};
+use gensync::train::canonical_gpu::GpuIdentity;
+use gensync::train::checkpoint::Checkpoint;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Initial Gaussians of the tiny runs (the head mesh thinned), so a step takes about 50 ms on one core.
+const POINTS: usize = 400;
+
+/// A fresh folder holding a 1-identity, 1-second, 32-pixel corpus in `corpus/`.
+fn tiny_corpus(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gensync-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = CorpusOptions { identities: 1, seconds: 1.0, size: 32, seed: 3, out: dir.join("corpus") };
+    write_corpus(&o, &Progress { quiet: true }).unwrap();
+    dir
+}
+
+fn options(dir: &Path, steps: u32, out: &str) -> CanonicalOptions {
+    CanonicalOptions {
+        data: dir.join("corpus"),
+        out: dir.join(out),
+        steps,
+        identities: None,
+        seed: 5,
+        resume: None,
+        init_points: Some(POINTS),
+        // 30× SPEC §7's rates: the camera extent of the synthetic corpus (≈0.09) makes the decaying rates
+        // tiny, and this run has 150 steps rather than 8000.
+        lr_scale: 30.0,
+        quiet: true,
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn loss_falls_and_the_checkpoint_holds_baked_gaussians() {
+    let dir = tiny_corpus("falls");
+    let o = options(&dir, 150, "ck.safetensors");
+    let report = train_canonical(&o).unwrap();
+    let losses = &report.losses[0].1;
+    assert_eq!(losses.len(), 150);
+    let (first, last) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
+    eprintln!("loss: first 10 {first:.4}, last 10 {last:.4}");
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(last < 0.8 * first, "loss did not fall: first 10 {first:.4}, last 10 {last:.4}");
+
+    let ck = Checkpoint::load(&o.out).unwrap();
+    assert_eq!(ck.metadata["stage"], "canonical");
+    assert_eq!(ck.metadata["architecture"], ARCHITECTURE);
+    let sh = ck.f32(&o.out, "identity-00.sh", &[POINTS, 16, 3]).unwrap();
+    let opacity = ck.f32(&o.out, "identity-00.opacity_logits", &[POINTS]).unwrap();
+    assert!(sh.iter().chain(opacity).all(|v| v.is_finite()));
+    // F_c learned colours: the baked SH are no longer the initial near-zero grey.
+    assert!(sh.iter().any(|v| v.abs() > 0.05), "SH still at their initial values");
+    assert_eq!(ck.i64(&o.out, "identity-00.step", &[1]).unwrap(), &[150]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Densification inside training: Gaussians with a large mean view-space gradient are cloned or split
+/// (one more Gaussian each), their Adam moments kept and the new ones' zero; training goes on with the new N.
+#[test]
+fn densify_grows_dense_gaussians_and_carries_adam_state() {
+    let dir = tiny_corpus("densify");
+    let ds = Dataset::open(&dataset_path(&dir.join("corpus"), 0)).unwrap();
+    let mut model = Identity::new(&ds, 0, 1, Some(200)).unwrap();
+    for frame in 0..3 {
+        model.step(&ds, frame, 30.0);
+    }
+    assert_eq!(model.len(), 200);
+    let moments = model.means.m.clone();
+    // Only the first 10 Gaussians look under-reconstructed; the schedule is past its densification start.
+    model.stats.grad_accum.fill(0.0);
+    model.stats.grad_accum[..10].fill(1.0);
+    model.stats.visible[..10].fill(1.0);
+    model.step = 1000;
+    model.densify(77);
+    assert_eq!(model.len(), 210);
+    assert!(model.stats.grad_accum.iter().all(|&g| g == 0.0) && model.stats.visible.len() == 210);
+    // Gaussian 0 is either kept with its moments and cloned with zero moments, or split into two children
+    // with zero moments; every later original keeps its moments.
+    let carried = &model.means.m[3 * 210 - 3 * 190..];
+    assert_eq!(carried, &moments[3 * 10..]);
+    assert!(model.means.m[..6].iter().skip(3).all(|&m| m == 0.0));
+    assert!(model.step(&ds, 4, 30.0).is_finite());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Three GPU steps against the CPU path from the same model on the same frames: the losses, then every
+/// parameter and the baked opacity and SH. Tolerances not yet calibrated on a GPU: fp32 twins agree to
+/// ~1e-6 per kernel (tests/raster.rs, tests/mlp.rs), and three Adam steps at SPEC §7's small rates move
+/// the parameters by far less than the 1e-4 allowed.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_steps_match_the_cpu_path() {
+    let gpu = common::gpu();
+    let dir = tiny_corpus("gpu");
+    let ds = Dataset::open(&dataset_path(&dir.join("corpus"), 0)).unwrap();
+    let mut cpu = Identity::new(&ds, 0, 1, Some(POINTS)).unwrap();
+    let mut dev = GpuIdentity::upload(&gpu, &cpu, &ds).unwrap();
+    for frame in [0, 7, 3] {
+        let want = cpu.step(&ds, frame, 1.0);
+        let got = dev.step(&gpu, &ds, frame, 1.0).unwrap() as f64;
+        assert!((got - want).abs() <= 1e-4 * want.abs(), "frame {frame}: GPU loss {got}, CPU {want}");
+    }
+    cpu.bake();
+    let got = dev.download(&gpu).unwrap();
+    assert_eq!(got.step, 3);
+    let pairs: [(&str, &[f32], &[f32]); 6] = [
+        ("means", &got.means.value, &cpu.means.value),
+        ("log_scales", &got.log_scales.value, &cpu.log_scales.value),
+        ("quats", &got.quats.value, &cpu.quats.value),
+        ("triplane", &got.triplane.value, &cpu.triplane.value),
+        ("opacity_logits", &got.opacity_logits, &cpu.opacity_logits),
+        ("sh", &got.sh, &cpu.sh),
+    ];
+    for (name, g, w) in pairs {
+        assert!(common::rel_err(name, g, w) < 1e-4, "{name}");
+    }
+    for (l, (a, b)) in got.fc.iter().zip(&cpu.fc).enumerate() {
+        assert!(common::rel_err(&format!("fc.{l}.weight"), &a.w.value, &b.w.value) < 1e-4);
+        assert!(common::rel_err(&format!("fc.{l}.bias"), &a.b.value, &b.b.value) < 1e-4);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn gensync(args: &[&str]) -> std::process::Output {
+    Command::new(common::gensync_bin()).args(args).output().unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// 2k steps in one go and k steps + resume for k give identical checkpoints (every parameter, the Adam
+/// moments, the densification statistics, the step), through the command line.
+#[test]
+fn resume_continues_bit_for_bit() {
+    let dir = tiny_corpus("resume");
+    let data = dir.join("corpus");
+    let (whole, half, resumed) = (dir.join("whole.safetensors"), dir.join("half.safetensors"), dir.join("resumed.safetensors"));
+    let common_args = ["train", "--quiet", "--data", s(&data), "--init-points", "300", "--lr-scale", "30", "--seed", "9"];
+    let run = |extra: &[&str]| {
+        let out = gensync(&[&common_args[..], extra].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["--steps", "24", "--out", s(&whole)]);
+    run(&["--steps", "12", "--out", s(&half)]);
+    run(&["--steps", "24", "--out", s(&resumed), "--resume", s(&half)]);
+    let (a, b) = (Checkpoint::load(&whole).unwrap(), Checkpoint::load(&resumed).unwrap());
+    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
+    for (name, t) in &a.tensors {
+        assert!(b.tensors[name] == *t, "tensor {name} differs after resume");
+    }
+    assert_eq!(a.metadata, b.metadata);
+    assert_ne!(Checkpoint::load(&half).unwrap().tensors["identity-00.means"], a.tensors["identity-00.means"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs the CLI expecting exit 2 with one line on stderr mentioning `needle`, and no file at `out`.
+fn fails(args: &[String], needle: &str, out: &Path) {
+    let o = gensync(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: more than one line: {err}");
+    assert!(err.contains(needle), "{args:?}: {err:?} does not mention {needle:?}");
+    assert!(!out.exists(), "{args:?} left {} behind", out.display());
+}
+
+#[test]
+fn bad_input_is_one_line_exit_2_and_no_output() {
+    let dir = tiny_corpus("bad");
+    let data = dir.join("corpus");
+    let out = dir.join("out.safetensors");
+    let train = |extra: &[&str]| -> Vec<String> {
+        ["train", "--quiet", "--steps", "2", "--init-points", "50", "--out", s(&out)].iter().chain(extra).map(|a| a.to_string()).collect()
+    };
+
+    fails(&train(&["--data", s(&dir.join("nowhere"))]), "--data", &out);
+    fails(&train(&["--data", s(&data), "--identities", "7"]), "identity 7", &out);
+    fails(&train(&["--data", s(&data), "--identities", "x"]), "--identities", &out);
+    fails(&train(&["--data", s(&data), "--stage", "joint"]), "--stage", &out);
+    let nested = dir.join("no-such-folder/out.safetensors");
+    fails(&["train", "--quiet", "--data", s(&data), "--out", s(&nested)].map(String::from), "--out", &nested);
+
+    // A good checkpoint, then broken copies of it.
+    let good = dir.join("good.safetensors");
+    let ok = gensync(&["train", "--quiet", "--steps", "2", "--init-points", "50", "--data", s(&data), "--out", s(&good)]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    fails(&train(&["--data", s(&data), "--resume", s(&truncated)]), "truncated.safetensors", &out);
+
+    let mut other = Checkpoint::load(&good).unwrap();
+    other.metadata.insert("architecture".into(), "gensync-canonical-0: something else".into());
+    let foreign = dir.join("foreign.safetensors");
+    other.save(&foreign).unwrap();
+    fails(&train(&["--data", s(&data), "--resume", s(&foreign)]), "architecture", &out);
+
+    // Right metadata, wrong shapes (a wider F_c).
+    let mut wide = Checkpoint::load(&good).unwrap();
+    wide.put_f32("identity-00.fc.0.weight", &[256, 64], vec![0.0; 256 * 64]);
+    let wide_path = dir.join("wide.safetensors");
+    wide.save(&wide_path).unwrap();
+    fails(&train(&["--data", s(&data), "--resume", s(&wide_path)]), "another architecture", &out);
+
+    fails(&train(&["--data", s(&data), "--resume", s(&dir.join("missing.safetensors"))]), "missing.safetensors", &out);
+    fails(&train(&["--data", s(&data), "--resume", s(&good), "--lr-scale", "3"]), "--lr-scale", &out);
+    std::fs::remove_dir_all(dir).unwrap();
+}
