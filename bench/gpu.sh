@@ -90,6 +90,9 @@ run() {
         $g --device cuda bench mlp --rows 400000 --in 128 --out 128 2>&1 || failed=1
         echo "## bench loss (B=8, 512x512)"
         $g --device cuda bench loss --batch 8 2>&1 || failed=1
+        echo "## bench canonical (512x512, up to 50000 Gaussians from the head mesh)"
+        $g --device cuda bench canonical --gaussians 50000 --size 512 2>&1 || failed=1
+        $g --device cuda --profile --profile-csv "$out/profile-canonical.csv" bench canonical --gaussians 50000 --size 512 --reps 20 2>&1 || failed=1
         echo "## bench deform (N=50000)"
         for b in 1 8 32; do $g --device cuda bench deform --gaussians 50000 --batch $b 2>&1 || failed=1; done
         $g --device cuda --profile --profile-csv "$out/profile-deform-b8.csv" bench deform --gaussians 50000 --batch 8 2>&1 || failed=1

@@ -524,3 +524,49 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
     }
     Ok(out)
 }
+
+/// Median time of one canonical-stage training step (batch 1: triplane, F_c, rasterizer, loss, their
+/// backward, Adam) on a synthetic identity of `size`² pixels with at most `gaussians` Gaussians from its head
+/// mesh (the corpus is written to a temporary folder first). The CUDA step reads its loss back, so each
+/// timed step includes one host synchronisation. On the CPU backend, the CPU step's wall time.
+pub fn canonical(backend: &Backend, gaussians: usize, size: usize, reps: usize) -> Result<String> {
+    use crate::data::synth::{write_corpus, CorpusOptions, Progress};
+    use crate::train::canonical::Identity;
+    use crate::train::canonical_gpu::GpuIdentity;
+    if gaussians == 0 || reps == 0 {
+        return Err(Error::input("bench canonical: --gaussians and --reps must be positive"));
+    }
+    let dir = std::env::temp_dir().join(format!("gensync-bench-canonical-{}", std::process::id()));
+    let options = CorpusOptions { identities: 1, seconds: 1.0, size, seed: 1, out: dir.clone() };
+    let written = write_corpus(&options, &Progress { quiet: true });
+    let result = written.and_then(|paths| {
+        let ds = crate::data::Dataset::open(&paths[0])?;
+        let mut id = Identity::new(&ds, 0, 1, Some(gaussians))?;
+        let n = id.len();
+        let train = ds.header().train_frames as usize;
+        let times = match backend {
+            Backend::Cpu => {
+                let mut frame = 0;
+                wall_times(reps.min(5), || {
+                    id.step(&ds, frame % train, 1.0);
+                    frame += 1;
+                })
+            }
+            Backend::Cuda(gpu) => {
+                let mut model = GpuIdentity::upload(gpu, &id, &ds)?;
+                let mut frame = 0;
+                gpu.time_ms(5, reps, || {
+                    frame += 1;
+                    model.step(gpu, &ds, frame % train, 1.0).map(|_| ())
+                })?
+            }
+        };
+        Ok(format!("canonical step ({}): {n} Gaussians, {size}x{size}, median {:.3} ms\n", device_name(backend), median(&times)))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn device_name(backend: &Backend) -> String {
+    backend.gpu().map_or("cpu".to_string(), |g| g.info().name.clone())
+}

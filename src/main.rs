@@ -141,6 +141,18 @@ struct TrainArgs {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// One canonical-stage training step (triplane, F_c, rasterizer, loss, backward, Adam) at batch 1.
+    Canonical {
+        /// At most this many Gaussians (taken evenly from the synthetic head mesh).
+        #[arg(long, default_value_t = 50_000)]
+        gaussians: usize,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+    },
     /// The fused multi-tensor Adam step against the card's copy bandwidth.
     Adam {
         /// Parameters updated per step.
@@ -267,6 +279,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let report = match what {
                 BenchCmd::Adam { params, reps } => bench::adam(&backend, params, reps)?,
+                BenchCmd::Canonical { gaussians, size, reps } => bench::canonical(&backend, gaussians, size, reps)?,
                 BenchCmd::Mlp { rows, n_in, n_out, act, reps } => {
                     bench::mlp(&backend, Dense { rows, n_in, n_out, act: act.parse()? }, reps)?
                 }
