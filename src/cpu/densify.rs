@@ -16,6 +16,7 @@
 //! The split samples are normal draws from the counter-based generator of src/rng.rs, stream `seed`,
 //! values 2·(6·i + 3·c + a) and +1 for child c, axis a, so both backends draw the same numbers.
 
+use crate::cpu::raster::quat_to_rot;
 use crate::rng::mix;
 
 /// Children of a split Gaussian and the factor their scales shrink by (3DGS: N = 2, 0.8·N).
@@ -99,12 +100,7 @@ fn rotation(q: [f32; 4]) -> [f32; 9] {
     if n == 0.0 {
         return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
     }
-    let [w, x, y, z] = q.map(|v| v / n);
-    [
-        1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
-        2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
-        2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y),
-    ]
+    quat_to_rot(q.map(|v| v / n))
 }
 
 /// What an attribute array is, which decides how a split or a new copy treats it.

@@ -181,7 +181,7 @@ impl<T: Float> GaussianGrads<T> {
     }
 }
 
-fn quat_to_rot<T: Float>(q: [T; 4]) -> [T; 9] {
+pub(crate) fn quat_to_rot<T: Float>(q: [T; 4]) -> [T; 9] {
     let [w, x, y, z] = q;
     let (one, two) = (c::<T>(1.0), c::<T>(2.0));
     [

@@ -6,6 +6,7 @@ pub mod features;
 pub mod format;
 pub mod import;
 pub mod mesh;
+pub mod output;
 pub mod parallel;
 pub mod preview;
 pub mod raster;

@@ -5,7 +5,8 @@
 
 use super::features::low_band_energy;
 use super::format::Dataset;
-use crate::{Error, Result};
+use super::output::write_png;
+use crate::Result;
 use std::path::Path;
 
 const THUMB: usize = 128;
@@ -41,19 +42,7 @@ impl Image {
     }
 
     fn save(&self, path: &Path) -> Result<()> {
-        let io = |e: &dyn std::fmt::Display| Error::Io(format!("{}: cannot write: {e}", path.display()));
-        let tmp = path.with_extension("png.tmp");
-        let file = std::fs::File::create(&tmp).map_err(|e| io(&e))?;
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), self.width as u32, self.height as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Best);
-        let written = enc.write_header().and_then(|mut w| w.write_image_data(&self.rgb));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(&e));
-        }
-        std::fs::rename(&tmp, path).map_err(|e| io(&e))
+        write_png(path, self.width as u32, self.height as u32, png::ColorType::Rgb, png::Compression::Best, &self.rgb)
     }
 }
 

@@ -11,6 +11,7 @@ use super::audio::{self, SAMPLE_RATE};
 use super::features;
 use super::format::{DatasetWriter, FrameRecord, Header, SOURCE_SYNTH};
 use super::mesh::{head_mesh, torso_mesh, Expression, Look};
+use super::output::write_text;
 use super::parallel::map_frames;
 use super::raster::{Canvas, Intrinsics, Rigid, Shader, TEXTURE};
 use super::voice::{speak, Track, Voice};
@@ -302,14 +303,6 @@ fn check_size(size: usize) -> Result<()> {
 
 fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: cannot create the output folder: {e}", dir.display())))
-}
-
-/// Writes `text` to `path` through a temp file.
-fn write_text(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::Io(format!("{}: cannot write: {e}", path.display())))
 }
 
 /// Writes every identity's dataset and `manifest.json`; returns the dataset paths.

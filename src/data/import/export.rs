@@ -10,6 +10,7 @@
 use super::npy::npy_f32_bytes;
 use super::transforms::opencv_w2c_to_opengl_c2w;
 use crate::data::audio::write_wav;
+use crate::data::output::{write_png, write_text};
 use crate::data::format::Dataset;
 use crate::error::{Error, Result};
 use std::fmt::Write as _;
@@ -45,13 +46,13 @@ pub fn export_ernerf(ds: &Dataset, dir: &Path, frames_as: FrameFormat) -> Result
     for (i, record) in frames.iter().enumerate() {
         let rgb = ds.rgb(i);
         match frames_as {
-            FrameFormat::Png => write_png(&dir.join(format!("ori_imgs/{i}.png")), w, hh, png::ColorType::Rgb, rgb)?,
+            FrameFormat::Png => write_png(&dir.join(format!("ori_imgs/{i}.png")), w, hh, png::ColorType::Rgb, png::Compression::Default, rgb)?,
             FrameFormat::Jpeg => write_jpeg(&dir.join(format!("ori_imgs/{i}.jpg")), w, hh, rgb)?,
         }
         let parsing: Vec<u8> =
             ds.mask(i).iter().flat_map(|&m| if m >= 128 { [255, 0, 0] } else { [255, 255, 255] }).collect();
-        write_png(&dir.join(format!("parsing/{i}.png")), w, hh, png::ColorType::Rgb, &parsing)?;
-        write_png(&dir.join(format!("torso_imgs/{i}.png")), w, hh, png::ColorType::Rgba, &transparent)?;
+        write_png(&dir.join(format!("parsing/{i}.png")), w, hh, png::ColorType::Rgb, png::Compression::Default, &parsing)?;
+        write_png(&dir.join(format!("torso_imgs/{i}.png")), w, hh, png::ColorType::Rgba, png::Compression::Default, &transparent)?;
         write_text(&dir.join(format!("ori_imgs/{i}.lms")), &landmarks_text(record.lip_box, ds.mask(i), w))?;
     }
     write_jpeg(&dir.join("bc.jpg"), w, hh, ds.background(0))?;
@@ -126,21 +127,6 @@ fn landmarks_text(lip_box: [u32; 4], mask: &[u8], width: u32) -> String {
         let _ = writeln!(s, "{x} {y}");
     }
     s
-}
-
-fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Io(format!("{}: cannot write: {e}", path.display())))
-}
-
-fn write_png(path: &Path, w: u32, h: u32, color: png::ColorType, data: &[u8]) -> Result<()> {
-    let io = |e: &dyn std::fmt::Display| Error::Io(format!("{}: cannot write: {e}", path.display()));
-    let file = std::fs::File::create(path).map_err(|e| io(&e))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
-    enc.set_color(color);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| io(&e))?;
-    writer.write_image_data(data).map_err(|e| io(&e))?;
-    writer.finish().map_err(|e| io(&e))
 }
 
 fn write_jpeg(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
