@@ -12,6 +12,10 @@
 #                               copied into .device/peer/ by `PEERS=<folder with torch_peer.py> bench/gpu.sh
 #                               prepare`), with gsplat and its missing dependencies installed from wheels in
 #                               .whl/ (carry it); the log is <date>-<gpu>-peer.log.
+#   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
+#                               corpus (4 identities × 20 s, 512²), held-out renders; the log is
+#                               <date>-<gpu>-canonical-train.log, beside each identity's contact sheet and
+#                               metrics; then `gensync demo` (<date>-<gpu>-demo.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -114,9 +118,38 @@ peer() {
     } 2>&1 | tee "$log"
 }
 
+canonical() {
+    unpack
+    local log; log=$(log_path "-canonical-train")
+    local g=.device/gensync work=/tmp/gensync-canonical
+    local prefix; prefix=$(basename "$log" .log)
+    rm -rf "$work" && mkdir -p "$work"
+    {
+        echo "# canonical stage on the GPU: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
+        nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+        echo "## synth (default corpus)"
+        local t0=$SECONDS
+        $g --quiet synth --out "$work/corpus"
+        echo "synth: $((SECONDS - t0)) s wall"
+        echo "## train --stage canonical (8000 steps per identity)"
+        $g --device cuda train --stage canonical --data "$work/corpus" --out "$work/canonical.safetensors"
+        echo "## render the held-out frames"
+        for k in 0 1 2 3; do
+            $g --device cuda --quiet render --checkpoint "$work/canonical.safetensors" --identity $k --out "$work/render-$k"
+            cp "$work/render-$k/contact-sheet.png" "$out/$prefix-contact-sheet-$k.png"
+            cp "$work/render-$k/metrics.txt" "$out/$prefix-metrics-$k.txt"
+        done
+    } 2>&1 | tee "$log"
+    log=$(log_path "-demo")
+    rm -rf "$work/demo"
+    $g --device cuda demo --out "$work/demo" 2>&1 | grep -v "step [0-9]*/8000" | tee "$log"
+    rm -rf "$work"
+}
+
 case "${1:-}" in
     prepare) prepare ;;
     run) shift; run "$@" ;;
     peer) peer ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer" >&2; exit 2 ;;
+    canonical) canonical ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | canonical" >&2; exit 2 ;;
 esac

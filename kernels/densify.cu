@@ -12,6 +12,9 @@
 //   of the split samples), attrs [num_attrs] (src [N,width] -> dst [N',width], role) -> every dst
 //   Bytes: ≈ (4 + 4 + Σ width·4) per input Gaussian read and Σ width·4 per output written; rows of a
 //   thread are not coalesced across the warp (48-float SH rows), acceptable once per 100 steps.
+// densify_accumulate: one thread per Gaussian, after each training step's backward.
+//   splat [N,12] (radius_x at 7, radius_y at 11), d_mean2d_norm [N] -> grad_accum, visible, max_radius [N]
+//   (read-modify-write). Bytes: 8N read of splat + 4N + 24N. Deterministic.
 // NaN policy: a NaN statistic or opacity compares false, so that Gaussian is kept unchanged, never split.
 
 #define DENSIFY_THREADS 256
@@ -30,6 +33,19 @@ struct DensifyAttr {
     int width;
     int role;
 };
+
+extern "C" __global__ void __launch_bounds__(DENSIFY_THREADS)
+densify_accumulate(const float* __restrict__ splat, const float* __restrict__ d_mean2d_norm, int n,
+                   float* __restrict__ grad_accum, float* __restrict__ visible, float* __restrict__ max_radius) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float radius = fmaxf(splat[12LL * i + 7], splat[12LL * i + 11]);
+    if (radius > 0.0f) {
+        grad_accum[i] += d_mean2d_norm[i];
+        visible[i] += 1.0f;
+        max_radius[i] = fmaxf(max_radius[i], radius);
+    }
+}
 
 extern "C" __global__ void __launch_bounds__(DENSIFY_THREADS)
 densify_classify(const float* __restrict__ opacity, const float* __restrict__ log_scales,

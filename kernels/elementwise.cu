@@ -2,6 +2,7 @@
 //
 // Mapping (fill, axpy, scale): one thread per element, ELEMENTWISE_THREADS per block, grid = ceil(n/threads).
 //   Bytes: fill 4n written; scale 8n; axpy 12n (read x, y; write y). FLOP: scale n, axpy 2n.
+// unit_from_u8: y = x / 255 (image bytes to [0, 1] floats), IEEE division as in the twin. Bytes 5n.
 // Reduction (sum_partial + sum_final): a fixed grid of SUM_BLOCKS blocks (fewer for small n) strides over x,
 //   each thread accumulating in float, then a warp-shuffle tree and one partial per block; sum_final reduces
 //   the partials with one block and multiplies by `multiplier` (1 for a sum, 1/n for a mean). No atomics: the
@@ -21,6 +22,12 @@ extern "C" __global__ void fill(float* __restrict__ x, long long n, float value)
 extern "C" __global__ void axpy(float* __restrict__ y, const float* __restrict__ x, long long n, float a) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = y[i] + a * x[i];
+}
+
+// y[n] = x[n] / 255
+extern "C" __global__ void unit_from_u8(float* __restrict__ y, const unsigned char* __restrict__ x, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = (float)x[i] / 255.0f;
 }
 
 // x[n] *= a

@@ -532,7 +532,7 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
 pub fn canonical(backend: &Backend, gaussians: usize, size: usize, reps: usize) -> Result<String> {
     use crate::data::synth::{write_corpus, CorpusOptions, Progress};
     use crate::train::canonical::Identity;
-    use crate::train::canonical_gpu::GpuIdentity;
+    use crate::train::canonical_gpu::{DeviceFrames, GpuIdentity};
     if gaussians == 0 || reps == 0 {
         return Err(Error::input("bench canonical: --gaussians and --reps must be positive"));
     }
@@ -553,11 +553,12 @@ pub fn canonical(backend: &Backend, gaussians: usize, size: usize, reps: usize) 
                 })
             }
             Backend::Cuda(gpu) => {
-                let mut model = GpuIdentity::upload(gpu, &id, &ds)?;
+                let frames = DeviceFrames::upload(gpu, &ds)?;
+                let mut model = GpuIdentity::upload(gpu, &id, &frames)?;
                 let mut frame = 0;
                 gpu.time_ms(5, reps, || {
                     frame += 1;
-                    model.step(gpu, &ds, frame % train, 1.0).map(|_| ())
+                    model.step(gpu, &frames, frame % train, 1.0)
                 })?
             }
         };

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cpu;
 pub mod cuda;
 pub mod data;
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod render;

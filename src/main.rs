@@ -52,13 +52,38 @@ enum Command {
         #[arg(long)]
         size: Option<u32>,
     },
-    /// Train: the canonical stage (per identity: Gaussians, triplane and F_c) on the CPU backend.
+    /// Synthesize a small corpus, train its canonical stage, render the held-out frames and print PSNR and
+    /// SSIM (on the GPU at 512²; on the CPU at a small size that takes a few minutes).
+    Demo(DemoArgs),
+    /// Train: the canonical stage (per identity: Gaussians, triplane and F_c).
     Train(TrainArgs),
+    /// Render an identity's canonical Gaussians (no mouth motion yet) on dataset frames: PNGs, a contact
+    /// sheet beside the ground truth, and PSNR / SSIM per frame.
+    Render(RenderArgs),
     /// Benchmarks of kernels and steps.
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
     },
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// The folder to create: corpus/, canonical.safetensors, render-KK/ with PNGs and contact sheets.
+    #[arg(long, default_value = "demo")]
+    out: PathBuf,
+    /// Identities.
+    #[arg(long, default_value_t = 2)]
+    identities: u32,
+    /// Seconds of video per identity [GPU 10, CPU 3].
+    #[arg(long)]
+    seconds: Option<f32>,
+    /// Frame side in pixels [GPU 512, CPU 64].
+    #[arg(long)]
+    size: Option<usize>,
+    /// Canonical steps per identity [GPU 8000, CPU 600].
+    #[arg(long)]
+    steps: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -137,6 +162,25 @@ struct TrainArgs {
     /// Multiplies every learning rate of SPEC §7 (tiny CPU runs: more, to see progress in few steps).
     #[arg(long, default_value_t = 1.0)]
     lr_scale: f32,
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// A canonical-stage checkpoint written by `gensync train`.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Which identity of the checkpoint to render.
+    #[arg(long, default_value_t = 0)]
+    identity: u32,
+    /// Frames to render: held-out (the last 1/11), train or all.
+    #[arg(long, default_value = "held-out")]
+    frames: String,
+    /// The corpus folder (default: the one the checkpoint was trained on).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The folder to write (must not exist, or be empty): frame-XXXXX.png, contact-sheet.png, metrics.txt.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -270,6 +314,20 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(a) => train(a, choice, cli.quiet),
+        Command::Demo(a) => {
+            let backend = Backend::select(choice, cli.quiet)?;
+            let o = gensync::demo::DemoOptions {
+                out: a.out,
+                identities: a.identities,
+                seconds: a.seconds,
+                size: a.size,
+                steps: a.steps,
+                quiet: cli.quiet,
+            };
+            print!("{}", gensync::demo::demo(&backend, &o)?);
+            Ok(())
+        }
+        Command::Render(a) => render(a, choice, cli.quiet, cli.profile.then_some(&cli.profile_csv)),
         Command::Bench { what } => {
             let backend = Backend::select(choice, cli.quiet)?;
             if cli.profile {
@@ -365,9 +423,6 @@ fn train(a: TrainArgs, choice: DeviceChoice, quiet: bool) -> Result<()> {
     if a.stage != "canonical" {
         return Err(Error::input(format!("--stage {}: only canonical is implemented", a.stage)));
     }
-    if choice == DeviceChoice::Cuda {
-        return Err(Error::input("--device cuda: the canonical stage runs on the CPU backend only for now"));
-    }
     if a.steps == 0 {
         return Err(Error::input("--steps 0: must be at least 1"));
     }
@@ -383,14 +438,33 @@ fn train(a: TrainArgs, choice: DeviceChoice, quiet: bool) -> Result<()> {
         lr_scale: a.lr_scale,
         quiet,
     };
-    let report = train_canonical(&o)?;
-    for ((k, losses), (_, n)) in report.losses.iter().zip(&report.gaussians) {
+    let backend = Backend::select(choice, quiet)?;
+    let report = train_canonical(&o, &backend)?;
+    for (((k, losses), (_, n)), (_, seconds)) in report.losses.iter().zip(&report.gaussians).zip(&report.seconds) {
         let tail = &losses[losses.len().saturating_sub(10)..];
         let mean = if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 };
-        println!("identity {k}: {} steps, {n} Gaussians, final loss {mean:.4}", losses.len());
+        println!("identity {k}: {} steps in {seconds:.1} s, {n} Gaussians, final loss {mean:.4}", losses.len());
+    }
+    if let Some(gpu) = backend.gpu() {
+        println!("peak device memory in use: {:.0} MiB ({})", report.peak_device_bytes as f64 / (1 << 20) as f64, gpu.info().name);
     }
     println!("{}", o.out.display());
     Ok(())
+}
+
+fn render(a: RenderArgs, choice: DeviceChoice, quiet: bool, profile_csv: Option<&PathBuf>) -> Result<()> {
+    use gensync::render::canonical::{render_canonical, RenderOptions};
+    let o = RenderOptions { checkpoint: a.checkpoint, identity: a.identity, frames: a.frames.parse()?, data: a.data, out: a.out, quiet };
+    let backend = Backend::select(choice, quiet)?;
+    let gpu = backend.gpu().filter(|_| profile_csv.is_some());
+    if let Some(gpu) = gpu {
+        gpu.enable_profiler();
+    }
+    println!("{}", render_canonical(&backend, &o)?.summary());
+    match (gpu, profile_csv) {
+        (Some(gpu), Some(csv)) => write_profile(gpu, csv),
+        _ => Ok(()),
+    }
 }
 
 /// Prints the per-kernel table (stderr) and writes its CSV, when --profile is on.

@@ -35,6 +35,25 @@ fn fill_axpy_scale_match_cpu() {
     }
 }
 
+/// Every byte value, then random bytes of awkward lengths; the slot is NaN-poisoned, so a missed element
+/// would show.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn unit_from_u8_matches_cpu() {
+    let gpu = gpu();
+    for (case, &n) in [256usize, 257, 100_003].iter().enumerate() {
+        let mut rng = Rng::new(90 + case as u64);
+        let bytes: Vec<u8> = (0..n).map(|i| if i < 256 { i as u8 } else { rng.below(256) as u8 }).collect();
+        let mut arena = Arena::new("transient", 5 * n + 1024).unwrap();
+        let (x, y) = (arena.alloc::<u8>(&gpu, n).unwrap(), arena.alloc::<f32>(&gpu, n).unwrap());
+        gpu.upload(x, &bytes).unwrap();
+        cuda::unit_from_u8(&gpu, y, x).unwrap();
+        let mut want = vec![0.0; n];
+        cpu::unit_from_u8(&mut want, &bytes);
+        assert_eq!(gpu.download(y).unwrap(), want, "n={n}");
+    }
+}
+
 /// Sums and means of positive values (no cancellation, so the relative error is the accumulation error of
 /// the f32 tree against the f64 reference).
 #[test]

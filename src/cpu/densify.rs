@@ -17,6 +17,7 @@
 //! values 2·(6·i + 3·c + a) and +1 for child c, axis a, so both backends draw the same numbers.
 
 use crate::cpu::raster::quat_to_rot;
+use crate::cpu::raster::SPLAT;
 use crate::rng::mix;
 
 /// Children of a split Gaussian and the factor their scales shrink by (3DGS: N = 2, 0.8·N).
@@ -53,6 +54,19 @@ impl Action {
     /// The kernel's encoding: bit 0 keep, bit 1 clone, bits 2.. children.
     pub fn code(self) -> i32 {
         self.keep as i32 | (self.clone as i32) << 1 | (self.children as i32) << 2
+    }
+}
+
+/// Adds one step's view-space gradient norms to the statistics of the Gaussians the step saw (screen radius
+/// > 0 in `splat` [N, SPLAT]): grad_accum += d_mean2d_norm, visible += 1, max_radius = max(radius).
+pub fn densify_accumulate(splat: &[f32], d_mean2d_norm: &[f32], grad_accum: &mut [f32], visible: &mut [f32], max_radius: &mut [f32]) {
+    for (i, sp) in splat.chunks_exact(SPLAT).enumerate() {
+        let radius = sp[7].max(sp[11]);
+        if radius > 0.0 {
+            grad_accum[i] += d_mean2d_norm[i];
+            visible[i] += 1.0;
+            max_radius[i] = max_radius[i].max(radius);
+        }
     }
 }
 

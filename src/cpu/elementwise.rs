@@ -18,6 +18,14 @@ pub fn scale(x: &mut [f32], a: f32) {
     x.iter_mut().for_each(|e| *e *= a);
 }
 
+/// y[i] = x[i] / 255: image bytes to floats in [0, 1].
+pub fn unit_from_u8(y: &mut [f32], x: &[u8]) {
+    assert_eq!(y.len(), x.len(), "unit_from_u8: length mismatch");
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = xi as f32 / 255.0;
+    }
+}
+
 /// Σ x, accumulated in f64 (the reference the GPU's f32 tree reduction is compared with).
 pub fn sum(x: &[f32]) -> f32 {
     x.iter().map(|&v| v as f64).sum::<f64>() as f32

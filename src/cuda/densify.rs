@@ -4,6 +4,7 @@
 use super::sort::{exclusive_scan, scan_scratch_len};
 use super::{Arena, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::densify::{DensifyRule, Role};
+use crate::cpu::raster::SPLAT;
 use crate::error::{Error, Result};
 
 const DENSIFY_THREADS: u32 = 256;
@@ -44,6 +45,24 @@ struct AttrEntry {
     dst: u64,
     width: i32,
     role: i32,
+}
+
+/// Adds one step's statistics (CPU twin: `cpu::densify::densify_accumulate`): for every Gaussian with a
+/// screen radius in `splat` [N, 12], grad_accum += d_mean2d_norm, visible += 1, max_radius = max.
+pub fn densify_accumulate(gpu: &Gpu, splat: DevBuf<f32>, d_mean2d_norm: DevBuf<f32>, s: &DensifyStats) -> Result<()> {
+    let n = d_mean2d_norm.len();
+    if splat.len() != SPLAT * n || [s.grad_accum.len(), s.visible.len(), s.max_radius.len()] != [n; 3] {
+        return Err(Error::Cuda(format!("densify_accumulate: statistics of {n} Gaussians have mismatched lengths")));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let nn = n as u64;
+    gpu.launch(
+        "densify_accumulate",
+        LaunchCfg::per_element(n, DENSIFY_THREADS, Cost { bytes: 36 * nn, flop: 3 * nn }),
+        &[splat.into(), d_mean2d_norm.into(), (n as i32).into(), s.grad_accum.into(), s.visible.into(), s.max_radius.into()],
+    )
 }
 
 /// Classifies every Gaussian and scans the counts (scratch from `transient`); waits for the new count.

@@ -1,4 +1,4 @@
-//! Launchers for kernels/elementwise.cu (fill, axpy, scale, sum, mean).
+//! Launchers for kernels/elementwise.cu (fill, axpy, scale, unit_from_u8, sum, mean).
 
 use super::{Cost, DevBuf, Gpu, LaunchCfg};
 use crate::error::{Error, Result};
@@ -43,6 +43,19 @@ pub fn scale(gpu: &Gpu, x: DevBuf<f32>, a: f32) -> Result<()> {
     }
     let cost = Cost { bytes: 8 * n as u64, flop: n as u64 };
     gpu.launch("scale", LaunchCfg::per_element(n, ELEMENTWISE_THREADS, cost), &[x.into(), (n as i64).into(), a.into()])
+}
+
+/// y[i] = x[i] / 255: image bytes to floats in [0, 1].
+pub fn unit_from_u8(gpu: &Gpu, y: DevBuf<f32>, x: DevBuf<u8>) -> Result<()> {
+    let n = y.len();
+    if x.len() != n {
+        return Err(Error::Cuda(format!("unit_from_u8: y has {n} elements, x {}", x.len())));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let cost = Cost { bytes: 5 * n as u64, flop: n as u64 };
+    gpu.launch("unit_from_u8", LaunchCfg::per_element(n, ELEMENTWISE_THREADS, cost), &[y.into(), x.into(), (n as i64).into()])
 }
 
 /// out[0] = Σ x, deterministic. `partials` is scratch of at least SUM_BLOCKS elements.

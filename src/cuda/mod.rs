@@ -211,6 +211,12 @@ impl Gpu {
     pub fn info(&self) -> &DeviceInfo {
         &self.info
     }
+
+    /// Device memory in use now (all processes), bytes: total − free.
+    pub fn memory_in_use(&self) -> Result<usize> {
+        let (free, total) = result::mem_get_info().map_err(|e| Error::cuda("querying device memory", e))?;
+        Ok(total - free)
+    }
     pub fn poison(&self) -> bool {
         self.poison
     }

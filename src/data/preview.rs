@@ -11,26 +11,48 @@ use std::path::Path;
 
 const THUMB: usize = 128;
 
-/// An RGB u8 image.
-struct Image {
-    width: usize,
-    height: usize,
-    rgb: Vec<u8>,
+/// An RGB u8 image: the canvas of preview plots and contact sheets (also `gensync render`'s sheet).
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    /// [height, width, 3]
+    pub rgb: Vec<u8>,
 }
 
 impl Image {
-    fn new(width: usize, height: usize, fill: [u8; 3]) -> Image {
+    pub fn new(width: usize, height: usize, fill: [u8; 3]) -> Image {
         Image { width, height, rgb: fill.repeat(width * height) }
     }
 
-    fn set(&mut self, x: usize, y: usize, c: [u8; 3]) {
+    /// Draws `rgb` ([h, w, 3]) into the `tw`×`th` cell whose top left corner is (`x`, `y`), each cell pixel the
+    /// mean of the source pixels it covers (a box filter; an exact copy when the sizes are equal).
+    pub fn paste_scaled(&mut self, (x, y): (usize, usize), rgb: &[u8], (w, h): (usize, usize), (tw, th): (usize, usize)) {
+        for ty in 0..th {
+            for tx in 0..tw {
+                let (x0, x1) = (tx * w / tw, ((tx + 1) * w / tw).max(tx * w / tw + 1));
+                let (y0, y1) = (ty * h / th, ((ty + 1) * h / th).max(ty * h / th + 1));
+                let mut sum = [0u32; 3];
+                for sy in y0..y1 {
+                    for sx in x0..x1 {
+                        for k in 0..3 {
+                            sum[k] += rgb[(sy * w + sx) * 3 + k] as u32;
+                        }
+                    }
+                }
+                let n = ((x1 - x0) * (y1 - y0)) as u32;
+                self.set(x + tx, y + ty, sum.map(|s| (s / n) as u8));
+            }
+        }
+    }
+
+    pub fn set(&mut self, x: usize, y: usize, c: [u8; 3]) {
         if x < self.width && y < self.height {
             let k = (y * self.width + x) * 3;
             self.rgb[k..k + 3].copy_from_slice(&c);
         }
     }
 
-    fn rect(&mut self, x0: usize, y0: usize, x1: usize, y1: usize, c: [u8; 3]) {
+    pub fn rect(&mut self, x0: usize, y0: usize, x1: usize, y1: usize, c: [u8; 3]) {
         for x in x0..x1 {
             self.set(x, y0, c);
             self.set(x, y1.saturating_sub(1), c);
@@ -41,7 +63,7 @@ impl Image {
         }
     }
 
-    fn save(&self, path: &Path) -> Result<()> {
+    pub fn save(&self, path: &Path) -> Result<()> {
         write_png(path, self.width as u32, self.height as u32, png::ColorType::Rgb, png::Compression::Best, &self.rgb)
     }
 }
@@ -63,24 +85,7 @@ pub fn contact_sheet(datasets: &[Dataset], path: &Path) -> Result<()> {
         let h = ds.header();
         let (w, hh) = (h.width as usize, h.height as usize);
         for (c, i) in pick_frames(ds).into_iter().enumerate() {
-            let rgb = ds.rgb(i);
-            // Box filter over the source pixels that fall in each thumbnail pixel.
-            for ty in 0..THUMB {
-                for tx in 0..THUMB {
-                    let (x0, x1) = (tx * w / THUMB, ((tx + 1) * w / THUMB).max(tx * w / THUMB + 1));
-                    let (y0, y1) = (ty * hh / THUMB, ((ty + 1) * hh / THUMB).max(ty * hh / THUMB + 1));
-                    let mut sum = [0u32; 3];
-                    for y in y0..y1 {
-                        for x in x0..x1 {
-                            for k in 0..3 {
-                                sum[k] += rgb[(y * w + x) * 3 + k] as u32;
-                            }
-                        }
-                    }
-                    let n = ((x1 - x0) * (y1 - y0)) as u32;
-                    sheet.set(c * THUMB + tx, r * THUMB + ty, sum.map(|s| (s / n) as u8));
-                }
-            }
+            sheet.paste_scaled((c * THUMB, r * THUMB), ds.rgb(i), (w, hh), (THUMB, THUMB));
             let [bx0, by0, bx1, by1] = ds.frames()[i].lip_box;
             if bx1 > bx0 {
                 let s = |v: u32, side: usize| v as usize * THUMB / side;

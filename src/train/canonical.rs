@@ -15,19 +15,22 @@
 //! densification at step s uses that seed plus one, so a resumed run draws exactly what an unbroken one does.
 
 use crate::cpu::adam::{adam_step, AdamGroup};
-use crate::cpu::densify::{densify_classify, densify_scatter, Action, Attribute, DensifyRule, Role};
+use crate::cpu::densify::{densify_accumulate, densify_classify, densify_scatter, Action, Attribute, DensifyRule, Role};
 use crate::cpu::loss::{loss_bwd, loss_fwd, Frames};
 use crate::cpu::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
-use crate::cpu::raster::{Camera, Gaussians, RasterDims, SH_COEFFS, SPLAT};
+use crate::cpu::raster::{Camera, Gaussians, RasterDims, SH_COEFFS};
 use crate::cpu::sort::exclusive_scan;
 use crate::cpu::triplane::{triplane_bwd, triplane_fwd, triplane_init, TriplaneBox, TRIPLANE_FEATURES, TRIPLANE_FLOATS};
 use crate::data::format::SOURCE_SYNTH;
 use crate::data::mesh::{head_mesh, Expression};
 use crate::data::synth::{dataset_path, Identity as SynthIdentity};
 use crate::data::Dataset;
+use crate::backend::Backend;
+use crate::cuda::Gpu;
 use crate::error::{Error, Result};
 use crate::render::rasterize::{backward_cpu, forward_cpu};
 use crate::rng::{mix, Rng};
+use crate::train::canonical_gpu::{DeviceFrames, GpuIdentity};
 use crate::train::checkpoint::Checkpoint;
 use crate::train::init::knn_log_scales;
 use crate::train::schedule::{Group, ADAM_BETA1, ADAM_BETA2, ADAM_EPS};
@@ -299,7 +302,7 @@ impl Identity {
         let n = self.len();
         let FrameInputs { cam, gt, background, lip } = frame_inputs(ds, frame);
         let (cams, lip) = ([cam], [lip]);
-        let dims = self.raster_dims(ds);
+        let dims = self.raster_dims(ds.header().width as usize, ds.header().height as usize);
         let frames = Frames { b: 1, h: dims.height, w: dims.width };
 
         // Forward.
@@ -335,28 +338,16 @@ impl Identity {
             layer.w.adam(d_w, s, e, k);
             layer.b.adam(d_b, s, e, k);
         }
-        self.accumulate_stats(&raster.splat, &grads.d_mean2d_norm);
+        let st = &mut self.stats;
+        densify_accumulate(&raster.splat, &grads.d_mean2d_norm, &mut st.grad_accum, &mut st.visible, &mut st.max_radius);
         self.step += 1;
         loss.total
     }
 
-    /// The rasterizer's sizes for this step: batch 1, the dataset's resolution, SH degree +1 every 1000 steps.
-    pub(crate) fn raster_dims(&self, ds: &Dataset) -> RasterDims {
-        let (w, h) = (ds.header().width as usize, ds.header().height as usize);
-        RasterDims { batch: 1, gaussians: self.len(), width: w, height: h, sh_degree: (self.step / SH_DEGREE_EVERY).min(3) as usize }
-    }
-
-    /// Adds this step's view-space gradient norms and screen radii (splat [N,12]) to the statistics.
-    fn accumulate_stats(&mut self, splat: &[f32], d_mean2d_norm: &[f32]) {
-        for i in 0..self.len() {
-            let sp = &splat[SPLAT * i..SPLAT * (i + 1)];
-            let radius = sp[7].max(sp[11]);
-            if radius > 0.0 {
-                self.stats.grad_accum[i] += d_mean2d_norm[i];
-                self.stats.visible[i] += 1.0;
-                self.stats.max_radius[i] = self.stats.max_radius[i].max(radius);
-            }
-        }
+    /// The rasterizer's sizes for this step: batch 1, frames of `width` × `height`, SH degree +1 every 1000
+    /// steps.
+    pub fn raster_dims(&self, width: usize, height: usize) -> RasterDims {
+        RasterDims { batch: 1, gaussians: self.len(), width, height, sh_degree: (self.step / SH_DEGREE_EVERY).min(3) as usize }
     }
 
     /// F_c's backward from d_opacity_logits [N] and d_sh [N,48]: weight gradients per layer and d_features.
@@ -383,19 +374,25 @@ impl Identity {
         FcGrads { layers, d_features }
     }
 
-    /// Clone / split / prune (SPEC §7) at the end of step `self.step`, Adam moments carried along; then the
-    /// statistics restart.
-    pub fn densify(&mut self, seed: u64) {
-        let n = self.len();
+    /// The thresholds of a densification now (SPEC §7): growth only from DENSIFY_FROM and below
+    /// MAX_GAUSSIANS, large-Gaussian pruning after PRUNE_LARGE_FROM.
+    pub(crate) fn densify_rule(&self) -> DensifyRule {
         let step = self.step;
-        let rule = DensifyRule {
-            grad_threshold: if step >= DENSIFY_FROM && n < MAX_GAUSSIANS { GRAD_THRESHOLD } else { f32::INFINITY },
+        DensifyRule {
+            grad_threshold: if step >= DENSIFY_FROM && self.len() < MAX_GAUSSIANS { GRAD_THRESHOLD } else { f32::INFINITY },
             clone_max_scale: PERCENT_DENSE * self.extent,
             min_opacity: MIN_OPACITY,
             prune_large: (step > PRUNE_LARGE_FROM) as u32,
             max_screen_radius: MAX_SCREEN_RADIUS,
             max_world_scale: MAX_WORLD_SCALE * self.extent,
-        };
+        }
+    }
+
+    /// Clone / split / prune (SPEC §7) at the end of step `self.step`, Adam moments carried along; then the
+    /// statistics restart.
+    pub fn densify(&mut self, seed: u64) {
+        let n = self.len();
+        let rule = self.densify_rule();
         let opacity_logits = std::mem::take(&mut self.fc_forward().y[3]);
         let st = &self.stats;
         let actions: Vec<Action> = (0..n)
@@ -459,7 +456,8 @@ impl Identity {
         ck.put_i64(&format!("{p}step"), &[1], vec![self.step as i64]);
     }
 
-    fn load(ck: &Checkpoint, file: &Path, index: u32) -> Result<Self> {
+    /// Identity `index` of a canonical checkpoint (`open_checkpoint`), parameters, Adam state and baked F_c outputs.
+    pub fn load(ck: &Checkpoint, file: &Path, index: u32) -> Result<Self> {
         let p = prefix(index);
         let any = usize::MAX;
         let means = Param::load(ck, file, &format!("{p}means"), &[any, 3], Group::Means)?;
@@ -552,11 +550,80 @@ pub struct CanonicalOptions {
     pub quiet: bool,
 }
 
-/// What a run did: per identity, the loss of every step it ran.
-#[derive(Debug, Clone)]
+/// What a run did: per identity, the loss of every step it ran, the final Gaussian count and the wall time.
+#[derive(Debug, Clone, Default)]
 pub struct CanonicalReport {
     pub losses: Vec<(u32, Vec<f64>)>,
     pub gaussians: Vec<(u32, usize)>,
+    pub seconds: Vec<(u32, f64)>,
+    /// CUDA backend: the most device memory in use seen (after each densification and at the end), bytes.
+    pub peak_device_bytes: usize,
+}
+
+/// One identity's training on the chosen backend.
+enum Run<'a> {
+    Cpu { model: Identity, ds: &'a Dataset, losses: Vec<f64> },
+    Cuda { model: Box<GpuIdentity>, frames: DeviceFrames, gpu: &'a Gpu },
+}
+
+impl Run<'_> {
+    fn step(&mut self, frame: usize, lr_scale: f32) -> Result<()> {
+        match self {
+            Run::Cpu { model, ds, losses } => {
+                losses.push(model.step(ds, frame, lr_scale));
+                Ok(())
+            }
+            Run::Cuda { model, frames, gpu } => model.step(gpu, frames, frame, lr_scale),
+        }
+    }
+
+    fn densify(&mut self, seed: u64) -> Result<()> {
+        match self {
+            Run::Cpu { model, .. } => {
+                model.densify(seed);
+                Ok(())
+            }
+            Run::Cuda { model, gpu, .. } => model.densify(gpu, seed),
+        }
+    }
+
+    /// The losses of the steps since the last call.
+    fn take_losses(&mut self) -> Result<Vec<f64>> {
+        match self {
+            Run::Cpu { losses, .. } => Ok(std::mem::take(losses)),
+            Run::Cuda { model, gpu, .. } => Ok(model.take_losses(gpu)?.into_iter().map(f64::from).collect()),
+        }
+    }
+
+    fn steps_done(&self) -> u32 {
+        match self {
+            Run::Cpu { model, .. } => model.step,
+            Run::Cuda { model, .. } => model.steps_done(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Run::Cpu { model, .. } => model.len(),
+            Run::Cuda { model, .. } => model.len(),
+        }
+    }
+
+    /// Device memory in use now (0 on the CPU).
+    fn device_bytes(&self) -> Result<usize> {
+        match self {
+            Run::Cpu { .. } => Ok(0),
+            Run::Cuda { gpu, .. } => gpu.memory_in_use(),
+        }
+    }
+
+    /// The trained model on the host.
+    fn finish(self) -> Result<Identity> {
+        match self {
+            Run::Cpu { model, .. } => Ok(model),
+            Run::Cuda { mut model, gpu, .. } => model.download(gpu),
+        }
+    }
 }
 
 /// Opens the datasets of the chosen identities; errors name the option or file.
@@ -586,14 +653,18 @@ fn choose_identities(o: &CanonicalOptions, resumed: Option<&Checkpoint>) -> Resu
         return Ok(ids.clone());
     }
     if let Some(ck) = resumed {
-        let list = ck.metadata.get("identities").map(String::as_str).unwrap_or("");
-        return parse_identities(list);
+        return checkpoint_identities(ck);
     }
     let ids: Vec<u32> = (0..).take_while(|&k| dataset_path(&o.data, k).exists()).collect();
     if ids.is_empty() {
         return Err(Error::input(format!("--data {}: no identity-00.gsd (a corpus written by `gensync synth`)", o.data.display())));
     }
     Ok(ids)
+}
+
+/// The identities a checkpoint holds (its "identities" metadata).
+pub fn checkpoint_identities(ck: &Checkpoint) -> Result<Vec<u32>> {
+    parse_identities(ck.metadata.get("identities").map(String::as_str).unwrap_or(""))
 }
 
 /// Parses `--identities 0,2,3`.
@@ -609,13 +680,13 @@ pub fn parse_identities(s: &str) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
-/// Loads and checks a checkpoint to resume from.
-fn load_resume(path: &Path) -> Result<Checkpoint> {
+/// Loads a checkpoint and checks it is a canonical-stage checkpoint of this architecture.
+pub fn open_checkpoint(path: &Path) -> Result<Checkpoint> {
     let ck = Checkpoint::load(path)?;
     let meta = |k: &str| ck.metadata.get(k).map(String::as_str).unwrap_or("");
     if meta("stage") != STAGE || meta("architecture") != ARCHITECTURE {
         return Err(Error::input(format!(
-            "{}: a checkpoint of stage {:?}, architecture {:?}; --resume needs a canonical-stage checkpoint of this version",
+            "{}: a checkpoint of stage {:?}, architecture {:?}; expected a canonical-stage checkpoint of this version",
             path.display(),
             meta("stage"),
             meta("architecture")
@@ -626,7 +697,7 @@ fn load_resume(path: &Path) -> Result<Checkpoint> {
 
 /// Trains every chosen identity up to `o.steps` and writes the checkpoint. Everything is validated before
 /// the first step, so bad input leaves no output behind.
-pub fn train_canonical(o: &CanonicalOptions) -> Result<CanonicalReport> {
+pub fn train_canonical(o: &CanonicalOptions, backend: &Backend) -> Result<CanonicalReport> {
     if !(o.lr_scale.is_finite() && o.lr_scale > 0.0) {
         return Err(Error::input(format!("--lr-scale {}: must be a positive number", o.lr_scale)));
     }
@@ -637,7 +708,7 @@ pub fn train_canonical(o: &CanonicalOptions) -> Result<CanonicalReport> {
     if !out_dir.is_dir() {
         return Err(Error::input(format!("--out {}: the folder {} does not exist", o.out.display(), out_dir.display())));
     }
-    let resumed = o.resume.as_deref().map(load_resume).transpose()?;
+    let resumed = o.resume.as_deref().map(open_checkpoint).transpose()?;
     let identities = choose_identities(o, resumed.as_ref())?;
     let datasets = open_datasets(o, &identities)?;
     let seed = match &resumed {
@@ -662,34 +733,47 @@ pub fn train_canonical(o: &CanonicalOptions) -> Result<CanonicalReport> {
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let mut report = CanonicalReport { losses: Vec::new(), gaussians: Vec::new() };
+    let mut report = CanonicalReport::default();
     for (model, ds) in models.iter_mut().zip(&datasets) {
         let k = model.index;
         let train = ds.header().train_frames as u64;
         let (start, mut last_print) = (Instant::now(), Instant::now());
         let first = model.step;
+        let mut run = match backend.gpu() {
+            None => Run::Cpu { model: model.clone(), ds, losses: Vec::new() },
+            Some(gpu) => {
+                let frames = DeviceFrames::upload(gpu, ds)?;
+                Run::Cuda { model: Box::new(GpuIdentity::upload(gpu, model, &frames)?), frames, gpu }
+            }
+        };
         let mut losses = Vec::new();
-        while model.step < o.steps {
-            let s = model.step;
+        while run.steps_done() < o.steps {
+            let s = run.steps_done();
             let frame = Rng::new(step_seed(seed, k, s)).below(train) as usize;
-            losses.push(model.step(ds, frame, o.lr_scale));
-            let done = model.step;
+            run.step(frame, o.lr_scale)?;
+            let done = s + 1;
             if done % DENSIFY_EVERY == 0 && (PRUNE_FROM..=DENSIFY_UNTIL).contains(&done) {
-                model.densify(step_seed(seed, k, s).wrapping_add(1));
+                run.densify(step_seed(seed, k, s).wrapping_add(1))?;
+                report.peak_device_bytes = report.peak_device_bytes.max(run.device_bytes()?);
             }
             if !o.quiet && (last_print.elapsed().as_secs_f64() >= 1.0 || done == o.steps) {
                 last_print = Instant::now();
+                losses.extend(run.take_losses()?);
                 let rate = (done - first) as f64 / start.elapsed().as_secs_f64();
                 let recent = &losses[losses.len().saturating_sub(10)..];
                 eprintln!(
                     "identity {k}: step {done}/{} loss {:.4} N {} {rate:.1} it/s ETA {:.0} s",
                     o.steps,
                     recent.iter().sum::<f64>() / recent.len() as f64,
-                    model.len(),
+                    run.len(),
                     (o.steps - done) as f64 / rate
                 );
             }
         }
+        losses.extend(run.take_losses()?);
+        report.peak_device_bytes = report.peak_device_bytes.max(run.device_bytes()?);
+        *model = run.finish()?;
+        report.seconds.push((k, start.elapsed().as_secs_f64()));
         report.gaussians.push((k, model.len()));
         report.losses.push((k, losses));
     }
@@ -699,6 +783,9 @@ pub fn train_canonical(o: &CanonicalOptions) -> Result<CanonicalReport> {
     ck.metadata.insert("stage".into(), STAGE.into());
     ck.metadata.insert("architecture".into(), ARCHITECTURE.into());
     ck.metadata.insert("seed".into(), seed.to_string());
+    // Absolute, so `render` finds the corpus from any working folder.
+    let data = std::fs::canonicalize(&o.data).unwrap_or_else(|_| o.data.clone());
+    ck.metadata.insert("data".into(), data.display().to_string());
     ck.metadata.insert("lr_scale".into(), o.lr_scale.to_string());
     ck.metadata.insert("identities".into(), identities.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
     for m in &mut models {
