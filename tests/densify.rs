@@ -4,9 +4,10 @@
 mod common;
 
 use common::{gpu, rel_err, upload};
-use gensync::cpu::densify::{counter_normal, densify_classify, densify_scatter, Action, Attribute, DensifyRule, Role, SPLIT_SHRINK};
+use gensync::cpu::densify::{densify_accumulate as cpu_accumulate, counter_normal, densify_classify, densify_scatter, Action, Attribute, DensifyRule, Role, SPLIT_SHRINK};
+use gensync::cpu::raster::SPLAT;
 use gensync::cpu::sort::exclusive_scan;
-use gensync::cuda::densify::{densify_apply, densify_plan, AttrCopy, DensifyStats};
+use gensync::cuda::densify::{densify_accumulate, densify_apply, densify_plan, AttrCopy, DensifyStats};
 use gensync::cuda::Arena;
 use gensync::rng::Rng;
 
@@ -160,5 +161,38 @@ fn gpu_matches_cpu_twin() {
             let e = rel_err(&format!("case {case} attribute {k}"), &got, &want[k]);
             assert!(e < 1e-5, "case {case} attribute {k}: rel err {e}");
         }
+    }
+}
+
+/// The statistics update on random splats, a third of them invisible (radius 0), from non-zero statistics.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn accumulate_matches_cpu_twin() {
+    let gpu = gpu();
+    for (case, &n) in [1usize, 1000, 100_003].iter().enumerate() {
+        let mut rng = Rng::new(700 + case as u64);
+        let mut splat = rng.vec(SPLAT * n, -1.0, 1.0);
+        for i in 0..n {
+            let visible = rng.below(3) != 0;
+            splat[SPLAT * i + 7] = if visible { rng.range(0.5, 30.0) } else { 0.0 };
+            splat[SPLAT * i + 11] = if visible { rng.range(0.5, 30.0) } else { 0.0 };
+        }
+        let norms = rng.vec(n, 0.0, 0.01);
+        let mut want = [rng.vec(n, 0.0, 0.1), (0..n).map(|_| rng.below(50) as f32).collect(), rng.vec(n, 0.0, 20.0)];
+        let mut arena = Arena::new("persistent", 4 * (SPLAT + 8) * n + (1 << 16)).unwrap();
+        let stats = DensifyStats {
+            opacity: upload(&gpu, &mut arena, &norms),
+            log_scales: upload(&gpu, &mut arena, &vec![0.0; 3 * n]),
+            grad_accum: upload(&gpu, &mut arena, &want[0]),
+            visible: upload(&gpu, &mut arena, &want[1]),
+            max_radius: upload(&gpu, &mut arena, &want[2]),
+        };
+        let (splat_d, norms_d) = (upload(&gpu, &mut arena, &splat), upload(&gpu, &mut arena, &norms));
+        densify_accumulate(&gpu, splat_d, norms_d, &stats).unwrap();
+        let [g, v, r] = &mut want;
+        cpu_accumulate(&splat, &norms, g, v, r);
+        assert_eq!(gpu.download(stats.grad_accum).unwrap(), want[0], "case {case}: grad_accum");
+        assert_eq!(gpu.download(stats.visible).unwrap(), want[1], "case {case}: visible");
+        assert_eq!(gpu.download(stats.max_radius).unwrap(), want[2], "case {case}: max_radius");
     }
 }
