@@ -1,5 +1,6 @@
 // Dense layer Y = act(X·Wᵀ + b) and its backward: the building block of every MLP in the model (F_c, the
-// audio/eye/view MLPs, the F_d heads). fp32 throughout (FMA, fp32 accumulation).
+// audio/eye/view MLPs, the F_d heads). fp32 results throughout: SIMT kernels (FMA, fp32 accumulation) and,
+// where the launcher finds the shape and buffers fit, tensor-core kernels at fp32 accuracy (3xTF32, below).
 //
 // Shapes: M rows, I inputs, O outputs; x [M,I], w [O,I] (PyTorch Linear layout), b [O] (may be null),
 // y [M,O]. act: ACT_NONE, ACT_RELU, ACT_LEAKY (LeakyReLU, slope LEAKY_SLOPE). The activation's derivative
@@ -21,20 +22,57 @@
 // Every C element sums k in increasing order with fmaf from 0, then (fwd) adds the bias and applies act:
 // the CPU twin src/cpu/mlp.rs follows the same order. Out-of-range rows/k are loaded as 0.
 //
+// Tensor-core kernels (3xTF32 on mma.sync.m16n8k8 .tf32, inline PTX for sm_80 and up), the same three
+// products with the same arguments and results; src/cuda/mlp.rs picks them where dense_uses_tensor_cores(s)
+// holds (I and O multiples of 4 and ≥ 32) and every buffer is 16-byte aligned:
+//   dense_fwd_tc      block 64 rows × 128 outputs      dense_fwd_tc_n64    128 rows × 64 outputs (O ≤ 64)
+//   dense_bwd_x_tc    block 64 rows × 128 inputs       dense_bwd_x_tc_i64  128 rows × 64 inputs (I ≤ 64)
+//   dense_bwd_w_tc    block 64 outputs × 128 inputs    dense_bwd_w_tc_i64  64 outputs × 64 inputs (I ≤ 64)
+// 3xTF32: a tf32 product keeps 11 significant bits (≈ 2⁻¹¹ relative), far from the 1e-5 the twins hold the
+// kernels to. So every operand value v is split, once, as it is staged: hi = tf32(v), lo = tf32(v − hi)
+// (cvt.rna; v − hi is exact, hi + lo keeps 22 of 24 bits), and each 8-deep slice adds A_lo·B_hi, then
+// A_hi·B_lo, then A_hi·B_hi into fp32 accumulators; A_lo·B_lo (≈ 2⁻²² of the product) is dropped. Three
+// tf32 mma per product still run several times faster than fp32 FMA. The sum order inside an mma is the
+// hardware's, so results match the twin within rounding, not bit for bit.
+// Block: TC_THREADS = 256 (8 warps), BN/32 warps across the tile's columns and 8/(BN/32) down its rows;
+// a warp owns WM × 32 = MT × 4 mma tiles of 16 × 8 (32 × 32, MT = 2; 16 × 32 in dense_bwd_w_tc_i64), MT·16
+// fp32 accumulators per thread. Fragments (PTX ISA, g = lane / 4, t = lane % 4): A a0..a3 = (g, t),
+// (g+8, t), (g, t+4), (g+8, t+4); B b0, b1 = (k t, n g), (k t+4, n g); C c0..c3 = (g, 2t), (g, 2t+1),
+// (g+8, 2t), (g+8, 2t+1), stored as two float2 (rows g and g+8) straight to global memory.
+// Staging: the k loop steps by TC_BK = 16. While the warps multiply step s, each thread holds its float4
+// chunks of step s+1 in registers (consecutive threads take consecutive 16-byte chunks of a row; chunks of
+// out-of-range rows or columns are 0); between two barriers it then forms P = act'(y) ⊙ d_y where needed,
+// splits, and stores (hi, lo) float2 pairs into one shared buffer per operand: k-contiguous operands (x and w
+// in dense_fwd_tc, P in dense_bwd_x_tc) as s[MN][16 + 4], the others (w in dense_bwd_x_tc, P and x in
+// dense_bwd_w_tc) as s[16][MN + 4]. A fragment element is one 8-byte load of its pair; a row stride of 4
+// mod 16 pairs puts a half-warp's 16 loads on distinct bank pairs (pair slots 4g + t, or 4t + g).
+// Shared memory, static: 30 720 bytes (dense_fwd_tc, _n64), 27 136 / 29 184 (dense_bwd_x_tc / _i64),
+// 25 600 / 17 408 (dense_bwd_w_tc / _i64). Registers (ptxas -arch=sm_90): 96–120, no spills, so
+// __launch_bounds__(256, 2) keeps two blocks per SM.
+// dense_bwd_w_tc takes row chunks as dense_bwd_w does (≤ 128), but as many as fill about 264 blocks (two per
+// SM on a 132-SM H100/H200) with its 64-wide output tiles (src/cuda/mlp.rs:dense_w_tc_splits); its bias
+// partials are summed by each thread over the P it stages (four columns, its rows in order), then, in the
+// blocks of column tile 0, across the threads sharing those columns in thread order, through shared memory.
+//
 // d_w and d_b are sums over the M rows: dense_bwd_w cuts the rows into `splits` (≤ 128) chunks of
 // rows_per_split (grid.z; src/cuda/mlp.rs:dense_w_splits), each block writes its tile's partial sums (and,
 // for the blocks of column tile 0, the bias partials Σ_rows P(row, o), summed from the staged A tile by
 // threads 0..BM−1) to partials [splits, O·I + O]; dense_bwd_w_reduce then sums the splits in order. No
 // atomics: d_x, d_w, d_b are deterministic for given shapes (and the same on every card).
 // NaN policy: a NaN in x, w or b propagates to y (act keeps NaN); in the backward, an inactive ReLU unit
-// selects 0 whatever d_y is (like PyTorch's threshold_backward).
-// Bytes/FLOP (compulsory, as the launchers in src/cuda/mlp.rs declare them):
+// selects 0 whatever d_y is (like PyTorch's threshold_backward). In the tensor-core kernels a ±Inf in an
+// operand gives NaN (its lo part is Inf − Inf) where the SIMT kernels may give ±Inf.
+// Bytes/FLOP (compulsory, as the launchers in src/cuda/mlp.rs declare them; the _tc variants declare the
+// same, with their own splits, and count 2·M·I·O useful FLOP though the tensor cores execute three times
+// that; w is read once per block, and dense_bwd_w_tc reads an x row once per output tile and a y, d_y row
+// once per input tile; those repeats come from L2):
 //   dense_fwd          4·(M·I + O·I + O + M·O) bytes, 2·M·I·O FLOP
 //   dense_bwd_x        4·(2·M·O + O·I + M·I) bytes,   2·M·I·O FLOP
 //   dense_bwd_w        4·(2·M·O + M·I + splits·(O·I + O)) bytes, 2·M·I·O + M·O FLOP
 //   dense_bwd_w_reduce 4·(splits + 1)·(O·I + O) bytes, splits·(O·I + O) FLOP
 // measured: H200, commit b4f6151: 50 000 × 64→128 ReLU forward 57 µs (14.4 TFLOP/s), forward + backward 333 µs;
 // 400 000 × 128→128 forward 522 µs (25.1 TFLOP/s), forward + backward 2.45 ms (16.0 TFLOP/s).
+// measured (tensor-core kernels): not yet; the numbers above are the SIMT kernels'.
 
 #define DENSE_THREADS 256
 #define DENSE_BK 8
@@ -151,7 +189,7 @@ __device__ __forceinline__ void dense_fwd_tile(const float* __restrict__ x, cons
 
 #define DENSE_FWD_ENTRY(name, TN)                                                                             \
     extern "C" __global__ void __launch_bounds__(DENSE_THREADS)                                               \
-    name(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int m,      \
+    name(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int m,        \
          int n_in, int n_out, int act, float* __restrict__ y) {                                               \
         dense_fwd_tile<TN>(x, w, b, m, n_in, n_out, act, y);                                                  \
     }
@@ -251,13 +289,322 @@ __device__ __forceinline__ void dense_bwd_w_tile(const float* __restrict__ d_y, 
 
 #define DENSE_BWD_W_ENTRY(name, TM)                                                                           \
     extern "C" __global__ void __launch_bounds__(DENSE_THREADS)                                               \
-    name(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ x, int m,    \
+    name(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ x, int m,      \
          int n_in, int n_out, int act, int rows_per_split, float* __restrict__ partials) {                    \
-        dense_bwd_w_tile<TM>(d_y, y, x, m, n_in, n_out, act, rows_per_split, partials);                      \
+        dense_bwd_w_tile<TM>(d_y, y, x, m, n_in, n_out, act, rows_per_split, partials);                       \
     }
 DENSE_BWD_W_ENTRY(dense_bwd_w, 8)
 DENSE_BWD_W_ENTRY(dense_bwd_w_n64, 4)
 DENSE_BWD_W_ENTRY(dense_bwd_w_n32, 2)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tensor-core kernels (3xTF32): dense_fwd_tc, dense_bwd_x_tc, dense_bwd_w_tc. Same arguments and results as the
+// SIMT kernels above, within fp32 rounding (the summation order inside an mma differs from the SIMT order).
+// ---------------------------------------------------------------------------------------------------------------
+
+#define TC_THREADS 256
+#define TC_BK 16
+
+// (hi, lo) with hi = tf32(v) and lo = tf32(v − hi), both rounded to nearest, ties away (cvt.rna). v − hi is
+// exact (Sterbenz), so hi + lo keeps 22 of v's 24 significand bits. A NaN v gives NaN parts; ±Inf gives
+// (±Inf, NaN), so an Inf input ends as NaN (see the header).
+__device__ __forceinline__ float2 tf32_split(float v) {
+    unsigned hi, lo;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(hi) : "f"(v));
+    float rest = v - __uint_as_float(hi);
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(lo) : "f"(rest));
+    return make_float2(__uint_as_float(hi), __uint_as_float(lo));
+}
+
+// c += a·b for one 16 × 8 × 8 tile; fragments as in the PTX ISA (mma.m16n8k8, .tf32): g = lane / 4,
+// t = lane % 4; a = {A(g,t), A(g+8,t), A(g,t+4), A(g+8,t+4)}, b = {B(t,g), B(t+4,g)},
+// c = {C(g,2t), C(g,2t+1), C(g+8,2t), C(g+8,2t+1)}.
+__device__ __forceinline__ void mma_tf32(float (&c)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// A thread's share of an R × C tile (C a multiple of 4) of a row-major matrix, in float4 chunks: chunk j is
+// tile row row(j), columns col() .. col() + 3 (consecutive threads take consecutive chunks of a row, so a
+// warp reads whole 32-byte sectors). The same map stages the tile into shared memory.
+template <int R, int C>
+struct TcChunks {
+    static constexpr int PER_ROW = C / 4;
+    static constexpr int CPT = R * PER_ROW / TC_THREADS;
+    static_assert(CPT >= 1 && R * PER_ROW % TC_THREADS == 0 && TC_THREADS % PER_ROW == 0, "tile vs threads");
+    static __device__ __forceinline__ int row(int j) { return (int)threadIdx.x / PER_ROW + j * (TC_THREADS / PER_ROW); }
+    static __device__ __forceinline__ int col() { return ((int)threadIdx.x % PER_ROW) * 4; }
+};
+
+// v[j] = g[(r0 + row(j))·ld + c0 + col() ..+3], 0 where the row is ≥ r_end or the chunk is ≥ c_end (c_end a
+// multiple of 4, so a chunk is all in or all out). g and ld·4 bytes are 16-byte aligned.
+template <int R, int C>
+__device__ __forceinline__ void tc_load(float4 (&v)[TcChunks<R, C>::CPT], const float* __restrict__ g, long long ld,
+                                        long long r0, long long r_end, int c0, int c_end) {
+    using T = TcChunks<R, C>;
+#pragma unroll
+    for (int j = 0; j < T::CPT; ++j) {
+        long long r = r0 + T::row(j);
+        int c = c0 + T::col();
+        v[j] = r < r_end && c < c_end ? __ldg(reinterpret_cast<const float4*>(g + r * ld + c))
+                                      : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+}
+
+// Stores four values split into (hi, lo) pairs at s[0..3] (32 bytes, 16-byte aligned).
+__device__ __forceinline__ void tc_put4(float2* s, float a, float b, float c, float d) {
+    float2 p = tf32_split(a), q = tf32_split(b), u = tf32_split(c), w = tf32_split(d);
+    reinterpret_cast<float4*>(s)[0] = make_float4(p.x, p.y, q.x, q.y);
+    reinterpret_cast<float4*>(s)[1] = make_float4(u.x, u.y, w.x, w.y);
+}
+
+// Stages the loaded chunks split into shared memory s[R][C + 4] (float2 (hi, lo) pairs).
+template <int R, int C>
+__device__ __forceinline__ void tc_store(float2* s, const float4 (&v)[TcChunks<R, C>::CPT]) {
+    using T = TcChunks<R, C>;
+#pragma unroll
+    for (int j = 0; j < T::CPT; ++j) tc_put4(s + T::row(j) * (C + 4) + T::col(), v[j].x, v[j].y, v[j].z, v[j].w);
+}
+
+// As tc_store for P = act'(y) ⊙ d_y from loaded y and d_y chunks; adds each P to sum[0..3] (the chunk's
+// columns are the same for every j).
+template <int R, int C>
+__device__ __forceinline__ void tc_store_p(float2* s, const float4 (&y)[TcChunks<R, C>::CPT],
+                                           const float4 (&d_y)[TcChunks<R, C>::CPT], int act, float (&sum)[4]) {
+    using T = TcChunks<R, C>;
+#pragma unroll
+    for (int j = 0; j < T::CPT; ++j) {
+        float p0 = act_vjp(y[j].x, d_y[j].x, act), p1 = act_vjp(y[j].y, d_y[j].y, act);
+        float p2 = act_vjp(y[j].z, d_y[j].z, act), p3 = act_vjp(y[j].w, d_y[j].w, act);
+        sum[0] += p0, sum[1] += p1, sum[2] += p2, sum[3] += p3;
+        tc_put4(s + T::row(j) * (C + 4) + T::col(), p0, p1, p2, p3);
+    }
+}
+
+// Warp tiling of a BM × BN block tile: WARPS_N = BN / 32 warps across, the rest down; each warp owns
+// WM × 32 = MT × NT tiles of 16 × 8.
+template <int BM, int BN>
+struct TcWarps {
+    static constexpr int WARPS_N = BN / 32, WARPS_M = TC_THREADS / 32 / WARPS_N;
+    static constexpr int WM = BM / WARPS_M, MT = WM / 16, NT = 4;
+    static_assert(WARPS_M * WARPS_N * 32 == TC_THREADS && MT * 16 * WARPS_M == BM, "warp tiling");
+};
+
+// Element (i, k) of a staged operand: K_CONTIG tiles are s[i][TC_BK + 4] (i the tile row, k contiguous),
+// the others s[k][MN + 4] (i contiguous).
+template <bool K_CONTIG, int MN>
+__device__ __forceinline__ float2 tc_at(const float2* s, int i, int k) {
+    return K_CONTIG ? s[i * (TC_BK + 4) + k] : s[k * (MN + 4) + i];
+}
+
+// acc += A·B over one staged k step of TC_BK: A(i, k) from as (i < BM), B(k, j) from bs (j < BN).
+// Per 8-deep slice: acc += A_lo·B_hi, then A_hi·B_lo, then A_hi·B_hi (small terms first); A_lo·B_lo
+// (≈ 2⁻²² relative) is dropped.
+template <int BM, int BN, bool A_K, bool B_K>
+__device__ __forceinline__ void tc_tile_mma(const float2* as, const float2* bs,
+                                            float (&acc)[TcWarps<BM, BN>::MT][4][4]) {
+    using W = TcWarps<BM, BN>;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    int wm = (warp / W::WARPS_N) * W::WM, wn = (warp % W::WARPS_N) * 32;
+#pragma unroll
+    for (int kk = 0; kk < TC_BK; kk += 8) {
+        int k = kk + t;
+        unsigned bh[W::NT][2], bl[W::NT][2];
+#pragma unroll
+        for (int nt = 0; nt < W::NT; ++nt) {
+            int j = wn + nt * 8 + g;
+            float2 v0 = tc_at<B_K, BN>(bs, j, k), v1 = tc_at<B_K, BN>(bs, j, k + 4);
+            bh[nt][0] = __float_as_uint(v0.x), bl[nt][0] = __float_as_uint(v0.y);
+            bh[nt][1] = __float_as_uint(v1.x), bl[nt][1] = __float_as_uint(v1.y);
+        }
+#pragma unroll
+        for (int mt = 0; mt < W::MT; ++mt) {
+            int i = wm + mt * 16 + g;
+            float2 v0 = tc_at<A_K, BM>(as, i, k), v1 = tc_at<A_K, BM>(as, i + 8, k);
+            float2 v2 = tc_at<A_K, BM>(as, i, k + 4), v3 = tc_at<A_K, BM>(as, i + 8, k + 4);
+            unsigned ah[4] = {__float_as_uint(v0.x), __float_as_uint(v1.x), __float_as_uint(v2.x),
+                              __float_as_uint(v3.x)};
+            unsigned al[4] = {__float_as_uint(v0.y), __float_as_uint(v1.y), __float_as_uint(v2.y),
+                              __float_as_uint(v3.y)};
+#pragma unroll
+            for (int nt = 0; nt < W::NT; ++nt) {
+                mma_tf32(acc[mt][nt], al, bh[nt]);
+                mma_tf32(acc[mt][nt], ah, bl[nt]);
+                mma_tf32(acc[mt][nt], ah, bh[nt]);
+            }
+        }
+    }
+}
+
+// Calls f(i, j, v0, v1) for this thread's accumulator pairs: tile row i, tile columns j and j + 1.
+template <int BM, int BN, typename F>
+__device__ __forceinline__ void tc_for_pairs(const float (&acc)[TcWarps<BM, BN>::MT][4][4], F f) {
+    using W = TcWarps<BM, BN>;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    int wm = (warp / W::WARPS_N) * W::WM, wn = (warp % W::WARPS_N) * 32;
+#pragma unroll
+    for (int mt = 0; mt < W::MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < W::NT; ++nt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+                f(wm + mt * 16 + g + 8 * h, wn + nt * 8 + 2 * t, acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+}
+
+// x [M,I], w [O,I], b [O] or null -> y [M,O]. Block tile BM rows × BN outputs; grid (ceil(O/BN), ceil(M/BM)).
+// A = x tile s[BM][TC_BK + 4], B = w tile s[BN][TC_BK + 4] (both k-contiguous).
+template <int BM, int BN>
+__device__ __forceinline__ void dense_fwd_tc_tile(const float* __restrict__ x, const float* __restrict__ w,
+                                                  const float* __restrict__ b, int m, int n_in, int n_out, int act,
+                                                  float* __restrict__ y) {
+    __shared__ __align__(16) float2 as[BM * (TC_BK + 4)];
+    __shared__ __align__(16) float2 bs[BN * (TC_BK + 4)];
+    long long row0 = (long long)blockIdx.y * BM;
+    int col0 = blockIdx.x * BN;
+    float acc[TcWarps<BM, BN>::MT][4][4] = {};
+    float4 va[TcChunks<BM, TC_BK>::CPT], vb[TcChunks<BN, TC_BK>::CPT];
+    tc_load<BM, TC_BK>(va, x, n_in, row0, m, 0, n_in);
+    tc_load<BN, TC_BK>(vb, w, n_in, col0, n_out, 0, n_in);
+    for (int k0 = 0; k0 < n_in; k0 += TC_BK) {
+        __syncthreads();
+        tc_store<BM, TC_BK>(as, va);
+        tc_store<BN, TC_BK>(bs, vb);
+        __syncthreads();
+        if (k0 + TC_BK < n_in) {
+            tc_load<BM, TC_BK>(va, x, n_in, row0, m, k0 + TC_BK, n_in);
+            tc_load<BN, TC_BK>(vb, w, n_in, col0, n_out, k0 + TC_BK, n_in);
+        }
+        tc_tile_mma<BM, BN, true, true>(as, bs, acc);
+    }
+    tc_for_pairs<BM, BN>(acc, [&](int i, int j, float v0, float v1) {
+        long long row = row0 + i;
+        int o = col0 + j;
+        if (row >= m || o >= n_out) return;
+        if (b) v0 += b[o], v1 += b[o + 1];
+        *reinterpret_cast<float2*>(y + row * n_out + o) = make_float2(act_apply(v0, act), act_apply(v1, act));
+    });
+}
+
+#define DENSE_FWD_TC_ENTRY(name, BM, BN)                                                                      \
+    extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)                                               \
+    name(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int m,        \
+         int n_in, int n_out, int act, float* __restrict__ y) {                                               \
+        dense_fwd_tc_tile<BM, BN>(x, w, b, m, n_in, n_out, act, y);                                           \
+    }
+DENSE_FWD_TC_ENTRY(dense_fwd_tc, 64, 128)
+DENSE_FWD_TC_ENTRY(dense_fwd_tc_n64, 128, 64)
+
+// d_y [M,O], y [M,O], w [O,I] -> d_x [M,I] (overwritten). Block tile BM rows × BN inputs; grid (ceil(I/BN),
+// ceil(M/BM)). A = P tile s[BM][TC_BK + 4] (k = output, contiguous), B = w tile s[TC_BK][BN + 4].
+template <int BM, int BN>
+__device__ __forceinline__ void dense_bwd_x_tc_tile(const float* __restrict__ d_y, const float* __restrict__ y,
+                                                    const float* __restrict__ w, int m, int n_in, int n_out,
+                                                    int act, float* __restrict__ d_x) {
+    __shared__ __align__(16) float2 as[BM * (TC_BK + 4)];
+    __shared__ __align__(16) float2 bs[TC_BK * (BN + 4)];
+    long long row0 = (long long)blockIdx.y * BM;
+    int col0 = blockIdx.x * BN;
+    float acc[TcWarps<BM, BN>::MT][4][4] = {};
+    float4 vy[TcChunks<BM, TC_BK>::CPT], vd[TcChunks<BM, TC_BK>::CPT], vb[TcChunks<TC_BK, BN>::CPT];
+    float unused[4] = {};
+    tc_load<BM, TC_BK>(vy, y, n_out, row0, m, 0, n_out);
+    tc_load<BM, TC_BK>(vd, d_y, n_out, row0, m, 0, n_out);
+    tc_load<TC_BK, BN>(vb, w, n_in, 0, n_out, col0, n_in);
+    for (int k0 = 0; k0 < n_out; k0 += TC_BK) {
+        __syncthreads();
+        tc_store_p<BM, TC_BK>(as, vy, vd, act, unused);
+        tc_store<TC_BK, BN>(bs, vb);
+        __syncthreads();
+        if (k0 + TC_BK < n_out) {
+            tc_load<BM, TC_BK>(vy, y, n_out, row0, m, k0 + TC_BK, n_out);
+            tc_load<BM, TC_BK>(vd, d_y, n_out, row0, m, k0 + TC_BK, n_out);
+            tc_load<TC_BK, BN>(vb, w, n_in, k0 + TC_BK, n_out, col0, n_in);
+        }
+        tc_tile_mma<BM, BN, true, false>(as, bs, acc);
+    }
+    tc_for_pairs<BM, BN>(acc, [&](int i, int j, float v0, float v1) {
+        long long row = row0 + i;
+        int c = col0 + j;
+        if (row < m && c < n_in) *reinterpret_cast<float2*>(d_x + row * n_in + c) = make_float2(v0, v1);
+    });
+}
+
+#define DENSE_BWD_X_TC_ENTRY(name, BM, BN)                                                                    \
+    extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)                                               \
+    name(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ w, int m,      \
+         int n_in, int n_out, int act, float* __restrict__ d_x) {                                             \
+        dense_bwd_x_tc_tile<BM, BN>(d_y, y, w, m, n_in, n_out, act, d_x);                                     \
+    }
+DENSE_BWD_X_TC_ENTRY(dense_bwd_x_tc, 64, 128)
+DENSE_BWD_X_TC_ENTRY(dense_bwd_x_tc_i64, 128, 64)
+
+// d_y [M,O], y [M,O], x [M,I] -> partials [splits, O·I + O], as dense_bwd_w. Block tile 64 outputs × BN
+// inputs over one row chunk; grid (ceil(I/BN), ceil(O/64), splits). A = P tile s[TC_BK][64 + 4],
+// B = x tile s[TC_BK][BN + 4] (k = row; both k-major). Bias partials: each thread sums the P of its chunk
+// columns over its rows while staging; the blocks of column tile 0 then add those sums across the threads
+// that share the columns, in thread order, through shared memory.
+template <int BN>
+__device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_y, const float* __restrict__ y,
+                                                    const float* __restrict__ x, int m, int n_in, int n_out,
+                                                    int act, int rows_per_split, float* __restrict__ partials) {
+    constexpr int BM = 64;
+    using PA = TcChunks<TC_BK, BM>;
+    __shared__ __align__(16) float2 as[TC_BK * (BM + 4)];
+    __shared__ __align__(16) float2 bs[TC_BK * (BN + 4)];
+    int o0 = blockIdx.y * BM, i0 = blockIdx.x * BN;
+    long long begin = (long long)blockIdx.z * rows_per_split;
+    long long end = min((long long)m, begin + rows_per_split);
+    float acc[TcWarps<BM, BN>::MT][4][4] = {};
+    float bias[4] = {};
+    float4 vy[PA::CPT], vd[PA::CPT], vb[TcChunks<TC_BK, BN>::CPT];
+    tc_load<TC_BK, BM>(vy, y, n_out, begin, end, o0, n_out);
+    tc_load<TC_BK, BM>(vd, d_y, n_out, begin, end, o0, n_out);
+    tc_load<TC_BK, BN>(vb, x, n_in, begin, end, i0, n_in);
+    for (long long k0 = begin; k0 < end; k0 += TC_BK) {
+        __syncthreads();
+        tc_store_p<TC_BK, BM>(as, vy, vd, act, bias);
+        tc_store<TC_BK, BN>(bs, vb);
+        __syncthreads();
+        if (k0 + TC_BK < end) {
+            tc_load<TC_BK, BM>(vy, y, n_out, k0 + TC_BK, end, o0, n_out);
+            tc_load<TC_BK, BM>(vd, d_y, n_out, k0 + TC_BK, end, o0, n_out);
+            tc_load<TC_BK, BN>(vb, x, n_in, k0 + TC_BK, end, i0, n_in);
+        }
+        tc_tile_mma<BM, BN, false, false>(as, bs, acc);
+    }
+    long long stride = (long long)n_out * n_in + n_out;
+    float* part = partials + blockIdx.z * stride;
+    tc_for_pairs<BM, BN>(acc, [&](int i, int j, float v0, float v1) {
+        int o = o0 + i, c = i0 + j;
+        if (o < n_out && c < n_in) *reinterpret_cast<float2*>(part + (long long)o * n_in + c) = make_float2(v0, v1);
+    });
+    if (blockIdx.x == 0) {
+        // red[h][c]: thread h·PER_ROW + c/4's sums; TC_THREADS/PER_ROW × BM floats (4 KiB) over bs.
+        float* red = reinterpret_cast<float*>(bs);
+        static_assert(TC_THREADS * 4 <= TC_BK * (BN + 4) * 2, "bias reduction fits in bs");
+        __syncthreads();
+        int h = threadIdx.x / PA::PER_ROW, c = PA::col();
+#pragma unroll
+        for (int q = 0; q < 4; ++q) red[h * BM + c + q] = bias[q];
+        __syncthreads();
+        if (threadIdx.x < BM && o0 + (int)threadIdx.x < n_out) {
+            float s = 0.0f;
+            for (int r = 0; r < TC_THREADS / PA::PER_ROW; ++r) s += red[r * BM + threadIdx.x];
+            part[(long long)n_out * n_in + o0 + threadIdx.x] = s;
+        }
+    }
+}
+
+#define DENSE_BWD_W_TC_ENTRY(name, BN)                                                                        \
+    extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)                                               \
+    name(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ x, int m,      \
+         int n_in, int n_out, int act, int rows_per_split, float* __restrict__ partials) {                    \
+        dense_bwd_w_tc_tile<BN>(d_y, y, x, m, n_in, n_out, act, rows_per_split, partials);                    \
+    }
+DENSE_BWD_W_TC_ENTRY(dense_bwd_w_tc, 128)
+DENSE_BWD_W_TC_ENTRY(dense_bwd_w_tc_i64, 64)
 
 // partials [splits, O·I + O] -> d_w [O,I], d_b [O] (null: skipped), overwritten; splits summed in order
 // (0 splits give zeros). One thread per output element, DENSE_REDUCE_THREADS per block.

@@ -445,6 +445,8 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
     atomicMax(&s_max_last, last);
     __syncthreads();
     int lane = threadIdx.x & 31;
+    // Pairs at or past every lane's last contributor change nothing: the warp skips them as a whole.
+    int warp_last = __reduce_max_sync(0xffffffffu, last);
     for (int end = s_max_last; end > 0; end -= RASTER_THREADS) {
         int start = max(0, end - RASTER_THREADS);
         __syncthreads();  // the previous batch is no longer read
@@ -457,7 +459,7 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
             s_rgb[threadIdx.x] = splat[3 * gi + 2];
         }
         __syncthreads();
-        for (int j = end - start - 1; j >= 0; --j) {
+        for (int j = min(end, warp_last) - start - 1; j >= 0; --j) {
             float4 p = s_xyod[j], cn = s_conic[j];
             float dx = p.x - fx, dy = p.y - fy;
             float sigma = splat_sigma(cn, dx, dy);

@@ -6,8 +6,10 @@ mod common;
 use common::{gpu, rel_err, upload};
 use gensync::cpu::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
 use gensync::cpu::real::convert;
-use gensync::cuda::mlp::{self as cuda, dense_bwd_scratch_len, DenseBwdInputs};
-use gensync::cuda::Arena;
+use gensync::cuda::mlp::{
+    self as cuda, dense_bwd_scratch_len, dense_uses_tensor_cores, dense_w_splits, dense_w_tc_splits, DenseBwdInputs,
+};
+use gensync::cuda::{Arena, Gpu};
 use gensync::rng::Rng;
 
 const ACTS: [Act; 3] = [Act::None, Act::Relu, Act::LeakyRelu];
@@ -86,11 +88,81 @@ fn dense_bwd_matches_finite_differences() {
     }
 }
 
+/// The tensor-core kernel variants (kernels/mlp.cu, `_tc`) the launchers should pick for `s`, with the
+/// reduction: fwd by output width, bwd_x and bwd_w by input width.
+fn tc_kernels(s: Dense) -> Vec<&'static str> {
+    let fwd = if s.n_out <= 64 { "dense_fwd_tc_n64" } else { "dense_fwd_tc" };
+    let (bwd_x, bwd_w) =
+        if s.n_in <= 64 { ("dense_bwd_x_tc_i64", "dense_bwd_w_tc_i64") } else { ("dense_bwd_x_tc", "dense_bwd_w_tc") };
+    let mut names = vec![fwd, bwd_x, bwd_w, "dense_bwd_w_reduce"];
+    names.sort();
+    names
+}
+
+/// Runs dense_fwd and dense_bwd of shape `s` on the GPU and the CPU twin and checks y, d_x, d_w, d_b within
+/// 1e-5 relative. Outputs are fresh (NaN-poisoned) arena slots, so an unwritten element fails the NaN check.
+/// With `nan_where_inactive` (ReLU layers), d_y is NaN wherever y = 0: the backward must select 0 there
+/// (the NaN policy), or the gradients turn NaN. Returns the names of the kernels that ran, sorted (the GPU's
+/// profiler is on and reset here).
+fn check_against_twin(gpu: &Gpu, case: usize, s: Dense, with_bias: bool, nan_where_inactive: bool) -> Vec<String> {
+    let (rows, n_in, n_out) = (s.rows, s.n_in, s.n_out);
+    let mut rng = Rng::new(1000 + case as u64);
+    let x = rng.vec(rows * n_in, -1.0, 1.0);
+    let w = rng.vec(n_out * n_in, -0.3, 0.3);
+    let b = rng.vec(n_out, -0.2, 0.2);
+    let mut d_y = rng.vec(rows * n_out, -1.0, 1.0);
+    let b_opt = with_bias.then_some(&b[..]);
+    let mut y = vec![0.0f32; rows * n_out];
+    dense_fwd(s, &x, &w, b_opt, &mut y);
+    if nan_where_inactive {
+        assert_eq!(s.act, Act::Relu, "NaN d_y is only masked by an inactive ReLU unit");
+        for (d, &v) in d_y.iter_mut().zip(&y) {
+            if v <= 0.0 {
+                *d = f32::NAN;
+            }
+        }
+    }
+    let (mut d_x, mut d_w, mut d_b) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()], vec![0.0f32; n_out]);
+    let grads = DenseGrads { d_x: &mut d_x, d_w: &mut d_w, d_b: with_bias.then_some(&mut d_b[..]) };
+    dense_bwd(s, &x, &w, &y, &d_y, grads);
+
+    gpu.enable_profiler();
+    gpu.reset_profile().unwrap();
+    let floats = 2 * x.len() + 2 * w.len() + 2 * b.len() + 3 * y.len() + dense_bwd_scratch_len(s);
+    let mut arena = Arena::new("test", 4 * floats + 256 * 16).unwrap();
+    let (gx, gw, gb) = (upload(gpu, &mut arena, &x), upload(gpu, &mut arena, &w), upload(gpu, &mut arena, &b));
+    let gb = with_bias.then_some(gb);
+    let gy = arena.alloc::<f32>(gpu, y.len()).unwrap();
+    cuda::dense_fwd(gpu, s, gx, gw, gb, gy).unwrap();
+    let tag = format!("case {case} {s:?} bias {with_bias}");
+    let e = rel_err(&format!("{tag} y"), &gpu.download(gy).unwrap(), &y);
+    assert!(e < 1e-5, "{tag} y: rel err {e}");
+
+    // The backward reads the CPU's y, so both sides take the same ReLU branches.
+    let inp = DenseBwdInputs { x: gx, w: gw, y: upload(gpu, &mut arena, &y), d_y: upload(gpu, &mut arena, &d_y) };
+    let out = cuda::DenseGrads {
+        d_x: arena.alloc::<f32>(gpu, x.len()).unwrap(),
+        d_w: arena.alloc::<f32>(gpu, w.len()).unwrap(),
+        d_b: with_bias.then(|| arena.alloc::<f32>(gpu, n_out).unwrap()),
+    };
+    let scratch = arena.alloc::<f32>(gpu, dense_bwd_scratch_len(s)).unwrap();
+    cuda::dense_bwd(gpu, s, inp, out, scratch).unwrap();
+    for (name, buf, want) in [("d_x", out.d_x, &d_x), ("d_w", out.d_w, &d_w)] {
+        let e = rel_err(&format!("{tag} {name}"), &gpu.download(buf).unwrap(), want);
+        assert!(e < 1e-5, "{tag} {name}: rel err {e}");
+    }
+    if let Some(gdb) = out.d_b {
+        let e = rel_err(&format!("{tag} d_b"), &gpu.download(gdb).unwrap(), &d_b);
+        assert!(e < 1e-5, "{tag} d_b: rel err {e}");
+    }
+    gpu.profile().unwrap().expect("profiler on").kernels.into_keys().collect()
+}
+
 /// GPU against the CPU twin: y, d_x, d_w, d_b within 1e-5 relative, on shapes that are and are not
 /// multiples of the 128 × 128 tile and the 8-deep k step, including the model's typical layers (F_c 64→128,
 /// 128→128 at 50 000 rows; heads 128→48 and 128→1) and LeakyReLU layers; output widths on both sides of the
-/// narrow variants' limits (32, 33, 64, 65) so every dense_fwd / dense_bwd_w variant runs. Outputs are
-/// fresh (NaN-poisoned) arena slots, so an unwritten element fails the NaN check.
+/// narrow variants' limits (32, 33, 64, 65) so every SIMT dense_fwd / dense_bwd_w variant runs. Shapes the
+/// tensor-core rule takes (`dense_uses_tensor_cores`) must run only `_tc` kernels, the others none.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_matches_cpu_twin() {
@@ -111,45 +183,75 @@ fn gpu_matches_cpu_twin() {
     ];
     for (case, &(rows, n_in, n_out, act, with_bias)) in shapes.iter().enumerate() {
         let s = Dense { rows, n_in, n_out, act };
-        let mut rng = Rng::new(1000 + case as u64);
-        let x = rng.vec(rows * n_in, -1.0, 1.0);
-        let w = rng.vec(n_out * n_in, -0.3, 0.3);
-        let b = rng.vec(n_out, -0.2, 0.2);
-        let d_y = rng.vec(rows * n_out, -1.0, 1.0);
-        let b_opt = with_bias.then_some(&b[..]);
-        let mut y = vec![0.0f32; rows * n_out];
-        dense_fwd(s, &x, &w, b_opt, &mut y);
-        let (mut d_x, mut d_w, mut d_b) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()], vec![0.0f32; n_out]);
-        let grads = DenseGrads { d_x: &mut d_x, d_w: &mut d_w, d_b: with_bias.then_some(&mut d_b[..]) };
-        dense_bwd(s, &x, &w, &y, &d_y, grads);
+        let ran = check_against_twin(&gpu, case, s, with_bias, false);
+        let tc = ran.iter().any(|k| k.contains("_tc"));
+        assert_eq!(tc, dense_uses_tensor_cores(s), "case {case} {s:?}: kernels {ran:?}");
+    }
+}
 
-        let floats = 2 * x.len() + 2 * w.len() + 2 * b.len() + 3 * y.len() + dense_bwd_scratch_len(s);
-        let mut arena = Arena::new("test", 4 * floats + 256 * 16).unwrap();
-        let (gx, gw, gb) = (upload(&gpu, &mut arena, &x), upload(&gpu, &mut arena, &w), upload(&gpu, &mut arena, &b));
-        let gb = with_bias.then_some(gb);
-        let gy = arena.alloc::<f32>(&gpu, y.len()).unwrap();
-        cuda::dense_fwd(&gpu, s, gx, gw, gb, gy).unwrap();
-        let tag = format!("case {case} {s:?} bias {with_bias}");
-        let e = rel_err(&format!("{tag} y"), &gpu.download(gy).unwrap(), &y);
-        assert!(e < 1e-5, "{tag} y: rel err {e}");
+/// The tensor-core (3xTF32) kernels against the CPU twin within 1e-5 relative, on every variant
+/// (fwd O > 64 and ≤ 64, bwd_x / bwd_w I > 64 and ≤ 64), awkward row counts (1, 7, 1000, 32 736 + 3: partial
+/// row tiles and a partial last row chunk), a k tail (I = 200, 12.5 steps of 16) with a partial second
+/// column tile (O = 136), widths that are multiples of 4 but not 8, every activation, with and without bias,
+/// and NaN d_y at inactive ReLU units. The profiler shows which kernels ran: exactly the `_tc` variants and
+/// the reduction, so a silent fallback to the SIMT kernels fails here.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_tensor_core_kernels_match_cpu_twin() {
+    let gpu = gpu();
+    let shapes: [(usize, usize, usize, Act, bool); 11] = [
+        (1, 128, 128, Act::Relu, true),
+        (7, 64, 128, Act::LeakyRelu, true),
+        (1000, 128, 128, Act::LeakyRelu, false),
+        (1000, 128, 48, Act::Relu, true),
+        (32_739, 128, 128, Act::Relu, true),
+        (32_739, 64, 128, Act::LeakyRelu, true),
+        (4097, 32, 64, Act::LeakyRelu, true),
+        (999, 64, 64, Act::None, true),
+        (513, 200, 136, Act::Relu, true),
+        (77, 36, 44, Act::None, false),
+        (2048, 128, 128, Act::Relu, true),
+    ];
+    for (case, &(rows, n_in, n_out, act, with_bias)) in shapes.iter().enumerate() {
+        let s = Dense { rows, n_in, n_out, act };
+        assert!(dense_uses_tensor_cores(s), "case {case} {s:?} should take the tensor-core kernels");
+        let ran = check_against_twin(&gpu, 100 + case, s, with_bias, act == Act::Relu);
+        assert_eq!(ran, tc_kernels(s), "case {case} {s:?}: kernels that ran");
+    }
+}
 
-        // The backward reads the CPU's y, so both sides take the same ReLU branches.
-        let inp = DenseBwdInputs { x: gx, w: gw, y: upload(&gpu, &mut arena, &y), d_y: upload(&gpu, &mut arena, &d_y) };
-        let out = cuda::DenseGrads {
-            d_x: arena.alloc::<f32>(&gpu, x.len()).unwrap(),
-            d_w: arena.alloc::<f32>(&gpu, w.len()).unwrap(),
-            d_b: with_bias.then(|| arena.alloc::<f32>(&gpu, n_out).unwrap()),
-        };
-        let scratch = arena.alloc::<f32>(&gpu, dense_bwd_scratch_len(s)).unwrap();
-        cuda::dense_bwd(&gpu, s, inp, out, scratch).unwrap();
-        for (name, buf, want) in [("d_x", out.d_x, &d_x), ("d_w", out.d_w, &d_w)] {
-            let e = rel_err(&format!("{tag} {name}"), &gpu.download(buf).unwrap(), want);
-            assert!(e < 1e-5, "{tag} {name}: rel err {e}");
+/// The tensor-core shape rule covers the model's layers and leaves the rest to SIMT; dense_bwd_w_tc's row
+/// chunks cover the rows, number at most 128 (as dense_bwd_w's), give about 264 blocks on large inputs with
+/// two or more output tiles, and fit the scratch the callers allocate.
+#[test]
+fn tensor_core_rule_and_row_chunks() {
+    let layer = |n_in, n_out| Dense { rows: 32_768, n_in, n_out, act: Act::Relu };
+    for (i, o) in [(64, 128), (128, 128), (128, 48), (32, 64), (64, 64), (200, 136), (36, 44)] {
+        assert!(dense_uses_tensor_cores(layer(i, o)), "{i}→{o} should use tensor cores");
+    }
+    for (i, o) in [(128, 1), (29, 32), (200, 130), (16, 64), (64, 16), (33, 64)] {
+        assert!(!dense_uses_tensor_cores(layer(i, o)), "{i}→{o} should stay on the SIMT kernels");
+    }
+    // 32 768 rows of a 128 × 128 layer: 2 output tiles of 64, 128 chunks of 256 rows, 256 blocks.
+    assert_eq!(dense_w_tc_splits(32_768, 2), (256, 128));
+    for rows in [0, 1, 7, 63, 64, 65, 1000, 32_736, 32_739, 50_000, 400_000, 4_000_000] {
+        for tiles in [1, 2, 4, 8] {
+            let (per, splits) = dense_w_tc_splits(rows, tiles);
+            assert!(per % 16 == 0 && per >= 64, "rows {rows} tiles {tiles}: {per} rows per chunk");
+            assert!(splits * per >= rows && (splits == 0 || (splits - 1) * per < rows), "rows {rows}: {splits}×{per}");
+            assert!(splits <= 264usize.div_ceil(tiles).min(128), "rows {rows} tiles {tiles}: {splits} chunks");
+            if rows >= 100_000 {
+                let want = if tiles == 1 { 120 } else { 240 };
+                assert!(splits * tiles >= want, "rows {rows} tiles {tiles}: only {} blocks", splits * tiles);
+            }
         }
-        if let Some(gdb) = out.d_b {
-            let e = rel_err(&format!("{tag} d_b"), &gpu.download(gdb).unwrap(), &d_b);
-            assert!(e < 1e-5, "{tag} d_b: rel err {e}");
-        }
+    }
+    for (rows, i, o) in [(1, 128, 128), (1000, 128, 48), (32_739, 64, 128), (50_000, 128, 128), (999, 128, 1)] {
+        let s = Dense { rows, n_in: i, n_out: o, act: Act::None };
+        let simt = dense_w_splits(rows).1;
+        let tiles = i.div_ceil(if i <= 64 { 64 } else { 128 }) * o.div_ceil(64);
+        let tc = if dense_uses_tensor_cores(s) { dense_w_tc_splits(rows, tiles).1 } else { 0 };
+        assert_eq!(dense_bwd_scratch_len(s), simt.max(tc) * (o * i + o), "{s:?}");
     }
 }
 

@@ -1,12 +1,13 @@
 //! Launchers for kernels/mlp.cu: the dense layer y = act(x·wᵀ + b) forward and backward (CPU twin:
-//! src/cpu/mlp.rs, same names).
+//! src/cpu/mlp.rs, same names). Each launcher picks the tensor-core (3xTF32) kernels where
+//! `dense_uses_tensor_cores` holds and the buffers are 16-byte aligned, else the SIMT kernels.
 
 use super::{Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::mlp::Dense;
 use crate::error::{Error, Result};
 
-/// DENSE_THREADS and DENSE_BK in the kernel: 256 threads own a 128 × 128 tile of the output (narrower on
-/// the output side for narrow layers, see `narrow`).
+/// DENSE_THREADS and DENSE_BK of the SIMT kernels: 256 threads own a 128 × 128 tile of the output (narrower
+/// on the output side for narrow layers, see `narrow`).
 const DENSE_THREADS: u32 = 256;
 const DENSE_TILE: usize = 128;
 const DENSE_BK: usize = 8;
@@ -16,15 +17,90 @@ const DENSE_REDUCE_THREADS: u32 = 256;
 const DENSE_W_SPLITS: usize = 128;
 const DENSE_W_MIN_ROWS: usize = 64;
 
+/// TC_THREADS and TC_BK of the tensor-core (3xTF32) kernels; dense_bwd_w_tc's block covers TC_W_OUT outputs.
+const TC_THREADS: u32 = 256;
+const TC_BK: usize = 16;
+const TC_W_OUT: usize = 64;
+/// dense_bwd_w_tc cuts the rows so that (output tiles) × (chunks) comes to at most this many blocks: two per
+/// SM on the 132 SMs of an H100 or H200 SXM, which is all that can be resident (registers cap the kernel at
+/// two blocks per SM), and two waves where only one fits. A fixed number rather than the card's SM count, so
+/// the chunks, and with them d_w and d_b bit for bit, are the same on every card and the scratch length
+/// needs no device.
+const TC_W_BLOCKS: usize = 264;
+
 /// Rows per chunk and chunk count of dense_bwd_w for `rows` rows.
 pub fn dense_w_splits(rows: usize) -> (usize, usize) {
     let per = rows.div_ceil(DENSE_W_SPLITS).next_multiple_of(DENSE_BK).max(DENSE_W_MIN_ROWS);
     (per, rows.div_ceil(per))
 }
 
-/// Floats of scratch dense_bwd needs for shape `s` (the per-chunk partial sums of d_w and d_b).
+/// Rows per chunk and chunk count of dense_bwd_w_tc for `rows` rows and `tiles` output tiles per chunk: at
+/// most TC_W_BLOCKS / tiles chunks (rounded up) and at most DENSE_W_SPLITS, each a multiple of TC_BK rows and
+/// at least DENSE_W_MIN_ROWS. The cap keeps dense_bwd_w_reduce (one thread per element, summing the chunks
+/// in order, latency-bound) no longer than after the SIMT kernel; the card fills through the 64-wide output
+/// tiles instead: 32 768 rows of a 128 × 128 layer (2 tiles) give 128 chunks of 256 rows, 256 blocks.
+/// Single-tile layers (O ≤ 64, I ≤ 128) run 128 blocks.
+pub fn dense_w_tc_splits(rows: usize, tiles: usize) -> (usize, usize) {
+    let want = TC_W_BLOCKS.div_ceil(tiles.max(1)).min(DENSE_W_SPLITS);
+    let per = rows.div_ceil(want).next_multiple_of(TC_BK).max(DENSE_W_MIN_ROWS);
+    (per, rows.div_ceil(per))
+}
+
+/// Whether the launchers run layer `s` on the tensor-core kernels (dense_fwd_tc, dense_bwd_x_tc,
+/// dense_bwd_w_tc): n_in and n_out multiples of 4 (every row of x, w, y, d_y starts 16-byte aligned, as the
+/// kernels' float4 loads need) and at least 32 (narrower layers leave most of a 64-wide tile as padding, and
+/// the SIMT n32 variants are cheap there), and the grid within limits. The launchers also need every buffer
+/// the kernels read or write in float4/float2 16-byte aligned (arena slots are); otherwise, and for every
+/// other shape, the SIMT kernels run. Covers the F_c layers (64→128, 128→128), the SH head (128→48) and the
+/// audio MLPs (32→64, 64→64); not the opacity head (O = 1).
+pub fn dense_uses_tensor_cores(s: Dense) -> bool {
+    s.n_in % 4 == 0
+        && s.n_out % 4 == 0
+        && s.n_in >= 32
+        && s.n_out >= 32
+        && s.rows <= 65_535 * 64
+        && s.n_out <= 65_535 * TC_W_OUT
+}
+
+/// dense_fwd_tc's variant for `n_out` and its block tile (rows, outputs).
+fn tc_fwd_tile(n_out: usize) -> (&'static str, usize, usize) {
+    if n_out <= 64 { ("dense_fwd_tc_n64", 128, 64) } else { ("dense_fwd_tc", 64, 128) }
+}
+
+/// dense_bwd_x_tc's variant for `n_in` and its block tile (rows, inputs).
+fn tc_bwd_x_tile(n_in: usize) -> (&'static str, usize, usize) {
+    if n_in <= 64 { ("dense_bwd_x_tc_i64", 128, 64) } else { ("dense_bwd_x_tc", 64, 128) }
+}
+
+/// How dense_bwd_w_tc covers shape `s`: variant, grid (input tiles, output tiles), rows per chunk, chunks.
+struct TcWPlan {
+    kernel: &'static str,
+    tiles: (usize, usize),
+    per: usize,
+    splits: usize,
+}
+
+fn tc_w_plan(s: Dense) -> TcWPlan {
+    let (kernel, side) = if s.n_in <= 64 { ("dense_bwd_w_tc_i64", 64) } else { ("dense_bwd_w_tc", 128) };
+    let tiles = (s.n_in.div_ceil(side), s.n_out.div_ceil(TC_W_OUT));
+    let (per, splits) = dense_w_tc_splits(s.rows, tiles.0 * tiles.1);
+    TcWPlan { kernel, tiles, per, splits }
+}
+
+/// Floats of scratch dense_bwd needs for shape `s` (the per-chunk partial sums of d_w and d_b): enough for
+/// whichever of the SIMT and tensor-core kernels the launcher may pick (the pick also depends on the
+/// buffers' alignment, which is not known here).
 pub fn dense_bwd_scratch_len(s: Dense) -> usize {
-    dense_w_splits(s.rows).1 * (s.n_out * s.n_in + s.n_out)
+    let mut splits = dense_w_splits(s.rows).1;
+    if dense_uses_tensor_cores(s) {
+        splits = splits.max(tc_w_plan(s).splits);
+    }
+    splits * (s.n_out * s.n_in + s.n_out)
+}
+
+/// Whether every pointer is 16-byte aligned (the tensor-core kernels' float4 loads and float2 stores).
+fn aligned16(ptrs: &[u64]) -> bool {
+    ptrs.iter().all(|p| p % 16 == 0)
 }
 
 fn check(what: &str, s: Dense, bufs: &[(&str, usize, usize)]) -> Result<()> {
@@ -87,9 +163,14 @@ pub fn dense_fwd(
         return Ok(());
     }
     let cost = Cost { bytes: 4 * (m * i + o * i + o + m * o), flop: 2 * m * i * o };
-    let (kernel, _, side) = narrow(s.n_out);
-    let grid = (s.n_out.div_ceil(side) as u32, tiles(s.rows), 1);
-    let cfg = LaunchCfg { grid, block: (DENSE_THREADS, 1, 1), shared_bytes: 0, cost };
+    let (kernel, grid, threads) = if dense_uses_tensor_cores(s) && aligned16(&[x.ptr(), w.ptr(), y.ptr()]) {
+        let (kernel, rows, side) = tc_fwd_tile(s.n_out);
+        (kernel, (s.n_out.div_ceil(side) as u32, s.rows.div_ceil(rows) as u32, 1), TC_THREADS)
+    } else {
+        let (kernel, _, side) = narrow(s.n_out);
+        (kernel, (s.n_out.div_ceil(side) as u32, tiles(s.rows), 1), DENSE_THREADS)
+    };
+    let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes: 0, cost };
     let [m_, i_, o_, a_] = dims(s);
     gpu.launch(kernel, cfg, &[x.into(), w.into(), opt(b), m_, i_, o_, a_, y.into()])
 }
@@ -112,7 +193,8 @@ pub struct DenseGrads {
 }
 
 /// d_x = (act'(y) ⊙ d_y) · w, d_w = Σ_rows (act'(y) ⊙ d_y)ᵀ · x, d_b = Σ_rows act'(y) ⊙ d_y; deterministic.
-/// `scratch` holds at least dense_bwd_scratch_len(s) floats.
+/// `scratch` holds at least dense_bwd_scratch_len(s) floats. Tensor-core kernels where
+/// dense_uses_tensor_cores(s) holds and x, w, y, d_y, d_x and scratch are 16-byte aligned, else SIMT.
 pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scratch: DevBuf<f32>) -> Result<()> {
     let (mu, iu, ou) = (s.rows, s.n_in, s.n_out);
     let d_b_len = out.d_b.map_or(ou, |b| b.len());
@@ -135,23 +217,37 @@ pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scra
     }
     let (m, i, o) = (mu as u64, iu as u64, ou as u64);
     let [m_, i_, o_, a_] = dims(s);
+    let ptrs = [inp.x.ptr(), inp.w.ptr(), inp.y.ptr(), inp.d_y.ptr(), out.d_x.ptr(), scratch.ptr()];
+    let tc = dense_uses_tensor_cores(s) && aligned16(&ptrs);
     if mu > 0 && iu > 0 {
         let cost = Cost { bytes: 4 * (2 * m * o + o * i + m * i), flop: 2 * m * i * o };
-        let cfg = LaunchCfg { grid: (tiles(iu), tiles(mu), 1), block: (DENSE_THREADS, 1, 1), shared_bytes: 0, cost };
-        gpu.launch("dense_bwd_x", cfg, &[inp.d_y.into(), inp.y.into(), inp.w.into(), m_, i_, o_, a_, out.d_x.into()])?;
+        let (kernel, grid, threads) = if tc {
+            let (kernel, rows, side) = tc_bwd_x_tile(iu);
+            (kernel, (iu.div_ceil(side) as u32, mu.div_ceil(rows) as u32, 1), TC_THREADS)
+        } else {
+            ("dense_bwd_x", (tiles(iu), tiles(mu), 1), DENSE_THREADS)
+        };
+        let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes: 0, cost };
+        gpu.launch(kernel, cfg, &[inp.d_y.into(), inp.y.into(), inp.w.into(), m_, i_, o_, a_, out.d_x.into()])?;
     }
     let stride = o * i + o;
     if stride == 0 {
         return Ok(());
     }
-    let (per, splits) = dense_w_splits(mu);
-    if splits > 0 {
-        let cost = Cost { bytes: 4 * (2 * m * o + m * i + splits as u64 * stride), flop: 2 * m * i * o + m * o };
+    let (kernel, grid_xy, threads, per, splits) = if tc {
+        let p = tc_w_plan(s);
+        (p.kernel, (p.tiles.0 as u32, p.tiles.1 as u32), TC_THREADS, p.per, p.splits)
+    } else {
         // Column tile 0 also computes d_b, so there is at least one even when I = 0.
         let (_, kernel, side) = narrow(ou);
+        let (per, splits) = dense_w_splits(mu);
+        (kernel, (tiles(iu).max(1), ou.div_ceil(side) as u32), DENSE_THREADS, per, splits)
+    };
+    if splits > 0 {
+        let cost = Cost { bytes: 4 * (2 * m * o + m * i + splits as u64 * stride), flop: 2 * m * i * o + m * o };
         let cfg = LaunchCfg {
-            grid: (tiles(iu).max(1), ou.div_ceil(side) as u32, splits as u32),
-            block: (DENSE_THREADS, 1, 1),
+            grid: (grid_xy.0, grid_xy.1, splits as u32),
+            block: (threads, 1, 1),
             shared_bytes: 0,
             cost,
         };
