@@ -6,8 +6,8 @@
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
 // deform_fwd_tc / deform_bwd_tc compute the dense layers' x·W products with bf16 tensor-core mma, fp32
-// accumulation: the forward with inputs rounded to bf16 (within 1e-2), the backward's d_x in 3xBF16 (see
-// tile_layer: plain bf16 there left d_kv 4.4e-2 off the twin, from cancellation over the pairs); their weight
+// accumulation, inputs rounded to bf16 (within 1e-2), except the query projection, in 3xBF16 (see
+// tile_layer): the softmax over q·k turns q's bf16 rounding into 4 % errors in d_kv; their weight
 // gradients, attention, LayerNorm, dropout and deltas stay fp32. LayerNorm eps 1e-12. Dropout: element idx kept iff
 // mix(key + idx) >> 40 ≥ threshold (SplitMix64's mix, as src/rng.rs), scaled by `scale`; idx = r·64 + j
 // after the out-projection and (P + r)·64 + j after the FFN, r = b·N + n.
@@ -218,8 +218,8 @@ __device__ __forceinline__ void tile_put(float* y, int ldy, int p, int col, floa
 // w, w + 8, … of the 32 × NOUT output, m16n8k16 bf16 mma with fp32 accumulation, inputs rounded to bf16;
 // any warp writes any row). SPLIT (tensor-core path only, used by the backward): 3xBF16, each operand split
 // into a bf16 high part and a bf16 remainder, c += a_hi·b_hi + a_lo·b_hi + a_hi·b_lo (three mma, the
-// weight read in fp32 from m), for about 16-bit products: the gradients summed over many Gaussians (d_kv,
-// the weight gradients) keep their accuracy where cancellation would amplify plain bf16 rounding.
+// weight read in fp32 from m), for about 16-bit products where plain bf16 rounding is amplified
+// downstream (the query projection, whose output feeds the softmax).
 // Callers __syncthreads between layers.
 template <bool TC, int NOUT, bool SPLIT = false>
 __device__ __forceinline__ void tile_layer(const float* __restrict__ m, const uint16_t* __restrict__ mb, int K,
@@ -400,7 +400,7 @@ __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __
         s[S_F + e] = f[(long long)pr.n * D + (e % D)];
     }
     __syncthreads();
-    tile_layer<TC, D>(wt + WT_Q, wb + P_WQ, D, params + P_BQ, false, false, s + S_F, D, s + S_Q, D);
+    tile_layer<TC, D, TC>(wt + WT_Q, wb + P_WQ, D, params + P_BQ, false, false, s + S_F, D, s + S_Q, D);
     __syncthreads();
     // Attention, one warp per pair.
     const float scale = 0.17677669529663687f;  // 1/√32
@@ -695,7 +695,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
             }
             __syncthreads();
             const int oh = HEAD_OUT[h];
-            tile_layer<TC, HID, TC>(params + P_HEAD1W + HEAD_OFF[h] * HID, wtb + WT_HEAD1 + HEAD_OFF[h] * HID, oh, nullptr,
+            tile_layer<TC, HID>(params + P_HEAD1W + HEAD_OFF[h] * HID, wtb + WT_HEAD1 + HEAD_OFF[h] * HID, oh, nullptr,
                                 false, false, s + S_DOUT, 48, s + S_DHID, HID);
             __syncthreads();
             for (int r = 0; r < DEF_RP; ++r) {
@@ -704,7 +704,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
                     if (!(s[S_HID + p * HID + c] > 0.0f)) s[S_DHID + p * HID + c] = 0.0f;
             }
             __syncthreads();
-            tile_layer<TC, D, TC>(params + P_HEAD0W + h * HID * D, wtb + WT_HEAD0 + h * D * HID, HID, nullptr, false, h > 0,
+            tile_layer<TC, D>(params + P_HEAD0W + h * HID * D, wtb + WT_HEAD0 + h * D * HID, HID, nullptr, false, h > 0,
                               s + S_DHID, HID, s + S_DG, D);
             __syncthreads();
             tile_outer(part + P_HEAD1W + HEAD_OFF[h] * HID, part + P_HEAD1B + HEAD_OFF[h], s + S_DOUT, 48, oh, s + S_HID, HID, HID);
@@ -737,7 +737,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
         }
         __syncthreads();
         // FFN: d_z = ReLU' ⊙ W1ᵀ d_y (S_DHID); d_h1 = d_r2 + W0ᵀ d_z (S_D1).
-        tile_layer<TC, FFN, TC>(params + P_FFN1W, wtb + WT_FFN1, D, nullptr, false, false, s + S_D2, D, s + S_DHID, FFN);
+        tile_layer<TC, FFN>(params + P_FFN1W, wtb + WT_FFN1, D, nullptr, false, false, s + S_D2, D, s + S_DHID, FFN);
         __syncthreads();
         for (int r = 0; r < DEF_RP; ++r) {
             int p = warp * DEF_RP + r;
@@ -745,7 +745,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
                 if (!(s[S_Z + p * FFN + c] > 0.0f)) s[S_DHID + p * FFN + c] = 0.0f;
         }
         __syncthreads();
-        tile_layer<TC, D, TC>(params + P_FFN0W, wtb + WT_FFN0, FFN, nullptr, false, true, s + S_DHID, FFN, s + S_D1, D);
+        tile_layer<TC, D>(params + P_FFN0W, wtb + WT_FFN0, FFN, nullptr, false, true, s + S_DHID, FFN, s + S_D1, D);
         __syncthreads();
         tile_outer(part + P_FFN1W, part + P_FFN1B, s + S_D2, D, D, s + S_Z, FFN, FFN);
         tile_outer(part + P_FFN0W, part + P_FFN0B, s + S_DHID, FFN, FFN, s + S_H1, D, D);
@@ -773,7 +773,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
         }
         __syncthreads();
         // Out-projection: d_o = Woᵀ d_att (S_A).
-        tile_layer<TC, D, TC>(params + P_WO, wtb + WT_O, D, nullptr, false, false, s + S_D1, D, s + S_A, D);
+        tile_layer<TC, D>(params + P_WO, wtb + WT_O, D, nullptr, false, false, s + S_D1, D, s + S_A, D);
         __syncthreads();
         // Attention backward, one warp per pair: d_q (S_DG); d_k, d_v summed per frame in registers, then
         // into the tile's two frame slots (S_KV) or, for a third frame in one tile (N < 32), the partials.
@@ -833,7 +833,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
         __syncthreads();
         tile_outer(part + P_WO, part + P_BO, s + S_D1, D, D, s + S_O, D, D);
         // Query projection: d_f = d_r1 + Wqᵀ d_q (S_D2).
-        tile_layer<TC, D, TC>(params + P_WQ, wtb + WT_Q, D, nullptr, false, true, s + S_DG, D, s + S_D2, D);
+        tile_layer<TC, D>(params + P_WQ, wtb + WT_Q, D, nullptr, false, true, s + S_DG, D, s + S_D2, D);
         tile_outer(part + P_WQ, part + P_BQ, s + S_DG, D, D, s + S_F, D, D);
         __syncthreads();
         for (int e = threadIdx.x; e < DEF_TP * D; e += DEF_THREADS) {

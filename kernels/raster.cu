@@ -31,6 +31,10 @@
 // (never) → 3.32 (2) → 3.26 (4) → 3.19 (8) → 3.69 (12) → 4.74 (16) → 10.8 (32); at B = 1 0.645 → 0.61 ms
 // with 8. Beyond that, same-address atomics serialise.
 #define DIRECT_ATOMIC_LANES 8
+// raster_bwd: each thread blends two pixels of its tile column (rows y and y + 8), so a warp's shuffle
+// reduction, its shared-memory reads and its loop overhead serve 64 pixels per pair.
+#define BWD_ROWS 2
+#define RASTER_BWD_THREADS (RASTER_THREADS / BWD_ROWS)
 #define SH_COEFFS 16  // degree 3: 16 coefficients × 3 channels = 48 floats per Gaussian
 #define DEPTH_BITS 31
 
@@ -400,55 +404,66 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// raster_bwd: same mapping as raster_fwd; walks each tile's pairs back to front (batches of 256 from the
-// block's largest n_contrib), rebuilding T_i = T_{i+1} / (1 − α_i) from the final T. Per (pixel, pair):
+// raster_bwd: one block per (tile, frame) like raster_fwd, but RASTER_BWD_THREADS = 128 threads, each
+// owning two pixels of a tile column (rows y, y + 8: BWD_ROWS); walks each tile's pairs back to front
+// (batches of 128 from the block's largest n_contrib), rebuilding T_i = T_{i+1} / (1 − α_i) from the final T. Per (pixel, pair):
 //   d_rgb = α·T_i·d_pix; d_α = Σ_c d_pix_c·(c_c·T_i − S_c/(1−α)) with S the colour behind (background incl.);
 //   unclamped α: d_o = G·d_α, d_σ = −α·d_α → d_conic, d_mean2d.
-// The 9 gradients of a pair are summed over the warp's 32 pixels with shuffles, then lane 0 adds them to
-// d_splat with one atomic each (8 warps per tile → ≤ 8 atomics per value per tile); when at most
+// The 9 gradients of a pair are summed over a thread's two pixels, then over the warp's 64 pixels with shuffles, then lane 0 adds them to
+// d_splat with one atomic each (4 warps per tile → ≤ 4 atomics per value per tile); when at most
 // DIRECT_ATOMIC_LANES lanes touch the pair, those lanes add their own values instead (no shuffles).
 //   splat, values, ranges, background as raster_fwd; final_t, n_contrib from raster_fwd; d_image [B,H,W,3]
 //   -> d_splat [BN,9] (accumulated: zero it first)
-// Shared: 3 float4 + 1 u32 × 256 = 13 KiB. Bytes: read 52 per pair + 32 per pixel; 36 atomic bytes per
-// (warp, pair touched). FLOP: ~60 per (pixel, pair) blended + 45 shuffles per (warp, pair).
+// Shared: 3 float4 + 1 u32 × 128 = 6.5 KiB. Bytes: read 52 per pair + 32 per pixel; 36 atomic bytes per
+// (warp, pair touched), 4 warps per tile. FLOP: ~60 per (pixel, pair) blended + 45 shuffles per (warp, pair).
 // Atomics: float atomicAdd, so the summation order varies between runs (relative differences ~1e-7).
 // NaN policy: inputs finite by construction; T_i division bounded by 1 − α ≥ 0.01.
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 320 µs (B = 1), 1876 µs (B = 8):
 // the largest share of a B = 8 step (before DIRECT_ATOMIC_LANES). A shuffle reduce-scatter (16 shuffles
 // instead of 45) was tried and measured slower (B = 8 fwd + bwd 3.33 → 4.67 ms), so the butterfly stays.
-extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
+extern "C" __global__ void __launch_bounds__(RASTER_BWD_THREADS)
 raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
            const float* __restrict__ background, const float* __restrict__ final_t, const int* __restrict__ n_contrib,
            const float* __restrict__ d_image, int width, int height, float* __restrict__ d_splat) {
-    __shared__ float4 s_xyod[RASTER_THREADS], s_conic[RASTER_THREADS], s_rgb[RASTER_THREADS];
-    __shared__ unsigned s_id[RASTER_THREADS];
+    __shared__ float4 s_xyod[RASTER_BWD_THREADS], s_conic[RASTER_BWD_THREADS], s_rgb[RASTER_BWD_THREADS];
+    __shared__ unsigned s_id[RASTER_BWD_THREADS];
     __shared__ int s_max_last;
     int tiles_x = (width + TILE - 1) / TILE;
     int tile = blockIdx.x, b = blockIdx.y;
-    int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE), py = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
-    bool inside = px < width && py < height;
-    float fx = px + 0.5f, fy = py + 0.5f;
+    // Thread t owns pixel column t % 16 of rows t / 16 and t / 16 + 8 of the tile.
+    int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE);
+    int py0 = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
+    float fx = px + 0.5f, fy[BWD_ROWS];
     int2 range = ranges[b * gridDim.x + tile];
-    size_t pix = ((size_t)b * height + py) * width + px;
-    float T = 1.f, dp[3] = {0.f, 0.f, 0.f}, S[3] = {0.f, 0.f, 0.f};
-    int last = 0;
-    if (inside) {
-        T = final_t[pix];
-        last = n_contrib[pix];
-        for (int c = 0; c < 3; ++c) {
-            dp[c] = d_image[3 * pix + c];
-            S[c] = T * background[3 * pix + c];
+    float T[BWD_ROWS], dp[BWD_ROWS][3], S[BWD_ROWS][3];
+    int last[BWD_ROWS];
+#pragma unroll
+    for (int r = 0; r < BWD_ROWS; ++r) {
+        int py = py0 + r * (TILE / BWD_ROWS);
+        fy[r] = py + 0.5f;
+        T[r] = 1.f;
+        last[r] = 0;
+        for (int c = 0; c < 3; ++c) dp[r][c] = S[r][c] = 0.f;
+        if (px < width && py < height) {
+            size_t pix = ((size_t)b * height + py) * width + px;
+            T[r] = final_t[pix];
+            last[r] = n_contrib[pix];
+            for (int c = 0; c < 3; ++c) {
+                dp[r][c] = d_image[3 * pix + c];
+                S[r][c] = T[r] * background[3 * pix + c];
+            }
         }
     }
+    int my_last = max(last[0], last[1]);
     if (threadIdx.x == 0) s_max_last = 0;
     __syncthreads();
-    atomicMax(&s_max_last, last);
+    atomicMax(&s_max_last, my_last);
     __syncthreads();
     int lane = threadIdx.x & 31;
     // Pairs at or past every lane's last contributor change nothing: the warp skips them as a whole.
-    int warp_last = __reduce_max_sync(0xffffffffu, last);
-    for (int end = s_max_last; end > 0; end -= RASTER_THREADS) {
-        int start = max(0, end - RASTER_THREADS);
+    int warp_last = __reduce_max_sync(0xffffffffu, my_last);
+    for (int end = s_max_last; end > 0; end -= RASTER_BWD_THREADS) {
+        int start = max(0, end - RASTER_BWD_THREADS);
         __syncthreads();  // the previous batch is no longer read
         int i = start + threadIdx.x;
         if (i < end) {
@@ -461,34 +476,39 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         __syncthreads();
         for (int j = min(end, warp_last) - start - 1; j >= 0; --j) {
             float4 p = s_xyod[j], cn = s_conic[j];
-            float dx = p.x - fx, dy = p.y - fy;
-            float sigma = splat_sigma(cn, dx, dy);
-            float G = expf(-sigma);
-            float og = p.z * G;
-            float alpha = fminf(ALPHA_MAX, og);
-            bool active = start + j < last && sigma >= 0.f && alpha >= ALPHA_MIN;
             float gd[D_SPLAT];
             for (int k = 0; k < D_SPLAT; ++k) gd[k] = 0.f;
-            if (active) {
+            bool any = false;
+#pragma unroll
+            for (int r = 0; r < BWD_ROWS; ++r) {
+                float dx = p.x - fx, dy = p.y - fy[r];
+                float sigma = splat_sigma(cn, dx, dy);
+                float G = expf(-sigma);
+                float og = p.z * G;
+                float alpha = fminf(ALPHA_MAX, og);
+                bool active = start + j < last[r] && sigma >= 0.f && alpha >= ALPHA_MIN;
+                if (!active) continue;
+                any = true;
                 float4 c = s_rgb[j];
                 float om = 1.f - alpha;
-                float Ti = T / om;
+                float Ti = T[r] / om;
                 float w = alpha * Ti;
-                gd[6] = w * dp[0]; gd[7] = w * dp[1]; gd[8] = w * dp[2];
-                float d_alpha = (c.x * Ti - S[0] / om) * dp[0] + (c.y * Ti - S[1] / om) * dp[1] + (c.z * Ti - S[2] / om) * dp[2];
-                S[0] += w * c.x; S[1] += w * c.y; S[2] += w * c.z;
-                T = Ti;
+                gd[6] += w * dp[r][0]; gd[7] += w * dp[r][1]; gd[8] += w * dp[r][2];
+                float d_alpha = (c.x * Ti - S[r][0] / om) * dp[r][0] + (c.y * Ti - S[r][1] / om) * dp[r][1] +
+                                (c.z * Ti - S[r][2] / om) * dp[r][2];
+                S[r][0] += w * c.x; S[r][1] += w * c.y; S[r][2] += w * c.z;
+                T[r] = Ti;
                 if (og < ALPHA_MAX) {
-                    gd[5] = G * d_alpha;
+                    gd[5] += G * d_alpha;
                     float d_sigma = -og * d_alpha;
-                    gd[0] = (cn.x * dx + cn.y * dy) * d_sigma;
-                    gd[1] = (cn.y * dx + cn.z * dy) * d_sigma;
-                    gd[2] = 0.5f * dx * dx * d_sigma;
-                    gd[3] = dx * dy * d_sigma;
-                    gd[4] = 0.5f * dy * dy * d_sigma;
+                    gd[0] += (cn.x * dx + cn.y * dy) * d_sigma;
+                    gd[1] += (cn.y * dx + cn.z * dy) * d_sigma;
+                    gd[2] += 0.5f * dx * dx * d_sigma;
+                    gd[3] += dx * dy * d_sigma;
+                    gd[4] += 0.5f * dy * dy * d_sigma;
                 }
             }
-            unsigned active_lanes = __ballot_sync(0xffffffffu, active);
+            unsigned active_lanes = __ballot_sync(0xffffffffu, any);
             if (__popc(active_lanes) > DIRECT_ATOMIC_LANES) {
                 for (int k = 0; k < D_SPLAT; ++k)
                     for (int o = 16; o > 0; o >>= 1) gd[k] += __shfl_down_sync(0xffffffffu, gd[k], o);
@@ -496,7 +516,7 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
                     float* dst = d_splat + (size_t)s_id[j] * D_SPLAT;
                     for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, gd[k]);
                 }
-            } else if (active) {
+            } else if (any) {
                 float* dst = d_splat + (size_t)s_id[j] * D_SPLAT;
                 for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, gd[k]);
             }

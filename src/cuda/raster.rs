@@ -10,6 +10,8 @@ const PROJECT_THREADS: u32 = 128;
 const PAIRS_THREADS: u32 = 256;
 const RANGES_THREADS: u32 = 256;
 const RASTER_THREADS: u32 = 256;
+/// RASTER_BWD_THREADS: raster_bwd's threads each own two pixels of the 256-pixel tile.
+const RASTER_BWD_THREADS: u32 = 128;
 
 /// A batch's Gaussians on the device (layouts of `cpu::raster::Gaussians`).
 #[derive(Debug, Clone, Copy)]
@@ -131,9 +133,9 @@ pub fn tile_ranges(gpu: &Gpu, d: &RasterDims, keys: DevBuf<u64>, num_pairs: DevB
     )
 }
 
-/// Grid of the blending kernels: one block per (tile, frame).
-fn raster_cfg(d: &RasterDims, cost: Cost) -> LaunchCfg {
-    LaunchCfg { grid: (d.tiles() as u32, d.batch as u32, 1), block: (RASTER_THREADS, 1, 1), shared_bytes: 0, cost }
+/// Grid of the blending kernels: one block of `threads` per (tile, frame).
+fn raster_cfg(d: &RasterDims, threads: u32, cost: Cost) -> LaunchCfg {
+    LaunchCfg { grid: (d.tiles() as u32, d.batch as u32, 1), block: (threads, 1, 1), shared_bytes: 0, cost }
 }
 
 /// Outputs of raster_fwd: image [B,H,W,3], final_t, depth [B,H,W], n_contrib [B,H,W].
@@ -165,7 +167,7 @@ pub fn raster_fwd(
     let cost = Cost { bytes: 52 * pairs_estimate + 36 * px as u64, flop: 25 * pairs_estimate * 256 };
     gpu.launch(
         "raster_fwd",
-        raster_cfg(d, cost),
+        raster_cfg(d, RASTER_THREADS, cost),
         &[
             splat.into(),
             values.into(),
@@ -197,10 +199,10 @@ pub fn raster_bwd(
 ) -> Result<()> {
     check("raster_bwd", "d_image", d_image.len(), 3 * d.pixels())?;
     check("raster_bwd", "d_splat", d_splat.len(), D_SPLAT * d.bn())?;
-    let cost = Cost { bytes: 52 * pairs_estimate + 48 * d.pixels() as u64 + 36 * 8 * pairs_estimate, flop: 60 * pairs_estimate * 256 };
+    let cost = Cost { bytes: 52 * pairs_estimate + 48 * d.pixels() as u64 + 36 * 4 * pairs_estimate, flop: 60 * pairs_estimate * 256 };
     gpu.launch(
         "raster_bwd",
-        raster_cfg(d, cost),
+        raster_cfg(d, RASTER_BWD_THREADS, cost),
         &[
             splat.into(),
             values.into(),
