@@ -12,10 +12,14 @@
 #                               copied into .device/peer/ by `PEERS=<folder with torch_peer.py> bench/gpu.sh
 #                               prepare`), with gsplat and its missing dependencies installed from wheels in
 #                               .whl/ (carry it); the log is <date>-<gpu>-peer.log.
+#   bench/gpu.sh check TEST..   on the GPU machine, a shorter run for kernel work: the named test binaries
+#                               with --include-ignored, memcheck and racecheck over the rasterizer's and the
+#                               dense layers' GPU tests, the mlp / raster / deform / canonical benches, an
+#                               Nsight Compute report of raster_bwd (B = 8), and a profiled canonical
+#                               training of one identity; everything in <date>-<gpu>-check.tgz (one file).
 #   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
-#                               corpus (4 identities × 20 s, 512²), held-out renders; the log is
-#                               <date>-<gpu>-canonical-train.log, beside each identity's contact sheet and
-#                               metrics; then `gensync demo` (<date>-<gpu>-demo.log).
+#                               corpus (4 identities × 20 s, 512²), held-out renders, then `gensync demo`:
+#                               logs, contact sheets and metrics in <date>-<gpu>-canonical-train.tgz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -118,12 +122,51 @@ peer() {
     } 2>&1 | tee "$log"
 }
 
+check() {
+    unpack
+    local g=.device/gensync dir; dir=$(mktemp -d)
+    local L=$dir/tests.log B=$dir/bench.log
+    export GENSYNC_BIN="$PWD/.device/gensync"
+    { nvidia-smi --query-gpu=name --format=csv,noheader; cat .device/commit; } > "$L"
+    for t in "$@"; do
+        echo "## $t" >> "$L"
+        timeout 200 ".device/tests/$t" --include-ignored --test-threads=1 >> "$L" 2>&1
+    done
+    for t in mlp raster; do
+        echo "## memcheck $t" >> "$L"
+        timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 ".device/tests/$t" --ignored --test-threads=1 \
+            --skip face_like --skip random_scenes 2>&1 | grep -E "ERROR SUMMARY|test result|FAILED|Invalid|panicked" >> "$L"
+    done
+    echo "## racecheck raster" >> "$L"
+    timeout 200 compute-sanitizer --tool racecheck .device/tests/raster --ignored --test-threads=1 --skip face_like \
+        --skip random_scenes 2>&1 | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|test result|FAILED" >> "$L"
+    {
+        for m in 50000 400000; do $g --device cuda bench mlp --rows $m --in 64 --out 128; done
+        $g --device cuda bench mlp --rows 32736 --in 128 --out 128
+        for b in 1 8; do $g --device cuda bench raster --gaussians 50000 --batch $b --size 512; done
+        $g --device cuda bench deform --gaussians 50000 --batch 8
+        $g --device cuda bench canonical --gaussians 50000 --size 512
+        $g --device cuda --profile --profile-csv "$dir/profile-canonical-step.csv" bench canonical --gaussians 50000 --size 512 --reps 20
+    } > "$B" 2>&1
+    timeout 120 ncu --clock-control none --kernel-name raster_bwd --launch-skip 3 --launch-count 1 --section SpeedOfLight \
+        --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
+        $g --device cuda bench raster --gaussians 50000 --batch 8 --size 512 --reps 2 > "$dir/ncu-raster-bwd.txt" 2>&1
+    echo "## profiled canonical training, identity 0 of the default corpus" >> "$B"
+    $g --quiet synth --identities 1 --out "$dir/corpus" > /dev/null
+    $g --device cuda --profile --profile-csv "$dir/profile-canonical-train.csv" train --stage canonical --data "$dir/corpus" \
+        --out "$dir/canonical.safetensors" >> "$B" 2>&1
+    rm -rf "$dir/corpus" "$dir/canonical.safetensors"
+    grep -E "^## |test result|FAILED|panicked|SUMMARY" "$L"
+    grep -E "median|fwd|forward|steps in|memory" "$B"
+    tar czf "$(log_path -check | sed 's/\.log$/.tgz/')" -C "$dir" .
+    rm -rf "$dir"
+}
+
 canonical() {
     unpack
-    local log; log=$(log_path "-canonical-train")
-    local g=.device/gensync work=/tmp/gensync-canonical
-    local prefix; prefix=$(basename "$log" .log)
-    rm -rf "$work" && mkdir -p "$work"
+    local g=.device/gensync work; work=$(mktemp -d)
+    local prefix; prefix=$(basename "$(log_path -canonical-train)" .log)
+    local res=$work/results && mkdir -p "$res"
     {
         echo "# canonical stage on the GPU: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
@@ -136,13 +179,12 @@ canonical() {
         echo "## render the held-out frames"
         for k in 0 1 2 3; do
             $g --device cuda --quiet render --checkpoint "$work/canonical.safetensors" --identity $k --out "$work/render-$k"
-            cp "$work/render-$k/contact-sheet.png" "$out/$prefix-contact-sheet-$k.png"
-            cp "$work/render-$k/metrics.txt" "$out/$prefix-metrics-$k.txt"
+            cp "$work/render-$k/contact-sheet.png" "$res/$prefix-contact-sheet-$k.png"
+            cp "$work/render-$k/metrics.txt" "$res/$prefix-metrics-$k.txt"
         done
-    } 2>&1 | tee "$log"
-    log=$(log_path "-demo")
-    rm -rf "$work/demo"
-    $g --device cuda demo --out "$work/demo" 2>&1 | grep -v "step [0-9]*/8000" | tee "$log"
+    } 2>&1 | tee "$res/$prefix.log"
+    $g --device cuda demo --out "$work/demo" 2>&1 | grep -v "step [0-9]*/8000" | tee "$res/${prefix%-canonical-train}-demo.log"
+    tar czf "$out/$prefix.tgz" -C "$res" .
     rm -rf "$work"
 }
 
@@ -150,6 +192,7 @@ case "${1:-}" in
     prepare) prepare ;;
     run) shift; run "$@" ;;
     peer) peer ;;
+    check) shift; check "$@" ;;
     canonical) canonical ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | canonical" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical" >&2; exit 2 ;;
 esac

@@ -313,7 +313,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Train(a) => train(a, choice, cli.quiet),
+        Command::Train(a) => train(a, choice, cli.quiet, cli.profile.then_some(&cli.profile_csv)),
         Command::Demo(a) => {
             let backend = Backend::select(choice, cli.quiet)?;
             let o = gensync::demo::DemoOptions {
@@ -418,7 +418,7 @@ fn synth(a: SynthArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn train(a: TrainArgs, choice: DeviceChoice, quiet: bool) -> Result<()> {
+fn train(a: TrainArgs, choice: DeviceChoice, quiet: bool, profile_csv: Option<&PathBuf>) -> Result<()> {
     use gensync::train::canonical::{parse_identities, train_canonical, CanonicalOptions};
     if a.stage != "canonical" {
         return Err(Error::input(format!("--stage {}: only canonical is implemented", a.stage)));
@@ -439,6 +439,9 @@ fn train(a: TrainArgs, choice: DeviceChoice, quiet: bool) -> Result<()> {
         quiet,
     };
     let backend = Backend::select(choice, quiet)?;
+    if let (Some(gpu), Some(_)) = (backend.gpu(), profile_csv) {
+        gpu.enable_profiler();
+    }
     let report = train_canonical(&o, &backend)?;
     for (((k, losses), (_, n)), (_, seconds)) in report.losses.iter().zip(&report.gaussians).zip(&report.seconds) {
         let tail = &losses[losses.len().saturating_sub(10)..];
@@ -447,6 +450,9 @@ fn train(a: TrainArgs, choice: DeviceChoice, quiet: bool) -> Result<()> {
     }
     if let Some(gpu) = backend.gpu() {
         println!("peak device memory in use: {:.0} MiB ({})", report.peak_device_bytes as f64 / (1 << 20) as f64, gpu.info().name);
+        if let Some(csv) = profile_csv {
+            write_profile(gpu, csv)?;
+        }
     }
     println!("{}", o.out.display());
     Ok(())

@@ -129,6 +129,9 @@ impl LaunchCfg {
     }
 }
 
+/// Launch timings kept pending before the profiler waits for the stream and folds them into its table.
+const PROFILE_FOLD_AFTER: usize = 8192;
+
 struct PendingTiming {
     kernel: &'static str,
     cost: Cost,
@@ -379,6 +382,12 @@ impl Gpu {
         unsafe { result::event::record(end, self.stream.cu_stream()) }
             .map_err(|e| Error::cuda("recording a timing event", e))?;
         p.pending.push(PendingTiming { kernel, cost, start, end });
+        let fold = p.pending.len() >= PROFILE_FOLD_AFTER;
+        drop(guard);
+        if fold {
+            // A long run (training) would otherwise hold two events per launch until the end.
+            self.profile()?;
+        }
         Ok(())
     }
 
