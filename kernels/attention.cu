@@ -5,9 +5,8 @@
 //   the deltas applied to the canonical Gaussian: μ + Δ, exp(log s + Δ), normalise(q + Δ), sigmoid(o + Δ),
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
-// deform_fwd_tc / deform_bwd_tc compute the dense layers' x·W products with bf16 tensor-core mma, fp32
-// accumulation, inputs rounded to bf16 (within 1e-2), except the query projection, in 3xBF16 (see
-// tile_layer): the softmax over q·k turns q's bf16 rounding into 4 % errors in d_kv; their weight
+// deform_fwd_tc / deform_bwd_tc compute the dense layers' x·W products (forward, and the backward's d_x)
+// with bf16 tensor-core mma (inputs rounded to bf16, fp32 accumulation; within 1e-2); their weight
 // gradients, attention, LayerNorm, dropout and deltas stay fp32. LayerNorm eps 1e-12. Dropout: element idx kept iff
 // mix(key + idx) >> 40 ≥ threshold (SplitMix64's mix, as src/rng.rs), scaled by `scale`; idx = r·64 + j
 // after the out-projection and (P + r)·64 + j after the FFN, r = b·N + n.
@@ -182,24 +181,6 @@ __device__ __forceinline__ uint32_t frag_w(const uint16_t* __restrict__ mb, int 
     return lo | (hi << 16);
 }
 
-// Two floats as bf16x2 high parts and bf16x2 remainders: v = hi + lo to about 16 significant bits.
-__device__ __forceinline__ void split_bf16(float v0, float v1, uint32_t& hi, uint32_t& lo) {
-    hi = pack_bf16(v0, v1);
-    lo = pack_bf16(v0 - __uint_as_float(hi << 16), v1 - __uint_as_float(hi & 0xffff0000u));
-}
-
-// x[row][k], x[row][k+1] (0 past K), split.
-__device__ __forceinline__ void frag_x_split(const float* x, int ldx, int row, int k, int K, uint32_t& hi, uint32_t& lo) {
-    split_bf16(k < K ? x[row * ldx + k] : 0.0f, k + 1 < K ? x[row * ldx + k + 1] : 0.0f, hi, lo);
-}
-
-// m[k][n], m[k+1][n] of the fp32 row-major m [K][NOUT] (0 past K or NOUT), split.
-__device__ __forceinline__ void frag_w_split(const float* __restrict__ m, int K, int n, int NOUT, int k, uint32_t& hi,
-                                             uint32_t& lo) {
-    const bool in = n < NOUT;
-    split_bf16(in && k < K ? __ldg(m + k * NOUT + n) : 0.0f, in && k + 1 < K ? __ldg(m + (k + 1) * NOUT + n) : 0.0f, hi, lo);
-}
-
 // y[p][col] = act(v + bias[col]) (relu or none; bias may be null), or y[p][col] += v when `accumulate`.
 __device__ __forceinline__ void tile_put(float* y, int ldy, int p, int col, float v, const float* __restrict__ bias,
                                          bool relu, bool accumulate) {
@@ -216,12 +197,8 @@ __device__ __forceinline__ void tile_put(float* y, int ldy, int p, int col, floa
 // twice: fp32 row-major m [K][NOUT] for the SIMT path (tile_mm; warp w writes its own 4 pairs' rows) and
 // bf16 column-major mb [NOUT][K] for the tensor-core path (TC: warp w owns the 16×8 output tiles
 // w, w + 8, … of the 32 × NOUT output, m16n8k16 bf16 mma with fp32 accumulation, inputs rounded to bf16;
-// any warp writes any row). SPLIT (tensor-core path only, used by the backward): 3xBF16, each operand split
-// into a bf16 high part and a bf16 remainder, c += a_hi·b_hi + a_lo·b_hi + a_hi·b_lo (three mma, the
-// weight read in fp32 from m), for about 16-bit products where plain bf16 rounding is amplified
-// downstream (the query projection, whose output feeds the softmax).
-// Callers __syncthreads between layers.
-template <bool TC, int NOUT, bool SPLIT = false>
+// any warp writes any row). Callers __syncthreads between layers.
+template <bool TC, int NOUT>
 __device__ __forceinline__ void tile_layer(const float* __restrict__ m, const uint16_t* __restrict__ mb, int K,
                                            const float* __restrict__ bias, bool relu, bool accumulate, const float* x,
                                            int ldx, float* y, int ldy) {
@@ -232,19 +209,6 @@ __device__ __forceinline__ void tile_layer(const float* __restrict__ m, const ui
             const int m0 = (tile & 1) * 16, n0 = (tile >> 1) * 8;
             float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             for (int k0 = 0; k0 < K; k0 += 16) {
-                if (SPLIT) {
-                    uint32_t ah[4], al[4], bh[2], bl[2];
-                    frag_x_split(x, ldx, m0 + g, k0 + 2 * t, K, ah[0], al[0]);
-                    frag_x_split(x, ldx, m0 + g + 8, k0 + 2 * t, K, ah[1], al[1]);
-                    frag_x_split(x, ldx, m0 + g, k0 + 8 + 2 * t, K, ah[2], al[2]);
-                    frag_x_split(x, ldx, m0 + g + 8, k0 + 8 + 2 * t, K, ah[3], al[3]);
-                    frag_w_split(m, K, n0 + g, NOUT, k0 + 2 * t, bh[0], bl[0]);
-                    frag_w_split(m, K, n0 + g, NOUT, k0 + 8 + 2 * t, bh[1], bl[1]);
-                    mma_bf16(c, al, bh);
-                    mma_bf16(c, ah, bl);
-                    mma_bf16(c, ah, bh);
-                    continue;
-                }
                 const uint32_t a[4] = {frag_x(x, ldx, m0 + g, k0 + 2 * t, K), frag_x(x, ldx, m0 + g + 8, k0 + 2 * t, K),
                                        frag_x(x, ldx, m0 + g, k0 + 8 + 2 * t, K),
                                        frag_x(x, ldx, m0 + g + 8, k0 + 8 + 2 * t, K)};
@@ -400,7 +364,7 @@ __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __
         s[S_F + e] = f[(long long)pr.n * D + (e % D)];
     }
     __syncthreads();
-    tile_layer<TC, D, TC>(wt + WT_Q, wb + P_WQ, D, params + P_BQ, false, false, s + S_F, D, s + S_Q, D);
+    tile_layer<TC, D>(wt + WT_Q, wb + P_WQ, D, params + P_BQ, false, false, s + S_F, D, s + S_Q, D);
     __syncthreads();
     // Attention, one warp per pair.
     const float scale = 0.17677669529663687f;  // 1/√32
