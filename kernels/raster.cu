@@ -150,6 +150,33 @@ __device__ __forceinline__ void tile_rect(float mx, float my, float rx, float ry
     y1 = (int)fminf(fmaxf(ceilf((my + ry) / TILE), 0.f), (float)tiles_y);
 }
 
+// The splat's extent in σ units: the box reaches extend·σ along each axis, the ellipse σ ≤ ½·extend² inside it
+// is where α = o·exp(−σ) ≥ 1/255 (capped at EXTEND_MAX, see there).
+__device__ __forceinline__ float splat_extend(float opacity) {
+    return fminf(EXTEND_MAX, sqrtf(2.f * logf(opacity / ALPHA_MIN)));
+}
+
+// Whether any pixel centre of tile (tx, ty) lies in the ellipse σ ≤ sigma_max of a splat at (mx, my) with
+// conic cn (σ = ½A·dx² + B·dx·dy + ½C·dy²). σ is convex: its minimum over the rectangle of pixel centres is
+// at the mean when the mean lies inside, else on an edge, where σ is a 1-D quadratic with a closed-form
+// minimum. The small margin keeps every pixel the blending would accept despite rounding. Tiles of the box
+// whose corner lies outside the ellipse are dropped: a third or so of the box's tiles for round splats.
+__device__ __forceinline__ bool tile_hit(float mx, float my, float4 cn, float sigma_max, int tx, int ty) {
+    float x0 = tx * TILE + 0.5f - mx, x1 = x0 + (TILE - 1);
+    float y0 = ty * TILE + 0.5f - my, y1 = y0 + (TILE - 1);
+    if (x0 <= 0.f && x1 >= 0.f && y0 <= 0.f && y1 >= 0.f) return true;
+    float best = INFINITY;
+    for (int e = 0; e < 2; ++e) {
+        float x = e ? x1 : x0;  // vertical edge: minimum at y = −B·x / C
+        float y = fminf(fmaxf(-cn.y * x / cn.z, y0), y1);
+        best = fminf(best, 0.5f * (cn.x * x * x + cn.z * y * y) + cn.y * x * y);
+        y = e ? y1 : y0;  // horizontal edge: minimum at x = −B·y / A
+        x = fminf(fmaxf(-cn.y * y / cn.x, x0), x1);
+        best = fminf(best, 0.5f * (cn.x * x * x + cn.z * y * y) + cn.y * x * y);
+    }
+    return best <= sigma_max * (1.f + 1e-3f) + 1e-3f;
+}
+
 // Everything the projection computes before the culling decisions; project_fwd and project_bwd share it.
 struct Projected {
     float pc[3];         // camera-space mean
@@ -244,9 +271,12 @@ project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
     float opacity = sigmoid(opacity_logits[g]);
     visible = visible && opacity >= ALPHA_MIN;
     float mx = 0.f, my = 0.f, rx = 0.f, ry = 0.f;
+    float4 conic = zero;
     int count = 0;
     if (visible) {
-        float extend = fminf(EXTEND_MAX, sqrtf(2.f * logf(opacity / ALPHA_MIN)));
+        float inv_det = 1.f / p.det;
+        conic = make_float4(p.c * inv_det, -p.b * inv_det, p.a * inv_det, 0.f);
+        float extend = splat_extend(opacity);
         rx = ceilf(extend * sqrtf(p.a));
         ry = ceilf(extend * sqrtf(p.c));
         float rz = 1.f / p.pc[2];
@@ -255,7 +285,9 @@ project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
         if (rx > 0.f && ry > 0.f) {  // radius 0 (opacity at exactly 1/255) would mark the splat culled
             int x0, x1, y0, y1;
             tile_rect(mx, my, rx, ry, tiles_x, tiles_y, x0, x1, y0, y1);
-            count = (x1 - x0) * (y1 - y0);
+            float sigma_max = 0.5f * extend * extend;
+            for (int ty = y0; ty < y1; ++ty)
+                for (int tx = x0; tx < x1; ++tx) count += tile_hit(mx, my, conic, sigma_max, tx, ty);
         }
     }
     tiles_touched[g] = count;
@@ -263,7 +295,6 @@ project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
         splat[3 * g] = zero; splat[3 * g + 1] = zero; splat[3 * g + 2] = zero;
         return;
     }
-    float inv_det = 1.f / p.det;
     // View direction from the camera centre −Wᵀt to the mean.
     const float* Wv = cam.view;
     const float* m = means + 3 * g;
@@ -283,12 +314,13 @@ project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
         rgb[ch] = fmaxf(s + 0.5f, 0.f);
     }
     splat[3 * g] = make_float4(mx, my, opacity, p.pc[2]);
-    splat[3 * g + 1] = make_float4(p.c * inv_det, -p.b * inv_det, p.a * inv_det, rx);
+    splat[3 * g + 1] = make_float4(conic.x, conic.y, conic.z, rx);
     splat[3 * g + 2] = make_float4(rgb[0], rgb[1], rgb[2], ry);
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// tile_pairs: one thread per Gaussian; writes one (key, value) per tile its box touches, at offsets[g] + k.
+// tile_pairs: one thread per Gaussian; writes one (key, value) per tile of its box that its ellipse reaches
+// (tile_hit, the test project_fwd counted with), at offsets[g] + k.
 //   splat [BN,3] float4, offsets [BN] (exclusive scan of tiles_touched)
 //   -> keys [capacity] u64, values [capacity] u32 (Gaussian index g)
 // Pairs at positions ≥ capacity are not written (the host sees total > capacity and redoes the call).
@@ -305,12 +337,15 @@ tile_pairs(const float4* __restrict__ splat, const int* __restrict__ offsets, in
     tile_rect(p0.x, p0.y, p1.w, p2.w, tiles_x, tiles_y, x0, x1, y0, y1);
     unsigned long long frame_tiles = (unsigned long long)(g / N) * (unsigned long long)(tiles_x * tiles_y);
     unsigned long long depth = __float_as_uint(p0.w);
+    float extend = splat_extend(p0.z);
+    float sigma_max = 0.5f * extend * extend;
     int off = offsets[g];
     for (int ty = y0; ty < y1; ++ty)
-        for (int tx = x0; tx < x1; ++tx, ++off) {
+        for (int tx = x0; tx < x1; ++tx) {
+            if (!tile_hit(p0.x, p0.y, p1, sigma_max, tx, ty)) continue;
             if (off >= capacity) return;
             keys[off] = ((frame_tiles + ty * tiles_x + tx) << DEPTH_BITS) | depth;
-            values[off] = (unsigned)g;
+            values[off++] = (unsigned)g;
         }
 }
 

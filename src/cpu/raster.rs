@@ -333,6 +333,33 @@ fn tile_rect<T: Float>(mx: T, my: T, rx: T, ry: T, d: &RasterDims) -> [usize; 4]
     ]
 }
 
+/// The kernel's splat_extend: the box's reach in σ units for opacity `o`.
+fn splat_extend<T: Float>(o: T) -> T {
+    c::<T>(EXTEND_MAX).min((c::<T>(2.0) * (o / alpha_min()).ln()).sqrt())
+}
+
+/// The kernel's tile_hit: whether a pixel centre of tile (tx, ty) lies in the ellipse σ ≤ sigma_max of a
+/// splat at (mx, my) with conic (a, b, cc); same operations in the same order.
+fn tile_hit<T: Float>(mx: T, my: T, [a, b, cc]: [T; 3], sigma_max: T, tx: usize, ty: usize) -> bool {
+    let half = c::<T>(0.5);
+    let x0 = c::<T>((tx * TILE) as f64) + half - mx;
+    let x1 = x0 + c((TILE - 1) as f64);
+    let y0 = c::<T>((ty * TILE) as f64) + half - my;
+    let y1 = y0 + c((TILE - 1) as f64);
+    if x0 <= T::zero() && x1 >= T::zero() && y0 <= T::zero() && y1 >= T::zero() {
+        return true;
+    }
+    let sigma = |x: T, y: T| half * (a * x * x + cc * y * y) + b * x * y;
+    let mut best = c::<T>(f64::INFINITY);
+    for (x, y_edge) in [(x0, y0), (x1, y1)] {
+        let y = (-b * x / cc).max(y0).min(y1);
+        best = best.min(sigma(x, y));
+        let xe = (-b * y_edge / a).max(x0).min(x1);
+        best = best.min(sigma(xe, y_edge));
+    }
+    best <= sigma_max * c(1.0 + 1e-3) + c(1e-3)
+}
+
 /// What project_fwd and project_bwd both compute before the culling decisions (the kernel's Projected).
 struct Projected<T> {
     pc: [T; 3],
@@ -452,9 +479,12 @@ pub fn project_fwd<T: Float>(d: &RasterDims, cams: &[Camera], g: &Gaussians<T>, 
         let opacity = sigmoid(g.opacity_logits[gi]);
         visible = visible && opacity >= alpha_min();
         let (mut mx, mut my, mut rx, mut ry) = (T::zero(), T::zero(), T::zero(), T::zero());
+        let mut conic = [T::zero(); 3];
         let mut count = 0;
         if visible {
-            let extend = c::<T>(EXTEND_MAX).min((c::<T>(2.0) * (opacity / alpha_min()).ln()).sqrt());
+            let inv_det = c::<T>(1.0) / p.det;
+            conic = [p.c * inv_det, -p.b * inv_det, p.a * inv_det];
+            let extend = splat_extend(opacity);
             rx = (extend * p.a.sqrt()).ceil();
             ry = (extend * p.c.sqrt()).ceil();
             let rz = c::<T>(1.0) / p.pc[2];
@@ -462,7 +492,10 @@ pub fn project_fwd<T: Float>(d: &RasterDims, cams: &[Camera], g: &Gaussians<T>, 
             my = c::<T>(cam.fy as f64) * p.pc[1] * rz + c(cam.cy as f64);
             if rx > T::zero() && ry > T::zero() {
                 let [x0, x1, y0, y1] = tile_rect(mx, my, rx, ry, d);
-                count = (x1 - x0) * (y1 - y0);
+                let sigma_max = c::<T>(0.5) * extend * extend;
+                for ty in y0..y1 {
+                    count += (x0..x1).filter(|&tx| tile_hit(mx, my, conic, sigma_max, tx, ty)).count();
+                }
             }
         }
         tiles_touched[gi] = count as i32;
@@ -471,7 +504,6 @@ pub fn project_fwd<T: Float>(d: &RasterDims, cams: &[Camera], g: &Gaussians<T>, 
             out.fill(T::zero());
             continue;
         }
-        let inv_det = c::<T>(1.0) / p.det;
         let (u, _) = view_dir(cam, mean);
         let bs = sh_basis(d.sh_degree, u[0], u[1], u[2]);
         let sh = &g.sh[gi * SH_COEFFS * 3..];
@@ -485,13 +517,14 @@ pub fn project_fwd<T: Float>(d: &RasterDims, cams: &[Camera], g: &Gaussians<T>, 
         }
         out.copy_from_slice(&[
             mx, my, opacity, p.pc[2],
-            p.c * inv_det, -p.b * inv_det, p.a * inv_det, rx,
+            conic[0], conic[1], conic[2], rx,
             rgb[0], rgb[1], rgb[2], ry,
         ]);
     }
 }
 
-/// Twin of tile_pairs: keys (frame·TT + tile) << 31 | bits(depth as f32), values g; positions ≥ capacity dropped.
+/// Twin of tile_pairs: keys (frame·TT + tile) << 31 | bits(depth as f32), values g, for the tiles of the box
+/// the splat's ellipse reaches (tile_hit); positions ≥ capacity dropped.
 pub fn tile_pairs<T: Float>(d: &RasterDims, splat: &[T], offsets: &[i32], keys: &mut [u64], values: &mut [u32]) {
     let capacity = keys.len();
     for gi in 0..d.bn() {
@@ -502,9 +535,14 @@ pub fn tile_pairs<T: Float>(d: &RasterDims, splat: &[T], offsets: &[i32], keys: 
         let [x0, x1, y0, y1] = tile_rect(s[0], s[1], s[7], s[11], d);
         let frame_tiles = ((gi / d.gaussians) * d.tiles()) as u64;
         let depth = (s[3].to_f64() as f32).to_bits() as u64;
+        let extend = splat_extend(s[2]);
+        let sigma_max = c::<T>(0.5) * extend * extend;
         let mut off = offsets[gi] as usize;
         for ty in y0..y1 {
             for tx in x0..x1 {
+                if !tile_hit(s[0], s[1], [s[4], s[5], s[6]], sigma_max, tx, ty) {
+                    continue;
+                }
                 if off >= capacity {
                     return;
                 }
