@@ -31,7 +31,7 @@
 // (never) → 3.32 (2) → 3.26 (4) → 3.19 (8) → 3.69 (12) → 4.74 (16) → 10.8 (32); at B = 1 0.645 → 0.61 ms
 // with 8. Beyond that, same-address atomics serialise.
 #define DIRECT_ATOMIC_LANES 8
-// raster_bwd: each thread blends two pixels of its tile column (rows y and y + 2), so a warp's shuffle
+// raster_bwd: each thread blends two pixels of its tile column (rows y and y + 8), so a warp's shuffle
 // reduction, its shared-memory reads and its loop overhead serve 64 pixels per pair.
 #define BWD_ROWS 2
 #define RASTER_BWD_THREADS (RASTER_THREADS / BWD_ROWS)
@@ -175,13 +175,6 @@ __device__ __forceinline__ bool tile_hit(float mx, float my, float4 cn, float si
         best = fminf(best, 0.5f * (cn.x * x * x + cn.z * y * y) + cn.y * x * y);
     }
     return best <= sigma_max * (1.f + 1e-3f) + 1e-3f;
-}
-
-// Whether a splat's box (radii rx, ry around its mean) misses a block of pixel centres centred at (cx, cy)
-// with half-extents (hx, hy), with one pixel of margin. A warp-uniform test: the blending kernels skip the
-// splat for the whole warp, which changes nothing since every pixel there has α < 1/255 for it.
-__device__ __forceinline__ bool warp_misses(float4 xyod, float rx, float ry, float cx, float cy, float hx, float hy) {
-    return fabsf(xyod.x - cx) > rx + hx + 1.f || fabsf(xyod.y - cy) > ry + hy + 1.f;
 }
 
 // Everything the projection computes before the culling decisions; project_fwd and project_bwd share it.
@@ -383,8 +376,7 @@ tile_ranges(const unsigned long long* __restrict__ keys, const int* __restrict__
 // ---------------------------------------------------------------------------------------------------------
 // raster_fwd: one block per (tile, frame) = grid (TT, B), one thread per pixel of the 16×16 tile.
 // The tile's pairs are walked front to back in batches of 256: each thread loads one splat into shared memory,
-// then every pixel blends the batch: α = min(0.99, o·exp(−σ)), skipped below 1/255 (a whole warp skips a splat
-// whose box misses its 16 × 2 pixels, warp_misses); a pixel stops before the
+// then every pixel blends the batch: α = min(0.99, o·exp(−σ)), skipped below 1/255; a pixel stops before the
 // Gaussian that would take T below 1e-4. Background blended with the final T.
 //   splat [BN,3] float4, values [capacity] (sorted), ranges [B·TT] int2, background [B,H,W,3]
 //   -> image [B,H,W,3], final_t [B,H,W], depth [B,H,W] (Σ w·z, not normalised), n_contrib [B,H,W] (pairs
@@ -404,8 +396,6 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
     int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE), py = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
     bool inside = px < width && py < height;
     float fx = px + 0.5f, fy = py + 0.5f;
-    // The warp's pixels: the tile's 16 columns × rows 2w, 2w + 1, centred here (see warp_misses).
-    float wcx = (tile % tiles_x) * TILE + 0.5f * TILE, wcy = (tile / tiles_x) * TILE + 2 * (threadIdx.x >> 5) + 1.f;
     int2 range = ranges[b * gridDim.x + tile];
     int n = range.y - range.x;
     float T = 1.f, r = 0.f, gr = 0.f, bl = 0.f, d = 0.f;
@@ -424,7 +414,6 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         int cnt = min(RASTER_THREADS, n - base);
         for (int j = 0; j < cnt && !done; ++j) {
             float4 p = s_xyod[j], cn = s_conic[j];
-            if (warp_misses(p, cn.w, s_rgb[j].w, wcx, wcy, 0.5f * TILE, 1.f)) continue;
             float dx = p.x - fx, dy = p.y - fy;
             float sigma = splat_sigma(cn, dx, dy);
             if (sigma < 0.f) continue;
@@ -451,7 +440,7 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 
 // ---------------------------------------------------------------------------------------------------------
 // raster_bwd: one block per (tile, frame) like raster_fwd, but RASTER_BWD_THREADS = 128 threads, each
-// owning two pixels of a tile column (rows y, y + 2: BWD_ROWS; a warp owns 4 whole rows); walks each tile's pairs back to front
+// owning two pixels of a tile column (rows y, y + 8: BWD_ROWS); walks each tile's pairs back to front
 // (batches of 128 from the block's largest n_contrib), rebuilding T_i = T_{i+1} / (1 − α_i) from the final T. Per (pixel, pair):
 //   d_rgb = α·T_i·d_pix; d_α = Σ_c d_pix_c·(c_c·T_i − S_c/(1−α)) with S the colour behind (background incl.);
 //   unclamped α: d_o = G·d_α, d_σ = −α·d_α → d_conic, d_mean2d.
@@ -476,19 +465,16 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
     __shared__ int s_max_last;
     int tiles_x = (width + TILE - 1) / TILE;
     int tile = blockIdx.x, b = blockIdx.y;
-    // Lane l of warp w owns pixel column l % 16 of rows 4w + l / 16 and 4w + 2 + l / 16 of the tile, so a
-    // warp's 64 pixels are the block of rows 4w … 4w + 3 (centred at wcx, wcy; see warp_misses).
-    int warp = threadIdx.x >> 5, lane16 = (threadIdx.x & 31) / TILE;
+    // Thread t owns pixel column t % 16 of rows t / 16 and t / 16 + 8 of the tile.
     int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE);
-    int py0 = (tile / tiles_x) * TILE + 4 * warp + lane16;
-    float wcx = (tile % tiles_x) * TILE + 0.5f * TILE, wcy = (tile / tiles_x) * TILE + 4 * warp + 2.f;
+    int py0 = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
     float fx = px + 0.5f, fy[BWD_ROWS];
     int2 range = ranges[b * gridDim.x + tile];
     float T[BWD_ROWS], dp[BWD_ROWS][3], S[BWD_ROWS][3];
     int last[BWD_ROWS];
 #pragma unroll
     for (int r = 0; r < BWD_ROWS; ++r) {
-        int py = py0 + 2 * r;
+        int py = py0 + r * (TILE / BWD_ROWS);
         fy[r] = py + 0.5f;
         T[r] = 1.f;
         last[r] = 0;
@@ -525,7 +511,6 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         __syncthreads();
         for (int j = min(end, warp_last) - start - 1; j >= 0; --j) {
             float4 p = s_xyod[j], cn = s_conic[j];
-            if (warp_misses(p, cn.w, s_rgb[j].w, wcx, wcy, 0.5f * TILE, 2.f)) continue;
             float gd[D_SPLAT];
             for (int k = 0; k < D_SPLAT; ++k) gd[k] = 0.f;
             bool any = false;
