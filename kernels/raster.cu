@@ -456,6 +456,10 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 320 µs (B = 1), 1876 µs (B = 8):
 // the largest share of a B = 8 step (before DIRECT_ATOMIC_LANES). A shuffle reduce-scatter (16 shuffles
 // instead of 45) was tried and measured slower (B = 8 fwd + bwd 3.33 → 4.67 ms), so the butterfly stays.
+// Two pixels per thread (commit 536e4ad): B = 8 1.68 → 1.53 ms (ncu); with tile_hit's fewer pairs 1.42 ms,
+// issue slots 80 % busy (bench/results/2026-11-26-H200-ncu-raster-bwd-b8.txt): instruction-bound.
+// A warp-uniform box test to skip splats (tried at 595a4ed) cost more than it saved on the trained head
+// (raster_bwd 803 → 1096 µs per step) and was reverted.
 extern "C" __global__ void __launch_bounds__(RASTER_BWD_THREADS)
 raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
            const float* __restrict__ background, const float* __restrict__ final_t, const int* __restrict__ n_contrib,

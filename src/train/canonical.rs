@@ -562,8 +562,8 @@ pub struct CanonicalReport {
 
 /// One identity's training on the chosen backend.
 enum Run<'a> {
-    Cpu { model: Identity, ds: &'a Dataset, losses: Vec<f64> },
-    Cuda { model: Box<GpuIdentity>, frames: DeviceFrames, gpu: &'a Gpu },
+    Cpu { model: Box<Identity>, ds: &'a Dataset, losses: Vec<f64> },
+    Cuda { model: Box<GpuIdentity>, frames: Box<DeviceFrames>, gpu: &'a Gpu },
 }
 
 impl Run<'_> {
@@ -620,7 +620,7 @@ impl Run<'_> {
     /// The trained model on the host.
     fn finish(self) -> Result<Identity> {
         match self {
-            Run::Cpu { model, .. } => Ok(model),
+            Run::Cpu { model, .. } => Ok(*model),
             Run::Cuda { mut model, gpu, .. } => model.download(gpu),
         }
     }
@@ -740,10 +740,10 @@ pub fn train_canonical(o: &CanonicalOptions, backend: &Backend) -> Result<Canoni
         let (start, mut last_print) = (Instant::now(), Instant::now());
         let first = model.step;
         let mut run = match backend.gpu() {
-            None => Run::Cpu { model: model.clone(), ds, losses: Vec::new() },
+            None => Run::Cpu { model: Box::new(model.clone()), ds, losses: Vec::new() },
             Some(gpu) => {
                 let frames = DeviceFrames::upload(gpu, ds)?;
-                Run::Cuda { model: Box::new(GpuIdentity::upload(gpu, model, &frames)?), frames, gpu }
+                Run::Cuda { model: Box::new(GpuIdentity::upload(gpu, model, &frames)?), frames: Box::new(frames), gpu }
             }
         };
         let mut losses = Vec::new();
