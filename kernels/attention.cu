@@ -27,6 +27,10 @@
 // memory (broadcast) for 16 × NC FMA; bf16: warp w owns 16 × 8 output tiles w, w + 8, … (m16n8k16 mma,
 // fragments loaded from shared memory and converted on the fly; bf16 weights column-major in wb / wtb).
 // The backward recomputes the forward in shared memory instead of reading stored activations.
+// Known: on tests/deform.rs's random problems the bf16 path's d_kv is 4.2–4.4e-2 from the fp32 twin (bound
+// 1e-2). It is the problem's conditioning, not the kernel: in the fp32 twin alone, rounding only the
+// features to bf16 moves d_kv by 2.6e-2 / 4.7e-2 (two cases), only W_o by 1.9e-2 / 3.2e-2, everything by
+// 5.0e-2 / 6.1e-2; computing the backward's d_x or the query projection in 3xBF16 left it at 4.4 / 4.2e-2.
 // Known inefficiencies: the mma A fragments are read from rows 64 floats apart (8-way bank conflicts);
 // the weight gradients (a third of the FLOP) are SIMT fp32 on both paths.
 //
