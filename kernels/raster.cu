@@ -32,7 +32,10 @@
 // with 8. Beyond that, same-address atomics serialise.
 #define DIRECT_ATOMIC_LANES 8
 // raster_bwd: each thread blends two pixels of its tile column (rows y and y + 8), so a warp's shuffle
-// reduction, its shared-memory reads and its loop overhead serve 64 pixels per pair.
+// reduction, its shared-memory reads and its loop overhead serve 64 pixels per pair. H200 sweep
+// (bench/results/2026-11-26-H200-raster-bwd-variants.log), fwd + bwd B = 1 / B = 8 / canonical step:
+// 2 rows, 8 lanes 0.554 / 2.711 / 2.045 ms; 2, 16: 0.664 / 3.687 / 2.034; 4, 8: 0.640 / 2.664 / 2.328;
+// 4, 16: 0.635 / 2.891 / 2.308.
 #define BWD_ROWS 2
 #define RASTER_BWD_THREADS (RASTER_THREADS / BWD_ROWS)
 #define SH_COEFFS 16  // degree 3: 16 coefficients × 3 channels = 48 floats per Gaussian
@@ -493,7 +496,9 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
             }
         }
     }
-    int my_last = max(last[0], last[1]);
+    int my_last = 0;
+#pragma unroll
+    for (int r = 0; r < BWD_ROWS; ++r) my_last = max(my_last, last[r]);
     if (threadIdx.x == 0) s_max_last = 0;
     __syncthreads();
     atomicMax(&s_max_last, my_last);
