@@ -159,7 +159,7 @@ struct TrainArgs {
     /// At most this many initial Gaussians per identity (default: every head-mesh vertex).
     #[arg(long)]
     init_points: Option<usize>,
-    /// Multiplies every learning rate of SPEC §7 (tiny CPU runs: more, to see progress in few steps).
+    /// Multiplies every default learning rate (tiny CPU runs: more, to see progress in few steps).
     #[arg(long, default_value_t = 1.0)]
     lr_scale: f32,
 }
