@@ -39,6 +39,8 @@
 #define BWD_ROWS 2
 #define RASTER_BWD_THREADS (RASTER_THREADS / BWD_ROWS)
 #define SH_COEFFS 16  // degree 3: 16 coefficients × 3 channels = 48 floats per Gaussian
+// project_bwd's shared d_sh rows: 48 floats padded to 49, so the per-thread rows start in distinct banks.
+#define DSH_STRIDE (SH_COEFFS * 3 + 1)
 #define DEPTH_BITS 31
 
 #define NEAR_PLANE 0.01f
@@ -576,6 +578,7 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 //      (deg+1)²), d_mean2d_norm [BN] = ‖(d_x·W/2, d_y·H/2)‖, the 2D-mean gradient in NDC units (densification)
 // Every output element is written (zeros for culled Gaussians).
 // Bytes: read 88 + 12·(deg+1)² + 48 + 36, write 112 + 192 per Gaussian. FLOP: ~700 + ~20·(deg+1)².
+// Shared: d_sh of the block's Gaussians (128 × 49 floats, 25 KB), written out coalesced at the end.
 // No atomics; deterministic. NaN policy: as project_fwd (culled Gaussians get zero gradients).
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 48 µs (B = 1), 328 µs (B = 8).
 extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
@@ -585,136 +588,146 @@ project_bwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
             int BN, int N, int width, int height, int sh_degree,
             float* __restrict__ d_means, float* __restrict__ d_log_scales, float* __restrict__ d_quats,
             float* __restrict__ d_opacity_logits, float* __restrict__ d_sh, float* __restrict__ d_mean2d_norm) {
+    // d_sh is staged in shared memory, so the block writes its contiguous [PROJECT_THREADS, 48] slab with
+    // coalesced stores (a thread's 48 floats lie 192 bytes from its neighbour's).
+    __shared__ float s_dsh[PROJECT_THREADS * DSH_STRIDE];
     int g = blockIdx.x * PROJECT_THREADS + threadIdx.x;
-    if (g >= BN) return;
-    float* dsh = d_sh + (size_t)g * SH_COEFFS * 3;
-    float4 p1 = splat[3 * g + 1];
-    if (p1.w == 0.f) {
-        for (int k = 0; k < 3; ++k) { d_means[3 * g + k] = 0.f; d_log_scales[3 * g + k] = 0.f; }
-        for (int k = 0; k < 4; ++k) d_quats[4 * g + k] = 0.f;
-        for (int k = 0; k < SH_COEFFS * 3; ++k) dsh[k] = 0.f;
-        d_opacity_logits[g] = 0.f;
-        d_mean2d_norm[g] = 0.f;
-        return;
-    }
-    const Camera& cam = cams[g / N];
-    const float* Wv = cam.view;
-    const float* m = means + 3 * g;
-    Projected p;
-    project_core(cam, m, log_scales + 3 * g, quats + 4 * g, width, height, p);
-    const float* ds = d_splat + (size_t)g * D_SPLAT;
-    float d_mx = ds[0], d_my = ds[1];
-    d_mean2d_norm[g] = sqrtf((d_mx * 0.5f * width) * (d_mx * 0.5f * width) + (d_my * 0.5f * height) * (d_my * 0.5f * height));
+    float* dsh = s_dsh + threadIdx.x * DSH_STRIDE;
+    auto one = [&]() {
+        float4 p1 = splat[3 * g + 1];
+        if (p1.w == 0.f) {
+            for (int k = 0; k < 3; ++k) { d_means[3 * g + k] = 0.f; d_log_scales[3 * g + k] = 0.f; }
+            for (int k = 0; k < 4; ++k) d_quats[4 * g + k] = 0.f;
+            for (int k = 0; k < SH_COEFFS * 3; ++k) dsh[k] = 0.f;
+            d_opacity_logits[g] = 0.f;
+            d_mean2d_norm[g] = 0.f;
+            return;
+        }
+        const Camera& cam = cams[g / N];
+        const float* Wv = cam.view;
+        const float* m = means + 3 * g;
+        Projected p;
+        project_core(cam, m, log_scales + 3 * g, quats + 4 * g, width, height, p);
+        const float* ds = d_splat + (size_t)g * D_SPLAT;
+        float d_mx = ds[0], d_my = ds[1];
+        d_mean2d_norm[g] = sqrtf((d_mx * 0.5f * width) * (d_mx * 0.5f * width) + (d_my * 0.5f * height) * (d_my * 0.5f * height));
 
-    // Colour: SH with the view direction.
-    float dir[3];
-    for (int i = 0; i < 3; ++i)
-        dir[i] = m[i] + (Wv[i] * Wv[3] + Wv[4 + i] * Wv[7] + Wv[8 + i] * Wv[11]);
-    float dn = sqrtf(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
-    float inv_dn = dn > 0.f ? 1.f / dn : 0.f;
-    float u[3] = {dir[0] * inv_dn, dir[1] * inv_dn, dir[2] * inv_dn};
-    float bs[SH_COEFFS];
-    sh_basis(sh_degree, u[0], u[1], u[2], bs);
-    int K = (sh_degree + 1) * (sh_degree + 1);
-    const float* c = sh + (size_t)g * SH_COEFFS * 3;
-    float d_rgb[3];
-    for (int ch = 0; ch < 3; ++ch) {
-        float s = 0.f;
-        for (int k = 0; k < K; ++k) s += bs[k] * c[k * 3 + ch];
-        d_rgb[ch] = s + 0.5f < 0.f ? 0.f : ds[6 + ch];  // clamped at 0: no gradient
-    }
-    float wk[SH_COEFFS];
-    for (int k = 0; k < SH_COEFFS; ++k) {
-        bool used = k < K;
-        wk[k] = 0.f;
+        // Colour: SH with the view direction.
+        float dir[3];
+        for (int i = 0; i < 3; ++i)
+            dir[i] = m[i] + (Wv[i] * Wv[3] + Wv[4 + i] * Wv[7] + Wv[8 + i] * Wv[11]);
+        float dn = sqrtf(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
+        float inv_dn = dn > 0.f ? 1.f / dn : 0.f;
+        float u[3] = {dir[0] * inv_dn, dir[1] * inv_dn, dir[2] * inv_dn};
+        float bs[SH_COEFFS];
+        sh_basis(sh_degree, u[0], u[1], u[2], bs);
+        int K = (sh_degree + 1) * (sh_degree + 1);
+        const float* c = sh + (size_t)g * SH_COEFFS * 3;
+        float d_rgb[3];
         for (int ch = 0; ch < 3; ++ch) {
-            dsh[k * 3 + ch] = used ? bs[k] * d_rgb[ch] : 0.f;
-            if (used) wk[k] += c[k * 3 + ch] * d_rgb[ch];
-        }
-    }
-    float d_u[3];
-    sh_basis_vjp(sh_degree, u[0], u[1], u[2], wk, d_u);
-    float ud = u[0] * d_u[0] + u[1] * d_u[1] + u[2] * d_u[2];
-    float d_m[3];
-    for (int i = 0; i < 3; ++i) d_m[i] = (d_u[i] - u[i] * ud) * inv_dn;
-
-    // Opacity.
-    float o = sigmoid(opacity_logits[g]);
-    d_opacity_logits[g] = ds[5] * o * (1.f - o);
-
-    // Conic → 2D covariance: d_Σ2 = −Mc·G·Mc with Mc the conic matrix and G its gradient (off-diagonal halved).
-    float inv_det = 1.f / p.det;
-    float A = p.c * inv_det, B = -p.b * inv_det, C = p.a * inv_det;
-    float gA = ds[2], gB = 0.5f * ds[3], gC = ds[4];
-    float t00 = A * gA + B * gB, t01 = A * gB + B * gC, t10 = B * gA + C * gB, t11 = B * gB + C * gC;
-    float dS00 = -(t00 * A + t01 * B), dS01 = -(t00 * B + t01 * C);
-    float dS10 = -(t10 * A + t11 * B), dS11 = -(t10 * B + t11 * C);
-    // Σ2 = J·V·Jᵀ: d_V = Jᵀ·dS·J, d_J = (dS + dSᵀ)·J·V.
-    float dS[4] = {dS00, dS01, dS10, dS11};
-    float dSs[4] = {2.f * dS00, dS01 + dS10, dS01 + dS10, 2.f * dS11};
-    float dV[9];
-    for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) {
             float s = 0.f;
-            for (int k = 0; k < 2; ++k)
-                for (int l = 0; l < 2; ++l) s += p.J[k * 3 + i] * dS[k * 2 + l] * p.J[l * 3 + j];
-            dV[i * 3 + j] = s;
+            for (int k = 0; k < K; ++k) s += bs[k] * c[k * 3 + ch];
+            d_rgb[ch] = s + 0.5f < 0.f ? 0.f : ds[6 + ch];  // clamped at 0: no gradient
         }
-    float dJ[6];
-    for (int k = 0; k < 2; ++k)
-        for (int j = 0; j < 3; ++j) {
-            float s = 0.f;
-            for (int l = 0; l < 2; ++l)
-                for (int i = 0; i < 3; ++i) s += dSs[k * 2 + l] * p.J[l * 3 + i] * p.V[i * 3 + j];
-            dJ[k * 3 + j] = s;
+        float wk[SH_COEFFS];
+        for (int k = 0; k < SH_COEFFS; ++k) {
+            bool used = k < K;
+            wk[k] = 0.f;
+            for (int ch = 0; ch < 3; ++ch) {
+                dsh[k * 3 + ch] = used ? bs[k] * d_rgb[ch] : 0.f;
+                if (used) wk[k] += c[k * 3 + ch] * d_rgb[ch];
+            }
         }
-    // Camera-space mean: through the 2D mean and the Jacobian.
-    float x = p.pc[0], y = p.pc[1], z = p.pc[2];
-    float rz = 1.f / z, rz2 = rz * rz;
-    float d_pc[3];
-    d_pc[0] = cam.fx * rz * d_mx;
-    d_pc[1] = cam.fy * rz * d_my;
-    d_pc[2] = -cam.fx * x * rz2 * d_mx - cam.fy * y * rz2 * d_my;
-    d_pc[2] += -cam.fx * rz2 * dJ[0] - cam.fy * rz2 * dJ[4];
-    if (p.clamp_x) {
-        d_pc[2] += -p.J[2] * rz * dJ[2];  // J02 = −fx·u/z with u fixed
-    } else {
-        d_pc[0] += -cam.fx * rz2 * dJ[2];
-        d_pc[2] += 2.f * cam.fx * x * rz2 * rz * dJ[2];
-    }
-    if (p.clamp_y) {
-        d_pc[2] += -p.J[5] * rz * dJ[5];
-    } else {
-        d_pc[1] += -cam.fy * rz2 * dJ[5];
-        d_pc[2] += 2.f * cam.fy * y * rz2 * rz * dJ[5];
-    }
-    for (int i = 0; i < 3; ++i)
-        d_m[i] += Wv[i] * d_pc[0] + Wv[4 + i] * d_pc[1] + Wv[8 + i] * d_pc[2];
-    for (int i = 0; i < 3; ++i) d_means[3 * g + i] = d_m[i];
+        float d_u[3];
+        sh_basis_vjp(sh_degree, u[0], u[1], u[2], wk, d_u);
+        float ud = u[0] * d_u[0] + u[1] * d_u[1] + u[2] * d_u[2];
+        float d_m[3];
+        for (int i = 0; i < 3; ++i) d_m[i] = (d_u[i] - u[i] * ud) * inv_dn;
 
-    // V = Wr·Σ·Wrᵀ: d_Σ = Wrᵀ·d_V·Wr; Σ = M·Mᵀ: d_M = (d_Σ + d_Σᵀ)·M; M = R·diag(s).
-    float Wr[9], T[9], dSig[9], M[9], dM[9];
-    for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) Wr[i * 3 + j] = Wv[i * 4 + j];
-    mat3_mul(Wr, dV, T, true, false);
-    mat3_mul(T, Wr, dSig, false, false);
-    float dSigS[9];
-    for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) dSigS[i * 3 + j] = dSig[i * 3 + j] + dSig[j * 3 + i];
-    for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) M[i * 3 + j] = p.R[i * 3 + j] * p.s[j];
-    mat3_mul(dSigS, M, dM, false, false);
-    float dR[9];
-    for (int j = 0; j < 3; ++j) {
-        float d_s = 0.f;
-        for (int i = 0; i < 3; ++i) {
-            dR[i * 3 + j] = dM[i * 3 + j] * p.s[j];
-            d_s += dM[i * 3 + j] * p.R[i * 3 + j];
+        // Opacity.
+        float o = sigmoid(opacity_logits[g]);
+        d_opacity_logits[g] = ds[5] * o * (1.f - o);
+
+        // Conic → 2D covariance: d_Σ2 = −Mc·G·Mc with Mc the conic matrix and G its gradient (off-diagonal halved).
+        float inv_det = 1.f / p.det;
+        float A = p.c * inv_det, B = -p.b * inv_det, C = p.a * inv_det;
+        float gA = ds[2], gB = 0.5f * ds[3], gC = ds[4];
+        float t00 = A * gA + B * gB, t01 = A * gB + B * gC, t10 = B * gA + C * gB, t11 = B * gB + C * gC;
+        float dS00 = -(t00 * A + t01 * B), dS01 = -(t00 * B + t01 * C);
+        float dS10 = -(t10 * A + t11 * B), dS11 = -(t10 * B + t11 * C);
+        // Σ2 = J·V·Jᵀ: d_V = Jᵀ·dS·J, d_J = (dS + dSᵀ)·J·V.
+        float dS[4] = {dS00, dS01, dS10, dS11};
+        float dSs[4] = {2.f * dS00, dS01 + dS10, dS01 + dS10, 2.f * dS11};
+        float dV[9];
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) {
+                float s = 0.f;
+                for (int k = 0; k < 2; ++k)
+                    for (int l = 0; l < 2; ++l) s += p.J[k * 3 + i] * dS[k * 2 + l] * p.J[l * 3 + j];
+                dV[i * 3 + j] = s;
+            }
+        float dJ[6];
+        for (int k = 0; k < 2; ++k)
+            for (int j = 0; j < 3; ++j) {
+                float s = 0.f;
+                for (int l = 0; l < 2; ++l)
+                    for (int i = 0; i < 3; ++i) s += dSs[k * 2 + l] * p.J[l * 3 + i] * p.V[i * 3 + j];
+                dJ[k * 3 + j] = s;
+            }
+        // Camera-space mean: through the 2D mean and the Jacobian.
+        float x = p.pc[0], y = p.pc[1], z = p.pc[2];
+        float rz = 1.f / z, rz2 = rz * rz;
+        float d_pc[3];
+        d_pc[0] = cam.fx * rz * d_mx;
+        d_pc[1] = cam.fy * rz * d_my;
+        d_pc[2] = -cam.fx * x * rz2 * d_mx - cam.fy * y * rz2 * d_my;
+        d_pc[2] += -cam.fx * rz2 * dJ[0] - cam.fy * rz2 * dJ[4];
+        if (p.clamp_x) {
+            d_pc[2] += -p.J[2] * rz * dJ[2];  // J02 = −fx·u/z with u fixed
+        } else {
+            d_pc[0] += -cam.fx * rz2 * dJ[2];
+            d_pc[2] += 2.f * cam.fx * x * rz2 * rz * dJ[2];
         }
-        d_log_scales[3 * g + j] = d_s * p.s[j];
-    }
-    float d_qn[4];
-    quat_to_rot_vjp(p.qn[0], p.qn[1], p.qn[2], p.qn[3], dR, d_qn);
-    float qd = p.qn[0] * d_qn[0] + p.qn[1] * d_qn[1] + p.qn[2] * d_qn[2] + p.qn[3] * d_qn[3];
-    for (int k = 0; k < 4; ++k) d_quats[4 * g + k] = (d_qn[k] - p.qn[k] * qd) * p.inv_norm;
+        if (p.clamp_y) {
+            d_pc[2] += -p.J[5] * rz * dJ[5];
+        } else {
+            d_pc[1] += -cam.fy * rz2 * dJ[5];
+            d_pc[2] += 2.f * cam.fy * y * rz2 * rz * dJ[5];
+        }
+        for (int i = 0; i < 3; ++i)
+            d_m[i] += Wv[i] * d_pc[0] + Wv[4 + i] * d_pc[1] + Wv[8 + i] * d_pc[2];
+        for (int i = 0; i < 3; ++i) d_means[3 * g + i] = d_m[i];
+
+        // V = Wr·Σ·Wrᵀ: d_Σ = Wrᵀ·d_V·Wr; Σ = M·Mᵀ: d_M = (d_Σ + d_Σᵀ)·M; M = R·diag(s).
+        float Wr[9], T[9], dSig[9], M[9], dM[9];
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) Wr[i * 3 + j] = Wv[i * 4 + j];
+        mat3_mul(Wr, dV, T, true, false);
+        mat3_mul(T, Wr, dSig, false, false);
+        float dSigS[9];
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) dSigS[i * 3 + j] = dSig[i * 3 + j] + dSig[j * 3 + i];
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) M[i * 3 + j] = p.R[i * 3 + j] * p.s[j];
+        mat3_mul(dSigS, M, dM, false, false);
+        float dR[9];
+        for (int j = 0; j < 3; ++j) {
+            float d_s = 0.f;
+            for (int i = 0; i < 3; ++i) {
+                dR[i * 3 + j] = dM[i * 3 + j] * p.s[j];
+                d_s += dM[i * 3 + j] * p.R[i * 3 + j];
+            }
+            d_log_scales[3 * g + j] = d_s * p.s[j];
+        }
+        float d_qn[4];
+        quat_to_rot_vjp(p.qn[0], p.qn[1], p.qn[2], p.qn[3], dR, d_qn);
+        float qd = p.qn[0] * d_qn[0] + p.qn[1] * d_qn[1] + p.qn[2] * d_qn[2] + p.qn[3] * d_qn[3];
+        for (int k = 0; k < 4; ++k) d_quats[4 * g + k] = (d_qn[k] - p.qn[k] * qd) * p.inv_norm;
+    };
+    if (g < BN) one();
+    __syncthreads();
+    long long g0 = (long long)blockIdx.x * PROJECT_THREADS;
+    int values = min(PROJECT_THREADS, BN - (int)g0) * SH_COEFFS * 3;
+    for (int i = threadIdx.x; i < values; i += PROJECT_THREADS)
+        d_sh[g0 * SH_COEFFS * 3 + i] = s_dsh[(i / (SH_COEFFS * 3)) * DSH_STRIDE + i % (SH_COEFFS * 3)];
 }
