@@ -57,6 +57,10 @@ pub fn demo(backend: &Backend, o: &DemoOptions) -> Result<String> {
     if steps == 0 {
         return Err(Error::input("--steps 0: must be at least 1"));
     }
+    // The held-out frames are the last 1/11 of 25 fps video: under a second there may be none to render.
+    if !(seconds >= 1.0) {
+        return Err(Error::input(format!("--seconds {seconds}: the demo needs at least 1 s per identity (its held-out frames are the last 1/11)")));
+    }
     let device = backend.gpu().map_or("CPU".to_string(), |g| g.info().name.clone());
     let mut lines = format!("gensync demo on {device}: {} identities, {seconds} s each at {size}x{size}, {steps} canonical steps\n", o.identities);
     let start = Instant::now();

@@ -1,5 +1,5 @@
 //! `gensync demo` end to end on the CPU at a tiny size: corpus, canonical training, held-out renders,
-//! metrics printed, exit 0; and its refusal of a non-empty output folder.
+//! metrics printed, exit 0; and its refusal of a non-empty output folder or of too short a video.
 
 mod common;
 
@@ -29,5 +29,11 @@ fn tiny_demo_runs_on_the_cpu() {
     let err = String::from_utf8_lossy(&again.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--out"), "{err}");
-    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Too short to have held-out frames: refused before anything is written.
+    let short = Command::new(common::gensync_bin()).args(["--device", "cpu", "--quiet", "demo", "--out", dir.to_str().unwrap(), "--seconds", "0.5"]).output().unwrap();
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("--seconds"));
+    assert!(!dir.exists(), "a refused demo left {}", dir.display());
 }
