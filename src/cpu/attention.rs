@@ -543,34 +543,8 @@ pub fn deform_bwd<T: Math>(
             d_o[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]
                 .copy_from_slice(&d_delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]);
         }
-        let mut d_hid = z0(pr * HEAD_HIDDEN);
-        let (dw1, db1) = split_grads(d_params, w1, b1);
-        dense_bwd(
-            dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None),
-            &t.hid[h],
-            w(w1),
-            &t.head_out[h],
-            &d_o,
-            DenseGrads {
-                d_x: &mut d_hid,
-                d_w: dw1,
-                d_b: Some(db1),
-            },
-        );
-        let mut d_gh = z0(pr * D);
-        let (dw0, db0) = split_grads(d_params, w0, b0);
-        dense_bwd(
-            dense(pr, D, HEAD_HIDDEN, Act::Relu),
-            &t.g,
-            w(w0),
-            &t.hid[h],
-            &d_hid,
-            DenseGrads {
-                d_x: &mut d_gh,
-                d_w: dw0,
-                d_b: Some(db0),
-            },
-        );
+        let d_hid = linear_bwd(params, d_params, (w1, b1), dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &t.hid[h], &t.head_out[h], &d_o);
+        let d_gh = linear_bwd(params, d_params, (w0, b0), dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, &t.hid[h], &d_hid);
         for (a, v) in d_g.iter_mut().zip(&d_gh) {
             *a += *v;
         }
@@ -602,34 +576,8 @@ pub fn deform_bwd<T: Math>(
             d_y[r * D + j] = drop.factor::<T>(((pr + r) * D + j) as u64) * d_r2[r * D + j];
         }
     }
-    let mut d_z = z0(pr * FFN);
-    let (dw, db) = split_grads(d_params, l.ffn1_w, l.ffn1_b);
-    dense_bwd(
-        dense(pr, FFN, D, Act::None),
-        &t.z,
-        w(l.ffn1_w),
-        &t.y,
-        &d_y,
-        DenseGrads {
-            d_x: &mut d_z,
-            d_w: dw,
-            d_b: Some(db),
-        },
-    );
-    let mut d_h1 = z0(pr * D);
-    let (dw, db) = split_grads(d_params, l.ffn0_w, l.ffn0_b);
-    dense_bwd(
-        dense(pr, D, FFN, Act::Relu),
-        &t.h1,
-        w(l.ffn0_w),
-        &t.z,
-        &d_z,
-        DenseGrads {
-            d_x: &mut d_h1,
-            d_w: dw,
-            d_b: Some(db),
-        },
-    );
+    let d_z = linear_bwd(params, d_params, (l.ffn1_w, l.ffn1_b), dense(pr, FFN, D, Act::None), &t.z, &t.y, &d_y);
+    let mut d_h1 = linear_bwd(params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &t.h1, &t.z, &d_z);
     for (a, v) in d_h1.iter_mut().zip(&d_r2) {
         *a += *v;
     }
@@ -660,20 +608,7 @@ pub fn deform_bwd<T: Math>(
             d_att[r * D + j] = drop.factor::<T>((r * D + j) as u64) * d_r1[r * D + j];
         }
     }
-    let mut d_o = z0(pr * D);
-    let (dw, db) = split_grads(d_params, l.wo, l.bo);
-    dense_bwd(
-        dense(pr, D, D, Act::None),
-        &t.o,
-        w(l.wo),
-        &t.att,
-        &d_att,
-        DenseGrads {
-            d_x: &mut d_o,
-            d_w: dw,
-            d_b: Some(db),
-        },
-    );
+    let d_o = linear_bwd(params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, &d_att);
     // Attention: d_q summed over the frames, d_k and d_v summed over the Gaussians.
     let mut d_q = z0(n * D);
     let mut d_kv = z0(kv.len());
@@ -697,20 +632,7 @@ pub fn deform_bwd<T: Math>(
             d_q[gn * D + j] += d_q_pair[j];
         }
     }
-    let mut d_f_q = z0(n * D);
-    let (dw, db) = split_grads(d_params, l.wq, l.bq);
-    dense_bwd(
-        dense(n, D, D, Act::None),
-        f,
-        w(l.wq),
-        &t.q,
-        &d_q,
-        DenseGrads {
-            d_x: &mut d_f_q,
-            d_w: dw,
-            d_b: Some(db),
-        },
-    );
+    let d_f_q = linear_bwd(params, d_params, (l.wq, l.bq), dense(n, D, D, Act::None), f, &t.q, &d_q);
     for (a, v) in d_f.iter_mut().zip(&d_f_q) {
         *a += *v;
     }
@@ -719,6 +641,15 @@ pub fn deform_bwd<T: Math>(
         d_kv,
         d_canonical: d_c,
     }
+}
+
+/// Backward of one biased dense layer of the chain (weight and bias at `slots`): their gradients into
+/// `d_params` (overwritten), the gradient of the layer's input `x` returned.
+fn linear_bwd<T: Math>(params: &[T], d_params: &mut [T], (w, b): (Slot, Slot), s: Dense, x: &[T], y: &[T], d_y: &[T]) -> Vec<T> {
+    let mut d_x = vec![T::zero(); s.rows * s.n_in];
+    let (d_w, d_b) = split_grads(d_params, w, b);
+    dense_bwd(s, x, param(params, w), y, d_y, DenseGrads { d_x: &mut d_x, d_w, d_b: Some(d_b) });
+    d_x
 }
 
 /// Two disjoint tensors of the gradient buffer, mutably (a weight and its bias: the weight comes first).
