@@ -22,10 +22,7 @@
 
 #define TOK_THREADS 256
 #define D 64
-#define ACT_NONE 0
-#define ACT_RELU 1
-#define ACT_LEAKY 2
-#define LEAKY_SLOPE 0.02f
+#include "activation.cuh"
 
 // The K/V projections' offsets in the chain section (kernels/attention.cu: P_WK … P_BV).
 constexpr int K_WK = 4160, K_BK = 8256, K_WV = 8320, K_BV = 12416;
@@ -120,18 +117,6 @@ static_assert(T_AN0W == 150752, "token layout changed: update src/model/deform.r
 static_assert(TOK_FWD_FLOATS * 4 == 26656 && TOK_BWD_FLOATS * 4 == 63936,
               "shared memory changed: update TOK_FWD_SMEM / TOK_BWD_SMEM in src/cuda/audio.rs");
 
-__device__ __forceinline__ float tok_act(float v, int act) {
-    if (act == ACT_RELU) return v < 0.0f ? 0.0f : v;
-    if (act == ACT_LEAKY) return v < 0.0f ? v * LEAKY_SLOPE : v;
-    return v;
-}
-
-__device__ __forceinline__ float tok_act_vjp(float y, float d_y, int act) {
-    if (act == ACT_RELU) return y > 0.0f ? d_y : 0.0f;
-    if (act == ACT_LEAKY) return y > 0.0f ? d_y : d_y * LEAKY_SLOPE;
-    return d_y;
-}
-
 // y [rows, OUT] = act(x [rows, IN] · Wᵀ + b); b may be null.
 __device__ void blk_dense(const float* x, int rows, int IN, const float* __restrict__ W, const float* __restrict__ b,
                           int OUT, int act, float* y) {
@@ -140,7 +125,7 @@ __device__ void blk_dense(const float* x, int rows, int IN, const float* __restr
         float acc = 0.0f;
         for (int k = 0; k < IN; ++k) acc = fmaf(x[r * IN + k], W[o * IN + k], acc);
         if (b) acc += b[o];
-        y[e] = tok_act(acc, act);
+        y[e] = act_apply(acc, act);
     }
     __syncthreads();
 }
@@ -149,7 +134,7 @@ __device__ void blk_dense(const float* x, int rows, int IN, const float* __restr
 // null) = scr · W; d_W += scrᵀ · x and d_b += Σ_rows scr (atomics; d_b may be null).
 __device__ void blk_dense_bwd(const float* x, const float* y, const float* d_y, int rows, int IN, int OUT, int act,
                               const float* __restrict__ W, float* d_x, float* d_W, float* d_b, float* scr) {
-    for (int e = threadIdx.x; e < rows * OUT; e += TOK_THREADS) scr[e] = tok_act_vjp(y ? y[e] : 0.0f, d_y[e], act);
+    for (int e = threadIdx.x; e < rows * OUT; e += TOK_THREADS) scr[e] = act_vjp(y ? y[e] : 0.0f, d_y[e], act);
     __syncthreads();
     if (d_x)
         for (int e = threadIdx.x; e < rows * IN; e += TOK_THREADS) {
@@ -186,7 +171,7 @@ __device__ void blk_conv(const float* x, int rows, int L, int Cin, const float* 
             for (int i = 0; i < Cin; ++i) acc = fmaf(W[(o * Cin + i) * 3 + k], x[(r * L + ti) * Cin + i], acc);
         }
         acc += b[o];
-        y[e] = tok_act(acc, ACT_LEAKY);
+        y[e] = act_apply(acc, ACT_LEAKY);
     }
     __syncthreads();
 }
@@ -195,7 +180,7 @@ __device__ void blk_conv(const float* x, int rows, int L, int Cin, const float* 
 __device__ void blk_conv_bwd(const float* x, int rows, int L, int Cin, const float* __restrict__ W, const float* y,
                              const float* d_y, int Cout, int stride, float* d_x, float* d_W, float* d_b, float* scr) {
     const int Lo = (L - 1) / stride + 1;
-    for (int e = threadIdx.x; e < rows * Lo * Cout; e += TOK_THREADS) scr[e] = tok_act_vjp(y[e], d_y[e], ACT_LEAKY);
+    for (int e = threadIdx.x; e < rows * Lo * Cout; e += TOK_THREADS) scr[e] = act_vjp(y[e], d_y[e], ACT_LEAKY);
     __syncthreads();
     if (d_x)
         for (int e = threadIdx.x; e < rows * L * Cin; e += TOK_THREADS) {

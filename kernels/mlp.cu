@@ -80,23 +80,7 @@
 #define DENSE_BK 8
 #define DENSE_REDUCE_THREADS 256
 
-#define ACT_NONE 0
-#define ACT_RELU 1
-#define ACT_LEAKY 2
-#define LEAKY_SLOPE 0.02f
-
-__device__ __forceinline__ float act_apply(float v, int act) {
-    if (act == ACT_RELU) return v < 0.0f ? 0.0f : v;
-    if (act == ACT_LEAKY) return v < 0.0f ? v * LEAKY_SLOPE : v;
-    return v;
-}
-
-// dL/d(pre-activation) from y and dL/dy (a select for ReLU, see the NaN policy).
-__device__ __forceinline__ float act_vjp(float y, float d_y, int act) {
-    if (act == ACT_RELU) return y > 0.0f ? d_y : 0.0f;
-    if (act == ACT_LEAKY) return y > 0.0f ? d_y : d_y * LEAKY_SLOPE;
-    return d_y;
-}
+#include "activation.cuh"
 
 // Stages a BM × 8 tile s[k][i] = get(i, k). K_CONTIGUOUS: the source is contiguous in k, so consecutive
 // threads take consecutive k (8 floats = one 32-byte sector per row); otherwise consecutive threads take
