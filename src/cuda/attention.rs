@@ -158,11 +158,10 @@ impl DeformChain {
         )
     }
 
-    fn weights(&self, params: DevBuf<f32>) -> [Arg; 4] {
-        [params.into(), self.wt.into(), self.wb.into(), self.wtb.into()]
-    }
-
-    fn check(
+    /// The arguments deform_fwd and deform_bwd open with (weights, f, kv, B, N, dropout, canonical), after
+    /// checking their sizes.
+    #[allow(clippy::too_many_arguments)]
+    fn chain_inputs(
         &self,
         what: &str,
         params: DevBuf<f32>,
@@ -170,7 +169,9 @@ impl DeformChain {
         kv: DevBuf<f32>,
         b: usize,
         n: usize,
-    ) -> Result<()> {
+        drop: Dropout,
+        canonical: &GaussianBufs,
+    ) -> Result<Vec<Arg>> {
         if b == 0 || b > self.max_frames || n == 0 || (b * n).div_ceil(DEF_TP) > i32::MAX as usize {
             return Err(Error::Cuda(format!(
                 "{what}: B = {b} (at most {}), N = {n}",
@@ -187,7 +188,12 @@ impl DeformChain {
                 2 * b * TOKENS * D
             )));
         }
-        Ok(())
+        canonical.check(&format!("{what} canonical"), n)?;
+        let mut args: Vec<Arg> = vec![params.into(), self.wt.into(), self.wb.into(), self.wtb.into()];
+        args.extend::<[Arg; 4]>([f.into(), kv.into(), (b as i32).into(), (n as i32).into()]);
+        args.extend(drop_args(drop));
+        args.extend(canonical.args());
+        Ok(args)
     }
 
     /// The deformed Gaussians of every frame: out [B,N,…] from canonical [N,…], features f [N,64] and the
@@ -205,18 +211,13 @@ impl DeformChain {
         canonical: &GaussianBufs,
         out: &GaussianBufs,
     ) -> Result<()> {
-        self.check("deform_fwd", params, f, kv, b, n)?;
-        canonical.check("deform_fwd canonical", n)?;
+        let mut args = self.chain_inputs("deform_fwd", params, f, kv, b, n, drop, canonical)?;
         out.check("deform_fwd out", b * n)?;
         let p = (b * n) as u64;
         let cost = Cost {
             bytes: 4 * (n as u64 * (D + DELTAS) as u64 + p * DELTAS as u64),
             flop: 2 * MACS_PER_PAIR * p,
         };
-        let mut args: Vec<Arg> = self.weights(params).to_vec();
-        args.extend::<[Arg; 4]>([f.into(), kv.into(), (b as i32).into(), (n as i32).into()]);
-        args.extend(drop_args(drop));
-        args.extend(canonical.args());
         args.extend(out.args());
         let cfg = LaunchCfg {
             grid: ((b * n).div_ceil(DEF_TP) as u32, 1, 1),
@@ -246,8 +247,7 @@ impl DeformChain {
         d_f: DevBuf<f32>,
         d_canonical: &GaussianBufs,
     ) -> Result<()> {
-        self.check("deform_bwd", params, f, kv, b, n)?;
-        canonical.check("deform_bwd canonical", n)?;
+        let mut args = self.chain_inputs("deform_bwd", params, f, kv, b, n, drop, canonical)?;
         d_out.check("deform_bwd d_out", b * n)?;
         d_canonical.check("deform_bwd d_canonical", n)?;
         if d_params.len() < CHAIN_FLOATS || d_kv.len() != kv.len() || d_f.len() != f.len() {
@@ -272,10 +272,6 @@ impl DeformChain {
                 + 8 * tiles as u64 * CHAIN_FLOATS as u64,
             flop: 6 * MACS_PER_PAIR * p,
         };
-        let mut args: Vec<Arg> = self.weights(params).to_vec();
-        args.extend::<[Arg; 4]>([f.into(), kv.into(), (b as i32).into(), (n as i32).into()]);
-        args.extend(drop_args(drop));
-        args.extend(canonical.args());
         args.extend(d_out.args());
         args.extend::<[Arg; 3]>([self.partials.into(), (stride as i64).into(), d_f.into()]);
         args.extend(d_canonical.args());

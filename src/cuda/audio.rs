@@ -1,7 +1,7 @@
 //! Launchers for kernels/audio.cu: the per-frame token path of the deformation network (tokens_fwd,
 //! tokens_bwd). CPU twin: src/cpu/audio.rs.
 
-use super::{elementwise, Arena, Cost, DevBuf, Gpu, LaunchCfg};
+use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::audio::FrameInputs;
 use crate::error::{Error, Result};
 use crate::model::deform::{DeformLayout, Disentangle, D, TOKENS, VIEW_IN, WINDOWS, WINDOW_LEN};
@@ -95,6 +95,24 @@ fn multiplicative(layout: &DeformLayout) -> i32 {
     (layout.disentangle == Disentangle::Multiplicative) as i32
 }
 
+/// The frame count and the arguments tokens_fwd and tokens_bwd open with (params, the frames' audio, eye,
+/// view and identity, B, C, the disentanglement mode), after checking the layout and the frames.
+fn token_inputs(layout: &DeformLayout, params: DevBuf<f32>, frames: &FrameBufs) -> Result<(usize, Vec<Arg>)> {
+    check_layout(layout, params)?;
+    let b = frames.frames(layout)?;
+    let args = vec![
+        params.into(),
+        frames.audio.into(),
+        frames.eye.into(),
+        frames.view.into(),
+        frames.ids.into(),
+        (b as i32).into(),
+        (layout.channels as i32).into(),
+        multiplicative(layout).into(),
+    ];
+    Ok((b, args))
+}
+
 /// kv [2,B,4,64]: the K and V rows of the B frames' tokens.
 pub fn tokens_fwd(
     gpu: &Gpu,
@@ -103,8 +121,7 @@ pub fn tokens_fwd(
     frames: &FrameBufs,
     kv: DevBuf<f32>,
 ) -> Result<()> {
-    check_layout(layout, params)?;
-    let b = frames.frames(layout)?;
+    let (b, mut args) = token_inputs(layout, params, frames)?;
     if kv.len() != 2 * b * TOKENS * D {
         return Err(Error::Cuda(format!(
             "tokens_fwd: kv has {} floats, want {}",
@@ -123,21 +140,8 @@ pub fn tokens_fwd(
         shared_bytes: TOK_FWD_SMEM,
         cost,
     };
-    gpu.launch(
-        "tokens_fwd",
-        cfg,
-        &[
-            params.into(),
-            frames.audio.into(),
-            frames.eye.into(),
-            frames.view.into(),
-            frames.ids.into(),
-            (b as i32).into(),
-            (c as i32).into(),
-            multiplicative(layout).into(),
-            kv.into(),
-        ],
-    )
+    args.push(kv.into());
+    gpu.launch("tokens_fwd", cfg, &args)
 }
 
 /// Backward of the token path from d_kv [2,B,4,64]: zeroes the token section of d_params and fills it
@@ -150,8 +154,7 @@ pub fn tokens_bwd(
     d_kv: DevBuf<f32>,
     d_params: DevBuf<f32>,
 ) -> Result<()> {
-    check_layout(layout, params)?;
-    let b = frames.frames(layout)?;
+    let (b, mut args) = token_inputs(layout, params, frames)?;
     if d_kv.len() != 2 * b * TOKENS * D || d_params.len() != params.len() {
         return Err(Error::Cuda(format!(
             "tokens_bwd: d_kv {} (want {}), d_params {}",
@@ -174,20 +177,6 @@ pub fn tokens_bwd(
         shared_bytes: TOK_BWD_SMEM,
         cost,
     };
-    gpu.launch(
-        "tokens_bwd",
-        cfg,
-        &[
-            params.into(),
-            frames.audio.into(),
-            frames.eye.into(),
-            frames.view.into(),
-            frames.ids.into(),
-            (b as i32).into(),
-            (c as i32).into(),
-            multiplicative(layout).into(),
-            d_kv.into(),
-            d_params.into(),
-        ],
-    )
+    args.extend::<[Arg; 2]>([d_kv.into(), d_params.into()]);
+    gpu.launch("tokens_bwd", cfg, &args)
 }
