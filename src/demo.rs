@@ -58,7 +58,7 @@ pub fn demo(backend: &Backend, o: &DemoOptions) -> Result<String> {
         return Err(Error::input("--steps 0: must be at least 1"));
     }
     // The held-out frames are the last 1/11 of 25 fps video: under a second there may be none to render.
-    if !(seconds >= 1.0) {
+    if seconds.is_nan() || seconds < 1.0 {
         return Err(Error::input(format!("--seconds {seconds}: the demo needs at least 1 s per identity (its held-out frames are the last 1/11)")));
     }
     let device = backend.gpu().map_or("CPU".to_string(), |g| g.info().name.clone());
@@ -88,17 +88,21 @@ pub fn demo(backend: &Backend, o: &DemoOptions) -> Result<String> {
         quiet: o.quiet,
     };
     let report = train_canonical(&train, backend)?;
-    for (((k, losses), (_, n)), (_, s)) in report.losses.iter().zip(&report.gaussians).zip(&report.seconds) {
-        let tail = &losses[losses.len().saturating_sub(10)..];
-        let loss = tail.iter().sum::<f64>() / tail.len().max(1) as f64;
-        lines += &format!("identity {k}: trained {steps} steps in {s:.1} s ({:.2} ms/step), {n} Gaussians, loss {loss:.4}\n", 1e3 * s / steps as f64);
+    for r in &report.identities {
+        let (k, n, s) = (r.index, r.gaussians, r.seconds);
+        lines += &format!(
+            "identity {k}: trained {steps} steps in {s:.1} s ({:.2} ms/step), {n} Gaussians, loss {:.4}\n",
+            1e3 * s / steps as f64,
+            r.final_loss()
+        );
     }
 
     say("rendering the held-out frames");
-    for (k, _) in &report.losses {
+    for r in &report.identities {
+        let k = r.index;
         let render = RenderOptions {
             checkpoint: checkpoint.clone(),
-            identity: *k,
+            identity: k,
             frames: FrameSet::HeldOut,
             data: Some(corpus.clone()),
             out: o.out.join(format!("render-{k:02}")),

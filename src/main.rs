@@ -443,10 +443,9 @@ fn train(a: TrainArgs, choice: DeviceChoice, quiet: bool, profile_csv: Option<&P
         gpu.enable_profiler();
     }
     let report = train_canonical(&o, &backend)?;
-    for (((k, losses), (_, n)), (_, seconds)) in report.losses.iter().zip(&report.gaussians).zip(&report.seconds) {
-        let tail = &losses[losses.len().saturating_sub(10)..];
-        let mean = if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 };
-        println!("identity {k}: {} steps in {seconds:.1} s, {n} Gaussians, final loss {mean:.4}", losses.len());
+    for r in &report.identities {
+        let (k, n, seconds) = (r.index, r.gaussians, r.seconds);
+        println!("identity {k}: {} steps in {seconds:.1} s, {n} Gaussians, final loss {:.4}", r.losses.len(), r.final_loss());
     }
     if let Some(gpu) = backend.gpu() {
         println!("peak device memory in use: {:.0} MiB ({})", report.peak_device_bytes as f64 / (1 << 20) as f64, gpu.info().name);

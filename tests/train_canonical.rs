@@ -49,7 +49,7 @@ fn loss_falls_and_the_checkpoint_holds_baked_gaussians() {
     let dir = tiny_corpus("falls");
     let o = options(&dir, 150, "ck.safetensors");
     let report = train_canonical(&o, &Backend::Cpu).unwrap();
-    let losses = &report.losses[0].1;
+    let losses = &report.identities[0].losses;
     assert_eq!(losses.len(), 150);
     let (first, last) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
     eprintln!("loss: first 10 {first:.4}, last 10 {last:.4}");
@@ -197,13 +197,13 @@ fn gpu_training_loss_falls() {
     o.quiet = true;
     let gpu = gensync::cuda::Gpu::for_tests().unwrap();
     let report = train_canonical(&o, &Backend::Cuda(Box::new(gpu))).unwrap();
-    let losses = &report.losses[0].1;
+    let losses = &report.identities[0].losses;
     assert_eq!(losses.len(), 1200);
     let (first, last) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
-    eprintln!("GPU loss: first 10 {first:.4}, last 10 {last:.4}, N {}", report.gaussians[0].1);
+    eprintln!("GPU loss: first 10 {first:.4}, last 10 {last:.4}, N {}", report.identities[0].gaussians);
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(last < 0.5 * first, "loss did not fall: first 10 {first:.4}, last 10 {last:.4}");
-    assert_ne!(report.gaussians[0].1, POINTS, "no densification happened");
+    assert_ne!(report.identities[0].gaussians, POINTS, "no densification happened");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

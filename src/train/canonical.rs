@@ -550,14 +550,38 @@ pub struct CanonicalOptions {
     pub quiet: bool,
 }
 
-/// What a run did: per identity, the loss of every step it ran, the final Gaussian count and the wall time.
+/// What a run did, per identity and in all.
 #[derive(Debug, Clone, Default)]
 pub struct CanonicalReport {
-    pub losses: Vec<(u32, Vec<f64>)>,
-    pub gaussians: Vec<(u32, usize)>,
-    pub seconds: Vec<(u32, f64)>,
+    pub identities: Vec<IdentityReport>,
     /// CUDA backend: the most device memory in use seen (after each densification and at the end), bytes.
     pub peak_device_bytes: usize,
+}
+
+/// One identity's part of a run: the loss of every step it ran, the final Gaussian count, the wall time.
+#[derive(Debug, Clone)]
+pub struct IdentityReport {
+    pub index: u32,
+    pub losses: Vec<f64>,
+    pub gaussians: usize,
+    pub seconds: f64,
+}
+
+impl IdentityReport {
+    /// The mean loss of the last 10 steps (NaN when none ran).
+    pub fn final_loss(&self) -> f64 {
+        recent_mean(&self.losses)
+    }
+}
+
+/// The mean of the last 10 losses (NaN for none): what progress lines and reports print.
+fn recent_mean(losses: &[f64]) -> f64 {
+    let tail = &losses[losses.len().saturating_sub(10)..];
+    if tail.is_empty() {
+        f64::NAN
+    } else {
+        tail.iter().sum::<f64>() / tail.len() as f64
+    }
 }
 
 /// One identity's training on the chosen backend.
@@ -760,11 +784,10 @@ pub fn train_canonical(o: &CanonicalOptions, backend: &Backend) -> Result<Canoni
                 last_print = Instant::now();
                 losses.extend(run.take_losses()?);
                 let rate = (done - first) as f64 / start.elapsed().as_secs_f64();
-                let recent = &losses[losses.len().saturating_sub(10)..];
                 eprintln!(
                     "identity {k}: step {done}/{} loss {:.4} N {} {rate:.1} it/s ETA {:.0} s",
                     o.steps,
-                    recent.iter().sum::<f64>() / recent.len() as f64,
+                    recent_mean(&losses),
                     run.len(),
                     (o.steps - done) as f64 / rate
                 );
@@ -773,9 +796,7 @@ pub fn train_canonical(o: &CanonicalOptions, backend: &Backend) -> Result<Canoni
         losses.extend(run.take_losses()?);
         report.peak_device_bytes = report.peak_device_bytes.max(run.device_bytes()?);
         *model = run.finish()?;
-        report.seconds.push((k, start.elapsed().as_secs_f64()));
-        report.gaussians.push((k, model.len()));
-        report.losses.push((k, losses));
+        report.identities.push(IdentityReport { index: k, losses, gaussians: model.len(), seconds: start.elapsed().as_secs_f64() });
     }
 
     let mut ck = Checkpoint::default();
