@@ -42,6 +42,8 @@
 // project_bwd's shared d_sh rows: 48 floats padded to 49, so the per-thread rows start in distinct banks.
 #define DSH_STRIDE (SH_COEFFS * 3 + 1)
 #define DEPTH_BITS 31
+// raster_bwd's work unit: tiles are cut at the multiples of this many pairs (a multiple of RASTER_THREADS).
+#define RASTER_PIECE 256
 
 #define NEAR_PLANE 0.01f
 #define LOW_PASS 0.3f
@@ -379,22 +381,39 @@ tile_ranges(const unsigned long long* __restrict__ keys, const int* __restrict__
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Pieces. A deep tile (thousands of pairs at the centre of a face) kept one block busy long after the others
+// had finished: in the canonical step at batch 1, raster_bwd's 1024 blocks fit in one wave and the SMs were
+// active 37 % of the kernel's time. So raster_bwd cuts every tile's pair list at the global pair positions
+// that are multiples of RASTER_PIECE and runs one block per piece. A piece ending at boundary p (a multiple of
+// RASTER_PIECE strictly inside its tile's range) starts from the state raster_fwd left there:
+//   piece_state [P / RASTER_PIECE + 1, 256] float4: (T, Σ w·r, Σ w·g, Σ w·b) of the pairs before p, slot
+//   p / RASTER_PIECE, entry = pixel index in the tile (row · 16 + column).
+// Boundaries are unique across tiles (a slot holds one tile's state), and raster_fwd's batches start at
+// multiples of 256 so a boundary is always a batch start. A pixel that stopped (or ran out of contributors)
+// before p writes no state there; the backward never reads it, because its last contributor lies before p
+// and the piece's end state is then the pixel's final state.
+
+// ---------------------------------------------------------------------------------------------------------
 // raster_fwd: one block per (tile, frame) = grid (TT, B), one thread per pixel of the 16×16 tile.
-// The tile's pairs are walked front to back in batches of 256: each thread loads one splat into shared memory,
-// then every pixel blends the batch: α = min(0.99, o·exp(−σ)), skipped below 1/255; a pixel stops before the
-// Gaussian that would take T below 1e-4. Background blended with the final T.
+// The tile's pairs are walked front to back in batches that end at multiples of 256 in the pair array (so
+// the first batch may be short): each thread loads one splat into shared memory, then every pixel blends the
+// batch: α = min(0.99, o·exp(−σ)), skipped below 1/255; a pixel stops before the Gaussian that would take T
+// below 1e-4. Background blended with the final T. At each piece boundary, a pixel still blending writes its
+// state (above).
 //   splat [BN,3] float4, values [capacity] (sorted), ranges [B·TT] int2, background [B,H,W,3]
 //   -> image [B,H,W,3], final_t [B,H,W], depth [B,H,W] (Σ w·z, not normalised), n_contrib [B,H,W] (pairs
-//      walked up to and including the last blended one, for raster_bwd)
+//      walked up to and including the last blended one, for raster_bwd), piece_state (above)
 // Shared: 3 float4 × 256 = 12 KiB (xy/opacity/depth, conic, colour of the batch).
-// Bytes: read 52 per pair + 12 per pixel (background); write 24 per pixel. FLOP: ~25 per (pixel, pair) tested.
+// Bytes: read 52 per pair + 12 per pixel (background); write 24 per pixel + 16 per (pixel, boundary).
+// FLOP: ~25 per (pixel, pair) tested.
 // No atomics; deterministic. NaN policy: splats are finite by construction (culling in project_fwd).
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 109 µs (B = 1, 237 k pairs),
 // 651 µs (B = 8, 1.9 M pairs).
 extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
 raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
            const float* __restrict__ background, int width, int height,
-           float* __restrict__ image, float* __restrict__ final_t, float* __restrict__ depth, int* __restrict__ n_contrib) {
+           float* __restrict__ image, float* __restrict__ final_t, float* __restrict__ depth, int* __restrict__ n_contrib,
+           float4* __restrict__ piece_state) {
     __shared__ float4 s_xyod[RASTER_THREADS], s_conic[RASTER_THREADS], s_rgb[RASTER_THREADS];
     int tiles_x = (width + TILE - 1) / TILE;
     int tile = blockIdx.x, b = blockIdx.y;
@@ -402,22 +421,23 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
     bool inside = px < width && py < height;
     float fx = px + 0.5f, fy = py + 0.5f;
     int2 range = ranges[b * gridDim.x + tile];
-    int n = range.y - range.x;
     float T = 1.f, r = 0.f, gr = 0.f, bl = 0.f, d = 0.f;
     int last = 0;
     bool done = !inside;
-    for (int base = 0; base < n; base += RASTER_THREADS) {
+    for (int lo = range.x; lo < range.y;) {
+        int hi = min(range.y, (lo / RASTER_THREADS + 1) * RASTER_THREADS);
         if (__syncthreads_count(done) == RASTER_THREADS) break;
-        int i = base + threadIdx.x;
-        if (i < n) {
-            unsigned gi = values[range.x + i];
+        if (lo > range.x && lo % RASTER_PIECE == 0 && !done)
+            piece_state[(size_t)(lo / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(T, r, gr, bl);
+        int i = lo + threadIdx.x;
+        if (i < hi) {
+            unsigned gi = values[i];
             s_xyod[threadIdx.x] = splat[3 * gi];
             s_conic[threadIdx.x] = splat[3 * gi + 1];
             s_rgb[threadIdx.x] = splat[3 * gi + 2];
         }
         __syncthreads();
-        int cnt = min(RASTER_THREADS, n - base);
-        for (int j = 0; j < cnt && !done; ++j) {
+        for (int j = 0; j < hi - lo && !done; ++j) {
             float4 p = s_xyod[j], cn = s_conic[j];
             float dx = p.x - fx, dy = p.y - fy;
             float sigma = splat_sigma(cn, dx, dy);
@@ -430,8 +450,9 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
             float4 c = s_rgb[j];
             r += w * c.x; gr += w * c.y; bl += w * c.z; d += w * p.w;
             T = next_t;
-            last = base + j + 1;
+            last = lo - range.x + j + 1;
         }
+        lo = hi;
     }
     if (!inside) return;
     size_t pix = ((size_t)b * height + py) * width + px;
@@ -444,18 +465,25 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// raster_bwd: one block per (tile, frame) like raster_fwd, but RASTER_BWD_THREADS = 128 threads, each
-// owning two pixels of a tile column (rows y, y + 8: BWD_ROWS); walks each tile's pairs back to front
-// (batches of 128 from the block's largest n_contrib), rebuilding T_i = T_{i+1} / (1 − α_i) from the final T. Per (pixel, pair):
+// raster_bwd: one block per piece (above): grid B·TT + capacity / RASTER_PIECE + 1. Block u < B·TT takes
+// the first piece of tile u; block B·TT + m the piece that starts at boundary m·RASTER_PIECE (its tile read
+// from the sorted key there; nothing to do if that position is past the pair count or starts a tile).
+// RASTER_BWD_THREADS = 128 threads, each owning two pixels of a tile column (rows y, y + 8: BWD_ROWS); a
+// piece's pairs are walked back to front in batches of 128 from the block's largest last contributor,
+// rebuilding T_i = T_{i+1} / (1 − α_i) from the piece's end state: the final T and S = T·background if the
+// pixel's last contributor lies in or before the piece, else the boundary's piece_state (T, C) with
+// S = image − C. Per (pixel, pair):
 //   d_rgb = α·T_i·d_pix; d_α = Σ_c d_pix_c·(c_c·T_i − S_c/(1−α)) with S the colour behind (background incl.);
 //   unclamped α: d_o = G·d_α, d_σ = −α·d_α → d_conic, d_mean2d.
-// The 9 gradients of a pair are summed over a thread's two pixels, then over the warp's 64 pixels with shuffles, then lane 0 adds them to
-// d_splat with one atomic each (4 warps per tile → ≤ 4 atomics per value per tile); when at most
-// DIRECT_ATOMIC_LANES lanes touch the pair, those lanes add their own values instead (no shuffles).
-//   splat, values, ranges, background as raster_fwd; final_t, n_contrib from raster_fwd; d_image [B,H,W,3]
-//   -> d_splat [BN,9] (accumulated: zero it first)
-// Shared: 3 float4 + 1 u32 × 128 = 6.5 KiB. Bytes: read 52 per pair + 32 per pixel; 36 atomic bytes per
-// (warp, pair touched), 4 warps per tile. FLOP: ~60 per (pixel, pair) blended + 45 shuffles per (warp, pair).
+// The 9 gradients of a pair are summed over a thread's two pixels, then over the warp's 64 pixels with
+// shuffles, then lane 0 adds them to d_splat with one atomic each (4 warps per piece → ≤ 4 atomics per
+// value per piece); when at most DIRECT_ATOMIC_LANES lanes touch the pair, those lanes add their own values
+// instead (no shuffles).
+//   splat, values, ranges, background as raster_fwd; keys [capacity] sorted, num_pairs [1]; image, final_t,
+//   n_contrib, piece_state from raster_fwd; d_image [B,H,W,3] -> d_splat [BN,9] (accumulated: zero it first)
+// Shared: 3 float4 + 1 u32 × 128 = 6.5 KiB. Bytes: read 52 per pair + 48 per pixel per piece (+16 where a
+// boundary state is read); 36 atomic bytes per (warp, pair touched). FLOP: ~60 per (pixel, pair) blended +
+// 45 shuffles per (warp, pair).
 // Atomics: float atomicAdd, so the summation order varies between runs (relative differences ~1e-7).
 // NaN policy: inputs finite by construction; T_i division bounded by 1 − α ≥ 0.01.
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 320 µs (B = 1), 1876 µs (B = 8):
@@ -464,63 +492,87 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // Two pixels per thread (commit 536e4ad): B = 8 1.68 → 1.53 ms (ncu); with tile_hit's fewer pairs 1.42 ms,
 // issue slots 80 % busy (bench/results/2026-11-26-H200-ncu-raster-bwd-b8.txt): instruction-bound.
 // A warp-uniform box test to skip splats (tried at 595a4ed) cost more than it saved on the trained head
-// (raster_bwd 803 → 1096 µs per step) and was reverted.
+// (raster_bwd 803 → 1096 µs per step) and was reverted. Pieces, H200: the canonical step's raster_bwd
+// 782 → 279 µs (one block per tile had the SMs active 37 % of the time), a whole 8000-step canonical training
+// 1.78 → 0.19 ms per step on average; the balanced face-like scene is unchanged (B = 8 fwd + bwd 2.56 ms).
 extern "C" __global__ void __launch_bounds__(RASTER_BWD_THREADS)
 raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
-           const float* __restrict__ background, const float* __restrict__ final_t, const int* __restrict__ n_contrib,
+           const unsigned long long* __restrict__ keys, const int* __restrict__ num_pairs, int capacity,
+           int num_tiles, const float* __restrict__ background, const float* __restrict__ image,
+           const float* __restrict__ final_t, const int* __restrict__ n_contrib, const float4* __restrict__ piece_state,
            const float* __restrict__ d_image, int width, int height, float* __restrict__ d_splat) {
     __shared__ float4 s_xyod[RASTER_BWD_THREADS], s_conic[RASTER_BWD_THREADS], s_rgb[RASTER_BWD_THREADS];
     __shared__ unsigned s_id[RASTER_BWD_THREADS];
     __shared__ int s_max_last;
-    int tiles_x = (width + TILE - 1) / TILE;
-    int tile = blockIdx.x, b = blockIdx.y;
+    // The piece [start, end) and its tile.
+    int tile_id, start;
+    if ((int)blockIdx.x < num_tiles) {
+        tile_id = blockIdx.x;
+        start = ranges[tile_id].x;
+    } else {
+        start = ((int)blockIdx.x - num_tiles) * RASTER_PIECE;
+        if (start >= min(*num_pairs, capacity)) return;
+        tile_id = (int)(keys[start] >> DEPTH_BITS);
+        if (ranges[tile_id].x == start) return;  // the tile's first piece: block tile_id has it
+    }
+    int2 range = ranges[tile_id];
+    int end = min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE);
+    if (start >= end) return;
+    int tiles_x = (width + TILE - 1) / TILE, tiles_frame = tiles_x * ((height + TILE - 1) / TILE);
+    int b = tile_id / tiles_frame, tile = tile_id % tiles_frame;
     // Thread t owns pixel column t % 16 of rows t / 16 and t / 16 + 8 of the tile.
     int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE);
     int py0 = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
     float fx = px + 0.5f, fy[BWD_ROWS];
-    int2 range = ranges[b * gridDim.x + tile];
     float T[BWD_ROWS], dp[BWD_ROWS][3], S[BWD_ROWS][3];
-    int last[BWD_ROWS];
+    int last[BWD_ROWS];  // global pair index bound: pairs at or past it are not blended by the pixel
 #pragma unroll
     for (int r = 0; r < BWD_ROWS; ++r) {
         int py = py0 + r * (TILE / BWD_ROWS);
         fy[r] = py + 0.5f;
         T[r] = 1.f;
-        last[r] = 0;
+        last[r] = start;
         for (int c = 0; c < 3; ++c) dp[r][c] = S[r][c] = 0.f;
         if (px < width && py < height) {
             size_t pix = ((size_t)b * height + py) * width + px;
-            T[r] = final_t[pix];
-            last[r] = n_contrib[pix];
-            for (int c = 0; c < 3; ++c) {
-                dp[r][c] = d_image[3 * pix + c];
-                S[r][c] = T[r] * background[3 * pix + c];
+            last[r] = min(end, range.x + n_contrib[pix]);
+            for (int c = 0; c < 3; ++c) dp[r][c] = d_image[3 * pix + c];
+            if (range.x + n_contrib[pix] <= end) {
+                T[r] = final_t[pix];
+                for (int c = 0; c < 3; ++c) S[r][c] = T[r] * background[3 * pix + c];
+            } else {
+                float4 st = piece_state[(size_t)(end / RASTER_PIECE) * RASTER_THREADS + threadIdx.x +
+                                        r * RASTER_BWD_THREADS];
+                T[r] = st.x;
+                S[r][0] = image[3 * pix] - st.y;
+                S[r][1] = image[3 * pix + 1] - st.z;
+                S[r][2] = image[3 * pix + 2] - st.w;
             }
         }
     }
-    int my_last = 0;
+    int my_last = start;
 #pragma unroll
     for (int r = 0; r < BWD_ROWS; ++r) my_last = max(my_last, last[r]);
-    if (threadIdx.x == 0) s_max_last = 0;
+    if (threadIdx.x == 0) s_max_last = start;
     __syncthreads();
     atomicMax(&s_max_last, my_last);
     __syncthreads();
     int lane = threadIdx.x & 31;
     // Pairs at or past every lane's last contributor change nothing: the warp skips them as a whole.
     int warp_last = __reduce_max_sync(0xffffffffu, my_last);
-    for (int end = s_max_last; end > 0; end -= RASTER_BWD_THREADS) {
-        int start = max(0, end - RASTER_BWD_THREADS);
+    for (int hi = s_max_last; hi > start; hi -= RASTER_BWD_THREADS) {
+        int lo = max(start, hi - RASTER_BWD_THREADS);
         __syncthreads();  // the previous batch is no longer read
-        int i = start + threadIdx.x;
-        if (i < end) {
-            unsigned gi = values[range.x + i];
+        int i = lo + threadIdx.x;
+        if (i < hi) {
+            unsigned gi = values[i];
             s_id[threadIdx.x] = gi;
             s_xyod[threadIdx.x] = splat[3 * gi];
             s_conic[threadIdx.x] = splat[3 * gi + 1];
             s_rgb[threadIdx.x] = splat[3 * gi + 2];
         }
         __syncthreads();
-        for (int j = min(end, warp_last) - start - 1; j >= 0; --j) {
+        for (int j = min(hi, warp_last) - lo - 1; j >= 0; --j) {
             float4 p = s_xyod[j], cn = s_conic[j];
             float gd[D_SPLAT];
             for (int k = 0; k < D_SPLAT; ++k) gd[k] = 0.f;
@@ -532,7 +584,7 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
                 float G = expf(-sigma);
                 float og = p.z * G;
                 float alpha = fminf(ALPHA_MAX, og);
-                bool active = start + j < last[r] && sigma >= 0.f && alpha >= ALPHA_MIN;
+                bool active = lo + j < last[r] && sigma >= 0.f && alpha >= ALPHA_MIN;
                 if (!active) continue;
                 any = true;
                 float4 c = s_rgb[j];

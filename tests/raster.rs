@@ -6,7 +6,9 @@ mod common;
 use gensync::backend::Backend;
 use gensync::cpu::raster::{self as twin, Camera, GaussianGrads, Gaussians, RasterDims, D_SPLAT, SH_COEFFS, SPLAT};
 use gensync::cpu::real::convert;
-use gensync::render::rasterize::{backward_cpu, forward_cpu, rasterize, GpuRasterizer, GpuScene, GpuTape, Scene};
+use gensync::render::rasterize::{
+    backward_cpu, forward_cpu, initial_capacity, rasterize, GpuRasterizer, GpuScene, GpuTape, Scene,
+};
 use gensync::rng::Rng;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -508,6 +510,35 @@ fn gpu_overflow_is_detected_and_redone() {
     assert!(e < 1e-5, "{e}");
     // The same through `rasterize` with a tiny starting capacity, gradients included.
     compare_with_twin(&backend, "overflow via rasterize", &s, Some(16));
+}
+
+/// raster_fwd's pixel states at the piece boundaries (what raster_bwd starts its pieces from) against the
+/// twin's, on the GPU's own splats and sorted pairs, in a scene of deep tiles (many boundaries per tile).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_piece_states_match_the_twin() {
+    let s = random_scene(500, 2, 20_000, 128, 96, 1, 300.0, 0.3, (0.01f32.ln(), 0.05f32.ln()), (-2.0, 1.0));
+    let backend = Backend::Cuda(Box::new(gpu()));
+    let gpu = backend.gpu().unwrap();
+    let d = s.dims;
+    let mut arena = gensync::cuda::Arena::new("test", GpuScene::bytes(&d) + GpuTape::bytes(&d) + (1 << 20)).unwrap();
+    let scene = GpuScene::upload(gpu, &mut arena, &s).unwrap();
+    let mut rast = GpuRasterizer::new(gpu, initial_capacity(&d)).unwrap();
+    let tape = rast.forward_checked(gpu, &mut arena, &d, &scene).unwrap();
+    let n = GpuRasterizer::pairs_needed(gpu, &tape).unwrap();
+    let splat = gpu.download(tape.splat).unwrap();
+    let keys = &gpu.download(tape.pairs.keys).unwrap()[..n];
+    let values = &gpu.download(tape.pairs.values).unwrap()[..n];
+    let ranges = twin::tile_ranges(d.batch * d.tiles(), keys);
+    let want = twin::raster_fwd(&d, &splat, values, &ranges, &s.background);
+    let e = rel_err("image from the GPU's pairs", &gpu.download(tape.out.image).unwrap(), &want.image);
+    assert!(e < 1e-5, "image rel err {e:.3e}");
+    let got = gpu.download(tape.out.piece_state).unwrap();
+    let (g, w): (Vec<f32>, Vec<f32>) =
+        want.piece_state.iter().zip(&got).filter(|(w, _)| !w.is_nan()).map(|(&w, &g)| (g, w)).unzip();
+    assert!(w.len() >= 4 * 256 * 20, "only {} boundary values: the scene should have deep tiles", w.len());
+    let e = rel_err("piece states", &g, &w);
+    assert!(e < 1e-5, "piece states rel err {e:.3e}");
 }
 
 /// Each degenerate case on the GPU: finite everywhere, and equal to the twin except for the extreme

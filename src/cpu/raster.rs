@@ -16,6 +16,8 @@ pub const D_SPLAT: usize = 9;
 pub const SH_COEFFS: usize = 16;
 /// Key bits holding the depth: the tile id sits above them.
 pub const DEPTH_BITS: u32 = 31;
+/// raster_bwd cuts tiles at the pair positions that are multiples of this (RASTER_PIECE in the kernel).
+pub const RASTER_PIECE: usize = 256;
 pub const NEAR_PLANE: f64 = 0.01;
 pub const LOW_PASS: f64 = 0.3;
 pub const ALPHA_MAX: f64 = 0.99;
@@ -570,13 +572,21 @@ fn splat_sigma<T: Float>(a: T, b: T, cc: T, dx: T, dy: T) -> T {
     c::<T>(0.5) * (a * dx * dx + cc * dy * dy) + b * dx * dy
 }
 
-/// Outputs of raster_fwd: image [B,H,W,3], final_t [B,H,W], depth [B,H,W], n_contrib [B,H,W].
+/// Outputs of raster_fwd: image [B,H,W,3], final_t [B,H,W], depth [B,H,W], n_contrib [B,H,W], and
+/// piece_state [P / RASTER_PIECE + 1, 256, 4]: at each piece boundary p inside a tile's range, the
+/// (T, Σ w·rgb) of every pixel still blending there (NaN where the kernel writes nothing).
 #[derive(Debug, Clone)]
 pub struct RasterFwd<T> {
     pub image: Vec<T>,
     pub final_t: Vec<T>,
     pub depth: Vec<T>,
     pub n_contrib: Vec<i32>,
+    pub piece_state: Vec<T>,
+}
+
+/// Slots of piece_state for `pairs` tile pairs.
+pub fn piece_slots(pairs: usize) -> usize {
+    pairs / RASTER_PIECE + 1
 }
 
 /// Twin of raster_fwd, pixel by pixel.
@@ -587,6 +597,7 @@ pub fn raster_fwd<T: Float>(d: &RasterDims, splat: &[T], values: &[u32], ranges:
         final_t: vec![T::zero(); d.pixels()],
         depth: vec![T::zero(); d.pixels()],
         n_contrib: vec![0; d.pixels()],
+        piece_state: vec![c(f64::NAN); 4 * TILE * TILE * piece_slots(values.len())],
     };
     for b in 0..d.batch {
         for py in 0..d.height {
@@ -596,7 +607,12 @@ pub fn raster_fwd<T: Float>(d: &RasterDims, splat: &[T], values: &[u32], ranges:
                 let (fx, fy) = (c::<T>(px as f64 + 0.5), c::<T>(py as f64 + 0.5));
                 let (mut t, mut rgb, mut dep, mut last) = (c::<T>(1.0), [T::zero(); 3], T::zero(), 0);
                 for i in 0..(end - start) as usize {
-                    let s = &splat[SPLAT * values[start as usize + i] as usize..];
+                    let p = start as usize + i;
+                    if i > 0 && p % RASTER_PIECE == 0 {
+                        let at = 4 * ((p / RASTER_PIECE) * TILE * TILE + (py % TILE) * TILE + px % TILE);
+                        out.piece_state[at..at + 4].copy_from_slice(&[t, rgb[0], rgb[1], rgb[2]]);
+                    }
+                    let s = &splat[SPLAT * values[p] as usize..];
                     let (dx, dy) = (s[0] - fx, s[1] - fy);
                     let sigma = splat_sigma(s[4], s[5], s[6], dx, dy);
                     if sigma < T::zero() {

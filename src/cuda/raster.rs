@@ -2,7 +2,7 @@
 //! project_bwd. CPU twins: src/cpu/raster.rs. The stages are chained in src/render/rasterize.rs.
 
 use super::{Cost, DevBuf, Gpu, LaunchCfg};
-use crate::cpu::raster::{Camera, RasterDims, D_SPLAT, SH_COEFFS, SPLAT};
+use crate::cpu::raster::{piece_slots, Camera, RasterDims, D_SPLAT, RASTER_PIECE, SH_COEFFS, SPLAT};
 use crate::error::{Error, Result};
 
 /// Threads per block (PROJECT_THREADS, PAIRS_THREADS, RANGES_THREADS, RASTER_THREADS in the kernel).
@@ -133,18 +133,26 @@ pub fn tile_ranges(gpu: &Gpu, d: &RasterDims, keys: DevBuf<u64>, num_pairs: DevB
     )
 }
 
-/// Grid of the blending kernels: one block of `threads` per (tile, frame).
-fn raster_cfg(d: &RasterDims, threads: u32, cost: Cost) -> LaunchCfg {
-    LaunchCfg { grid: (d.tiles() as u32, d.batch as u32, 1), block: (threads, 1, 1), shared_bytes: 0, cost }
-}
-
-/// Outputs of raster_fwd: image [B,H,W,3], final_t, depth [B,H,W], n_contrib [B,H,W].
+/// Outputs of raster_fwd: image [B,H,W,3], final_t, depth [B,H,W], n_contrib [B,H,W], and the pixel
+/// states at the piece boundaries, piece_state [capacity / RASTER_PIECE + 1, 256, 4] (a slot of the
+/// rasterizer's pair buffers, like the sorted pairs).
 #[derive(Debug, Clone, Copy)]
 pub struct GpuRasterOut {
     pub image: DevBuf<f32>,
     pub final_t: DevBuf<f32>,
     pub depth: DevBuf<f32>,
     pub n_contrib: DevBuf<i32>,
+    pub piece_state: DevBuf<f32>,
+}
+
+/// The sorted tile pairs the blending kernels walk: keys and values [capacity], the pair count [1] and
+/// ranges [B·TT, 2].
+#[derive(Debug, Clone, Copy)]
+pub struct GpuPairs {
+    pub keys: DevBuf<u64>,
+    pub values: DevBuf<u32>,
+    pub num_pairs: DevBuf<i32>,
+    pub ranges: DevBuf<i32>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -152,8 +160,7 @@ pub fn raster_fwd(
     gpu: &Gpu,
     d: &RasterDims,
     splat: DevBuf<f32>,
-    values: DevBuf<u32>,
-    ranges: DevBuf<i32>,
+    pairs: &GpuPairs,
     background: DevBuf<f32>,
     out: &GpuRasterOut,
     pairs_estimate: u64,
@@ -164,14 +171,16 @@ pub fn raster_fwd(
     for (what, len) in [("final_t", out.final_t.len()), ("depth", out.depth.len()), ("n_contrib", out.n_contrib.len())] {
         check("raster_fwd", what, len, px)?;
     }
-    let cost = Cost { bytes: 52 * pairs_estimate + 36 * px as u64, flop: 25 * pairs_estimate * 256 };
+    check_pairs("raster_fwd", d, pairs, out)?;
+    let cost = Cost { bytes: 52 * pairs_estimate + 36 * px as u64 + 16 * pairs_estimate, flop: 25 * pairs_estimate * 256 };
+    let grid = (d.tiles() as u32, d.batch as u32, 1);
     gpu.launch(
         "raster_fwd",
-        raster_cfg(d, RASTER_THREADS, cost),
+        LaunchCfg { grid, block: (RASTER_THREADS, 1, 1), shared_bytes: 0, cost },
         &[
             splat.into(),
-            values.into(),
-            ranges.into(),
+            pairs.values.into(),
+            pairs.ranges.into(),
             background.into(),
             (d.width as i32).into(),
             (d.height as i32).into(),
@@ -179,8 +188,20 @@ pub fn raster_fwd(
             out.final_t.into(),
             out.depth.into(),
             out.n_contrib.into(),
+            out.piece_state.into(),
         ],
     )
+}
+
+fn check_pairs(kernel: &str, d: &RasterDims, pairs: &GpuPairs, out: &GpuRasterOut) -> Result<()> {
+    let capacity = pairs.keys.len();
+    check(kernel, "values", pairs.values.len(), capacity)?;
+    check(kernel, "ranges", pairs.ranges.len(), 2 * d.batch * d.tiles())?;
+    check(kernel, "piece_state", out.piece_state.len(), 4 * RASTER_THREADS as usize * piece_slots(capacity))?;
+    if capacity > i32::MAX as usize || pairs.num_pairs.is_empty() {
+        return Err(Error::Cuda(format!("{kernel}: {capacity} pairs exceed int indices, or no pair count")));
+    }
+    Ok(())
 }
 
 /// d_splat [BN,9] += the blending's gradients for d_image [B,H,W,3] (zero d_splat first).
@@ -189,8 +210,7 @@ pub fn raster_bwd(
     gpu: &Gpu,
     d: &RasterDims,
     splat: DevBuf<f32>,
-    values: DevBuf<u32>,
-    ranges: DevBuf<i32>,
+    pairs: &GpuPairs,
     background: DevBuf<f32>,
     out: &GpuRasterOut,
     d_image: DevBuf<f32>,
@@ -199,17 +219,31 @@ pub fn raster_bwd(
 ) -> Result<()> {
     check("raster_bwd", "d_image", d_image.len(), 3 * d.pixels())?;
     check("raster_bwd", "d_splat", d_splat.len(), D_SPLAT * d.bn())?;
-    let cost = Cost { bytes: 52 * pairs_estimate + 48 * d.pixels() as u64 + 36 * 4 * pairs_estimate, flop: 60 * pairs_estimate * 256 };
+    check_pairs("raster_bwd", d, pairs, out)?;
+    let capacity = pairs.keys.len();
+    let tiles = d.batch * d.tiles();
+    let pieces = tiles + capacity / RASTER_PIECE;
+    let per_piece = 64 * d.pixels() as u64 / tiles.max(1) as u64;
+    let cost = Cost {
+        bytes: 52 * pairs_estimate + per_piece * (tiles + pairs_estimate as usize / RASTER_PIECE) as u64 + 36 * 4 * pairs_estimate,
+        flop: 60 * pairs_estimate * 256,
+    };
     gpu.launch(
         "raster_bwd",
-        raster_cfg(d, RASTER_BWD_THREADS, cost),
+        LaunchCfg { grid: (pieces as u32, 1, 1), block: (RASTER_BWD_THREADS, 1, 1), shared_bytes: 0, cost },
         &[
             splat.into(),
-            values.into(),
-            ranges.into(),
+            pairs.values.into(),
+            pairs.ranges.into(),
+            pairs.keys.into(),
+            pairs.num_pairs.into(),
+            (capacity as i32).into(),
+            (tiles as i32).into(),
             background.into(),
+            out.image.into(),
             out.final_t.into(),
             out.n_contrib.into(),
+            out.piece_state.into(),
             d_image.into(),
             (d.width as i32).into(),
             (d.height as i32).into(),

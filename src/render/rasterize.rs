@@ -10,11 +10,12 @@
 
 use crate::backend::Backend;
 use crate::cpu::raster::{
-    self as twin, Camera, Float, GaussianGrads, Gaussians, RasterDims, RasterFwd, D_SPLAT, SH_COEFFS, SPLAT,
+    self as twin, piece_slots, Camera, Float, GaussianGrads, Gaussians, RasterDims, RasterFwd, D_SPLAT, SH_COEFFS,
+    SPLAT, TILE,
 };
 use crate::cpu::sort as twin_sort;
 use crate::cuda::elementwise::fill;
-use crate::cuda::raster::{self as kernels, GpuGaussianGrads, GpuGaussians, GpuRasterOut};
+use crate::cuda::raster::{self as kernels, GpuGaussianGrads, GpuGaussians, GpuPairs, GpuRasterOut};
 use crate::cuda::sort::{exclusive_scan, radix_sort, scan_scratch_len, SortBuffers, SORT_TILE};
 use crate::cuda::{Arena, DevBuf, Gpu};
 use crate::error::{Error, Result};
@@ -177,11 +178,9 @@ pub struct GpuTape {
     pub tiles_touched: DevBuf<i32>,
     pub offsets: DevBuf<i32>,
     scan_sums: DevBuf<i32>,
-    /// [1] pairs needed (may exceed the capacity: then the images are incomplete).
-    pub num_pairs: DevBuf<i32>,
-    pub ranges: DevBuf<i32>,
-    /// Sorted Gaussian index of every pair (a slot of the rasterizer's pair buffers).
-    pub values: DevBuf<u32>,
+    /// The sorted pairs (keys and values are slots of the rasterizer's pair buffers); num_pairs [1] counts
+    /// the pairs needed, which may exceed the capacity: then the images are incomplete.
+    pub pairs: GpuPairs,
     pub out: GpuRasterOut,
 }
 
@@ -202,6 +201,8 @@ pub fn backward_bytes(d: &RasterDims) -> usize {
 /// transient arena alone).
 pub struct GpuRasterizer {
     sort: SortBuffers,
+    /// raster_fwd's pixel states at the piece boundaries, for raster_bwd: [capacity / RASTER_PIECE + 1, 256, 4].
+    piece_state: DevBuf<f32>,
     _pairs: Arena,
 }
 
@@ -212,9 +213,11 @@ impl GpuRasterizer {
         if capacity > i32::MAX as usize {
             return Err(Error::Cuda(format!("rasterizer: {capacity} tile pairs exceed the kernels' int indices")));
         }
-        let mut arena = Arena::new("tile pairs", SortBuffers::bytes(capacity))?;
+        let states = 4 * TILE * TILE * piece_slots(capacity);
+        let mut arena = Arena::new("tile pairs", SortBuffers::bytes(capacity) + 4 * states + 256)?;
         let sort = SortBuffers::new(gpu, &mut arena, capacity)?;
-        Ok(GpuRasterizer { sort, _pairs: arena })
+        let piece_state = arena.alloc(gpu, states)?;
+        Ok(GpuRasterizer { sort, piece_state, _pairs: arena })
     }
 
     pub fn capacity(&self) -> usize {
@@ -231,18 +234,22 @@ impl GpuRasterizer {
             tiles_touched: arena.alloc(gpu, bn)?,
             offsets: arena.alloc(gpu, bn)?,
             scan_sums: arena.alloc(gpu, scan_scratch_len(bn))?,
-            num_pairs: arena.alloc(gpu, 1)?,
-            ranges: arena.alloc(gpu, 2 * d.batch * d.tiles())?,
-            values: self.sort.values[0],
+            pairs: GpuPairs {
+                keys: self.sort.keys[0],
+                values: self.sort.values[0],
+                num_pairs: arena.alloc(gpu, 1)?,
+                ranges: arena.alloc(gpu, 2 * d.batch * d.tiles())?,
+            },
             out: GpuRasterOut {
                 image: arena.alloc(gpu, 3 * px)?,
                 final_t: arena.alloc(gpu, px)?,
                 depth: arena.alloc(gpu, px)?,
                 n_contrib: arena.alloc(gpu, px)?,
+                piece_state: self.piece_state,
             },
         };
         kernels::project_fwd(gpu, d, scene.cams, &scene.gaussians, tape.splat, tape.tiles_touched)?;
-        exclusive_scan(gpu, tape.tiles_touched, tape.offsets, tape.scan_sums, tape.num_pairs)?;
+        exclusive_scan(gpu, tape.tiles_touched, tape.offsets, tape.scan_sums, tape.pairs.num_pairs)?;
         self.pairs_to_image(gpu, d, scene, &mut tape)?;
         Ok(tape)
     }
@@ -250,17 +257,19 @@ impl GpuRasterizer {
     /// tile_pairs → radix_sort → tile_ranges → raster_fwd.
     fn pairs_to_image(&self, gpu: &Gpu, d: &RasterDims, scene: &GpuScene, tape: &mut GpuTape) -> Result<()> {
         let s = &self.sort;
+        let p = &mut tape.pairs;
         kernels::tile_pairs(gpu, d, tape.splat, tape.offsets, s.keys[0], s.values[0])?;
-        let which = radix_sort(gpu, s, tape.num_pairs, d.key_bits())?;
-        kernels::tile_ranges(gpu, d, s.keys[which], tape.num_pairs, tape.ranges)?;
-        tape.values = s.values[which];
+        let which = radix_sort(gpu, s, p.num_pairs, d.key_bits())?;
+        kernels::tile_ranges(gpu, d, s.keys[which], p.num_pairs, p.ranges)?;
+        (p.keys, p.values) = (s.keys[which], s.values[which]);
+        tape.out.piece_state = self.piece_state;
         let pairs = self.capacity() as u64;
-        kernels::raster_fwd(gpu, d, tape.splat, tape.values, tape.ranges, scene.background, &tape.out, pairs)
+        kernels::raster_fwd(gpu, d, tape.splat, &tape.pairs, scene.background, &tape.out, pairs)
     }
 
     /// Tile pairs the forward needed (waits for the stream).
     pub fn pairs_needed(gpu: &Gpu, tape: &GpuTape) -> Result<usize> {
-        Ok(gpu.download(tape.num_pairs)?[0].max(0) as usize)
+        Ok(gpu.download(tape.pairs.num_pairs)?[0].max(0) as usize)
     }
 
     /// `forward`, then the overflow check; on overflow the pair buffers grow to 1.25× the need and the
@@ -297,7 +306,7 @@ impl GpuRasterizer {
         };
         fill(gpu, d_splat, 0.0)?;
         let pairs = self.capacity() as u64;
-        kernels::raster_bwd(gpu, d, tape.splat, tape.values, tape.ranges, scene.background, &tape.out, d_image, d_splat, pairs)?;
+        kernels::raster_bwd(gpu, d, tape.splat, &tape.pairs, scene.background, &tape.out, d_image, d_splat, pairs)?;
         kernels::project_bwd(gpu, d, scene.cams, &scene.gaussians, tape.splat, d_splat, &grads)?;
         Ok(grads)
     }
