@@ -3,7 +3,7 @@
 // formulas in the same order). Orchestration: src/render/rasterize.rs.
 //
 // Stages (forward): project_fwd → exclusive_scan (sort.cu) → tile_pairs → radix_sort (sort.cu) →
-// tile_ranges → raster_fwd. Backward: raster_bwd → project_bwd.
+// tile_ranges → raster_fwd → raster_fwd_combine. Backward: raster_bwd → project_bwd.
 //
 // Dimension letters: B frames, N Gaussians per frame, BN = B·N, H×W pixels, TT = tiles per frame,
 // P = tile pairs (≤ capacity). Index g = b·N + n names Gaussian n of frame b everywhere.
@@ -382,93 +382,226 @@ tile_ranges(const unsigned long long* __restrict__ keys, const int* __restrict__
 
 // ---------------------------------------------------------------------------------------------------------
 // Pieces. A deep tile (thousands of pairs at the centre of a face) kept one block busy long after the others
-// had finished: in the canonical step at batch 1, raster_bwd's 1024 blocks fit in one wave and the SMs were
-// active 37 % of the kernel's time. So raster_bwd cuts every tile's pair list at the global pair positions
-// that are multiples of RASTER_PIECE and runs one block per piece. A piece ending at boundary p (a multiple of
-// RASTER_PIECE strictly inside its tile's range) starts from the state raster_fwd left there:
-//   piece_state [P / RASTER_PIECE + 1, 256] float4: (T, Σ w·r, Σ w·g, Σ w·b) of the pairs before p, slot
-//   p / RASTER_PIECE, entry = pixel index in the tile (row · 16 + column).
-// Boundaries are unique across tiles (a slot holds one tile's state), and raster_fwd's batches start at
-// multiples of 256 so a boundary is always a batch start. A pixel that stopped (or ran out of contributors)
-// before p writes no state there; the backward never reads it, because its last contributor lies before p
-// and the piece's end state is then the pixel's final state.
+// had finished: in the canonical step at batch 1 the 1024 tile blocks fit in one wave, and in raster_bwd the
+// SMs were active 37 % of the kernel's time. So both blending passes cut every tile's pair list at the global
+// pair positions that are multiples of RASTER_PIECE (boundaries) and run one block per piece: grid
+// B·TT + capacity / RASTER_PIECE; block u < B·TT takes the first piece of tile u, block B·TT + m the piece
+// that starts at boundary m·RASTER_PIECE (its tile read from the sorted key there; nothing to do if that
+// position is past the pair count or starts a tile). A boundary lies inside one tile only, so slots indexed
+// by it are never shared:
+//   piece_state [P / RASTER_PIECE + 1, 256] float4: (T, Σ w·r, Σ w·g, Σ w·b) of the pairs before boundary p,
+//     slot p / RASTER_PIECE, entry = pixel index in the tile (row · 16 + column): where raster_bwd's pieces
+//     start. A pixel that stopped before p writes nothing there; the backward never reads it, because the
+//     pixel's last contributor lies before p and the piece's end state is then the pixel's final state.
+//   piece_part [2·(P / RASTER_PIECE + 1), 256, 2] float4: raster_fwd's blend of one piece of a tile with
+//     several pieces, as if T were 1 at its start: (T, Σ w·rgb) and (Σ w·z, last + 1 (int bits, 0: none),
+//     stopped (int bits), 0). The piece starting at boundary m has slot m, the tile's first piece slot
+//     P / RASTER_PIECE + 1 + m₁ with m₁ its tile's first boundary.
+// raster_fwd_combine then chains the pieces of each tile in order.
 
-// ---------------------------------------------------------------------------------------------------------
-// raster_fwd: one block per (tile, frame) = grid (TT, B), one thread per pixel of the 16×16 tile.
-// The tile's pairs are walked front to back in batches that end at multiples of 256 in the pair array (so
-// the first batch may be short): each thread loads one splat into shared memory, then every pixel blends the
-// batch: α = min(0.99, o·exp(−σ)), skipped below 1/255; a pixel stops before the Gaussian that would take T
-// below 1e-4. Background blended with the final T. At each piece boundary, a pixel still blending writes its
-// state (above).
-//   splat [BN,3] float4, values [capacity] (sorted), ranges [B·TT] int2, background [B,H,W,3]
-//   -> image [B,H,W,3], final_t [B,H,W], depth [B,H,W] (Σ w·z, not normalised), n_contrib [B,H,W] (pairs
-//      walked up to and including the last blended one, for raster_bwd), piece_state (above)
-// Shared: 3 float4 × 256 = 12 KiB (xy/opacity/depth, conic, colour of the batch).
-// Bytes: read 52 per pair + 12 per pixel (background); write 24 per pixel + 16 per (pixel, boundary).
-// FLOP: ~25 per (pixel, pair) tested.
-// No atomics; deterministic. NaN policy: splats are finite by construction (culling in project_fwd).
-// measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 109 µs (B = 1, 237 k pairs),
-// 651 µs (B = 8, 1.9 M pairs).
-extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
-raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
-           const float* __restrict__ background, int width, int height,
-           float* __restrict__ image, float* __restrict__ final_t, float* __restrict__ depth, int* __restrict__ n_contrib,
-           float4* __restrict__ piece_state) {
-    __shared__ float4 s_xyod[RASTER_THREADS], s_conic[RASTER_THREADS], s_rgb[RASTER_THREADS];
-    int tiles_x = (width + TILE - 1) / TILE;
-    int tile = blockIdx.x, b = blockIdx.y;
-    int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE), py = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
-    bool inside = px < width && py < height;
-    float fx = px + 0.5f, fy = py + 0.5f;
-    int2 range = ranges[b * gridDim.x + tile];
-    float T = 1.f, r = 0.f, gr = 0.f, bl = 0.f, d = 0.f;
-    int last = 0;
-    bool done = !inside;
-    for (int lo = range.x; lo < range.y;) {
-        int hi = min(range.y, (lo / RASTER_THREADS + 1) * RASTER_THREADS);
-        if (__syncthreads_count(done) == RASTER_THREADS) break;
-        if (lo > range.x && lo % RASTER_PIECE == 0 && !done)
-            piece_state[(size_t)(lo / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(T, r, gr, bl);
-        int i = lo + threadIdx.x;
-        if (i < hi) {
-            unsigned gi = values[i];
-            s_xyod[threadIdx.x] = splat[3 * gi];
-            s_conic[threadIdx.x] = splat[3 * gi + 1];
-            s_rgb[threadIdx.x] = splat[3 * gi + 2];
-        }
-        __syncthreads();
-        for (int j = 0; j < hi - lo && !done; ++j) {
-            float4 p = s_xyod[j], cn = s_conic[j];
-            float dx = p.x - fx, dy = p.y - fy;
-            float sigma = splat_sigma(cn, dx, dy);
-            if (sigma < 0.f) continue;
-            float alpha = fminf(ALPHA_MAX, p.z * expf(-sigma));
-            if (alpha < ALPHA_MIN) continue;
-            float next_t = T * (1.f - alpha);
-            if (next_t < T_MIN) { done = true; break; }
-            float w = alpha * T;
-            float4 c = s_rgb[j];
-            r += w * c.x; gr += w * c.y; bl += w * c.z; d += w * p.w;
-            T = next_t;
-            last = lo - range.x + j + 1;
-        }
-        lo = hi;
+// The piece of block `unit`: its tile (b·TT + tile), [start, end) in the sorted pairs. False: nothing to do.
+__device__ __forceinline__ bool piece_of(int unit, int num_tiles, const int2* __restrict__ ranges,
+                                         const unsigned long long* __restrict__ keys, const int* __restrict__ num_pairs,
+                                         int capacity, int& tile_id, int2& range, int& start, int& end) {
+    if (unit < num_tiles) {
+        tile_id = unit;
+        start = ranges[tile_id].x;
+    } else {
+        start = (unit - num_tiles) * RASTER_PIECE;
+        if (start >= min(*num_pairs, capacity)) return false;
+        tile_id = (int)(keys[start] >> DEPTH_BITS);
+        if (ranges[tile_id].x == start) return false;  // the tile's first piece: block tile_id has it
     }
-    if (!inside) return;
-    size_t pix = ((size_t)b * height + py) * width + px;
-    image[3 * pix] = r + T * background[3 * pix];
-    image[3 * pix + 1] = gr + T * background[3 * pix + 1];
-    image[3 * pix + 2] = bl + T * background[3 * pix + 2];
-    final_t[pix] = T;
-    depth[pix] = d;
-    n_contrib[pix] = last;
+    range = ranges[tile_id];
+    end = min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE);
+    return start < end;
+}
+
+// Pixel (px, py) of thread `t` of a 16×16 tile's block (t = row · 16 + column), and the tile's frame b.
+__device__ __forceinline__ void tile_pixel(int tile_id, int t, int width, int height, int& b, int& px, int& py) {
+    int tiles_x = (width + TILE - 1) / TILE, per_frame = tiles_x * ((height + TILE - 1) / TILE);
+    b = tile_id / per_frame;
+    int tile = tile_id % per_frame;
+    px = (tile % tiles_x) * TILE + t % TILE;
+    py = (tile / tiles_x) * TILE + t / TILE;
+}
+
+// Front-to-back blending state of one pixel: transmittance, colour and depth sums, pairs walked up to the
+// last blended one (global index + 1, 0: none), stopped at T < 1e-4.
+struct Blend {
+    float T, r, g, b, d;
+    int last;
+    bool done;
+};
+
+// Blends `count` splats (pair indices first..) into `st` at pixel centre (fx, fy): the rule of raster_fwd.
+// splat_at(j) gives splat j's xy/opacity/depth and conic, rgb_at(j) its colour (shared memory or global).
+template <typename SplatAt, typename RgbAt>
+__device__ __forceinline__ void blend(Blend& st, int count, int first, float fx, float fy, SplatAt splat_at, RgbAt rgb_at) {
+    for (int j = 0; j < count && !st.done; ++j) {
+        float4 p, cn;
+        splat_at(j, p, cn);
+        float dx = p.x - fx, dy = p.y - fy;
+        float sigma = splat_sigma(cn, dx, dy);
+        if (sigma < 0.f) continue;
+        float alpha = fminf(ALPHA_MAX, p.z * expf(-sigma));
+        if (alpha < ALPHA_MIN) continue;
+        float next_t = st.T * (1.f - alpha);
+        if (next_t < T_MIN) { st.done = true; break; }
+        float w = alpha * st.T;
+        float4 c = rgb_at(j);
+        st.r += w * c.x; st.g += w * c.y; st.b += w * c.z; st.d += w * p.w;
+        st.T = next_t;
+        st.last = first + j + 1;
+    }
+}
+
+// Loads the splats of pairs [lo, hi) (hi − lo ≤ RASTER_THREADS) into the block's shared batch.
+__device__ __forceinline__ void load_batch(const float4* __restrict__ splat, const unsigned int* __restrict__ values,
+                                           int lo, int hi, float4* s_xyod, float4* s_conic, float4* s_rgb) {
+    int i = lo + threadIdx.x;
+    if (i < hi) {
+        unsigned gi = values[i];
+        s_xyod[threadIdx.x] = splat[3 * gi];
+        s_conic[threadIdx.x] = splat[3 * gi + 1];
+        s_rgb[threadIdx.x] = splat[3 * gi + 2];
+    }
+}
+
+// The pixel's outputs: image = colour + T·background, final T, depth, n_contrib (pairs walked, tile-local).
+__device__ __forceinline__ void write_pixel(const Blend& st, size_t pix, int range_start, const float* __restrict__ background,
+                                            float* __restrict__ image, float* __restrict__ final_t,
+                                            float* __restrict__ depth, int* __restrict__ n_contrib) {
+    image[3 * pix] = st.r + st.T * background[3 * pix];
+    image[3 * pix + 1] = st.g + st.T * background[3 * pix + 1];
+    image[3 * pix + 2] = st.b + st.T * background[3 * pix + 2];
+    final_t[pix] = st.T;
+    depth[pix] = st.d;
+    n_contrib[pix] = st.last > 0 ? st.last - range_start : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// raster_bwd: one block per piece (above): grid B·TT + capacity / RASTER_PIECE + 1. Block u < B·TT takes
-// the first piece of tile u; block B·TT + m the piece that starts at boundary m·RASTER_PIECE (its tile read
-// from the sorted key there; nothing to do if that position is past the pair count or starts a tile).
-// RASTER_BWD_THREADS = 128 threads, each owning two pixels of a tile column (rows y, y + 8: BWD_ROWS); a
+// raster_fwd: one block per piece (above), one thread per pixel of the 16×16 tile. The piece's pairs are
+// walked front to back in batches that end at multiples of 256 in the pair array: each thread loads one
+// splat into shared memory, then every pixel blends the batch: α = min(0.99, o·exp(−σ)), skipped below
+// 1/255; a pixel stops before the Gaussian that would take T below 1e-4. A tile of one piece is finished
+// here (background blended with the final T); a piece of a longer tile is blended from T = 1 into
+// piece_part (above), stopping where its own T drops below 1e-4 (the true T is no larger, so the true stop
+// is no later), for raster_fwd_combine.
+//   splat [BN,3] float4, values / keys [capacity] (sorted), num_pairs [1], ranges [B·TT] int2,
+//   background [B,H,W,3]
+//   -> image [B,H,W,3], final_t [B,H,W], depth [B,H,W] (Σ w·z, not normalised), n_contrib [B,H,W] (pairs
+//      walked up to and including the last blended one, for raster_bwd) of the one-piece tiles; piece_part.
+// Shared: 3 float4 × 256 = 12 KiB (xy/opacity/depth, conic, colour of the batch).
+// Bytes: read 52 per pair + 12 per pixel (background); write 24 per pixel or 32 per (pixel, piece).
+// FLOP: ~25 per (pixel, pair) tested.
+// No atomics; deterministic. NaN policy: splats are finite by construction (culling in project_fwd).
+// measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler), one block per tile: 109 µs
+// (B = 1, 237 k pairs), 651 µs (B = 8, 1.9 M pairs).
+extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
+raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values,
+           const unsigned long long* __restrict__ keys, const int* __restrict__ num_pairs, int capacity,
+           const int2* __restrict__ ranges, int num_tiles, const float* __restrict__ background, int width, int height,
+           float* __restrict__ image, float* __restrict__ final_t, float* __restrict__ depth, int* __restrict__ n_contrib,
+           float4* __restrict__ piece_part) {
+    __shared__ float4 s_xyod[RASTER_THREADS], s_conic[RASTER_THREADS], s_rgb[RASTER_THREADS];
+    int tile_id, start, end;
+    int2 range;
+    if (!piece_of(blockIdx.x, num_tiles, ranges, keys, num_pairs, capacity, tile_id, range, start, end)) {
+        if ((int)blockIdx.x >= num_tiles) return;
+        // A tile without pairs: its pixels are the background.
+        tile_id = blockIdx.x;
+        range = ranges[tile_id];
+        start = end = range.x;
+    }
+    int b, px, py;
+    tile_pixel(tile_id, threadIdx.x, width, height, b, px, py);
+    bool inside = px < width && py < height;
+    Blend st = {1.f, 0.f, 0.f, 0.f, 0.f, 0, !inside};
+    for (int lo = start; lo < end;) {
+        int hi = min(end, (lo / RASTER_THREADS + 1) * RASTER_THREADS);
+        if (__syncthreads_count(st.done) == RASTER_THREADS) break;
+        load_batch(splat, values, lo, hi, s_xyod, s_conic, s_rgb);
+        __syncthreads();
+        blend(st, hi - lo, lo, px + 0.5f, py + 0.5f,
+              [&](int j, float4& p, float4& cn) { p = s_xyod[j], cn = s_conic[j]; }, [&](int j) { return s_rgb[j]; });
+        lo = hi;
+    }
+    if (!inside) return;
+    if (start == range.x && end == range.y) {
+        write_pixel(st, ((size_t)b * height + py) * width + px, range.x, background, image, final_t, depth, n_contrib);
+        return;
+    }
+    int slots = capacity / RASTER_PIECE + 1;
+    int slot = start == range.x ? slots + range.x / RASTER_PIECE + 1 : start / RASTER_PIECE;
+    float4* part = piece_part + 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
+    part[0] = make_float4(st.T, st.r, st.g, st.b);
+    part[1] = make_float4(st.d, __int_as_float(st.last), __int_as_float(st.done ? 1 : 0), 0.f);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// raster_fwd_combine: one block per (tile, frame) = grid (B·TT), one thread per pixel; tiles of one piece
+// are done already. Each pixel chains its tile's pieces in order from T = 1, on its own (no barriers):
+// where a piece neither stopped on its own nor takes T·T_piece below 1e-4, T_in·(piece sums) is added and T
+// multiplied (the products are monotone, so no splat inside it would have stopped the pixel); otherwise the
+// pixel blends that piece again, splat by splat from global memory with the true T, which finds the exact
+// stop. Before each boundary, a pixel still blending writes its state to piece_state (above). Then the
+// outputs as raster_fwd. The next piece's partial is loaded while the current one is used.
+//   splat, values, ranges, background, piece_part as raster_fwd -> image, final_t, depth, n_contrib of the
+//   tiles with several pieces; piece_state.
+// Bytes: 32 read + 16 written per (pixel, piece) + 52 per pair re-blended (mostly L1 hits: neighbouring
+// pixels stop in the same piece). FLOP: ~10 per (pixel, piece) + 25 per (pixel, pair) re-blended.
+// No atomics; deterministic. The products T·T_piece round differently from the pair-by-pair products (a
+// few ulp per piece).
+extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
+raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restrict__ values, int capacity,
+                   const int2* __restrict__ ranges, const float* __restrict__ background, int width, int height,
+                   const float4* __restrict__ piece_part, float* __restrict__ image, float* __restrict__ final_t,
+                   float* __restrict__ depth, int* __restrict__ n_contrib, float4* __restrict__ piece_state) {
+    int tile_id = blockIdx.x;
+    int2 range = ranges[tile_id];
+    if (range.y - range.x == 0 || range.x / RASTER_PIECE == (range.y - 1) / RASTER_PIECE) return;
+    int b, px, py;
+    tile_pixel(tile_id, threadIdx.x, width, height, b, px, py);
+    if (px >= width || py >= height) return;
+    Blend st = {1.f, 0.f, 0.f, 0.f, 0.f, 0, false};
+    int slots = capacity / RASTER_PIECE + 1;
+    // Partial of the piece starting at `start` (the first piece's slot is after the boundary slots).
+    auto part_at = [&](int start) {
+        int slot = start == range.x ? slots + range.x / RASTER_PIECE + 1 : start / RASTER_PIECE;
+        return piece_part + 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
+    };
+    const float4* part = part_at(range.x);
+    float4 p0 = part[0], p1 = part[1];
+    for (int start = range.x; start < range.y && !st.done;) {
+        int end = min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE);
+        float4 q0 = p0, q1 = p1;
+        if (end < range.y) {
+            const float4* next = part_at(end);
+            p0 = next[0], p1 = next[1];
+        }
+        if (start > range.x)
+            piece_state[(size_t)(start / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(st.T, st.r, st.g, st.b);
+        float T_next = st.T * q0.x;
+        if (__float_as_int(q1.z) != 0 || T_next < T_MIN) {
+            blend(st, end - start, start, px + 0.5f, py + 0.5f,
+                  [&](int j, float4& p, float4& cn) {
+                      unsigned gi = values[start + j];
+                      p = splat[3 * gi], cn = splat[3 * gi + 1];
+                  },
+                  [&](int j) { return splat[3 * values[start + j] + 2]; });
+        } else {
+            st.r += st.T * q0.y; st.g += st.T * q0.z; st.b += st.T * q0.w; st.d += st.T * q1.x;
+            if (__float_as_int(q1.y) > 0) st.last = __float_as_int(q1.y);
+            st.T = T_next;
+        }
+        start = end;
+    }
+    write_pixel(st, ((size_t)b * height + py) * width + px, range.x, background, image, final_t, depth, n_contrib);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// raster_bwd: one block per piece (above). RASTER_BWD_THREADS = 128 threads, each owning two pixels of a tile column (rows y, y + 8: BWD_ROWS); a
 // piece's pairs are walked back to front in batches of 128 from the block's largest last contributor,
 // rebuilding T_i = T_{i+1} / (1 − α_i) from the piece's end state: the final T and S = T·background if the
 // pixel's last contributor lies in or before the piece, else the boundary's piece_state (T, C) with
@@ -480,7 +613,7 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // value per piece); when at most DIRECT_ATOMIC_LANES lanes touch the pair, those lanes add their own values
 // instead (no shuffles).
 //   splat, values, ranges, background as raster_fwd; keys [capacity] sorted, num_pairs [1]; image, final_t,
-//   n_contrib, piece_state from raster_fwd; d_image [B,H,W,3] -> d_splat [BN,9] (accumulated: zero it first)
+//   n_contrib, piece_state from raster_fwd / raster_fwd_combine; d_image [B,H,W,3] -> d_splat [BN,9] (accumulated: zero it first)
 // Shared: 3 float4 + 1 u32 × 128 = 6.5 KiB. Bytes: read 52 per pair + 48 per pixel per piece (+16 where a
 // boundary state is read); 36 atomic bytes per (warp, pair touched). FLOP: ~60 per (pixel, pair) blended +
 // 45 shuffles per (warp, pair).
@@ -504,25 +637,12 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
     __shared__ float4 s_xyod[RASTER_BWD_THREADS], s_conic[RASTER_BWD_THREADS], s_rgb[RASTER_BWD_THREADS];
     __shared__ unsigned s_id[RASTER_BWD_THREADS];
     __shared__ int s_max_last;
-    // The piece [start, end) and its tile.
-    int tile_id, start;
-    if ((int)blockIdx.x < num_tiles) {
-        tile_id = blockIdx.x;
-        start = ranges[tile_id].x;
-    } else {
-        start = ((int)blockIdx.x - num_tiles) * RASTER_PIECE;
-        if (start >= min(*num_pairs, capacity)) return;
-        tile_id = (int)(keys[start] >> DEPTH_BITS);
-        if (ranges[tile_id].x == start) return;  // the tile's first piece: block tile_id has it
-    }
-    int2 range = ranges[tile_id];
-    int end = min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE);
-    if (start >= end) return;
-    int tiles_x = (width + TILE - 1) / TILE, tiles_frame = tiles_x * ((height + TILE - 1) / TILE);
-    int b = tile_id / tiles_frame, tile = tile_id % tiles_frame;
+    int tile_id, start, end;
+    int2 range;
+    if (!piece_of(blockIdx.x, num_tiles, ranges, keys, num_pairs, capacity, tile_id, range, start, end)) return;
     // Thread t owns pixel column t % 16 of rows t / 16 and t / 16 + 8 of the tile.
-    int px = (tile % tiles_x) * TILE + (threadIdx.x % TILE);
-    int py0 = (tile / tiles_x) * TILE + (threadIdx.x / TILE);
+    int b, px, py0;
+    tile_pixel(tile_id, threadIdx.x, width, height, b, px, py0);
     float fx = px + 0.5f, fy[BWD_ROWS];
     float T[BWD_ROWS], dp[BWD_ROWS][3], S[BWD_ROWS][3];
     int last[BWD_ROWS];  // global pair index bound: pairs at or past it are not blended by the pixel

@@ -133,9 +133,10 @@ pub fn tile_ranges(gpu: &Gpu, d: &RasterDims, keys: DevBuf<u64>, num_pairs: DevB
     )
 }
 
-/// Outputs of raster_fwd: image [B,H,W,3], final_t, depth [B,H,W], n_contrib [B,H,W], and the pixel
-/// states at the piece boundaries, piece_state [capacity / RASTER_PIECE + 1, 256, 4] (a slot of the
-/// rasterizer's pair buffers, like the sorted pairs).
+/// Outputs of raster_fwd: image [B,H,W,3], final_t, depth [B,H,W], n_contrib [B,H,W], and the pieces'
+/// buffers (slots of the rasterizer's pair buffers, like the sorted pairs): piece_state [slots, 256, 4], the
+/// pixel states at the piece boundaries, and the scratch piece_part [2·slots, 256, 8], with slots =
+/// capacity / RASTER_PIECE + 1 (layouts in kernels/raster.cu).
 #[derive(Debug, Clone, Copy)]
 pub struct GpuRasterOut {
     pub image: DevBuf<f32>,
@@ -143,6 +144,13 @@ pub struct GpuRasterOut {
     pub depth: DevBuf<f32>,
     pub n_contrib: DevBuf<i32>,
     pub piece_state: DevBuf<f32>,
+    pub piece_part: DevBuf<f32>,
+}
+
+/// Floats of piece_state and piece_part for `capacity` pairs.
+pub fn piece_buffer_lens(capacity: usize) -> (usize, usize) {
+    let slots = piece_slots(capacity);
+    (4 * RASTER_THREADS as usize * slots, 16 * RASTER_THREADS as usize * slots)
 }
 
 /// The sorted tile pairs the blending kernels walk: keys and values [capacity], the pair count [1] and
@@ -155,7 +163,7 @@ pub struct GpuPairs {
     pub ranges: DevBuf<i32>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// raster_fwd, then raster_fwd_combine: the images of B frames from the sorted pairs.
 pub fn raster_fwd(
     gpu: &Gpu,
     d: &RasterDims,
@@ -172,18 +180,46 @@ pub fn raster_fwd(
         check("raster_fwd", what, len, px)?;
     }
     check_pairs("raster_fwd", d, pairs, out)?;
-    let cost = Cost { bytes: 52 * pairs_estimate + 36 * px as u64 + 16 * pairs_estimate, flop: 25 * pairs_estimate * 256 };
-    let grid = (d.tiles() as u32, d.batch as u32, 1);
+    let capacity = pairs.keys.len();
+    let tiles = d.batch * d.tiles();
+    let units = (tiles + capacity / RASTER_PIECE) as u32;
+    // Pair counts are on the device: the costs count every pair once in raster_fwd and a tenth again in
+    // raster_fwd_combine (the pieces where a pixel stops are blended twice).
+    let cost = Cost { bytes: 52 * pairs_estimate + 36 * px as u64 + 32 * pairs_estimate, flop: 25 * pairs_estimate * 256 };
     gpu.launch(
         "raster_fwd",
-        LaunchCfg { grid, block: (RASTER_THREADS, 1, 1), shared_bytes: 0, cost },
+        LaunchCfg { grid: (units, 1, 1), block: (RASTER_THREADS, 1, 1), shared_bytes: 0, cost },
         &[
             splat.into(),
             pairs.values.into(),
+            pairs.keys.into(),
+            pairs.num_pairs.into(),
+            (capacity as i32).into(),
+            pairs.ranges.into(),
+            (tiles as i32).into(),
+            background.into(),
+            (d.width as i32).into(),
+            (d.height as i32).into(),
+            out.image.into(),
+            out.final_t.into(),
+            out.depth.into(),
+            out.n_contrib.into(),
+            out.piece_part.into(),
+        ],
+    )?;
+    let cost = Cost { bytes: 5 * pairs_estimate + 48 * px as u64 + 6 * pairs_estimate, flop: 3 * pairs_estimate * 256 };
+    gpu.launch(
+        "raster_fwd_combine",
+        LaunchCfg { grid: (tiles as u32, 1, 1), block: (RASTER_THREADS, 1, 1), shared_bytes: 0, cost },
+        &[
+            splat.into(),
+            pairs.values.into(),
+            (capacity as i32).into(),
             pairs.ranges.into(),
             background.into(),
             (d.width as i32).into(),
             (d.height as i32).into(),
+            out.piece_part.into(),
             out.image.into(),
             out.final_t.into(),
             out.depth.into(),
@@ -197,7 +233,9 @@ fn check_pairs(kernel: &str, d: &RasterDims, pairs: &GpuPairs, out: &GpuRasterOu
     let capacity = pairs.keys.len();
     check(kernel, "values", pairs.values.len(), capacity)?;
     check(kernel, "ranges", pairs.ranges.len(), 2 * d.batch * d.tiles())?;
-    check(kernel, "piece_state", out.piece_state.len(), 4 * RASTER_THREADS as usize * piece_slots(capacity))?;
+    let (state, part) = piece_buffer_lens(capacity);
+    check(kernel, "piece_state", out.piece_state.len(), state)?;
+    check(kernel, "piece_part", out.piece_part.len(), part)?;
     if capacity > i32::MAX as usize || pairs.num_pairs.is_empty() {
         return Err(Error::Cuda(format!("{kernel}: {capacity} pairs exceed int indices, or no pair count")));
     }

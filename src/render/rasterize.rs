@@ -1,6 +1,7 @@
 //! The rasterizer of a batch, stage by stage, on either backend (SPEC.md §6).
 //!
 //! Forward:  project_fwd → exclusive_scan(tiles_touched) → tile_pairs → radix_sort → tile_ranges → raster_fwd
+//!           → raster_fwd_combine
 //! Backward: raster_bwd → project_bwd
 //!
 //! On the GPU nothing waits for the host inside `GpuRasterizer::forward`/`backward`: the pair count stays on
@@ -10,12 +11,11 @@
 
 use crate::backend::Backend;
 use crate::cpu::raster::{
-    self as twin, piece_slots, Camera, Float, GaussianGrads, Gaussians, RasterDims, RasterFwd, D_SPLAT, SH_COEFFS,
-    SPLAT, TILE,
+    self as twin, Camera, Float, GaussianGrads, Gaussians, RasterDims, RasterFwd, D_SPLAT, SH_COEFFS, SPLAT,
 };
 use crate::cpu::sort as twin_sort;
 use crate::cuda::elementwise::fill;
-use crate::cuda::raster::{self as kernels, GpuGaussianGrads, GpuGaussians, GpuPairs, GpuRasterOut};
+use crate::cuda::raster::{self as kernels, piece_buffer_lens, GpuGaussianGrads, GpuGaussians, GpuPairs, GpuRasterOut};
 use crate::cuda::sort::{exclusive_scan, radix_sort, scan_scratch_len, SortBuffers, SORT_TILE};
 use crate::cuda::{Arena, DevBuf, Gpu};
 use crate::error::{Error, Result};
@@ -201,8 +201,9 @@ pub fn backward_bytes(d: &RasterDims) -> usize {
 /// transient arena alone).
 pub struct GpuRasterizer {
     sort: SortBuffers,
-    /// raster_fwd's pixel states at the piece boundaries, for raster_bwd: [capacity / RASTER_PIECE + 1, 256, 4].
+    /// The blending passes' per-piece buffers (`GpuRasterOut`).
     piece_state: DevBuf<f32>,
+    piece_part: DevBuf<f32>,
     _pairs: Arena,
 }
 
@@ -213,11 +214,12 @@ impl GpuRasterizer {
         if capacity > i32::MAX as usize {
             return Err(Error::Cuda(format!("rasterizer: {capacity} tile pairs exceed the kernels' int indices")));
         }
-        let states = 4 * TILE * TILE * piece_slots(capacity);
-        let mut arena = Arena::new("tile pairs", SortBuffers::bytes(capacity) + 4 * states + 256)?;
+        let (state, part) = piece_buffer_lens(capacity);
+        let mut arena = Arena::new("tile pairs", SortBuffers::bytes(capacity) + 4 * (state + part) + 512)?;
         let sort = SortBuffers::new(gpu, &mut arena, capacity)?;
-        let piece_state = arena.alloc(gpu, states)?;
-        Ok(GpuRasterizer { sort, piece_state, _pairs: arena })
+        let piece_state = arena.alloc(gpu, state)?;
+        let piece_part = arena.alloc(gpu, part)?;
+        Ok(GpuRasterizer { sort, piece_state, piece_part, _pairs: arena })
     }
 
     pub fn capacity(&self) -> usize {
@@ -246,6 +248,7 @@ impl GpuRasterizer {
                 depth: arena.alloc(gpu, px)?,
                 n_contrib: arena.alloc(gpu, px)?,
                 piece_state: self.piece_state,
+                piece_part: self.piece_part,
             },
         };
         kernels::project_fwd(gpu, d, scene.cams, &scene.gaussians, tape.splat, tape.tiles_touched)?;
@@ -262,7 +265,7 @@ impl GpuRasterizer {
         let which = radix_sort(gpu, s, p.num_pairs, d.key_bits())?;
         kernels::tile_ranges(gpu, d, s.keys[which], p.num_pairs, p.ranges)?;
         (p.keys, p.values) = (s.keys[which], s.values[which]);
-        tape.out.piece_state = self.piece_state;
+        (tape.out.piece_state, tape.out.piece_part) = (self.piece_state, self.piece_part);
         let pairs = self.capacity() as u64;
         kernels::raster_fwd(gpu, d, tape.splat, &tape.pairs, scene.background, &tape.out, pairs)
     }
