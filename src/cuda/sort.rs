@@ -104,11 +104,11 @@ impl SortBuffers {
 /// radix_hist_all, then radix_onesweep per pass: 1 + ceil(bits / 8) launches, no host synchronisation.
 pub fn radix_sort(gpu: &Gpu, buf: &SortBuffers, num_pairs: DevBuf<i32>, bits: u32) -> Result<usize> {
     let passes = radix_passes(bits) as usize;
-    if passes > MAX_PASSES || num_pairs.is_empty() {
-        return Err(Error::Cuda(format!(
-            "radix_sort: {bits} key bits (at most 64) and a pair count (got {} ints)",
-            num_pairs.len()
-        )));
+    if passes > MAX_PASSES {
+        return Err(Error::Cuda(format!("radix_sort: {bits} key bits asked for, keys have 64")));
+    }
+    if num_pairs.is_empty() {
+        return Err(Error::Cuda("radix_sort: the pair count buffer is empty (it needs one int)".into()));
     }
     if passes == 0 {
         return Ok(0);
