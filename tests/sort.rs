@@ -160,3 +160,45 @@ fn gpu_radix_sort_count_on_device() {
         }
     }
 }
+
+/// A training step replays the sort as a CUDA graph: the scratch memset and the look-back counters must
+/// reset on every replay, not only when the graph is recorded.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_radix_sort_and_scan_replay_in_a_graph() {
+    let gpu = gpu();
+    let (capacity, count, bits) = (200_000usize, 180_000usize, 41u32);
+    let mut arena = Arena::new("test", SortBuffers::bytes(capacity) + 8 * count + 4 * scan_scratch_len(count) + 8192).unwrap();
+    let buf = SortBuffers::new(&gpu, &mut arena, capacity).unwrap();
+    let num = arena.alloc::<i32>(&gpu, 1).unwrap();
+    let (inp, out) = (arena.alloc::<i32>(&gpu, count).unwrap(), arena.alloc::<i32>(&gpu, count).unwrap());
+    let (scratch, total) =
+        (arena.alloc::<i32>(&gpu, scan_scratch_len(count)).unwrap(), arena.alloc::<i32>(&gpu, 1).unwrap());
+    gpu.upload(num, &[count as i32]).unwrap();
+    let mut which = 0;
+    let graph = gpu
+        .capture(|g| {
+            exclusive_scan(g, inp, out, scratch, total)?;
+            which = radix_sort(g, &buf, num, bits)?;
+            Ok(())
+        })
+        .unwrap();
+    for replay in 0..5u64 {
+        let mut rng = Rng::new(700 + replay);
+        let keys = draw_keys(&mut rng, Keys::Pairs, capacity, bits);
+        let values: Vec<u32> = (0..capacity as u32).collect();
+        let counts: Vec<i32> = (0..count).map(|_| rng.below(5) as i32).collect();
+        gpu.upload(buf.keys[0], &keys).unwrap();
+        gpu.upload(buf.values[0], &values).unwrap();
+        gpu.upload(inp, &counts).unwrap();
+        graph.replay().unwrap();
+        let (mut want_k, mut want_v) = (keys[..count].to_vec(), values[..count].to_vec());
+        twin::radix_sort(&mut want_k, &mut want_v, bits);
+        let mut want_scan = vec![0; count];
+        let want_total = twin::exclusive_scan(&counts, &mut want_scan);
+        assert!(gpu.download(buf.keys[which]).unwrap()[..count] == want_k[..], "replay {replay}: keys differ");
+        assert!(gpu.download(buf.values[which]).unwrap()[..count] == want_v[..], "replay {replay}: values differ");
+        assert!(gpu.download(out).unwrap() == want_scan, "replay {replay}: prefix sums differ");
+        assert_eq!(gpu.download(total).unwrap()[0] as i64, want_total, "replay {replay}: total");
+    }
+}
