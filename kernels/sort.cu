@@ -19,7 +19,8 @@
 // blocks past the count do nothing. One sort, passes = ceil(bits / 8):
 //   radix_hist_all: reads the keys once, digit histograms of every pass → hist [MAX_PASSES, RADIX]
 //   radix_onesweep (once per pass): global digit offsets from hist, tile counts published with look-back,
-//                   stable ranks from __match_any_sync, scatter.
+//                   stable ranks from __match_any_sync, the tile staged in shared memory in digit order and
+//                   written out in runs.
 // Bytes per sort: 8P (hist) + passes · (24P scatter + 1 KiB status per tile). Stable, deterministic.
 
 #define SCAN_THREADS 256
@@ -176,10 +177,13 @@ radix_hist_all(const unsigned long long* __restrict__ keys, const int* __restric
 //   1. tile digit counts (shared atomics, warp-aggregated) → status[t][d] = AGGREGATE | count (PREFIX for t = 0)
 //   2. stable tile-local rank of each pair: 8 rounds of 256 pairs; within a warp __match_any_sync, across
 //      warps the per-warp digit counts of the round, across rounds a running count per digit
-//   3. digit offset = exclusive scan of hist[pass] (each block redoes this 256-entry scan)
-//   4. look-back, thread d for digit d: prefix of tiles < t → status[t][d] = PREFIX | (prefix + count)
-//   5. out[offset[d] + prefix[d] + rank] = pair (scattered 8 + 4 byte stores)
-// Shared: counts, running counts, offsets (3 × RADIX ints) + 8 warps × RADIX round counts = 11 KiB.
+//   3. the tile's pairs staged in shared memory in digit order (local start of the digit + rank)
+//   4. digit offset = exclusive scan of hist[pass] (each block redoes this 256-entry scan)
+//   5. look-back, thread d for digit d: prefix of tiles < t → status[t][d] = PREFIX | (prefix + count)
+//   6. staged pair j goes to offset[d] + prefix[d] + j − local start[d]: consecutive threads write runs of
+//      consecutive addresses (coalesced within each digit's run)
+// Shared: counts, running counts / local starts, output bases (3 × RADIX ints) + 8 warps × RADIX round counts
+// (8 KiB) + staged pairs (2048 × 12 B = 24 KiB) = 35 KiB.
 // Bytes: 12 read + 12 written per pair, 1 KiB hist read + 1 KiB status written (+ look-back reads) per tile.
 // Spin-waits only on lower tile ids, which are valid whenever t is (t·2048 < n): tiles past n return at once.
 extern "C" __global__ void __launch_bounds__(SORT_THREADS)
@@ -189,9 +193,11 @@ radix_onesweep(const unsigned long long* __restrict__ keys_in, const unsigned in
                unsigned int* __restrict__ values_out) {
     __shared__ int s_tile;
     __shared__ int s_count[RADIX];
-    __shared__ int s_run[RADIX];
-    __shared__ int s_offset[RADIX];
+    __shared__ int s_run[RADIX];  // running count per digit while ranking, then the digit's local start
+    __shared__ int s_base[RADIX];  // output index of staged pair j of digit d: s_base[d] + j
     __shared__ int s_cnt[SORT_THREADS / 32][RADIX];
+    __shared__ unsigned long long s_key[SORT_TILE];
+    __shared__ unsigned int s_value[SORT_TILE];
     if (threadIdx.x == 0) s_tile = atomicAdd(counter, 1);
     s_count[threadIdx.x] = 0;
     s_run[threadIdx.x] = 0;
@@ -242,11 +248,24 @@ radix_onesweep(const unsigned long long* __restrict__ keys_in, const unsigned in
         __syncthreads();
     }
 
-    // 3. where each digit starts in the output
+    // 3. stage the tile in digit order
+    int tile_pairs;
+    int local_start = block_exclusive_scan(count, tile_pairs);
+    s_run[threadIdx.x] = local_start;
+    __syncthreads();
+    for (int k = 0; k < SORT_ITEMS; ++k) {
+        if (digit[k] < RADIX) {
+            int j = s_run[digit[k]] + rank[k];
+            s_key[j] = key[k];
+            s_value[j] = value[k];
+        }
+    }
+
+    // 4. where each digit starts in the output
     int all;
     int offset = block_exclusive_scan(hist[pass * RADIX + threadIdx.x], all);
 
-    // 4. look-back for digit threadIdx.x
+    // 5. look-back for digit threadIdx.x
     if (tile > 0) {
         int prefix = 0;
         for (int j = tile - 1; j >= 0; --j) {
@@ -260,15 +279,17 @@ radix_onesweep(const unsigned long long* __restrict__ keys_in, const unsigned in
         st[tile * RADIX + threadIdx.x] = SORT_PREFIX | (unsigned)(prefix + count);
         offset += prefix;
     }
-    s_offset[threadIdx.x] = offset;
+    s_base[threadIdx.x] = offset - local_start;
     __syncthreads();
 
-    // 5. scatter
+    // 6. write out in staged order
     for (int k = 0; k < SORT_ITEMS; ++k) {
-        if (digit[k] < RADIX) {
-            int pos = s_offset[digit[k]] + rank[k];
-            keys_out[pos] = key[k];
-            values_out[pos] = value[k];
+        int j = k * SORT_THREADS + threadIdx.x;
+        if (j < tile_pairs) {
+            unsigned long long kj = s_key[j];
+            int pos = s_base[(int)((kj >> shift) & (RADIX - 1))] + j;
+            keys_out[pos] = kj;
+            values_out[pos] = s_value[j];
         }
     }
 }
