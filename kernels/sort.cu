@@ -9,7 +9,8 @@
 // done, and a block publishes its aggregate before it waits on anyone. A status word packs the value and a
 // flag (0 = nothing yet), so a publication is one store and a reader never sees a value without its flag;
 // nothing else crosses blocks, so volatile loads and stores (no fences) suffice. Status arrays and counters
-// are zeroed by the launcher (one memset) before the kernel runs. Integer adds only: deterministic.
+// must be zero when a kernel starts (a memset by the launcher, or radix_hist_all for the sort's status).
+// Integer adds only: deterministic.
 //
 // Exclusive scan of n ints, one launch (scan_lookback): one block per SCAN_BLOCK (1024) items.
 // Bytes: 4n read + 4n written + 8 per block of status.
@@ -21,7 +22,8 @@
 //   radix_onesweep (once per pass): global digit offsets from hist, tile counts published with look-back,
 //                   stable ranks from __match_any_sync, the tile staged in shared memory in digit order and
 //                   written out in runs.
-// Bytes per sort: 8P (hist) + passes · (24P scatter + 1 KiB status per tile). Stable, deterministic.
+// Bytes per sort: 8 KiB memset + 8P (hist) + passes · (24P scatter + 2 KiB status per tile). Stable,
+// deterministic.
 
 #define SCAN_THREADS 256
 #define SCAN_ITEMS 4
@@ -145,15 +147,20 @@ __device__ __forceinline__ void warp_count(int* s_hist, int digit) {
 // keys [capacity] (first n = min(*num_pairs, capacity) valid) -> hist [MAX_PASSES, RADIX] += counts of digit
 // (key >> 8p) & 255 for passes p < passes. hist must be zero before. One block per HIST_TILE (4096) keys,
 // 16 per thread (coalesced); shared: passes × RADIX ints (≤ 8 KiB); then one global integer atomicAdd per
-// nonzero (pass, digit) per block (order-independent: deterministic). Bytes: 8P read.
+// nonzero (pass, digit) per block (order-independent: deterministic).
+// Also zeroes radix_onesweep's status [passes, tiles, RADIX] rows of the two sort tiles it covers, for every
+// pass: only tiles that hold pairs (t·2048 < n) are ever looked at, and those all lie in blocks that run.
+// Bytes: 8P read, 4 KiB · passes written per block.
 extern "C" __global__ void __launch_bounds__(SORT_THREADS)
 radix_hist_all(const unsigned long long* __restrict__ keys, const int* __restrict__ num_pairs, int capacity,
-               int passes, int* __restrict__ hist) {
+               int passes, int* __restrict__ hist, unsigned int* __restrict__ status, int tiles) {
     __shared__ int s_hist[MAX_PASSES][RADIX];
     int n = min(*num_pairs, capacity);
     int base = blockIdx.x * HIST_TILE;
     if (base >= n) return;
     for (int p = 0; p < passes; ++p) s_hist[p][threadIdx.x] = 0;
+    for (int t = base / SORT_TILE; t * SORT_TILE < min(n, base + HIST_TILE); ++t)
+        for (int p = 0; p < passes; ++p) status[(p * tiles + t) * RADIX + threadIdx.x] = 0u;
     __syncthreads();
     for (int k = 0; k < HIST_ITEMS; ++k) {
         int i = base + k * SORT_THREADS + threadIdx.x;
@@ -171,7 +178,8 @@ radix_hist_all(const unsigned long long* __restrict__ keys, const int* __restric
 
 // One pass: keys_in, values_in [capacity] (first n = min(*num_pairs, capacity) valid) -> keys_out, values_out
 // [capacity], stably ordered by digit (key >> 8·pass) & 255; pairs past n are neither read nor written.
-//   hist [MAX_PASSES, RADIX] from radix_hist_all; status [gridDim.x, RADIX] and counter [1] of this pass, zero.
+//   hist [MAX_PASSES, RADIX] from radix_hist_all; status [gridDim.x, RADIX] of this pass (rows of tiles that
+//   hold pairs zeroed by radix_hist_all), counter [1] of this pass, zero.
 // One block per SORT_TILE (2048) pairs (gridDim.x = ceil(capacity / 2048)); the block with dynamic tile id t
 // owns pairs [2048t, 2048t + 2048), 8 per thread, round k holding pairs 2048t + 256k + threadIdx.x.
 //   1. tile digit counts (shared atomics, warp-aggregated) → status[t][d] = AGGREGATE | count (PREFIX for t = 0)

@@ -53,7 +53,8 @@ pub fn exclusive_scan(gpu: &Gpu, input: DevBuf<i32>, out: DevBuf<i32>, scratch: 
 }
 
 /// Ping-pong buffers of a sort of up to `capacity` pairs, and its scratch: [MAX_PASSES, RADIX] digit
-/// histograms, a tile counter per pass, a [tiles, RADIX] status array per pass; zeroed by each sort.
+/// histograms and a tile counter per pass (zeroed by a memset in each sort), a [tiles, RADIX] status array
+/// per pass (zeroed by radix_hist_all).
 #[derive(Debug, Clone, Copy)]
 pub struct SortBuffers {
     pub keys: [DevBuf<u64>; 2],
@@ -61,8 +62,8 @@ pub struct SortBuffers {
     scratch: DevBuf<i32>,
 }
 
-/// Offsets in the sort scratch: histograms, then counters, then the status arrays pass after pass (so a
-/// sort of fewer passes zeroes a prefix of it).
+/// Offsets in the sort scratch: histograms, then counters (the part the memset zeroes), then the status
+/// arrays pass after pass.
 const SCRATCH_HIST: usize = 0;
 const SCRATCH_COUNTERS: usize = MAX_PASSES * RADIX;
 const SCRATCH_STATUS: usize = SCRATCH_COUNTERS + MAX_PASSES;
@@ -100,7 +101,7 @@ impl SortBuffers {
 }
 
 /// Stable sort of the first min(num_pairs[0], capacity) pairs in `buf.keys[0]`/`buf.values[0]` by the low
-/// `bits` bits of the key. Returns which of the two buffers holds the result. One memset of the scratch,
+/// `bits` bits of the key. Returns which of the two buffers holds the result. A memset of 8 KiB,
 /// radix_hist_all, then radix_onesweep per pass: 1 + ceil(bits / 8) launches, no host synchronisation.
 pub fn radix_sort(gpu: &Gpu, buf: &SortBuffers, num_pairs: DevBuf<i32>, bits: u32) -> Result<usize> {
     let passes = radix_passes(bits) as usize;
@@ -117,21 +118,30 @@ pub fn radix_sort(gpu: &Gpu, buf: &SortBuffers, num_pairs: DevBuf<i32>, bits: u3
     let tiles = sort_tiles(capacity);
     let p = capacity as u64;
     let scratch = buf.scratch.slice(0, sort_scratch_len(capacity, passes));
-    gpu.zero(scratch)?;
+    gpu.zero(scratch.slice(0, SCRATCH_STATUS))?;
     let hist = scratch.slice(SCRATCH_HIST, MAX_PASSES * RADIX);
+    let status = scratch.slice(SCRATCH_STATUS, passes * tiles * RADIX);
     gpu.launch(
         "radix_hist_all",
         LaunchCfg::linear(
             capacity.div_ceil(HIST_TILE).max(1) as u32,
             SORT_THREADS,
-            Cost { bytes: 8 * p, flop: passes as u64 * p },
+            Cost { bytes: 8 * p + 4 * status.len() as u64, flop: passes as u64 * p },
         ),
-        &[buf.keys[0].into(), num_pairs.into(), (capacity as i32).into(), (passes as i32).into(), hist.into()],
+        &[
+            buf.keys[0].into(),
+            num_pairs.into(),
+            (capacity as i32).into(),
+            (passes as i32).into(),
+            hist.into(),
+            status.into(),
+            (tiles as i32).into(),
+        ],
     )?;
     let mut src = 0;
     for pass in 0..passes {
         let counter = scratch.slice(SCRATCH_COUNTERS + pass, 1);
-        let status = scratch.slice(SCRATCH_STATUS + pass * tiles * RADIX, tiles * RADIX);
+        let status = status.slice(pass * tiles * RADIX, tiles * RADIX);
         gpu.launch(
             "radix_onesweep",
             LaunchCfg::linear(
