@@ -315,6 +315,18 @@ impl Gpu {
         .map_err(|e| Error::cuda("device-to-device copy", e))
     }
 
+    /// Sets every word of `buf` to zero, ordered on the stream (a memset node when captured into a graph).
+    pub fn zero<T>(&self, buf: DevBuf<T>) -> Result<()> {
+        if buf.bytes() % 4 != 0 {
+            return Err(Error::Cuda(format!("zero: {} bytes is not a whole number of 4-byte words", buf.bytes())));
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        unsafe { sys::cuMemsetD32Async(buf.ptr(), 0, buf.bytes() / 4, self.stream.cu_stream()).result() }
+            .map_err(|e| Error::cuda("zeroing a device buffer", e))
+    }
+
     /// Fills `bytes` bytes at `ptr` with the f32 quiet-NaN pattern (whole words; a trailing partial word
     /// is left as is).
     pub(crate) fn poison_bytes(&self, ptr: u64, bytes: usize) -> Result<()> {
