@@ -57,11 +57,14 @@
 // d_w and d_b are sums over the M rows: dense_bwd_w cuts the rows into `splits` (≤ 128) chunks of
 // rows_per_split (grid.z; src/cuda/mlp.rs:dense_w_splits), each block writes its tile's partial sums (and,
 // for the blocks of column tile 0, the bias partials Σ_rows P(row, o), summed from the staged A tile by
-// threads 0..BM−1) to partials [splits, O·I + O]; dense_bwd_w_reduce then sums the splits in order. No
+// threads 0..BM−1) to partials [splits, O·I + O]; dense_bwd_w_reduce then sums the splits (eight interleaved
+// chains per element, added in a fixed order, see there). No
 // atomics: d_x, d_w, d_b are deterministic for given shapes (and the same on every card).
 // NaN policy: a NaN in x, w or b propagates to y (act keeps NaN); in the backward, an inactive ReLU unit
 // selects 0 whatever d_y is (like PyTorch's threshold_backward). In the tensor-core kernels a ±Inf in an
 // operand gives NaN (its lo part is Inf − Inf) where the SIMT kernels may give ±Inf.
+// Single-output layers (O = 1, the opacity head) run GEMV kernels instead (dense_gemv_*, at the end of this
+// file), which read x once at DRAM bandwidth and reduce d_w, d_b inside dense_gemv_bwd_w.
 // Bytes/FLOP (compulsory, as the launchers in src/cuda/mlp.rs declare them; the _tc variants declare the
 // same, with their own splits, and count 2·M·I·O useful FLOP though the tensor cores execute three times
 // that; w is read once per block, and dense_bwd_w_tc reads an x row once per output tile and a y, d_y row
@@ -592,16 +595,225 @@ __device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_
 DENSE_BWD_W_TC_ENTRY(dense_bwd_w_tc, 128)
 DENSE_BWD_W_TC_ENTRY(dense_bwd_w_tc_i64, 64)
 
-// partials [splits, O·I + O] -> d_w [O,I], d_b [O] (null: skipped), overwritten; splits summed in order
-// (0 splits give zeros). One thread per output element, DENSE_REDUCE_THREADS per block.
+// partials [splits, O·I + O] -> d_w [O,I], d_b [O] (null: skipped), overwritten (0 splits give zeros).
+// A block sums DENSE_REDUCE_COLS = 32 consecutive elements: warp s (of DENSE_REDUCE_LANES = 8) sums splits
+// s, s + 8, s + 16, ... in order, one element per lane (a warp reads 128 contiguous bytes per split), and
+// warp 0 then adds the 8 lane sums in order s = 0..7 through shared memory: a fixed order, deterministic.
+// Eight chains per element instead of one: each thread issues splits/8 independent loads (16 at 128 splits)
+// instead of 128 in a row, and 128 × 128 + 128 elements make 516 blocks instead of 65, so the ~8 MB of
+// partials (in L2) stream at the card's rate instead of one L2 round trip per split per thread.
+#define DENSE_REDUCE_COLS 32
+#define DENSE_REDUCE_LANES (DENSE_REDUCE_THREADS / DENSE_REDUCE_COLS)
 extern "C" __global__ void __launch_bounds__(DENSE_REDUCE_THREADS)
 dense_bwd_w_reduce(const float* __restrict__ partials, int splits, int n_in, int n_out,
                    float* __restrict__ d_w, float* __restrict__ d_b) {
+    __shared__ float red[DENSE_REDUCE_LANES][DENSE_REDUCE_COLS];
     long long stride = (long long)n_out * n_in + n_out;
-    long long j = (long long)blockIdx.x * DENSE_REDUCE_THREADS + threadIdx.x;
-    if (j >= stride) return;
+    int e = threadIdx.x % DENSE_REDUCE_COLS, lane_s = threadIdx.x / DENSE_REDUCE_COLS;
+    long long j = (long long)blockIdx.x * DENSE_REDUCE_COLS + e;
     float s = 0.0f;
-    for (int z = 0; z < splits; ++z) s += partials[z * stride + j];
-    if (j < (long long)n_out * n_in) d_w[j] = s;
-    else if (d_b) d_b[j - (long long)n_out * n_in] = s;
+    if (j < stride) {
+#pragma unroll 4
+        for (int z = lane_s; z < splits; z += DENSE_REDUCE_LANES) s += partials[z * stride + j];
+    }
+    red[lane_s][e] = s;
+    __syncthreads();
+    if (lane_s != 0 || j >= stride) return;
+    float t = red[0][e];
+#pragma unroll
+    for (int q = 1; q < DENSE_REDUCE_LANES; ++q) t += red[q][e];
+    if (j < (long long)n_out * n_in) d_w[j] = t;
+    else if (d_b) d_b[j - (long long)n_out * n_in] = t;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// GEMV kernels for a single output (O = 1, the opacity head 128 → 1): dense_gemv_fwd, dense_gemv_bwd_x,
+// dense_gemv_bwd_w. A GEMM tile would leave 31 of 32 output columns as padding (dense_fwd_n32) and
+// dense_bwd_w_n32 stages x through shared memory for one useful FMA in 32; these read x once, coalesced, and
+// are bound by DRAM bandwidth. src/cuda/mlp.rs picks them where dense_uses_gemv(s) holds (O = 1, I a multiple
+// of 4 and ≤ GEMV_MAX_IN, at least one row) and x, d_x and the scratch are 16-byte aligned.
+// Layout: GEMV_THREADS = 256 threads, 8 warps; a warp owns a row at a time and its lanes take the row's float4
+// chunks c = lane, lane + 32, ... (I = 128: one float4 per lane, the warp reads the row's 512 bytes at once).
+//   dense_gemv_fwd     warp w of block k: rows (8k + w)·4 + 0..3, loads of the 4 rows issued before the sums;
+//                      each lane sums its chunks' products (fmaf, chunk order), then an xor butterfly over
+//                      the 32 lanes; y = act(sum + b). 32 rows per block.
+//   dense_gemv_bwd_x   same rows; d_x(r, ·) = P(r)·w, P = act'(y) ⊙ d_y. Block 0's thread 0 also zeroes
+//                      dense_gemv_bwd_w's arrival counter (the same scratch, the next launch on the stream).
+//   dense_gemv_bwd_w   block z sums rows [z·R, min(M, (z+1)·R)), R = rows_per_block (a multiple of 32); warp w
+//                      takes rows w, w + 8, ... in order, four per step; lane float4 accumulators of Σ P·x
+//                      (d_w) and Σ P (d_b). The 8 warps' sums are added in warp order through shared memory
+//                      and the block's partial written to partials [blocks, I] (d_b partials after them,
+//                      [blocks]). Then each block increments the arrival counter (after __threadfence); the
+//                      block that arrives last adds the partials: thread (s, c) sums chunk c over blocks
+//                      s, s + S, ... (S = 256 / (I/4) chains), the S chain sums are added in order s, and warp
+//                      0 sums the d_b partials (lane l: blocks l, l + 32, ...; then an xor butterfly). Every
+//                      sum has a fixed order whichever block arrives last: deterministic. It writes d_w, d_b
+//                      and resets the counter. No separate reduction launch.
+// The sums differ from the twin's order (k, or rows, increasing) only by rounding.
+// Bytes (compulsory): fwd 4·(M·I + I + 1 + M), bwd_x 4·(2·M + I + M·I), bwd_w 4·(2·M + M·I + 2·blocks·(I + 1)).
+// Expected at 32 736 × 128 (16.8 MB of x or d_x) on an H200 (~4 TB/s): ~5 µs each; bwd_w adds the last
+// block's reduction of 256 × 129 partials (32 loads per thread in 4 unrolled batches): ~1–2 µs.
+
+#define GEMV_THREADS 256
+#define GEMV_WARPS (GEMV_THREADS / 32)
+#define GEMV_ROWS 4
+#define GEMV_MAX_IN 1024
+#define GEMV_MAX_CPL (GEMV_MAX_IN / 128)  // float4 chunks per lane at most
+
+// Sum over the 32 lanes of a warp; every lane ends with the same value (a + b = b + a at each level).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// x [M,I], w [1,I], b [1] or null -> y [M]. grid ceil(M / 32).
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+dense_gemv_fwd(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int m,
+               int n_in, int act, float* __restrict__ y) {
+    int lane = threadIdx.x % 32, c4 = n_in / 4;
+    long long row0 = ((long long)blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * GEMV_ROWS;
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    float acc[GEMV_ROWS] = {};
+    for (int c = lane; c < c4; c += 32) {
+        float4 wv = __ldg(w4 + c), xv[GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r)
+            xv[r] = row0 + r < m ? __ldg(x4 + (row0 + r) * c4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r) {
+            acc[r] = fmaf(xv[r].x, wv.x, acc[r]);
+            acc[r] = fmaf(xv[r].y, wv.y, acc[r]);
+            acc[r] = fmaf(xv[r].z, wv.z, acc[r]);
+            acc[r] = fmaf(xv[r].w, wv.w, acc[r]);
+        }
+    }
+    float bias = b ? b[0] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; ++r) {
+        float s = warp_sum(acc[r]);
+        if (lane == r && row0 + r < m) y[row0 + r] = act_apply(b ? s + bias : s, act);
+    }
+}
+
+// d_y [M], y [M], w [1,I] -> d_x [M,I] (overwritten); zeroes *counter (dense_gemv_bwd_w's). grid ceil(M / 32).
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+dense_gemv_bwd_x(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ w, int m,
+                 int n_in, int act, float* __restrict__ d_x, unsigned* __restrict__ counter) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) *counter = 0u;
+    int lane = threadIdx.x % 32, c4 = n_in / 4;
+    long long row0 = ((long long)blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * GEMV_ROWS;
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    float4* dx4 = reinterpret_cast<float4*>(d_x);
+    float p[GEMV_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; ++r) p[r] = row0 + r < m ? act_vjp(y[row0 + r], d_y[row0 + r], act) : 0.0f;
+    for (int c = lane; c < c4; c += 32) {
+        float4 wv = __ldg(w4 + c);
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r)
+            if (row0 + r < m) dx4[(row0 + r) * c4 + c] = make_float4(p[r] * wv.x, p[r] * wv.y, p[r] * wv.z, p[r] * wv.w);
+    }
+}
+
+__device__ __forceinline__ void f4_fma(float4& a, float p, float4 v) {
+    a.x = fmaf(p, v.x, a.x), a.y = fmaf(p, v.y, a.y), a.z = fmaf(p, v.z, a.z), a.w = fmaf(p, v.w, a.w);
+}
+__device__ __forceinline__ void f4_add(float4& a, float4 v) { a.x += v.x, a.y += v.y, a.z += v.z, a.w += v.w; }
+
+// d_y [M], y [M], x [M,I] -> d_w [1,I], d_b [1] (null: skipped), overwritten. partials: gridDim.x · (I + 1)
+// floats; *counter is 0 on entry (dense_gemv_bwd_x zeroes it) and on exit. grid ceil(M / rows_per_block).
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+dense_gemv_bwd_w(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ x, int m,
+                 int n_in, int act, int rows_per_block, float* __restrict__ partials,
+                 unsigned* __restrict__ counter, float* __restrict__ d_w, float* __restrict__ d_b) {
+    // red: the warps' sums [GEMV_WARPS][I], later the last block's chain sums [S][I] (S·I ≤ 4·GEMV_THREADS).
+    __shared__ __align__(16) float4 red[GEMV_WARPS * GEMV_MAX_IN / 4];
+    __shared__ float red_b[GEMV_WARPS];
+    __shared__ bool last;
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, c4 = n_in / 4;
+    long long begin = (long long)blockIdx.x * rows_per_block;
+    long long end = min((long long)m, begin + rows_per_block);
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    float4 acc[GEMV_MAX_CPL];
+#pragma unroll
+    for (int j = 0; j < GEMV_MAX_CPL; ++j) acc[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float acc_b = 0.0f;
+    for (long long r0 = begin + warp; r0 < end; r0 += GEMV_WARPS * GEMV_ROWS) {
+        float p[GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r) {
+            long long row = r0 + r * GEMV_WARPS;
+            p[r] = row < end ? act_vjp(y[row], d_y[row], act) : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < GEMV_MAX_CPL; ++j) {
+            int c = lane + 32 * j;
+            if (c >= c4) break;
+            float4 xv[GEMV_ROWS];
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; ++r) {
+                long long row = r0 + r * GEMV_WARPS;
+                xv[r] = row < end ? __ldg(x4 + row * c4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; ++r) f4_fma(acc[j], p[r], xv[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r) acc_b += p[r];
+    }
+#pragma unroll
+    for (int j = 0; j < GEMV_MAX_CPL; ++j) {
+        int c = lane + 32 * j;
+        if (c < c4) red[warp * c4 + c] = acc[j];
+    }
+    if (lane == 0) red_b[warp] = acc_b;
+    __syncthreads();
+    float4* part4 = reinterpret_cast<float4*>(partials);
+    float* part_b = partials + (long long)gridDim.x * n_in;
+    for (int c = threadIdx.x; c < c4; c += GEMV_THREADS) {
+        float4 s = red[c];
+#pragma unroll
+        for (int q = 1; q < GEMV_WARPS; ++q) f4_add(s, red[q * c4 + c]);
+        part4[(long long)blockIdx.x * c4 + c] = s;
+    }
+    if (threadIdx.x == 0) {
+        float s = red_b[0];
+#pragma unroll
+        for (int q = 1; q < GEMV_WARPS; ++q) s += red_b[q];
+        part_b[blockIdx.x] = s;
+    }
+    // Publish the partial, then count this block in; the last block to arrive sees every partial.
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    int blocks = gridDim.x, chains = GEMV_THREADS / c4;  // c4 ≤ GEMV_THREADS, so chains ≥ 1
+    int c = threadIdx.x % c4, s = threadIdx.x / c4;
+    __syncthreads();  // red is reused below
+    if (s < chains) {
+        float4 t = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 8
+        for (int z = s; z < blocks; z += chains) f4_add(t, __ldcg(part4 + (long long)z * c4 + c));
+        red[s * c4 + c] = t;
+    }
+    if (warp == 0) {
+        float t = 0.0f;
+        for (int z = lane; z < blocks; z += 32) t += __ldcg(part_b + z);
+        t = warp_sum(t);
+        if (lane == 0) {
+            if (d_b) d_b[0] = t;
+            *counter = 0u;
+        }
+    }
+    __syncthreads();
+    float4* dw4 = reinterpret_cast<float4*>(d_w);
+    for (int cc = threadIdx.x; cc < c4; cc += GEMV_THREADS) {
+        float4 t = red[cc];
+        for (int q = 1; q < chains; ++q) f4_add(t, red[q * c4 + cc]);
+        dw4[cc] = t;
+    }
 }

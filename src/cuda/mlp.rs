@@ -1,6 +1,7 @@
 //! Launchers for kernels/mlp.cu: the dense layer y = act(x·wᵀ + b) forward and backward (CPU twin:
 //! src/cpu/mlp.rs, same names). Each launcher picks the tensor-core (3xTF32) kernels where
-//! `dense_uses_tensor_cores` holds and the buffers are 16-byte aligned, else the SIMT kernels.
+//! `dense_uses_tensor_cores` holds and the buffers are 16-byte aligned, the GEMV kernels for a single output
+//! where `dense_uses_gemv` holds (and the buffers are aligned), else the SIMT kernels.
 
 use super::{Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::mlp::Dense;
@@ -11,7 +12,10 @@ use crate::error::{Error, Result};
 const DENSE_THREADS: u32 = 256;
 const DENSE_TILE: usize = 128;
 const DENSE_BK: usize = 8;
+/// dense_bwd_w_reduce: DENSE_REDUCE_THREADS per block sum DENSE_REDUCE_COLS consecutive elements, 8 threads
+/// (one per split residue mod 8) per element.
 const DENSE_REDUCE_THREADS: u32 = 256;
+const DENSE_REDUCE_COLS: u64 = 32;
 /// dense_bwd_w cuts the rows into at most this many chunks (about one wave of blocks on an H100 for a
 /// 128 × 128 weight), each chunk a multiple of DENSE_BK rows and at least DENSE_W_MIN_ROWS.
 const DENSE_W_SPLITS: usize = 128;
@@ -27,6 +31,29 @@ const TC_W_OUT: usize = 64;
 /// the chunks, and with them d_w and d_b bit for bit, are the same on every card and the scratch length
 /// needs no device.
 const TC_W_BLOCKS: usize = 264;
+
+/// GEMV_THREADS of the single-output kernels (dense_gemv_*): 8 warps, a warp per row, GEMV_ROWS = 4 rows
+/// per warp in dense_gemv_fwd / _bwd_x (32 rows per block); n_in at most GEMV_MAX_IN.
+const GEMV_THREADS: u32 = 256;
+const GEMV_ROWS_PER_BLOCK: usize = 32;
+const GEMV_MAX_IN: usize = 1024;
+/// dense_gemv_bwd_w cuts the rows into at most this many blocks (each a multiple of 32 rows): about two per
+/// SM on a 132-SM card, enough to stream x at full bandwidth, and few enough that the last block's sum over
+/// the partials stays short. A fixed number, so d_w and d_b are the same on every card.
+const GEMV_W_BLOCKS: usize = 256;
+
+/// Rows per block and block count of dense_gemv_bwd_w for `rows` rows.
+pub fn dense_gemv_w_blocks(rows: usize) -> (usize, usize) {
+    let per = rows.div_ceil(GEMV_W_BLOCKS).next_multiple_of(GEMV_ROWS_PER_BLOCK).max(GEMV_ROWS_PER_BLOCK);
+    (per, rows.div_ceil(per))
+}
+
+/// Whether the launchers run layer `s` on the single-output GEMV kernels (dense_gemv_fwd, _bwd_x, _bwd_w):
+/// n_out = 1 (the opacity head), n_in a multiple of 4 (float4 rows) and at most GEMV_MAX_IN, at least one
+/// row. The launchers also need x, w, d_x, d_w and the scratch 16-byte aligned (arena slots are).
+pub fn dense_uses_gemv(s: Dense) -> bool {
+    s.n_out == 1 && s.n_in % 4 == 0 && s.n_in > 0 && s.n_in <= GEMV_MAX_IN && s.rows > 0 && s.rows <= i32::MAX as usize
+}
 
 /// Rows per chunk and chunk count of dense_bwd_w for `rows` rows.
 pub fn dense_w_splits(rows: usize) -> (usize, usize) {
@@ -52,7 +79,7 @@ pub fn dense_w_tc_splits(rows: usize, tiles: usize) -> (usize, usize) {
 /// the SIMT n32 variants are cheap there), and the grid within limits. The launchers also need every buffer
 /// the kernels read or write in float4/float2 16-byte aligned (arena slots are); otherwise, and for every
 /// other shape, the SIMT kernels run. Covers the F_c layers (64→128, 128→128), the SH head (128→48) and the
-/// audio MLPs (32→64, 64→64); not the opacity head (O = 1).
+/// audio MLPs (32→64, 64→64); not the opacity head (O = 1, which takes the GEMV kernels, `dense_uses_gemv`).
 pub fn dense_uses_tensor_cores(s: Dense) -> bool {
     s.n_in % 4 == 0
         && s.n_out % 4 == 0
@@ -87,15 +114,25 @@ fn tc_w_plan(s: Dense) -> TcWPlan {
     TcWPlan { kernel, tiles, per, splits }
 }
 
-/// Floats of scratch dense_bwd needs for shape `s` (the per-chunk partial sums of d_w and d_b): enough for
-/// whichever of the SIMT and tensor-core kernels the launcher may pick (the pick also depends on the
-/// buffers' alignment, which is not known here).
+/// Floats of scratch dense_bwd needs for shape `s` (the per-chunk partial sums of d_w and d_b; for the GEMV
+/// kernels also their arrival counter, one word after the partials): enough for whichever of the SIMT,
+/// tensor-core and GEMV kernels the launcher may pick (the pick also depends on the buffers' alignment,
+/// which is not known here).
 pub fn dense_bwd_scratch_len(s: Dense) -> usize {
     let mut splits = dense_w_splits(s.rows).1;
     if dense_uses_tensor_cores(s) {
         splits = splits.max(tc_w_plan(s).splits);
     }
-    splits * (s.n_out * s.n_in + s.n_out)
+    let mut len = splits * (s.n_out * s.n_in + s.n_out);
+    if dense_uses_gemv(s) {
+        len = len.max(gemv_scratch_len(s));
+    }
+    len
+}
+
+/// Floats dense_gemv_bwd_w uses: [blocks, n_in] d_w partials, [blocks] d_b partials, the counter.
+fn gemv_scratch_len(s: Dense) -> usize {
+    dense_gemv_w_blocks(s.rows).1 * (s.n_in + 1) + 1
 }
 
 /// Whether every pointer is 16-byte aligned (the tensor-core kernels' float4 loads and float2 stores).
@@ -163,6 +200,11 @@ pub fn dense_fwd(
         return Ok(());
     }
     let cost = Cost { bytes: 4 * (m * i + o * i + o + m * o), flop: 2 * m * i * o };
+    if dense_uses_gemv(s) && aligned16(&[x.ptr(), w.ptr()]) {
+        let cfg = LaunchCfg::linear(s.rows.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, GEMV_THREADS, cost);
+        let [m_, i_, _, a_] = dims(s);
+        return gpu.launch("dense_gemv_fwd", cfg, &[x.into(), w.into(), opt(b), m_, i_, a_, y.into()]);
+    }
     let (kernel, grid, threads) = if dense_uses_tensor_cores(s) && aligned16(&[x.ptr(), w.ptr(), y.ptr()]) {
         let (kernel, rows, side) = tc_fwd_tile(s.n_out);
         (kernel, (s.n_out.div_ceil(side) as u32, s.rows.div_ceil(rows) as u32, 1), TC_THREADS)
@@ -193,8 +235,9 @@ pub struct DenseGrads {
 }
 
 /// d_x = (act'(y) ⊙ d_y) · w, d_w = Σ_rows (act'(y) ⊙ d_y)ᵀ · x, d_b = Σ_rows act'(y) ⊙ d_y; deterministic.
-/// `scratch` holds at least dense_bwd_scratch_len(s) floats. Tensor-core kernels where
-/// dense_uses_tensor_cores(s) holds and x, w, y, d_y, d_x and scratch are 16-byte aligned, else SIMT.
+/// `scratch` holds at least dense_bwd_scratch_len(s) floats. GEMV kernels where dense_uses_gemv(s) holds and
+/// x, w, d_x, d_w and scratch are 16-byte aligned (two launches, no separate reduction); tensor-core kernels
+/// where dense_uses_tensor_cores(s) holds and x, w, y, d_y, d_x and scratch are 16-byte aligned; else SIMT.
 pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scratch: DevBuf<f32>) -> Result<()> {
     let (mu, iu, ou) = (s.rows, s.n_in, s.n_out);
     let d_b_len = out.d_b.map_or(ou, |b| b.len());
@@ -217,6 +260,9 @@ pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scra
     }
     let (m, i, o) = (mu as u64, iu as u64, ou as u64);
     let [m_, i_, o_, a_] = dims(s);
+    if dense_uses_gemv(s) && aligned16(&[inp.x.ptr(), inp.w.ptr(), out.d_x.ptr(), out.d_w.ptr(), scratch.ptr()]) {
+        return gemv_bwd(gpu, s, inp, out, scratch);
+    }
     let ptrs = [inp.x.ptr(), inp.w.ptr(), inp.y.ptr(), inp.d_y.ptr(), out.d_x.ptr(), scratch.ptr()];
     let tc = dense_uses_tensor_cores(s) && aligned16(&ptrs);
     if mu > 0 && iu > 0 {
@@ -260,7 +306,43 @@ pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scra
     let cost = Cost { bytes: 4 * (splits as u64 + 1) * stride, flop: splits as u64 * stride };
     gpu.launch(
         "dense_bwd_w_reduce",
-        LaunchCfg::per_element(stride as usize, DENSE_REDUCE_THREADS, cost),
+        LaunchCfg::linear(stride.div_ceil(DENSE_REDUCE_COLS).max(1) as u32, DENSE_REDUCE_THREADS, cost),
         &[scratch.into(), (splits as i32).into(), i_, o_, out.d_w.into(), opt(out.d_b)],
+    )
+}
+
+/// dense_bwd on the GEMV kernels (n_out = 1): dense_gemv_bwd_x (which also zeroes the arrival counter), then
+/// dense_gemv_bwd_w, which writes d_w and d_b itself (its last block to finish sums the partials).
+fn gemv_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scratch: DevBuf<f32>) -> Result<()> {
+    let (m, i) = (s.rows as u64, s.n_in as u64);
+    let [m_, i_, _, a_] = dims(s);
+    let (per, blocks) = dense_gemv_w_blocks(s.rows);
+    let counter = Arg::Ptr(scratch.ptr() + 4 * (blocks * (s.n_in + 1)) as u64);
+    let cost = Cost { bytes: 4 * (2 * m + i + m * i), flop: m * i };
+    let cfg = LaunchCfg::linear(s.rows.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, GEMV_THREADS, cost);
+    gpu.launch(
+        "dense_gemv_bwd_x",
+        cfg,
+        &[inp.d_y.into(), inp.y.into(), inp.w.into(), m_, i_, a_, out.d_x.into(), counter],
+    )?;
+    let part = 2 * blocks as u64 * (i + 1);
+    let cost = Cost { bytes: 4 * (2 * m + m * i + part + i + 1), flop: 2 * m * i + m + part / 2 };
+    let cfg = LaunchCfg::linear(blocks as u32, GEMV_THREADS, cost);
+    gpu.launch(
+        "dense_gemv_bwd_w",
+        cfg,
+        &[
+            inp.d_y.into(),
+            inp.y.into(),
+            inp.x.into(),
+            m_,
+            i_,
+            a_,
+            (per as i32).into(),
+            scratch.into(),
+            counter,
+            out.d_w.into(),
+            opt(out.d_b),
+        ],
     )
 }
