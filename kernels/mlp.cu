@@ -28,6 +28,8 @@
 //   dense_fwd_tc      block 64 rows × 128 outputs      dense_fwd_tc_n64    128 rows × 64 outputs (O ≤ 64)
 //   dense_bwd_x_tc    block 64 rows × 128 inputs       dense_bwd_x_tc_i64  128 rows × 64 inputs (I ≤ 64)
 //   dense_bwd_w_tc    block 64 outputs × 128 inputs    dense_bwd_w_tc_i64  64 outputs × 64 inputs (I ≤ 64)
+//   dense_fwd_tc_res, dense_bwd_x_tc_res: 128-row tiles × 64 columns with the split w slice resident in
+//   shared memory for the whole K; the launchers take them for K ≤ 128 (every F_c layer), see below.
 // 3xTF32: a tf32 product keeps 11 significant bits (≈ 2⁻¹¹ relative), far from the 1e-5 the twins hold the
 // kernels to. So every operand value v is split, once, as it is staged: hi = tf32(v), lo = tf32(v − hi)
 // (cvt.rna; v − hi is exact, hi + lo keeps 22 of 24 bits), and each 8-deep slice adds A_lo·B_hi, then
@@ -528,6 +530,169 @@ __device__ __forceinline__ void dense_bwd_x_tc_tile(const float* __restrict__ d_
     }
 DENSE_BWD_X_TC_ENTRY(dense_bwd_x_tc, 64, 128)
 DENSE_BWD_X_TC_ENTRY(dense_bwd_x_tc_i64, 128, 64)
+
+// Weight-resident variants (dense_fwd_tc_res, dense_bwd_x_tc_res), for K ≤ TC_RES_MAX_K (fwd K = I, bwd_x
+// K = O): a block owns TC_RES_BN = 64 columns of the product (outputs in fwd, inputs in bwd_x), splits its
+// 64 × K slice of w into (hi, lo) pairs once, into shared memory for the whole K, then loops over row tiles of
+// TC_RES_BM = 128 rows (tile blockIdx.y, + gridDim.y, ...; grid.y ≤ TC_RES_BLOCKS / column tiles), staging
+// only the row operand (x, or P = act'(y) ⊙ d_y) per k step of 16, double-buffered: one barrier per k step.
+// Warps as dense_fwd_tc_n64 (2 across × 4 down, 32 × 32 each), the same mma sequence per 8-deep slice.
+// Shared memory (dynamic): w slice 64 × (Kp + 4) pairs (fwd, k-contiguous) or Kp × (64 + 4) (bwd_x), Kp = K
+// rounded up to 16, plus 2 × 128 × 20 pairs of row tiles: ≤ 110 592 bytes at K = 128, two blocks per SM.
+// Why, per k step of a block (counts from the code; both variants do 48 mma per warp, as before):
+//   dense_fwd_tc (64 × 128 tile): stages 64 × 16 x and 128 × 16 w values: 12 splits, 6 shared stores and 3
+//   global loads per thread, two barriers. Here (128 × 64 tile): 128 × 16 x values only: 8 splits, 4
+//   stores, 2 loads per thread, one barrier; the w split is done once per block (64 × K), not once per 64
+//   rows. A 128 → 128 layer on 32 736 rows splits 2 × 132 × 8192 w values instead of 512 × 16 384 (17×
+//   fewer), and the register prefetch shrinks from 3 to 2 float4.
+//   dense_bwd_x_tc (64 × 128 tile): 64 × 16 P (from y, d_y) and 16 × 128 w: 12 splits, 4 global loads.
+//   Here: 128 × 16 P: 8 splits, 4 loads (y, d_y), no w traffic in the loop.
+// The output side is 64 wide, so x (or y, d_y) is read once per column tile: twice for 128 outputs, the
+// second time mostly from L2 (the two column tiles of a row tile are adjacent in the grid).
+#define TC_RES_BM 128
+#define TC_RES_BN 64
+#define TC_RES_MAX_K 128  // the launchers' limit (src/cuda/mlp.rs): the kernels take any K the shared memory fits
+
+// The w slice, split: fwd (B_K) B(k, j) = w[(col0 + j)·I + k] at bs[j·(kp + 4) + k]; bwd_x B(k, j) =
+// w[k·I + col0 + j] at bs[k·(64 + 4) + j]; k < kp; 0 outside w (k ≥ k_end, or column ≥ n_cols).
+template <bool B_K>
+__device__ __forceinline__ void tc_res_stage_w(float2* bs, const float* __restrict__ w, int n_in, int k_end,
+                                               int n_cols, int col0, int kp) {
+    constexpr int BN = TC_RES_BN;
+    int chunks = BN * kp / 4;
+    for (int e = threadIdx.x; e < chunks; e += TC_THREADS) {
+        int j, k;
+        if (B_K) j = e / (kp / 4), k = (e % (kp / 4)) * 4;
+        else k = e / (BN / 4), j = (e % (BN / 4)) * 4;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (B_K ? col0 + j < n_cols && k < k_end : k < k_end && col0 + j < n_cols)
+            v = __ldg(reinterpret_cast<const float4*>(w + (B_K ? (long long)(col0 + j) * n_in + k
+                                                                : (long long)k * n_in + col0 + j)));
+        tc_put4(bs + (B_K ? j * (kp + 4) + k : k * (BN + 4) + j), v.x, v.y, v.z, v.w);
+    }
+}
+
+// acc += A·B over one k step of TC_BK: A(i, k) from as (s[128][TC_BK + 4]), B(k, j) from bs, already offset
+// to the step: B_K ? bs[j·ldb + k] : bs[k·ldb + j]. Same fragments and mma order as tc_tile_mma.
+template <bool B_K>
+__device__ __forceinline__ void tc_res_mma(const float2* as, const float2* bs, int ldb,
+                                           float (&acc)[TcWarps<TC_RES_BM, TC_RES_BN>::MT][4][4]) {
+    using W = TcWarps<TC_RES_BM, TC_RES_BN>;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    int wm = (warp / W::WARPS_N) * W::WM, wn = (warp % W::WARPS_N) * 32;
+#pragma unroll
+    for (int kk = 0; kk < TC_BK; kk += 8) {
+        int k = kk + t;
+        unsigned bh[W::NT][2], bl[W::NT][2];
+#pragma unroll
+        for (int nt = 0; nt < W::NT; ++nt) {
+            int j = wn + nt * 8 + g;
+            float2 v0 = B_K ? bs[j * ldb + k] : bs[k * ldb + j];
+            float2 v1 = B_K ? bs[j * ldb + k + 4] : bs[(k + 4) * ldb + j];
+            bh[nt][0] = __float_as_uint(v0.x), bl[nt][0] = __float_as_uint(v0.y);
+            bh[nt][1] = __float_as_uint(v1.x), bl[nt][1] = __float_as_uint(v1.y);
+        }
+#pragma unroll
+        for (int mt = 0; mt < W::MT; ++mt) {
+            int i = wm + mt * 16 + g;
+            float2 v0 = tc_at<true, TC_RES_BM>(as, i, k), v1 = tc_at<true, TC_RES_BM>(as, i + 8, k);
+            float2 v2 = tc_at<true, TC_RES_BM>(as, i, k + 4), v3 = tc_at<true, TC_RES_BM>(as, i + 8, k + 4);
+            unsigned ah[4] = {__float_as_uint(v0.x), __float_as_uint(v1.x), __float_as_uint(v2.x),
+                              __float_as_uint(v3.x)};
+            unsigned al[4] = {__float_as_uint(v0.y), __float_as_uint(v1.y), __float_as_uint(v2.y),
+                              __float_as_uint(v3.y)};
+#pragma unroll
+            for (int nt = 0; nt < W::NT; ++nt) {
+                mma_tf32(acc[mt][nt], al, bh[nt]);
+                mma_tf32(acc[mt][nt], ah, bl[nt]);
+                mma_tf32(acc[mt][nt], ah, bh[nt]);
+            }
+        }
+    }
+}
+
+// x [M,I], w [O,I], b [O] or null -> y [M,O], I ≤ TC_RES_MAX_K. grid (ceil(O/64), row workers); dynamic
+// shared memory (64·(Kp + 4) + 2·128·20)·8 bytes.
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+dense_fwd_tc_res(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int m,
+                 int n_in, int n_out, int act, float* __restrict__ y) {
+    constexpr int BM = TC_RES_BM, BN = TC_RES_BN, AS = BM * (TC_BK + 4);
+    extern __shared__ __align__(16) float2 tc_res_smem[];
+    int kp = (n_in + TC_BK - 1) / TC_BK * TC_BK, ldb = kp + 4;
+    float2* bs = tc_res_smem;
+    float2* as = tc_res_smem + BN * ldb;
+    int col0 = blockIdx.x * BN;
+    long long tiles = ((long long)m + BM - 1) / BM;
+    tc_res_stage_w<true>(bs, w, n_in, n_in, n_out, col0, kp);
+    float4 va[TcChunks<BM, TC_BK>::CPT];
+    long long tile = blockIdx.y;
+    if (tile < tiles) tc_load<BM, TC_BK>(va, x, n_in, tile * BM, m, 0, n_in);
+    int step = 0;
+    for (; tile < tiles; tile += gridDim.y) {
+        long long row0 = tile * BM;
+        float acc[TcWarps<BM, BN>::MT][4][4] = {};
+        for (int k0 = 0; k0 < kp; k0 += TC_BK, ++step) {
+            float2* buf = as + (step & 1) * AS;
+            tc_store<BM, TC_BK>(buf, va);
+            __syncthreads();
+            if (k0 + TC_BK < kp) tc_load<BM, TC_BK>(va, x, n_in, row0, m, k0 + TC_BK, n_in);
+            else if (tile + gridDim.y < tiles) tc_load<BM, TC_BK>(va, x, n_in, row0 + (long long)gridDim.y * BM, m, 0, n_in);
+            tc_res_mma<true>(buf, bs + k0, ldb, acc);
+        }
+        tc_for_pairs<BM, BN>(acc, [&](int i, int j, float v0, float v1) {
+            long long row = row0 + i;
+            int o = col0 + j;
+            if (row >= m || o >= n_out) return;
+            if (b) v0 += b[o], v1 += b[o + 1];
+            *reinterpret_cast<float2*>(y + row * n_out + o) = make_float2(act_apply(v0, act), act_apply(v1, act));
+        });
+    }
+}
+
+// d_y [M,O], y [M,O], w [O,I] -> d_x [M,I] (overwritten), O ≤ TC_RES_MAX_K. grid (ceil(I/64), row workers);
+// dynamic shared memory (Kp·(64 + 4) + 2·128·20)·8 bytes, Kp = O rounded up to 16.
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+dense_bwd_x_tc_res(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ w, int m,
+                   int n_in, int n_out, int act, float* __restrict__ d_x) {
+    constexpr int BM = TC_RES_BM, BN = TC_RES_BN, AS = BM * (TC_BK + 4), ldb = BN + 4;
+    extern __shared__ __align__(16) float2 tc_res_smem[];
+    int kp = (n_out + TC_BK - 1) / TC_BK * TC_BK;
+    float2* bs = tc_res_smem;
+    float2* as = tc_res_smem + kp * ldb;
+    int col0 = blockIdx.x * BN;
+    long long tiles = ((long long)m + BM - 1) / BM;
+    tc_res_stage_w<false>(bs, w, n_in, n_out, n_in, col0, kp);
+    float4 vy[TcChunks<BM, TC_BK>::CPT], vd[TcChunks<BM, TC_BK>::CPT];
+    float unused[4] = {};
+    long long tile = blockIdx.y;
+    if (tile < tiles) {
+        tc_load<BM, TC_BK>(vy, y, n_out, tile * BM, m, 0, n_out);
+        tc_load<BM, TC_BK>(vd, d_y, n_out, tile * BM, m, 0, n_out);
+    }
+    int step = 0;
+    for (; tile < tiles; tile += gridDim.y) {
+        long long row0 = tile * BM;
+        float acc[TcWarps<BM, BN>::MT][4][4] = {};
+        for (int k0 = 0; k0 < kp; k0 += TC_BK, ++step) {
+            float2* buf = as + (step & 1) * AS;
+            tc_store_p<BM, TC_BK>(buf, vy, vd, act, unused);
+            __syncthreads();
+            long long r = row0;
+            int k = k0 + TC_BK;
+            if (k >= kp) r = row0 + (long long)gridDim.y * BM, k = 0;
+            if (r < m) {
+                tc_load<BM, TC_BK>(vy, y, n_out, r, m, k, n_out);
+                tc_load<BM, TC_BK>(vd, d_y, n_out, r, m, k, n_out);
+            }
+            tc_res_mma<false>(buf, bs + k0 * ldb, ldb, acc);
+        }
+        tc_for_pairs<BM, BN>(acc, [&](int i, int j, float v0, float v1) {
+            long long row = row0 + i;
+            int c = col0 + j;
+            if (row < m && c < n_in) *reinterpret_cast<float2*>(d_x + row * n_in + c) = make_float2(v0, v1);
+        });
+    }
+}
 
 // d_y [M,O], y [M,O], x [M,I] -> partials [splits, O·I + O], as dense_bwd_w. Block tile 64 outputs × BN
 // inputs over one row chunk; grid (ceil(I/BN), ceil(O/64), splits). A = P tile s[TC_BK][64 + 4],
