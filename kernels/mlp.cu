@@ -43,13 +43,15 @@
 // (g+8, 2t), (g+8, 2t+1), stored as two float2 (rows g and g+8) straight to global memory.
 // Staging: the k loop steps by TC_BK = 16. While the warps multiply step s, each thread holds its float4
 // chunks of step s+1 in registers (consecutive threads take consecutive 16-byte chunks of a row; chunks of
-// out-of-range rows or columns are 0); between two barriers it then forms P = act'(y) ⊙ d_y where needed,
+// out-of-range rows or columns are 0); between two barriers (one, into the other of two buffers, in
+// dense_bwd_w_tc and the `_res` kernels) it then forms P = act'(y) ⊙ d_y where needed,
 // splits, and stores (hi, lo) float2 pairs into one shared buffer per operand: k-contiguous operands (x and w
 // in dense_fwd_tc, P in dense_bwd_x_tc) as s[MN][16 + 4], the others (w in dense_bwd_x_tc, P and x in
 // dense_bwd_w_tc) as s[16][MN + 4]. A fragment element is one 8-byte load of its pair; a row stride of 4
 // mod 16 pairs puts a half-warp's 16 loads on distinct bank pairs (pair slots 4g + t, or 4t + g).
-// Shared memory, static: 30 720 bytes (dense_fwd_tc, _n64), 27 136 / 29 184 (dense_bwd_x_tc / _i64),
-// 25 600 / 17 408 (dense_bwd_w_tc / _i64). Registers (ptxas -arch=sm_90): 96–120, no spills, so
+// Shared memory, static: 30 720 bytes (dense_fwd_tc, _n64), 27 136 / 29 184 (dense_bwd_x_tc / _i64);
+// dynamic, two staging buffers: 51 200 / 34 816 (dense_bwd_w_tc / _i64, one barrier per k step).
+// Registers (ptxas -arch=sm_90): 96–120 (the `_res` kernels 128), no spills, so
 // __launch_bounds__(256, 2) keeps two blocks per SM.
 // dense_bwd_w_tc takes row chunks as dense_bwd_w does (≤ 128), but as many as fill about 264 blocks (two per
 // SM on a 132-SM H100/H200) with its 64-wide output tiles (src/cuda/mlp.rs:dense_w_tc_splits); its bias
@@ -747,10 +749,9 @@ template <int BN>
 __device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_y, const float* __restrict__ y,
                                                     const float* __restrict__ x, int m, int n_in, int n_out,
                                                     int act, int rows_per_split, float* __restrict__ partials) {
-    constexpr int BM = 64;
+    constexpr int BM = 64, AS = TC_BK * (BM + 4), BS = TC_BK * (BN + 4);
     using PA = TcChunks<TC_BK, BM>;
-    __shared__ __align__(16) float2 as[TC_BK * (BM + 4)];
-    __shared__ __align__(16) float2 bs[TC_BK * (BN + 4)];
+    extern __shared__ __align__(16) float2 tc_w_smem[];  // 2 × (AS + BS) pairs: step s uses half s % 2
     int o0 = blockIdx.y * BM, i0 = blockIdx.x * BN;
     long long begin = (long long)blockIdx.z * rows_per_split;
     long long end = min((long long)m, begin + rows_per_split);
@@ -760,8 +761,12 @@ __device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_
     tc_load<TC_BK, BM>(vy, y, n_out, begin, end, o0, n_out);
     tc_load<TC_BK, BM>(vd, d_y, n_out, begin, end, o0, n_out);
     tc_load<TC_BK, BN>(vb, x, n_in, begin, end, i0, n_in);
-    for (long long k0 = begin; k0 < end; k0 += TC_BK) {
-        __syncthreads();
+    // Double-buffered: step s stores into half s % 2, last read by step s − 2's mma, which every warp
+    // finished before the barrier of step s − 1; one barrier per step.
+    int parity = 0;
+    for (long long k0 = begin; k0 < end; k0 += TC_BK, parity ^= 1) {
+        float2* as = tc_w_smem + parity * (AS + BS);
+        float2* bs = as + AS;
         tc_store_p<TC_BK, BM>(as, vy, vd, act, bias);
         tc_store<TC_BK, BN>(bs, vb);
         __syncthreads();
@@ -779,9 +784,10 @@ __device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_
         if (o < n_out && c < n_in) *reinterpret_cast<float2*>(part + (long long)o * n_in + c) = make_float2(v0, v1);
     });
     if (blockIdx.x == 0) {
-        // red[h][c]: thread h·PER_ROW + c/4's sums; TC_THREADS/PER_ROW × BM floats (4 KiB) over bs.
-        float* red = reinterpret_cast<float*>(bs);
-        static_assert(TC_THREADS * 4 <= TC_BK * (BN + 4) * 2, "bias reduction fits in bs");
+        // red[h][c]: thread h·PER_ROW + c/4's sums; TC_THREADS/PER_ROW × BM floats (4 KiB) over the staging
+        // buffers, once every warp is past its last mma.
+        float* red = reinterpret_cast<float*>(tc_w_smem);
+        static_assert(TC_THREADS * 4 <= (AS + BS) * 2, "bias reduction fits in the staging buffers");
         __syncthreads();
         int h = threadIdx.x / PA::PER_ROW, c = PA::col();
 #pragma unroll

@@ -319,21 +319,25 @@ pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scra
     if stride == 0 {
         return Ok(());
     }
-    let (kernel, grid_xy, threads, per, splits) = if tc {
+    let (kernel, grid_xy, threads, per, splits, shared_bytes) = if tc {
         let p = tc_w_plan(s);
-        (p.kernel, (p.tiles.0 as u32, p.tiles.1 as u32), TC_THREADS, p.per, p.splits)
+        // Two staging buffers of a 64-output P tile and a 128- or 64-input x tile, TC_BK rows of float2 pairs.
+        let side = if p.kernel == "dense_bwd_w_tc" { 128 } else { 64 };
+        let smem = (2 * 8 * TC_BK * (TC_W_OUT + 4 + side + 4)) as u32;
+        gpu.set_max_dynamic_shared(p.kernel, smem)?;
+        (p.kernel, (p.tiles.0 as u32, p.tiles.1 as u32), TC_THREADS, p.per, p.splits, smem)
     } else {
         // Column tile 0 also computes d_b, so there is at least one even when I = 0.
         let (_, kernel, side) = narrow(ou);
         let (per, splits) = dense_w_splits(mu);
-        (kernel, (tiles(iu).max(1), ou.div_ceil(side) as u32), DENSE_THREADS, per, splits)
+        (kernel, (tiles(iu).max(1), ou.div_ceil(side) as u32), DENSE_THREADS, per, splits, 0)
     };
     if splits > 0 {
         let cost = Cost { bytes: 4 * (2 * m * o + m * i + splits as u64 * stride), flop: 2 * m * i * o + m * o };
         let cfg = LaunchCfg {
             grid: (grid_xy.0, grid_xy.1, splits as u32),
             block: (threads, 1, 1),
-            shared_bytes: 0,
+            shared_bytes,
             cost,
         };
         gpu.launch(
