@@ -28,6 +28,8 @@
 //   dense_fwd_tc      block 64 rows × 128 outputs      dense_fwd_tc_n64    128 rows × 64 outputs (O ≤ 64)
 //   dense_bwd_x_tc    block 64 rows × 128 inputs       dense_bwd_x_tc_i64  128 rows × 64 inputs (I ≤ 64)
 //   dense_bwd_w_tc    block 64 outputs × 128 inputs    dense_bwd_w_tc_i64  64 outputs × 64 inputs (I ≤ 64)
+//   dense_fwd_tc_res, dense_bwd_x_tc_res: 128-row tiles × 64 columns with the split w slice resident in
+//   shared memory for the whole K; the launchers take them for K ≤ 128 (every F_c layer), see below.
 // 3xTF32: a tf32 product keeps 11 significant bits (≈ 2⁻¹¹ relative), far from the 1e-5 the twins hold the
 // kernels to. So every operand value v is split, once, as it is staged: hi = tf32(v), lo = tf32(v − hi)
 // (cvt.rna; v − hi is exact, hi + lo keeps 22 of 24 bits), and each 8-deep slice adds A_lo·B_hi, then
@@ -41,13 +43,15 @@
 // (g+8, 2t), (g+8, 2t+1), stored as two float2 (rows g and g+8) straight to global memory.
 // Staging: the k loop steps by TC_BK = 16. While the warps multiply step s, each thread holds its float4
 // chunks of step s+1 in registers (consecutive threads take consecutive 16-byte chunks of a row; chunks of
-// out-of-range rows or columns are 0); between two barriers it then forms P = act'(y) ⊙ d_y where needed,
+// out-of-range rows or columns are 0); between two barriers (one, into the other of two buffers, in
+// dense_bwd_w_tc and the `_res` kernels) it then forms P = act'(y) ⊙ d_y where needed,
 // splits, and stores (hi, lo) float2 pairs into one shared buffer per operand: k-contiguous operands (x and w
 // in dense_fwd_tc, P in dense_bwd_x_tc) as s[MN][16 + 4], the others (w in dense_bwd_x_tc, P and x in
 // dense_bwd_w_tc) as s[16][MN + 4]. A fragment element is one 8-byte load of its pair; a row stride of 4
 // mod 16 pairs puts a half-warp's 16 loads on distinct bank pairs (pair slots 4g + t, or 4t + g).
-// Shared memory, static: 30 720 bytes (dense_fwd_tc, _n64), 27 136 / 29 184 (dense_bwd_x_tc / _i64),
-// 25 600 / 17 408 (dense_bwd_w_tc / _i64). Registers (ptxas -arch=sm_90): 96–120, no spills, so
+// Shared memory, static: 30 720 bytes (dense_fwd_tc, _n64), 27 136 / 29 184 (dense_bwd_x_tc / _i64);
+// dynamic, two staging buffers: 51 200 / 34 816 (dense_bwd_w_tc / _i64, one barrier per k step).
+// Registers (ptxas -arch=sm_90): 96–120 (the `_res` kernels 128), no spills, so
 // __launch_bounds__(256, 2) keeps two blocks per SM.
 // dense_bwd_w_tc takes row chunks as dense_bwd_w does (≤ 128), but as many as fill about 264 blocks (two per
 // SM on a 132-SM H100/H200) with its 64-wide output tiles (src/cuda/mlp.rs:dense_w_tc_splits); its bias
@@ -57,11 +61,14 @@
 // d_w and d_b are sums over the M rows: dense_bwd_w cuts the rows into `splits` (≤ 128) chunks of
 // rows_per_split (grid.z; src/cuda/mlp.rs:dense_w_splits), each block writes its tile's partial sums (and,
 // for the blocks of column tile 0, the bias partials Σ_rows P(row, o), summed from the staged A tile by
-// threads 0..BM−1) to partials [splits, O·I + O]; dense_bwd_w_reduce then sums the splits in order. No
+// threads 0..BM−1) to partials [splits, O·I + O]; dense_bwd_w_reduce then sums the splits (eight interleaved
+// chains per element, added in a fixed order, see there). No
 // atomics: d_x, d_w, d_b are deterministic for given shapes (and the same on every card).
 // NaN policy: a NaN in x, w or b propagates to y (act keeps NaN); in the backward, an inactive ReLU unit
 // selects 0 whatever d_y is (like PyTorch's threshold_backward). In the tensor-core kernels a ±Inf in an
 // operand gives NaN (its lo part is Inf − Inf) where the SIMT kernels may give ±Inf.
+// Single-output layers (O = 1, the opacity head) run GEMV kernels instead (dense_gemv_*, at the end of this
+// file), which read x once at DRAM bandwidth and reduce d_w, d_b inside dense_gemv_bwd_w.
 // Bytes/FLOP (compulsory, as the launchers in src/cuda/mlp.rs declare them; the _tc variants declare the
 // same, with their own splits, and count 2·M·I·O useful FLOP though the tensor cores execute three times
 // that; w is read once per block, and dense_bwd_w_tc reads an x row once per output tile and a y, d_y row
@@ -526,6 +533,213 @@ __device__ __forceinline__ void dense_bwd_x_tc_tile(const float* __restrict__ d_
 DENSE_BWD_X_TC_ENTRY(dense_bwd_x_tc, 64, 128)
 DENSE_BWD_X_TC_ENTRY(dense_bwd_x_tc_i64, 128, 64)
 
+// Weight-resident variants (dense_fwd_tc_res, dense_bwd_x_tc_res), for K ≤ TC_RES_MAX_K (fwd K = I, bwd_x
+// K = O): a block owns TC_RES_BN = 64 columns of the product (outputs in fwd, inputs in bwd_x), splits its
+// 64 × K slice of w into (hi, lo) pairs once, into shared memory for the whole K, then loops over row tiles of
+// TC_RES_BM = 128 rows (tile blockIdx.y, + gridDim.y, ...; grid.y ≤ TC_RES_BLOCKS / column tiles), staging
+// only the row operand (x, or P = act'(y) ⊙ d_y) per k step of 16, double-buffered: one barrier per k step,
+// global loads issued two steps ahead (tc_res_loop). 128 registers, no spills (ptxas -arch=sm_90).
+// Warps as dense_fwd_tc_n64 (2 across × 4 down, 32 × 32 each), the same mma sequence per 8-deep slice.
+// Shared memory (dynamic): w slice 64 × (Kp + 4) pairs (fwd, k-contiguous) or Kp × (64 + 4) (bwd_x), Kp = K
+// rounded up to 16, plus 2 × 128 × 20 pairs of row tiles: ≤ 110 592 bytes at K = 128, two blocks per SM.
+// Why, per k step of a block (counts from the code; every variant does 48 mma per warp per step, 384 per
+// block):
+//   dense_fwd_tc (64 × 128 tile) stages 64 × 16 x and 128 × 16 w values: 3072 splits (8 per mma), 12 per
+//   thread with 6 shared stores and 3 float4 global loads, between two barriers. dense_fwd_tc_res
+//   (128 × 64 tile) stages 128 × 16 x values: 2048 splits, 8 per thread with 4 stores and 2 loads, one
+//   barrier; its 64 × K w slice is split once per block, which on a 128 → 128 layer of 32 736 rows (2 column
+//   tiles × 132 row workers, ~1.9 row tiles each) adds ~520 splits per step: ~6.7 per mma instead of 8, and
+//   one barrier instead of two. The double buffer lets a warp store step s + 1 while others still multiply
+//   step s, where the single buffer made every warp wait at the second barrier; and a step's loads have two
+//   steps of mma (~2 × 48 per warp) to arrive instead of one.
+//   dense_bwd_x_tc (64 × 128) stages 64 × 16 P (from y, d_y) and 16 × 128 w: 3072 splits, 4 float4 loads
+//   per thread; dense_bwd_x_tc_res 128 × 16 P: 2048 splits, 4 loads (y, d_y), no w traffic in the loop.
+// The output side is 64 wide, so x (or y, d_y) is read once per 64 columns: twice for 128, the second time
+// mostly from L2 (the two column tiles of a row tile are adjacent in the grid). Expected on the F_c shapes
+// from the counts alone: ~1.2–1.4× faster than the streaming kernels (a guess, not a measurement).
+#define TC_RES_BM 128
+#define TC_RES_BN 64
+#define TC_RES_MAX_K 128  // the launchers' limit (src/cuda/mlp.rs): the kernels take any K the shared memory fits
+
+// The w slice, split: fwd (B_K) B(k, j) = w[(col0 + j)·I + k] at bs[j·(kp + 4) + k]; bwd_x B(k, j) =
+// w[k·I + col0 + j] at bs[k·(64 + 4) + j]; k < kp; 0 outside w (k ≥ k_end, or column ≥ n_cols).
+template <bool B_K>
+__device__ __forceinline__ void tc_res_stage_w(float2* bs, const float* __restrict__ w, int n_in, int k_end,
+                                               int n_cols, int col0, int kp) {
+    constexpr int BN = TC_RES_BN;
+    int chunks = BN * kp / 4;
+    for (int e = threadIdx.x; e < chunks; e += TC_THREADS) {
+        int j, k;
+        if (B_K) j = e / (kp / 4), k = (e % (kp / 4)) * 4;
+        else k = e / (BN / 4), j = (e % (BN / 4)) * 4;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (B_K ? col0 + j < n_cols && k < k_end : k < k_end && col0 + j < n_cols)
+            v = __ldg(reinterpret_cast<const float4*>(w + (B_K ? (long long)(col0 + j) * n_in + k
+                                                                : (long long)k * n_in + col0 + j)));
+        tc_put4(bs + (B_K ? j * (kp + 4) + k : k * (BN + 4) + j), v.x, v.y, v.z, v.w);
+    }
+}
+
+// acc += A·B over one k step of TC_BK: A(i, k) from as (s[128][TC_BK + 4]), B(k, j) from bs, already offset
+// to the step: B_K ? bs[j·ldb + k] : bs[k·ldb + j]. Same fragments and mma order as tc_tile_mma.
+template <bool B_K>
+__device__ __forceinline__ void tc_res_mma(const float2* as, const float2* bs, int ldb,
+                                           float (&acc)[TcWarps<TC_RES_BM, TC_RES_BN>::MT][4][4]) {
+    using W = TcWarps<TC_RES_BM, TC_RES_BN>;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    int wm = (warp / W::WARPS_N) * W::WM, wn = (warp % W::WARPS_N) * 32;
+#pragma unroll
+    for (int kk = 0; kk < TC_BK; kk += 8) {
+        int k = kk + t;
+        unsigned bh[W::NT][2], bl[W::NT][2];
+#pragma unroll
+        for (int nt = 0; nt < W::NT; ++nt) {
+            int j = wn + nt * 8 + g;
+            float2 v0 = B_K ? bs[j * ldb + k] : bs[k * ldb + j];
+            float2 v1 = B_K ? bs[j * ldb + k + 4] : bs[(k + 4) * ldb + j];
+            bh[nt][0] = __float_as_uint(v0.x), bl[nt][0] = __float_as_uint(v0.y);
+            bh[nt][1] = __float_as_uint(v1.x), bl[nt][1] = __float_as_uint(v1.y);
+        }
+#pragma unroll
+        for (int mt = 0; mt < W::MT; ++mt) {
+            int i = wm + mt * 16 + g;
+            float2 v0 = tc_at<true, TC_RES_BM>(as, i, k), v1 = tc_at<true, TC_RES_BM>(as, i + 8, k);
+            float2 v2 = tc_at<true, TC_RES_BM>(as, i, k + 4), v3 = tc_at<true, TC_RES_BM>(as, i + 8, k + 4);
+            unsigned ah[4] = {__float_as_uint(v0.x), __float_as_uint(v1.x), __float_as_uint(v2.x),
+                              __float_as_uint(v3.x)};
+            unsigned al[4] = {__float_as_uint(v0.y), __float_as_uint(v1.y), __float_as_uint(v2.y),
+                              __float_as_uint(v3.y)};
+#pragma unroll
+            for (int nt = 0; nt < W::NT; ++nt) {
+                mma_tf32(acc[mt][nt], al, bh[nt]);
+                mma_tf32(acc[mt][nt], ah, bl[nt]);
+                mma_tf32(acc[mt][nt], ah, bh[nt]);
+            }
+        }
+    }
+}
+
+// The row-tile walk of a `_res` block: row tiles blockIdx.y, + gridDim.y, ... (row0 < m), TC_BK-deep k steps
+// of each up to kp. `next` moves (row0, k0) one step on.
+struct TcResWalk {
+    long long row0;
+    int k0;
+    __device__ __forceinline__ void next(int kp) {
+        k0 += TC_BK;
+        if (k0 >= kp) k0 = 0, row0 += (long long)gridDim.y * TC_RES_BM;
+    }
+};
+
+// The `_res` main loop: stage(v, buf) splits the row operand's registers v into buf, load(v, row0, k0) fills
+// v with a later step's chunks, mma(buf, k0) multiplies one step, epilogue(row0) stores a finished tile and
+// the loop zeroes acc. Two register sets (V0, V1) take alternate steps, so a step's global loads are issued
+// two steps before it is staged (two k steps of mma to hide DRAM latency, not one); two shared buffers, one
+// barrier per step: step g writes buffer g % 2, last read by step g − 2's mma, which every warp finished
+// before the barrier of step g − 1.
+template <typename V, typename Stage, typename Load, typename Mma, typename Epi>
+__device__ __forceinline__ void tc_res_loop(V& v0, V& v1, int m, int kp, float2* as,
+                                            float (&acc)[TcWarps<TC_RES_BM, TC_RES_BN>::MT][4][4], Stage stage,
+                                            Load load, Mma mma, Epi epilogue) {
+    constexpr int AS = TC_RES_BM * (TC_BK + 4);
+    TcResWalk cur{(long long)blockIdx.y * TC_RES_BM, 0}, ld = cur;
+    if (ld.row0 < m) load(v0, ld.row0, ld.k0);
+    ld.next(kp);
+    if (ld.row0 < m) load(v1, ld.row0, ld.k0);
+    ld.next(kp);
+    auto step = [&](V& v, int parity) {
+        float2* buf = as + parity * AS;
+        stage(v, buf);
+        __syncthreads();
+        if (ld.row0 < m) load(v, ld.row0, ld.k0);
+        ld.next(kp);
+        mma(buf, cur.k0);
+        if (cur.k0 + TC_BK >= kp) {
+            epilogue(cur.row0);
+#pragma unroll
+            for (int a = 0; a < TcWarps<TC_RES_BM, TC_RES_BN>::MT; ++a)
+#pragma unroll
+                for (int b = 0; b < 4; ++b)
+#pragma unroll
+                    for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.0f;
+        }
+        cur.next(kp);
+    };
+    while (cur.row0 < m) {  // block-uniform, so every barrier is reached by all threads
+        step(v0, 0);
+        if (cur.row0 >= m) break;
+        step(v1, 1);
+    }
+}
+
+// x [M,I], w [O,I], b [O] or null -> y [M,O], I ≤ TC_RES_MAX_K. grid (ceil(O/64), row workers); dynamic
+// shared memory (64·(Kp + 4) + 2·128·20)·8 bytes.
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+dense_fwd_tc_res(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int m,
+                 int n_in, int n_out, int act, float* __restrict__ y) {
+    constexpr int BM = TC_RES_BM, BN = TC_RES_BN;
+    using A = float4[TcChunks<BM, TC_BK>::CPT];
+    extern __shared__ __align__(16) float2 tc_res_smem[];
+    int kp = (n_in + TC_BK - 1) / TC_BK * TC_BK, ldb = kp + 4;
+    float2* bs = tc_res_smem;
+    float2* as = tc_res_smem + BN * ldb;
+    int col0 = blockIdx.x * BN;
+    tc_res_stage_w<true>(bs, w, n_in, n_in, n_out, col0, kp);
+    float acc[TcWarps<BM, BN>::MT][4][4] = {};
+    A v0, v1;
+    tc_res_loop(
+        v0, v1, m, kp, as, acc, [&](A& v, float2* buf) { tc_store<BM, TC_BK>(buf, v); },
+        [&](A& v, long long row0, int k0) { tc_load<BM, TC_BK>(v, x, n_in, row0, m, k0, n_in); },
+        [&](const float2* buf, int k0) { tc_res_mma<true>(buf, bs + k0, ldb, acc); },
+        [&](long long row0) {
+            tc_for_pairs<BM, BN>(acc, [&](int i, int j, float u0, float u1) {
+                long long row = row0 + i;
+                int o = col0 + j;
+                if (row >= m || o >= n_out) return;
+                if (b) u0 += b[o], u1 += b[o + 1];
+                *reinterpret_cast<float2*>(y + row * n_out + o) = make_float2(act_apply(u0, act), act_apply(u1, act));
+            });
+        });
+}
+
+// y and d_y chunks of one k step of dense_bwd_x_tc_res.
+struct TcResP {
+    float4 y[TcChunks<TC_RES_BM, TC_BK>::CPT], d_y[TcChunks<TC_RES_BM, TC_BK>::CPT];
+};
+
+// d_y [M,O], y [M,O], w [O,I] -> d_x [M,I] (overwritten), O ≤ TC_RES_MAX_K. grid (ceil(I/64), row workers);
+// dynamic shared memory (Kp·(64 + 4) + 2·128·20)·8 bytes, Kp = O rounded up to 16.
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+dense_bwd_x_tc_res(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ w, int m,
+                   int n_in, int n_out, int act, float* __restrict__ d_x) {
+    constexpr int BM = TC_RES_BM, BN = TC_RES_BN, ldb = BN + 4;
+    extern __shared__ __align__(16) float2 tc_res_smem[];
+    int kp = (n_out + TC_BK - 1) / TC_BK * TC_BK;
+    float2* bs = tc_res_smem;
+    float2* as = tc_res_smem + kp * ldb;
+    int col0 = blockIdx.x * BN;
+    tc_res_stage_w<false>(bs, w, n_in, n_out, n_in, col0, kp);
+    float acc[TcWarps<BM, BN>::MT][4][4] = {};
+    TcResP v0, v1;
+    tc_res_loop(
+        v0, v1, m, kp, as, acc,
+        [&](TcResP& v, float2* buf) {
+            float unused[4] = {};
+            tc_store_p<BM, TC_BK>(buf, v.y, v.d_y, act, unused);
+        },
+        [&](TcResP& v, long long row0, int k0) {
+            tc_load<BM, TC_BK>(v.y, y, n_out, row0, m, k0, n_out);
+            tc_load<BM, TC_BK>(v.d_y, d_y, n_out, row0, m, k0, n_out);
+        },
+        [&](const float2* buf, int k0) { tc_res_mma<false>(buf, bs + k0 * ldb, ldb, acc); },
+        [&](long long row0) {
+            tc_for_pairs<BM, BN>(acc, [&](int i, int j, float u0, float u1) {
+                long long row = row0 + i;
+                int c = col0 + j;
+                if (row < m && c < n_in) *reinterpret_cast<float2*>(d_x + row * n_in + c) = make_float2(u0, u1);
+            });
+        });
+}
+
 // d_y [M,O], y [M,O], x [M,I] -> partials [splits, O·I + O], as dense_bwd_w. Block tile 64 outputs × BN
 // inputs over one row chunk; grid (ceil(I/BN), ceil(O/64), splits). A = P tile s[TC_BK][64 + 4],
 // B = x tile s[TC_BK][BN + 4] (k = row; both k-major). Bias partials: each thread sums the P of its chunk
@@ -535,10 +749,9 @@ template <int BN>
 __device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_y, const float* __restrict__ y,
                                                     const float* __restrict__ x, int m, int n_in, int n_out,
                                                     int act, int rows_per_split, float* __restrict__ partials) {
-    constexpr int BM = 64;
+    constexpr int BM = 64, AS = TC_BK * (BM + 4), BS = TC_BK * (BN + 4);
     using PA = TcChunks<TC_BK, BM>;
-    __shared__ __align__(16) float2 as[TC_BK * (BM + 4)];
-    __shared__ __align__(16) float2 bs[TC_BK * (BN + 4)];
+    extern __shared__ __align__(16) float2 tc_w_smem[];  // 2 × (AS + BS) pairs: step s uses half s % 2
     int o0 = blockIdx.y * BM, i0 = blockIdx.x * BN;
     long long begin = (long long)blockIdx.z * rows_per_split;
     long long end = min((long long)m, begin + rows_per_split);
@@ -548,8 +761,12 @@ __device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_
     tc_load<TC_BK, BM>(vy, y, n_out, begin, end, o0, n_out);
     tc_load<TC_BK, BM>(vd, d_y, n_out, begin, end, o0, n_out);
     tc_load<TC_BK, BN>(vb, x, n_in, begin, end, i0, n_in);
-    for (long long k0 = begin; k0 < end; k0 += TC_BK) {
-        __syncthreads();
+    // Double-buffered: step s stores into half s % 2, last read by step s − 2's mma, which every warp
+    // finished before the barrier of step s − 1; one barrier per step.
+    int parity = 0;
+    for (long long k0 = begin; k0 < end; k0 += TC_BK, parity ^= 1) {
+        float2* as = tc_w_smem + parity * (AS + BS);
+        float2* bs = as + AS;
         tc_store_p<TC_BK, BM>(as, vy, vd, act, bias);
         tc_store<TC_BK, BN>(bs, vb);
         __syncthreads();
@@ -567,9 +784,10 @@ __device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_
         if (o < n_out && c < n_in) *reinterpret_cast<float2*>(part + (long long)o * n_in + c) = make_float2(v0, v1);
     });
     if (blockIdx.x == 0) {
-        // red[h][c]: thread h·PER_ROW + c/4's sums; TC_THREADS/PER_ROW × BM floats (4 KiB) over bs.
-        float* red = reinterpret_cast<float*>(bs);
-        static_assert(TC_THREADS * 4 <= TC_BK * (BN + 4) * 2, "bias reduction fits in bs");
+        // red[h][c]: thread h·PER_ROW + c/4's sums; TC_THREADS/PER_ROW × BM floats (4 KiB) over the staging
+        // buffers, once every warp is past its last mma.
+        float* red = reinterpret_cast<float*>(tc_w_smem);
+        static_assert(TC_THREADS * 4 <= (AS + BS) * 2, "bias reduction fits in the staging buffers");
         __syncthreads();
         int h = threadIdx.x / PA::PER_ROW, c = PA::col();
 #pragma unroll
@@ -592,16 +810,225 @@ __device__ __forceinline__ void dense_bwd_w_tc_tile(const float* __restrict__ d_
 DENSE_BWD_W_TC_ENTRY(dense_bwd_w_tc, 128)
 DENSE_BWD_W_TC_ENTRY(dense_bwd_w_tc_i64, 64)
 
-// partials [splits, O·I + O] -> d_w [O,I], d_b [O] (null: skipped), overwritten; splits summed in order
-// (0 splits give zeros). One thread per output element, DENSE_REDUCE_THREADS per block.
+// partials [splits, O·I + O] -> d_w [O,I], d_b [O] (null: skipped), overwritten (0 splits give zeros).
+// A block sums DENSE_REDUCE_COLS = 32 consecutive elements: warp s (of DENSE_REDUCE_LANES = 8) sums splits
+// s, s + 8, s + 16, ... in order, one element per lane (a warp reads 128 contiguous bytes per split), and
+// warp 0 then adds the 8 lane sums in order s = 0..7 through shared memory: a fixed order, deterministic.
+// Eight chains per element instead of one: each thread issues splits/8 independent loads (16 at 128 splits)
+// instead of 128 in a row, and 128 × 128 + 128 elements make 516 blocks instead of 65, so the ~8 MB of
+// partials (in L2) stream at the card's rate instead of one L2 round trip per split per thread.
+#define DENSE_REDUCE_COLS 32
+#define DENSE_REDUCE_LANES (DENSE_REDUCE_THREADS / DENSE_REDUCE_COLS)
 extern "C" __global__ void __launch_bounds__(DENSE_REDUCE_THREADS)
 dense_bwd_w_reduce(const float* __restrict__ partials, int splits, int n_in, int n_out,
                    float* __restrict__ d_w, float* __restrict__ d_b) {
+    __shared__ float red[DENSE_REDUCE_LANES][DENSE_REDUCE_COLS];
     long long stride = (long long)n_out * n_in + n_out;
-    long long j = (long long)blockIdx.x * DENSE_REDUCE_THREADS + threadIdx.x;
-    if (j >= stride) return;
+    int e = threadIdx.x % DENSE_REDUCE_COLS, lane_s = threadIdx.x / DENSE_REDUCE_COLS;
+    long long j = (long long)blockIdx.x * DENSE_REDUCE_COLS + e;
     float s = 0.0f;
-    for (int z = 0; z < splits; ++z) s += partials[z * stride + j];
-    if (j < (long long)n_out * n_in) d_w[j] = s;
-    else if (d_b) d_b[j - (long long)n_out * n_in] = s;
+    if (j < stride) {
+#pragma unroll 4
+        for (int z = lane_s; z < splits; z += DENSE_REDUCE_LANES) s += partials[z * stride + j];
+    }
+    red[lane_s][e] = s;
+    __syncthreads();
+    if (lane_s != 0 || j >= stride) return;
+    float t = red[0][e];
+#pragma unroll
+    for (int q = 1; q < DENSE_REDUCE_LANES; ++q) t += red[q][e];
+    if (j < (long long)n_out * n_in) d_w[j] = t;
+    else if (d_b) d_b[j - (long long)n_out * n_in] = t;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// GEMV kernels for a single output (O = 1, the opacity head 128 → 1): dense_gemv_fwd, dense_gemv_bwd_x,
+// dense_gemv_bwd_w. A GEMM tile would leave 31 of 32 output columns as padding (dense_fwd_n32) and
+// dense_bwd_w_n32 stages x through shared memory for one useful FMA in 32; these read x once, coalesced, and
+// are bound by DRAM bandwidth. src/cuda/mlp.rs picks them where dense_uses_gemv(s) holds (O = 1, I a multiple
+// of 4 and ≤ GEMV_MAX_IN, at least one row) and x, d_x and the scratch are 16-byte aligned.
+// Layout: GEMV_THREADS = 256 threads, 8 warps; a warp owns a row at a time and its lanes take the row's float4
+// chunks c = lane, lane + 32, ... (I = 128: one float4 per lane, the warp reads the row's 512 bytes at once).
+//   dense_gemv_fwd     warp w of block k: rows (8k + w)·4 + 0..3, loads of the 4 rows issued before the sums;
+//                      each lane sums its chunks' products (fmaf, chunk order), then an xor butterfly over
+//                      the 32 lanes; y = act(sum + b). 32 rows per block.
+//   dense_gemv_bwd_x   same rows; d_x(r, ·) = P(r)·w, P = act'(y) ⊙ d_y. Block 0's thread 0 also zeroes
+//                      dense_gemv_bwd_w's arrival counter (the same scratch, the next launch on the stream).
+//   dense_gemv_bwd_w   block z sums rows [z·R, min(M, (z+1)·R)), R = rows_per_block (a multiple of 32); warp w
+//                      takes rows w, w + 8, ... in order, four per step; lane float4 accumulators of Σ P·x
+//                      (d_w) and Σ P (d_b). The 8 warps' sums are added in warp order through shared memory
+//                      and the block's partial written to partials [blocks, I] (d_b partials after them,
+//                      [blocks]). Then each block increments the arrival counter (after __threadfence); the
+//                      block that arrives last adds the partials: thread (s, c) sums chunk c over blocks
+//                      s, s + S, ... (S = 256 / (I/4) chains), the S chain sums are added in order s, and warp
+//                      0 sums the d_b partials (lane l: blocks l, l + 32, ...; then an xor butterfly). Every
+//                      sum has a fixed order whichever block arrives last: deterministic. It writes d_w, d_b
+//                      and resets the counter. No separate reduction launch.
+// The sums differ from the twin's order (k, or rows, increasing) only by rounding.
+// Bytes (compulsory): fwd 4·(M·I + I + 1 + M), bwd_x 4·(2·M + I + M·I), bwd_w 4·(2·M + M·I + 2·blocks·(I + 1)).
+// Expected at 32 736 × 128 (16.8 MB of x or d_x) on an H200 (~4 TB/s): ~5 µs each; bwd_w adds the last
+// block's reduction of 256 × 129 partials (32 loads per thread in 4 unrolled batches): ~1–2 µs.
+
+#define GEMV_THREADS 256
+#define GEMV_WARPS (GEMV_THREADS / 32)
+#define GEMV_ROWS 4
+#define GEMV_MAX_IN 1024
+#define GEMV_MAX_CPL (GEMV_MAX_IN / 128)  // float4 chunks per lane at most
+
+// Sum over the 32 lanes of a warp; every lane ends with the same value (a + b = b + a at each level).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// x [M,I], w [1,I], b [1] or null -> y [M]. grid ceil(M / 32).
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+dense_gemv_fwd(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int m,
+               int n_in, int act, float* __restrict__ y) {
+    int lane = threadIdx.x % 32, c4 = n_in / 4;
+    long long row0 = ((long long)blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * GEMV_ROWS;
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    float acc[GEMV_ROWS] = {};
+    for (int c = lane; c < c4; c += 32) {
+        float4 wv = __ldg(w4 + c), xv[GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r)
+            xv[r] = row0 + r < m ? __ldg(x4 + (row0 + r) * c4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r) {
+            acc[r] = fmaf(xv[r].x, wv.x, acc[r]);
+            acc[r] = fmaf(xv[r].y, wv.y, acc[r]);
+            acc[r] = fmaf(xv[r].z, wv.z, acc[r]);
+            acc[r] = fmaf(xv[r].w, wv.w, acc[r]);
+        }
+    }
+    float bias = b ? b[0] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; ++r) {
+        float s = warp_sum(acc[r]);
+        if (lane == r && row0 + r < m) y[row0 + r] = act_apply(b ? s + bias : s, act);
+    }
+}
+
+// d_y [M], y [M], w [1,I] -> d_x [M,I] (overwritten); zeroes *counter (dense_gemv_bwd_w's). grid ceil(M / 32).
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+dense_gemv_bwd_x(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ w, int m,
+                 int n_in, int act, float* __restrict__ d_x, unsigned* __restrict__ counter) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) *counter = 0u;
+    int lane = threadIdx.x % 32, c4 = n_in / 4;
+    long long row0 = ((long long)blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * GEMV_ROWS;
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    float4* dx4 = reinterpret_cast<float4*>(d_x);
+    float p[GEMV_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; ++r) p[r] = row0 + r < m ? act_vjp(y[row0 + r], d_y[row0 + r], act) : 0.0f;
+    for (int c = lane; c < c4; c += 32) {
+        float4 wv = __ldg(w4 + c);
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r)
+            if (row0 + r < m) dx4[(row0 + r) * c4 + c] = make_float4(p[r] * wv.x, p[r] * wv.y, p[r] * wv.z, p[r] * wv.w);
+    }
+}
+
+__device__ __forceinline__ void f4_fma(float4& a, float p, float4 v) {
+    a.x = fmaf(p, v.x, a.x), a.y = fmaf(p, v.y, a.y), a.z = fmaf(p, v.z, a.z), a.w = fmaf(p, v.w, a.w);
+}
+__device__ __forceinline__ void f4_add(float4& a, float4 v) { a.x += v.x, a.y += v.y, a.z += v.z, a.w += v.w; }
+
+// d_y [M], y [M], x [M,I] -> d_w [1,I], d_b [1] (null: skipped), overwritten. partials: gridDim.x · (I + 1)
+// floats; *counter is 0 on entry (dense_gemv_bwd_x zeroes it) and on exit. grid ceil(M / rows_per_block).
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+dense_gemv_bwd_w(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ x, int m,
+                 int n_in, int act, int rows_per_block, float* __restrict__ partials,
+                 unsigned* __restrict__ counter, float* __restrict__ d_w, float* __restrict__ d_b) {
+    // red: the warps' sums [GEMV_WARPS][I], later the last block's chain sums [S][I] (S·I ≤ 4·GEMV_THREADS).
+    __shared__ __align__(16) float4 red[GEMV_WARPS * GEMV_MAX_IN / 4];
+    __shared__ float red_b[GEMV_WARPS];
+    __shared__ bool last;
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, c4 = n_in / 4;
+    long long begin = (long long)blockIdx.x * rows_per_block;
+    long long end = min((long long)m, begin + rows_per_block);
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    float4 acc[GEMV_MAX_CPL];
+#pragma unroll
+    for (int j = 0; j < GEMV_MAX_CPL; ++j) acc[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float acc_b = 0.0f;
+    for (long long r0 = begin + warp; r0 < end; r0 += GEMV_WARPS * GEMV_ROWS) {
+        float p[GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r) {
+            long long row = r0 + r * GEMV_WARPS;
+            p[r] = row < end ? act_vjp(y[row], d_y[row], act) : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < GEMV_MAX_CPL; ++j) {
+            int c = lane + 32 * j;
+            if (c >= c4) break;
+            float4 xv[GEMV_ROWS];
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; ++r) {
+                long long row = r0 + r * GEMV_WARPS;
+                xv[r] = row < end ? __ldg(x4 + row * c4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; ++r) f4_fma(acc[j], p[r], xv[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r) acc_b += p[r];
+    }
+#pragma unroll
+    for (int j = 0; j < GEMV_MAX_CPL; ++j) {
+        int c = lane + 32 * j;
+        if (c < c4) red[warp * c4 + c] = acc[j];
+    }
+    if (lane == 0) red_b[warp] = acc_b;
+    __syncthreads();
+    float4* part4 = reinterpret_cast<float4*>(partials);
+    float* part_b = partials + (long long)gridDim.x * n_in;
+    for (int c = threadIdx.x; c < c4; c += GEMV_THREADS) {
+        float4 s = red[c];
+#pragma unroll
+        for (int q = 1; q < GEMV_WARPS; ++q) f4_add(s, red[q * c4 + c]);
+        part4[(long long)blockIdx.x * c4 + c] = s;
+    }
+    if (threadIdx.x == 0) {
+        float s = red_b[0];
+#pragma unroll
+        for (int q = 1; q < GEMV_WARPS; ++q) s += red_b[q];
+        part_b[blockIdx.x] = s;
+    }
+    // Publish the partial, then count this block in; the last block to arrive sees every partial.
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    int blocks = gridDim.x, chains = GEMV_THREADS / c4;  // c4 ≤ GEMV_THREADS, so chains ≥ 1
+    int c = threadIdx.x % c4, s = threadIdx.x / c4;
+    __syncthreads();  // red is reused below
+    if (s < chains) {
+        float4 t = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 8
+        for (int z = s; z < blocks; z += chains) f4_add(t, __ldcg(part4 + (long long)z * c4 + c));
+        red[s * c4 + c] = t;
+    }
+    if (warp == 0) {
+        float t = 0.0f;
+        for (int z = lane; z < blocks; z += 32) t += __ldcg(part_b + z);
+        t = warp_sum(t);
+        if (lane == 0) {
+            if (d_b) d_b[0] = t;
+            *counter = 0u;
+        }
+    }
+    __syncthreads();
+    float4* dw4 = reinterpret_cast<float4*>(d_w);
+    for (int cc = threadIdx.x; cc < c4; cc += GEMV_THREADS) {
+        float4 t = red[cc];
+        for (int q = 1; q < chains; ++q) f4_add(t, red[q * c4 + cc]);
+        dw4[cc] = t;
+    }
 }

@@ -7,7 +7,8 @@ use common::{gpu, rel_err, upload};
 use gensync::cpu::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
 use gensync::cpu::real::convert;
 use gensync::cuda::mlp::{
-    self as cuda, dense_bwd_scratch_len, dense_uses_tensor_cores, dense_w_splits, dense_w_tc_splits, DenseBwdInputs,
+    self as cuda, dense_bwd_scratch_len, dense_gemv_w_blocks, dense_uses_gemv, dense_uses_tensor_cores, dense_w_splits,
+    dense_w_tc_splits, DenseBwdInputs,
 };
 use gensync::cuda::{Arena, Gpu};
 use gensync::rng::Rng;
@@ -89,11 +90,20 @@ fn dense_bwd_matches_finite_differences() {
 }
 
 /// The tensor-core kernel variants (kernels/mlp.cu, `_tc`) the launchers should pick for `s`, with the
-/// reduction: fwd by output width, bwd_x and bwd_w by input width.
+/// reduction: the weight-resident fwd / bwd_x (`_res`) where their K (n_in / n_out) is at most 128, else
+/// the streaming ones, fwd by output width, bwd_x by input width; bwd_w by input width.
 fn tc_kernels(s: Dense) -> Vec<&'static str> {
-    let fwd = if s.n_out <= 64 { "dense_fwd_tc_n64" } else { "dense_fwd_tc" };
-    let (bwd_x, bwd_w) =
-        if s.n_in <= 64 { ("dense_bwd_x_tc_i64", "dense_bwd_w_tc_i64") } else { ("dense_bwd_x_tc", "dense_bwd_w_tc") };
+    let fwd = match (s.n_in <= 128, s.n_out <= 64) {
+        (true, _) => "dense_fwd_tc_res",
+        (false, true) => "dense_fwd_tc_n64",
+        (false, false) => "dense_fwd_tc",
+    };
+    let bwd_x = match (s.n_out <= 128, s.n_in <= 64) {
+        (true, _) => "dense_bwd_x_tc_res",
+        (false, true) => "dense_bwd_x_tc_i64",
+        (false, false) => "dense_bwd_x_tc",
+    };
+    let bwd_w = if s.n_in <= 64 { "dense_bwd_w_tc_i64" } else { "dense_bwd_w_tc" };
     let mut names = vec![fwd, bwd_x, bwd_w, "dense_bwd_w_reduce"];
     names.sort();
     names
@@ -190,16 +200,25 @@ fn gpu_matches_cpu_twin() {
 }
 
 /// The tensor-core (3xTF32) kernels against the CPU twin within 1e-5 relative, on every variant
-/// (fwd O > 64 and ≤ 64, bwd_x / bwd_w I > 64 and ≤ 64), awkward row counts (1, 7, 1000, 32 736 + 3: partial
-/// row tiles and a partial last row chunk), a k tail (I = 200, 12.5 steps of 16) with a partial second
-/// column tile (O = 136), widths that are multiples of 4 but not 8, every activation, with and without bias,
-/// and NaN d_y at inactive ReLU units. The profiler shows which kernels ran: exactly the `_tc` variants and
-/// the reduction, so a silent fallback to the SIMT kernels fails here.
+/// (weight-resident fwd / bwd_x for K ≤ 128; streaming fwd O > 64 and ≤ 64 with I > 128, bwd_x I > 64 and
+/// ≤ 64 with O > 128; bwd_w I > 64 and ≤ 64), awkward row counts (1, 7, 31, 1000, 32 736 + 3, 100 003:
+/// partial row tiles, a partial last row chunk, and the `_res` kernels' blocks looping over 2 and 6 row
+/// tiles), k tails (I = 200, 12.5 steps of 16; K = 36, 44, 100 in `_res`, padded to 48 / 112) with partial
+/// column tiles (O = 136, 132), widths that are multiples of 4 but not 8, every activation, with and
+/// without bias, and NaN d_y at inactive ReLU units. The profiler shows which kernels ran: exactly the
+/// expected `_tc` variants and the reduction, so a silent fallback fails here.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_tensor_core_kernels_match_cpu_twin() {
     let gpu = gpu();
-    let shapes: [(usize, usize, usize, Act, bool); 11] = [
+    let shapes: [(usize, usize, usize, Act, bool); 18] = [
+        (31, 128, 128, Act::Relu, true),
+        (32_739, 128, 48, Act::Relu, true),
+        (100_003, 64, 128, Act::Relu, true),
+        (999, 100, 132, Act::LeakyRelu, true),
+        (1000, 132, 100, Act::None, true),
+        (1000, 132, 48, Act::Relu, true),
+        (700, 64, 132, Act::Relu, false),
         (1, 128, 128, Act::Relu, true),
         (7, 64, 128, Act::LeakyRelu, true),
         (1000, 128, 128, Act::LeakyRelu, false),
@@ -246,38 +265,107 @@ fn tensor_core_rule_and_row_chunks() {
             }
         }
     }
-    for (rows, i, o) in [(1, 128, 128), (1000, 128, 48), (32_739, 64, 128), (50_000, 128, 128), (999, 128, 1)] {
+    for (rows, i, o) in
+        [(1, 128, 128), (1000, 128, 48), (32_739, 64, 128), (50_000, 128, 128), (999, 128, 1), (32_736, 128, 1), (1, 4, 1)]
+    {
         let s = Dense { rows, n_in: i, n_out: o, act: Act::None };
         let simt = dense_w_splits(rows).1;
         let tiles = i.div_ceil(if i <= 64 { 64 } else { 128 }) * o.div_ceil(64);
         let tc = if dense_uses_tensor_cores(s) { dense_w_tc_splits(rows, tiles).1 } else { 0 };
-        assert_eq!(dense_bwd_scratch_len(s), simt.max(tc) * (o * i + o), "{s:?}");
+        let gemv = if dense_uses_gemv(s) { dense_gemv_w_blocks(rows).1 * (i + 1) + 1 } else { 0 };
+        assert_eq!(dense_bwd_scratch_len(s), (simt.max(tc) * (o * i + o)).max(gemv), "{s:?}");
     }
 }
 
-/// Two runs of the backward give bit-identical gradients (no atomics anywhere in it).
+/// The GEMV rule takes single-output layers with n_in a multiple of 4 (up to 1024) and nothing else;
+/// dense_gemv_bwd_w's blocks cover the rows, number at most 256 and take a multiple of 32 rows each.
+#[test]
+fn gemv_rule_and_row_blocks() {
+    let layer = |rows, n_in, n_out| Dense { rows, n_in, n_out, act: Act::None };
+    for (r, i) in [(32_736, 128), (1, 4), (31, 1024), (7, 132)] {
+        assert!(dense_uses_gemv(layer(r, i, 1)), "{r} × {i}→1 should take the GEMV kernels");
+        assert!(!dense_uses_tensor_cores(layer(r, i, 1)));
+    }
+    for (r, i, o) in [(32_736, 128, 2), (100, 129, 1), (100, 1, 1), (100, 1028, 1), (0, 128, 1), (100, 128, 48)] {
+        assert!(!dense_uses_gemv(layer(r, i, o)), "{r} × {i}→{o} should not take the GEMV kernels");
+    }
+    assert_eq!(dense_gemv_w_blocks(32_736), (128, 256));
+    for rows in [1, 31, 32, 33, 1000, 8191, 8192, 8193, 32_737, 77_777, 4_000_000] {
+        let (per, blocks) = dense_gemv_w_blocks(rows);
+        assert!(per % 32 == 0 && per >= 32, "rows {rows}: {per} rows per block");
+        assert!(blocks * per >= rows && (blocks - 1) * per < rows && blocks <= 256, "rows {rows}: {blocks}×{per}");
+    }
+}
+
+/// The GEMV kernels (kernels/mlp.cu, `dense_gemv_`) against the CPU twin within 1e-5 relative: the opacity
+/// head (128 → 1) at 1, 31, 32 736 and 32 737 rows (a partial last warp and block, and 256 dense_gemv_bwd_w
+/// blocks whose partials the last block adds), n_in = 4 (one lane per row), 132 (a second float4 for one lane
+/// in 32) and 1024 (eight per lane), every activation, with and without bias, NaN d_y at inactive ReLU units.
+/// Outputs are NaN-poisoned, so an unwritten element fails; the profiler shows exactly the three GEMV
+/// kernels ran (no separate reduction, no fallback to the SIMT kernels).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_gemv_kernels_match_cpu_twin() {
+    let gpu = gpu();
+    let shapes: [(usize, usize, Act, bool); 10] = [
+        (1, 128, Act::None, true),
+        (31, 128, Act::Relu, true),
+        (32_736, 128, Act::None, true),
+        (32_737, 128, Act::None, true),
+        (32_737, 128, Act::Relu, true),
+        (1000, 4, Act::LeakyRelu, true),
+        (77, 132, Act::None, false),
+        (513, 1024, Act::Relu, true),
+        (4097, 64, Act::LeakyRelu, false),
+        (100_003, 128, Act::LeakyRelu, true),
+    ];
+    let want = vec!["dense_gemv_bwd_w".to_string(), "dense_gemv_bwd_x".into(), "dense_gemv_fwd".into()];
+    for (case, &(rows, n_in, act, with_bias)) in shapes.iter().enumerate() {
+        let s = Dense { rows, n_in, n_out: 1, act };
+        assert!(dense_uses_gemv(s), "case {case} {s:?} should take the GEMV kernels");
+        let ran = check_against_twin(&gpu, 200 + case, s, with_bias, act == Act::Relu);
+        assert_eq!(ran, want, "case {case} {s:?}: kernels that ran");
+    }
+}
+
+/// Two runs of the backward give bit-identical gradients (no float atomics anywhere in it; the GEMV
+/// kernels' arrival counter only picks which block adds the partials, not their order): the tensor-core
+/// kernels with dense_bwd_w_reduce, the SIMT kernels with it, and the GEMV kernels with their in-kernel
+/// reduction (run three times on the same scratch, so the counter's reset between calls is exercised too).
+/// The profiler confirms which path each shape took.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_backward_is_deterministic() {
     let gpu = gpu();
-    let s = Dense { rows: 77_777, n_in: 128, n_out: 128, act: Act::Relu };
-    let mut rng = Rng::new(7);
-    let floats = 5 * s.rows * 128 + dense_bwd_scratch_len(s) + 4 * 128 * 129;
-    let mut arena = Arena::new("test", 4 * floats + 16 * 256).unwrap();
-    let x = upload(&gpu, &mut arena, &rng.vec(s.rows * 128, -1.0, 1.0));
-    let w = upload(&gpu, &mut arena, &rng.vec(128 * 128, -0.3, 0.3));
-    let y = upload(&gpu, &mut arena, &rng.vec(s.rows * 128, -1.0, 1.0));
-    let d_y = upload(&gpu, &mut arena, &rng.vec(s.rows * 128, -1.0, 1.0));
-    let scratch = arena.alloc::<f32>(&gpu, dense_bwd_scratch_len(s)).unwrap();
-    let mut runs = Vec::new();
-    for _ in 0..2 {
-        let out = cuda::DenseGrads {
-            d_x: arena.alloc::<f32>(&gpu, s.rows * 128).unwrap(),
-            d_w: arena.alloc::<f32>(&gpu, 128 * 128).unwrap(),
-            d_b: Some(arena.alloc::<f32>(&gpu, 128).unwrap()),
-        };
-        cuda::dense_bwd(&gpu, s, DenseBwdInputs { x, w, y, d_y }, out, scratch).unwrap();
-        runs.push([out.d_x, out.d_w, out.d_b.unwrap()].map(|b| gpu.download(b).unwrap()));
+    let shapes = [
+        (Dense { rows: 77_777, n_in: 128, n_out: 128, act: Act::Relu }, "dense_bwd_w_tc"),
+        (Dense { rows: 20_001, n_in: 29, n_out: 33, act: Act::LeakyRelu }, "dense_bwd_w_n64"),
+        (Dense { rows: 77_777, n_in: 128, n_out: 1, act: Act::None }, "dense_gemv_bwd_w"),
+    ];
+    for (s, kernel) in shapes {
+        let (mi, mo, oi) = (s.rows * s.n_in, s.rows * s.n_out, s.n_out * s.n_in);
+        let mut rng = Rng::new(7);
+        let floats = 2 * mi + 2 * mo + oi + dense_bwd_scratch_len(s) + 3 * (mi + oi + s.n_out);
+        let mut arena = Arena::new("test", 4 * floats + 16 * 256).unwrap();
+        let x = upload(&gpu, &mut arena, &rng.vec(mi, -1.0, 1.0));
+        let w = upload(&gpu, &mut arena, &rng.vec(oi, -0.3, 0.3));
+        let y = upload(&gpu, &mut arena, &rng.vec(mo, -1.0, 1.0));
+        let d_y = upload(&gpu, &mut arena, &rng.vec(mo, -1.0, 1.0));
+        let scratch = arena.alloc::<f32>(&gpu, dense_bwd_scratch_len(s)).unwrap();
+        gpu.enable_profiler();
+        gpu.reset_profile().unwrap();
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let out = cuda::DenseGrads {
+                d_x: arena.alloc::<f32>(&gpu, mi).unwrap(),
+                d_w: arena.alloc::<f32>(&gpu, oi).unwrap(),
+                d_b: Some(arena.alloc::<f32>(&gpu, s.n_out).unwrap()),
+            };
+            cuda::dense_bwd(&gpu, s, DenseBwdInputs { x, w, y, d_y }, out, scratch).unwrap();
+            runs.push([out.d_x, out.d_w, out.d_b.unwrap()].map(|b| gpu.download(b).unwrap()));
+        }
+        let ran: Vec<String> = gpu.profile().unwrap().expect("profiler on").kernels.into_keys().collect();
+        assert!(ran.iter().any(|k| k == kernel), "{s:?}: kernels {ran:?}, want {kernel}");
+        assert!(runs[0] == runs[1] && runs[1] == runs[2], "dense_bwd of {s:?} is not deterministic");
     }
-    assert!(runs[0] == runs[1], "dense_bwd is not deterministic");
 }

@@ -1,6 +1,8 @@
 //! Launchers for kernels/mlp.cu: the dense layer y = act(x·wᵀ + b) forward and backward (CPU twin:
 //! src/cpu/mlp.rs, same names). Each launcher picks the tensor-core (3xTF32) kernels where
-//! `dense_uses_tensor_cores` holds and the buffers are 16-byte aligned, else the SIMT kernels.
+//! `dense_uses_tensor_cores` holds and the buffers are 16-byte aligned (the weight-resident `_res` forward and
+//! d_x kernels where K ≤ 128, the F_c layers; the streaming ones above that), the GEMV kernels for a single output
+//! where `dense_uses_gemv` holds (and the buffers are aligned), else the SIMT kernels.
 
 use super::{Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::mlp::Dense;
@@ -11,7 +13,10 @@ use crate::error::{Error, Result};
 const DENSE_THREADS: u32 = 256;
 const DENSE_TILE: usize = 128;
 const DENSE_BK: usize = 8;
+/// dense_bwd_w_reduce: DENSE_REDUCE_THREADS per block sum DENSE_REDUCE_COLS consecutive elements, 8 threads
+/// (one per split residue mod 8) per element.
 const DENSE_REDUCE_THREADS: u32 = 256;
+const DENSE_REDUCE_COLS: u64 = 32;
 /// dense_bwd_w cuts the rows into at most this many chunks (about one wave of blocks on an H100 for a
 /// 128 × 128 weight), each chunk a multiple of DENSE_BK rows and at least DENSE_W_MIN_ROWS.
 const DENSE_W_SPLITS: usize = 128;
@@ -27,6 +32,29 @@ const TC_W_OUT: usize = 64;
 /// the chunks, and with them d_w and d_b bit for bit, are the same on every card and the scratch length
 /// needs no device.
 const TC_W_BLOCKS: usize = 264;
+
+/// GEMV_THREADS of the single-output kernels (dense_gemv_*): 8 warps, a warp per row, GEMV_ROWS = 4 rows
+/// per warp in dense_gemv_fwd / _bwd_x (32 rows per block); n_in at most GEMV_MAX_IN.
+const GEMV_THREADS: u32 = 256;
+const GEMV_ROWS_PER_BLOCK: usize = 32;
+const GEMV_MAX_IN: usize = 1024;
+/// dense_gemv_bwd_w cuts the rows into at most this many blocks (each a multiple of 32 rows): about two per
+/// SM on a 132-SM card, enough to stream x at full bandwidth, and few enough that the last block's sum over
+/// the partials stays short. A fixed number, so d_w and d_b are the same on every card.
+const GEMV_W_BLOCKS: usize = 256;
+
+/// Rows per block and block count of dense_gemv_bwd_w for `rows` rows.
+pub fn dense_gemv_w_blocks(rows: usize) -> (usize, usize) {
+    let per = rows.div_ceil(GEMV_W_BLOCKS).next_multiple_of(GEMV_ROWS_PER_BLOCK).max(GEMV_ROWS_PER_BLOCK);
+    (per, rows.div_ceil(per))
+}
+
+/// Whether the launchers run layer `s` on the single-output GEMV kernels (dense_gemv_fwd, _bwd_x, _bwd_w):
+/// n_out = 1 (the opacity head), n_in a multiple of 4 (float4 rows) and at most GEMV_MAX_IN, at least one
+/// row. The launchers also need x, w, d_x, d_w and the scratch 16-byte aligned (arena slots are).
+pub fn dense_uses_gemv(s: Dense) -> bool {
+    s.n_out == 1 && s.n_in % 4 == 0 && s.n_in > 0 && s.n_in <= GEMV_MAX_IN && s.rows > 0 && s.rows <= i32::MAX as usize
+}
 
 /// Rows per chunk and chunk count of dense_bwd_w for `rows` rows.
 pub fn dense_w_splits(rows: usize) -> (usize, usize) {
@@ -52,7 +80,7 @@ pub fn dense_w_tc_splits(rows: usize, tiles: usize) -> (usize, usize) {
 /// the SIMT n32 variants are cheap there), and the grid within limits. The launchers also need every buffer
 /// the kernels read or write in float4/float2 16-byte aligned (arena slots are); otherwise, and for every
 /// other shape, the SIMT kernels run. Covers the F_c layers (64→128, 128→128), the SH head (128→48) and the
-/// audio MLPs (32→64, 64→64); not the opacity head (O = 1).
+/// audio MLPs (32→64, 64→64); not the opacity head (O = 1, which takes the GEMV kernels, `dense_uses_gemv`).
 pub fn dense_uses_tensor_cores(s: Dense) -> bool {
     s.n_in % 4 == 0
         && s.n_out % 4 == 0
@@ -60,6 +88,37 @@ pub fn dense_uses_tensor_cores(s: Dense) -> bool {
         && s.n_out >= 32
         && s.rows <= 65_535 * 64
         && s.n_out <= 65_535 * TC_W_OUT
+}
+
+/// The weight-resident tensor-core kernels (dense_fwd_tc_res, dense_bwd_x_tc_res) take K (n_in in fwd, n_out
+/// in bwd_x) up to TC_RES_MAX_K; a block covers TC_RES_BN columns and loops over TC_RES_BM-row tiles, with
+/// at most TC_RES_BLOCKS blocks in all (two per SM on a 132-SM card, as shared memory allows).
+const TC_RES_MAX_K: usize = 128;
+const TC_RES_BM: usize = 128;
+const TC_RES_BN: usize = 64;
+const TC_RES_BLOCKS: usize = 264;
+
+/// Dynamic shared memory of dense_fwd_tc_res (`k_contig`) or dense_bwd_x_tc_res for K = `k`: the split w
+/// slice (64 × (Kp + 4) or Kp × (64 + 4) float2 pairs, Kp = K rounded up to 16) and two 128 × 20-pair row
+/// tiles.
+fn tc_res_smem(k: usize, k_contig: bool) -> u32 {
+    let kp = k.next_multiple_of(TC_BK);
+    let w = if k_contig { TC_RES_BN * (kp + 4) } else { kp * (TC_RES_BN + 4) };
+    (8 * (w + 2 * TC_RES_BM * (TC_BK + 4))) as u32
+}
+
+/// The weight-resident kernel `kernel` for K = `k` over `rows` × `cols` (cols: outputs in fwd, inputs in
+/// bwd_x), if K fits and its shared memory could be granted (the limit is raised per launch; a card that
+/// refuses it gets the streaming kernels): (grid, shared bytes).
+fn tc_res_launch(gpu: &Gpu, kernel: &'static str, k: usize, rows: usize, cols: usize) -> Option<((u32, u32, u32), u32)> {
+    if k > TC_RES_MAX_K {
+        return None;
+    }
+    let smem = tc_res_smem(k, kernel == "dense_fwd_tc_res");
+    gpu.set_max_dynamic_shared(kernel, smem).ok()?;
+    let col_tiles = cols.div_ceil(TC_RES_BN);
+    let workers = rows.div_ceil(TC_RES_BM).min((TC_RES_BLOCKS / col_tiles).max(1));
+    Some(((col_tiles as u32, workers as u32, 1), smem))
 }
 
 /// dense_fwd_tc's variant for `n_out` and its block tile (rows, outputs).
@@ -87,15 +146,25 @@ fn tc_w_plan(s: Dense) -> TcWPlan {
     TcWPlan { kernel, tiles, per, splits }
 }
 
-/// Floats of scratch dense_bwd needs for shape `s` (the per-chunk partial sums of d_w and d_b): enough for
-/// whichever of the SIMT and tensor-core kernels the launcher may pick (the pick also depends on the
-/// buffers' alignment, which is not known here).
+/// Floats of scratch dense_bwd needs for shape `s` (the per-chunk partial sums of d_w and d_b; for the GEMV
+/// kernels also their arrival counter, one word after the partials): enough for whichever of the SIMT,
+/// tensor-core and GEMV kernels the launcher may pick (the pick also depends on the buffers' alignment,
+/// which is not known here).
 pub fn dense_bwd_scratch_len(s: Dense) -> usize {
     let mut splits = dense_w_splits(s.rows).1;
     if dense_uses_tensor_cores(s) {
         splits = splits.max(tc_w_plan(s).splits);
     }
-    splits * (s.n_out * s.n_in + s.n_out)
+    let mut len = splits * (s.n_out * s.n_in + s.n_out);
+    if dense_uses_gemv(s) {
+        len = len.max(gemv_scratch_len(s));
+    }
+    len
+}
+
+/// Floats dense_gemv_bwd_w uses: [blocks, n_in] d_w partials, [blocks] d_b partials, the counter.
+fn gemv_scratch_len(s: Dense) -> usize {
+    dense_gemv_w_blocks(s.rows).1 * (s.n_in + 1) + 1
 }
 
 /// Whether every pointer is 16-byte aligned (the tensor-core kernels' float4 loads and float2 stores).
@@ -163,14 +232,23 @@ pub fn dense_fwd(
         return Ok(());
     }
     let cost = Cost { bytes: 4 * (m * i + o * i + o + m * o), flop: 2 * m * i * o };
-    let (kernel, grid, threads) = if dense_uses_tensor_cores(s) && aligned16(&[x.ptr(), w.ptr(), y.ptr()]) {
+    if dense_uses_gemv(s) && aligned16(&[x.ptr(), w.ptr()]) {
+        let cfg = LaunchCfg::linear(s.rows.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, GEMV_THREADS, cost);
+        let [m_, i_, _, a_] = dims(s);
+        return gpu.launch("dense_gemv_fwd", cfg, &[x.into(), w.into(), opt(b), m_, i_, a_, y.into()]);
+    }
+    let tc = dense_uses_tensor_cores(s) && aligned16(&[x.ptr(), w.ptr(), y.ptr()]);
+    let res = if tc { tc_res_launch(gpu, "dense_fwd_tc_res", s.n_in, s.rows, s.n_out) } else { None };
+    let (kernel, grid, threads, shared_bytes) = if let Some((grid, smem)) = res {
+        ("dense_fwd_tc_res", grid, TC_THREADS, smem)
+    } else if tc {
         let (kernel, rows, side) = tc_fwd_tile(s.n_out);
-        (kernel, (s.n_out.div_ceil(side) as u32, s.rows.div_ceil(rows) as u32, 1), TC_THREADS)
+        (kernel, (s.n_out.div_ceil(side) as u32, s.rows.div_ceil(rows) as u32, 1), TC_THREADS, 0)
     } else {
         let (kernel, _, side) = narrow(s.n_out);
-        (kernel, (s.n_out.div_ceil(side) as u32, tiles(s.rows), 1), DENSE_THREADS)
+        (kernel, (s.n_out.div_ceil(side) as u32, tiles(s.rows), 1), DENSE_THREADS, 0)
     };
-    let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes: 0, cost };
+    let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes, cost };
     let [m_, i_, o_, a_] = dims(s);
     gpu.launch(kernel, cfg, &[x.into(), w.into(), opt(b), m_, i_, o_, a_, y.into()])
 }
@@ -193,8 +271,9 @@ pub struct DenseGrads {
 }
 
 /// d_x = (act'(y) ⊙ d_y) · w, d_w = Σ_rows (act'(y) ⊙ d_y)ᵀ · x, d_b = Σ_rows act'(y) ⊙ d_y; deterministic.
-/// `scratch` holds at least dense_bwd_scratch_len(s) floats. Tensor-core kernels where
-/// dense_uses_tensor_cores(s) holds and x, w, y, d_y, d_x and scratch are 16-byte aligned, else SIMT.
+/// `scratch` holds at least dense_bwd_scratch_len(s) floats. GEMV kernels where dense_uses_gemv(s) holds and
+/// x, w, d_x, d_w and scratch are 16-byte aligned (two launches, no separate reduction); tensor-core kernels
+/// where dense_uses_tensor_cores(s) holds and x, w, y, d_y, d_x and scratch are 16-byte aligned; else SIMT.
 pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scratch: DevBuf<f32>) -> Result<()> {
     let (mu, iu, ou) = (s.rows, s.n_in, s.n_out);
     let d_b_len = out.d_b.map_or(ou, |b| b.len());
@@ -217,38 +296,48 @@ pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scra
     }
     let (m, i, o) = (mu as u64, iu as u64, ou as u64);
     let [m_, i_, o_, a_] = dims(s);
+    if dense_uses_gemv(s) && aligned16(&[inp.x.ptr(), inp.w.ptr(), out.d_x.ptr(), out.d_w.ptr(), scratch.ptr()]) {
+        return gemv_bwd(gpu, s, inp, out, scratch);
+    }
     let ptrs = [inp.x.ptr(), inp.w.ptr(), inp.y.ptr(), inp.d_y.ptr(), out.d_x.ptr(), scratch.ptr()];
     let tc = dense_uses_tensor_cores(s) && aligned16(&ptrs);
     if mu > 0 && iu > 0 {
         let cost = Cost { bytes: 4 * (2 * m * o + o * i + m * i), flop: 2 * m * i * o };
-        let (kernel, grid, threads) = if tc {
+        let res = if tc { tc_res_launch(gpu, "dense_bwd_x_tc_res", ou, mu, iu) } else { None };
+        let (kernel, grid, threads, shared_bytes) = if let Some((grid, smem)) = res {
+            ("dense_bwd_x_tc_res", grid, TC_THREADS, smem)
+        } else if tc {
             let (kernel, rows, side) = tc_bwd_x_tile(iu);
-            (kernel, (iu.div_ceil(side) as u32, mu.div_ceil(rows) as u32, 1), TC_THREADS)
+            (kernel, (iu.div_ceil(side) as u32, mu.div_ceil(rows) as u32, 1), TC_THREADS, 0)
         } else {
-            ("dense_bwd_x", (tiles(iu), tiles(mu), 1), DENSE_THREADS)
+            ("dense_bwd_x", (tiles(iu), tiles(mu), 1), DENSE_THREADS, 0)
         };
-        let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes: 0, cost };
+        let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes, cost };
         gpu.launch(kernel, cfg, &[inp.d_y.into(), inp.y.into(), inp.w.into(), m_, i_, o_, a_, out.d_x.into()])?;
     }
     let stride = o * i + o;
     if stride == 0 {
         return Ok(());
     }
-    let (kernel, grid_xy, threads, per, splits) = if tc {
+    let (kernel, grid_xy, threads, per, splits, shared_bytes) = if tc {
         let p = tc_w_plan(s);
-        (p.kernel, (p.tiles.0 as u32, p.tiles.1 as u32), TC_THREADS, p.per, p.splits)
+        // Two staging buffers of a 64-output P tile and a 128- or 64-input x tile, TC_BK rows of float2 pairs.
+        let side = if p.kernel == "dense_bwd_w_tc" { 128 } else { 64 };
+        let smem = (2 * 8 * TC_BK * (TC_W_OUT + 4 + side + 4)) as u32;
+        gpu.set_max_dynamic_shared(p.kernel, smem)?;
+        (p.kernel, (p.tiles.0 as u32, p.tiles.1 as u32), TC_THREADS, p.per, p.splits, smem)
     } else {
         // Column tile 0 also computes d_b, so there is at least one even when I = 0.
         let (_, kernel, side) = narrow(ou);
         let (per, splits) = dense_w_splits(mu);
-        (kernel, (tiles(iu).max(1), ou.div_ceil(side) as u32), DENSE_THREADS, per, splits)
+        (kernel, (tiles(iu).max(1), ou.div_ceil(side) as u32), DENSE_THREADS, per, splits, 0)
     };
     if splits > 0 {
         let cost = Cost { bytes: 4 * (2 * m * o + m * i + splits as u64 * stride), flop: 2 * m * i * o + m * o };
         let cfg = LaunchCfg {
             grid: (grid_xy.0, grid_xy.1, splits as u32),
             block: (threads, 1, 1),
-            shared_bytes: 0,
+            shared_bytes,
             cost,
         };
         gpu.launch(
@@ -260,7 +349,43 @@ pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scra
     let cost = Cost { bytes: 4 * (splits as u64 + 1) * stride, flop: splits as u64 * stride };
     gpu.launch(
         "dense_bwd_w_reduce",
-        LaunchCfg::per_element(stride as usize, DENSE_REDUCE_THREADS, cost),
+        LaunchCfg::linear(stride.div_ceil(DENSE_REDUCE_COLS).max(1) as u32, DENSE_REDUCE_THREADS, cost),
         &[scratch.into(), (splits as i32).into(), i_, o_, out.d_w.into(), opt(out.d_b)],
+    )
+}
+
+/// dense_bwd on the GEMV kernels (n_out = 1): dense_gemv_bwd_x (which also zeroes the arrival counter), then
+/// dense_gemv_bwd_w, which writes d_w and d_b itself (its last block to finish sums the partials).
+fn gemv_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scratch: DevBuf<f32>) -> Result<()> {
+    let (m, i) = (s.rows as u64, s.n_in as u64);
+    let [m_, i_, _, a_] = dims(s);
+    let (per, blocks) = dense_gemv_w_blocks(s.rows);
+    let counter = Arg::Ptr(scratch.ptr() + 4 * (blocks * (s.n_in + 1)) as u64);
+    let cost = Cost { bytes: 4 * (2 * m + i + m * i), flop: m * i };
+    let cfg = LaunchCfg::linear(s.rows.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, GEMV_THREADS, cost);
+    gpu.launch(
+        "dense_gemv_bwd_x",
+        cfg,
+        &[inp.d_y.into(), inp.y.into(), inp.w.into(), m_, i_, a_, out.d_x.into(), counter],
+    )?;
+    let part = 2 * blocks as u64 * (i + 1);
+    let cost = Cost { bytes: 4 * (2 * m + m * i + part + i + 1), flop: 2 * m * i + m + part / 2 };
+    let cfg = LaunchCfg::linear(blocks as u32, GEMV_THREADS, cost);
+    gpu.launch(
+        "dense_gemv_bwd_w",
+        cfg,
+        &[
+            inp.d_y.into(),
+            inp.y.into(),
+            inp.x.into(),
+            m_,
+            i_,
+            a_,
+            (per as i32).into(),
+            scratch.into(),
+            counter,
+            out.d_w.into(),
+            opt(out.d_b),
+        ],
     )
 }
