@@ -137,9 +137,11 @@ check() {
         timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 ".device/tests/$t" --ignored --test-threads=1 \
             --skip face_like --skip random_scenes 2>&1 | grep -E "ERROR SUMMARY|test result|FAILED|Invalid|panicked" >> "$L" || true
     done
-    echo "## racecheck raster" >> "$L"
-    timeout 200 compute-sanitizer --tool racecheck .device/tests/raster --ignored --test-threads=1 --skip face_like \
-        --skip random_scenes 2>&1 | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|test result|FAILED" >> "$L" || true
+    for t in raster mlp; do
+        echo "## racecheck $t" >> "$L"
+        timeout 200 compute-sanitizer --tool racecheck ".device/tests/$t" --ignored --test-threads=1 --skip face_like \
+            --skip random_scenes 2>&1 | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|test result|FAILED" >> "$L" || true
+    done
     {
         for m in 50000 400000; do $g --device cuda bench mlp --rows $m --in 64 --out 128; done
         $g --device cuda bench mlp --rows 32736 --in 128 --out 128
