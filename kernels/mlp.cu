@@ -537,26 +537,20 @@ DENSE_BWD_X_TC_ENTRY(dense_bwd_x_tc_i64, 128, 64)
 // K = O): a block owns TC_RES_BN = 64 columns of the product (outputs in fwd, inputs in bwd_x), splits its
 // 64 × K slice of w into (hi, lo) pairs once, into shared memory for the whole K, then loops over row tiles of
 // TC_RES_BM = 128 rows (tile blockIdx.y, + gridDim.y, ...; grid.y ≤ TC_RES_BLOCKS / column tiles), staging
-// only the row operand (x, or P = act'(y) ⊙ d_y) per k step of 16, double-buffered: one barrier per k step,
-// global loads issued two steps ahead (tc_res_loop). 128 registers, no spills (ptxas -arch=sm_90).
+// only the row operand (x, or P = act'(y) ⊙ d_y) per k step of 16, double-buffered: one barrier per k step.
 // Warps as dense_fwd_tc_n64 (2 across × 4 down, 32 × 32 each), the same mma sequence per 8-deep slice.
 // Shared memory (dynamic): w slice 64 × (Kp + 4) pairs (fwd, k-contiguous) or Kp × (64 + 4) (bwd_x), Kp = K
 // rounded up to 16, plus 2 × 128 × 20 pairs of row tiles: ≤ 110 592 bytes at K = 128, two blocks per SM.
-// Why, per k step of a block (counts from the code; every variant does 48 mma per warp per step, 384 per
-// block):
-//   dense_fwd_tc (64 × 128 tile) stages 64 × 16 x and 128 × 16 w values: 3072 splits (8 per mma), 12 per
-//   thread with 6 shared stores and 3 float4 global loads, between two barriers. dense_fwd_tc_res
-//   (128 × 64 tile) stages 128 × 16 x values: 2048 splits, 8 per thread with 4 stores and 2 loads, one
-//   barrier; its 64 × K w slice is split once per block, which on a 128 → 128 layer of 32 736 rows (2 column
-//   tiles × 132 row workers, ~1.9 row tiles each) adds ~520 splits per step: ~6.7 per mma instead of 8, and
-//   one barrier instead of two. The double buffer lets a warp store step s + 1 while others still multiply
-//   step s, where the single buffer made every warp wait at the second barrier; and a step's loads have two
-//   steps of mma (~2 × 48 per warp) to arrive instead of one.
-//   dense_bwd_x_tc (64 × 128) stages 64 × 16 P (from y, d_y) and 16 × 128 w: 3072 splits, 4 float4 loads
-//   per thread; dense_bwd_x_tc_res 128 × 16 P: 2048 splits, 4 loads (y, d_y), no w traffic in the loop.
-// The output side is 64 wide, so x (or y, d_y) is read once per 64 columns: twice for 128, the second time
-// mostly from L2 (the two column tiles of a row tile are adjacent in the grid). Expected on the F_c shapes
-// from the counts alone: ~1.2–1.4× faster than the streaming kernels (a guess, not a measurement).
+// Why, per k step of a block (counts from the code; both variants do 48 mma per warp, as before):
+//   dense_fwd_tc (64 × 128 tile): stages 64 × 16 x and 128 × 16 w values: 12 splits, 6 shared stores and 3
+//   global loads per thread, two barriers. Here (128 × 64 tile): 128 × 16 x values only: 8 splits, 4
+//   stores, 2 loads per thread, one barrier; the w split is done once per block (64 × K), not once per 64
+//   rows. A 128 → 128 layer on 32 736 rows splits 2 × 132 × 8192 w values instead of 512 × 16 384 (17×
+//   fewer), and the register prefetch shrinks from 3 to 2 float4.
+//   dense_bwd_x_tc (64 × 128 tile): 64 × 16 P (from y, d_y) and 16 × 128 w: 12 splits, 4 global loads.
+//   Here: 128 × 16 P: 8 splits, 4 loads (y, d_y), no w traffic in the loop.
+// The output side is 64 wide, so x (or y, d_y) is read once per column tile: twice for 128 outputs, the
+// second time mostly from L2 (the two column tiles of a row tile are adjacent in the grid).
 #define TC_RES_BM 128
 #define TC_RES_BN 64
 #define TC_RES_MAX_K 128  // the launchers' limit (src/cuda/mlp.rs): the kernels take any K the shared memory fits
@@ -619,125 +613,87 @@ __device__ __forceinline__ void tc_res_mma(const float2* as, const float2* bs, i
     }
 }
 
-// The row-tile walk of a `_res` block: row tiles blockIdx.y, + gridDim.y, ... (row0 < m), TC_BK-deep k steps
-// of each up to kp. `next` moves (row0, k0) one step on.
-struct TcResWalk {
-    long long row0;
-    int k0;
-    __device__ __forceinline__ void next(int kp) {
-        k0 += TC_BK;
-        if (k0 >= kp) k0 = 0, row0 += (long long)gridDim.y * TC_RES_BM;
-    }
-};
-
-// The `_res` main loop: stage(v, buf) splits the row operand's registers v into buf, load(v, row0, k0) fills
-// v with a later step's chunks, mma(buf, k0) multiplies one step, epilogue(row0) stores a finished tile and
-// the loop zeroes acc. Two register sets (V0, V1) take alternate steps, so a step's global loads are issued
-// two steps before it is staged (two k steps of mma to hide DRAM latency, not one); two shared buffers, one
-// barrier per step: step g writes buffer g % 2, last read by step g − 2's mma, which every warp finished
-// before the barrier of step g − 1.
-template <typename V, typename Stage, typename Load, typename Mma, typename Epi>
-__device__ __forceinline__ void tc_res_loop(V& v0, V& v1, int m, int kp, float2* as,
-                                            float (&acc)[TcWarps<TC_RES_BM, TC_RES_BN>::MT][4][4], Stage stage,
-                                            Load load, Mma mma, Epi epilogue) {
-    constexpr int AS = TC_RES_BM * (TC_BK + 4);
-    TcResWalk cur{(long long)blockIdx.y * TC_RES_BM, 0}, ld = cur;
-    if (ld.row0 < m) load(v0, ld.row0, ld.k0);
-    ld.next(kp);
-    if (ld.row0 < m) load(v1, ld.row0, ld.k0);
-    ld.next(kp);
-    auto step = [&](V& v, int parity) {
-        float2* buf = as + parity * AS;
-        stage(v, buf);
-        __syncthreads();
-        if (ld.row0 < m) load(v, ld.row0, ld.k0);
-        ld.next(kp);
-        mma(buf, cur.k0);
-        if (cur.k0 + TC_BK >= kp) {
-            epilogue(cur.row0);
-#pragma unroll
-            for (int a = 0; a < TcWarps<TC_RES_BM, TC_RES_BN>::MT; ++a)
-#pragma unroll
-                for (int b = 0; b < 4; ++b)
-#pragma unroll
-                    for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.0f;
-        }
-        cur.next(kp);
-    };
-    while (cur.row0 < m) {  // block-uniform, so every barrier is reached by all threads
-        step(v0, 0);
-        if (cur.row0 >= m) break;
-        step(v1, 1);
-    }
-}
-
 // x [M,I], w [O,I], b [O] or null -> y [M,O], I ≤ TC_RES_MAX_K. grid (ceil(O/64), row workers); dynamic
 // shared memory (64·(Kp + 4) + 2·128·20)·8 bytes.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
 dense_fwd_tc_res(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int m,
                  int n_in, int n_out, int act, float* __restrict__ y) {
-    constexpr int BM = TC_RES_BM, BN = TC_RES_BN;
-    using A = float4[TcChunks<BM, TC_BK>::CPT];
+    constexpr int BM = TC_RES_BM, BN = TC_RES_BN, AS = BM * (TC_BK + 4);
     extern __shared__ __align__(16) float2 tc_res_smem[];
     int kp = (n_in + TC_BK - 1) / TC_BK * TC_BK, ldb = kp + 4;
     float2* bs = tc_res_smem;
     float2* as = tc_res_smem + BN * ldb;
     int col0 = blockIdx.x * BN;
+    long long tiles = ((long long)m + BM - 1) / BM;
     tc_res_stage_w<true>(bs, w, n_in, n_in, n_out, col0, kp);
-    float acc[TcWarps<BM, BN>::MT][4][4] = {};
-    A v0, v1;
-    tc_res_loop(
-        v0, v1, m, kp, as, acc, [&](A& v, float2* buf) { tc_store<BM, TC_BK>(buf, v); },
-        [&](A& v, long long row0, int k0) { tc_load<BM, TC_BK>(v, x, n_in, row0, m, k0, n_in); },
-        [&](const float2* buf, int k0) { tc_res_mma<true>(buf, bs + k0, ldb, acc); },
-        [&](long long row0) {
-            tc_for_pairs<BM, BN>(acc, [&](int i, int j, float u0, float u1) {
-                long long row = row0 + i;
-                int o = col0 + j;
-                if (row >= m || o >= n_out) return;
-                if (b) u0 += b[o], u1 += b[o + 1];
-                *reinterpret_cast<float2*>(y + row * n_out + o) = make_float2(act_apply(u0, act), act_apply(u1, act));
-            });
+    float4 va[TcChunks<BM, TC_BK>::CPT];
+    long long tile = blockIdx.y;
+    if (tile < tiles) tc_load<BM, TC_BK>(va, x, n_in, tile * BM, m, 0, n_in);
+    int step = 0;
+    for (; tile < tiles; tile += gridDim.y) {
+        long long row0 = tile * BM;
+        float acc[TcWarps<BM, BN>::MT][4][4] = {};
+        for (int k0 = 0; k0 < kp; k0 += TC_BK, ++step) {
+            float2* buf = as + (step & 1) * AS;
+            tc_store<BM, TC_BK>(buf, va);
+            __syncthreads();
+            if (k0 + TC_BK < kp) tc_load<BM, TC_BK>(va, x, n_in, row0, m, k0 + TC_BK, n_in);
+            else if (tile + gridDim.y < tiles) tc_load<BM, TC_BK>(va, x, n_in, row0 + (long long)gridDim.y * BM, m, 0, n_in);
+            tc_res_mma<true>(buf, bs + k0, ldb, acc);
+        }
+        tc_for_pairs<BM, BN>(acc, [&](int i, int j, float v0, float v1) {
+            long long row = row0 + i;
+            int o = col0 + j;
+            if (row >= m || o >= n_out) return;
+            if (b) v0 += b[o], v1 += b[o + 1];
+            *reinterpret_cast<float2*>(y + row * n_out + o) = make_float2(act_apply(v0, act), act_apply(v1, act));
         });
+    }
 }
-
-// y and d_y chunks of one k step of dense_bwd_x_tc_res.
-struct TcResP {
-    float4 y[TcChunks<TC_RES_BM, TC_BK>::CPT], d_y[TcChunks<TC_RES_BM, TC_BK>::CPT];
-};
 
 // d_y [M,O], y [M,O], w [O,I] -> d_x [M,I] (overwritten), O ≤ TC_RES_MAX_K. grid (ceil(I/64), row workers);
 // dynamic shared memory (Kp·(64 + 4) + 2·128·20)·8 bytes, Kp = O rounded up to 16.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
 dense_bwd_x_tc_res(const float* __restrict__ d_y, const float* __restrict__ y, const float* __restrict__ w, int m,
                    int n_in, int n_out, int act, float* __restrict__ d_x) {
-    constexpr int BM = TC_RES_BM, BN = TC_RES_BN, ldb = BN + 4;
+    constexpr int BM = TC_RES_BM, BN = TC_RES_BN, AS = BM * (TC_BK + 4), ldb = BN + 4;
     extern __shared__ __align__(16) float2 tc_res_smem[];
     int kp = (n_out + TC_BK - 1) / TC_BK * TC_BK;
     float2* bs = tc_res_smem;
     float2* as = tc_res_smem + kp * ldb;
     int col0 = blockIdx.x * BN;
+    long long tiles = ((long long)m + BM - 1) / BM;
     tc_res_stage_w<false>(bs, w, n_in, n_out, n_in, col0, kp);
-    float acc[TcWarps<BM, BN>::MT][4][4] = {};
-    TcResP v0, v1;
-    tc_res_loop(
-        v0, v1, m, kp, as, acc,
-        [&](TcResP& v, float2* buf) {
-            float unused[4] = {};
-            tc_store_p<BM, TC_BK>(buf, v.y, v.d_y, act, unused);
-        },
-        [&](TcResP& v, long long row0, int k0) {
-            tc_load<BM, TC_BK>(v.y, y, n_out, row0, m, k0, n_out);
-            tc_load<BM, TC_BK>(v.d_y, d_y, n_out, row0, m, k0, n_out);
-        },
-        [&](const float2* buf, int k0) { tc_res_mma<false>(buf, bs + k0 * ldb, ldb, acc); },
-        [&](long long row0) {
-            tc_for_pairs<BM, BN>(acc, [&](int i, int j, float u0, float u1) {
-                long long row = row0 + i;
-                int c = col0 + j;
-                if (row < m && c < n_in) *reinterpret_cast<float2*>(d_x + row * n_in + c) = make_float2(u0, u1);
-            });
+    float4 vy[TcChunks<BM, TC_BK>::CPT], vd[TcChunks<BM, TC_BK>::CPT];
+    float unused[4] = {};
+    long long tile = blockIdx.y;
+    if (tile < tiles) {
+        tc_load<BM, TC_BK>(vy, y, n_out, tile * BM, m, 0, n_out);
+        tc_load<BM, TC_BK>(vd, d_y, n_out, tile * BM, m, 0, n_out);
+    }
+    int step = 0;
+    for (; tile < tiles; tile += gridDim.y) {
+        long long row0 = tile * BM;
+        float acc[TcWarps<BM, BN>::MT][4][4] = {};
+        for (int k0 = 0; k0 < kp; k0 += TC_BK, ++step) {
+            float2* buf = as + (step & 1) * AS;
+            tc_store_p<BM, TC_BK>(buf, vy, vd, act, unused);
+            __syncthreads();
+            long long r = row0;
+            int k = k0 + TC_BK;
+            if (k >= kp) r = row0 + (long long)gridDim.y * BM, k = 0;
+            if (r < m) {
+                tc_load<BM, TC_BK>(vy, y, n_out, r, m, k, n_out);
+                tc_load<BM, TC_BK>(vd, d_y, n_out, r, m, k, n_out);
+            }
+            tc_res_mma<false>(buf, bs + k0 * ldb, ldb, acc);
+        }
+        tc_for_pairs<BM, BN>(acc, [&](int i, int j, float v0, float v1) {
+            long long row = row0 + i;
+            int c = col0 + j;
+            if (row < m && c < n_in) *reinterpret_cast<float2*>(d_x + row * n_in + c) = make_float2(v0, v1);
         });
+    }
 }
 
 // d_y [M,O], y [M,O], x [M,I] -> partials [splits, O·I + O], as dense_bwd_w. Block tile 64 outputs × BN
