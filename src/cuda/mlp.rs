@@ -1,7 +1,6 @@
 //! Launchers for kernels/mlp.cu: the dense layer y = act(x·wᵀ + b) forward and backward (CPU twin:
 //! src/cpu/mlp.rs, same names). Each launcher picks the tensor-core (3xTF32) kernels where
-//! `dense_uses_tensor_cores` holds and the buffers are 16-byte aligned (the weight-resident `_res` forward and
-//! d_x kernels where K ≤ 128, the F_c layers; the streaming ones above that), the GEMV kernels for a single output
+//! `dense_uses_tensor_cores` holds and the buffers are 16-byte aligned, the GEMV kernels for a single output
 //! where `dense_uses_gemv` holds (and the buffers are aligned), else the SIMT kernels.
 
 use super::{Arg, Cost, DevBuf, Gpu, LaunchCfg};
@@ -88,37 +87,6 @@ pub fn dense_uses_tensor_cores(s: Dense) -> bool {
         && s.n_out >= 32
         && s.rows <= 65_535 * 64
         && s.n_out <= 65_535 * TC_W_OUT
-}
-
-/// The weight-resident tensor-core kernels (dense_fwd_tc_res, dense_bwd_x_tc_res) take K (n_in in fwd, n_out
-/// in bwd_x) up to TC_RES_MAX_K; a block covers TC_RES_BN columns and loops over TC_RES_BM-row tiles, with
-/// at most TC_RES_BLOCKS blocks in all (two per SM on a 132-SM card, as shared memory allows).
-const TC_RES_MAX_K: usize = 128;
-const TC_RES_BM: usize = 128;
-const TC_RES_BN: usize = 64;
-const TC_RES_BLOCKS: usize = 264;
-
-/// Dynamic shared memory of dense_fwd_tc_res (`k_contig`) or dense_bwd_x_tc_res for K = `k`: the split w
-/// slice (64 × (Kp + 4) or Kp × (64 + 4) float2 pairs, Kp = K rounded up to 16) and two 128 × 20-pair row
-/// tiles.
-fn tc_res_smem(k: usize, k_contig: bool) -> u32 {
-    let kp = k.next_multiple_of(TC_BK);
-    let w = if k_contig { TC_RES_BN * (kp + 4) } else { kp * (TC_RES_BN + 4) };
-    (8 * (w + 2 * TC_RES_BM * (TC_BK + 4))) as u32
-}
-
-/// The weight-resident kernel `kernel` for K = `k` over `rows` × `cols` (cols: outputs in fwd, inputs in
-/// bwd_x), if K fits and its shared memory could be granted (the limit is raised per launch; a card that
-/// refuses it gets the streaming kernels): (grid, shared bytes).
-fn tc_res_launch(gpu: &Gpu, kernel: &'static str, k: usize, rows: usize, cols: usize) -> Option<((u32, u32, u32), u32)> {
-    if k > TC_RES_MAX_K {
-        return None;
-    }
-    let smem = tc_res_smem(k, kernel == "dense_fwd_tc_res");
-    gpu.set_max_dynamic_shared(kernel, smem).ok()?;
-    let col_tiles = cols.div_ceil(TC_RES_BN);
-    let workers = rows.div_ceil(TC_RES_BM).min((TC_RES_BLOCKS / col_tiles).max(1));
-    Some(((col_tiles as u32, workers as u32, 1), smem))
 }
 
 /// dense_fwd_tc's variant for `n_out` and its block tile (rows, outputs).
@@ -237,18 +205,14 @@ pub fn dense_fwd(
         let [m_, i_, _, a_] = dims(s);
         return gpu.launch("dense_gemv_fwd", cfg, &[x.into(), w.into(), opt(b), m_, i_, a_, y.into()]);
     }
-    let tc = dense_uses_tensor_cores(s) && aligned16(&[x.ptr(), w.ptr(), y.ptr()]);
-    let res = if tc { tc_res_launch(gpu, "dense_fwd_tc_res", s.n_in, s.rows, s.n_out) } else { None };
-    let (kernel, grid, threads, shared_bytes) = if let Some((grid, smem)) = res {
-        ("dense_fwd_tc_res", grid, TC_THREADS, smem)
-    } else if tc {
+    let (kernel, grid, threads) = if dense_uses_tensor_cores(s) && aligned16(&[x.ptr(), w.ptr(), y.ptr()]) {
         let (kernel, rows, side) = tc_fwd_tile(s.n_out);
-        (kernel, (s.n_out.div_ceil(side) as u32, s.rows.div_ceil(rows) as u32, 1), TC_THREADS, 0)
+        (kernel, (s.n_out.div_ceil(side) as u32, s.rows.div_ceil(rows) as u32, 1), TC_THREADS)
     } else {
         let (kernel, _, side) = narrow(s.n_out);
-        (kernel, (s.n_out.div_ceil(side) as u32, tiles(s.rows), 1), DENSE_THREADS, 0)
+        (kernel, (s.n_out.div_ceil(side) as u32, tiles(s.rows), 1), DENSE_THREADS)
     };
-    let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes, cost };
+    let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes: 0, cost };
     let [m_, i_, o_, a_] = dims(s);
     gpu.launch(kernel, cfg, &[x.into(), w.into(), opt(b), m_, i_, o_, a_, y.into()])
 }
@@ -303,16 +267,13 @@ pub fn dense_bwd(gpu: &Gpu, s: Dense, inp: DenseBwdInputs, out: DenseGrads, scra
     let tc = dense_uses_tensor_cores(s) && aligned16(&ptrs);
     if mu > 0 && iu > 0 {
         let cost = Cost { bytes: 4 * (2 * m * o + o * i + m * i), flop: 2 * m * i * o };
-        let res = if tc { tc_res_launch(gpu, "dense_bwd_x_tc_res", ou, mu, iu) } else { None };
-        let (kernel, grid, threads, shared_bytes) = if let Some((grid, smem)) = res {
-            ("dense_bwd_x_tc_res", grid, TC_THREADS, smem)
-        } else if tc {
+        let (kernel, grid, threads) = if tc {
             let (kernel, rows, side) = tc_bwd_x_tile(iu);
-            (kernel, (iu.div_ceil(side) as u32, mu.div_ceil(rows) as u32, 1), TC_THREADS, 0)
+            (kernel, (iu.div_ceil(side) as u32, mu.div_ceil(rows) as u32, 1), TC_THREADS)
         } else {
-            ("dense_bwd_x", (tiles(iu), tiles(mu), 1), DENSE_THREADS, 0)
+            ("dense_bwd_x", (tiles(iu), tiles(mu), 1), DENSE_THREADS)
         };
-        let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes, cost };
+        let cfg = LaunchCfg { grid, block: (threads, 1, 1), shared_bytes: 0, cost };
         gpu.launch(kernel, cfg, &[inp.d_y.into(), inp.y.into(), inp.w.into(), m_, i_, o_, a_, out.d_x.into()])?;
     }
     let stride = o * i + o;
