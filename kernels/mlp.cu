@@ -42,14 +42,13 @@
 // Staging: the k loop steps by TC_BK = 16. While the warps multiply step s, each thread holds its float4
 // chunks of step s+1 in registers (consecutive threads take consecutive 16-byte chunks of a row; chunks of
 // out-of-range rows or columns are 0); between two barriers (one, into the other of two buffers, in
-// dense_bwd_w_tc and the `_res` kernels) it then forms P = act'(y) ⊙ d_y where needed,
-// splits, and stores (hi, lo) float2 pairs into one shared buffer per operand: k-contiguous operands (x and w
+// dense_bwd_w_tc) it then forms P = act'(y) ⊙ d_y where needed, splits, and stores (hi, lo) float2 pairs into one shared buffer per operand: k-contiguous operands (x and w
 // in dense_fwd_tc, P in dense_bwd_x_tc) as s[MN][16 + 4], the others (w in dense_bwd_x_tc, P and x in
 // dense_bwd_w_tc) as s[16][MN + 4]. A fragment element is one 8-byte load of its pair; a row stride of 4
 // mod 16 pairs puts a half-warp's 16 loads on distinct bank pairs (pair slots 4g + t, or 4t + g).
 // Shared memory, static: 30 720 bytes (dense_fwd_tc, _n64), 27 136 / 29 184 (dense_bwd_x_tc / _i64);
 // dynamic, two staging buffers: 51 200 / 34 816 (dense_bwd_w_tc / _i64, one barrier per k step).
-// Registers (ptxas -arch=sm_90): 96–120 (the `_res` kernels 128), no spills, so
+// Registers (ptxas -arch=sm_90): 96–120, no spills, so
 // __launch_bounds__(256, 2) keeps two blocks per SM.
 // dense_bwd_w_tc takes row chunks as dense_bwd_w does (≤ 128), but as many as fill about 264 blocks (two per
 // SM on a 132-SM H100/H200) with its 64-wide output tiles (src/cuda/mlp.rs:dense_w_tc_splits); its bias
