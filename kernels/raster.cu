@@ -44,6 +44,8 @@
 #define DEPTH_BITS 31
 // raster_bwd's work unit: tiles are cut at the multiples of this many pairs (a multiple of RASTER_THREADS).
 #define RASTER_PIECE 256
+// raster_fwd blends a tile of at most this many pairs in one block; longer tiles are split into pieces.
+#define RASTER_FWD_WHOLE 1024
 
 #define NEAR_PLANE 0.01f
 #define LOW_PASS 0.3f
@@ -383,8 +385,8 @@ tile_ranges(const unsigned long long* __restrict__ keys, const int* __restrict__
 // ---------------------------------------------------------------------------------------------------------
 // Pieces. A deep tile (thousands of pairs at the centre of a face) kept one block busy long after the others
 // had finished: in the canonical step at batch 1 the 1024 tile blocks fit in one wave, and in raster_bwd the
-// SMs were active 37 % of the kernel's time. So both blending passes cut every tile's pair list at the global
-// pair positions that are multiples of RASTER_PIECE (boundaries) and run one block per piece: grid
+// SMs were active 37 % of the kernel's time. So the blending passes cut the tiles' pair lists (raster_bwd
+// every tile, raster_fwd those longer than RASTER_FWD_WHOLE) at the global pair positions that are multiples of RASTER_PIECE (boundaries) and run one block per piece: grid
 // B·TT + capacity / RASTER_PIECE; block u < B·TT takes the first piece of tile u, block B·TT + m the piece
 // that starts at boundary m·RASTER_PIECE (its tile read from the sorted key there; nothing to do if that
 // position is past the pair count or starts a tile). A boundary lies inside one tile only, so slots indexed
@@ -484,14 +486,18 @@ __device__ __forceinline__ void write_pixel(const Blend& st, size_t pix, int ran
 // raster_fwd: one block per piece (above), one thread per pixel of the 16×16 tile. The piece's pairs are
 // walked front to back in batches that end at multiples of 256 in the pair array: each thread loads one
 // splat into shared memory, then every pixel blends the batch: α = min(0.99, o·exp(−σ)), skipped below
-// 1/255; a pixel stops before the Gaussian that would take T below 1e-4. A tile of one piece is finished
-// here (background blended with the final T); a piece of a longer tile is blended from T = 1 into
-// piece_part (above), stopping where its own T drops below 1e-4 (the true T is no larger, so the true stop
-// is no later), for raster_fwd_combine.
+// 1/255; a pixel stops before the Gaussian that would take T below 1e-4. A tile of at most
+// RASTER_FWD_WHOLE pairs is blended whole by its first block, which writes piece_state at the tile's
+// boundaries and the outputs (background blended with the final T); its other blocks return. A piece of a
+// longer tile is blended from T = 1 into piece_part (above), stopping where its own T drops below 1e-4 (the
+// true T is no larger, so the true stop is no later), for raster_fwd_combine.
+// The whole-tile limit keeps the common short tiles at one pass (a 200-pair tile straddles a boundary
+// more often than not); the long ones, whose one block set the kernel's time, are split.
 //   splat [BN,3] float4, values / keys [capacity] (sorted), num_pairs [1], ranges [B·TT] int2,
 //   background [B,H,W,3]
 //   -> image [B,H,W,3], final_t [B,H,W], depth [B,H,W] (Σ w·z, not normalised), n_contrib [B,H,W] (pairs
-//      walked up to and including the last blended one, for raster_bwd) of the one-piece tiles; piece_part.
+//      walked up to and including the last blended one, for raster_bwd) and piece_state of the tiles blended
+//      whole; piece_part of the others.
 // Shared: 3 float4 × 256 = 12 KiB (xy/opacity/depth, conic, colour of the batch).
 // Bytes: read 52 per pair + 12 per pixel (background); write 24 per pixel or 32 per (pixel, piece).
 // FLOP: ~25 per (pixel, pair) tested.
@@ -503,7 +509,7 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
            const unsigned long long* __restrict__ keys, const int* __restrict__ num_pairs, int capacity,
            const int2* __restrict__ ranges, int num_tiles, const float* __restrict__ background, int width, int height,
            float* __restrict__ image, float* __restrict__ final_t, float* __restrict__ depth, int* __restrict__ n_contrib,
-           float4* __restrict__ piece_part) {
+           float4* __restrict__ piece_state, float4* __restrict__ piece_part) {
     __shared__ float4 s_xyod[RASTER_THREADS], s_conic[RASTER_THREADS], s_rgb[RASTER_THREADS];
     int tile_id, start, end;
     int2 range;
@@ -514,6 +520,11 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         range = ranges[tile_id];
         start = end = range.x;
     }
+    bool whole = range.y - range.x <= RASTER_FWD_WHOLE;
+    if (whole) {
+        if (start != range.x) return;  // the tile's first block blends all of it
+        end = range.y;
+    }
     int b, px, py;
     tile_pixel(tile_id, threadIdx.x, width, height, b, px, py);
     bool inside = px < width && py < height;
@@ -521,6 +532,8 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
     for (int lo = start; lo < end;) {
         int hi = min(end, (lo / RASTER_THREADS + 1) * RASTER_THREADS);
         if (__syncthreads_count(st.done) == RASTER_THREADS) break;
+        if (lo > range.x && lo % RASTER_PIECE == 0 && !st.done)
+            piece_state[(size_t)(lo / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(st.T, st.r, st.g, st.b);
         load_batch(splat, values, lo, hi, s_xyod, s_conic, s_rgb);
         __syncthreads();
         blend(st, hi - lo, lo, px + 0.5f, py + 0.5f,
@@ -528,7 +541,7 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         lo = hi;
     }
     if (!inside) return;
-    if (start == range.x && end == range.y) {
+    if (whole) {
         write_pixel(st, ((size_t)b * height + py) * width + px, range.x, background, image, final_t, depth, n_contrib);
         return;
     }
@@ -540,63 +553,74 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// raster_fwd_combine: one block per (tile, frame) = grid (B·TT), one thread per pixel; tiles of one piece
-// are done already. Each pixel chains its tile's pieces in order from T = 1, on its own (no barriers):
-// where a piece neither stopped on its own nor takes T·T_piece below 1e-4, T_in·(piece sums) is added and T
-// multiplied (the products are monotone, so no splat inside it would have stopped the pixel); otherwise the
-// pixel blends that piece again, splat by splat from global memory with the true T, which finds the exact
-// stop. Before each boundary, a pixel still blending writes its state to piece_state (above). Then the
-// outputs as raster_fwd. The next piece's partial is loaded while the current one is used.
+// raster_fwd_combine: one block per (tile, frame) = grid (B·TT), one thread per pixel, for the tiles of more
+// than RASTER_FWD_WHOLE pairs (raster_fwd finished the others). Each pixel chains its tile's pieces in order
+// from T = 1: where a piece neither stopped on its own nor takes T·T_piece below 1e-4, T_in·(piece sums) is
+// added and T multiplied (the products are monotone, so no splat inside it would have stopped the pixel);
+// at any other piece the pixel waits. Then, repeatedly, the block loads the earliest piece some pixel waits
+// at into shared memory, and those pixels blend it splat by splat from their true T, which finds the exact
+// stop (or, where rounding put the product below 1e-4 but no splat stops it, chain on). Before each boundary,
+// a pixel still blending writes its state to piece_state (above). Then the outputs as raster_fwd.
 //   splat, values, ranges, background, piece_part as raster_fwd -> image, final_t, depth, n_contrib of the
-//   tiles with several pieces; piece_state.
-// Bytes: 32 read + 16 written per (pixel, piece) + 52 per pair re-blended (mostly L1 hits: neighbouring
-// pixels stop in the same piece). FLOP: ~10 per (pixel, piece) + 25 per (pixel, pair) re-blended.
-// No atomics; deterministic. The products T·T_piece round differently from the pair-by-pair products (a
-// few ulp per piece).
+//   long tiles; piece_state.
+// Shared: 12 KiB, as raster_fwd. Bytes: 32 read + 16 written per (pixel, piece) + 52 per pair re-blended.
+// FLOP: ~10 per (pixel, piece) + 25 per (pixel, pair) re-blended.
+// No atomics to global memory; deterministic. The products T·T_piece round differently from the
+// pair-by-pair products (a few ulp per piece).
 extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
 raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restrict__ values, int capacity,
                    const int2* __restrict__ ranges, const float* __restrict__ background, int width, int height,
                    const float4* __restrict__ piece_part, float* __restrict__ image, float* __restrict__ final_t,
                    float* __restrict__ depth, int* __restrict__ n_contrib, float4* __restrict__ piece_state) {
+    __shared__ float4 s_xyod[RASTER_THREADS], s_conic[RASTER_THREADS], s_rgb[RASTER_THREADS];
+    __shared__ int s_next;
     int tile_id = blockIdx.x;
     int2 range = ranges[tile_id];
-    if (range.y - range.x == 0 || range.x / RASTER_PIECE == (range.y - 1) / RASTER_PIECE) return;
+    if (range.y - range.x <= RASTER_FWD_WHOLE) return;
     int b, px, py;
     tile_pixel(tile_id, threadIdx.x, width, height, b, px, py);
-    if (px >= width || py >= height) return;
-    Blend st = {1.f, 0.f, 0.f, 0.f, 0.f, 0, false};
+    bool inside = px < width && py < height;
+    Blend st = {1.f, 0.f, 0.f, 0.f, 0.f, 0, !inside};
     int slots = capacity / RASTER_PIECE + 1;
-    // Partial of the piece starting at `start` (the first piece's slot is after the boundary slots).
-    auto part_at = [&](int start) {
-        int slot = start == range.x ? slots + range.x / RASTER_PIECE + 1 : start / RASTER_PIECE;
-        return piece_part + 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
-    };
-    const float4* part = part_at(range.x);
-    float4 p0 = part[0], p1 = part[1];
-    for (int start = range.x; start < range.y && !st.done;) {
-        int end = min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE);
-        float4 q0 = p0, q1 = p1;
-        if (end < range.y) {
-            const float4* next = part_at(end);
-            p0 = next[0], p1 = next[1];
-        }
-        if (start > range.x)
-            piece_state[(size_t)(start / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(st.T, st.r, st.g, st.b);
-        float T_next = st.T * q0.x;
-        if (__float_as_int(q1.z) != 0 || T_next < T_MIN) {
-            blend(st, end - start, start, px + 0.5f, py + 0.5f,
-                  [&](int j, float4& p, float4& cn) {
-                      unsigned gi = values[start + j];
-                      p = splat[3 * gi], cn = splat[3 * gi + 1];
-                  },
-                  [&](int j) { return splat[3 * values[start + j] + 2]; });
-        } else {
-            st.r += st.T * q0.y; st.g += st.T * q0.z; st.b += st.T * q0.w; st.d += st.T * q1.x;
-            if (__float_as_int(q1.y) > 0) st.last = __float_as_int(q1.y);
+    auto piece_end = [&](int start) { return min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE); };
+    // Chains pieces from `pos` while they can be taken whole; stops at the first piece to re-blend.
+    auto chain = [&](int& pos) {
+        while (!st.done && pos < range.y) {
+            if (pos > range.x)
+                piece_state[(size_t)(pos / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(st.T, st.r, st.g, st.b);
+            int slot = pos == range.x ? slots + range.x / RASTER_PIECE + 1 : pos / RASTER_PIECE;
+            const float4* part = piece_part + 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
+            float4 p0 = part[0], p1 = part[1];
+            float T_next = st.T * p0.x;
+            if (__float_as_int(p1.z) != 0 || T_next < T_MIN) return;
+            st.r += st.T * p0.y; st.g += st.T * p0.z; st.b += st.T * p0.w; st.d += st.T * p1.x;
+            if (__float_as_int(p1.y) > 0) st.last = __float_as_int(p1.y);
             st.T = T_next;
+            pos = piece_end(pos);
         }
-        start = end;
+    };
+    int pos = range.x;
+    chain(pos);
+    for (;;) {
+        bool waits = !st.done && pos < range.y;
+        if (threadIdx.x == 0) s_next = INT_MAX;
+        __syncthreads();
+        if (waits) atomicMin(&s_next, pos);
+        __syncthreads();
+        int next = s_next;
+        if (next == INT_MAX) break;
+        int end = piece_end(next);
+        load_batch(splat, values, next, end, s_xyod, s_conic, s_rgb);
+        __syncthreads();
+        if (waits && pos == next) {
+            blend(st, end - next, next, px + 0.5f, py + 0.5f,
+                  [&](int j, float4& p, float4& cn) { p = s_xyod[j], cn = s_conic[j]; }, [&](int j) { return s_rgb[j]; });
+            pos = end;
+            chain(pos);
+        }
+        __syncthreads();  // the batch and s_next are reused
     }
+    if (!inside) return;
     write_pixel(st, ((size_t)b * height + py) * width + px, range.x, background, image, final_t, depth, n_contrib);
 }
 

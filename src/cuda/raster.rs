@@ -204,6 +204,7 @@ pub fn raster_fwd(
             out.final_t.into(),
             out.depth.into(),
             out.n_contrib.into(),
+            out.piece_state.into(),
             out.piece_part.into(),
         ],
     )?;
