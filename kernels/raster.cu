@@ -46,6 +46,8 @@
 #define RASTER_PIECE 256
 // raster_fwd blends a tile of at most this many pairs in one block; longer tiles are split into pieces.
 #define RASTER_FWD_WHOLE 1024
+// raster_fwd_combine loads the partials of this many pieces at once.
+#define COMBINE_AHEAD 4
 
 #define NEAR_PLANE 0.01f
 #define LOW_PASS 0.3f
@@ -561,6 +563,8 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // at into shared memory, and those pixels blend it splat by splat from their true T, which finds the exact
 // stop (or, where rounding put the product below 1e-4 but no splat stops it, chain on). Before each boundary,
 // a pixel still blending writes its state to piece_state (above). Then the outputs as raster_fwd.
+// The chaining is a walk of dependent decisions over the pieces, so a pixel loads the partials of
+// COMBINE_AHEAD pieces before it looks at the first.
 //   splat, values, ranges, background, piece_part as raster_fwd -> image, final_t, depth, n_contrib of the
 //   long tiles; piece_state.
 // Shared: 12 KiB, as raster_fwd. Bytes: 32 read + 16 written per (pixel, piece) + 52 per pair re-blended.
@@ -583,20 +587,36 @@ raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restr
     Blend st = {1.f, 0.f, 0.f, 0.f, 0.f, 0, !inside};
     int slots = capacity / RASTER_PIECE + 1;
     auto piece_end = [&](int start) { return min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE); };
-    // Chains pieces from `pos` while they can be taken whole; stops at the first piece to re-blend.
+    auto part_at = [&](int start) {
+        int slot = start == range.x ? slots + range.x / RASTER_PIECE + 1 : start / RASTER_PIECE;
+        return piece_part + 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
+    };
+    // Chains pieces from `pos` while they can be taken whole; stops at the first piece to re-blend. The
+    // partials are loaded COMBINE_AHEAD pieces at a time, so their loads overlap.
     auto chain = [&](int& pos) {
         while (!st.done && pos < range.y) {
-            if (pos > range.x)
-                piece_state[(size_t)(pos / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(st.T, st.r, st.g, st.b);
-            int slot = pos == range.x ? slots + range.x / RASTER_PIECE + 1 : pos / RASTER_PIECE;
-            const float4* part = piece_part + 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
-            float4 p0 = part[0], p1 = part[1];
-            float T_next = st.T * p0.x;
-            if (__float_as_int(p1.z) != 0 || T_next < T_MIN) return;
-            st.r += st.T * p0.y; st.g += st.T * p0.z; st.b += st.T * p0.w; st.d += st.T * p1.x;
-            if (__float_as_int(p1.y) > 0) st.last = __float_as_int(p1.y);
-            st.T = T_next;
-            pos = piece_end(pos);
+            float4 q[COMBINE_AHEAD][2];
+#pragma unroll
+            for (int k = 0, at = pos; k < COMBINE_AHEAD; ++k, at = piece_end(at)) {
+                if (at < range.y) {
+                    const float4* part = part_at(at);
+                    q[k][0] = part[0], q[k][1] = part[1];
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < COMBINE_AHEAD; ++k) {
+                if (pos >= range.y) return;
+                if (pos > range.x)
+                    piece_state[(size_t)(pos / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] =
+                        make_float4(st.T, st.r, st.g, st.b);
+                float4 p0 = q[k][0], p1 = q[k][1];
+                float T_next = st.T * p0.x;
+                if (__float_as_int(p1.z) != 0 || T_next < T_MIN) return;
+                st.r += st.T * p0.y; st.g += st.T * p0.z; st.b += st.T * p0.w; st.d += st.T * p1.x;
+                if (__float_as_int(p1.y) > 0) st.last = __float_as_int(p1.y);
+                st.T = T_next;
+                pos = piece_end(pos);
+            }
         }
     };
     int pos = range.x;
