@@ -650,7 +650,8 @@ raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restr
 // rebuilding T_i = T_{i+1} / (1 − α_i) from the piece's end state: the final T and S = T·background if the
 // pixel's last contributor lies in or before the piece, else the boundary's piece_state (T, C) with
 // S = image − C. Per (pixel, pair):
-//   d_rgb = α·T_i·d_pix; d_α = Σ_c d_pix_c·(c_c·T_i − S_c/(1−α)) with S the colour behind (background incl.);
+//   d_rgb = α·T_i·d_pix; d_α = Σ_c d_pix_c·(c_c·T_{i+1} − S_c)/(1−α) with S the colour behind (background
+//   incl.), T_{i+1} = T_i·(1−α) the transmittance behind the splat;
 //   unclamped α: d_o = G·d_α, d_σ = −α·d_α → d_conic, d_mean2d.
 // The 9 gradients of a pair are summed over a thread's two pixels, then over the warp's 64 pixels with
 // shuffles, then lane 0 adds them to d_splat with one atomic each (4 warps per piece → ≤ 4 atomics per
@@ -752,12 +753,13 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
                 if (!active) continue;
                 any = true;
                 float4 c = s_rgb[j];
-                float om = 1.f - alpha;
-                float Ti = T[r] / om;
+                // One IEEE division per (pixel, pair) instead of four: c·T_i − S/(1−α) = (c·T − S)/(1−α).
+                float inv_om = 1.f / (1.f - alpha);
+                float Ti = T[r] * inv_om;
                 float w = alpha * Ti;
                 gd[6] += w * dp[r][0]; gd[7] += w * dp[r][1]; gd[8] += w * dp[r][2];
-                float d_alpha = (c.x * Ti - S[r][0] / om) * dp[r][0] + (c.y * Ti - S[r][1] / om) * dp[r][1] +
-                                (c.z * Ti - S[r][2] / om) * dp[r][2];
+                float d_alpha = ((c.x * T[r] - S[r][0]) * dp[r][0] + (c.y * T[r] - S[r][1]) * dp[r][1] +
+                                 (c.z * T[r] - S[r][2]) * dp[r][2]) * inv_om;
                 S[r][0] += w * c.x; S[r][1] += w * c.y; S[r][2] += w * c.z;
                 T[r] = Ti;
                 if (og < ALPHA_MAX) {

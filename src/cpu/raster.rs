@@ -683,15 +683,16 @@ pub fn raster_bwd<T: Float>(
                     if !(sigma >= T::zero() && alpha >= alpha_min()) {
                         continue;
                     }
-                    let om = c::<T>(1.0) - alpha;
-                    let ti = t / om;
+                    let inv_om = c::<T>(1.0) / (c::<T>(1.0) - alpha);
+                    let ti = t * inv_om;
                     let w = alpha * ti;
                     let gd = &mut d_splat[D_SPLAT * gi..D_SPLAT * gi + D_SPLAT];
                     let mut d_alpha = T::zero();
                     for ch in 0..3 {
                         gd[6 + ch] += w * dp[ch];
-                        d_alpha += (s[8 + ch] * ti - sb[ch] / om) * dp[ch];
+                        d_alpha += (s[8 + ch] * t - sb[ch]) * dp[ch];
                     }
+                    d_alpha = d_alpha * inv_om;
                     for ch in 0..3 {
                         sb[ch] += w * s[8 + ch];
                     }
