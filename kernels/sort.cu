@@ -24,6 +24,9 @@
 //                   written out in runs.
 // Bytes per sort: 8 KiB memset + 8P (hist) + passes · (24P scatter + 2 KiB status per tile). Stable,
 // deterministic.
+// measured: H200, commit 09b5b8e (profiler): canonical step (~130 k pairs, 6 passes) radix_hist_all 19 µs +
+// radix_onesweep 6 × 12.5 µs, scan_lookback 5.7 µs: ~100 µs per step, from ~190 µs with radix_hist + the
+// three-kernel scan + radix_scatter per pass (30 launches); B = 8 face-like (1.56 M pairs) 33 + 6 × 38 µs.
 
 #define SCAN_THREADS 256
 #define SCAN_ITEMS 4
