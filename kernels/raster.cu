@@ -573,7 +573,8 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // Shared: 12 KiB, as raster_fwd. Bytes: 32 read + 16 written per (pixel, piece) + 52 per pair re-blended.
 // FLOP: ~10 per (pixel, piece) + 25 per (pixel, pair) re-blended.
 // No atomics to global memory; deterministic. The products T·T_piece round differently from the
-// pair-by-pair products (a few ulp per piece).
+// pair-by-pair products (a few ulp per piece). CPU twin of raster_fwd + raster_fwd_combine: raster_fwd in
+// src/cpu/raster.rs, which walks the same pieces per pixel; tests/raster.rs checks it against one walk.
 extern "C" __global__ void __launch_bounds__(RASTER_THREADS)
 raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restrict__ values, int capacity,
                    const int2* __restrict__ ranges, const float* __restrict__ background, int width, int height,

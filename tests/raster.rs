@@ -330,6 +330,44 @@ fn single_gaussian_centre_pixel() {
     assert!((1.0 - img.final_t[far] - want_alpha).abs() < 1e-5, "{} vs {want_alpha}", 1.0 - img.final_t[far]);
 }
 
+/// The forward the kernels' way (tiles of more than RASTER_FWD_WHOLE pairs blended per piece from T = 1,
+/// then chained, re-blending the piece where a pixel stops) against one walk over each whole list, on deep
+/// tiles: a translucent scene, where pixels chain through many pieces, and an opaque one, where pieces stop
+/// on their own and pixels stop inside them.
+#[test]
+fn piecewise_forward_matches_one_walk() {
+    for (name, logits) in [("translucent", (-6.0, 0.0)), ("opaque", (-6.0, 3.0))] {
+        let s = random_scene(600, 2, 12_000, 64, 48, 2, 150.0, 0.3, (0.02f32.ln(), 0.08f32.ln()), logits);
+        let g = s.gaussians();
+        let tape = forward_cpu(&s.dims, &s.cams, &g, &s.background);
+        let longest = tape.ranges.iter().map(|r| r[1] - r[0]).max().unwrap() as usize;
+        assert!(longest > 2 * twin::RASTER_FWD_WHOLE, "{name}: longest tile {longest} pairs, should be deep");
+        let one_walk = twin::raster_fwd_with(&s.dims, &tape.splat, &tape.values, &tape.ranges, &s.background, usize::MAX);
+        let pieces = &tape.out;
+        let stopped = one_walk.final_t.iter().filter(|&&t| t < 2e-4).count();
+        let open = one_walk.final_t.iter().filter(|&&t| t > 1e-2).count();
+        assert!(stopped > 100 && (name == "opaque" || open > 100), "{name}: {stopped} pixels stop, {open} stay open");
+        for (what, got, want) in [
+            ("image", &pieces.image, &one_walk.image),
+            ("final_t", &pieces.final_t, &one_walk.final_t),
+            ("depth", &pieces.depth, &one_walk.depth),
+        ] {
+            let e = rel_err(&format!("{name}: pieces vs one walk: {what}"), got, want);
+            assert!(e < 1e-5, "{name}: {what} rel err {e:.3e}");
+        }
+        // Per pixel too: a pixel that went on blending past its stop would keep its image almost unchanged (T
+        // is below 1e-4 there) but not its final T or its pair count.
+        let worst_t = pieces.final_t.iter().zip(&one_walk.final_t).map(|(a, b)| (a - b).abs() / b.max(1e-6)).fold(0.0, f32::max);
+        let differ = pieces.n_contrib.iter().zip(&one_walk.n_contrib).filter(|(a, b)| a != b).count();
+        assert!(worst_t < 1e-4 && differ == 0, "{name}: final T off by {worst_t:.3e} (relative), n_contrib differs at {differ} pixels");
+        let (g, w): (Vec<f32>, Vec<f32>) =
+            pieces.piece_state.iter().zip(&one_walk.piece_state).filter(|(a, b)| !a.is_nan() && !b.is_nan()).map(|(&a, &b)| (a, b)).unzip();
+        assert!(g.len() > 1000, "{name}: only {} boundary values", g.len());
+        let e = rel_err(&format!("{name}: pieces vs one walk: piece states"), &g, &w);
+        assert!(e < 1e-5, "{name}: piece states rel err {e:.3e}");
+    }
+}
+
 fn assert_all_finite(what: &str, xs: &[f32]) {
     if let Some(i) = xs.iter().position(|v| !v.is_finite()) {
         panic!("{what}[{i}] = {}", xs[i]);

@@ -18,6 +18,8 @@ pub const SH_COEFFS: usize = 16;
 pub const DEPTH_BITS: u32 = 31;
 /// raster_bwd cuts tiles at the pair positions that are multiples of this (RASTER_PIECE in the kernel).
 pub const RASTER_PIECE: usize = 256;
+/// raster_fwd blends tiles of at most this many pairs in one walk (RASTER_FWD_WHOLE in the kernel).
+pub const RASTER_FWD_WHOLE: usize = 1024;
 pub const NEAR_PLANE: f64 = 0.01;
 pub const LOW_PASS: f64 = 0.3;
 pub const ALPHA_MAX: f64 = 0.99;
@@ -589,8 +591,72 @@ pub fn piece_slots(pairs: usize) -> usize {
     pairs / RASTER_PIECE + 1
 }
 
-/// Twin of raster_fwd, pixel by pixel.
+/// Front-to-back blending state of one pixel (`Blend` in the kernel): transmittance, colour and depth sums,
+/// pairs walked up to the last blended one (global index + 1, 0: none), stopped at T < 1e-4.
+#[derive(Debug, Clone, Copy)]
+struct Blend<T> {
+    t: T,
+    rgb: [T; 3],
+    dep: T,
+    last: usize,
+    done: bool,
+}
+
+impl<T: Float> Blend<T> {
+    fn new() -> Self {
+        Blend { t: c(1.0), rgb: [T::zero(); 3], dep: T::zero(), last: 0, done: false }
+    }
+
+    /// Blends the splats of pairs [lo, hi) at pixel centre (fx, fy): the kernel's `blend`.
+    fn pairs(&mut self, splat: &[T], values: &[u32], lo: usize, hi: usize, fx: T, fy: T) {
+        for p in lo..hi {
+            if self.done {
+                return;
+            }
+            let s = &splat[SPLAT * values[p] as usize..];
+            let (dx, dy) = (s[0] - fx, s[1] - fy);
+            let sigma = splat_sigma(s[4], s[5], s[6], dx, dy);
+            if sigma < T::zero() {
+                continue;
+            }
+            let alpha = c::<T>(ALPHA_MAX).min(s[2] * (-sigma).exp());
+            if alpha < alpha_min() {
+                continue;
+            }
+            let next_t = self.t * (c::<T>(1.0) - alpha);
+            if next_t < c(T_MIN) {
+                self.done = true;
+                return;
+            }
+            let w = alpha * self.t;
+            for ch in 0..3 {
+                self.rgb[ch] += w * s[8 + ch];
+            }
+            self.dep += w * s[3];
+            self.t = next_t;
+            self.last = p + 1;
+        }
+    }
+}
+
+/// Twin of raster_fwd + raster_fwd_combine, pixel by pixel, the kernels' way: a tile of at most
+/// `RASTER_FWD_WHOLE` pairs is blended in one walk; a longer tile piece by piece (pieces end at the multiples
+/// of RASTER_PIECE), each piece blended from T = 1 first and taken whole where it neither stopped on its own
+/// nor takes T·T_piece below 1e-4, else blended again from the true T. Equal to one walk over the whole
+/// list up to the rounding of the piece products (`raster_fwd_with(.., usize::MAX)` is that walk).
 pub fn raster_fwd<T: Float>(d: &RasterDims, splat: &[T], values: &[u32], ranges: &[[i32; 2]], background: &[T]) -> RasterFwd<T> {
+    raster_fwd_with(d, splat, values, ranges, background, RASTER_FWD_WHOLE)
+}
+
+/// `raster_fwd` with tiles of more than `whole` pairs split into pieces.
+pub fn raster_fwd_with<T: Float>(
+    d: &RasterDims,
+    splat: &[T],
+    values: &[u32],
+    ranges: &[[i32; 2]],
+    background: &[T],
+    whole: usize,
+) -> RasterFwd<T> {
     assert_eq!(background.len(), 3 * d.pixels(), "background must be [B,H,W,3]");
     let mut out = RasterFwd {
         image: vec![T::zero(); 3 * d.pixels()],
@@ -603,44 +669,39 @@ pub fn raster_fwd<T: Float>(d: &RasterDims, splat: &[T], values: &[u32], ranges:
         for py in 0..d.height {
             for px in 0..d.width {
                 let tile = (py / TILE) * d.tiles_x() + px / TILE;
-                let [start, end] = ranges[b * d.tiles() + tile];
+                let [start, end] = ranges[b * d.tiles() + tile].map(|v| v as usize);
                 let (fx, fy) = (c::<T>(px as f64 + 0.5), c::<T>(py as f64 + 0.5));
-                let (mut t, mut rgb, mut dep, mut last) = (c::<T>(1.0), [T::zero(); 3], T::zero(), 0);
-                for i in 0..(end - start) as usize {
-                    let p = start as usize + i;
-                    if i > 0 && p % RASTER_PIECE == 0 {
-                        let at = 4 * ((p / RASTER_PIECE) * TILE * TILE + (py % TILE) * TILE + px % TILE);
-                        out.piece_state[at..at + 4].copy_from_slice(&[t, rgb[0], rgb[1], rgb[2]]);
+                let mut st = Blend::new();
+                let mut pos = start;
+                while pos < end && !st.done {
+                    let piece_end = end.min((pos / RASTER_PIECE + 1) * RASTER_PIECE);
+                    if pos > start {
+                        let at = 4 * ((pos / RASTER_PIECE) * TILE * TILE + (py % TILE) * TILE + px % TILE);
+                        out.piece_state[at..at + 4].copy_from_slice(&[st.t, st.rgb[0], st.rgb[1], st.rgb[2]]);
                     }
-                    let s = &splat[SPLAT * values[p] as usize..];
-                    let (dx, dy) = (s[0] - fx, s[1] - fy);
-                    let sigma = splat_sigma(s[4], s[5], s[6], dx, dy);
-                    if sigma < T::zero() {
-                        continue;
+                    let mut part = Blend::new();
+                    if end - start > whole {
+                        part.pairs(splat, values, pos, piece_end, fx, fy);
                     }
-                    let alpha = c::<T>(ALPHA_MAX).min(s[2] * (-sigma).exp());
-                    if alpha < alpha_min() {
-                        continue;
+                    if end - start <= whole || part.done || st.t * part.t < c(T_MIN) {
+                        st.pairs(splat, values, pos, piece_end, fx, fy);
+                    } else {
+                        for ch in 0..3 {
+                            st.rgb[ch] += st.t * part.rgb[ch];
+                        }
+                        st.dep += st.t * part.dep;
+                        st.last = if part.last > 0 { part.last } else { st.last };
+                        st.t = st.t * part.t;
                     }
-                    let next_t = t * (c::<T>(1.0) - alpha);
-                    if next_t < c(T_MIN) {
-                        break;
-                    }
-                    let w = alpha * t;
-                    for ch in 0..3 {
-                        rgb[ch] += w * s[8 + ch];
-                    }
-                    dep += w * s[3];
-                    t = next_t;
-                    last = i + 1;
+                    pos = piece_end;
                 }
                 let pix = (b * d.height + py) * d.width + px;
                 for ch in 0..3 {
-                    out.image[3 * pix + ch] = rgb[ch] + t * background[3 * pix + ch];
+                    out.image[3 * pix + ch] = st.rgb[ch] + st.t * background[3 * pix + ch];
                 }
-                out.final_t[pix] = t;
-                out.depth[pix] = dep;
-                out.n_contrib[pix] = last as i32;
+                out.final_t[pix] = st.t;
+                out.depth[pix] = st.dep;
+                out.n_contrib[pix] = if st.last > 0 { (st.last - start) as i32 } else { 0 };
             }
         }
     }
