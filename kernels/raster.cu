@@ -403,6 +403,14 @@ tile_ranges(const unsigned long long* __restrict__ keys, const int* __restrict__
 //     P / RASTER_PIECE + 1 + m₁ with m₁ its tile's first boundary.
 // raster_fwd_combine then chains the pieces of each tile in order.
 
+// End of the piece that starts at pair `start` of a tile whose pairs end at `range_end`.
+__device__ __forceinline__ int piece_end(int start, int range_end) {
+    return min(range_end, (start / RASTER_PIECE + 1) * RASTER_PIECE);
+}
+
+// Whether raster_fwd blends the tile of `range` in one block (else in pieces, chained by raster_fwd_combine).
+__device__ __forceinline__ bool blended_whole(int2 range) { return range.y - range.x <= RASTER_FWD_WHOLE; }
+
 // The piece of block `unit`: its tile (b·TT + tile), [start, end) in the sorted pairs. False: nothing to do.
 __device__ __forceinline__ bool piece_of(int unit, int num_tiles, const int2* __restrict__ ranges,
                                          const unsigned long long* __restrict__ keys, const int* __restrict__ num_pairs,
@@ -417,7 +425,7 @@ __device__ __forceinline__ bool piece_of(int unit, int num_tiles, const int2* __
         if (ranges[tile_id].x == start) return false;  // the tile's first piece: block tile_id has it
     }
     range = ranges[tile_id];
-    end = min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE);
+    end = piece_end(start, range.y);
     return start < end;
 }
 
@@ -438,13 +446,12 @@ struct Blend {
     bool done;
 };
 
-// Blends `count` splats (pair indices first..) into `st` at pixel centre (fx, fy): the rule of raster_fwd.
-// splat_at(j) gives splat j's xy/opacity/depth and conic, rgb_at(j) its colour (shared memory or global).
-template <typename SplatAt, typename RgbAt>
-__device__ __forceinline__ void blend(Blend& st, int count, int first, float fx, float fy, SplatAt splat_at, RgbAt rgb_at) {
+// Blends the `count` splats of the shared batch (pair indices first..) into `st` at pixel centre (fx, fy):
+// the rule of raster_fwd.
+__device__ __forceinline__ void blend(Blend& st, const float4* s_xyod, const float4* s_conic, const float4* s_rgb,
+                                      int count, int first, float fx, float fy) {
     for (int j = 0; j < count && !st.done; ++j) {
-        float4 p, cn;
-        splat_at(j, p, cn);
+        float4 p = s_xyod[j], cn = s_conic[j];
         float dx = p.x - fx, dy = p.y - fy;
         float sigma = splat_sigma(cn, dx, dy);
         if (sigma < 0.f) continue;
@@ -453,11 +460,23 @@ __device__ __forceinline__ void blend(Blend& st, int count, int first, float fx,
         float next_t = st.T * (1.f - alpha);
         if (next_t < T_MIN) { st.done = true; break; }
         float w = alpha * st.T;
-        float4 c = rgb_at(j);
+        float4 c = s_rgb[j];
         st.r += w * c.x; st.g += w * c.y; st.b += w * c.z; st.d += w * p.w;
         st.T = next_t;
         st.last = first + j + 1;
     }
+}
+
+// Records `st` as this thread's pixel state at boundary `pos` (piece_state, above).
+__device__ __forceinline__ void save_piece_state(float4* __restrict__ piece_state, int pos, const Blend& st) {
+    piece_state[(size_t)(pos / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(st.T, st.r, st.g, st.b);
+}
+
+// This thread's two float4 of piece_part for the piece starting at `start` of the tile starting at
+// `range_start` (the first piece's slot lies after the boundary slots).
+__device__ __forceinline__ size_t piece_part_at(int capacity, int range_start, int start) {
+    int slot = start == range_start ? capacity / RASTER_PIECE + 1 + range_start / RASTER_PIECE + 1 : start / RASTER_PIECE;
+    return 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
 }
 
 // Loads the splats of pairs [lo, hi) (hi − lo ≤ RASTER_THREADS) into the block's shared batch.
@@ -525,7 +544,7 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         range = ranges[tile_id];
         start = end = range.x;
     }
-    bool whole = range.y - range.x <= RASTER_FWD_WHOLE;
+    bool whole = blended_whole(range);
     if (whole) {
         if (start != range.x) return;  // the tile's first block blends all of it
         end = range.y;
@@ -537,12 +556,10 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
     for (int lo = start; lo < end;) {
         int hi = min(end, (lo / RASTER_THREADS + 1) * RASTER_THREADS);
         if (__syncthreads_count(st.done) == RASTER_THREADS) break;
-        if (lo > range.x && lo % RASTER_PIECE == 0 && !st.done)
-            piece_state[(size_t)(lo / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] = make_float4(st.T, st.r, st.g, st.b);
+        if (lo > range.x && lo % RASTER_PIECE == 0 && !st.done) save_piece_state(piece_state, lo, st);
         load_batch(splat, values, lo, hi, s_xyod, s_conic, s_rgb);
         __syncthreads();
-        blend(st, hi - lo, lo, px + 0.5f, py + 0.5f,
-              [&](int j, float4& p, float4& cn) { p = s_xyod[j], cn = s_conic[j]; }, [&](int j) { return s_rgb[j]; });
+        blend(st, s_xyod, s_conic, s_rgb, hi - lo, lo, px + 0.5f, py + 0.5f);
         lo = hi;
     }
     if (!inside) return;
@@ -550,9 +567,7 @@ raster_fwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         write_pixel(st, ((size_t)b * height + py) * width + px, range.x, background, image, final_t, depth, n_contrib);
         return;
     }
-    int slots = capacity / RASTER_PIECE + 1;
-    int slot = start == range.x ? slots + range.x / RASTER_PIECE + 1 : start / RASTER_PIECE;
-    float4* part = piece_part + 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
+    float4* part = piece_part + piece_part_at(capacity, range.x, start);
     part[0] = make_float4(st.T, st.r, st.g, st.b);
     part[1] = make_float4(st.d, __int_as_float(st.last), __int_as_float(st.done ? 1 : 0), 0.f);
 }
@@ -584,42 +599,34 @@ raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restr
     __shared__ int s_next;
     int tile_id = blockIdx.x;
     int2 range = ranges[tile_id];
-    if (range.y - range.x <= RASTER_FWD_WHOLE) return;
+    if (blended_whole(range)) return;
     int b, px, py;
     tile_pixel(tile_id, threadIdx.x, width, height, b, px, py);
     bool inside = px < width && py < height;
     Blend st = {1.f, 0.f, 0.f, 0.f, 0.f, 0, !inside};
-    int slots = capacity / RASTER_PIECE + 1;
-    auto piece_end = [&](int start) { return min(range.y, (start / RASTER_PIECE + 1) * RASTER_PIECE); };
-    auto part_at = [&](int start) {
-        int slot = start == range.x ? slots + range.x / RASTER_PIECE + 1 : start / RASTER_PIECE;
-        return piece_part + 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
-    };
     // Chains pieces from `pos` while they can be taken whole; stops at the first piece to re-blend. The
     // partials are loaded COMBINE_AHEAD pieces at a time, so their loads overlap.
     auto chain = [&](int& pos) {
         while (!st.done && pos < range.y) {
             float4 q[COMBINE_AHEAD][2];
 #pragma unroll
-            for (int k = 0, at = pos; k < COMBINE_AHEAD; ++k, at = piece_end(at)) {
+            for (int k = 0, at = pos; k < COMBINE_AHEAD; ++k, at = piece_end(at, range.y)) {
                 if (at < range.y) {
-                    const float4* part = part_at(at);
+                    const float4* part = piece_part + piece_part_at(capacity, range.x, at);
                     q[k][0] = part[0], q[k][1] = part[1];
                 }
             }
 #pragma unroll
             for (int k = 0; k < COMBINE_AHEAD; ++k) {
                 if (pos >= range.y) return;
-                if (pos > range.x)
-                    piece_state[(size_t)(pos / RASTER_PIECE) * RASTER_THREADS + threadIdx.x] =
-                        make_float4(st.T, st.r, st.g, st.b);
+                if (pos > range.x) save_piece_state(piece_state, pos, st);
                 float4 p0 = q[k][0], p1 = q[k][1];
                 float T_next = st.T * p0.x;
                 if (__float_as_int(p1.z) != 0 || T_next < T_MIN) return;
                 st.r += st.T * p0.y; st.g += st.T * p0.z; st.b += st.T * p0.w; st.d += st.T * p1.x;
                 if (__float_as_int(p1.y) > 0) st.last = __float_as_int(p1.y);
                 st.T = T_next;
-                pos = piece_end(pos);
+                pos = piece_end(pos, range.y);
             }
         }
     };
@@ -633,12 +640,11 @@ raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restr
         __syncthreads();
         int next = s_next;
         if (next == INT_MAX) break;
-        int end = piece_end(next);
+        int end = piece_end(next, range.y);
         load_batch(splat, values, next, end, s_xyod, s_conic, s_rgb);
         __syncthreads();
         if (waits && pos == next) {
-            blend(st, end - next, next, px + 0.5f, py + 0.5f,
-                  [&](int j, float4& p, float4& cn) { p = s_xyod[j], cn = s_conic[j]; }, [&](int j) { return s_rgb[j]; });
+            blend(st, s_xyod, s_conic, s_rgb, end - next, next, px + 0.5f, py + 0.5f);
             pos = end;
             chain(pos);
         }

@@ -208,7 +208,7 @@ pub fn raster_fwd(
             out.piece_part.into(),
         ],
     )?;
-    let cost = Cost { bytes: 5 * pairs_estimate + 48 * px as u64 + 6 * pairs_estimate, flop: 3 * pairs_estimate * 256 };
+    let cost = Cost { bytes: 48 * px as u64 + 52 * pairs_estimate / 10, flop: 25 * pairs_estimate * 256 / 10 };
     gpu.launch(
         "raster_fwd_combine",
         LaunchCfg { grid: (tiles as u32, 1, 1), block: (RASTER_THREADS, 1, 1), shared_bytes: 0, cost },
