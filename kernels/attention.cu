@@ -5,11 +5,14 @@
 //   the deltas applied to the canonical Gaussian: μ + Δ, exp(log s + Δ), normalise(q + Δ), sigmoid(o + Δ),
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
-// deform_fwd_tc / deform_bwd_tc compute the dense layers' x·W products (forward, and the backward's d_x)
-// with bf16 tensor-core mma (inputs rounded to bf16, fp32 accumulation; within 1e-2); their weight
-// gradients, attention, LayerNorm, dropout and deltas stay fp32. LayerNorm eps 1e-12. Dropout: element idx kept iff
-// mix(key + idx) >> 40 ≥ threshold (SplitMix64's mix, as src/rng.rs), scaled by `scale`; idx = r·64 + j
-// after the out-projection and (P + r)·64 + j after the FFN, r = b·N + n.
+// deform_fwd_tc / deform_bwd_tc run every dense product on the tensor cores with fp32 accumulation: the
+// forward layers with fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU
+// hidden units, features in [0, 1]), the backward's d_x and the weight gradients with bf16 operands
+// (gradients need bf16's range); attention, softmax, LayerNorm, dropout, ReLU masks and the deltas stay
+// fp32. Within 1e-2 of the twin on tests/deform.rs's problems (bf16 forward operands were 4.4e-2 on d_kv:
+// the problem amplifies the forward's rounding through the attention). LayerNorm eps 1e-12. Dropout:
+// element idx kept iff mix(key + idx) >> 40 ≥ threshold (SplitMix64's mix, as src/rng.rs), scaled by
+// `scale`; idx = r·64 + j after the out-projection and (P + r)·64 + j after the FFN, r = b·N + n.
 //
 // Shapes: P = B·N pairs, pair r = b·N + n (frame-major). params: the flat parameter buffer of
 // src/model/deform.rs (the chain's tensors at the P_* offsets below). wt: the chain's weights transposed by
@@ -19,29 +22,19 @@
 // (and their gradients) frame-major [B,N,…] with the same widths (scales activated, rotations unit,
 // opacities sigmoid).
 //
-// Tile mapping: a block of DEF_THREADS = 256 threads owns a tile of DEF_TP = 32 consecutive pairs; warp w
+// fp32 kernels: a block of DEF_THREADS = 256 threads owns a tile of DEF_TP = 32 consecutive pairs; warp w
 // owns pairs 4w … 4w+3 (DEF_RP = 4) for the elementwise steps (attention, LayerNorm, deltas: one warp per
 // pair, lane l owns columns l and l + 32, shuffle reductions). A dense layer of the tile is tile_layer:
-// fp32 (tile_mm): for each 4 inputs k, a lane reads its output columns of rows k of the transposed weight
-// (coalesced, L1/L2 resident: the chain's weights are 330 KB) and one float4 of x per pair from shared
-// memory (broadcast) for 16 × NC FMA; bf16: warp w owns 16 × 8 output tiles w, w + 8, … (m16n8k16 mma,
-// fragments loaded from shared memory and converted on the fly; bf16 weights column-major in wb / wtb).
-// The backward recomputes the forward in shared memory instead of reading stored activations.
-// Known: on tests/deform.rs's random problems the bf16 path's d_kv is 4.2–4.4e-2 from the fp32 twin (bound
-// 1e-2). It is the problem's conditioning, not the kernel: in the fp32 twin alone, rounding only the
-// features to bf16 moves d_kv by 2.6e-2 / 4.7e-2 (two cases), only W_o by 1.9e-2 / 3.2e-2, everything by
-// 5.0e-2 / 6.1e-2; computing the backward's d_x or the query projection in 3xBF16 left it at 4.4 / 4.2e-2.
-// Known inefficiencies: the mma A fragments are read from rows 64 floats apart (8-way bank conflicts);
-// the weight gradients (a third of the FLOP) are SIMT fp32 on both paths.
-//
-// deform_bwd's weight gradients: each block (persistent, looping over tiles) adds its tiles' Σ_pairs
-// d_pre ⊗ x (tile_outer: 4 × 4 register blocks per thread) into its own slice of `partials`
-// [G, part_stride] (plain float4 read-modify-write, L2-resident, no atomics);
-// deform_reduce sums the G slices in order into d_params (chain section) and d_kv. d_f [N,64] and
-// d_canonical are accumulated with atomicAdd (B adds per element: not bitwise deterministic).
+// for each 4 inputs k, a lane reads its output columns of rows k of the transposed weight (coalesced,
+// L1/L2 resident: the chain's weights are 330 KB) and one float4 of x per pair from shared memory
+// (broadcast) for 16 × NC FMA. The backward recomputes the forward in shared memory instead of reading
+// stored activations. Its weight gradients: each block (persistent, looping over tiles) adds its tiles'
+// Σ_pairs d_pre ⊗ x (tile_outer: 4 × 4 register blocks per thread) into its own slice of `partials`
+// [G, part_stride] (plain float4 read-modify-write, L2-resident, no atomics); deform_reduce sums the G
+// slices in order into d_params (chain section) and d_kv. d_f [N,64] and d_canonical are accumulated with
+// atomicAdd (B adds per element: not bitwise deterministic).
+// The tensor-core kernels' mapping is described at their section below.
 // NaN policy: NaNs propagate; a zero-length quaternion gives NaN rotations (the CPU twin does the same).
-// measured: H200, commit b4f6151, N = 50 000, B = 8 (profiler): deform_fwd_tc 5.76 ms, deform_bwd_tc 17.9 ms (9.9 TFLOP/s):
-// far from the 1.5 ms step target; fp32 step 35.9 ms, bf16 step 24.3 ms.
 
 #include <stdint.h>
 
@@ -165,24 +158,26 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return r;
 }
 
-// c += a·b for one 16×8 tile, k = 16: bf16 inputs, fp32 accumulation (PTX ISA fragment layouts).
+// Two fp16 in one register, the first in the low half; round to nearest even.
+__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
+    uint32_t r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// c += a·b for one 16×8 tile, k = 16: bf16 (or, F16, fp16) inputs, fp32 accumulation (PTX ISA fragment
+// layouts). Not volatile: a pure function of its operands, so the compiler may interleave independent
+// products.
+template <bool F16 = false>
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// x[row][k], x[row][k+1] (0 past K) as bf16x2.
-__device__ __forceinline__ uint32_t frag_x(const float* x, int ldx, int row, int k, int K) {
-    return pack_bf16(k < K ? x[row * ldx + k] : 0.0f, k + 1 < K ? x[row * ldx + k + 1] : 0.0f);
-}
-
-// mb[n][k], mb[n][k+1] (0 past K or NOUT) as bf16x2.
-__device__ __forceinline__ uint32_t frag_w(const uint16_t* __restrict__ mb, int K, int n, int NOUT, int k) {
-    if (n >= NOUT) return 0u;
-    uint32_t lo = k < K ? mb[n * K + k] : 0u, hi = k + 1 < K ? mb[n * K + k + 1] : 0u;
-    return lo | (hi << 16);
+    if (F16)
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
 // y[p][col] = act(v + bias[col]) (relu or none; bias may be null), or y[p][col] += v when `accumulate`.
@@ -197,45 +192,21 @@ __device__ __forceinline__ void tile_put(float* y, int ldy, int p, int col, floa
     y[p * ldy + col] = v;
 }
 
-// One dense layer of the tile: y[p][n] (+)= Σ_k x[p][k]·M[k][n] (+ bias, ReLU), for the 32 pairs. M comes
-// twice: fp32 row-major m [K][NOUT] for the SIMT path (tile_mm; warp w writes its own 4 pairs' rows) and
-// bf16 column-major mb [NOUT][K] for the tensor-core path (TC: warp w owns the 16×8 output tiles
-// w, w + 8, … of the 32 × NOUT output, m16n8k16 bf16 mma with fp32 accumulation, inputs rounded to bf16;
-// any warp writes any row). Callers __syncthreads between layers.
-template <bool TC, int NOUT>
-__device__ __forceinline__ void tile_layer(const float* __restrict__ m, const uint16_t* __restrict__ mb, int K,
-                                           const float* __restrict__ bias, bool relu, bool accumulate, const float* x,
-                                           int ldx, float* y, int ldy) {
-    if (TC) {
-        constexpr int NT = (NOUT + 7) / 8;
-        const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-        for (int tile = threadIdx.x >> 5; tile < 2 * NT; tile += DEF_THREADS / 32) {
-            const int m0 = (tile & 1) * 16, n0 = (tile >> 1) * 8;
-            float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            for (int k0 = 0; k0 < K; k0 += 16) {
-                const uint32_t a[4] = {frag_x(x, ldx, m0 + g, k0 + 2 * t, K), frag_x(x, ldx, m0 + g + 8, k0 + 2 * t, K),
-                                       frag_x(x, ldx, m0 + g, k0 + 8 + 2 * t, K),
-                                       frag_x(x, ldx, m0 + g + 8, k0 + 8 + 2 * t, K)};
-                const uint32_t b[2] = {frag_w(mb, K, n0 + g, NOUT, k0 + 2 * t), frag_w(mb, K, n0 + g, NOUT, k0 + 8 + 2 * t)};
-                mma_bf16(c, a, b);
-            }
+// One dense layer of the tile: y[p][n] (+)= Σ_k x[p][k]·M[k][n] (+ bias, ReLU), for the 32 pairs, with M
+// fp32 row-major m [K][NOUT] (tile_mm; warp w writes its own 4 pairs' rows). Callers __syncthreads between
+// layers.
+template <int NOUT>
+__device__ __forceinline__ void tile_layer(const float* __restrict__ m, int K, const float* __restrict__ bias, bool relu,
+                                           bool accumulate, const float* x, int ldx, float* y, int ldy) {
+    constexpr int NC = (NOUT + 31) / 32;
+    float acc[DEF_RP][NC];
+    tile_mm<NOUT>(m, K, x, ldx, acc);
+    const int lane = threadIdx.x & 31, p0 = (threadIdx.x >> 5) * DEF_RP;
 #pragma unroll
-            for (int q = 0; q < 4; ++q) {
-                const int row = m0 + g + (q >= 2 ? 8 : 0), col = n0 + 2 * t + (q & 1);
-                if (col < NOUT) tile_put(y, ldy, row, col, c[q], bias, relu, accumulate);
-            }
-        }
-    } else {
-        constexpr int NC = (NOUT + 31) / 32;
-        float acc[DEF_RP][NC];
-        tile_mm<NOUT>(m, K, x, ldx, acc);
-        const int lane = threadIdx.x & 31, p0 = (threadIdx.x >> 5) * DEF_RP;
+    for (int r = 0; r < DEF_RP; ++r)
 #pragma unroll
-        for (int r = 0; r < DEF_RP; ++r)
-#pragma unroll
-            for (int c = 0; c < NC; ++c)
-                if (lane + 32 * c < NOUT) tile_put(y, ldy, p0 + r, lane + 32 * c, acc[r][c], bias, relu, accumulate);
-    }
+        for (int c = 0; c < NC; ++c)
+            if (lane + 32 * c < NOUT) tile_put(y, ldy, p0 + r, lane + 32 * c, acc[r][c], bias, relu, accumulate);
 }
 
 // part_w[o][i] += Σ_p dy[p][o]·x[p][i]; part_b[o] += Σ_p dy[p][o] (part_b may be null). Block-wide: a
@@ -357,9 +328,8 @@ static_assert(FWD_SMEM_FLOATS * 4 == 88064 && BWD_SMEM_FLOATS * 4 == 156928,
               "shared memory changed: update DEF_FWD_SMEM / DEF_BWD_SMEM in src/cuda/attention.rs");
 
 // The forward of one tile up to g (and the attention weights, x̂ and 1/σ when `keep`), in shared memory.
-template <bool TC>
-__device__ void chain_tile_fwd(const float* __restrict__ params, const float* __restrict__ wt, const uint16_t* __restrict__ wb,
-                               const float* __restrict__ f, const float* __restrict__ kv, int B, int N, long long tile,
+__device__ void chain_tile_fwd(const float* __restrict__ params, const float* __restrict__ wt, const float* __restrict__ f,
+                                const float* __restrict__ kv, int B, int N, long long tile,
                                DropArgs dr, bool keep, float* s) {
     const long long P = (long long)B * N;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -368,7 +338,7 @@ __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __
         s[S_F + e] = f[(long long)pr.n * D + (e % D)];
     }
     __syncthreads();
-    tile_layer<TC, D>(wt + WT_Q, wb + P_WQ, D, params + P_BQ, false, false, s + S_F, D, s + S_Q, D);
+    tile_layer<D>(wt + WT_Q, D, params + P_BQ, false, false, s + S_F, D, s + S_Q, D);
     __syncthreads();
     // Attention, one warp per pair.
     const float scale = 0.17677669529663687f;  // 1/√32
@@ -398,7 +368,7 @@ __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __
         }
     }
     __syncthreads();
-    tile_layer<TC, D>(wt + WT_O, wb + P_WO, D, params + P_BO, false, false, s + S_O, D, s + S_A, D);
+    tile_layer<D>(wt + WT_O, D, params + P_BO, false, false, s + S_O, D, s + S_A, D);
     __syncthreads();
     for (int r = 0; r < DEF_RP; ++r) {
         int p = warp * DEF_RP + r;
@@ -417,9 +387,9 @@ __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __
         }
     }
     __syncthreads();
-    tile_layer<TC, FFN>(wt + WT_FFN0, wb + P_FFN0W, D, params + P_FFN0B, true, false, s + S_H1, D, s + S_Z, FFN);
+    tile_layer<FFN>(wt + WT_FFN0, D, params + P_FFN0B, true, false, s + S_H1, D, s + S_Z, FFN);
     __syncthreads();
-    tile_layer<TC, D>(wt + WT_FFN1, wb + P_FFN1W, FFN, params + P_FFN1B, false, false, s + S_Z, FFN, s + S_A, D);
+    tile_layer<D>(wt + WT_FFN1, FFN, params + P_FFN1B, false, false, s + S_Z, FFN, s + S_A, D);
     __syncthreads();
     for (int r = 0; r < DEF_RP; ++r) {
         int p = warp * DEF_RP + r;
@@ -441,21 +411,18 @@ __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __
 }
 
 // F_d head h of the tile: hidden into S_HID, output [TP][out_h] into S_OUT.
-template <bool TC>
-__device__ __forceinline__ void head_tile_fwd(const float* __restrict__ params, const float* __restrict__ wt,
-                                              const uint16_t* __restrict__ wb, int h, float* s) {
-    tile_layer<TC, HID>(wt + WT_HEAD0 + h * D * HID, wb + P_HEAD0W + h * HID * D, D, params + P_HEAD0B + h * HID, true,
-                        false, s + S_G, D, s + S_HID, HID);
+__device__ __forceinline__ void head_tile_fwd(const float* __restrict__ params, const float* __restrict__ wt, int h,
+                                              float* s) {
+    tile_layer<HID>(wt + WT_HEAD0 + h * D * HID, D, params + P_HEAD0B + h * HID, true, false, s + S_G, D, s + S_HID, HID);
     __syncthreads();
     const float* w1 = wt + WT_HEAD1 + HEAD_OFF[h] * HID;
-    const uint16_t* w1b = wb + P_HEAD1W + HEAD_OFF[h] * HID;
     const float* b1 = params + P_HEAD1B + HEAD_OFF[h];
     switch (h) {
         case 0:
-        case 1: tile_layer<TC, 3>(w1, w1b, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
-        case 2: tile_layer<TC, 4>(w1, w1b, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
-        case 3: tile_layer<TC, 1>(w1, w1b, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
-        default: tile_layer<TC, 48>(w1, w1b, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
+        case 1: tile_layer<3>(w1, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
+        case 2: tile_layer<4>(w1, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
+        case 3: tile_layer<1>(w1, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
+        default: tile_layer<48>(w1, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
     }
     __syncthreads();
 }
@@ -476,17 +443,12 @@ struct CGaussians {
     const float* sh;
 };
 
-// deform_transpose: the chain's dense weights in the layouts the tile layers read: wt[i][o] = w[o][i]
-// (fp32, WT_* offsets) and, for the tensor-core kernels, bf16 copies of both: wb = bf16(params' chain
-// section, P_* offsets) and wtb = bf16(wt). One thread per element of the chain section (CHAIN_FLOATS ≥
-// WT_FLOATS). Bytes 4·73 088·2 + 2·(82 683 + 73 088) + 4·82 683, FLOP 0.
-//   params [total] → wt [73 088] f32, wb [82 683] bf16, wtb [73 088] bf16
+// deform_transpose: the chain's dense weights in the layout the fp32 tile layers read: wt[i][o] = w[o][i]
+// (WT_* offsets). One thread per element of wt. Bytes 8·73 088, FLOP 0.
+//   params [total] → wt [73 088]
 extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
-deform_transpose(const float* __restrict__ params, float* __restrict__ wt, uint16_t* __restrict__ wb,
-                 uint16_t* __restrict__ wtb) {
+deform_transpose(const float* __restrict__ params, float* __restrict__ wt) {
     int e = blockIdx.x * TRANSPOSE_THREADS + threadIdx.x;
-    if (e >= CHAIN_FLOATS) return;
-    wb[e] = (uint16_t)(pack_bf16(params[e], 0.0f) & 0xffffu);
     if (e >= WT_FLOATS) return;
     int src, dst, out, in;
     if (e < WT_O) { src = P_WQ; dst = WT_Q; out = D; in = D; }
@@ -503,18 +465,31 @@ deform_transpose(const float* __restrict__ params, float* __restrict__ wt, uint1
     }
     int k = e - dst;  // k = i·out + o
     int i = k / out, o = k - i * out;
-    float v = params[src + o * in + i];
-    wt[e] = v;
-    wtb[e] = (uint16_t)(pack_bf16(v, 0.0f) & 0xffffu);
+    wt[e] = params[src + o * in + i];
 }
 
-template <bool TC>
-__device__ void deform_fwd_impl(const float* __restrict__ params, const float* __restrict__ wt,
-                                const uint16_t* __restrict__ wb, const float* __restrict__ f, const float* __restrict__ kv,
-                                int B, int N, uint64_t key, uint32_t threshold, float scale, const float* c_means,
-                                const float* c_log_scales, const float* c_rotations, const float* c_opacities,
-                                const float* c_sh, float* o_means, float* o_scales, float* o_rotations,
-                                float* o_opacities, float* o_sh) {
+// The arguments deform_fwd and deform_fwd_tc share after the weights, and those deform_bwd and deform_bwd_tc
+// share.
+#define DEFORM_FWD_TAIL                                                                                        \
+    const float *__restrict__ f, const float *__restrict__ kv, int B, int N, uint64_t key, uint32_t threshold, \
+        float scale, const float *c_means, const float *c_log_scales, const float *c_rotations,                \
+        const float *c_opacities, const float *c_sh, float *o_means, float *o_scales, float *o_rotations,      \
+        float *o_opacities, float *o_sh
+#define DEFORM_BWD_TAIL                                                                                         \
+    const float *__restrict__ f, const float *__restrict__ kv, int B, int N, uint64_t key, uint32_t threshold,  \
+        float scale, const float *c_means, const float *c_log_scales, const float *c_rotations,                 \
+        const float *c_opacities, const float *c_sh, const float *do_means, const float *do_scales,             \
+        const float *do_rotations, const float *do_opacities, const float *do_sh, float *__restrict__ partials, \
+        long long part_stride, float *__restrict__ d_f, float *dc_means, float *dc_log_scales,                 \
+        float *dc_rotations, float *dc_opacities, float *dc_sh
+
+// deform_fwd: the chain and the deltas for every pair in fp32, one tile of 32 pairs per block
+// (grid = ⌈P/32⌉).
+//   params, wt (deform_transpose), f [N,64], kv [2,B,4,64], c_* canonical [N,…] → o_* deformed [B,N,…]
+// Shared: FWD_SMEM_FLOATS·4 = 88 064 bytes (dynamic). Bytes: 4·(N·(64 + 59) + P·59) (f, canonical,
+// outputs; weights and kv from cache). FLOP: 2·P·73 600 (MACS_PER_PAIR in src/cuda/attention.rs).
+extern "C" __global__ void __launch_bounds__(DEF_THREADS)
+deform_fwd(const float* __restrict__ params, const float* __restrict__ wt, DEFORM_FWD_TAIL) {
     extern __shared__ float s[];
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
     const Gaussians out = {o_means, o_scales, o_rotations, o_opacities, o_sh};
@@ -522,9 +497,9 @@ __device__ void deform_fwd_impl(const float* __restrict__ params, const float* _
     const long long tile = blockIdx.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     DropArgs dr = {key, threshold, scale};
-    chain_tile_fwd<TC>(params, wt, wb, f, kv, B, N, tile, dr, false, s);
+    chain_tile_fwd(params, wt, f, kv, B, N, tile, dr, false, s);
     for (int h = 0; h < 5; ++h) {
-        head_tile_fwd<TC>(params, wt, wb, h, s);
+        head_tile_fwd(params, wt, h, s);
         for (int r = 0; r < DEF_RP; ++r) {
             int p = warp * DEF_RP + r;
             PairRef pr = pair_of(tile, p, N, P);
@@ -548,54 +523,15 @@ __device__ void deform_fwd_impl(const float* __restrict__ params, const float* _
     }
 }
 
-#define DEFORM_FWD_PARAMS                                                                                         \
-    const float *__restrict__ params, const float *__restrict__ wt, const uint16_t *__restrict__ wb,              \
-        const uint16_t *__restrict__ wtb, const float *__restrict__ f, const float *__restrict__ kv, int B, int N, \
-        uint64_t key, uint32_t threshold, float scale, const float *c_means, const float *c_log_scales,           \
-        const float *c_rotations, const float *c_opacities, const float *c_sh, float *o_means, float *o_scales,   \
-        float *o_rotations, float *o_opacities, float *o_sh
-#define DEFORM_FWD_ARGS                                                                                          \
-    params, wt, wb, f, kv, B, N, key, threshold, scale, c_means, c_log_scales, c_rotations, c_opacities, c_sh,   \
-        o_means, o_scales, o_rotations, o_opacities, o_sh
-
-// deform_fwd (fp32 SIMT layers) and deform_fwd_tc (bf16 tensor-core layers; the rest fp32): the chain and
-// the deltas for every pair, one tile of 32 pairs per block (grid = ⌈P/32⌉).
-//   params, wt, wb, wtb (deform_transpose), f [N,64], kv [2,B,4,64], c_* canonical [N,…]
-//   → o_* deformed [B,N,…]
-// Shared: FWD_SMEM_FLOATS·4 = 88 064 bytes (dynamic). Bytes: 4·(N·(64 + 59) + P·59) (f, canonical,
-// outputs; weights and kv from cache). FLOP: 2·P·73 600 (MACS_PER_PAIR in src/cuda/attention.rs).
-extern "C" __global__ void __launch_bounds__(DEF_THREADS) deform_fwd(DEFORM_FWD_PARAMS) {
-    (void)wtb;
-    deform_fwd_impl<false>(DEFORM_FWD_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(DEF_THREADS) deform_fwd_tc(DEFORM_FWD_PARAMS) {
-    (void)wtb;
-    deform_fwd_impl<true>(DEFORM_FWD_ARGS);
-}
-
-// deform_bwd / deform_bwd_tc (layers as in deform_fwd / deform_fwd_tc; the weight gradients, attention,
-// LayerNorm and deltas fp32 in both): recomputes the chain per tile and runs its backward. Persistent: block g handles tiles
+// deform_bwd: recomputes the chain per tile in fp32 and runs its backward. Persistent: block g handles tiles
 // g, g + G, …; its weight gradients go to partials[g] (zeroed here), summed by deform_reduce.
-//   params, wt, wb, wtb, f, kv, c_* canonical, do_* [B,N,…] (dL/d deformed Gaussians)
+//   params, wt, f, kv, c_* canonical, do_* [B,N,…] (dL/d deformed Gaussians)
 //   → partials [G, part_stride] (CHAIN_FLOATS weight gradients, then d_kv [2,B,4,64]),
 //     d_f [N,64] (+=, atomics; zero before), dc_* [N,…] (dL/d canonical, +=, atomics; zero before)
 // Shared: BWD_SMEM_FLOATS·4 = 156 928 bytes (dynamic; one block per SM).
 // Bytes: 4·P·(64 + 59 + 59 + 64 + 59) + 8·G·CHAIN_FLOATS·tiles/G (partials, L2). FLOP ≈ 3× deform_fwd's.
-#define DEFORM_BWD_PARAMS                                                                                           \
-    const float *__restrict__ params, const float *__restrict__ wt, const uint16_t *__restrict__ wb,                \
-        const uint16_t *__restrict__ wtb, const float *__restrict__ f, const float *__restrict__ kv, int B, int N,   \
-        uint64_t key, uint32_t threshold, float scale, const float *c_means, const float *c_log_scales,             \
-        const float *c_rotations, const float *c_opacities, const float *c_sh, const float *do_means,               \
-        const float *do_scales, const float *do_rotations, const float *do_opacities, const float *do_sh,           \
-        float *__restrict__ partials, long long part_stride, float *__restrict__ d_f, float *dc_means,              \
-        float *dc_log_scales, float *dc_rotations, float *dc_opacities, float *dc_sh
-#define DEFORM_BWD_ARGS                                                                                            \
-    params, wt, wb, wtb, f, kv, B, N, key, threshold, scale, c_means, c_log_scales, c_rotations, c_opacities, c_sh, \
-        do_means, do_scales, do_rotations, do_opacities, do_sh, partials, part_stride, d_f, dc_means, dc_log_scales,  \
-        dc_rotations, dc_opacities, dc_sh
-
-template <bool TC>
-__device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
+extern "C" __global__ void __launch_bounds__(DEF_THREADS, 1)
+deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFORM_BWD_TAIL) {
     extern __shared__ float s[];
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
     const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
@@ -609,12 +545,12 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
     for (long long e = threadIdx.x; e < part_stride; e += DEF_THREADS) part[e] = 0.0f;
     __syncthreads();
     for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        chain_tile_fwd<TC>(params, wt, wb, f, kv, B, N, tile, dr, true, s);
+        chain_tile_fwd(params, wt, f, kv, B, N, tile, dr, true, s);
         const int b_first = (int)((tile * DEF_TP) / N);
         for (int e = threadIdx.x; e < 2 * 2 * 4 * D; e += DEF_THREADS) s[S_KV + e] = 0.0f;
         // F_d heads, last to first input: d_g = Σ_h V0_hᵀ (ReLU' ⊙ V1_hᵀ d_out_h).
         for (int h = 0; h < 5; ++h) {
-            head_tile_fwd<TC>(params, wt, wb, h, s);
+            head_tile_fwd(params, wt, h, s);
             for (int r = 0; r < DEF_RP; ++r) {
                 int p = warp * DEF_RP + r;
                 PairRef pr = pair_of(tile, p, N, P);
@@ -663,7 +599,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
             }
             __syncthreads();
             const int oh = HEAD_OUT[h];
-            tile_layer<TC, HID>(params + P_HEAD1W + HEAD_OFF[h] * HID, wtb + WT_HEAD1 + HEAD_OFF[h] * HID, oh, nullptr,
+            tile_layer<HID>(params + P_HEAD1W + HEAD_OFF[h] * HID, oh, nullptr,
                                 false, false, s + S_DOUT, 48, s + S_DHID, HID);
             __syncthreads();
             for (int r = 0; r < DEF_RP; ++r) {
@@ -672,7 +608,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
                     if (!(s[S_HID + p * HID + c] > 0.0f)) s[S_DHID + p * HID + c] = 0.0f;
             }
             __syncthreads();
-            tile_layer<TC, D>(params + P_HEAD0W + h * HID * D, wtb + WT_HEAD0 + h * D * HID, HID, nullptr, false, h > 0,
+            tile_layer<D>(params + P_HEAD0W + h * HID * D, HID, nullptr, false, h > 0,
                               s + S_DHID, HID, s + S_DG, D);
             __syncthreads();
             tile_outer(part + P_HEAD1W + HEAD_OFF[h] * HID, part + P_HEAD1B + HEAD_OFF[h], s + S_DOUT, 48, oh, s + S_HID, HID, HID);
@@ -705,7 +641,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
         }
         __syncthreads();
         // FFN: d_z = ReLU' ⊙ W1ᵀ d_y (S_DHID); d_h1 = d_r2 + W0ᵀ d_z (S_D1).
-        tile_layer<TC, FFN>(params + P_FFN1W, wtb + WT_FFN1, D, nullptr, false, false, s + S_D2, D, s + S_DHID, FFN);
+        tile_layer<FFN>(params + P_FFN1W, D, nullptr, false, false, s + S_D2, D, s + S_DHID, FFN);
         __syncthreads();
         for (int r = 0; r < DEF_RP; ++r) {
             int p = warp * DEF_RP + r;
@@ -713,7 +649,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
                 if (!(s[S_Z + p * FFN + c] > 0.0f)) s[S_DHID + p * FFN + c] = 0.0f;
         }
         __syncthreads();
-        tile_layer<TC, D>(params + P_FFN0W, wtb + WT_FFN0, FFN, nullptr, false, true, s + S_DHID, FFN, s + S_D1, D);
+        tile_layer<D>(params + P_FFN0W, FFN, nullptr, false, true, s + S_DHID, FFN, s + S_D1, D);
         __syncthreads();
         tile_outer(part + P_FFN1W, part + P_FFN1B, s + S_D2, D, D, s + S_Z, FFN, FFN);
         tile_outer(part + P_FFN0W, part + P_FFN0B, s + S_DHID, FFN, FFN, s + S_H1, D, D);
@@ -741,7 +677,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
         }
         __syncthreads();
         // Out-projection: d_o = Woᵀ d_att (S_A).
-        tile_layer<TC, D>(params + P_WO, wtb + WT_O, D, nullptr, false, false, s + S_D1, D, s + S_A, D);
+        tile_layer<D>(params + P_WO, D, nullptr, false, false, s + S_D1, D, s + S_A, D);
         __syncthreads();
         // Attention backward, one warp per pair: d_q (S_DG); d_k, d_v summed per frame in registers, then
         // into the tile's two frame slots (S_KV) or, for a third frame in one tile (N < 32), the partials.
@@ -801,7 +737,7 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
         __syncthreads();
         tile_outer(part + P_WO, part + P_BO, s + S_D1, D, D, s + S_O, D, D);
         // Query projection: d_f = d_r1 + Wqᵀ d_q (S_D2).
-        tile_layer<TC, D>(params + P_WQ, wtb + WT_Q, D, nullptr, false, true, s + S_DG, D, s + S_D2, D);
+        tile_layer<D>(params + P_WQ, D, nullptr, false, true, s + S_DG, D, s + S_D2, D);
         tile_outer(part + P_WQ, part + P_BQ, s + S_DG, D, D, s + S_F, D, D);
         __syncthreads();
         for (int e = threadIdx.x; e < DEF_TP * D; e += DEF_THREADS) {
@@ -817,11 +753,904 @@ __device__ void deform_bwd_impl(DEFORM_BWD_PARAMS) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(DEF_THREADS, 1) deform_bwd(DEFORM_BWD_PARAMS) {
-    deform_bwd_impl<false>(DEFORM_BWD_ARGS);
+// ---------------------------------------------------------------------------------------------------------
+// Tensor-core path (deform_pack, deform_fwd_tc, deform_bwd_tc). A warp owns 16 Gaussians of one frame and
+// runs the whole chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16 block with
+// fp32 accumulation (fp16 operands forward, bf16 backward: see Precision above), and a layer's fp32 accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8,
+// columns 8j + 2t and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments
+// without leaving the registers. The weights' B fragments are read from deform_pack's buffer, laid out so
+// that one 8-byte load per lane fetches one fragment (L1/L2 resident). Attention, LayerNorm, dropout, ReLU
+// masks, softmax and the deltas stay fp32 on the accumulators; row sums are quad shuffles.
+// deform_bwd_tc also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
+// pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
+// and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
+// a column of ones after x's last column gives the bias gradient in the same product.
+
+#define TC_WARPS 8
+#define TC_THREADS (TC_WARPS * 32)
+#define TC_TILE (TC_WARPS * 16)  // Gaussians per block tile
+// Row strides (bf16) of deform_bwd_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros.
+#define TC_LDX 72
+#define TC_LDW 136
+
+// uint2 fragments of a K × N B operand: [⌈N/8⌉ column tiles][⌈K/16⌉ k-steps][32 lanes].
+__host__ __device__ constexpr int frag_count(int k, int n) { return ((n + 7) / 8) * ((k + 15) / 16) * 32; }
+// Offsets (uint2) in deform_pack's buffer. Forward layers use B = Wᵀ (K = in, N = out; suffix none), the
+// backward's d_x = d_y·W uses B = W (K = out, N = in; suffix T).
+constexpr int PK_Q = 0;
+constexpr int PK_QT = PK_Q + frag_count(D, D);
+constexpr int PK_O = PK_QT + frag_count(D, D);
+constexpr int PK_OT = PK_O + frag_count(D, D);
+constexpr int PK_FFN0 = PK_OT + frag_count(D, D);
+constexpr int PK_FFN0T = PK_FFN0 + frag_count(D, FFN);
+constexpr int PK_FFN1 = PK_FFN0T + frag_count(FFN, D);
+constexpr int PK_FFN1T = PK_FFN1 + frag_count(FFN, D);
+constexpr int PK_HEAD0 = PK_FFN1T + frag_count(D, FFN);     // head h at + h·frag_count(D, HID)
+constexpr int PK_HEAD0T = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + h·frag_count(HID, D)
+constexpr int PK_HEAD1 = PK_HEAD0T + 5 * frag_count(HID, D);  // head h at + HEAD1_PK[h]
+constexpr int PK_HEAD1T = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);  // + HEAD1T_PK[h]
+constexpr int PK_TOTAL = PK_HEAD1T + 4 * frag_count(3, HID) + frag_count(48, HID);
+static_assert(PK_TOTAL == 38912, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+__constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
+__constant__ int HEAD1T_PK[5] = {0, 512, 1024, 1536, 2048};
+
+// One packed matrix: its first fragment, the weight W [out][in] in params, and the orientation.
+struct PackEntry {
+    int dst, src, out, in, transposed;
+};
+__constant__ PackEntry PACKED[28] = {
+    {PK_Q, P_WQ, D, D, 0}, {PK_QT, P_WQ, D, D, 1}, {PK_O, P_WO, D, D, 0}, {PK_OT, P_WO, D, D, 1},
+    {PK_FFN0, P_FFN0W, FFN, D, 0}, {PK_FFN0T, P_FFN0W, FFN, D, 1}, {PK_FFN1, P_FFN1W, D, FFN, 0},
+    {PK_FFN1T, P_FFN1W, D, FFN, 1},
+    {PK_HEAD0 + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 0}, {PK_HEAD0 + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 0},
+    {PK_HEAD0 + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 0}, {PK_HEAD0 + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 0},
+    {PK_HEAD0 + 4 * 2048, P_HEAD0W + 4 * HID * D, HID, D, 0},
+    {PK_HEAD0T + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 1}, {PK_HEAD0T + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 1},
+    {PK_HEAD0T + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 1}, {PK_HEAD0T + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 1},
+    {PK_HEAD0T + 4 * 2048, P_HEAD0W + 4 * HID * D, HID, D, 1},
+    {PK_HEAD1 + 0, P_HEAD1W + 0 * HID, 3, HID, 0}, {PK_HEAD1 + 256, P_HEAD1W + 3 * HID, 3, HID, 0},
+    {PK_HEAD1 + 512, P_HEAD1W + 6 * HID, 4, HID, 0}, {PK_HEAD1 + 768, P_HEAD1W + 10 * HID, 1, HID, 0},
+    {PK_HEAD1 + 1024, P_HEAD1W + 11 * HID, 48, HID, 0},
+    {PK_HEAD1T + 0, P_HEAD1W + 0 * HID, 3, HID, 1}, {PK_HEAD1T + 512, P_HEAD1W + 3 * HID, 3, HID, 1},
+    {PK_HEAD1T + 1024, P_HEAD1W + 6 * HID, 4, HID, 1}, {PK_HEAD1T + 1536, P_HEAD1W + 10 * HID, 1, HID, 1},
+    {PK_HEAD1T + 2048, P_HEAD1W + 11 * HID, 48, HID, 1},
+};
+static_assert(frag_count(D, HID) == 2048 && frag_count(HID, D) == 2048 && frag_count(HID, 3) == 256 &&
+                  frag_count(HID, 48) == 1536 && frag_count(3, HID) == 512 && frag_count(48, HID) == 1536,
+              "PACKED's literal offsets");
+
+// deform_pack: the chain's weights as bf16 mma B fragments (round to nearest even). Fragment (column tile j,
+// k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in .x and
+// B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N. One thread per fragment.
+// Bytes 4·4·38 912 (two floats read per bf16 written, cached) + 8·38 912, FLOP 0.
+//   params [total] → wp [PK_TOTAL] uint2
+extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
+deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
+    const int e = blockIdx.x * TRANSPOSE_THREADS + threadIdx.x;
+    if (e >= PK_TOTAL) return;
+    int m = 27;
+    while (PACKED[m].dst > e) --m;
+    const PackEntry pe = PACKED[m];
+    const int K = pe.transposed ? pe.out : pe.in, N = pe.transposed ? pe.in : pe.out;
+    const int local = e - pe.dst, lane = local & 31, tile = local >> 5, ks_n = (K + 15) / 16;
+    const int n = 8 * (tile / ks_n) + (lane >> 2), k0 = 16 * (tile % ks_n) + 2 * (lane & 3);
+    auto at = [&](int k) -> float {
+        if (k >= K || n >= N) return 0.0f;
+        return params[pe.src + (pe.transposed ? k * pe.in + n : n * pe.in + k)];
+    };
+    wp[e] = pe.transposed ? make_uint2(pack_bf16(at(k0), at(k0 + 1)), pack_bf16(at(k0 + 8), at(k0 + 9)))
+                          : make_uint2(pack_f16(at(k0), at(k0 + 1)), pack_f16(at(k0 + 8), at(k0 + 9)));
 }
-extern "C" __global__ void __launch_bounds__(DEF_THREADS, 1) deform_bwd_tc(DEFORM_BWD_PARAMS) {
-    deform_bwd_impl<true>(DEFORM_BWD_ARGS);
+
+// acc[j] += A·B_j over KS k-steps (B from packed fragments w: [NT][KS][32]; fp16 operands when F16).
+template <int NT, int KS, bool F16 = false>
+__device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* __restrict__ w) {
+    const int lane = threadIdx.x & 31;
+    // k-steps outside: consecutive products go to different tiles, so none waits for the previous one.
+#pragma unroll
+    for (int s = 0; s < KS; ++s)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const uint2 b2 = __ldg(w + (j * KS + s) * 32 + lane);
+            const uint32_t b[2] = {b2.x, b2.y};
+            mma_bf16<F16>(acc[j], a[s], b);
+        }
+}
+
+// The A fragments (k-steps of 16 columns) of a 16 × 8·NT accumulator, bf16 (or, F16, fp16); an odd last
+// tile is padded with 0.
+template <int NT, bool F16 = false>
+__device__ __forceinline__ void to_frags(const float (&c)[NT][4], uint32_t (&a)[(NT + 1) / 2][4]) {
+    auto pack = [](float lo, float hi) { return F16 ? pack_f16(lo, hi) : pack_bf16(lo, hi); };
+#pragma unroll
+    for (int s = 0; s < (NT + 1) / 2; ++s) {
+        a[s][0] = pack(c[2 * s][0], c[2 * s][1]);
+        a[s][1] = pack(c[2 * s][2], c[2 * s][3]);
+        if (2 * s + 1 < NT) {
+            a[s][2] = pack(c[2 * s + 1][0], c[2 * s + 1][1]);
+            a[s][3] = pack(c[2 * s + 1][2], c[2 * s + 1][3]);
+        } else {
+            a[s][2] = a[s][3] = 0u;
+        }
+    }
+}
+
+// Column of accumulator element (tile j, element e) for this lane; its row is g + 8·(e >> 1).
+__device__ __forceinline__ int acc_col(int j, int e) { return 8 * j + 2 * (threadIdx.x & 3) + (e & 1); }
+
+// acc = bias (columns ≥ valid, or a null bias: 0).
+template <int NT>
+__device__ __forceinline__ void acc_init(float (&acc)[NT][4], const float* __restrict__ bias, int valid) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int c = acc_col(j, e);
+            acc[j][e] = bias && c < valid ? __ldg(bias + c) : 0.0f;
+        }
+}
+
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// Σ over the warp's 16 rows of a lane's (row g, row g + 8) pair: every lane of a quad column gets the sum.
+__device__ __forceinline__ float rows_sum(float top, float bottom) {
+    float v = top + bottom;
+    v += __shfl_xor_sync(0xffffffffu, v, 4);
+    v += __shfl_xor_sync(0xffffffffu, v, 8);
+    return v + __shfl_xor_sync(0xffffffffu, v, 16);
+}
+
+// LayerNorm over the 64 columns of each row, in place: x → x̂; y = γ⊙x̂ + β; rstd per row (r = 0: row g).
+__device__ __forceinline__ void ln_acc(float (&x)[8][4], const float* __restrict__ gamma, const float* __restrict__ beta,
+                                       float (&y)[8][4], float (&rstd)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) s += x[j][2 * r] + x[j][2 * r + 1];
+        const float mean = quad_sum(s) * (1.0f / D);
+        float v = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 2 * r; e < 2 * r + 2; ++e) {
+                x[j][e] -= mean;
+                v += x[j][e] * x[j][e];
+            }
+        rstd[r] = 1.0f / sqrtf(quad_sum(v) * (1.0f / D) + 1e-12f);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 2 * r; e < 2 * r + 2; ++e) x[j][e] *= rstd[r];
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int c = acc_col(j, e);
+            y[j][e] = __ldg(gamma + c) * x[j][e] + __ldg(beta + c);
+        }
+}
+
+// LayerNorm's backward in place: d ← rstd·(γ⊙d − mean(γ⊙d) − x̂·mean(γ⊙d⊙x̂)) per row.
+__device__ __forceinline__ void ln_acc_vjp(float (&d)[8][4], const float (&xh)[8][4], const float (&rstd)[2],
+                                           const float* __restrict__ gamma) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float m1 = 0.0f, m2 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 2 * r; e < 2 * r + 2; ++e) {
+                d[j][e] *= __ldg(gamma + acc_col(j, e));
+                m1 += d[j][e];
+                m2 += d[j][e] * xh[j][e];
+            }
+        m1 = quad_sum(m1) * (1.0f / D);
+        m2 = quad_sum(m2) * (1.0f / D);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 2 * r; e < 2 * r + 2; ++e) d[j][e] = rstd[r] * (d[j][e] - m1 - xh[j][e] * m2);
+    }
+}
+
+// The warp's 16 Gaussians of frame b: rows g and g + 8 (clamped to N − 1 past the end, then invalid).
+struct TcRows {
+    int n[2];
+    bool valid[2];
+    long long pair[2];  // b·N + n
+};
+
+__device__ __forceinline__ TcRows tc_rows(int n_first, int b, int N) {
+    const int g = (threadIdx.x & 31) >> 2;
+    TcRows rows;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int n = n_first + g + 8 * r;
+        rows.valid[r] = n < N;
+        rows.n[r] = min(n, N - 1);
+        rows.pair[r] = (long long)b * N + rows.n[r];
+    }
+    return rows;
+}
+
+// f rows of the warp (fp32, accumulator layout).
+__device__ __forceinline__ void load_features(const float* __restrict__ f, const TcRows& rows, float (&x)[8][4]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const float2 v = __ldg(reinterpret_cast<const float2*>(f + (long long)rows.n[r] * D + acc_col(j, 0)));
+            x[j][2 * r] = v.x;
+            x[j][2 * r + 1] = v.y;
+        }
+}
+
+// x (+)= drop(y) elementwise; `second` picks the dropout after the FFN (index offset P).
+__device__ __forceinline__ void add_dropped(float (&x)[8][4], const float (&y)[8][4], const TcRows& rows, DropArgs dr,
+                                            long long P, bool second) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const long long row = rows.pair[e >> 1] + (second ? P : 0);
+            x[j][e] += drop_factor(dr.key, dr.threshold, dr.scale, row * D + acc_col(j, e)) * y[j][e];
+        }
+}
+
+// d ⊙= drop (in place).
+__device__ __forceinline__ void apply_dropout(float (&d)[8][4], const TcRows& rows, DropArgs dr, long long P, bool second) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const long long row = rows.pair[e >> 1] + (second ? P : 0);
+            d[j][e] *= drop_factor(dr.key, dr.threshold, dr.scale, row * D + acc_col(j, e));
+        }
+}
+
+// q = f·Wqᵀ + bq.
+__device__ __forceinline__ void tc_query(const float* __restrict__ params, const uint2* __restrict__ wp,
+                                         const float (&x)[8][4], float (&q)[8][4]) {
+    uint32_t a[4][4];
+    to_frags<8, true>(x, a);
+    acc_init<8>(q, params + P_BQ, D);
+    warp_mma<8, 4, true>(q, a, wp + PK_Q);
+}
+
+// Attention of the warp's rows on one frame's tokens (k, v: [4][64]): weights p[row][head][token], output o.
+__device__ __forceinline__ void tc_attention(const float (&q)[8][4], const float* __restrict__ k,
+                                             const float* __restrict__ v, float (&p)[2][2][4], float (&o)[8][4]) {
+    const float scale = 0.17677669529663687f;  // 1/√32
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float sc[4];
+#pragma unroll
+            for (int t = 0; t < 4; ++t) {
+                float s = 0.0f;
+#pragma unroll
+                for (int j = 4 * h; j < 4 * h + 4; ++j) {
+                    const float2 kk = __ldg(reinterpret_cast<const float2*>(k + t * D + acc_col(j, 0)));
+                    s = fmaf(q[j][2 * r], kk.x, fmaf(q[j][2 * r + 1], kk.y, s));
+                }
+                sc[t] = quad_sum(s) * scale;
+            }
+            const float mx = fmaxf(fmaxf(sc[0], sc[1]), fmaxf(sc[2], sc[3]));
+            float sum = 0.0f;
+#pragma unroll
+            for (int t = 0; t < 4; ++t) {
+                sc[t] = expf(sc[t] - mx);
+                sum += sc[t];
+            }
+#pragma unroll
+            for (int t = 0; t < 4; ++t) p[r][h][t] = sc[t] / sum;
+        }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        float o4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+            const float2 vv = __ldg(reinterpret_cast<const float2*>(v + t * D + acc_col(j, 0)));
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                o4[2 * r] = fmaf(p[r][j / 4][t], vv.x, o4[2 * r]);
+                o4[2 * r + 1] = fmaf(p[r][j / 4][t], vv.y, o4[2 * r + 1]);
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[j][e] = o4[e];
+    }
+}
+
+// Per-lane save and restore of a 16 × 64 accumulator in a warp's shared slice (conflict-free: element i of
+// lane l at i·32 + l).
+__device__ __forceinline__ void save_acc(float* s, const float (&x)[8][4]) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) s[i * 32 + lane] = x[i / 4][i % 4];
+}
+__device__ __forceinline__ void load_acc(const float* s, float (&x)[8][4]) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) x[i / 4][i % 4] = s[i * 32 + lane];
+}
+
+// Stores a 16 × 8·NT accumulator as bf16 rows (warp·16 + g, + 8) of a [TC_TILE][ld] shared tile.
+template <int NT>
+__device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (&c)[NT][4]) {
+    const int row = (threadIdx.x >> 5) * 16 + ((threadIdx.x & 31) >> 2);
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+            *reinterpret_cast<uint32_t*>(tile + (row + 8 * r) * ld + acc_col(j, 0)) =
+                pack_bf16(c[j][2 * r], c[j][2 * r + 1]);
+}
+
+// What the backward keeps of the forward chain in registers (x̂1, x̂2 go to shared memory).
+struct TcChain {
+    float rstd1[2], rstd2[2];
+    uint64_t z_pos;  // FFN hidden > 0, one bit per accumulator element (tile j, element e: bit 4j + e)
+};
+
+// The chain from f to g = ReLU(h2) for the warp's rows of frame b: g's A fragments (fp16). For the
+// backward (pointers not null): x̂1, x̂2 into xh_save[0, 1024) and [1024, 2048) (save_acc), 1/σ and the
+// FFN's ReLU mask into keep, and as bf16 rows of the block tile the FFN hidden z (z_stage, [TC_TILE][TC_LDW])
+// and g (g_stage, [TC_TILE][TC_LDX]).
+__device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __restrict__ wp, const float* __restrict__ f,
+                             const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr, long long P,
+                             uint32_t (&ga)[4][4], TcChain& keep, float* xh_save, uint16_t* z_stage,
+                             uint16_t* g_stage) {
+    float x[8][4], q[8][4], p[2][2][4], o[8][4];
+    load_features(f, rows, x);
+    tc_query(params, wp, x, q);
+    tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
+    {
+        uint32_t a[4][4];
+        to_frags<8, true>(o, a);
+        acc_init<8>(q, params + P_BO, D);  // q is dead: it holds att
+        warp_mma<8, 4, true>(q, a, wp + PK_O);
+    }
+    add_dropped(x, q, rows, dr, P, false);
+    float h1[8][4];
+    ln_acc(x, params + P_LN1G, params + P_LN1B, h1, keep.rstd1);
+    if (xh_save) save_acc(xh_save, x);
+    float z[16][4];
+    {
+        uint32_t a[4][4];
+        to_frags<8, true>(h1, a);
+        acc_init<16>(z, params + P_FFN0B, FFN);
+        warp_mma<16, 4, true>(z, a, wp + PK_FFN0);
+    }
+    keep.z_pos = 0;
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            if (z[j][e] > 0.0f) keep.z_pos |= 1ull << (4 * j + e);
+            else z[j][e] = 0.0f;
+        }
+    if (z_stage) stage_bf16<16>(z_stage, TC_LDW, z);
+    {
+        uint32_t a[8][4];
+        to_frags<16, true>(z, a);
+        acc_init<8>(q, params + P_FFN1B, D);
+        warp_mma<8, 8, true>(q, a, wp + PK_FFN1);
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) x[j][e] = h1[j][e];
+    add_dropped(x, q, rows, dr, P, true);
+    ln_acc(x, params + P_LN2G, params + P_LN2B, h1, keep.rstd2);
+    if (xh_save) save_acc(xh_save + 1024, x);
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) h1[j][e] = fmaxf(h1[j][e], 0.0f);
+    if (g_stage) stage_bf16<8>(g_stage, TC_LDX, h1);
+    to_frags<8, true>(h1, ga);
+}
+
+// F_d head h's hidden layer hid = ReLU(g·V0ᵀ + c0) and output out = hid·V1ᵀ + c1 (NTH column tiles).
+template <int NTH>
+__device__ __forceinline__ void tc_head_fwd(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+                                            const uint32_t (&ga)[4][4], float (&hid)[16][4], float (&out)[NTH][4]) {
+    acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
+    warp_mma<16, 4, true>(hid, ga, wp + PK_HEAD0 + h * frag_count(D, HID));
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);
+    uint32_t a[8][4];
+    to_frags<16, true>(hid, a);
+    acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
+    warp_mma<NTH, 8, true>(out, a, wp + PK_HEAD1 + HEAD1_PK[h]);
+}
+
+// Row r's rotation quaternion (canonical + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
+// 1/‖q‖ and this lane's two components in qv (0 for t ≥ 2).
+__device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, const float* __restrict__ c_rot, int n,
+                                             float (&qv)[2]) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        const int c = acc_col(0, e);
+        qv[e] = c < 4 ? c_rot[(long long)n * 4 + c] + out[0][2 * r + e] : 0.0f;
+        ss += qv[e] * qv[e];
+    }
+    ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+    return 1.0f / sqrtf(ss);
+}
+
+// deform_fwd_tc: the chain and the deltas for every pair (layout of this section's comment). Grid
+// (⌈N/128⌉, B), 8 warps of 16 Gaussians; no shared memory. Arguments as deform_fwd, with deform_pack's
+// fragments in place of wt. FLOP: 2·P·73 600.
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL) {
+    const int b = blockIdx.y, n_first = blockIdx.x * TC_TILE + (threadIdx.x >> 5) * 16;
+    if (n_first >= N) return;
+    const long long P = (long long)B * N;
+    const TcRows rows = tc_rows(n_first, b, N);
+    const DropArgs dr = {key, threshold, scale};
+    uint32_t ga[4][4];
+    TcChain keep;
+    tc_chain_fwd(params, wp, f, kv, b, B, rows, dr, P, ga, keep, nullptr, nullptr, nullptr);
+    float hid[16][4];
+#pragma unroll 1
+    for (int h = 0; h < 4; ++h) {
+        float out[1][4];
+        tc_head_fwd<1>(params, wp, h, ga, hid, out);
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int n = rows.n[r];
+            const long long row = rows.pair[r];
+            if (h == 2) {  // every lane: rotation_of shuffles
+                float qv[2];
+                const float inv = rotation_of(out, r, c_rotations, n, qv);
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int c = acc_col(0, e);
+                    if (rows.valid[r] && c < 4) o_rotations[row * 4 + c] = qv[e] * inv;
+                }
+                continue;
+            }
+            if (!rows.valid[r]) continue;
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int c = acc_col(0, e);
+                const float d = out[0][2 * r + e];
+                if (h == 0 && c < 3) o_means[row * 3 + c] = c_means[(long long)n * 3 + c] + d;
+                if (h == 1 && c < 3) o_scales[row * 3 + c] = expf(c_log_scales[(long long)n * 3 + c] + d);
+                if (h == 3 && c < 1) o_opacities[row] = 1.0f / (1.0f + expf(-(c_opacities[n] + d)));
+            }
+        }
+    }
+    float out[6][4];
+    tc_head_fwd<6>(params, wp, 4, ga, hid, out);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        if (!rows.valid[r]) continue;
+#pragma unroll
+        for (int j = 0; j < 6; ++j) {
+            const int c = acc_col(j, 0);
+            const float2 base = __ldg(reinterpret_cast<const float2*>(c_sh + (long long)rows.n[r] * 48 + c));
+            *reinterpret_cast<float2*>(o_sh + rows.pair[r] * 48 + c) =
+                make_float2(base.x + out[j][2 * r], base.y + out[j][2 * r + 1]);
+        }
+    }
+}
+
+// deform_bwd_tc's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
+// 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), the warps'
+// x̂1, x̂2, and the block's fp32 sums of the LayerNorm and token gradients.
+constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, o, f
+constexpr int SB_X2 = SB_X1 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden
+constexpr int SB_Z = SB_X2 + TC_TILE * TC_LDW * 2;      // FFN hidden z
+constexpr int SB_D1 = SB_Z + TC_TILE * TC_LDW * 2;      // output gradient, 128 wide: d head hidden, d z
+constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att, d q
+constexpr int SB_XH = SB_D2 + TC_TILE * TC_LDX * 2;     // [warp][x̂1, x̂2][1024] fp32
+constexpr int SB_SUMS = SB_XH + TC_WARPS * 2 * 1024 * 4;  // dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
+constexpr int TC_BWD_SMEM = SB_SUMS + 12 * D * 4;
+static_assert(TC_BWD_SMEM == 209920, "shared memory changed: update DEF_BWD_TC_SMEM in src/cuda/attention.rs");
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* p) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+
+// Where a layer's weight gradient goes: w [out][in] and b [out] in the block's partial slice.
+struct DwSink {
+    float* w;
+    float* b;
+    int out, in;
+    // The partial of dW[o][i] (i = in: the bias), or null outside the layer.
+    __device__ __forceinline__ float* at(int o, int i) const {
+        if (o >= out || i > in) return nullptr;
+        return i < in ? w + o * in + i : b + o;
+    }
+};
+
+// dW += d_preᵀ·x over the block tile's 128 rows: dm [TC_TILE][ldd] holds d_pre (its first 16·MT columns
+// are read: zero past `out`), xm [TC_TILE][ldx] holds x and, at column `in`, ones (NTX = in/8 + 1 column
+// tiles). Warp w takes the (16-row tile of dW, 3 column tiles) items w, w + 8, …. Block-wide; callers
+// __syncthreads before (staging) and after (reuse of the tiles).
+template <int MT, int NTX>
+__device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ldx, DwSink sink) {
+    constexpr int NPG = 3, GROUPS = (NTX + NPG - 1) / NPG;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int item = warp; item < MT * GROUPS; item += TC_WARPS) {
+        const int mt = item / GROUPS, nt0 = (item % GROUPS) * NPG;
+        // The slice's current partials, loaded now so that the L2 round trip overlaps the products.
+        float* dst[NPG][4];
+        float acc[NPG][4];
+#pragma unroll
+        for (int j = 0; j < NPG; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                dst[j][e] = nt0 + j < NTX ? sink.at(16 * mt + (lane >> 2) + 8 * (e >> 1), acc_col(nt0 + j, e)) : nullptr;
+                acc[j][e] = dst[j][e] ? *dst[j][e] : 0.0f;
+            }
+#pragma unroll 2
+        for (int s = 0; s < TC_TILE / 16; ++s) {
+            // A = d_preᵀ: 8 × 8 blocks (pairs 0–7, outputs 0–7), (0–7, 8–15), (8–15, 0–7), (8–15, 8–15).
+            uint32_t a[4];
+            const int mi = lane >> 3;
+            ldsm_x4_trans(a, dm + (16 * s + (mi >> 1) * 8 + (lane & 7)) * ldd + 16 * mt + (mi & 1) * 8);
+#pragma unroll
+            for (int j = 0; j < NPG; ++j) {
+                if (nt0 + j >= NTX) break;
+                uint32_t bb[2];
+                ldsm_x2_trans(bb, xm + (16 * s + (lane & 15)) * ldx + 8 * (nt0 + j));
+                mma_bf16(acc[j], a, bb);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < NPG; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                if (dst[j][e]) *dst[j][e] = acc[j][e];
+    }
+}
+
+// Adds the column sums over the warp's rows of top/bottom-row values (tile j, elements e, e + 2) to sums[col]:
+// lanes 0–3 hold the sums after rows_sum.
+__device__ __forceinline__ void add_column_sums(float* sums, const float (&v)[8][4]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const float s = rows_sum(v[j][e], v[j][e + 2]);
+            if ((threadIdx.x & 31) < 4) atomicAdd(sums + acc_col(j, e), s);
+        }
+}
+
+// The deltas' backward for head h (NTH column tiles of its output `out`, replaced by d out): upstream
+// gradients do_* at the rows' pairs, canonical gradients dc_* (+=, atomics). Invalid rows and columns past
+// the head's width get 0.
+template <int NTH>
+__device__ __forceinline__ void deltas_bwd(int h, float (&out)[NTH][4], const TcRows& rows, const CGaussians& canon,
+                                           const CGaussians& d_out, const Gaussians& d_canon) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const bool valid = rows.valid[r];
+        const long long n = rows.n[r], row = rows.pair[r];
+        if (h == 2) {
+            float qv[2], gq[2];
+            const float inv = rotation_of(*reinterpret_cast<const float(*)[1][4]>(&out[0]), r, canon.rotations, (int)n, qv);
+            float dot = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int c = acc_col(0, e);
+                gq[e] = valid && c < 4 ? d_out.rotations[row * 4 + c] : 0.0f;
+                dot += qv[e] * inv * gq[e];
+            }
+            dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int c = acc_col(0, e);
+                const float d = c < 4 ? (gq[e] - qv[e] * inv * dot) * inv : 0.0f;  // lanes t ≥ 2: inv = ∞
+                out[0][2 * r + e] = d;
+                if (valid && c < 4) atomicAdd(d_canon.rotations + n * 4 + c, d);
+            }
+            continue;
+        }
+#pragma unroll
+        for (int j = 0; j < NTH; ++j)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int c = acc_col(j, e);
+                float d = 0.0f;
+                if (valid && c < HEAD_OUT[h]) {
+                    const float delta = out[j][2 * r + e];
+                    if (h == 0) {
+                        d = d_out.means[row * 3 + c];
+                        atomicAdd(d_canon.means + n * 3 + c, d);
+                    } else if (h == 1) {
+                        d = d_out.scales[row * 3 + c] * expf(canon.scales[n * 3 + c] + delta);
+                        atomicAdd(d_canon.scales + n * 3 + c, d);
+                    } else if (h == 3) {
+                        const float o = 1.0f / (1.0f + expf(-(canon.opacities[n] + delta)));
+                        d = d_out.opacities[row] * o * (1.0f - o);
+                        atomicAdd(d_canon.opacities + n, d);
+                    } else {
+                        d = d_out.sh[row * 48 + c];
+                        atomicAdd(d_canon.sh + n * 48 + c, d);
+                    }
+                }
+                out[j][2 * r + e] = d;
+            }
+    }
+}
+
+// The staged tiles of deform_bwd_tc.
+struct TcTiles {
+    uint16_t *x1, *x2, *z, *d1, *d2;
+};
+
+// F_d head h's forward and backward for the warp's rows (g staged in tiles.x1): d_g += its input gradient;
+// then, block-wide, its weight gradients into the partial slice `part`.
+template <int NTH>
+__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+                                            const uint32_t (&ga)[4][4], const TcRows& rows, const CGaussians& canon,
+                                            const CGaussians& d_out, const Gaussians& d_canon, float (&d_g)[8][4],
+                                            const TcTiles& tiles, float* part) {
+    float hid[16][4], out[NTH][4];
+    tc_head_fwd<NTH>(params, wp, h, ga, hid, out);
+    stage_bf16<16>(tiles.x2, TC_LDW, hid);
+    uint64_t hid_pos = 0;
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (hid[j][e] > 0.0f) hid_pos |= 1ull << (4 * j + e);
+    deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
+    stage_bf16<NTH>(tiles.d2, TC_LDX, out);
+    if (NTH % 2) {  // the 16-column tile the weight gradient reads: zero its other half
+        const float zero[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};
+        stage_bf16<1>(tiles.d2 + 8 * NTH, TC_LDX, zero);
+    }
+    uint32_t da[(NTH + 1) / 2][4];
+    to_frags<NTH>(out, da);
+    acc_init<16>(hid, nullptr, 0);  // hid now holds d hid
+    warp_mma<16, (NTH + 1) / 2>(hid, da, wp + PK_HEAD1T + HEAD1T_PK[h]);
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (!((hid_pos >> (4 * j + e)) & 1)) hid[j][e] = 0.0f;
+    stage_bf16<16>(tiles.d1, TC_LDW, hid);
+    uint32_t a[8][4];
+    to_frags<16>(hid, a);
+    warp_mma<8, 8>(d_g, a, wp + PK_HEAD0T + h * frag_count(HID, D));
+    __syncthreads();
+    block_dw<8, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, DwSink{part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID, D});
+    block_dw<(8 * NTH + 15) / 16, 17>(tiles.d2, TC_LDX, tiles.x2, TC_LDW,
+                                      DwSink{part + P_HEAD1W + HEAD_OFF[h] * HID, part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], HID});
+    __syncthreads();
+}
+
+// The attention's backward for the warp's rows: from d_o (dL/d o), the weights p, q and the frame's k, v,
+// d_q; Σ over the rows of ds·q and p·d_o into the block's dK, dV sums [4][64] (shared, atomics).
+__device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const float (&q)[8][4], const float (&p)[2][2][4],
+                                                 const float* __restrict__ k, const float* __restrict__ v,
+                                                 float (&d_q)[8][4], float* dk_sum, float* dv_sum) {
+    const float scale = 0.17677669529663687f;
+    float ds[2][2][4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float dp[4], dot = 0.0f;
+#pragma unroll
+            for (int t = 0; t < 4; ++t) {
+                float s = 0.0f;
+#pragma unroll
+                for (int j = 4 * h; j < 4 * h + 4; ++j) {
+                    const float2 vv = __ldg(reinterpret_cast<const float2*>(v + t * D + acc_col(j, 0)));
+                    s = fmaf(d_o[j][2 * r], vv.x, fmaf(d_o[j][2 * r + 1], vv.y, s));
+                }
+                dp[t] = quad_sum(s);
+                dot += p[r][h][t] * dp[t];
+            }
+#pragma unroll
+            for (int t = 0; t < 4; ++t) ds[r][h][t] = p[r][h][t] * (dp[t] - dot) * scale;
+        }
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) d_q[j][e] = 0.0f;
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float2 kk = __ldg(reinterpret_cast<const float2*>(k + t * D + acc_col(j, 0)));
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                d_q[j][2 * r] = fmaf(ds[r][j / 4][t], kk.x, d_q[j][2 * r]);
+                d_q[j][2 * r + 1] = fmaf(ds[r][j / 4][t], kk.y, d_q[j][2 * r + 1]);
+            }
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float sk = rows_sum(ds[0][j / 4][t] * q[j][e], ds[1][j / 4][t] * q[j][e + 2]);
+                const float sv = rows_sum(p[0][j / 4][t] * d_o[j][e], p[1][j / 4][t] * d_o[j][e + 2]);
+                if ((threadIdx.x & 31) < 4) {
+                    atomicAdd(dk_sum + t * D + acc_col(j, e), sk);
+                    atomicAdd(dv_sum + t * D + acc_col(j, e), sv);
+                }
+            }
+        }
+    }
+}
+
+// deform_bwd_tc: deform_fwd_tc's chain recomputed and run backward per block tile of 128 Gaussians of one
+// frame (items (n-tile, frame), frame fastest; persistent: block g takes items g, g + G, …). Weight
+// gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β and
+// the token gradients fp32 column sums; all into partials[g] (zeroed here) for deform_reduce. d_f and
+// d_canonical: atomics (zero before). Arguments as deform_bwd, with deform_pack's fragments in place of wt.
+// Shared: TC_BWD_SMEM = 209 920 bytes (dynamic; one block per SM).
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2),
+                           reinterpret_cast<uint16_t*>(smem + SB_Z), reinterpret_cast<uint16_t*>(smem + SB_D1),
+                           reinterpret_cast<uint16_t*>(smem + SB_D2)};
+    const int warp = threadIdx.x >> 5;
+    float* xh = reinterpret_cast<float*>(smem + SB_XH) + warp * 2048;
+    float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
+    const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
+    const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
+    const Gaussians d_canon = {dc_means, dc_log_scales, dc_rotations, dc_opacities, dc_sh};
+    const long long P = (long long)B * N;
+    const DropArgs dr = {key, threshold, scale};
+    float* part = partials + blockIdx.x * part_stride;
+    float* part_kv = part + CHAIN_FLOATS;
+    for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
+    for (int e = threadIdx.x; e < 12 * D; e += TC_THREADS) sums[e] = 0.0f;
+    for (int e = threadIdx.x; e < TC_TILE * 8; e += TC_THREADS) {  // the ones columns (bf16 1.0 = 0x3f80)
+        const int row = e / 8, c = e % 8;
+        const uint16_t v = c == 0 ? 0x3f80 : 0;
+        tiles.x1[row * TC_LDX + D + c] = v;
+        tiles.x2[row * TC_LDW + HID + c] = v;
+        tiles.z[row * TC_LDW + FFN + c] = v;
+    }
+    __syncthreads();
+    const int items = (N + TC_TILE - 1) / TC_TILE * B;
+    for (int item = blockIdx.x; item < items; item += gridDim.x) {
+        const int b = item % B;
+        const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, b, N);
+        const float* k = kv + (long long)b * 4 * D;
+        const float* v = kv + ((long long)B + b) * 4 * D;
+        TcChain keep;
+        uint32_t ga[4][4];
+        tc_chain_fwd(params, wp, f, kv, b, B, rows, dr, P, ga, keep, xh, tiles.z, tiles.x1);
+        float d_g[8][4];
+        acc_init<8>(d_g, nullptr, 0);
+#pragma unroll 1
+        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, rows, canon, d_out, d_canon, d_g, tiles, part);
+        tc_head_bwd<6>(params, wp, 4, ga, rows, canon, d_out, d_canon, d_g, tiles, part);
+        // LayerNorm 2 (g = ReLU(h2)): d_h2 in d_g, γ2/β2 sums, d_x2.
+        float xs[8][4], t[8][4];
+        load_acc(xh + 1024, xs);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int c = acc_col(j, e);
+                if (!(__ldg(params + P_LN2G + c) * xs[j][e] + __ldg(params + P_LN2B + c) > 0.0f)) d_g[j][e] = 0.0f;
+                t[j][e] = d_g[j][e] * xs[j][e];
+            }
+        add_column_sums(sums + 2 * D, t);
+        add_column_sums(sums + 3 * D, d_g);
+        ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
+        // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e];
+        apply_dropout(t, rows, dr, P, true);
+        stage_bf16<8>(tiles.d2, TC_LDX, t);
+        {
+            float dz[16][4];
+            uint32_t a[4][4];
+            to_frags<8>(t, a);
+            acc_init<16>(dz, nullptr, 0);
+            warp_mma<16, 4>(dz, a, wp + PK_FFN1T);
+#pragma unroll
+            for (int j = 0; j < 16; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    if (!((keep.z_pos >> (4 * j + e)) & 1)) dz[j][e] = 0.0f;
+            stage_bf16<16>(tiles.d1, TC_LDW, dz);
+            uint32_t a2[8][4];
+            to_frags<16>(dz, a2);
+            warp_mma<8, 8>(d_g, a2, wp + PK_FFN0T);  // d_g holds d_h1
+        }
+        load_acc(xh, xs);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int c = acc_col(j, e);
+                t[j][e] = __ldg(params + P_LN1G + c) * xs[j][e] + __ldg(params + P_LN1B + c);  // h1
+            }
+        stage_bf16<8>(tiles.x1, TC_LDX, t);
+        __syncthreads();
+        block_dw<4, 17>(tiles.d2, TC_LDX, tiles.z, TC_LDW, DwSink{part + P_FFN1W, part + P_FFN1B, D, FFN});
+        block_dw<8, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, DwSink{part + P_FFN0W, part + P_FFN0B, FFN, D});
+        __syncthreads();
+        // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
+        add_column_sums(sums, t);
+        add_column_sums(sums + D, d_g);
+        ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e];
+        apply_dropout(t, rows, dr, P, false);
+        stage_bf16<8>(tiles.d2, TC_LDX, t);
+        // Attention, recomputed: o (X1), d_o = d_att·Wo, then d_q.
+        float q[8][4], p[2][2][4], o[8][4];
+        load_features(f, rows, xs);
+        tc_query(params, wp, xs, q);
+        tc_attention(q, k, v, p, o);
+        stage_bf16<8>(tiles.x1, TC_LDX, o);
+        {
+            uint32_t a[4][4];
+            to_frags<8>(t, a);
+            acc_init<8>(o, nullptr, 0);  // o now holds d_o
+            warp_mma<8, 4>(o, a, wp + PK_OT);
+        }
+        tc_attention_bwd(o, q, p, k, v, t, sums + 4 * D, sums + 8 * D);  // t holds d_q
+        __syncthreads();
+        block_dw<4, 9>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, DwSink{part + P_WO, part + P_BO, D, D});
+        __syncthreads();
+        // Query projection: d_f = d_x1 + d_q·Wq; its weight gradient from d_q (D2) and f (X1).
+        stage_bf16<8>(tiles.d2, TC_LDX, t);
+        stage_bf16<8>(tiles.x1, TC_LDX, xs);
+        {
+            uint32_t a[4][4];
+            to_frags<8>(t, a);
+            warp_mma<8, 4>(d_g, a, wp + PK_QT);
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+            if (rows.valid[r])
+#pragma unroll
+                for (int j = 0; j < 8; ++j)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+                        atomicAdd(d_f + (long long)rows.n[r] * D + acc_col(j, e), d_g[j][2 * r + e]);
+        __syncthreads();
+        block_dw<4, 9>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, DwSink{part + P_WQ, part + P_BQ, D, D});
+        __syncthreads();
+        // This item's LayerNorm and token sums into the partial slice.
+        for (int e = threadIdx.x; e < 12 * D; e += TC_THREADS) {
+            const float s = sums[e];
+            sums[e] = 0.0f;
+            if (e < 2 * D) part[P_LN1G + e] += s;
+            else if (e < 4 * D) part[P_LN2G + e - 2 * D] += s;
+            else if (e < 8 * D) part_kv[(long long)b * 4 * D + e - 4 * D] += s;
+            else part_kv[((long long)B + b) * 4 * D + e - 8 * D] += s;
+        }
+        __syncthreads();
+    }
 }
 
 // deform_reduce: sums deform_bwd's G partial slices in order (deterministic): the chain section of

@@ -452,7 +452,8 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
                 + 2 * b * n * DELTAS
                 + 4 * b * model::TOKENS * model::D
                 + b * (model::WINDOWS * model::WINDOW_LEN * c + 14)
-                + 2 * (2 * 73_088 + layout.chain_floats())
+                + 73_088
+                + 2 * 38_912
                 + 2 * gpu.info().multiprocessors.max(1) as usize * (layout.chain_floats() + 512 * b + 64);
             let mut arena = Arena::new("bench deform", 4 * floats + 64 * 256 + (1 << 16))?;
             let put = |arena: &mut Arena, host: &[f32]| -> Result<_> {

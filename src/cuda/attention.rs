@@ -8,14 +8,21 @@ use crate::cpu::attention::Dropout;
 use crate::error::{Error, Result};
 use crate::model::deform::{DeformLayout, D, DELTAS, TOKENS};
 
-/// DEF_TP pairs per tile and DEF_THREADS threads per block in the kernel.
+/// fp32 kernels: DEF_TP pairs per tile and DEF_THREADS threads per block.
 const DEF_TP: usize = 32;
 const DEF_THREADS: u32 = 256;
 /// Dynamic shared memory of deform_fwd and deform_bwd (FWD_SMEM_FLOATS·4, BWD_SMEM_FLOATS·4 in the kernel).
 const DEF_FWD_SMEM: u32 = 88_064;
 const DEF_BWD_SMEM: u32 = 156_928;
-/// The chain's transposed weights (WT_FLOATS) and its section of the parameter buffer (CHAIN_FLOATS).
+/// Tensor-core kernels: TC_TILE Gaussians of one frame per block of TC_THREADS; deform_bwd_tc's dynamic
+/// shared memory (TC_BWD_SMEM).
+const TC_TILE: usize = 128;
+const TC_THREADS: u32 = 256;
+const DEF_BWD_TC_SMEM: u32 = 209_920;
+/// The chain's transposed weights (WT_FLOATS), its bf16 mma fragments (PK_TOTAL, 8 bytes each) and its
+/// section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
+const PACKED_FRAGS: usize = 38_912;
 const CHAIN_FLOATS: usize = 82_683;
 const TRANSPOSE_THREADS: u32 = 256;
 const REDUCE_THREADS: u32 = 256;
@@ -82,16 +89,24 @@ pub enum Precision {
     Bf16TensorCores,
 }
 
-/// The chain's scratch: transposed and bf16 weights, deform_bwd's per-block partial gradients.
+/// The chain's scratch: the weights laid out for the kernels of `precision` (fp32 transposed, or bf16 mma
+/// fragments as two u32 each), deform_bwd's per-block partial gradients.
 pub struct DeformChain {
     precision: Precision,
-    wt: DevBuf<f32>,
-    wb: DevBuf<u16>,
-    wtb: DevBuf<u16>,
+    weights: Weights,
     partials: DevBuf<f32>,
     part_stride: usize,
     max_blocks: usize,
     max_frames: usize,
+}
+
+/// The chain's weights as the kernels of one precision read them.
+#[derive(Clone, Copy)]
+enum Weights {
+    /// fp32 [in][out] (deform_transpose).
+    Transposed(DevBuf<f32>),
+    /// bf16 mma B fragments, two u32 per fragment (deform_pack).
+    Fragments(DevBuf<u32>),
 }
 
 fn drop_args(d: Dropout) -> [Arg; 3] {
@@ -99,8 +114,8 @@ fn drop_args(d: Dropout) -> [Arg; 3] {
 }
 
 impl DeformChain {
-    /// Scratch for batches of up to `max_frames` frames, in `arena` (persistent): the transposed weights
-    /// (fp32 and bf16), the bf16 weights and one partial-gradient slice (83 k + 512·B floats) per SM.
+    /// Scratch for batches of up to `max_frames` frames, in `arena` (persistent): the laid-out weights and
+    /// one partial-gradient slice (83 k + 512·B floats) per SM.
     pub fn new(
         gpu: &Gpu,
         arena: &mut Arena,
@@ -114,15 +129,22 @@ impl DeformChain {
                 layout.chain_floats()
             )));
         }
-        gpu.set_max_dynamic_shared(Self::fwd_kernel(precision), DEF_FWD_SMEM)?;
-        gpu.set_max_dynamic_shared(Self::bwd_kernel(precision), DEF_BWD_SMEM)?;
+        let weights = match precision {
+            Precision::Fp32 => {
+                gpu.set_max_dynamic_shared("deform_fwd", DEF_FWD_SMEM)?;
+                gpu.set_max_dynamic_shared("deform_bwd", DEF_BWD_SMEM)?;
+                Weights::Transposed(arena.alloc(gpu, WT_FLOATS)?)
+            }
+            Precision::Bf16TensorCores => {
+                gpu.set_max_dynamic_shared("deform_bwd_tc", DEF_BWD_TC_SMEM)?;
+                Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?)
+            }
+        };
         let part_stride = (CHAIN_FLOATS + 2 * TOKENS * D * max_frames).next_multiple_of(64);
         let max_blocks = gpu.info().multiprocessors.max(1) as usize;
         Ok(DeformChain {
             precision,
-            wt: arena.alloc(gpu, WT_FLOATS)?,
-            wb: arena.alloc(gpu, CHAIN_FLOATS)?,
-            wtb: arena.alloc(gpu, WT_FLOATS)?,
+            weights,
             partials: arena.alloc(gpu, max_blocks * part_stride)?,
             part_stride,
             max_blocks,
@@ -144,17 +166,18 @@ impl DeformChain {
         }
     }
 
-    /// Lays the chain's weights out for the tile layers (transposed, bf16): once per step, after the
-    /// optimizer.
+    /// Lays the chain's weights out for the kernels (fp32 transposed, or bf16 fragments): once per step,
+    /// after the optimizer.
     pub fn prepare(&self, gpu: &Gpu, params: DevBuf<f32>) -> Result<()> {
-        let cost = Cost {
-            bytes: (12 * WT_FLOATS + 6 * CHAIN_FLOATS) as u64,
-            flop: 0,
+        let (kernel, elements, bytes, out) = match self.weights {
+            Weights::Transposed(wt) => ("deform_transpose", WT_FLOATS, 8 * WT_FLOATS, Arg::from(wt)),
+            Weights::Fragments(wp) => ("deform_pack", PACKED_FRAGS, 24 * PACKED_FRAGS, Arg::from(wp)),
         };
+        let cost = Cost { bytes: bytes as u64, flop: 0 };
         gpu.launch(
-            "deform_transpose",
-            LaunchCfg::per_element(CHAIN_FLOATS, TRANSPOSE_THREADS, cost),
-            &[params.into(), self.wt.into(), self.wb.into(), self.wtb.into()],
+            kernel,
+            LaunchCfg::per_element(elements, TRANSPOSE_THREADS, cost),
+            &[params.into(), out],
         )
     }
 
@@ -189,7 +212,11 @@ impl DeformChain {
             )));
         }
         canonical.check(&format!("{what} canonical"), n)?;
-        let mut args: Vec<Arg> = vec![params.into(), self.wt.into(), self.wb.into(), self.wtb.into()];
+        let weights = match self.weights {
+            Weights::Transposed(wt) => Arg::from(wt),
+            Weights::Fragments(wp) => Arg::from(wp),
+        };
+        let mut args: Vec<Arg> = vec![params.into(), weights];
         args.extend::<[Arg; 4]>([f.into(), kv.into(), (b as i32).into(), (n as i32).into()]);
         args.extend(drop_args(drop));
         args.extend(canonical.args());
@@ -219,11 +246,19 @@ impl DeformChain {
             flop: 2 * MACS_PER_PAIR * p,
         };
         args.extend(out.args());
-        let cfg = LaunchCfg {
-            grid: ((b * n).div_ceil(DEF_TP) as u32, 1, 1),
-            block: (DEF_THREADS, 1, 1),
-            shared_bytes: DEF_FWD_SMEM,
-            cost,
+        let cfg = match self.precision {
+            Precision::Fp32 => LaunchCfg {
+                grid: ((b * n).div_ceil(DEF_TP) as u32, 1, 1),
+                block: (DEF_THREADS, 1, 1),
+                shared_bytes: DEF_FWD_SMEM,
+                cost,
+            },
+            Precision::Bf16TensorCores => LaunchCfg {
+                grid: (n.div_ceil(TC_TILE) as u32, b as u32, 1),
+                block: (TC_THREADS, 1, 1),
+                shared_bytes: 0,
+                cost,
+            },
         };
         gpu.launch(Self::fwd_kernel(self.precision), cfg, &args)
     }
@@ -263,7 +298,12 @@ impl DeformChain {
         elementwise::fill(gpu, d_f, 0.0)?;
         d_canonical.zero(gpu)?;
         let p = (b * n) as u64;
-        let tiles = (b * n).div_ceil(DEF_TP);
+        // Work items: tiles of DEF_TP pairs (fp32) or of TC_TILE Gaussians of one frame (tensor cores); each
+        // adds its weight gradients into its block's partial slice once.
+        let (tiles, threads, shared) = match self.precision {
+            Precision::Fp32 => ((b * n).div_ceil(DEF_TP), DEF_THREADS, DEF_BWD_SMEM),
+            Precision::Bf16TensorCores => (n.div_ceil(TC_TILE) * b, TC_THREADS, DEF_BWD_TC_SMEM),
+        };
         let blocks = tiles.min(self.max_blocks);
         let stride = self.part_stride as u64;
         let cost = Cost {
@@ -277,8 +317,8 @@ impl DeformChain {
         args.extend(d_canonical.args());
         let cfg = LaunchCfg {
             grid: (blocks as u32, 1, 1),
-            block: (DEF_THREADS, 1, 1),
-            shared_bytes: DEF_BWD_SMEM,
+            block: (threads, 1, 1),
+            shared_bytes: shared,
             cost,
         };
         gpu.launch(Self::bwd_kernel(self.precision), cfg, &args)?;
