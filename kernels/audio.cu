@@ -5,10 +5,16 @@
 // (sinusoid of 16 frequencies → MLP), the view token (R, T → MLP), the null token, and the K/V projections
 // of the 4 tokens. fp32 throughout.
 //
-// Mapping: one block of TOK_THREADS = 256 threads per frame; every activation of the frame lives in shared
-// memory (T_* offsets below, 64 KB dynamic); each layer is a block-wide loop over its outputs (one output
-// per thread and step; sums over inputs in increasing order, bias last, like src/cpu/mlp.rs), followed by
-// __syncthreads. The work is tiny (≈ 0.5 MFLOP per frame): this path is latency-bound by design.
+// Mapping: one block of TOK_THREADS = 512 threads per frame; every activation of the frame lives in shared
+// memory (S_* offsets below, 26 KB forward, 48 KB backward); each layer is one block-wide pass between
+// __syncthreads, and layers that do not depend on each other share a pass. The work is tiny (≈ 0.5 MFLOP
+// per frame) and latency-bound, so the passes shorten the serial chains: a group of G lanes (G = 1…32,
+// chosen per layer to fill the block) splits each output's input sum and combines it with __shfl_xor_sync,
+// each thread carries all rows (dense) or positions (conv) of its output so a weight is read once, and the
+// loops are unrolled so a thread's weight loads are in flight together. Sums are reassociated (split and
+// tree-combined) against the CPU twin's increasing order; biases are still added last. The backward keeps
+// dL/d(pre-activation) in its buffers: each layer's d_x is stored already multiplied by act' of its input,
+// which removes the separate act' pass and its barrier.
 //
 // Shapes: params, d_params: the flat buffer of src/model/deform.rs (T_* / K_* offsets; the last three
 // tensors depend on C and the identity count). audio [B,8,16,C], eye [B], view [B,12], ids [B] (int32);
@@ -17,10 +23,11 @@
 // (the token section must be zeroed before; wk, bk, wv, bv are added on top of deform_reduce's values):
 // B atomics per weight, so not bitwise deterministic across runs.
 // NaN policy: NaNs propagate. An out-of-range identity reads row 0 (the launcher checks ids on the host).
-// measured: H200, commit b4f6151, B = 8 (profiler): tokens_fwd 243 µs, tokens_bwd 351 µs (one block per frame:
-// latency-bound at this size).
+// measured before the split-lane mapping (one thread per output, 256 threads, a barrier per layer): H200,
+// commit b4f6151, B = 8 (profiler): tokens_fwd 243 µs, tokens_bwd 351 µs. The current mapping is not yet
+// measured on a GPU.
 
-#define TOK_THREADS 256
+#define TOK_THREADS 512
 #define D 64
 #include "activation.cuh"
 
@@ -90,191 +97,328 @@ static_assert(T_AN0W == 150752, "token layout changed: update src/model/deform.r
 #define S_U 5864
 #define S_V 5928
 #define S_G 5992
-#define S_MT 6056      // C g, W2 a, W3 i + b3 [3][64]
+#define S_MT 6056      // [3][64]: slot 0 unused (C g goes straight into token 0), W2 a, W3 i + b3
 #define S_ES 6248      // [32]
 #define S_EH 6280
 #define S_VH 6344
 #define S_TOK 6408     // [4][64]
 #define TOK_FWD_FLOATS 6664
-#define S_DA 6664      // [2048] each: backward ping-pong buffers and d_pre scratch
-#define S_DB 8712
-#define S_DC 10760
-#define S_SCR 12808
-#define S_DTOK 14856   // [256]
-#define S_DTOK2 15112  // [256]
-#define S_DVH 15368    // [64] each from here
-#define S_DEH 15432
-#define S_DG 15496
-#define S_DAA 15560
-#define S_DI 15624
-#define S_DU 15688
-#define S_DV 15752
-#define S_DTMP 15816
-#define S_DAH 15880
-#define S_DY 15944     // [32]
-#define S_DLOG 15976   // [8]
-#define TOK_BWD_FLOATS 15984
-static_assert(TOK_FWD_FLOATS * 4 == 26656 && TOK_BWD_FLOATS * 4 == 63936,
+// Backward: every buffer holds dL/d(pre-activation) of the layer that produced it, so a layer's backward
+// needs no separate act' pass (its input's act' is applied where its d_x is stored).
+#define S_DKV 6664     // [2][4][64]: this frame's d_kv rows (K then V)
+#define S_DA 7176      // [8][32]: d X (window codes)
+#define S_DB 7432      // [2048] each: ping-pong buffers of the conv and FC chains
+#define S_DC 9480
+#define S_DTOK 11528   // [4][64]
+#define S_DVH 11784    // [64] each from here
+#define S_DEH 11848
+#define S_DAA 11912
+#define S_DI 11976
+#define S_DU 12040
+#define S_DV 12104
+#define S_DAH 12168
+#define S_DY 12232     // [32]
+#define S_DLOG 12264   // [8]
+#define TOK_BWD_FLOATS 12272
+static_assert(TOK_FWD_FLOATS * 4 == 26656 && TOK_BWD_FLOATS * 4 == 49088,
               "shared memory changed: update TOK_FWD_SMEM / TOK_BWD_SMEM in src/cuda/audio.rs");
 
-// y [rows, OUT] = act(x [rows, IN] · Wᵀ + b); b may be null.
-__device__ void blk_dense(const float* x, int rows, int IN, const float* __restrict__ W, const float* __restrict__ b,
-                          int OUT, int act, float* y) {
-    for (int e = threadIdx.x; e < rows * OUT; e += TOK_THREADS) {
-        int r = e / OUT, o = e - r * OUT;
-        float acc = 0.0f;
-        for (int k = 0; k < IN; ++k) acc = fmaf(x[r * IN + k], W[o * IN + k], acc);
-        if (b) acc += b[o];
-        y[e] = act_apply(acc, act);
-    }
-    __syncthreads();
+// Sum over the G lanes of an aligned group (G a power of two ≤ 32); every lane gets the total. The whole
+// warp must call it (the layer loops below keep their trip counts warp-uniform for that).
+template <int G>
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+    for (int m = G / 2; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+    return v;
 }
 
-// Backward of blk_dense from its output y (null for ACT_NONE) and d_y: scr = act'(y) ⊙ d_y; d_x (may be
-// null) = scr · W; d_W += scrᵀ · x and d_b += Σ_rows scr (atomics; d_b may be null).
-__device__ void blk_dense_bwd(const float* x, const float* y, const float* d_y, int rows, int IN, int OUT, int act,
-                              const float* __restrict__ W, float* d_x, float* d_W, float* d_b, float* scr) {
-    for (int e = threadIdx.x; e < rows * OUT; e += TOK_THREADS) scr[e] = act_vjp(y ? y[e] : 0.0f, d_y[e], act);
-    __syncthreads();
-    if (d_x)
-        for (int e = threadIdx.x; e < rows * IN; e += TOK_THREADS) {
-            int r = e / IN, i = e - r * IN;
-            float acc = 0.0f;
-            for (int o = 0; o < OUT; ++o) acc = fmaf(scr[r * OUT + o], W[o * IN + i], acc);
-            d_x[e] = acc;
+// Output stores of the layer helpers: (row, index, sum) → memory.
+// y[r][o] = act(v + b[o]) (b may be null: then act(v)), like the twin's dense_fwd (bias after the sum).
+__device__ __forceinline__ auto out_to(float* y, int OUT, const float* __restrict__ b, int act) {
+    return [=](int r, int o, float v) { y[r * OUT + o] = act_apply(b ? v + b[o] : v, act); };
+}
+// d_x[r][i] = act'(x) ⊙ v: the gradient at the pre-activation of the layer that produced x (act_x).
+__device__ __forceinline__ auto dx_to(float* dx, const float* x, int IN, int act_x) {
+    return [=](int r, int i, float v) { dx[r * IN + i] = act_vjp(x[r * IN + i], v, act_x); };
+}
+
+// Dense layer: store(r, o, Σ_k x[r][k] W[o][k]) for the ROWS rows. A group of G lanes per output o splits
+// the k sum (lane g takes k ≡ g mod G; the W and x reads of a group are contiguous) and carries all ROWS
+// rows, so each W element is read once; the serial chain is IN/G long.
+template <int ROWS, int IN, int OUT, int G, class Store>
+__device__ __forceinline__ void blk_dense(const float* x, const float* __restrict__ W, Store store) {
+    static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (OUT * G) % 32 == 0), "blk_dense: G");
+    const int lane = threadIdx.x & (G - 1);
+    for (int o = threadIdx.x / G; o < OUT; o += TOK_THREADS / G) {
+        float acc[ROWS];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) acc[r] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < (IN + G - 1) / G; ++j) {
+            const int k = j * G + lane;
+            if (IN % G == 0 || k < IN) {
+                const float w = W[o * IN + k];
+#pragma unroll
+                for (int r = 0; r < ROWS; ++r) acc[r] = fmaf(x[r * IN + k], w, acc[r]);
+            }
         }
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            const float v = group_sum<G>(acc[r]);
+            if ((r & (G - 1)) == lane) store(r, o, v);
+        }
+    }
+}
+
+// The input-gradient partial sums of lane `lane` for input i of a dense layer: acc[r] += Σ_{o ≡ lane mod G}
+// dp[r][o] W[o][i].
+template <int ROWS, int IN, int OUT, int G>
+__device__ __forceinline__ void dense_dx_part(const float* dp, const float* __restrict__ W, int i, int lane,
+                                              float (&acc)[ROWS]) {
+#pragma unroll
+    for (int j = 0; j < (OUT + G - 1) / G; ++j) {
+        const int o = j * G + lane;
+        if (OUT % G == 0 || o < OUT) {
+            const float w = W[o * IN + i];
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) acc[r] = fmaf(dp[r * OUT + o], w, acc[r]);
+        }
+    }
+}
+
+// Weight and bias gradients of a dense layer from dp = dL/d(pre-activation) [ROWS][OUT] and its input x:
+// d_W += dpᵀ·x, d_b += Σ_rows dp (atomics; d_b may be null). One weight per thread and step: the sums are
+// only ROWS long. The bias sums go to the block's last threads, which have the fewest weights.
+template <int ROWS, int IN, int OUT>
+__device__ __forceinline__ void dense_dw(const float* x, const float* dp, float* d_W, float* d_b) {
     for (int e = threadIdx.x; e < OUT * IN; e += TOK_THREADS) {
-        int o = e / IN, i = e - o * IN;
+        const int o = e / IN, i = e - o * IN;
         float acc = 0.0f;
-        for (int r = 0; r < rows; ++r) acc = fmaf(scr[r * OUT + o], x[r * IN + i], acc);
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) acc = fmaf(dp[r * OUT + o], x[r * IN + i], acc);
         atomicAdd(d_W + e, acc);
     }
-    if (d_b)
-        for (int o = threadIdx.x; o < OUT; o += TOK_THREADS) {
-            float acc = 0.0f;
-            for (int r = 0; r < rows; ++r) acc += scr[r * OUT + o];
-            atomicAdd(d_b + o, acc);
-        }
-    __syncthreads();
-}
-
-// y [rows, Lo, Cout] = LeakyReLU(conv(x [rows, L, Cin], W [Cout, Cin, 3]) + b), padding 1.
-__device__ void blk_conv(const float* x, int rows, int L, int Cin, const float* __restrict__ W, const float* __restrict__ b,
-                         int Cout, int stride, float* y) {
-    const int Lo = (L - 1) / stride + 1;
-    for (int e = threadIdx.x; e < rows * Lo * Cout; e += TOK_THREADS) {
-        int r = e / (Lo * Cout), t = (e / Cout) % Lo, o = e % Cout;
+    const int o = TOK_THREADS - 1 - threadIdx.x;
+    if (d_b && o < OUT) {
         float acc = 0.0f;
-        for (int k = 0; k < 3; ++k) {
-            int ti = t * stride + k - 1;
-            if (ti < 0 || ti >= L) continue;
-            for (int i = 0; i < Cin; ++i) acc = fmaf(W[(o * Cin + i) * 3 + k], x[(r * L + ti) * Cin + i], acc);
-        }
-        acc += b[o];
-        y[e] = act_apply(acc, ACT_LEAKY);
-    }
-    __syncthreads();
-}
-
-// Backward of blk_conv from y and d_y: d_x (may be null) overwritten; d_W, d_b += (atomics).
-__device__ void blk_conv_bwd(const float* x, int rows, int L, int Cin, const float* __restrict__ W, const float* y,
-                             const float* d_y, int Cout, int stride, float* d_x, float* d_W, float* d_b, float* scr) {
-    const int Lo = (L - 1) / stride + 1;
-    for (int e = threadIdx.x; e < rows * Lo * Cout; e += TOK_THREADS) scr[e] = act_vjp(y[e], d_y[e], ACT_LEAKY);
-    __syncthreads();
-    if (d_x)
-        for (int e = threadIdx.x; e < rows * L * Cin; e += TOK_THREADS) {
-            int r = e / (L * Cin), ti = (e / Cin) % L, i = e % Cin;
-            float acc = 0.0f;
-            for (int k = 0; k < 3; ++k) {
-                int num = ti + 1 - k;  // = t·stride
-                if (num < 0 || num % stride != 0 || num / stride >= Lo) continue;
-                int t = num / stride;
-                for (int o = 0; o < Cout; ++o) acc = fmaf(scr[(r * Lo + t) * Cout + o], W[(o * Cin + i) * 3 + k], acc);
-            }
-            d_x[e] = acc;
-        }
-    for (int e = threadIdx.x; e < Cout * Cin * 3; e += TOK_THREADS) {
-        int o = e / (Cin * 3), i = (e / 3) % Cin, k = e % 3;
-        float acc = 0.0f;
-        for (int r = 0; r < rows; ++r)
-            for (int t = 0; t < Lo; ++t) {
-                int ti = t * stride + k - 1;
-                if (ti < 0 || ti >= L) continue;
-                acc = fmaf(scr[(r * Lo + t) * Cout + o], x[(r * L + ti) * Cin + i], acc);
-            }
-        atomicAdd(d_W + e, acc);
-    }
-    for (int o = threadIdx.x; o < Cout; o += TOK_THREADS) {
-        float acc = 0.0f;
-        for (int e = 0; e < rows * Lo; ++e) acc += scr[e * Cout + o];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) acc += dp[r * OUT + o];
         atomicAdd(d_b + o, acc);
     }
-    __syncthreads();
 }
 
-// The forward of one frame into shared memory (every T_*/S_* activation up to the tokens).
+// Backward of a dense layer from dp = dL/d(pre-activation) [ROWS][OUT]: store_dx(r, i, Σ_o dp[r][o] W[o][i])
+// with G lanes per input i (G = 0: no d_x), then d_W and d_b (atomics). No barrier inside: reads dp, x,
+// W; writes only through store_dx and the atomics.
+template <int ROWS, int IN, int OUT, int G, class StoreDx>
+__device__ __forceinline__ void blk_dense_bwd(const float* x, const float* dp, const float* __restrict__ W,
+                                              float* d_W, float* d_b, StoreDx store_dx) {
+    if constexpr (G > 0) {
+        static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (IN * G) % 32 == 0), "blk_dense_bwd: G");
+        const int lane = threadIdx.x & (G - 1);
+        for (int i = threadIdx.x / G; i < IN; i += TOK_THREADS / G) {
+            float acc[ROWS];
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) acc[r] = 0.0f;
+            dense_dx_part<ROWS, IN, OUT, G>(dp, W, i, lane, acc);
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) {
+                const float v = group_sum<G>(acc[r]);
+                if ((r & (G - 1)) == lane) store_dx(r, i, v);
+            }
+        }
+    }
+    dense_dw<ROWS, IN, OUT>(x, dp, d_W, d_b);
+}
+struct NoDx {
+    __device__ void operator()(int, int, float) const {}
+};
+
+// y [ROWS, LO, COUT] = LeakyReLU(conv(x [ROWS, L, Cin], W [COUT, Cin, 3]) + b), padding 1. A group of G
+// lanes per (row, o) splits the input channels (lane g takes i ≡ g mod G, all three taps) and carries the
+// row's LO positions, so each W element is read once per row and each x element serves its taps. CIN = 0:
+// Cin at run time (the first conv's C). x may be global (the audio).
+template <int ROWS, int L, int S, int CIN, int COUT, int G>
+__device__ __forceinline__ void blk_conv(const float* x, int cin, const float* __restrict__ W,
+                                         const float* __restrict__ b, float* y) {
+    constexpr int LO = (L - 1) / S + 1;
+    static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (ROWS * COUT * G) % 32 == 0), "blk_conv: G");
+    const int Cin = CIN ? CIN : cin;
+    const int lane = threadIdx.x & (G - 1);
+    for (int item = threadIdx.x / G; item < ROWS * COUT; item += TOK_THREADS / G) {
+        const int r = item / COUT, o = item - r * COUT;
+        const float* xr = x + r * L * Cin;
+        const float* wo = W + o * Cin * 3;
+        float acc[LO];
+#pragma unroll
+        for (int t = 0; t < LO; ++t) acc[t] = 0.0f;
+#pragma unroll 4
+        for (int j = 0; j < (Cin + G - 1) / G; ++j) {
+            const int i = j * G + lane;
+            if (i < Cin) {
+                const float w[3] = {wo[i * 3], wo[i * 3 + 1], wo[i * 3 + 2]};
+#pragma unroll
+                for (int t = 0; t < LO; ++t)
+#pragma unroll
+                    for (int k = 0; k < 3; ++k) {
+                        const int ti = t * S + k - 1;
+                        if (ti >= 0 && ti < L) acc[t] = fmaf(w[k], xr[ti * Cin + i], acc[t]);
+                    }
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < LO; ++t) {
+            const float v = group_sum<G>(acc[t]);
+            if ((t & (G - 1)) == lane) y[(r * LO + t) * COUT + o] = act_apply(v + b[o], ACT_LEAKY);
+        }
+    }
+}
+
+// Backward of blk_conv from dp = dL/d(pre-activation) [ROWS, LO, COUT] (G = 0: no d_x):
+// store_dx(r·L + ti, i, Σ_{o,k: ti = t·S + k − 1} dp[r][t][o] W[o][i][k]) with G lanes per (row, i)
+// splitting o; then d_W (one (o, i) per thread and step, its three taps together, each a sum over rows and
+// positions in the twin's order) and d_b (the block's last threads), atomics. No barrier inside.
+template <int ROWS, int L, int S, int CIN, int COUT, int G, class StoreDx>
+__device__ __forceinline__ void blk_conv_bwd(const float* x, int cin, const float* __restrict__ W, const float* dp,
+                                             float* d_W, float* d_b, StoreDx store_dx) {
+    constexpr int LO = (L - 1) / S + 1;
+    const int Cin = CIN ? CIN : cin;
+    if constexpr (G > 0) {
+        static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (ROWS * CIN * G) % 32 == 0), "blk_conv_bwd: G");
+        const int lane = threadIdx.x & (G - 1);
+        for (int item = threadIdx.x / G; item < ROWS * CIN; item += TOK_THREADS / G) {
+            const int r = item / CIN, i = item - r * CIN;
+            float acc[L];
+#pragma unroll
+            for (int ti = 0; ti < L; ++ti) acc[ti] = 0.0f;
+#pragma unroll 4
+            for (int j = 0; j < (COUT + G - 1) / G; ++j) {
+                const int o = j * G + lane;
+                if (COUT % G == 0 || o < COUT) {
+                    const float* w = W + (o * CIN + i) * 3;
+                    const float wk[3] = {w[0], w[1], w[2]};
+#pragma unroll
+                    for (int t = 0; t < LO; ++t) {
+                        const float d = dp[(r * LO + t) * COUT + o];
+#pragma unroll
+                        for (int k = 0; k < 3; ++k) {
+                            const int ti = t * S + k - 1;
+                            if (ti >= 0 && ti < L) acc[ti] = fmaf(d, wk[k], acc[ti]);
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int ti = 0; ti < L; ++ti) {
+                const float v = group_sum<G>(acc[ti]);
+                if ((ti & (G - 1)) == lane) store_dx(r * L + ti, i, v);
+            }
+        }
+    }
+    for (int e = threadIdx.x; e < COUT * Cin; e += TOK_THREADS) {
+        const int o = e / Cin, i = e - o * Cin;
+        float acc[3] = {0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+            for (int t = 0; t < LO; ++t) {
+                const float d = dp[(r * LO + t) * COUT + o];
+#pragma unroll
+                for (int k = 0; k < 3; ++k) {
+                    const int ti = t * S + k - 1;
+                    if (ti >= 0 && ti < L) acc[k] = fmaf(d, x[(r * L + ti) * Cin + i], acc[k]);
+                }
+            }
+#pragma unroll
+        for (int k = 0; k < 3; ++k) atomicAdd(d_W + e * 3 + k, acc[k]);
+    }
+    const int o = TOK_THREADS - 1 - threadIdx.x;
+    if (o < COUT) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int e = 0; e < ROWS * LO; ++e) acc += dp[e * COUT + o];
+        atomicAdd(d_b + o, acc);
+    }
+}
+
+// The forward of one frame into shared memory (every S_* activation up to the tokens), in 16 phases
+// between barriers; layers that do not depend on each other share a phase (the eye, view and identity
+// branches ride along with the AudioNet convs).
 __device__ void tokens_frame(const float* __restrict__ P, const float* audio, float eye, const float* view, int id, int C,
                              int multiplicative, float* s) {
     const int an0b = T_AN0W + 32 * C * 3, id_emb = an0b + 32;
-    blk_conv(audio, 8, 16, C, P + T_AN0W, P + an0b, 32, 2, s + S_AN0);
-    blk_conv(s + S_AN0, 8, 8, 32, P + T_AN1W, P + T_AN1B, 32, 2, s + S_AN1);
-    blk_conv(s + S_AN1, 8, 4, 32, P + T_AN2W, P + T_AN2B, 64, 2, s + S_AN2);
-    blk_conv(s + S_AN2, 8, 2, 64, P + T_AN3W, P + T_AN3B, 64, 2, s + S_AN3);
-    blk_dense(s + S_AN3, 8, 64, P + T_FC0W, P + T_FC0B, 64, ACT_LEAKY, s + S_FC0);
-    blk_dense(s + S_FC0, 8, 64, P + T_FC1W, P + T_FC1B, 32, ACT_NONE, s + S_XW);
-    blk_conv(s + S_XW, 1, 8, 32, P + T_AT0W, P + T_AT0B, 16, 1, s + S_AT0);
-    blk_conv(s + S_AT0, 1, 8, 16, P + T_AT1W, P + T_AT1B, 8, 1, s + S_AT1);
-    blk_conv(s + S_AT1, 1, 8, 8, P + T_AT2W, P + T_AT2B, 4, 1, s + S_AT2);
-    blk_conv(s + S_AT2, 1, 8, 4, P + T_AT3W, P + T_AT3B, 2, 1, s + S_AT3);
-    blk_conv(s + S_AT3, 1, 8, 2, P + T_AT4W, P + T_AT4B, 1, 1, s + S_AT4);
-    blk_dense(s + S_AT4, 1, 8, P + T_ATFCW, P + T_ATFCB, 8, ACT_NONE, s + S_LOG);
-    if (threadIdx.x == 0) {
-        float mx = s[S_LOG];
-        for (int k = 1; k < 8; ++k) mx = fmaxf(mx, s[S_LOG + k]);
-        float sum = 0.0f;
-        for (int k = 0; k < 8; ++k) {
-            s[S_WTS + k] = expf(s[S_LOG + k] - mx);
-            sum += s[S_WTS + k];
-        }
-        for (int k = 0; k < 8; ++k) s[S_WTS + k] = s[S_WTS + k] / sum;
-    }
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float acc = 0.0f;
-        for (int k = 0; k < 8; ++k) acc = fmaf(s[S_WTS + k], s[S_XW + k * 32 + threadIdx.x], acc);
-        s[S_Y + threadIdx.x] = acc;
-    } else if (threadIdx.x < 32 + D) {
-        int j = threadIdx.x - 32;
-        s[S_I + j] = P[id_emb + id * D + j];
-    } else if (threadIdx.x < 32 + D + 16) {
-        int j = threadIdx.x - 32 - D;
+    const int tid = threadIdx.x;
+    if (tid < D) {
+        s[S_I + tid] = P[id_emb + id * D + tid];
+        s[S_TOK + 3 * D + tid] = P[T_NULL + tid];
+    } else if (tid < D + 16) {
+        const int j = tid - D;
         float x = eye * (float)pow(10000.0, j / 16.0);
         s[S_ES + j] = sinf(x);
         s[S_ES + 16 + j] = cosf(x);
     }
+    blk_conv<8, 16, 2, 0, 32, 2>(audio, C, P + T_AN0W, P + an0b, s + S_AN0);
     __syncthreads();
-    blk_dense(s + S_Y, 1, 32, P + T_AM0, nullptr, D, ACT_RELU, s + S_AH);
-    blk_dense(s + S_AH, 1, D, P + T_AM1, nullptr, D, ACT_NONE, s + S_A);
-    blk_dense(s + S_A, 1, D, P + T_U1, nullptr, D, ACT_NONE, s + S_U);
-    blk_dense(s + S_I, 1, D, P + T_U2, nullptr, D, ACT_NONE, s + S_V);
-    if (threadIdx.x < D) {
-        int j = threadIdx.x;
-        s[S_G + j] = multiplicative ? s[S_U + j] * s[S_V + j] : s[S_U + j] + s[S_V + j];
+    blk_conv<8, 8, 2, 32, 32, 2>(s + S_AN0, 0, P + T_AN1W, P + T_AN1B, s + S_AN1);
+    blk_dense<1, D, D, 8>(s + S_I, P + T_U2, out_to(s + S_V, D, nullptr, ACT_NONE));
+    blk_dense<1, D, D, 8>(s + S_I, P + T_W3, out_to(s + S_MT + 2 * D, D, P + T_W3B, ACT_NONE));
+    blk_dense<1, 32, D, 8>(s + S_ES, P + T_EYE0W, out_to(s + S_EH, D, P + T_EYE0B, ACT_RELU));
+    blk_dense<1, 12, D, 8>(view, P + T_VIEW0W, out_to(s + S_VH, D, P + T_VIEW0B, ACT_RELU));
+    __syncthreads();
+    blk_conv<8, 4, 2, 32, 64, 1>(s + S_AN1, 0, P + T_AN2W, P + T_AN2B, s + S_AN2);
+    blk_dense<1, D, D, 8>(s + S_EH, P + T_EYE1W, out_to(s + S_TOK + D, D, P + T_EYE1B, ACT_NONE));
+    blk_dense<1, D, D, 8>(s + S_VH, P + T_VIEW1W, out_to(s + S_TOK + 2 * D, D, P + T_VIEW1B, ACT_NONE));
+    __syncthreads();
+    blk_conv<8, 2, 2, 64, 64, 1>(s + S_AN2, 0, P + T_AN3W, P + T_AN3B, s + S_AN3);
+    __syncthreads();
+    blk_dense<8, 64, 64, 8>(s + S_AN3, P + T_FC0W, out_to(s + S_FC0, 64, P + T_FC0B, ACT_LEAKY));
+    __syncthreads();
+    blk_dense<8, 64, 32, 16>(s + S_FC0, P + T_FC1W, out_to(s + S_XW, 32, P + T_FC1B, ACT_NONE));
+    __syncthreads();
+    blk_conv<1, 8, 1, 32, 16, 16>(s + S_XW, 0, P + T_AT0W, P + T_AT0B, s + S_AT0);
+    __syncthreads();
+    blk_conv<1, 8, 1, 16, 8, 8>(s + S_AT0, 0, P + T_AT1W, P + T_AT1B, s + S_AT1);
+    __syncthreads();
+    blk_conv<1, 8, 1, 8, 4, 8>(s + S_AT1, 0, P + T_AT2W, P + T_AT2B, s + S_AT2);
+    __syncthreads();
+    blk_conv<1, 8, 1, 4, 2, 1>(s + S_AT2, 0, P + T_AT3W, P + T_AT3B, s + S_AT3);
+    __syncthreads();
+    blk_conv<1, 8, 1, 2, 1, 1>(s + S_AT3, 0, P + T_AT4W, P + T_AT4B, s + S_AT4);
+    __syncthreads();
+    // Window logits, softmax and weighted sum in warp 0 (lanes 8·q + k hold window k's logit).
+    if (tid < 32) {
+        blk_dense<1, 8, 8, 4>(s + S_AT4, P + T_ATFCW, out_to(s + S_LOG, 8, P + T_ATFCB, ACT_NONE));
+        __syncwarp();
+        const float l = s[S_LOG + (tid & 7)];
+        float mx = l;
+#pragma unroll
+        for (int m = 1; m < 8; m <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, m));
+        const float ex = expf(l - mx);
+        float sum = ex;
+#pragma unroll
+        for (int m = 1; m < 8; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+        if (tid < 8) s[S_WTS + tid] = ex / sum;
+        __syncwarp();
+        float acc = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc = fmaf(s[S_WTS + k], s[S_XW + k * 32 + tid], acc);
+        s[S_Y + tid] = acc;
     }
     __syncthreads();
-    blk_dense(s + S_G, 1, D, P + T_MC, nullptr, D, ACT_NONE, s + S_MT);
-    blk_dense(s + S_A, 1, D, P + T_W2, nullptr, D, ACT_NONE, s + S_MT + D);
-    blk_dense(s + S_I, 1, D, P + T_W3, P + T_W3B, D, ACT_NONE, s + S_MT + 2 * D);
-    blk_dense(s + S_ES, 1, 32, P + T_EYE0W, P + T_EYE0B, D, ACT_RELU, s + S_EH);
-    blk_dense(s + S_EH, 1, D, P + T_EYE1W, P + T_EYE1B, D, ACT_NONE, s + S_TOK + D);
-    blk_dense(view, 1, 12, P + T_VIEW0W, P + T_VIEW0B, D, ACT_RELU, s + S_VH);
-    blk_dense(s + S_VH, 1, D, P + T_VIEW1W, P + T_VIEW1B, D, ACT_NONE, s + S_TOK + 2 * D);
-    if (threadIdx.x < D) {
-        int j = threadIdx.x;
-        s[S_TOK + j] = s[S_MT + j] + s[S_MT + D + j] + s[S_MT + 2 * D + j];
-        s[S_TOK + 3 * D + j] = P[T_NULL + j];
-    }
+    blk_dense<1, 32, D, 8>(s + S_Y, P + T_AM0, out_to(s + S_AH, D, nullptr, ACT_RELU));
+    __syncthreads();
+    blk_dense<1, D, D, 8>(s + S_AH, P + T_AM1, out_to(s + S_A, D, nullptr, ACT_NONE));
+    __syncthreads();
+    // U1 a, stored with its combination g with v = U2 i.
+    blk_dense<1, D, D, 8>(s + S_A, P + T_U1, [=](int, int o, float u) {
+        s[S_U + o] = u;
+        s[S_G + o] = multiplicative ? u * s[S_V + o] : u + s[S_V + o];
+    });
+    blk_dense<1, D, D, 8>(s + S_A, P + T_W2, out_to(s + S_MT + D, D, nullptr, ACT_NONE));
+    __syncthreads();
+    // Token 0 = C g + W2 a + (W3 i + b3), summed in that order.
+    blk_dense<1, D, D, 8>(s + S_G, P + T_MC,
+                          [=](int, int o, float v) { s[S_TOK + o] = v + s[S_MT + D + o] + s[S_MT + 2 * D + o]; });
     __syncthreads();
 }
 
@@ -288,11 +432,12 @@ tokens_fwd(const float* __restrict__ params, const float* __restrict__ audio, co
     extern __shared__ float s[];
     const int b = blockIdx.x;
     tokens_frame(params, audio + (long long)b * 8 * 16 * C, eye[b], view + b * 12, ids[b], C, multiplicative, s);
-    blk_dense(s + S_TOK, 4, D, params + K_WK, params + K_BK, D, ACT_NONE, kv + b * 4 * D);
-    blk_dense(s + S_TOK, 4, D, params + K_WV, params + K_BV, D, ACT_NONE, kv + B * 4 * D + b * 4 * D);
+    blk_dense<4, D, D, 8>(s + S_TOK, params + K_WK, out_to(kv + b * 4 * D, D, params + K_BK, ACT_NONE));
+    blk_dense<4, D, D, 8>(s + S_TOK, params + K_WV, out_to(kv + B * 4 * D + b * 4 * D, D, params + K_BV, ACT_NONE));
 }
 
-// tokens_bwd: recomputes the frame's forward and takes dL/dK,V back to every token-path parameter.
+// tokens_bwd: recomputes the frame's forward and takes dL/dK,V back to every token-path parameter, in 17
+// phases between barriers (independent layers share one).
 // Grid B blocks × TOK_THREADS; dynamic shared TOK_BWD_FLOATS·4 bytes.
 //   params, audio, eye, view, ids, d_kv [2,B,4,64] → d_params (+=, atomics: token section, wk, bk, wv, bv)
 // Bytes ≈ 4·B·(512·C + 526) + 8·B·(token-section floats) (atomics). FLOP ≈ 2× tokens_fwd's.
@@ -301,77 +446,112 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
            const float* __restrict__ view, const int* __restrict__ ids, int B, int C, int multiplicative,
            const float* __restrict__ d_kv, float* __restrict__ d_params) {
     extern __shared__ float s[];
-    const int b = blockIdx.x;
+    const int b = blockIdx.x, tid = threadIdx.x;
     const float* P = params;
     float* dP = d_params;
     const float* aud = audio + (long long)b * 8 * 16 * C;
     const int id = ids[b];
     const int an0b = T_AN0W + 32 * C * 3, id_emb = an0b + 32;
+    // The frame's d_kv rows to shared (visible after tokens_frame's first barrier).
+    for (int e = tid; e < 8 * D; e += TOK_THREADS)
+        s[S_DKV + e] = d_kv[(e < 4 * D ? 0 : B * 4 * D - 4 * D) + b * 4 * D + e];
     tokens_frame(P, aud, eye[b], view + b * 12, id, C, multiplicative, s);
-    // K, V → tokens.
-    blk_dense_bwd(s + S_TOK, nullptr, d_kv + b * 4 * D, 4, D, D, ACT_NONE, P + K_WK, s + S_DTOK, dP + K_WK, dP + K_BK, s + S_SCR);
-    blk_dense_bwd(s + S_TOK, nullptr, d_kv + B * 4 * D + b * 4 * D, 4, D, D, ACT_NONE, P + K_WV, s + S_DTOK2, dP + K_WV,
-                  dP + K_BV, s + S_SCR);
-    for (int e = threadIdx.x; e < 4 * D; e += TOK_THREADS) s[S_DTOK + e] += s[S_DTOK2 + e];
+    // K, V → tokens: d_tok = dK·Wk + dV·Wv (8 lanes per token feature, both projections in one sum).
+    {
+        const int lane = tid & 7, i = tid >> 3;  // TOK_THREADS / 8 = 64 = D features
+        static_assert(TOK_THREADS == 8 * D, "the K/V backward maps 8 lanes to each of the D features");
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        dense_dx_part<4, D, D, 8>(s + S_DKV, P + K_WK, i, lane, acc);
+        dense_dx_part<4, D, D, 8>(s + S_DKV + 4 * D, P + K_WV, i, lane, acc);
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const float v = group_sum<8>(acc[r]);
+            if (r == lane) s[S_DTOK + r * D + i] = v;
+        }
+        dense_dw<4, D, D>(s + S_TOK, s + S_DKV, dP + K_WK, dP + K_BK);
+        dense_dw<4, D, D>(s + S_TOK, s + S_DKV + 4 * D, dP + K_WV, dP + K_BV);
+    }
     __syncthreads();
-    if (threadIdx.x < D) atomicAdd(dP + T_NULL + threadIdx.x, s[S_DTOK + 3 * D + threadIdx.x]);
-    // View and eye MLPs.
-    blk_dense_bwd(s + S_VH, nullptr, s + S_DTOK + 2 * D, 1, D, D, ACT_NONE, P + T_VIEW1W, s + S_DVH, dP + T_VIEW1W, dP + T_VIEW1B, s + S_SCR);
-    blk_dense_bwd(view + b * 12, s + S_VH, s + S_DVH, 1, 12, D, ACT_RELU, P + T_VIEW0W, nullptr, dP + T_VIEW0W, dP + T_VIEW0B, s + S_SCR);
-    blk_dense_bwd(s + S_EH, nullptr, s + S_DTOK + D, 1, D, D, ACT_NONE, P + T_EYE1W, s + S_DEH, dP + T_EYE1W, dP + T_EYE1B, s + S_SCR);
-    blk_dense_bwd(s + S_ES, s + S_EH, s + S_DEH, 1, 32, D, ACT_RELU, P + T_EYE0W, nullptr, dP + T_EYE0W, dP + T_EYE0B, s + S_SCR);
-    // M(a, i).
-    blk_dense_bwd(s + S_G, nullptr, s + S_DTOK, 1, D, D, ACT_NONE, P + T_MC, s + S_DG, dP + T_MC, nullptr, s + S_SCR);
-    blk_dense_bwd(s + S_A, nullptr, s + S_DTOK, 1, D, D, ACT_NONE, P + T_W2, s + S_DAA, dP + T_W2, nullptr, s + S_SCR);
-    blk_dense_bwd(s + S_I, nullptr, s + S_DTOK, 1, D, D, ACT_NONE, P + T_W3, s + S_DI, dP + T_W3, dP + T_W3B, s + S_SCR);
-    if (threadIdx.x < D) {
-        int j = threadIdx.x;
-        float dg = s[S_DG + j];
+    // Token gradients into the view and eye MLPs, M(a, i) and the null token. C's d_x is d g, stored as
+    // d u and d v straight away.
+    if (tid < D) atomicAdd(dP + T_NULL + tid, s[S_DTOK + 3 * D + tid]);
+    blk_dense_bwd<1, D, D, 8>(s + S_VH, s + S_DTOK + 2 * D, P + T_VIEW1W, dP + T_VIEW1W, dP + T_VIEW1B,
+                              dx_to(s + S_DVH, s + S_VH, D, ACT_RELU));
+    blk_dense_bwd<1, D, D, 8>(s + S_EH, s + S_DTOK + D, P + T_EYE1W, dP + T_EYE1W, dP + T_EYE1B,
+                              dx_to(s + S_DEH, s + S_EH, D, ACT_RELU));
+    blk_dense_bwd<1, D, D, 8>(s + S_G, s + S_DTOK, P + T_MC, dP + T_MC, nullptr, [=](int, int j, float dg) {
         s[S_DU + j] = multiplicative ? dg * s[S_V + j] : dg;
         s[S_DV + j] = multiplicative ? dg * s[S_U + j] : dg;
-    }
+    });
+    blk_dense_bwd<1, D, D, 8>(s + S_A, s + S_DTOK, P + T_W2, dP + T_W2, nullptr, dx_to(s + S_DAA, s + S_A, D, ACT_NONE));
+    blk_dense_bwd<1, D, D, 8>(s + S_I, s + S_DTOK, P + T_W3, dP + T_W3, dP + T_W3B, dx_to(s + S_DI, s + S_I, D, ACT_NONE));
     __syncthreads();
-    blk_dense_bwd(s + S_A, nullptr, s + S_DU, 1, D, D, ACT_NONE, P + T_U1, s + S_DTMP, dP + T_U1, nullptr, s + S_SCR);
-    if (threadIdx.x < D) s[S_DAA + threadIdx.x] += s[S_DTMP + threadIdx.x];
+    // The first layers of the view and eye MLPs (inputs are data: no d_x), U1 and U2: d a and d i complete.
+    blk_dense_bwd<1, 12, D, 0>(view + b * 12, s + S_DVH, P + T_VIEW0W, dP + T_VIEW0W, dP + T_VIEW0B, NoDx{});
+    blk_dense_bwd<1, 32, D, 0>(s + S_ES, s + S_DEH, P + T_EYE0W, dP + T_EYE0W, dP + T_EYE0B, NoDx{});
+    blk_dense_bwd<1, D, D, 8>(s + S_A, s + S_DU, P + T_U1, dP + T_U1, nullptr,
+                              [=](int, int j, float v) { s[S_DAA + j] = s[S_DAA + j] + v; });
+    blk_dense_bwd<1, D, D, 8>(s + S_I, s + S_DV, P + T_U2, dP + T_U2, nullptr,
+                              [=](int, int j, float v) { atomicAdd(dP + id_emb + id * D + j, s[S_DI + j] + v); });
     __syncthreads();
-    blk_dense_bwd(s + S_I, nullptr, s + S_DV, 1, D, D, ACT_NONE, P + T_U2, s + S_DTMP, dP + T_U2, nullptr, s + S_SCR);
-    if (threadIdx.x < D) {
-        s[S_DI + threadIdx.x] += s[S_DTMP + threadIdx.x];
-        atomicAdd(dP + id_emb + id * D + threadIdx.x, s[S_DI + threadIdx.x]);
-    }
+    // Audio MLP; the second layer also spreads d y over the windows' codes (d X = w ⊗ d y).
+    blk_dense_bwd<1, D, D, 8>(s + S_AH, s + S_DAA, P + T_AM1, dP + T_AM1, nullptr, dx_to(s + S_DAH, s + S_AH, D, ACT_RELU));
     __syncthreads();
-    // Audio MLP.
-    blk_dense_bwd(s + S_AH, nullptr, s + S_DAA, 1, D, D, ACT_NONE, P + T_AM1, s + S_DAH, dP + T_AM1, nullptr, s + S_SCR);
-    blk_dense_bwd(s + S_Y, s + S_AH, s + S_DAH, 1, 32, D, ACT_RELU, P + T_AM0, s + S_DY, dP + T_AM0, nullptr, s + S_SCR);
-    // Window softmax and weighted sum: d_xw (S_DA), window logits' gradient (S_DLOG).
-    for (int e = threadIdx.x; e < 8 * 32; e += TOK_THREADS) s[S_DA + e] = s[S_WTS + e / 32] * s[S_DY + e % 32];
-    if (threadIdx.x < 8) {
-        int k = threadIdx.x;
+    blk_dense_bwd<1, 32, D, 16>(s + S_Y, s + S_DAH, P + T_AM0, dP + T_AM0, nullptr, [=](int, int j, float dy) {
+        s[S_DY + j] = dy;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) s[S_DA + k * 32 + j] = s[S_WTS + k] * dy;
+    });
+    __syncthreads();
+    // Window softmax backward in warp 0: lanes 4k + q sum X_k · d y over j ≡ q mod 4; d logit_k =
+    // w_k (X_k · d y − Σ_k' w_k' X_k' · d y).
+    if (tid < 32) {
+        const int k = tid >> 2, q = tid & 3;
         float dp = 0.0f;
-        for (int j = 0; j < 32; ++j) dp = fmaf(s[S_XW + k * 32 + j], s[S_DY + j], dp);
-        s[S_SCR + k] = dp;
+#pragma unroll
+        for (int j = q; j < 32; j += 4) dp = fmaf(s[S_XW + k * 32 + j], s[S_DY + j], dp);
+        dp = group_sum<4>(dp);
+        const float w = s[S_WTS + k];
+        float dot = w * dp;
+#pragma unroll
+        for (int m = 4; m < 32; m <<= 1) dot += __shfl_xor_sync(0xffffffffu, dot, m);
+        if (q == 0) s[S_DLOG + k] = w * (dp - dot);
     }
     __syncthreads();
-    if (threadIdx.x < 8) {
-        float dot = 0.0f;
-        for (int k = 0; k < 8; ++k) dot += s[S_WTS + k] * s[S_SCR + k];
-        s[S_DLOG + threadIdx.x] = s[S_WTS + threadIdx.x] * (s[S_SCR + threadIdx.x] - dot);
-    }
+    blk_dense_bwd<1, 8, 8, 8>(s + S_AT4, s + S_DLOG, P + T_ATFCW, dP + T_ATFCW, dP + T_ATFCB,
+                              dx_to(s + S_DB, s + S_AT4, 8, ACT_LEAKY));
     __syncthreads();
-    blk_dense_bwd(s + S_AT4, nullptr, s + S_DLOG, 1, 8, 8, ACT_NONE, P + T_ATFCW, s + S_DB, dP + T_ATFCW, dP + T_ATFCB, s + S_SCR);
-    // AudioAttNet convs, last to first (d ping-pongs between S_DB and S_DC).
-    blk_conv_bwd(s + S_AT3, 1, 8, 2, P + T_AT4W, s + S_AT4, s + S_DB, 1, 1, s + S_DC, dP + T_AT4W, dP + T_AT4B, s + S_SCR);
-    blk_conv_bwd(s + S_AT2, 1, 8, 4, P + T_AT3W, s + S_AT3, s + S_DC, 2, 1, s + S_DB, dP + T_AT3W, dP + T_AT3B, s + S_SCR);
-    blk_conv_bwd(s + S_AT1, 1, 8, 8, P + T_AT2W, s + S_AT2, s + S_DB, 4, 1, s + S_DC, dP + T_AT2W, dP + T_AT2B, s + S_SCR);
-    blk_conv_bwd(s + S_AT0, 1, 8, 16, P + T_AT1W, s + S_AT1, s + S_DC, 8, 1, s + S_DB, dP + T_AT1W, dP + T_AT1B, s + S_SCR);
-    blk_conv_bwd(s + S_XW, 1, 8, 32, P + T_AT0W, s + S_AT0, s + S_DB, 16, 1, s + S_DC, dP + T_AT0W, dP + T_AT0B, s + S_SCR);
-    for (int e = threadIdx.x; e < 8 * 32; e += TOK_THREADS) s[S_DA + e] += s[S_DC + e];
+    // AudioAttNet convs, last to first (d ping-pongs between S_DB and S_DC); the first adds into d X.
+    blk_conv_bwd<1, 8, 1, 2, 1, 1>(s + S_AT3, 0, P + T_AT4W, s + S_DB, dP + T_AT4W, dP + T_AT4B,
+                                   dx_to(s + S_DC, s + S_AT3, 2, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<1, 8, 1, 4, 2, 1>(s + S_AT2, 0, P + T_AT3W, s + S_DC, dP + T_AT3W, dP + T_AT3B,
+                                   dx_to(s + S_DB, s + S_AT2, 4, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<1, 8, 1, 8, 4, 1>(s + S_AT1, 0, P + T_AT2W, s + S_DB, dP + T_AT2W, dP + T_AT2B,
+                                   dx_to(s + S_DC, s + S_AT1, 8, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<1, 8, 1, 16, 8, 2>(s + S_AT0, 0, P + T_AT1W, s + S_DC, dP + T_AT1W, dP + T_AT1B,
+                                    dx_to(s + S_DB, s + S_AT0, 16, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<1, 8, 1, 32, 16, 4>(s + S_XW, 0, P + T_AT0W, s + S_DB, dP + T_AT0W, dP + T_AT0B,
+                                     [=](int t, int i, float v) { s[S_DA + t * 32 + i] = s[S_DA + t * 32 + i] + v; });
     __syncthreads();
     // AudioNet FC and convs (the audio features are data: no d_x for the first conv).
-    blk_dense_bwd(s + S_FC0, nullptr, s + S_DA, 8, 64, 32, ACT_NONE, P + T_FC1W, s + S_DB, dP + T_FC1W, dP + T_FC1B, s + S_SCR);
-    blk_dense_bwd(s + S_AN3, s + S_FC0, s + S_DB, 8, 64, 64, ACT_LEAKY, P + T_FC0W, s + S_DC, dP + T_FC0W, dP + T_FC0B, s + S_SCR);
-    blk_conv_bwd(s + S_AN2, 8, 2, 64, P + T_AN3W, s + S_AN3, s + S_DC, 64, 2, s + S_DB, dP + T_AN3W, dP + T_AN3B, s + S_SCR);
-    blk_conv_bwd(s + S_AN1, 8, 4, 32, P + T_AN2W, s + S_AN2, s + S_DB, 64, 2, s + S_DC, dP + T_AN2W, dP + T_AN2B, s + S_SCR);
-    blk_conv_bwd(s + S_AN0, 8, 8, 32, P + T_AN1W, s + S_AN1, s + S_DC, 32, 2, s + S_DB, dP + T_AN1W, dP + T_AN1B, s + S_SCR);
-    blk_conv_bwd(aud, 8, 16, C, P + T_AN0W, s + S_AN0, s + S_DB, 32, 2, nullptr, dP + T_AN0W, dP + an0b, s + S_SCR);
+    blk_dense_bwd<8, 64, 32, 8>(s + S_FC0, s + S_DA, P + T_FC1W, dP + T_FC1W, dP + T_FC1B,
+                                dx_to(s + S_DB, s + S_FC0, 64, ACT_LEAKY));
+    __syncthreads();
+    blk_dense_bwd<8, 64, 64, 8>(s + S_AN3, s + S_DB, P + T_FC0W, dP + T_FC0W, dP + T_FC0B,
+                                dx_to(s + S_DC, s + S_AN3, 64, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<8, 2, 2, 64, 64, 1>(s + S_AN2, 0, P + T_AN3W, s + S_DC, dP + T_AN3W, dP + T_AN3B,
+                                     dx_to(s + S_DB, s + S_AN2, 64, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<8, 4, 2, 32, 64, 2>(s + S_AN1, 0, P + T_AN2W, s + S_DB, dP + T_AN2W, dP + T_AN2B,
+                                     dx_to(s + S_DC, s + S_AN1, 32, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<8, 8, 2, 32, 32, 2>(s + S_AN0, 0, P + T_AN1W, s + S_DC, dP + T_AN1W, dP + T_AN1B,
+                                     dx_to(s + S_DB, s + S_AN0, 32, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<8, 16, 2, 0, 32, 0>(aud, C, P + T_AN0W, s + S_DB, dP + T_AN0W, dP + an0b, NoDx{});
 }
