@@ -17,6 +17,9 @@
 #                               dense layers' GPU tests, the mlp / raster / deform / canonical benches, an
 #                               Nsight Compute report of raster_bwd (B = 8), and a profiled canonical
 #                               training of one identity; everything in <date>-<gpu>-check.tgz (one file).
+#   bench/gpu.sh deform [TEST..] on the GPU machine: the deformation network's tests (with memcheck and
+#                               racecheck), its bench at B = 1, 8, 32 and the network part of torch_peer.py
+#                               in one log (<date>-<gpu>-deform.log), then the named test binaries.
 #   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
 #                               corpus (4 identities × 20 s, 512²), held-out renders, then `gensync demo`:
 #                               logs, contact sheets and metrics in <date>-<gpu>-canonical-train.tgz.
@@ -190,11 +193,41 @@ canonical() {
     rm -rf "$work"
 }
 
+# The deformation network alone: its test binary (and memcheck and racecheck over its GPU tests), the
+# deform bench at B = 1, 8, 32 with the per-kernel profile, and the network part of torch_peer.py (eager
+# PyTorch fp32 and bf16 autocast, same B) in the same session; then the named test binaries. One log.
+deform() {
+    unpack
+    local log g=.device/gensync t=.device/tests/deform; log=$(log_path "-deform")
+    export GENSYNC_BIN="$PWD/$g"
+    {
+        echo "# deformation network: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
+        echo "## tests: deform"
+        "$t" --include-ignored --test-threads=1 2>&1 | grep -vE "rel err [0-9.]+e-([5-9]|[1-9][0-9])," || true
+        for tool in memcheck racecheck; do
+            echo "## $tool: deform GPU tests"
+            timeout 200 compute-sanitizer --tool $tool --print-limit 20 "$t" --ignored --test-threads=1 2>&1 \
+                | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" || true
+        done
+        for b in 1 8 32; do
+            echo "## bench deform B = $b"
+            $g --device cuda --profile --profile-csv "$out/profile-deform-b$b.csv" bench deform --gaussians 50000 --batch $b 2>&1
+        done
+        echo "## torch_peer.py: the network alone (eager PyTorch; the rest of the script needs gsplat)"
+        NETB=1,8,32 timeout 300 python3 .device/peer/torch_peer.py 2>&1 | grep -m 3 net_eager || true
+        for name in "$@"; do
+            echo "## tests: $name"
+            timeout 300 ".device/tests/$name" --include-ignored --test-threads=1 2>&1 | grep -E "^test |test result|panicked" || true
+        done
+    } 2>&1 | tee "$log"
+}
+
 case "${1:-}" in
     prepare) prepare ;;
+    deform) shift; deform "$@" ;;
     run) shift; run "$@" ;;
     peer) peer ;;
     check) shift; check "$@" ;;
     canonical) canonical ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..]" >&2; exit 2 ;;
 esac

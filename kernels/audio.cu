@@ -503,22 +503,20 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
         for (int k = 0; k < 8; ++k) s[S_DA + k * 32 + j] = s[S_WTS + k] * dy;
     });
     __syncthreads();
-    // Window softmax backward in warp 0: lanes 4k + q sum X_k · d y over j ≡ q mod 4; d logit_k =
-    // w_k (X_k · d y − Σ_k' w_k' X_k' · d y).
+    // Window softmax backward in warp 0, lane k < 8 for window k: d logit_k = w_k (X_k · d y − Σ_k' w_k'
+    // X_k' · d y), both sums in the twin's order: the difference cancels, and the AudioAttNet gradients
+    // behind it inherit any reassociation's rounding, amplified.
     if (tid < 32) {
-        const int k = tid >> 2, q = tid & 3;
+        const int k = tid & 7;
         float dp = 0.0f;
+        for (int j = 0; j < 32; ++j) dp = fmaf(s[S_XW + k * 32 + j], s[S_DY + j], dp);
+        float dot = 0.0f;
 #pragma unroll
-        for (int j = q; j < 32; j += 4) dp = fmaf(s[S_XW + k * 32 + j], s[S_DY + j], dp);
-        dp = group_sum<4>(dp);
-        const float w = s[S_WTS + k];
-        float dot = w * dp;
-#pragma unroll
-        for (int m = 4; m < 32; m <<= 1) dot += __shfl_xor_sync(0xffffffffu, dot, m);
-        if (q == 0) s[S_DLOG + k] = w * (dp - dot);
+        for (int kk = 0; kk < 8; ++kk) dot += s[S_WTS + kk] * __shfl_sync(0xffffffffu, dp, kk);
+        if (tid < 8) s[S_DLOG + k] = s[S_WTS + k] * (dp - dot);
     }
     __syncthreads();
-    blk_dense_bwd<1, 8, 8, 8>(s + S_AT4, s + S_DLOG, P + T_ATFCW, dP + T_ATFCW, dP + T_ATFCB,
+    blk_dense_bwd<1, 8, 8, 1>(s + S_AT4, s + S_DLOG, P + T_ATFCW, dP + T_ATFCW, dP + T_ATFCB,
                               dx_to(s + S_DB, s + S_AT4, 8, ACT_LEAKY));
     __syncthreads();
     // AudioAttNet convs, last to first (d ping-pongs between S_DB and S_DC); the first adds into d X.
