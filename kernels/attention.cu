@@ -1271,37 +1271,30 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
 }
 
-// Where a layer's weight gradient goes: w [out][in] and b [out] in the block's partial slice.
-struct DwSink {
-    float* w;
-    float* b;
-    int out, in;
-    // The partial of dW[o][i] (i = in: the bias), or null outside the layer.
-    __device__ __forceinline__ float* at(int o, int i) const {
-        if (o >= out || i > in) return nullptr;
-        return i < in ? w + o * in + i : b + o;
-    }
-};
-
-// dW += d_preᵀ·x over the block tile's 128 rows: dm [TC_TILE][ldd] holds d_pre (its first 16·MT columns
-// are read: zero past `out`), xm [TC_TILE][ldx] holds x and, at column `in`, ones (NTX = in/8 + 1 column
-// tiles). Warp w takes the (16-row tile of dW, 3 column tiles) items w, w + 8, …. Block-wide; callers
-// __syncthreads before (staging) and after (reuse of the tiles).
-template <int MT, int NTX>
-__device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ldx, DwSink sink) {
-    constexpr int NPG = 3, GROUPS = (NTX + NPG - 1) / NPG;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+// dW += d_preᵀ·x over the block tile's 128 rows, into w [out][IN] and, through x's column of ones at IN,
+// the bias b [out] (the block's partial slice): dm [TC_TILE][ldd] holds d_pre (its first 16·MT columns are
+// read: zero past `out`), xm [TC_TILE][ldx] holds x (NTX = IN/8 + 1 column tiles with the ones). Warp w
+// takes the (16-row tile of dW, NPG column tiles) items w, w + 8, …; NPG is chosen per layer so that the
+// items split evenly over the 8 warps. Block-wide; callers __syncthreads before (staging) and after.
+template <int MT, int IN, int NPG>
+__device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ldx, float* w, float* b, int out) {
+    constexpr int NTX = IN / 8 + 1, GROUPS = (NTX + NPG - 1) / NPG;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c0 = 2 * (lane & 3);
     for (int item = warp; item < MT * GROUPS; item += TC_WARPS) {
-        const int mt = item / GROUPS, nt0 = (item % GROUPS) * NPG;
-        // The slice's current partials, loaded now so that the L2 round trip overlaps the products.
-        float* dst[NPG][4];
+        const int mt = item / GROUPS, nt0 = (item % GROUPS) * NPG, o0 = 16 * mt + (lane >> 2);
+        // The slice's current partials (rows o0, o0 + 8; columns i, i + 1), loaded now so that the L2
+        // round trip overlaps the products.
         float acc[NPG][4];
 #pragma unroll
         for (int j = 0; j < NPG; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                dst[j][e] = nt0 + j < NTX ? sink.at(16 * mt + (lane >> 2) + 8 * (e >> 1), acc_col(nt0 + j, e)) : nullptr;
-                acc[j][e] = dst[j][e] ? *dst[j][e] : 0.0f;
+            for (int r = 0; r < 2; ++r) {
+                const int o = o0 + 8 * r, i = 8 * (nt0 + j) + c0;
+                float2 v = make_float2(0.0f, 0.0f);
+                if (o < out && i < IN) v = *reinterpret_cast<const float2*>(w + o * IN + i);
+                else if (o < out && i == IN) v.x = b[o];
+                acc[j][2 * r] = v.x;
+                acc[j][2 * r + 1] = v.y;
             }
 #pragma unroll 2
         for (int s = 0; s < TC_TILE / 16; ++s) {
@@ -1320,8 +1313,11 @@ __device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ld
 #pragma unroll
         for (int j = 0; j < NPG; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e)
-                if (dst[j][e]) *dst[j][e] = acc[j][e];
+            for (int r = 0; r < 2; ++r) {
+                const int o = o0 + 8 * r, i = 8 * (nt0 + j) + c0;
+                if (o < out && i < IN) *reinterpret_cast<float2*>(w + o * IN + i) = make_float2(acc[j][2 * r], acc[j][2 * r + 1]);
+                else if (o < out && i == IN) b[o] = acc[j][2 * r];
+            }
     }
 }
 
@@ -1436,9 +1432,9 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     to_frags<16>(hid, a);
     warp_mma<8, 8>(d_g, a, wp + PK_HEAD0T + h * frag_count(HID, D));
     __syncthreads();
-    block_dw<8, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, DwSink{part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID, D});
-    block_dw<(8 * NTH + 15) / 16, 17>(tiles.d2, TC_LDX, tiles.x2, TC_LDW,
-                                      DwSink{part + P_HEAD1W + HEAD_OFF[h] * HID, part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], HID});
+    block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID);
+    block_dw<(8 * NTH + 15) / 16, HID, NTH == 1 ? 3 : 9>(tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
+                                                        part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
     __syncthreads();
 }
 
@@ -1588,8 +1584,8 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
             }
         stage_bf16<8>(tiles.x1, TC_LDX, t);
         __syncthreads();
-        block_dw<4, 17>(tiles.d2, TC_LDX, tiles.z, TC_LDW, DwSink{part + P_FFN1W, part + P_FFN1B, D, FFN});
-        block_dw<8, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, DwSink{part + P_FFN0W, part + P_FFN0B, FFN, D});
+        block_dw<4, FFN, 9>(tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D);
+        block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN);
         __syncthreads();
         // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
 #pragma unroll
@@ -1619,7 +1615,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         }
         tc_attention_bwd(o, q, p, k, v, t, sums + 4 * D, sums + 8 * D);  // t holds d_q
         __syncthreads();
-        block_dw<4, 9>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, DwSink{part + P_WO, part + P_BO, D, D});
+        block_dw<4, D, 5>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WO, part + P_BO, D);
         __syncthreads();
         // Query projection: d_f = d_x1 + d_q·Wq; its weight gradient from d_q (D2) and f (X1).
         stage_bf16<8>(tiles.d2, TC_LDX, t);
@@ -1638,7 +1634,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
                     for (int e = 0; e < 2; ++e)
                         atomicAdd(d_f + (long long)rows.n[r] * D + acc_col(j, e), d_g[j][2 * r + e]);
         __syncthreads();
-        block_dw<4, 9>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, DwSink{part + P_WQ, part + P_BQ, D, D});
+        block_dw<4, D, 5>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WQ, part + P_BQ, D);
         __syncthreads();
         // This item's LayerNorm and token sums into the partial slice.
         for (int e = threadIdx.x; e < 12 * D; e += TC_THREADS) {
