@@ -208,8 +208,8 @@ deform() {
         timeout 200 compute-sanitizer --tool memcheck --print-limit 20 "$t" --ignored --test-threads=1 2>&1 \
             | grep -E "ERROR SUMMARY|test result" || true
         # racecheck is slow: the tensor-core kernels (the ones with shared-memory staging) on the twin cases.
-        echo "## racecheck: gpu_bf16_matches_cpu_twin"
-        timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 gpu_bf16 2>&1 \
+        echo "## racecheck: gpu_tensor_core_path_matches_cpu_twin"
+        timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 gpu_tensor_core_path 2>--test-threads=1 gpu_bf16 2>&11 \
             | grep -E "RACECHECK SUMMARY|test result" || true
         for b in 1 8 32; do
             echo "## bench deform B = $b"

@@ -23,9 +23,10 @@
 // (the token section must be zeroed before; wk, bk, wv, bv are added on top of deform_reduce's values):
 // B atomics per weight, so not bitwise deterministic across runs.
 // NaN policy: NaNs propagate. An out-of-range identity reads row 0 (the launcher checks ids on the host).
-// measured before the split-lane mapping (one thread per output, 256 threads, a barrier per layer): H200,
-// commit b4f6151, B = 8 (profiler): tokens_fwd 243 µs, tokens_bwd 351 µs. The current mapping is not yet
-// measured on a GPU.
+// measured: H200, commit eab3cae, B = 8 (profiler): tokens_fwd 94 µs, tokens_bwd 150 µs (one thread per
+// output, 256 threads and a barrier per layer took 243 / 351 µs). Still latency-bound: ~17 barriers, each
+// after a short chain of shared-memory FMAs. The window softmax's backward sums run in the twin's order
+// (serially): their difference cancels, and the AudioAttNet gradients behind it amplify reassociation.
 
 #define TOK_THREADS 512
 #define D 64

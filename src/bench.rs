@@ -394,7 +394,7 @@ mod tests {
 /// Median time of one deformation-network training step at N Gaussians and B frames on random inputs:
 /// tokens_fwd, deform_fwd, deform_bwd (+ deform_reduce), tokens_bwd and the fused Adam over the network's
 /// parameters (the canonical Gaussians' and triplane's Adam are not included), once with the chain's dense
-/// layers in fp32 and once on bf16 tensor cores. The incoming gradient of the deformed Gaussians is random
+/// layers in fp32 and once on the tensor cores. The incoming gradient of the deformed Gaussians is random
 /// (the rasterizer's stand-in). On the CPU backend, the CPU twin's forward and backward wall time over at
 /// most 3 repetitions.
 pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) -> Result<String> {
@@ -485,7 +485,7 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
             adam.set_groups(gpu, &[AdamGroup::new(1e-4, 0.9, 0.999, 1e-15, 1)])?;
             let drop = batch_in.dropout;
             let _ = writeln!(out, "device: {}", gpu.info());
-            let precisions = [(Precision::Fp32, "fp32"), (Precision::Bf16TensorCores, "bf16 tensor cores")];
+            let precisions = [(Precision::Fp32, "fp32"), (Precision::TensorCores, "tensor cores (fp16 forward, bf16 backward)")];
             let mut chains = Vec::new();
             for (precision, name) in precisions {
                 chains.push((DeformChain::new(gpu, &mut arena, &layout, b, precision)?, name));

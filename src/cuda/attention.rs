@@ -1,7 +1,8 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
 //! (deform_transpose, deform_fwd / deform_fwd_tc, deform_bwd / deform_bwd_tc, deform_reduce). CPU twin:
 //! src/cpu/attention.rs. `Precision` picks the dense layers' arithmetic: fp32 SIMT (the reference path,
-//! within 1e-5 of the twin) or bf16 tensor cores with fp32 accumulation (within 1e-2).
+//! within 1e-5 of the twin) or the tensor cores with fp32 accumulation (fp16 operands forward, bf16 backward;
+//! within about 1e-2).
 
 use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::attention::Dropout;
@@ -19,7 +20,7 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_TC_SMEM: u32 = 209_920;
-/// The chain's transposed weights (WT_FLOATS), its bf16 mma fragments (PK_TOTAL, 8 bytes each) and its
+/// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
 const PACKED_FRAGS: usize = 38_912;
@@ -79,17 +80,18 @@ impl GaussianBufs {
     }
 }
 
-/// How the chain's dense layers (x·W products of the forward and the backward's d_x) are computed; weight
-/// gradients, attention, LayerNorm and the deltas are fp32 in both.
+/// How the chain's dense products are computed; attention, softmax, LayerNorm, dropout and the deltas are
+/// fp32 in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     /// fp32 FMA on the SIMT cores (deform_fwd, deform_bwd).
     Fp32,
-    /// bf16 inputs, fp32 accumulation on the tensor cores (deform_fwd_tc, deform_bwd_tc).
-    Bf16TensorCores,
+    /// Tensor-core mma with fp32 accumulation (deform_fwd_tc, deform_bwd_tc): forward layers on fp16
+    /// operands, the backward's input and weight gradients on bf16 operands (gradients need its range).
+    TensorCores,
 }
 
-/// The chain's scratch: the weights laid out for the kernels of `precision` (fp32 transposed, or bf16 mma
+/// The chain's scratch: the weights laid out for the kernels of `precision` (fp32 transposed, or mma
 /// fragments as two u32 each), deform_bwd's per-block partial gradients.
 pub struct DeformChain {
     precision: Precision,
@@ -105,7 +107,7 @@ pub struct DeformChain {
 enum Weights {
     /// fp32 [in][out] (deform_transpose).
     Transposed(DevBuf<f32>),
-    /// bf16 mma B fragments, two u32 per fragment (deform_pack).
+    /// mma B fragments (fp16 for the forward layers, bf16 for the backward's), two u32 each (deform_pack).
     Fragments(DevBuf<u32>),
 }
 
@@ -135,7 +137,7 @@ impl DeformChain {
                 gpu.set_max_dynamic_shared("deform_bwd", DEF_BWD_SMEM)?;
                 Weights::Transposed(arena.alloc(gpu, WT_FLOATS)?)
             }
-            Precision::Bf16TensorCores => {
+            Precision::TensorCores => {
                 gpu.set_max_dynamic_shared("deform_bwd_tc", DEF_BWD_TC_SMEM)?;
                 Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?)
             }
@@ -155,18 +157,18 @@ impl DeformChain {
     fn fwd_kernel(precision: Precision) -> &'static str {
         match precision {
             Precision::Fp32 => "deform_fwd",
-            Precision::Bf16TensorCores => "deform_fwd_tc",
+            Precision::TensorCores => "deform_fwd_tc",
         }
     }
 
     fn bwd_kernel(precision: Precision) -> &'static str {
         match precision {
             Precision::Fp32 => "deform_bwd",
-            Precision::Bf16TensorCores => "deform_bwd_tc",
+            Precision::TensorCores => "deform_bwd_tc",
         }
     }
 
-    /// Lays the chain's weights out for the kernels (fp32 transposed, or bf16 fragments): once per step,
+    /// Lays the chain's weights out for the kernels (fp32 transposed, or mma fragments): once per step,
     /// after the optimizer.
     pub fn prepare(&self, gpu: &Gpu, params: DevBuf<f32>) -> Result<()> {
         let (kernel, elements, bytes, out) = match self.weights {
@@ -253,7 +255,7 @@ impl DeformChain {
                 shared_bytes: DEF_FWD_SMEM,
                 cost,
             },
-            Precision::Bf16TensorCores => LaunchCfg {
+            Precision::TensorCores => LaunchCfg {
                 grid: (n.div_ceil(TC_TILE) as u32, b as u32, 1),
                 block: (TC_THREADS, 1, 1),
                 shared_bytes: 0,
@@ -302,7 +304,7 @@ impl DeformChain {
         // adds its weight gradients into its block's partial slice once.
         let (tiles, threads, shared) = match self.precision {
             Precision::Fp32 => ((b * n).div_ceil(DEF_TP), DEF_THREADS, DEF_BWD_SMEM),
-            Precision::Bf16TensorCores => (n.div_ceil(TC_TILE) * b, TC_THREADS, DEF_BWD_TC_SMEM),
+            Precision::TensorCores => (n.div_ceil(TC_TILE) * b, TC_THREADS, DEF_BWD_TC_SMEM),
         };
         let blocks = tiles.min(self.max_blocks);
         let stride = self.part_stride as u64;
