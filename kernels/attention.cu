@@ -1029,6 +1029,17 @@ __device__ __forceinline__ void tc_query(const float* __restrict__ params, const
     warp_mma<8, 4, true>(q, a, wp + PK_Q);
 }
 
+// Σ over head h's 32 columns of x[row r]·m (m: one token's 64-vector), the whole quad's sum.
+__device__ __forceinline__ float head_dot(const float (&x)[8][4], const float* __restrict__ m, int h, int r) {
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 4 * h; j < 4 * h + 4; ++j) {
+        const float2 mm = __ldg(reinterpret_cast<const float2*>(m + acc_col(j, 0)));
+        s = fmaf(x[j][2 * r], mm.x, fmaf(x[j][2 * r + 1], mm.y, s));
+    }
+    return quad_sum(s);
+}
+
 // Attention of the warp's rows on one frame's tokens (k, v: [4][64]): weights p[row][head][token], output o.
 __device__ __forceinline__ void tc_attention(const float (&q)[8][4], const float* __restrict__ k,
                                              const float* __restrict__ v, float (&p)[2][2][4], float (&o)[8][4]) {
@@ -1039,15 +1050,7 @@ __device__ __forceinline__ void tc_attention(const float (&q)[8][4], const float
         for (int r = 0; r < 2; ++r) {
             float sc[4];
 #pragma unroll
-            for (int t = 0; t < 4; ++t) {
-                float s = 0.0f;
-#pragma unroll
-                for (int j = 4 * h; j < 4 * h + 4; ++j) {
-                    const float2 kk = __ldg(reinterpret_cast<const float2*>(k + t * D + acc_col(j, 0)));
-                    s = fmaf(q[j][2 * r], kk.x, fmaf(q[j][2 * r + 1], kk.y, s));
-                }
-                sc[t] = quad_sum(s) * scale;
-            }
+            for (int t = 0; t < 4; ++t) sc[t] = head_dot(q, k + t * D, h, r) * scale;
             const float mx = fmaxf(fmaxf(sc[0], sc[1]), fmaxf(sc[2], sc[3]));
             float sum = 0.0f;
 #pragma unroll
@@ -1459,13 +1462,7 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
             float dp[4], dot = 0.0f;
 #pragma unroll
             for (int t = 0; t < 4; ++t) {
-                float s = 0.0f;
-#pragma unroll
-                for (int j = 4 * h; j < 4 * h + 4; ++j) {
-                    const float2 vv = __ldg(reinterpret_cast<const float2*>(v + t * D + acc_col(j, 0)));
-                    s = fmaf(d_o[j][2 * r], vv.x, fmaf(d_o[j][2 * r + 1], vv.y, s));
-                }
-                dp[t] = quad_sum(s);
+                dp[t] = head_dot(d_o, v + t * D, h, r);
                 dot += p[r][h][t] * dp[t];
             }
 #pragma unroll
