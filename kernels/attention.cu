@@ -1009,14 +1009,15 @@ __device__ __forceinline__ void add_dropped(float (&x)[8][4], const float (&y)[8
         }
 }
 
-// d ⊙= drop (in place).
-__device__ __forceinline__ void apply_dropout(float (&d)[8][4], const TcRows& rows, DropArgs dr, long long P, bool second) {
+// out = drop ⊙ d (the gradient through a dropout; `second` as in add_dropped).
+__device__ __forceinline__ void dropout_vjp(const float (&d)[8][4], const TcRows& rows, DropArgs dr, long long P,
+                                            bool second, float (&out)[8][4]) {
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const long long row = rows.pair[e >> 1] + (second ? P : 0);
-            d[j][e] *= drop_factor(dr.key, dr.threshold, dr.scale, row * D + acc_col(j, e));
+            out[j][e] = d[j][e] * drop_factor(dr.key, dr.threshold, dr.scale, row * D + acc_col(j, e));
         }
 }
 
@@ -1556,11 +1557,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         add_column_sums(sums + 3 * D, d_g);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e];
-        apply_dropout(t, rows, dr, P, true);
+        dropout_vjp(d_g, rows, dr, P, true, t);
         stage_bf16<8>(tiles.d2, TC_LDX, t);
         {
             float dz[16][4];
@@ -1599,11 +1596,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         add_column_sums(sums, t);
         add_column_sums(sums + D, d_g);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e];
-        apply_dropout(t, rows, dr, P, false);
+        dropout_vjp(d_g, rows, dr, P, false, t);
         stage_bf16<8>(tiles.d2, TC_LDX, t);
         // Attention, recomputed: o (X1), d_o = d_att·Wo, then d_q.
         float q[8][4], p[2][2][4], o[8][4];
