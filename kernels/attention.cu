@@ -997,28 +997,30 @@ __device__ __forceinline__ void load_features(const float* __restrict__ f, const
         }
 }
 
-// x (+)= drop(y) elementwise; `second` picks the dropout after the FFN (index offset P).
-__device__ __forceinline__ void add_dropped(float (&x)[8][4], const float (&y)[8][4], const TcRows& rows, DropArgs dr,
-                                            long long P, bool second) {
+// x (+)= drop(y) elementwise; `second` picks the dropout after the FFN (index offset P). Returns which
+// elements were kept (bit 4j + e) for dropout_vjp.
+__device__ __forceinline__ uint32_t add_dropped(float (&x)[8][4], const float (&y)[8][4], const TcRows& rows, DropArgs dr,
+                                                long long P, bool second) {
+    uint32_t kept = 0;
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const long long row = rows.pair[e >> 1] + (second ? P : 0);
-            x[j][e] += drop_factor(dr.key, dr.threshold, dr.scale, row * D + acc_col(j, e)) * y[j][e];
+            const float factor = drop_factor(dr.key, dr.threshold, dr.scale, row * D + acc_col(j, e));
+            x[j][e] += factor * y[j][e];
+            if (factor != 0.0f) kept |= 1u << (4 * j + e);
         }
+    return kept;
 }
 
-// out = drop ⊙ d (the gradient through a dropout; `second` as in add_dropped).
-__device__ __forceinline__ void dropout_vjp(const float (&d)[8][4], const TcRows& rows, DropArgs dr, long long P,
-                                            bool second, float (&out)[8][4]) {
+// out = drop ⊙ d, the gradient through a dropout, from add_dropped's kept bits (no hashing again).
+__device__ __forceinline__ void dropout_vjp(const float (&d)[8][4], uint32_t kept, DropArgs dr, float (&out)[8][4]) {
+    const float factor = dr.threshold == 0 ? 1.0f : dr.scale;  // drop_factor's value for a kept element
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const long long row = rows.pair[e >> 1] + (second ? P : 0);
-            out[j][e] = d[j][e] * drop_factor(dr.key, dr.threshold, dr.scale, row * D + acc_col(j, e));
-        }
+        for (int e = 0; e < 4; ++e) out[j][e] = (kept >> (4 * j + e)) & 1 ? d[j][e] * factor : 0.0f;
 }
 
 // q = f·Wqᵀ + bq.
@@ -1107,7 +1109,8 @@ __device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (
 // What the backward keeps of the forward chain in registers (x̂1, x̂2 go to shared memory).
 struct TcChain {
     float rstd1[2], rstd2[2];
-    uint64_t z_pos;  // FFN hidden > 0, one bit per accumulator element (tile j, element e: bit 4j + e)
+    uint64_t z_pos;           // FFN hidden > 0, one bit per accumulator element (tile j, element e: bit 4j + e)
+    uint32_t kept1, kept2;    // the dropouts after the out-projection and after the FFN (add_dropped)
 };
 
 // The chain from f to g = ReLU(h2) for the warp's rows of frame b: g's A fragments (fp16). For the
@@ -1128,7 +1131,7 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
         acc_init<8>(q, params + P_BO, D);  // q is dead: it holds att
         warp_mma<8, 4, true>(q, a, wp + PK_O);
     }
-    add_dropped(x, q, rows, dr, P, false);
+    keep.kept1 = add_dropped(x, q, rows, dr, P, false);
     float h1[8][4];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, keep.rstd1);
     if (xh_save) save_acc(xh_save, x);
@@ -1158,7 +1161,7 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) x[j][e] = h1[j][e];
-    add_dropped(x, q, rows, dr, P, true);
+    keep.kept2 = add_dropped(x, q, rows, dr, P, true);
     ln_acc(x, params + P_LN2G, params + P_LN2B, h1, keep.rstd2);
     if (xh_save) save_acc(xh_save + 1024, x);
 #pragma unroll
@@ -1557,7 +1560,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         add_column_sums(sums + 3 * D, d_g);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
-        dropout_vjp(d_g, rows, dr, P, true, t);
+        dropout_vjp(d_g, keep.kept2, dr, t);
         stage_bf16<8>(tiles.d2, TC_LDX, t);
         {
             float dz[16][4];
@@ -1596,7 +1599,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         add_column_sums(sums, t);
         add_column_sums(sums + D, d_g);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
-        dropout_vjp(d_g, rows, dr, P, false, t);
+        dropout_vjp(d_g, keep.kept1, dr, t);
         stage_bf16<8>(tiles.d2, TC_LDX, t);
         // Attention, recomputed: o (X1), d_o = d_att·Wo, then d_q.
         float q[8][4], p[2][2][4], o[8][4];
