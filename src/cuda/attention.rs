@@ -1,5 +1,5 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
-//! (deform_transpose, deform_fwd / deform_fwd_tc, deform_bwd / deform_bwd_tc, deform_reduce). CPU twin:
+//! (deform_transpose / deform_pack, deform_fwd / deform_fwd_tc, deform_bwd / deform_bwd_tc, deform_reduce). CPU twin:
 //! src/cpu/attention.rs. `Precision` picks the dense layers' arithmetic: fp32 SIMT (the reference path,
 //! within 1e-5 of the twin) or the tensor cores with fp32 accumulation (fp16 operands forward, bf16 backward;
 //! within about 1e-2).
