@@ -78,6 +78,8 @@ constexpr int P_HEAD1B = P_HEAD1W + DELTAS * HID;
 constexpr int CHAIN_FLOATS = P_HEAD1B + DELTAS;
 static_assert(CHAIN_FLOATS == 82683, "chain layout changed: update src/model/deform.rs and its test");
 
+constexpr float ATT_SCALE = 0.17677669529663687f;  // 1/√32: the attention scores' scale (head width 32)
+
 // Transposed weights in `wt`: [in][out] each.
 constexpr int WT_Q = 0;
 constexpr int WT_O = WT_Q + D * D;
@@ -171,11 +173,11 @@ __device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
     return r;
 }
 
-// c += a·b for one 16×8 tile, k = 16: bf16 (or, F16, fp16) inputs, fp32 accumulation (PTX ISA fragment
+// c += a·b for one 16×8 tile, k = 16: fp16 (F16) or bf16 inputs, fp32 accumulation (PTX ISA fragment
 // layouts). Not volatile: a pure function of its operands, so the compiler may interleave independent
 // products.
-template <bool F16 = false>
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+template <bool F16>
+__device__ __forceinline__ void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
     if (F16)
         asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -335,8 +337,8 @@ static_assert(FWD_SMEM_FLOATS * 4 == 88064 && BWD_SMEM_FLOATS * 4 == 156928,
 
 // The forward of one tile up to g (and the attention weights, x̂ and 1/σ when `keep`), in shared memory.
 __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __restrict__ wt, const float* __restrict__ f,
-                                const float* __restrict__ kv, int B, int N, long long tile,
-                               DropArgs dr, bool keep, float* s) {
+                               const float* __restrict__ kv, int B, int N, long long tile, DropArgs dr, bool keep,
+                               float* s) {
     const long long P = (long long)B * N;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int e = threadIdx.x; e < DEF_TP * D; e += DEF_THREADS) {
@@ -347,7 +349,6 @@ __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __
     tile_layer<D>(wt + WT_Q, D, params + P_BQ, false, false, s + S_F, D, s + S_Q, D);
     __syncthreads();
     // Attention, one warp per pair.
-    const float scale = 0.17677669529663687f;  // 1/√32
     for (int r = 0; r < DEF_RP; ++r) {
         int p = warp * DEF_RP + r;
         PairRef pr = pair_of(tile, p, N, P);
@@ -357,7 +358,7 @@ __device__ void chain_tile_fwd(const float* __restrict__ params, const float* __
             int col = h * 32 + lane;
             float q = s[S_Q + p * D + col];
             float sc[4], mx;
-            for (int t = 0; t < 4; ++t) sc[t] = warp_sum(q * __ldg(k + t * D + col)) * scale;
+            for (int t = 0; t < 4; ++t) sc[t] = warp_sum(q * __ldg(k + t * D + col)) * ATT_SCALE;
             mx = fmaxf(fmaxf(sc[0], sc[1]), fmaxf(sc[2], sc[3]));
             float sum = 0.0f;
             for (int t = 0; t < 4; ++t) {
@@ -605,8 +606,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
             }
             __syncthreads();
             const int oh = HEAD_OUT[h];
-            tile_layer<HID>(params + P_HEAD1W + HEAD_OFF[h] * HID, oh, nullptr,
-                                false, false, s + S_DOUT, 48, s + S_DHID, HID);
+            tile_layer<HID>(params + P_HEAD1W + HEAD_OFF[h] * HID, oh, nullptr, false, false, s + S_DOUT, 48,
+                            s + S_DHID, HID);
             __syncthreads();
             for (int r = 0; r < DEF_RP; ++r) {
                 int p = warp * DEF_RP + r;
@@ -614,8 +615,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
                     if (!(s[S_HID + p * HID + c] > 0.0f)) s[S_DHID + p * HID + c] = 0.0f;
             }
             __syncthreads();
-            tile_layer<D>(params + P_HEAD0W + h * HID * D, HID, nullptr, false, h > 0,
-                              s + S_DHID, HID, s + S_DG, D);
+            tile_layer<D>(params + P_HEAD0W + h * HID * D, HID, nullptr, false, h > 0, s + S_DHID, HID, s + S_DG, D);
             __syncthreads();
             tile_outer(part + P_HEAD1W + HEAD_OFF[h] * HID, part + P_HEAD1B + HEAD_OFF[h], s + S_DOUT, 48, oh, s + S_HID, HID, HID);
             tile_outer(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, s + S_DHID, HID, HID, s + S_G, D, D);
@@ -688,7 +688,6 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
         // Attention backward, one warp per pair: d_q (S_DG); d_k, d_v summed per frame in registers, then
         // into the tile's two frame slots (S_KV) or, for a third frame in one tile (N < 32), the partials.
         {
-            const float scale_att = 0.17677669529663687f;
             float dk[2][4], dv[2][4];
             int cur_b = -1;
             for (int r = 0; r <= DEF_RP; ++r) {
@@ -729,7 +728,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
                     }
                     float dq = 0.0f;
                     for (int t = 0; t < 4; ++t) {
-                        float ds = pt[t] * (dp[t] - dot) * scale_att;
+                        float ds = pt[t] * (dp[t] - dot) * ATT_SCALE;
                         dq = fmaf(ds, __ldg(k + t * D + col), dq);
                         if (pr.valid) {
                             dk[h][t] = fmaf(ds, q, dk[h][t]);
@@ -761,10 +760,11 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 
 // ---------------------------------------------------------------------------------------------------------
 // Tensor-core path (deform_pack, deform_fwd_tc, deform_bwd_tc). A warp owns 16 Gaussians of one frame and
-// runs the whole chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16 block with
-// fp32 accumulation (fp16 operands forward, bf16 backward: see Precision above), and a layer's fp32 accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8,
-// columns 8j + 2t and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments
-// without leaving the registers. The weights' B fragments are read from deform_pack's buffer, laid out so
+// runs the whole chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16 block
+// with fp32 accumulation (fp16 operands forward, bf16 backward: see Precision above), and a layer's fp32
+// accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8, columns 8j + 2t
+// and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments without leaving
+// the registers. The weights' B fragments are read from deform_pack's buffer, laid out so
 // that one 8-byte load per lane fetches one fragment (L1/L2 resident). Attention, LayerNorm, dropout, ReLU
 // masks, softmax and the deltas stay fp32 on the accumulators; row sums are quad shuffles.
 // deform_bwd_tc also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
@@ -832,7 +832,8 @@ static_assert(frag_count(D, HID) == 2048 && frag_count(HID, D) == 2048 && frag_c
                   frag_count(HID, 48) == 1536 && frag_count(3, HID) == 512 && frag_count(48, HID) == 1536,
               "PACKED's literal offsets");
 
-// deform_pack: the chain's weights as bf16 mma B fragments (round to nearest even). Fragment (column tile j,
+// deform_pack: the chain's weights as mma B fragments, fp16 for the forward layers and bf16 for the
+// backward's (transposed) ones, rounded to nearest even. Fragment (column tile j,
 // k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in .x and
 // B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N. One thread per fragment.
 // Bytes 4·4·38 912 (two floats read per bf16 written, cached) + 8·38 912, FLOP 0.
@@ -856,7 +857,7 @@ deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
 }
 
 // acc[j] += A·B_j over KS k-steps (B from packed fragments w: [NT][KS][32]; fp16 operands when F16).
-template <int NT, int KS, bool F16 = false>
+template <int NT, int KS, bool F16>
 __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* __restrict__ w) {
     const int lane = threadIdx.x & 31;
     // k-steps outside: consecutive products go to different tiles, so none waits for the previous one.
@@ -866,13 +867,13 @@ __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a
         for (int j = 0; j < NT; ++j) {
             const uint2 b2 = __ldg(w + (j * KS + s) * 32 + lane);
             const uint32_t b[2] = {b2.x, b2.y};
-            mma_bf16<F16>(acc[j], a[s], b);
+            mma_m16n8k16<F16>(acc[j], a[s], b);
         }
 }
 
 // The A fragments (k-steps of 16 columns) of a 16 × 8·NT accumulator, bf16 (or, F16, fp16); an odd last
 // tile is padded with 0.
-template <int NT, bool F16 = false>
+template <int NT, bool F16>
 __device__ __forceinline__ void to_frags(const float (&c)[NT][4], uint32_t (&a)[(NT + 1) / 2][4]) {
     auto pack = [](float lo, float hi) { return F16 ? pack_f16(lo, hi) : pack_bf16(lo, hi); };
 #pragma unroll
@@ -901,6 +902,24 @@ __device__ __forceinline__ void acc_init(float (&acc)[NT][4], const float* __res
             const int c = acc_col(j, e);
             acc[j][e] = bias && c < valid ? __ldg(bias + c) : 0.0f;
         }
+}
+
+// y = x·Wᵀ + bias for a forward layer (fp16 operands; bias columns ≥ valid give 0).
+template <int NT, int NTX>
+__device__ __forceinline__ void layer_fwd(float (&y)[NT][4], const float (&x)[NTX][4], const float* __restrict__ bias,
+                                          int valid, const uint2* __restrict__ w) {
+    uint32_t a[(NTX + 1) / 2][4];
+    to_frags<NTX, true>(x, a);
+    acc_init<NT>(y, bias, valid);
+    warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
+}
+
+// acc += d·W for a gradient tile d against a layer's transposed fragments (bf16 operands).
+template <int NT, int NTD>
+__device__ __forceinline__ void grad_mma(float (&acc)[NT][4], const float (&d)[NTD][4], const uint2* __restrict__ w) {
+    uint32_t a[(NTD + 1) / 2][4];
+    to_frags<NTD, false>(d, a);
+    warp_mma<NT, (NTD + 1) / 2, false>(acc, a, w);
 }
 
 __device__ __forceinline__ float quad_sum(float v) {
@@ -1032,10 +1051,7 @@ __device__ __forceinline__ void dropout_vjp(const float (&d)[8][4], uint32_t kep
 // q = f·Wqᵀ + bq.
 __device__ __forceinline__ void tc_query(const float* __restrict__ params, const uint2* __restrict__ wp,
                                          const float (&x)[8][4], float (&q)[8][4]) {
-    uint32_t a[4][4];
-    to_frags<8, true>(x, a);
-    acc_init<8>(q, params + P_BQ, D);
-    warp_mma<8, 4, true>(q, a, wp + PK_Q);
+    layer_fwd<8, 8>(q, x, params + P_BQ, D, wp + PK_Q);
 }
 
 // Σ over head h's 32 columns of x[row r]·m (m: one token's 64-vector), the whole quad's sum.
@@ -1052,14 +1068,13 @@ __device__ __forceinline__ float head_dot(const float (&x)[8][4], const float* _
 // Attention of the warp's rows on one frame's tokens (k, v: [4][64]): weights p[row][head][token], output o.
 __device__ __forceinline__ void tc_attention(const float (&q)[8][4], const float* __restrict__ k,
                                              const float* __restrict__ v, float (&p)[2][2][4], float (&o)[8][4]) {
-    const float scale = 0.17677669529663687f;  // 1/√32
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             float sc[4];
 #pragma unroll
-            for (int t = 0; t < 4; ++t) sc[t] = head_dot(q, k + t * D, h, r) * scale;
+            for (int t = 0; t < 4; ++t) sc[t] = head_dot(q, k + t * D, h, r) * ATT_SCALE;
             const float mx = fmaxf(fmaxf(sc[0], sc[1]), fmaxf(sc[2], sc[3]));
             float sum = 0.0f;
 #pragma unroll
@@ -1131,23 +1146,13 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
     load_features(f, rows, x);
     tc_query(params, wp, x, q);
     tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
-    {
-        uint32_t a[4][4];
-        to_frags<8, true>(o, a);
-        acc_init<8>(q, params + P_BO, D);  // q is dead: it holds att
-        warp_mma<8, 4, true>(q, a, wp + PK_O);
-    }
+    layer_fwd<8, 8>(q, o, params + P_BO, D, wp + PK_O);  // q is dead: it holds att
     keep.kept1 = add_dropped(x, q, rows, dr, P, false);
     float h1[8][4];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, keep.rstd1);
     if (xh_save) save_acc(xh_save, x);
     float z[16][4];
-    {
-        uint32_t a[4][4];
-        to_frags<8, true>(h1, a);
-        acc_init<16>(z, params + P_FFN0B, FFN);
-        warp_mma<16, 4, true>(z, a, wp + PK_FFN0);
-    }
+    layer_fwd<16, 8>(z, h1, params + P_FFN0B, FFN, wp + PK_FFN0);
     keep.z_pos = 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j)
@@ -1157,12 +1162,7 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
             else z[j][e] = 0.0f;
         }
     if (z_stage) stage_bf16<16>(z_stage, TC_LDW, z);
-    {
-        uint32_t a[8][4];
-        to_frags<16, true>(z, a);
-        acc_init<8>(q, params + P_FFN1B, D);
-        warp_mma<8, 8, true>(q, a, wp + PK_FFN1);
-    }
+    layer_fwd<8, 16>(q, z, params + P_FFN1B, D, wp + PK_FFN1);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -1188,10 +1188,7 @@ __device__ __forceinline__ void tc_head_fwd(const float* __restrict__ params, co
     for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);
-    uint32_t a[8][4];
-    to_frags<16, true>(hid, a);
-    acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
-    warp_mma<NTH, 8, true>(out, a, wp + PK_HEAD1 + HEAD1_PK[h]);
+    layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wp + PK_HEAD1 + HEAD1_PK[h]);
 }
 
 // Row r's rotation quaternion (canonical + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
@@ -1327,7 +1324,7 @@ __device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ld
                 if (nt0 + j >= NTX) break;
                 uint32_t bb[2];
                 ldsm_x2_trans(bb, xm + (16 * s + (lane & 15)) * ldx + 8 * (nt0 + j));
-                mma_bf16(acc[j], a, bb);
+                mma_m16n8k16<false>(acc[j], a, bb);
             }
         }
 #pragma unroll
@@ -1438,19 +1435,15 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         const float zero[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};
         stage_bf16<1>(tiles.d2 + 8 * NTH, TC_LDX, zero);
     }
-    uint32_t da[(NTH + 1) / 2][4];
-    to_frags<NTH>(out, da);
     acc_init<16>(hid, nullptr, 0);  // hid now holds d hid
-    warp_mma<16, (NTH + 1) / 2>(hid, da, wp + PK_HEAD1T + HEAD1T_PK[h]);
+    grad_mma<16, NTH>(hid, out, wp + PK_HEAD1T + HEAD1T_PK[h]);
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
             if (!((hid_pos >> (4 * j + e)) & 1)) hid[j][e] = 0.0f;
     stage_bf16<16>(tiles.d1, TC_LDW, hid);
-    uint32_t a[8][4];
-    to_frags<16>(hid, a);
-    warp_mma<8, 8>(d_g, a, wp + PK_HEAD0T + h * frag_count(HID, D));
+    grad_mma<8, 16>(d_g, hid, wp + PK_HEAD0T + h * frag_count(HID, D));
     __syncthreads();
     block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID);
     block_dw<(8 * NTH + 15) / 16, HID, NTH == 1 ? 3 : 9>(tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
@@ -1463,7 +1456,6 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const float (&q)[8][4], const float (&p)[2][2][4],
                                                  const float* __restrict__ k, const float* __restrict__ v,
                                                  float (&d_q)[8][4], float* dk_sum, float* dv_sum) {
-    const float scale = 0.17677669529663687f;
     float ds[2][2][4];
 #pragma unroll
     for (int h = 0; h < 2; ++h)
@@ -1476,7 +1468,7 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
                 dot += p[r][h][t] * dp[t];
             }
 #pragma unroll
-            for (int t = 0; t < 4; ++t) ds[r][h][t] = p[r][h][t] * (dp[t] - dot) * scale;
+            for (int t = 0; t < 4; ++t) ds[r][h][t] = p[r][h][t] * (dp[t] - dot) * ATT_SCALE;
         }
 #pragma unroll
     for (int j = 0; j < 8; ++j)
@@ -1570,19 +1562,15 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         stage_bf16<8>(tiles.d2, TC_LDX, t);
         {
             float dz[16][4];
-            uint32_t a[4][4];
-            to_frags<8>(t, a);
             acc_init<16>(dz, nullptr, 0);
-            warp_mma<16, 4>(dz, a, wp + PK_FFN1T);
+            grad_mma<16, 8>(dz, t, wp + PK_FFN1T);
 #pragma unroll
             for (int j = 0; j < 16; ++j)
 #pragma unroll
                 for (int e = 0; e < 4; ++e)
                     if (!((keep.z_pos >> (4 * j + e)) & 1)) dz[j][e] = 0.0f;
             stage_bf16<16>(tiles.d1, TC_LDW, dz);
-            uint32_t a2[8][4];
-            to_frags<16>(dz, a2);
-            warp_mma<8, 8>(d_g, a2, wp + PK_FFN0T);  // d_g holds d_h1
+            grad_mma<8, 16>(d_g, dz, wp + PK_FFN0T);  // d_g holds d_h1
         }
         load_acc(xh, xs);
 #pragma unroll
@@ -1613,12 +1601,8 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         tc_query(params, wp, xs, q);
         tc_attention(q, k, v, p, o);
         stage_bf16<8>(tiles.x1, TC_LDX, o);
-        {
-            uint32_t a[4][4];
-            to_frags<8>(t, a);
-            acc_init<8>(o, nullptr, 0);  // o now holds d_o
-            warp_mma<8, 4>(o, a, wp + PK_OT);
-        }
+        acc_init<8>(o, nullptr, 0);  // o now holds d_o
+        grad_mma<8, 8>(o, t, wp + PK_OT);
         tc_attention_bwd(o, q, p, k, v, t, sums + 4 * D, sums + 8 * D);  // t holds d_q
         __syncthreads();
         block_dw<4, D, 5>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WO, part + P_BO, D);
@@ -1626,11 +1610,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         // Query projection: d_f = d_x1 + d_q·Wq; its weight gradient from d_q (D2) and f (X1).
         stage_bf16<8>(tiles.d2, TC_LDX, t);
         stage_bf16<8>(tiles.x1, TC_LDX, xs);
-        {
-            uint32_t a[4][4];
-            to_frags<8>(t, a);
-            warp_mma<8, 4>(d_g, a, wp + PK_QT);
-        }
+        grad_mma<8, 8>(d_g, t, wp + PK_QT);
 #pragma unroll
         for (int r = 0; r < 2; ++r)
             if (rows.valid[r])
