@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{gpu, rel_err};
+use common::{gpu, rel_err, rel_to_f64};
 use gensync::cpu::attention::{
     attend_fwd, attend_vjp, deform_bwd, layer_norm_fwd, layer_norm_vjp, Canonical, Deformed, Dropout,
 };
@@ -360,19 +360,14 @@ fn f32_twin_agrees_with_f64() {
     let w32 = deformed_cast::<f64, f32>(&w);
     let (out32, tape32) = forward(&layout, &p32, &b32);
     let g32 = backward(&layout, &p32, &b32, &tape32, &w32);
-    let rel = |a: &[f32], b: &[f64]| {
-        let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - y).powi(2)).sum();
-        let den: f64 = b.iter().map(|y| y * y).sum();
-        (num / den.max(1e-300)).sqrt()
-    };
-    assert!(rel(&out32.sh, &out64.sh) < 1e-5);
-    assert!(rel(&out32.rotations, &out64.rotations) < 1e-5);
+    assert!(rel_to_f64(&out32.sh, &out64.sh) < 1e-5);
+    assert!(rel_to_f64(&out32.rotations, &out64.rotations) < 1e-5);
     assert!(
-        rel(&g32.d_params, &g64.d_params) < 1e-4,
+        rel_to_f64(&g32.d_params, &g64.d_params) < 1e-4,
         "{}",
-        rel(&g32.d_params, &g64.d_params)
+        rel_to_f64(&g32.d_params, &g64.d_params)
     );
-    assert!(rel(&g32.d_features, &g64.d_features) < 1e-4);
+    assert!(rel_to_f64(&g32.d_features, &g64.d_features) < 1e-4);
 }
 
 fn upload_gaussians(gpu: &Gpu, arena: &mut Arena, rows: usize, arrays: [&[f32]; 5]) -> GaussianBufs {
@@ -407,13 +402,6 @@ fn gpu_fp32_matches_cpu_twin() {
 #[ignore = "needs a CUDA GPU"]
 fn gpu_tensor_core_path_matches_cpu_twin() {
     compare_with_twin(Precision::TensorCores, 1e-2);
-}
-
-/// ‖got − exact‖ / ‖exact‖.
-fn rel_to(got: &[f32], exact: &[f64]) -> f64 {
-    let num: f64 = got.iter().zip(exact).map(|(&g, &x)| (g as f64 - x).powi(2)).sum();
-    let den: f64 = exact.iter().map(|x| x * x).sum();
-    (num / den.max(f64::MIN_POSITIVE)).sqrt()
 }
 
 fn compare_with_twin(precision: Precision, tol: f64) {
@@ -563,7 +551,7 @@ fn compare_with_twin(precision: Precision, tol: f64) {
                 // softmax) is ill-conditioned: the f32 twin is then itself far from exact. Such a tensor
                 // passes if the GPU is within 4× the twin's own distance from the f64 result.
                 let exact = &exact[slot.range()];
-                let (gpu_off, twin_off) = (rel_to(&got[slot.range()], exact), rel_to(&grads.d_params[slot.range()], exact));
+                let (gpu_off, twin_off) = (rel_to_f64(&got[slot.range()], exact), rel_to_f64(&grads.d_params[slot.range()], exact));
                 eprintln!("{}: from f64 the GPU is {gpu_off:.3e}, the f32 twin {twin_off:.3e}", tag(name));
                 assert!(gpu_off < 4.0 * twin_off, "{}: {e} from the twin; {gpu_off:.3e} from f64 (twin {twin_off:.3e})", tag(name));
             }

@@ -269,15 +269,10 @@ fn f32_twin_matches_f64() {
     let bg: Vec<f64> = convert(&s.background);
     let tape = forward_cpu(&d, &s.cams, &g64.view(), &bg);
     let grads = backward_cpu(&d, &s.cams, &g64.view(), &bg, &tape, &convert(&w));
-    let rel = |a: &[f32], b: &[f64]| {
-        let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - y).powi(2)).sum();
-        let den: f64 = b.iter().map(|y| y * y).sum();
-        (num / den.max(1e-300)).sqrt()
-    };
-    assert!(rel(&img32.image, &tape.out.image) < 1e-5);
+    assert!(rel_to_f64(&img32.image, &tape.out.image) < 1e-5);
     let g32 = g32.unwrap();
     for (k, (a, b)) in [&g32.d_means, &g32.d_log_scales, &g32.d_quats, &g32.d_opacity_logits, &g32.d_sh].iter().zip(grads_list(&grads)).enumerate() {
-        let e = rel(a, b);
+        let e = rel_to_f64(a, b);
         eprintln!("f32 vs f64 d_{}: {e:.2e}", NAMES[k]);
         assert!(e < 1e-3, "d_{}: {e}", NAMES[k]);
     }
@@ -450,7 +445,7 @@ fn degenerate_inputs_give_finite_outputs_and_gradients() {
 // ---------------------------------------------------------------------------------------------------------
 // GPU against the CPU twin
 
-use common::{gpu, rel_err};
+use common::{gpu, rel_err, rel_to_f64};
 
 fn compare_with_twin(backend: &Backend, name: &str, s: &Scene, capacity: Option<usize>) {
     let mut rng = Rng::new(77);

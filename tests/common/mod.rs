@@ -28,6 +28,13 @@ pub fn rel_err(what: &str, got: &[f32], want: &[f32]) -> f64 {
     rel
 }
 
+/// ‖got − exact‖ / ‖exact‖ against an f64 reference (no NaN check: for CPU twins against their f64 form).
+pub fn rel_to_f64(got: &[f32], exact: &[f64]) -> f64 {
+    let num: f64 = got.iter().zip(exact).map(|(&g, &x)| (g as f64 - x).powi(2)).sum();
+    let den: f64 = exact.iter().map(|x| x * x).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
 /// The binary under test: the one cargo built, or GENSYNC_BIN when the tests run on another machine.
 pub fn gensync_bin() -> String {
     std::env::var("GENSYNC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gensync").to_string())
