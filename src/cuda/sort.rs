@@ -2,7 +2,7 @@
 //! pairs (radix_hist_all once, radix_onesweep per 8-bit pass). CPU twins: src/cpu/sort.rs.
 
 use super::{Arena, Cost, DevBuf, Gpu, LaunchCfg};
-use crate::cpu::sort::{radix_passes, RADIX_BITS};
+use crate::cpu::sort::{radix_passes, RADIX};
 use crate::error::{Error, Result};
 
 /// Threads and items per block of scan_lookback (SCAN_THREADS, SCAN_BLOCK).
@@ -13,7 +13,6 @@ const SCAN_BLOCK: usize = 1024;
 const SORT_THREADS: u32 = 256;
 pub const SORT_TILE: usize = 2048;
 const HIST_TILE: usize = 4096;
-const RADIX: usize = 1 << RADIX_BITS;
 /// Passes the kernels support (64-bit keys): rows of the histogram array (MAX_PASSES).
 const MAX_PASSES: usize = 8;
 /// Status words hold counts below 2^30 (the two flag bits above them).
