@@ -20,6 +20,11 @@
 #   bench/gpu.sh deform [TEST..] on the GPU machine: the deformation network's tests (with memcheck and
 #                               racecheck), its bench at B = 1, 8, 32 and the network part of torch_peer.py
 #                               in one log (<date>-<gpu>-deform.log), then the named test binaries.
+#   bench/gpu.sh raster         on the GPU machine: the rasterizer's tests (GPU against the twin, with the
+#                               error of every output), memcheck and racecheck over them, its bench at
+#                               B = 1 and 8 with the per-kernel profile, and gsplat on the same scenes
+#                               (bench/raster_vs_gsplat.py, wheels from .whl/ as for `peer`) in one log
+#                               (<date>-<gpu>-raster.log); then the named test binaries.
 #   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
 #                               corpus (4 identities × 20 s, 512²), held-out renders, then `gensync demo`:
 #                               logs, contact sheets and metrics in <date>-<gpu>-canonical-train.tgz.
@@ -209,7 +214,7 @@ deform() {
             | grep -E "ERROR SUMMARY|test result" || true
         # racecheck is slow: the tensor-core kernels (the ones with shared-memory staging) on the twin cases.
         echo "## racecheck: gpu_tensor_core_path_matches_cpu_twin"
-        timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 gpu_tensor_core_path 2>--test-threads=1 gpu_bf16 2>&11 \
+        timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 gpu_tensor_core_path 2>&1 \
             | grep -E "RACECHECK SUMMARY|test result" || true
         for b in 1 8 32; do
             echo "## bench deform B = $b"
@@ -224,12 +229,46 @@ deform() {
     } 2>&1 | tee "$log"
 }
 
+# The rasterizer alone, everything its issue asks for in one log: the GPU-vs-twin errors, the sanitizers,
+# our timings and gsplat's on the same card in the same session.
+raster() {
+    unpack
+    local log g=.device/gensync t=.device/tests/raster; log=$(log_path "-raster")
+    export GENSYNC_BIN="$PWD/$g"
+    {
+        echo "# rasterizer: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
+        echo "## tests: raster"
+        "$t" --include-ignored --test-threads=1 --nocapture 2>&1 | grep -E "^test |test result|panicked|rel err" || true
+        echo "## memcheck: raster GPU tests"
+        timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$t" --ignored --test-threads=1 2>&1 \
+            | grep -E "ERROR SUMMARY|test result|Invalid" || true
+        echo "## racecheck: raster GPU tests (the small scenes)"
+        timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 --skip face_like \
+            --skip random_scenes 2>&1 | grep -E "RACECHECK SUMMARY|test result" || true
+        for b in 1 8; do
+            echo "## bench raster B = $b"
+            $g --device cuda --profile --profile-csv "$out/profile-raster-b$b.csv" bench raster --gaussians 50000 --batch $b --size 512 2>&1
+        done
+        if [ -d .whl ]; then
+            echo "## gsplat on the same scenes"
+            python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+            PYTHONPATH=/tmp/site MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1 \
+                python3 bench/raster_vs_gsplat.py --gensync "$g" --batches 1,8 --json "$out/raster_vs_gsplat.json" 2>&1
+        fi
+        for name in "$@"; do
+            echo "## tests: $name"
+            timeout 300 ".device/tests/$name" --include-ignored --test-threads=1 2>&1 | grep -E "^test |test result|panicked" || true
+        done
+    } 2>&1 | tee "$log"
+}
+
 case "${1:-}" in
     prepare) prepare ;;
     deform) shift; deform "$@" ;;
+    raster) shift; raster "$@" ;;
     run) shift; run "$@" ;;
     peer) peer ;;
     check) shift; check "$@" ;;
     canonical) canonical ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | raster [TEST..]" >&2; exit 2 ;;
 esac

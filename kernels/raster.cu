@@ -205,8 +205,9 @@ struct Projected {
 __device__ __forceinline__ bool project_core(const Camera& cam, const float* mean, const float* log_scale,
                                              const float* quat, int width, int height, Projected& p) {
     const float* Wv = cam.view;
-    for (int i = 0; i < 3; ++i)
-        p.pc[i] = Wv[i * 4] * mean[0] + Wv[i * 4 + 1] * mean[1] + Wv[i * 4 + 2] * mean[2] + Wv[i * 4 + 3];
+    for (int i = 0; i < 3; ++i)  // rounded like the twin: see mean_2d
+        p.pc[i] = __fadd_rn(__fadd_rn(__fadd_rn(__fmul_rn(Wv[i * 4], mean[0]), __fmul_rn(Wv[i * 4 + 1], mean[1])),
+                                      __fmul_rn(Wv[i * 4 + 2], mean[2])), Wv[i * 4 + 3]);
     if (!(p.pc[2] >= NEAR_PLANE)) return false;  // behind, on the camera plane, or NaN
     float n2 = quat[0] * quat[0] + quat[1] * quat[1] + quat[2] * quat[2] + quat[3] * quat[3];
     if (n2 > 1e-24f) {
@@ -249,14 +250,35 @@ __device__ __forceinline__ bool project_core(const Camera& cam, const float* mea
     return p.det > 0.f && p.det < INFINITY;  // NaN/Inf from huge scales fails too
 }
 
+// The 2D mean in pixels from the camera-space mean, rounded like the twin (with project_core's camera-space
+// mean): a pixel coordinate carries only ~3e-5 px of precision at 256, and the gradients of a splat's pixels
+// move by ~1e-4 (relative) when its mean moves by one ulp, so an FMA-contracted mean would put the GPU that far
+// from the twin.
+__device__ __forceinline__ void mean_2d(const Camera& cam, const float pc[3], float& mx, float& my) {
+    float rz = 1.f / pc[2];
+    mx = __fadd_rn(__fmul_rn(__fmul_rn(cam.fx, pc[0]), rz), cam.cx);
+    my = __fadd_rn(__fmul_rn(__fmul_rn(cam.fy, pc[1]), rz), cam.cy);
+}
+
 __device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 
-// σ of a splat at offset (dx, dy). Rounded operations (no FMA contraction), so raster_fwd and raster_bwd
-// make bit-identical skip decisions, and the CPU twin computes the same value.
-__device__ __forceinline__ float splat_sigma(float4 cn, float dx, float dy) {
-    float q = __fadd_rn(__fmul_rn(__fmul_rn(cn.x, dx), dx), __fmul_rn(__fmul_rn(cn.z, dy), dy));
-    return __fadd_rn(__fmul_rn(0.5f, q), __fmul_rn(__fmul_rn(cn.y, dx), dy));
+// σ = ½(A·dx² + C·dy²) + B·dx·dy of a splat at offset (dx, dy), in rounded operations (no FMA contraction),
+// so raster_fwd and raster_bwd make bit-identical skip decisions and the CPU twin computes the same value.
+// The dx terms are a part of their own: raster_bwd's two rows of a pixel column share them.
+struct SigmaX {
+    float adx2, bdx;  // A·dx·dx, B·dx
+};
+
+__device__ __forceinline__ SigmaX sigma_x(float4 cn, float dx) {
+    return {__fmul_rn(__fmul_rn(cn.x, dx), dx), __fmul_rn(cn.y, dx)};
 }
+
+__device__ __forceinline__ float sigma_at(SigmaX sx, float4 cn, float dy) {
+    float q = __fadd_rn(sx.adx2, __fmul_rn(__fmul_rn(cn.z, dy), dy));
+    return __fadd_rn(__fmul_rn(0.5f, q), __fmul_rn(sx.bdx, dy));
+}
+
+__device__ __forceinline__ float splat_sigma(float4 cn, float dx, float dy) { return sigma_at(sigma_x(cn, dx), cn, dy); }
 
 // ---------------------------------------------------------------------------------------------------------
 // project_fwd: one thread per Gaussian g ∈ [0, BN). EWA projection, opacity-aware radius, tile count, SH colour.
@@ -290,9 +312,7 @@ project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
         float extend = splat_extend(opacity);
         rx = ceilf(extend * sqrtf(p.a));
         ry = ceilf(extend * sqrtf(p.c));
-        float rz = 1.f / p.pc[2];
-        mx = cam.fx * p.pc[0] * rz + cam.cx;
-        my = cam.fy * p.pc[1] * rz + cam.cy;
+        mean_2d(cam, p.pc, mx, my);
         if (rx > 0.f && ry > 0.f) {  // radius 0 (opacity at exactly 1/255) would mark the splat culled
             int x0, x1, y0, y1;
             tile_rect(mx, my, rx, ry, tiles_x, tiles_y, x0, x1, y0, y1);
@@ -655,28 +675,77 @@ raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restr
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Sums v[0..9) over the warp by halving: at each level a lane keeps one half of its slots and adds its
+// partner's copy of that half, sent in exchange for the other half (12 shuffles instead of the butterfly's
+// 45, and 9 lanes then add one value each to global memory instead of one lane adding 9). Returns the full
+// sum of slot `slot` (≥ 9: a padding slot, nothing); lanes l and l ^ 1 hold the same slot.
+__device__ __forceinline__ float warp_sum_scatter(const float v[D_SPLAT], int lane, int& slot) {
+    // Level 16: slots k and k + 5 (a 10th slot pads).
+    bool h = lane & 16;
+    float a[5];
+#pragma unroll
+    for (int k = 0; k < 5; ++k) {
+        float lo = v[k], hi = k + 5 < D_SPLAT ? v[k + 5] : 0.f;
+        a[k] = (h ? hi : lo) + __shfl_xor_sync(0xffffffffu, h ? lo : hi, 16);
+    }
+    // Level 8: a's entries k and k + 3 (a 6th pads).
+    h = lane & 8;
+    float b[3];
+#pragma unroll
+    for (int k = 0; k < 3; ++k) {
+        float lo = a[k], hi = k + 3 < 5 ? a[k + 3] : 0.f;
+        b[k] = (h ? hi : lo) + __shfl_xor_sync(0xffffffffu, h ? lo : hi, 8);
+    }
+    // Level 4: b's entries k and k + 2 (a 4th pads).
+    h = lane & 4;
+    float c[2];
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        float lo = b[k], hi = k + 2 < 3 ? b[k + 2] : 0.f;
+        c[k] = (h ? hi : lo) + __shfl_xor_sync(0xffffffffu, h ? lo : hi, 4);
+    }
+    // Level 2: c's entries 0 and 1; level 1: both lanes of a pair add up the same slot.
+    h = lane & 2;
+    float d = (h ? c[1] : c[0]) + __shfl_xor_sync(0xffffffffu, h ? c[0] : c[1], 2);
+    d += __shfl_xor_sync(0xffffffffu, d, 1);
+    int ci = (lane >> 1) & 1, bi = ci + ((lane >> 2) & 1) * 2, ai = bi + ((lane >> 3) & 1) * 3;
+    slot = bi < 3 && ai < 5 ? ai + ((lane >> 4) & 1) * 5 : D_SPLAT;
+    return d;
+}
+
+// raster_bwd's moments m = Σ d_σ·(dx, dy, dx², dx·dy, dy²) in g[0..5) -> (d_x, d_y, d_A, d_B, d_C) of the
+// splat with conic cn, from σ = ½A·dx² + B·dx·dy + ½C·dy² and dx = x − pixel.
+__device__ __forceinline__ void to_splat_grad(float4 cn, float g[D_SPLAT]) {
+    float m0 = g[0], m1 = g[1];
+    g[0] = cn.x * m0 + cn.y * m1;
+    g[1] = cn.y * m0 + cn.z * m1;
+    g[2] *= 0.5f;
+    g[4] *= 0.5f;
+}
+
 // raster_bwd: one block per piece (above). RASTER_BWD_THREADS = 128 threads, each owning two pixels of a tile column (rows y, y + 8: BWD_ROWS); a
 // piece's pairs are walked back to front in batches of 128 from the block's largest last contributor,
 // rebuilding T_i = T_{i+1} / (1 − α_i) from the piece's end state: the final T and S = T·background if the
 // pixel's last contributor lies in or before the piece, else the boundary's piece_state (T, C) with
 // S = image − C. Per (pixel, pair):
-//   d_rgb = α·T_i·d_pix; d_α = Σ_c d_pix_c·(c_c·T_{i+1} − S_c)/(1−α) with S the colour behind (background
-//   incl.), T_{i+1} = T_i·(1−α) the transmittance behind the splat;
-//   unclamped α: d_o = G·d_α, d_σ = −α·d_α → d_conic, d_mean2d.
-// The 9 gradients of a pair are summed over a thread's two pixels, then over the warp's 64 pixels with
+//   d_rgb = α·T_i·d_pix; d_α = (c·d_pix·T_{i+1} − S·d_pix)/(1−α) with S the colour behind (background
+//   incl.; a thread keeps only S·d_pix), T_{i+1} = T_i·(1−α) the transmittance behind the splat;
+//   unclamped α: d_o = G·d_α, d_σ = −α·d_α, summed as the moments Σ d_σ·(dx, dy, dx², dx·dy, dy²), which
+//   to_splat_grad turns into d_mean2d and d_conic once per (warp, pair) (the conic is the pair's).
+// The 9 sums of a pair are taken over a thread's two pixels, then over the warp's 64 pixels with
 // shuffles, then lane 0 adds them to d_splat with one atomic each (4 warps per piece → ≤ 4 atomics per
 // value per piece); when at most DIRECT_ATOMIC_LANES lanes touch the pair, those lanes add their own values
 // instead (no shuffles).
 //   splat, values, ranges, background as raster_fwd; keys [capacity] sorted, num_pairs [1]; image, final_t,
 //   n_contrib, piece_state from raster_fwd / raster_fwd_combine; d_image [B,H,W,3] -> d_splat [BN,9] (accumulated: zero it first)
 // Shared: 3 float4 + 1 u32 × 128 = 6.5 KiB. Bytes: read 52 per pair + 48 per pixel per piece (+16 where a
-// boundary state is read); 36 atomic bytes per (warp, pair touched). FLOP: ~60 per (pixel, pair) blended +
+// boundary state is read); 36 atomic bytes per (warp, pair touched). FLOP: ~45 per (pixel, pair) blended +
 // 45 shuffles per (warp, pair).
 // Atomics: float atomicAdd, so the summation order varies between runs (relative differences ~1e-7).
 // NaN policy: inputs finite by construction; T_i division bounded by 1 − α ≥ 0.01.
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 320 µs (B = 1), 1876 µs (B = 8):
-// the largest share of a B = 8 step (before DIRECT_ATOMIC_LANES). A shuffle reduce-scatter (16 shuffles
-// instead of 45) was tried and measured slower (B = 8 fwd + bwd 3.33 → 4.67 ms), so the butterfly stays.
+// the largest share of a B = 8 step (before DIRECT_ATOMIC_LANES). A first shuffle reduce-scatter (then
+// measured slower, 3.33 → 4.67 ms) indexed its registers at run time; warp_sum_scatter selects instead.
 // Two pixels per thread (commit 536e4ad): B = 8 1.68 → 1.53 ms (ncu); with tile_hit's fewer pairs 1.42 ms,
 // issue slots 80 % busy (bench/results/2026-11-26-H200-ncu-raster-bwd-b8.txt): instruction-bound.
 // A warp-uniform box test to skip splats (tried at 595a4ed) cost more than it saved on the trained head
@@ -685,6 +754,9 @@ raster_fwd_combine(const float4* __restrict__ splat, const unsigned int* __restr
 // 1.78 → 0.19 ms per step on average; the balanced face-like scene is unchanged (B = 8 fwd + bwd 2.56 ms).
 // One division per (pixel, pair) instead of four (09b5b8e): B = 8 face-like raster_bwd 1.42 → 1.25 ms, fwd + bwd
 // 2.56 → 2.38 ms (gsplat 3.95 ms in the same session: 1.66×).
+// S·d_pix kept as one number, σ's dx terms shared by the two rows, moments summed instead of d_conic and
+// d_mean2d, and warp_sum_scatter instead of the butterfly: B = 8 raster_bwd 1.19 → 1.10 ms, fwd + bwd 2.38 →
+// 2.24 ms (H200, same session); direct atomics for at most 2 or 4 lanes measured slower (2.32, 2.28 ms).
 extern "C" __global__ void __launch_bounds__(RASTER_BWD_THREADS)
 raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ values, const int2* __restrict__ ranges,
            const unsigned long long* __restrict__ keys, const int* __restrict__ num_pairs, int capacity,
@@ -701,7 +773,8 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
     int b, px, py0;
     tile_pixel(tile_id, threadIdx.x, width, height, b, px, py0);
     float fx = px + 0.5f, fy[BWD_ROWS];
-    float T[BWD_ROWS], dp[BWD_ROWS][3], S[BWD_ROWS][3];
+    // S·d_pix: the colour behind the current pair (background included) dotted with the pixel's gradient.
+    float T[BWD_ROWS], dp[BWD_ROWS][3], SD[BWD_ROWS];
     int last[BWD_ROWS];  // global pair index bound: pairs at or past it are not blended by the pixel
 #pragma unroll
     for (int r = 0; r < BWD_ROWS; ++r) {
@@ -709,21 +782,21 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         fy[r] = py + 0.5f;
         T[r] = 1.f;
         last[r] = start;
-        for (int c = 0; c < 3; ++c) dp[r][c] = S[r][c] = 0.f;
+        SD[r] = 0.f;
+        for (int c = 0; c < 3; ++c) dp[r][c] = 0.f;
         if (px < width && py < height) {
             size_t pix = ((size_t)b * height + py) * width + px;
             last[r] = min(end, range.x + n_contrib[pix]);
             for (int c = 0; c < 3; ++c) dp[r][c] = d_image[3 * pix + c];
             if (range.x + n_contrib[pix] <= end) {
                 T[r] = final_t[pix];
-                for (int c = 0; c < 3; ++c) S[r][c] = T[r] * background[3 * pix + c];
+                for (int c = 0; c < 3; ++c) SD[r] += T[r] * background[3 * pix + c] * dp[r][c];
             } else {
                 float4 st = piece_state[(size_t)(end / RASTER_PIECE) * RASTER_THREADS + threadIdx.x +
                                         r * RASTER_BWD_THREADS];
                 T[r] = st.x;
-                S[r][0] = image[3 * pix] - st.y;
-                S[r][1] = image[3 * pix + 1] - st.z;
-                S[r][2] = image[3 * pix + 2] - st.w;
+                SD[r] = (image[3 * pix] - st.y) * dp[r][0] + (image[3 * pix + 1] - st.z) * dp[r][1] +
+                        (image[3 * pix + 2] - st.w) * dp[r][2];
             }
         }
     }
@@ -750,49 +823,53 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         }
         __syncthreads();
         for (int j = min(hi, warp_last) - lo - 1; j >= 0; --j) {
-            float4 p = s_xyod[j], cn = s_conic[j];
+            float4 p = s_xyod[j], cn = s_conic[j], c = s_rgb[j];
+            float dx = p.x - fx;
+            SigmaX sx = sigma_x(cn, dx);
+            // gd: d_opacity, d_rgb as d_splat; [0..5) the moments Σ d_σ·(dx, dy, dx², dx·dy, dy²), turned
+            // into (d_x, d_y, d_A, d_B, d_C) by to_splat_grad once the pixels are summed.
             float gd[D_SPLAT];
             for (int k = 0; k < D_SPLAT; ++k) gd[k] = 0.f;
             bool any = false;
 #pragma unroll
             for (int r = 0; r < BWD_ROWS; ++r) {
-                float dx = p.x - fx, dy = p.y - fy[r];
-                float sigma = splat_sigma(cn, dx, dy);
+                float dy = p.y - fy[r];
+                float sigma = sigma_at(sx, cn, dy);
                 float G = expf(-sigma);
                 float og = p.z * G;
                 float alpha = fminf(ALPHA_MAX, og);
                 bool active = lo + j < last[r] && sigma >= 0.f && alpha >= ALPHA_MIN;
                 if (!active) continue;
                 any = true;
-                float4 c = s_rgb[j];
-                // One IEEE division per (pixel, pair) instead of four: c·T_i − S/(1−α) = (c·T − S)/(1−α).
+                // One IEEE division per (pixel, pair): T_i = T_{i+1}/(1−α), and d_α's (c·T − S)/(1−α).
                 float inv_om = 1.f / (1.f - alpha);
                 float Ti = T[r] * inv_om;
                 float w = alpha * Ti;
                 gd[6] += w * dp[r][0]; gd[7] += w * dp[r][1]; gd[8] += w * dp[r][2];
-                float d_alpha = ((c.x * T[r] - S[r][0]) * dp[r][0] + (c.y * T[r] - S[r][1]) * dp[r][1] +
-                                 (c.z * T[r] - S[r][2]) * dp[r][2]) * inv_om;
-                S[r][0] += w * c.x; S[r][1] += w * c.y; S[r][2] += w * c.z;
+                float cdp = c.x * dp[r][0] + c.y * dp[r][1] + c.z * dp[r][2];
+                float d_alpha = (cdp * T[r] - SD[r]) * inv_om;
+                SD[r] += w * cdp;
                 T[r] = Ti;
                 if (og < ALPHA_MAX) {
                     gd[5] += G * d_alpha;
                     float d_sigma = -og * d_alpha;
-                    gd[0] += (cn.x * dx + cn.y * dy) * d_sigma;
-                    gd[1] += (cn.y * dx + cn.z * dy) * d_sigma;
-                    gd[2] += 0.5f * dx * dx * d_sigma;
-                    gd[3] += dx * dy * d_sigma;
-                    gd[4] += 0.5f * dy * dy * d_sigma;
+                    float tx = d_sigma * dx, ty = d_sigma * dy;
+                    gd[0] += tx; gd[1] += ty;
+                    gd[2] += tx * dx; gd[3] += tx * dy; gd[4] += ty * dy;
                 }
             }
             unsigned active_lanes = __ballot_sync(0xffffffffu, any);
             if (__popc(active_lanes) > DIRECT_ATOMIC_LANES) {
-                for (int k = 0; k < D_SPLAT; ++k)
-                    for (int o = 16; o > 0; o >>= 1) gd[k] += __shfl_down_sync(0xffffffffu, gd[k], o);
-                if (lane == 0) {
-                    float* dst = d_splat + (size_t)s_id[j] * D_SPLAT;
-                    for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, gd[k]);
-                }
+                int slot;
+                float sum = warp_sum_scatter(gd, lane, slot);
+                // Moments 0 and 1 sit in lanes 0 and 2 (slot_of_lane): each needs the other's for d_x, d_y.
+                float other = __shfl_xor_sync(0xffffffffu, sum, 2);
+                float g = slot == 0 ? cn.x * sum + cn.y * other
+                        : slot == 1 ? cn.y * other + cn.z * sum
+                        : slot == 2 || slot == 4 ? 0.5f * sum : sum;
+                if (slot < D_SPLAT && !(lane & 1)) atomicAdd(d_splat + (size_t)s_id[j] * D_SPLAT + slot, g);
             } else if (any) {
+                to_splat_grad(cn, gd);
                 float* dst = d_splat + (size_t)s_id[j] * D_SPLAT;
                 for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, gd[k]);
             }

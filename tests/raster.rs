@@ -469,9 +469,10 @@ fn compare_with_twin(backend: &Backend, name: &str, s: &Scene, capacity: Option<
         let e = rel_err(&format!("{name}: {what}"), g, w);
         assert!(e < bound, "{name}: {what} rel err {e:.3e}");
     }
-    // Gradients: float atomics reorder the sums, and a cut-off decision that goes the other way changes
-    // the gradients of the Gaussians behind that pixel. The issue asks for 1e-4; measured worst on an H200
-    // (2026-11-26): d_log_scales 1.06e-4 on the B = 8 face-like scene, everything else ≤ 8.3e-5. Bound 2e-4.
+    // Gradients: 1e-4 from the issue. Float atomics reorder the sums, and a cut-off decision that goes the
+    // other way changes the gradients of the Gaussians behind that pixel. The gradients are sensitive to the
+    // 2D means (a 1-ulp change of every mean moves them by ~1e-4), so the kernels compute those rounded
+    // exactly like the twin. Measured worst on an H200 (2026-11-26): 6.3e-5 (d_log_scales, B = 8 face-like).
     let pairs = [
         ("d_means", &got_g.d_means, &want_g.d_means),
         ("d_log_scales", &got_g.d_log_scales, &want_g.d_log_scales),
@@ -485,7 +486,7 @@ fn compare_with_twin(backend: &Backend, name: &str, s: &Scene, capacity: Option<
             continue;
         }
         let e = rel_err(&format!("{name}: {what}"), g, w);
-        assert!(e < 2e-4, "{name}: {what} rel err {e:.3e}");
+        assert!(e < 1e-4, "{name}: {what} rel err {e:.3e}");
     }
 }
 

@@ -732,7 +732,11 @@ pub fn raster_bwd<T: Float>(
                 let pix = (b * d.height + py) * d.width + px;
                 let mut t = final_t[pix];
                 let dp: [T; 3] = std::array::from_fn(|ch| d_image[3 * pix + ch]);
-                let mut sb: [T; 3] = std::array::from_fn(|ch| t * background[3 * pix + ch]);
+                // S·d_pix, S the colour behind the current pair (background included).
+                let mut sd = T::zero();
+                for ch in 0..3 {
+                    sd += t * background[3 * pix + ch] * dp[ch];
+                }
                 for i in (0..n_contrib[pix] as usize).rev() {
                     let gi = values[start + i] as usize;
                     let s = &splat[SPLAT * gi..SPLAT * gi + SPLAT];
@@ -748,15 +752,12 @@ pub fn raster_bwd<T: Float>(
                     let ti = t * inv_om;
                     let w = alpha * ti;
                     let gd = &mut d_splat[D_SPLAT * gi..D_SPLAT * gi + D_SPLAT];
-                    let mut d_alpha = T::zero();
                     for ch in 0..3 {
                         gd[6 + ch] += w * dp[ch];
-                        d_alpha += (s[8 + ch] * t - sb[ch]) * dp[ch];
                     }
-                    d_alpha = d_alpha * inv_om;
-                    for ch in 0..3 {
-                        sb[ch] += w * s[8 + ch];
-                    }
+                    let cdp = s[8] * dp[0] + s[9] * dp[1] + s[10] * dp[2];
+                    let d_alpha = (cdp * t - sd) * inv_om;
+                    sd += w * cdp;
                     t = ti;
                     if og < c(ALPHA_MAX) {
                         gd[5] += g * d_alpha;
