@@ -337,9 +337,14 @@ fn tile_rect<T: Float>(mx: T, my: T, rx: T, ry: T, d: &RasterDims) -> [usize; 4]
     ]
 }
 
+/// The kernel's sigma_cutoff: the σ beyond which o·exp(−σ) < 1/255, where the blending skips a splat.
+fn sigma_cutoff<T: Float>(o: T) -> T {
+    (o / alpha_min()).ln()
+}
+
 /// The kernel's splat_extend: the box's reach in σ units for opacity `o`.
 fn splat_extend<T: Float>(o: T) -> T {
-    c::<T>(EXTEND_MAX).min((c::<T>(2.0) * (o / alpha_min()).ln()).sqrt())
+    c::<T>(EXTEND_MAX).min((c::<T>(2.0) * sigma_cutoff(o)).sqrt())
 }
 
 /// The kernel's tile_hit: whether a pixel centre of tile (tx, ty) lies in the ellipse σ ≤ sigma_max of a
@@ -616,13 +621,10 @@ impl<T: Float> Blend<T> {
             let s = &splat[SPLAT * values[p] as usize..];
             let (dx, dy) = (s[0] - fx, s[1] - fy);
             let sigma = splat_sigma(s[4], s[5], s[6], dx, dy);
-            if sigma < T::zero() {
+            if sigma < T::zero() || sigma > sigma_cutoff(s[2]) {
                 continue;
             }
             let alpha = c::<T>(ALPHA_MAX).min(s[2] * (-sigma).exp());
-            if alpha < alpha_min() {
-                continue;
-            }
             let next_t = self.t * (c::<T>(1.0) - alpha);
             if next_t < c(T_MIN) {
                 self.done = true;
@@ -745,7 +747,7 @@ pub fn raster_bwd<T: Float>(
                     let g = (-sigma).exp();
                     let og = s[2] * g;
                     let alpha = c::<T>(ALPHA_MAX).min(og);
-                    if !(sigma >= T::zero() && alpha >= alpha_min()) {
+                    if !(sigma >= T::zero() && sigma <= sigma_cutoff(s[2])) {
                         continue;
                     }
                     let inv_om = c::<T>(1.0) / (c::<T>(1.0) - alpha);
