@@ -268,11 +268,18 @@ __device__ __forceinline__ void mean_2d(const Camera& cam, const float pc[3], fl
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 
-// σ = ½(A·dx² + C·dy²) + B·dx·dy of a splat at offset (dx, dy), in rounded operations (no FMA contraction),
-// so raster_fwd and raster_bwd make bit-identical skip decisions and the CPU twin computes the same value.
-// The dx terms are a part of their own: raster_bwd's two rows of a pixel column share them.
+// The conic as the blending kernels keep it in their shared batches: (½A, B, ½C, sigma_cutoff(opacity)).
+__device__ __forceinline__ float4 batch_conic(float4 xyod, float4 conic) {
+    return make_float4(0.5f * conic.x, conic.y, 0.5f * conic.z, sigma_cutoff(xyod.z));
+}
+
+// σ = ½(A·dx² + C·dy²) + B·dx·dy of a splat at offset (dx, dy) from its batch conic cn, in rounded operations
+// (no FMA contraction), so raster_fwd and raster_bwd make bit-identical skip decisions and the CPU twin
+// computes the same value: halving A and C is exact, so (½A·dx)·dx + (½C·dy)·dy is bit for bit the twin's
+// ½·((A·dx)·dx + (C·dy)·dy), one multiply fewer. The dx terms are a part of their own: raster_bwd's two rows
+// of a pixel column share them.
 struct SigmaX {
-    float adx2, bdx;  // A·dx·dx, B·dx
+    float adx2, bdx;  // ½A·dx·dx, B·dx
 };
 
 __device__ __forceinline__ SigmaX sigma_x(float4 cn, float dx) {
@@ -281,7 +288,7 @@ __device__ __forceinline__ SigmaX sigma_x(float4 cn, float dx) {
 
 __device__ __forceinline__ float sigma_at(SigmaX sx, float4 cn, float dy) {
     float q = __fadd_rn(sx.adx2, __fmul_rn(__fmul_rn(cn.z, dy), dy));
-    return __fadd_rn(__fmul_rn(0.5f, q), __fmul_rn(sx.bdx, dy));
+    return __fadd_rn(q, __fmul_rn(sx.bdx, dy));
 }
 
 __device__ __forceinline__ float splat_sigma(float4 cn, float dx, float dy) { return sigma_at(sigma_x(cn, dx), cn, dy); }
@@ -519,17 +526,16 @@ __device__ __forceinline__ size_t piece_part_at(int capacity, int range_start, i
     return 2 * ((size_t)slot * RASTER_THREADS + threadIdx.x);
 }
 
-// Loads the splats of pairs [lo, hi) (hi − lo ≤ RASTER_THREADS) into the block's shared batch, each conic with
-// its splat's sigma_cutoff in .w.
+// Loads the splats of pairs [lo, hi) (hi − lo ≤ RASTER_THREADS) into the block's shared batch, the conics as
+// batch_conic.
 __device__ __forceinline__ void load_batch(const float4* __restrict__ splat, const unsigned int* __restrict__ values,
                                            int lo, int hi, float4* s_xyod, float4* s_conic, float4* s_rgb) {
     int i = lo + threadIdx.x;
     if (i < hi) {
         unsigned gi = values[i];
-        float4 p = splat[3 * gi], cn = splat[3 * gi + 1];
-        cn.w = sigma_cutoff(p.z);
+        float4 p = splat[3 * gi];
         s_xyod[threadIdx.x] = p;
-        s_conic[threadIdx.x] = cn;
+        s_conic[threadIdx.x] = batch_conic(p, splat[3 * gi + 1]);
         s_rgb[threadIdx.x] = splat[3 * gi + 2];
     }
 }
@@ -737,11 +743,11 @@ __device__ __forceinline__ float warp_sum_scatter(const float v[D_SPLAT], int la
 }
 
 // raster_bwd's moments m = Σ d_σ·(dx, dy, dx², dx·dy, dy²) in g[0..5) -> (d_x, d_y, d_A, d_B, d_C) of the
-// splat with conic cn, from σ = ½A·dx² + B·dx·dy + ½C·dy² and dx = x − pixel.
+// splat with batch conic cn (½A, B, ½C), from σ = ½A·dx² + B·dx·dy + ½C·dy² and dx = x − pixel.
 __device__ __forceinline__ void to_splat_grad(float4 cn, float g[D_SPLAT]) {
     float m0 = g[0], m1 = g[1];
-    g[0] = cn.x * m0 + cn.y * m1;
-    g[1] = cn.y * m0 + cn.z * m1;
+    g[0] = 2.f * cn.x * m0 + cn.y * m1;
+    g[1] = cn.y * m0 + 2.f * cn.z * m1;
     g[2] *= 0.5f;
     g[4] *= 0.5f;
 }
@@ -842,10 +848,9 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
         if (i < hi) {
             unsigned gi = values[i];
             s_id[threadIdx.x] = gi;
-            float4 p = splat[3 * gi], cn = splat[3 * gi + 1];
-            cn.w = sigma_cutoff(p.z);
+            float4 p = splat[3 * gi];
             s_xyod[threadIdx.x] = p;
-            s_conic[threadIdx.x] = cn;
+            s_conic[threadIdx.x] = batch_conic(p, splat[3 * gi + 1]);
             s_rgb[threadIdx.x] = splat[3 * gi + 2];
         }
         __syncthreads();
@@ -891,8 +896,8 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
                 float sum = warp_sum_scatter(gd, lane, slot);
                 // Moments 0 and 1 sit in lanes 0 and 2 (slot_of_lane): each needs the other's for d_x, d_y.
                 float other = __shfl_xor_sync(0xffffffffu, sum, 2);
-                float g = slot == 0 ? cn.x * sum + cn.y * other
-                        : slot == 1 ? cn.y * other + cn.z * sum
+                float g = slot == 0 ? 2.f * cn.x * sum + cn.y * other
+                        : slot == 1 ? cn.y * other + 2.f * cn.z * sum
                         : slot == 2 || slot == 4 ? 0.5f * sum : sum;
                 if (slot < D_SPLAT && !(lane & 1)) atomicAdd(d_splat + (size_t)s_id[j] * D_SPLAT + slot, g);
             } else if (any) {

@@ -184,80 +184,78 @@ radix_hist_all(const unsigned long long* __restrict__ keys, const int* __restric
 //   hist [MAX_PASSES, RADIX] from radix_hist_all; status [gridDim.x, RADIX] of this pass (rows of tiles that
 //   hold pairs zeroed by radix_hist_all), counter [1] of this pass, zero.
 // One block per SORT_TILE (2048) pairs (gridDim.x = ceil(capacity / 2048)); the block with dynamic tile id t
-// owns pairs [2048t, 2048t + 2048), 8 per thread, round k holding pairs 2048t + 256k + threadIdx.x.
-//   1. tile digit counts (shared atomics, warp-aggregated) → status[t][d] = AGGREGATE | count (PREFIX for t = 0)
-//   2. stable tile-local rank of each pair: 8 rounds of 256 pairs; within a warp __match_any_sync, across
-//      warps the per-warp digit counts of the round, across rounds a running count per digit
-//   3. the tile's pairs staged in shared memory in digit order (local start of the digit + rank)
+// owns pairs [2048t, 2048t + 2048); warp w the 256 pairs from 2048t + 256w, 8 per lane, round k holding
+// pairs 2048t + 256w + 32k + lane (coalesced), so tile order is (warp, round, lane) order.
+//   1. stable rank of each pair within its warp: per round __match_any_sync finds the lanes with its digit,
+//      the warp's own digit counts (shared, no barrier) give the pairs of earlier rounds
+//   2. thread d for digit d: the tile's count (sum over warps) → status[t][d] = AGGREGATE | count (PREFIX
+//      for t = 0), and the warps' counts turned into exclusive prefixes over warps
+//   3. the tile's pairs staged in shared memory in digit order (local start of the digit + earlier warps'
+//      count + rank within the warp)
 //   4. digit offset = exclusive scan of hist[pass] (each block redoes this 256-entry scan)
 //   5. look-back, thread d for digit d: prefix of tiles < t → status[t][d] = PREFIX | (prefix + count)
 //   6. staged pair j goes to offset[d] + prefix[d] + j − local start[d]: consecutive threads write runs of
 //      consecutive addresses (coalesced within each digit's run)
-// Shared: counts, running counts / local starts, output bases (3 × RADIX ints) + 8 warps × RADIX round counts
-// (8 KiB) + staged pairs (2048 × 12 B = 24 KiB) = 35 KiB.
+// Shared: local starts, output bases (2 × RADIX ints) + 8 warps × RADIX counts (8 KiB) + staged pairs
+// (2048 × 12 B = 24 KiB) = 34 KiB.
 // Bytes: 12 read + 12 written per pair, 1 KiB hist read + 1 KiB status written (+ look-back reads) per tile.
 // Spin-waits only on lower tile ids, which are valid whenever t is (t·2048 < n): tiles past n return at once.
+// measured: H200, B = 8 face-like (1.56 M pairs), one pass: 38 µs with block-wide ranking (three barriers per
+// round of 256 pairs) → see the README's performance table for the warp ranks.
 extern "C" __global__ void __launch_bounds__(SORT_THREADS)
 radix_onesweep(const unsigned long long* __restrict__ keys_in, const unsigned int* __restrict__ values_in,
                const int* __restrict__ num_pairs, int capacity, int pass, const int* __restrict__ hist,
                unsigned int* status, int* counter, unsigned long long* __restrict__ keys_out,
                unsigned int* __restrict__ values_out) {
     __shared__ int s_tile;
-    __shared__ int s_count[RADIX];
-    __shared__ int s_run[RADIX];  // running count per digit while ranking, then the digit's local start
+    __shared__ int s_run[RADIX];   // the digit's local start in the staged tile
     __shared__ int s_base[RADIX];  // output index of staged pair j of digit d: s_base[d] + j
-    __shared__ int s_cnt[SORT_THREADS / 32][RADIX];
+    __shared__ int s_warp[SORT_THREADS / 32][RADIX];  // per-warp digit counts, then prefixes over warps
     __shared__ unsigned long long s_key[SORT_TILE];
     __shared__ unsigned int s_value[SORT_TILE];
     if (threadIdx.x == 0) s_tile = atomicAdd(counter, 1);
-    s_count[threadIdx.x] = 0;
-    s_run[threadIdx.x] = 0;
-    for (int w = 0; w < SORT_THREADS / 32; ++w) s_cnt[w][threadIdx.x] = 0;
+    for (int w = 0; w < SORT_THREADS / 32; ++w) s_warp[w][threadIdx.x] = 0;
     __syncthreads();
     int n = min(*num_pairs, capacity);
     int tile = s_tile;
     int base = tile * SORT_TILE;
     if (base >= n) return;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, shift = pass * RADIX_BITS;
+    int first = base + warp * 32 * SORT_ITEMS + lane;
 
     unsigned long long key[SORT_ITEMS];
     unsigned int value[SORT_ITEMS];
     int digit[SORT_ITEMS], rank[SORT_ITEMS];
     for (int k = 0; k < SORT_ITEMS; ++k) {
-        int i = base + k * SORT_THREADS + threadIdx.x;
+        int i = first + 32 * k;
         bool valid = i < n;
         key[k] = valid ? keys_in[i] : 0ull;
         value[k] = valid ? values_in[i] : 0u;
         digit[k] = valid ? (int)((key[k] >> shift) & (RADIX - 1)) : RADIX;  // RADIX: a group of its own
     }
 
-    // 1. publish the tile's counts as early as possible: later tiles may be waiting on them
-    for (int k = 0; k < SORT_ITEMS; ++k) warp_count(s_count, digit[k]);
-    __syncthreads();
-    int count = s_count[threadIdx.x];
-    volatile unsigned int* st = status;
-    st[tile * RADIX + threadIdx.x] = (tile == 0 ? SORT_PREFIX : SORT_AGGREGATE) | (unsigned)count;
-
-    // 2. stable local ranks
+    // 1. stable ranks within the warp
+    int* counts = s_warp[warp];
     for (int k = 0; k < SORT_ITEMS; ++k) {
         unsigned peers = __match_any_sync(0xffffffffu, digit[k]);
-        int r = __popc(peers & ((1u << lane) - 1u));
-        if (digit[k] < RADIX && r == 0) s_cnt[warp][digit[k]] = __popc(peers);
-        __syncthreads();
-        if (digit[k] < RADIX) {
-            r += s_run[digit[k]];
-            for (int w = 0; w < warp; ++w) r += s_cnt[w][digit[k]];
-        }
-        rank[k] = r;
-        __syncthreads();
-        int add = 0;
-        for (int w = 0; w < SORT_THREADS / 32; ++w) {
-            add += s_cnt[w][threadIdx.x];
-            s_cnt[w][threadIdx.x] = 0;
-        }
-        s_run[threadIdx.x] += add;
-        __syncthreads();
+        int below = __popc(peers & ((1u << lane) - 1u));
+        bool valid = digit[k] < RADIX;
+        rank[k] = below + (valid ? counts[digit[k]] : 0);
+        __syncwarp();
+        if (valid && below == 0) counts[digit[k]] += __popc(peers);
+        __syncwarp();
     }
+    __syncthreads();
+
+    // 2. the tile's counts, published as early as possible (later tiles may be waiting on them)
+    int count = 0;
+    for (int w = 0; w < SORT_THREADS / 32; ++w) {
+        int c = s_warp[w][threadIdx.x];
+        s_warp[w][threadIdx.x] = count;
+        count += c;
+    }
+    volatile unsigned int* st = status;
+    st[tile * RADIX + threadIdx.x] = (tile == 0 ? SORT_PREFIX : SORT_AGGREGATE) | (unsigned)count;
 
     // 3. stage the tile in digit order
     int tile_pairs;
@@ -266,7 +264,7 @@ radix_onesweep(const unsigned long long* __restrict__ keys_in, const unsigned in
     __syncthreads();
     for (int k = 0; k < SORT_ITEMS; ++k) {
         if (digit[k] < RADIX) {
-            int j = s_run[digit[k]] + rank[k];
+            int j = s_run[digit[k]] + counts[digit[k]] + rank[k];
             s_key[j] = key[k];
             s_value[j] = value[k];
         }
