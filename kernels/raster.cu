@@ -115,6 +115,16 @@ __device__ __forceinline__ void sh_basis(int deg, float x, float y, float z, flo
     bs[15] = -0.5900435899266435f * x * (xx - 3.f * yy);
 }
 
+// Channel ch of the colour before the +0.5: Σ_k basis[k]·c[k][ch] over the K = (deg+1)² coefficients used.
+// The loop runs over all 16 with a guard, so basis[] is indexed by constants and stays in registers.
+__device__ __forceinline__ float sh_colour(const float* bs, const float* c, int K, int ch) {
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < SH_COEFFS; ++k)
+        if (k < K) s += bs[k] * c[k * 3 + ch];
+    return s;
+}
+
 // w[k] = Σ_c sh[k][c]·d_rgb[c] -> d_dir (gradient at the unit direction, before normalisation).
 __device__ __forceinline__ void sh_basis_vjp(int deg, float x, float y, float z, const float* w, float d[3]) {
     d[0] = d[1] = d[2] = 0.f;
@@ -174,24 +184,36 @@ __device__ __forceinline__ float splat_extend(float opacity) {
 }
 
 // Whether any pixel centre of tile (tx, ty) lies in the ellipse σ ≤ sigma_max of a splat at (mx, my) with
-// conic cn (σ = ½A·dx² + B·dx·dy + ½C·dy²). σ is convex: its minimum over the rectangle of pixel centres is
-// at the mean when the mean lies inside, else on an edge, where σ is a 1-D quadratic with a closed-form
-// minimum. The small margin keeps every pixel the blending would accept despite rounding. Tiles of the box
-// whose corner lies outside the ellipse are dropped: a third or so of the box's tiles for round splats.
-__device__ __forceinline__ bool tile_hit(float mx, float my, float4 cn, float sigma_max, int tx, int ty) {
-    float x0 = tx * TILE + 0.5f - mx, x1 = x0 + (TILE - 1);
-    float y0 = ty * TILE + 0.5f - my, y1 = y0 + (TILE - 1);
+// conic (A, B, C) (σ = ½A·dx² + B·dx·dy + ½C·dy²). σ is convex: its minimum over the rectangle of pixel
+// centres is at the mean when the mean lies inside, else on an edge, where σ is a 1-D quadratic with its
+// minimum at y = −B/C·x on a vertical edge and x = −B/A·y on a horizontal one. The small margin keeps every
+// pixel the blending would accept despite rounding. Tiles of the box whose corner lies outside the ellipse
+// are dropped: a third or so of the box's tiles for round splats. TileTest holds what does not depend on the
+// tile (the slopes: no division per tile).
+struct TileTest {
+    float mx, my, a, b, c;
+    float kx, ky;  // −B/C, −B/A
+    float lim;     // sigma_max with the margin
+};
+
+__device__ __forceinline__ TileTest tile_test(float mx, float my, float4 cn, float sigma_max) {
+    return {mx, my, cn.x, cn.y, cn.z, -cn.y / cn.z, -cn.y / cn.x, sigma_max * (1.f + 1e-3f) + 1e-3f};
+}
+
+__device__ __forceinline__ bool tile_hit(const TileTest& t, int tx, int ty) {
+    float x0 = tx * TILE + 0.5f - t.mx, x1 = x0 + (TILE - 1);
+    float y0 = ty * TILE + 0.5f - t.my, y1 = y0 + (TILE - 1);
     if (x0 <= 0.f && x1 >= 0.f && y0 <= 0.f && y1 >= 0.f) return true;
     float best = INFINITY;
     for (int e = 0; e < 2; ++e) {
-        float x = e ? x1 : x0;  // vertical edge: minimum at y = −B·x / C
-        float y = fminf(fmaxf(-cn.y * x / cn.z, y0), y1);
-        best = fminf(best, 0.5f * (cn.x * x * x + cn.z * y * y) + cn.y * x * y);
-        y = e ? y1 : y0;  // horizontal edge: minimum at x = −B·y / A
-        x = fminf(fmaxf(-cn.y * y / cn.x, x0), x1);
-        best = fminf(best, 0.5f * (cn.x * x * x + cn.z * y * y) + cn.y * x * y);
+        float x = e ? x1 : x0;  // vertical edge
+        float y = fminf(fmaxf(t.kx * x, y0), y1);
+        best = fminf(best, 0.5f * (t.a * x * x + t.c * y * y) + t.b * x * y);
+        y = e ? y1 : y0;  // horizontal edge
+        x = fminf(fmaxf(t.ky * y, x0), x1);
+        best = fminf(best, 0.5f * (t.a * x * x + t.c * y * y) + t.b * x * y);
     }
-    return best <= sigma_max * (1.f + 1e-3f) + 1e-3f;
+    return best <= t.lim;
 }
 
 // Everything the projection computes before the culling decisions; project_fwd and project_bwd share it.
@@ -315,6 +337,8 @@ __device__ __forceinline__ void stage_sh(const float* __restrict__ sh, int g0, i
 // Shared: the block's SH rows (128 × 49 floats, 25 KB, stage_sh). No atomics; deterministic. NaN policy: a NaN
 // input culls its Gaussian (zeros written).
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 14 µs (B = 1), 65 µs (B = 8).
+// With the SH rows staged, tile_test's slopes (no division per tile) and sh_colour's basis in registers: 60 µs
+// at B = 8 (75 before, 1.9 M → 1.56 M pairs since b4f6151).
 extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
 project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, const float* __restrict__ log_scales,
             const float* __restrict__ quats, const float* __restrict__ opacity_logits, const float* __restrict__ sh,
@@ -345,9 +369,9 @@ project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
         if (rx > 0.f && ry > 0.f) {  // radius 0 (opacity at exactly 1/255) would mark the splat culled
             int x0, x1, y0, y1;
             tile_rect(mx, my, rx, ry, tiles_x, tiles_y, x0, x1, y0, y1);
-            float sigma_max = 0.5f * extend * extend;
+            TileTest test = tile_test(mx, my, conic, 0.5f * extend * extend);
             for (int ty = y0; ty < y1; ++ty)
-                for (int tx = x0; tx < x1; ++tx) count += tile_hit(mx, my, conic, sigma_max, tx, ty);
+                for (int tx = x0; tx < x1; ++tx) count += tile_hit(test, tx, ty);
         }
     }
     tiles_touched[g] = count;
@@ -367,11 +391,7 @@ project_fwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
     sh_basis(sh_degree, dir[0] * inv_dn, dir[1] * inv_dn, dir[2] * inv_dn, bs);
     const float* c = s_sh + threadIdx.x * DSH_STRIDE;
     float rgb[3];
-    for (int ch = 0; ch < 3; ++ch) {
-        float s = 0.f;
-        for (int k = 0; k < K; ++k) s += bs[k] * c[k * 3 + ch];
-        rgb[ch] = fmaxf(s + 0.5f, 0.f);
-    }
+    for (int ch = 0; ch < 3; ++ch) rgb[ch] = fmaxf(sh_colour(bs, c, K, ch) + 0.5f, 0.f);
     splat[3 * g] = make_float4(mx, my, opacity, p.pc[2]);
     splat[3 * g + 1] = make_float4(conic.x, conic.y, conic.z, rx);
     splat[3 * g + 2] = make_float4(rgb[0], rgb[1], rgb[2], ry);
@@ -397,11 +417,11 @@ tile_pairs(const float4* __restrict__ splat, const int* __restrict__ offsets, in
     unsigned long long frame_tiles = (unsigned long long)(g / N) * (unsigned long long)(tiles_x * tiles_y);
     unsigned long long depth = __float_as_uint(p0.w);
     float extend = splat_extend(p0.z);
-    float sigma_max = 0.5f * extend * extend;
+    TileTest test = tile_test(p0.x, p0.y, p1, 0.5f * extend * extend);
     int off = offsets[g];
     for (int ty = y0; ty < y1; ++ty)
         for (int tx = x0; tx < x1; ++tx) {
-            if (!tile_hit(p0.x, p0.y, p1, sigma_max, tx, ty)) continue;
+            if (!tile_hit(test, tx, ty)) continue;
             if (off >= capacity) return;
             keys[off] = ((frame_tiles + ty * tiles_x + tx) << DEPTH_BITS) | depth;
             values[off++] = (unsigned)g;
@@ -922,6 +942,7 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
 // No atomics; deterministic. NaN policy: as project_fwd (culled Gaussians get zero gradients).
 // measured: H200, commit b4f6151, N = 50 000, 512², face-like scene (profiler): 48 µs (B = 1), 328 µs (B = 8);
 // with d_sh staged in shared memory (b767a92) 170 µs at B = 8.
+// SH rows read through shared memory too and sh_colour's basis in registers: 94 µs.
 extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
 project_bwd(const Camera* __restrict__ cams, const float* __restrict__ means, const float* __restrict__ log_scales,
             const float* __restrict__ quats, const float* __restrict__ opacity_logits, const float* __restrict__ sh,
@@ -967,11 +988,8 @@ project_bwd(const Camera* __restrict__ cams, const float* __restrict__ means, co
         sh_basis(sh_degree, u[0], u[1], u[2], bs);
         const float* c = dsh;
         float d_rgb[3];
-        for (int ch = 0; ch < 3; ++ch) {
-            float s = 0.f;
-            for (int k = 0; k < K; ++k) s += bs[k] * c[k * 3 + ch];
-            d_rgb[ch] = s + 0.5f < 0.f ? 0.f : ds[6 + ch];  // clamped at 0: no gradient
-        }
+        for (int ch = 0; ch < 3; ++ch)
+            d_rgb[ch] = sh_colour(bs, c, K, ch) + 0.5f < 0.f ? 0.f : ds[6 + ch];  // clamped at 0: no gradient
         float wk[SH_COEFFS];
         for (int k = 0; k < SH_COEFFS; ++k) {
             bool used = k < K;

@@ -201,7 +201,7 @@ radix_hist_all(const unsigned long long* __restrict__ keys, const int* __restric
 // Bytes: 12 read + 12 written per pair, 1 KiB hist read + 1 KiB status written (+ look-back reads) per tile.
 // Spin-waits only on lower tile ids, which are valid whenever t is (t·2048 < n): tiles past n return at once.
 // measured: H200, B = 8 face-like (1.56 M pairs), one pass: 38 µs with block-wide ranking (three barriers per
-// round of 256 pairs) → see the README's performance table for the warp ranks.
+// round of 256 pairs), 30 µs with the warp ranks (ncu before: latency-bound, 0.7 eligible warps per scheduler).
 extern "C" __global__ void __launch_bounds__(SORT_THREADS)
 radix_onesweep(const unsigned long long* __restrict__ keys_in, const unsigned int* __restrict__ values_in,
                const int* __restrict__ num_pairs, int capacity, int pass, const int* __restrict__ hist,

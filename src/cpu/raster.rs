@@ -359,11 +359,12 @@ fn tile_hit<T: Float>(mx: T, my: T, [a, b, cc]: [T; 3], sigma_max: T, tx: usize,
         return true;
     }
     let sigma = |x: T, y: T| half * (a * x * x + cc * y * y) + b * x * y;
+    let (kx, ky) = (-b / cc, -b / a);
     let mut best = c::<T>(f64::INFINITY);
     for (x, y_edge) in [(x0, y0), (x1, y1)] {
-        let y = (-b * x / cc).max(y0).min(y1);
+        let y = (kx * x).max(y0).min(y1);
         best = best.min(sigma(x, y));
-        let xe = (-b * y_edge / a).max(x0).min(x1);
+        let xe = (ky * y_edge).max(x0).min(x1);
         best = best.min(sigma(xe, y_edge));
     }
     best <= sigma_max * c(1.0 + 1e-3) + c(1e-3)
