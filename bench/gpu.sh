@@ -63,6 +63,19 @@ log_path() {
     echo "$out/$(date -u +%Y-%m-%d)-$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-')$1.log"
 }
 
+# The named test binaries with --include-ignored: their test lines and results.
+named_tests() {
+    for name in "$@"; do
+        echo "## tests: $name"
+        timeout 300 ".device/tests/$name" --include-ignored --test-threads=1 2>&1 | grep -E "^test |test result|panicked" || true
+    done
+}
+
+# gsplat and the dependencies the GPU machine lacks, from the wheels in .whl/, into /tmp/site.
+install_wheels() {
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+}
+
 # Unpacks what `prepare` compressed (once per machine).
 unpack() {
     find .device -name '*.gz' -exec gunzip -f {} +
@@ -119,7 +132,7 @@ run() {
 peer() {
     unpack
     local log; log=$(log_path "-peer")
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    install_wheels
     {
         echo "# PyTorch + gsplat peer: $(date -u +%FT%TZ), gensync commit $(tr '\n' ' ' < .device/commit)"
         export PYTHONPATH=/tmp/site MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
@@ -222,10 +235,7 @@ deform() {
         done
         echo "## torch_peer.py: the network alone (eager PyTorch; the rest of the script needs gsplat)"
         NETB=1,8,32 timeout 300 python3 .device/peer/torch_peer.py 2>&1 | grep -m 3 net_eager || true
-        for name in "$@"; do
-            echo "## tests: $name"
-            timeout 300 ".device/tests/$name" --include-ignored --test-threads=1 2>&1 | grep -E "^test |test result|panicked" || true
-        done
+        named_tests "$@"
     } 2>&1 | tee "$log"
 }
 
@@ -251,14 +261,11 @@ raster() {
         done
         if [ -d .whl ]; then
             echo "## gsplat on the same scenes"
-            python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+            install_wheels
             PYTHONPATH=/tmp/site MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1 \
                 python3 bench/raster_vs_gsplat.py --gensync "$g" --batches 1,8 --json "$out/raster_vs_gsplat.json" 2>&1
         fi
-        for name in "$@"; do
-            echo "## tests: $name"
-            timeout 300 ".device/tests/$name" --include-ignored --test-threads=1 2>&1 | grep -E "^test |test result|panicked" || true
-        done
+        named_tests "$@"
     } 2>&1 | tee "$log"
 }
 
