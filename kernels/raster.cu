@@ -27,9 +27,10 @@
 #define SPLAT_F4 3
 #define D_SPLAT 9
 // raster_bwd: when at most this many lanes of a warp touch a pair, they add their gradients with their own
-// atomics instead of a 45-shuffle warp reduction. H200, N = 50 000, 512², fwd + bwd at B = 8: 3.37 ms
-// (never) → 3.32 (2) → 3.26 (4) → 3.19 (8) → 3.69 (12) → 4.74 (16) → 10.8 (32); at B = 1 0.645 → 0.61 ms
-// with 8. Beyond that, same-address atomics serialise.
+// atomics instead of the warp reduction. H200, N = 50 000, 512², fwd + bwd at B = 8, with the 45-shuffle
+// butterfly then: 3.37 ms (never) → 3.32 (2) → 3.26 (4) → 3.19 (8) → 3.69 (12) → 4.74 (16) → 10.8 (32); at
+// B = 1 0.645 → 0.61 ms with 8. Beyond that, same-address atomics serialise. With warp_sum_scatter (12
+// shuffles) 8 still beats 2 and 4 (2.24 vs 2.32 and 2.28 ms at a0447cc).
 #define DIRECT_ATOMIC_LANES 8
 // raster_bwd: each thread blends two pixels of its tile column (rows y and y + 8), so a warp's shuffle
 // reduction, its shared-memory reads and its loop overhead serve 64 pixels per pair. H200 sweep
@@ -607,7 +608,7 @@ __device__ __forceinline__ void write_pixel(const Blend& st, size_t pix, int ran
 //   -> image [B,H,W,3], final_t [B,H,W], depth [B,H,W] (Σ w·z, not normalised), n_contrib [B,H,W] (pairs
 //      walked up to and including the last blended one, for raster_bwd) and piece_state of the tiles blended
 //      whole; piece_part of the others.
-// Shared: 3 float4 × 256 = 12 KiB (xy/opacity/depth, conic, colour of the batch).
+// Shared: 256 BatchSplat = 12 KiB.
 // Bytes: read 52 per pair + 12 per pixel (background); write 24 per pixel or 32 per (pixel, piece).
 // FLOP: ~25 per (pixel, pair) tested.
 // No atomics; deterministic. NaN policy: splats are finite by construction (culling in project_fwd).
@@ -816,7 +817,7 @@ __device__ __forceinline__ void to_splat_grad(float4 cn, float g[D_SPLAT]) {
 // instead (no shuffles).
 //   splat, values, ranges, background as raster_fwd; keys [capacity] sorted, num_pairs [1]; image, final_t,
 //   n_contrib, piece_state from raster_fwd / raster_fwd_combine; d_image [B,H,W,3] -> d_splat [BN,9] (accumulated: zero it first)
-// Shared: 3 float4 + 1 u32 × 128 = 6.5 KiB. Bytes: read 52 per pair + 48 per pixel per piece (+16 where a
+// Shared: 128 BatchSplat + 128 u32 = 6.5 KiB. Bytes: read 52 per pair + 48 per pixel per piece (+16 where a
 // boundary state is read); 36 atomic bytes per (warp, pair touched). FLOP: ~45 per (pixel, pair) blended +
 // 45 shuffles per (warp, pair).
 // Atomics: float atomicAdd, so the summation order varies between runs (relative differences ~1e-7).
