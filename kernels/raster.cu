@@ -792,14 +792,13 @@ __device__ __forceinline__ float warp_sum_scatter(const float v[D_SPLAT], const 
     return d + __shfl_xor_sync(0xffffffffu, d, 1);
 }
 
-// raster_bwd's moments m = Σ d_σ·(dx, dy, dx², dx·dy, dy²) in g[0..5) -> (d_x, d_y, d_A, d_B, d_C) of the
-// splat with batch conic cn (½A, B, ½C), from σ = ½A·dx² + B·dx·dy + ½C·dy² and dx = x − pixel.
-__device__ __forceinline__ void to_splat_grad(float4 cn, float g[D_SPLAT]) {
-    float m0 = g[0], m1 = g[1];
-    g[0] = 2.f * cn.x * m0 + cn.y * m1;
-    g[1] = cn.y * m0 + 2.f * cn.z * m1;
-    g[2] *= 0.5f;
-    g[4] *= 0.5f;
+// Entry k of d_splat for a pair from raster_bwd's sum m_k (the moments Σ d_σ·(dx, dy, dx², dx·dy, dy²) in
+// k < 5, d_opacity and d_rgb after) and, for k < 2, the other first moment: (d_x, d_y, d_A, d_B, d_C) from
+// σ = ½A·dx² + B·dx·dy + ½C·dy² and dx = x − pixel, with the batch conic cn (½A, B, ½C).
+__device__ __forceinline__ float splat_grad(float4 cn, int k, float m, float other) {
+    return k == 0 ? 2.f * cn.x * m + cn.y * other
+         : k == 1 ? cn.y * other + 2.f * cn.z * m
+         : k == 2 || k == 4 ? 0.5f * m : m;
 }
 
 // raster_bwd: one block per piece (above). RASTER_BWD_THREADS = 128 threads, each owning two pixels of a tile column (rows y, y + 8: BWD_ROWS); a
@@ -810,7 +809,7 @@ __device__ __forceinline__ void to_splat_grad(float4 cn, float g[D_SPLAT]) {
 //   d_rgb = α·T_i·d_pix; d_α = (c·d_pix·T_{i+1} − S·d_pix)/(1−α) with S the colour behind (background
 //   incl.; a thread keeps only S·d_pix), T_{i+1} = T_i·(1−α) the transmittance behind the splat;
 //   unclamped α: d_o = G·d_α, d_σ = −α·d_α, summed as the moments Σ d_σ·(dx, dy, dx², dx·dy, dy²), which
-//   to_splat_grad turns into d_mean2d and d_conic once per (warp, pair) (the conic is the pair's).
+//   splat_grad turns into d_mean2d and d_conic once per (warp, pair) (the conic is the pair's).
 // The 9 sums of a pair are taken over a thread's two pixels, then over the warp's 64 pixels with
 // shuffles, then lane 0 adds them to d_splat with one atomic each (4 warps per piece → ≤ 4 atomics per
 // value per piece); when at most DIRECT_ATOMIC_LANES lanes touch the pair, those lanes add their own values
@@ -912,7 +911,7 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
             float dx = p.x - fx;
             SigmaX sx = sigma_x(cn, dx);
             // gd: d_opacity, d_rgb as d_splat; [0..5) the moments Σ d_σ·(dx, dy, dx², dx·dy, dy²), turned
-            // into (d_x, d_y, d_A, d_B, d_C) by to_splat_grad once the pixels are summed.
+            // into (d_x, d_y, d_A, d_B, d_C) by splat_grad once the pixels are summed.
             float gd[D_SPLAT];
             for (int k = 0; k < D_SPLAT; ++k) gd[k] = 0.f;
             bool any = false;
@@ -948,14 +947,12 @@ raster_bwd(const float4* __restrict__ splat, const unsigned int* __restrict__ va
                 float sum = warp_sum_scatter(gd, role);
                 // Moments 0 and 1 sit in lanes 0 and 2 (scatter_lane): each needs the other's for d_x, d_y.
                 float other = __shfl_xor_sync(0xffffffffu, sum, 2);
-                float g = role.slot == 0 ? 2.f * cn.x * sum + cn.y * other
-                        : role.slot == 1 ? cn.y * other + 2.f * cn.z * sum
-                        : role.slot == 2 || role.slot == 4 ? 0.5f * sum : sum;
-                if (role.adds) atomicAdd(d_splat + (size_t)s_id[j] * D_SPLAT + role.slot, g);
+                if (role.adds)
+                    atomicAdd(d_splat + (size_t)s_id[j] * D_SPLAT + role.slot, splat_grad(cn, role.slot, sum, other));
             } else if (any) {
-                to_splat_grad(cn, gd);
                 float* dst = d_splat + (size_t)s_id[j] * D_SPLAT;
-                for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, gd[k]);
+#pragma unroll
+                for (int k = 0; k < D_SPLAT; ++k) atomicAdd(dst + k, splat_grad(cn, k, gd[k], gd[k < 2 ? 1 - k : k]));
             }
         }
     }
