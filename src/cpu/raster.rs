@@ -745,12 +745,12 @@ pub fn raster_bwd<T: Float>(
                     let s = &splat[SPLAT * gi..SPLAT * gi + SPLAT];
                     let (dx, dy) = (s[0] - fx, s[1] - fy);
                     let sigma = splat_sigma(s[4], s[5], s[6], dx, dy);
-                    let g = (-sigma).exp();
-                    let og = s[2] * g;
-                    let alpha = c::<T>(ALPHA_MAX).min(og);
                     if !(sigma >= T::zero() && sigma <= sigma_cutoff(s[2])) {
                         continue;
                     }
+                    let g = (-sigma).exp();
+                    let og = s[2] * g;
+                    let alpha = c::<T>(ALPHA_MAX).min(og);
                     let inv_om = c::<T>(1.0) / (c::<T>(1.0) - alpha);
                     let ti = t * inv_om;
                     let w = alpha * ti;
