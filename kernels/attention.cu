@@ -927,12 +927,36 @@ __device__ __forceinline__ float quad_sum(float v) {
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-// Σ over the warp's 16 rows of a lane's (row g, row g + 8) pair: every lane of a quad column gets the sum.
-__device__ __forceinline__ float rows_sum(float top, float bottom) {
-    float v = top + bottom;
-    v += __shfl_xor_sync(0xffffffffu, v, 4);
-    v += __shfl_xor_sync(0xffffffffu, v, 8);
-    return v + __shfl_xor_sync(0xffffffffu, v, 16);
+// One exchange of rows_reduce_scatter: lanes with lane bit HALF set keep values [HALF, 2·HALF) and send
+// [0, HALF) to the partner lane ^ HALF, which keeps those; both add what they receive.
+template <int HALF>
+__device__ __forceinline__ void scatter_half(float (&v)[32]) {
+    const bool upper = threadIdx.x & HALF;
+#pragma unroll
+    for (int i = 0; i < HALF; ++i) {
+        const float send = upper ? v[i] : v[i + HALF];
+        v[i] = (upper ? v[i + HALF] : v[i]) + __shfl_xor_sync(0xffffffffu, send, HALF);
+    }
+}
+
+// Column sums over the warp's 16 rows of 32 values at once, as a reduce-scatter over the 8 lanes of a
+// quad column (lane bits 4, 3, 2 in turn), 28 shuffles where a butterfly per value takes 96. In: v[k] =
+// the sum of this lane's rows g and g + 8 of value k. Out: v[i], i < 4, holds the sum of value 4g + i over
+// all 16 rows (g = lane / 4).
+__device__ __forceinline__ void rows_reduce_scatter(float (&v)[32]) {
+    scatter_half<16>(v);
+    scatter_half<8>(v);
+    scatter_half<4>(v);
+}
+
+// Adds Σ over the warp's 16 rows of two sets of 16 accumulator columns to shared sums (atomics): v[2j + e]
+// is this lane's rows-sum of column acc_col(j, e) for sa, v[16 + 2j + e] the same for sb.
+__device__ __forceinline__ void add_column_sums(float (&v)[32], float* sa, float* sb) {
+    rows_reduce_scatter(v);
+    const int lane = threadIdx.x & 31, g = lane >> 2;
+    float* dst = g < 4 ? sa : sb;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) atomicAdd(dst + acc_col(2 * (g & 3) + i / 2, i & 1), v[i]);
 }
 
 // LayerNorm over the 64 columns of each row, in place: x → x̂; y = γ⊙x̂ + β; rstd per row (r = 0: row g).
@@ -1338,16 +1362,17 @@ __device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ld
     }
 }
 
-// Adds the column sums over the warp's rows of top/bottom-row values (tile j, elements e, e + 2) to sums[col]:
-// lanes 0–3 hold the sums after rows_sum.
-__device__ __forceinline__ void add_column_sums(float* sums, const float (&v)[8][4]) {
+// Adds the column sums over the warp's rows of two 16 × 64 accumulators a, b to sa[col], sb[col].
+__device__ __forceinline__ void add_column_sums(const float (&a)[8][4], float* sa, const float (&b)[8][4], float* sb) {
+    float v[32];
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-            const float s = rows_sum(v[j][e], v[j][e + 2]);
-            if ((threadIdx.x & 31) < 4) atomicAdd(sums + acc_col(j, e), s);
+            v[2 * j + e] = a[j][e] + a[j][e + 2];
+            v[16 + 2 * j + e] = b[j][e] + b[j][e + 2];
         }
+    add_column_sums(v, sa, sb);
 }
 
 // The deltas' backward for head h (NTH column tiles of its output `out`, replaced by d out): upstream
@@ -1476,6 +1501,7 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
         for (int e = 0; e < 4; ++e) d_q[j][e] = 0.0f;
 #pragma unroll
     for (int t = 0; t < 4; ++t) {
+        float sums[32];  // this lane's rows of ds·q (dK) and p·d_o (dV), token t
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             const float2 kk = __ldg(reinterpret_cast<const float2*>(k + t * D + acc_col(j, 0)));
@@ -1486,14 +1512,11 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
             }
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
-                const float sk = rows_sum(ds[0][j / 4][t] * q[j][e], ds[1][j / 4][t] * q[j][e + 2]);
-                const float sv = rows_sum(p[0][j / 4][t] * d_o[j][e], p[1][j / 4][t] * d_o[j][e + 2]);
-                if ((threadIdx.x & 31) < 4) {
-                    atomicAdd(dk_sum + t * D + acc_col(j, e), sk);
-                    atomicAdd(dv_sum + t * D + acc_col(j, e), sv);
-                }
+                sums[2 * j + e] = ds[0][j / 4][t] * q[j][e] + ds[1][j / 4][t] * q[j][e + 2];
+                sums[16 + 2 * j + e] = p[0][j / 4][t] * d_o[j][e] + p[1][j / 4][t] * d_o[j][e + 2];
             }
         }
+        add_column_sums(sums, dk_sum + t * D, dv_sum + t * D);
     }
 }
 
@@ -1554,8 +1577,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
                 if (!(__ldg(params + P_LN2G + c) * xs[j][e] + __ldg(params + P_LN2B + c) > 0.0f)) d_g[j][e] = 0.0f;
                 t[j][e] = d_g[j][e] * xs[j][e];
             }
-        add_column_sums(sums + 2 * D, t);
-        add_column_sums(sums + 3 * D, d_g);
+        add_column_sums(t, sums + 2 * D, d_g, sums + 3 * D);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
         dropout_vjp(d_g, keep.kept2, dr, t);
@@ -1590,8 +1612,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
-        add_column_sums(sums, t);
-        add_column_sums(sums + D, d_g);
+        add_column_sums(t, sums, d_g, sums + D);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
         dropout_vjp(d_g, keep.kept1, dr, t);
         stage_bf16<8>(tiles.d2, TC_LDX, t);
