@@ -5,7 +5,8 @@ mod common;
 
 use common::{gpu, rel_err, rel_to_f64};
 use gensync::cpu::attention::{
-    attend_fwd, attend_vjp, deform_bwd, layer_norm_fwd, layer_norm_vjp, Canonical, Deformed, Dropout,
+    attend_fwd, attend_vjp, deform_bwd, deform_fwd, layer_norm_fwd, layer_norm_vjp, Canonical, Deformed, Dropout,
+    Operands,
 };
 use gensync::cpu::audio::{conv1d_bwd, conv1d_fwd, tokens_fwd, Conv, FrameInputs};
 use gensync::cpu::real::{convert, Real};
@@ -384,60 +385,90 @@ fn download_gaussians(gpu: &Gpu, g: &GaussianBufs) -> [Vec<f32>; 5] {
 
 /// GPU against the f32 CPU twin, every output and gradient, on fresh random problems with dropout on:
 /// tokens_fwd (kv), deform_fwd (the deformed Gaussians), deform_bwd + deform_reduce (d_kv, d_f, d_canonical)
-/// and tokens_bwd (the whole d_params). Cases: a partial last tile (N = 77), tiles spanning three frames
-/// (N = 13 < 32, the fp32 kernels' global-atomic path for d_kv), B = 8 with N a multiple of the tile, the
-/// additive M (on the tensor-core path, whose tiles are 128 Gaussians of one frame, each a partial tile).
-/// Each precision of the chain is its own test, so a failure of one does not hide the other's cases.
-/// Tolerance: ‖gpu − cpu‖/‖cpu‖ < 1e-5 per output and for the whole d_params on the fp32 path (summation
-/// orders differ), < 1e-2 on the tensor-core path (operands of the dense products rounded to fp16 forward,
-/// bf16 backward); per parameter tensor 10× that (small tensors have few terms and a relative error
-/// dominated by one rounding), or, for an ill-conditioned tensor, 4× the f32 twin's own error.
+/// and tokens_bwd (the whole d_params). Each path is its own test, so a failure of one does not hide the
+/// other's cases. Tolerance: ‖gpu − cpu‖/‖cpu‖ per output and for the whole d_params; per parameter tensor
+/// 10× that (small tensors have few terms and a relative error dominated by one rounding), or, for an
+/// ill-conditioned tensor, 4× the f32 twin's own error.
+/// - fp32 kernels against the exact twin: 1e-5 (summation orders differ), on EDGE_CASES: a partial last
+///   tile (N = 77), tiles spanning three frames (N = 13 < 32, the global-atomic path for d_kv), B = 8 with
+///   N a multiple of the tile, the additive M.
+/// - tensor-core kernels against the twin with the same operand roundings (Operands::TensorCores), on
+///   TC_CASE (three frames of 2000 Gaussians: 15 full tiles of 128 and a partial one each): 2e-3. The two
+///   compute the same function up to the order and rounding of the fp32 sums (the tensor cores'
+///   accumulation truncates where the twin rounds to nearest). Rarely, that decides a ReLU unit whose
+///   pre-activation is within an fp32 ulp of 0 differently, and the unit's gradient passes on one side
+///   only: on the 80 pairs of the additive edge case, one such unit puts d_kv and d_f 1.2e-2 apart, which is
+///   why this comparison runs on thousands of pairs, where such units are a small share of every sum.
+/// - tensor-core kernels against the exact (fp32) twin, what the operand rounding costs, on TC_CASE: 1e-2.
+///   Known to fail on d_kv, d_f and d_params (1.2–1.7e-2): they sum over pairs the gradients that pass
+///   through ReLU units, and units whose pre-activation lies within fp16 rounding of 0 pass gradient on
+///   one side and not on the other.
+const EDGE_CASES: [(Disentangle, usize, usize, usize, usize); 4] = [
+    (Disentangle::Multiplicative, 29, 4, 3, 77),
+    (Disentangle::Multiplicative, 16, 3, 5, 13),
+    (Disentangle::Multiplicative, 32, 5, 8, 64),
+    (Disentangle::Additive, 29, 2, 2, 40),
+];
+const TC_CASE: [(Disentangle, usize, usize, usize, usize); 1] = [(Disentangle::Multiplicative, 29, 4, 3, 2000)];
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_fp32_matches_cpu_twin() {
-    compare_with_twin(Precision::Fp32, 1e-5);
+    compare_with_twin(Precision::Fp32, Operands::Exact, 1e-5, &EDGE_CASES);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_tensor_core_path_matches_cpu_twin() {
-    compare_with_twin(Precision::TensorCores, 1e-2);
+    compare_with_twin(Precision::TensorCores, Operands::TensorCores, 2e-3, &TC_CASE);
 }
 
-fn compare_with_twin(precision: Precision, tol: f64) {
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_tensor_core_path_near_fp32_twin() {
+    compare_with_twin(Precision::TensorCores, Operands::Exact, 1e-2, &TC_CASE);
+}
+
+/// e < bound, false for NaN (an error that is NaN fails).
+fn below(e: f64, bound: f64) -> bool {
+    e < bound
+}
+
+/// The GPU path `precision` against the f32 twin whose dense products round as `ops` says (see above).
+fn compare_with_twin(precision: Precision, ops: Operands, tol: f64, cases: &[(Disentangle, usize, usize, usize, usize)]) {
     let gpu = gpu();
     cuda_audio::tokens_setup(&gpu).unwrap();
-    let cases = [
-        (Disentangle::Multiplicative, 29, 4, 3, 77),
-        (Disentangle::Multiplicative, 16, 3, 5, 13),
-        (Disentangle::Multiplicative, 32, 5, 8, 64),
-        (Disentangle::Additive, 29, 2, 2, 40),
-    ];
+    // Every output of every case is measured and printed before the test fails on any of them.
+    let mut failures = Vec::new();
     for (case, &(dis, c, ids, b, n)) in cases.iter().enumerate() {
         let (layout, p64, batch64, w64) = problem_sized(dis, 100 + case as u64, c, ids, b, n);
         let params: Vec<f32> = convert(&p64);
         let batch = batch_cast::<f64, f32>(&batch64);
         let d_out = deformed_cast::<f64, f32>(&w64);
-        // CPU twin.
+        // CPU twin: the whole model exactly, and the chain with the GPU path's operand roundings.
         let kv_cpu = tokens_fwd(&layout, &params, &batch.frames).kv;
-        let (out_cpu, tape) = forward(&layout, &params, &batch);
+        let (_, tape) = forward(&layout, &params, &batch);
         let grads = backward(&layout, &params, &batch, &tape, &d_out);
-        // The same problem (the f32-rounded inputs) in f64: how far the f32 twin itself is from exact.
-        let params_r: Vec<f64> = convert(&params);
-        let batch_r = batch_cast::<f32, f64>(&batch);
-        let (_, tape_r) = forward(&layout, &params_r, &batch_r);
-        let exact = backward(&layout, &params_r, &batch_r, &tape_r, &deformed_cast::<f32, f64>(&d_out)).d_params;
-        let mut scratch = vec![0.0f32; layout.total];
-        let chain_cpu = deform_bwd(
-            &layout,
-            &params,
-            &batch.features,
-            &kv_cpu,
-            &batch.canonical,
-            batch.dropout,
-            &d_out,
-            &mut scratch,
-        );
+        let chain_bwd = |ops: Operands, d_params: &mut [f32]| {
+            let (f, cn) = (&batch.features, &batch.canonical);
+            deform_bwd(&layout, &params, f, &kv_cpu, cn, batch.dropout, &d_out, d_params, ops)
+        };
+        let mut exact_chain = vec![0.0f32; layout.total];
+        let d_kv_exact = chain_bwd(Operands::Exact, &mut exact_chain).d_kv;
+        let mut chain_params = vec![0.0f32; layout.total];
+        let chain_cpu = chain_bwd(ops, &mut chain_params);
+        let out_cpu = deform_fwd(&layout, &params, &batch.features, &kv_cpu, &batch.canonical, batch.dropout, ops);
+        // The whole d_params to expect: the token path's share from the exact d_kv (uploaded below), the
+        // chain's from the twin with `ops` (deform_bwd writes the chain section of the gradient).
+        let want_params: Vec<f32> =
+            (0..layout.total).map(|i| grads.d_params[i] - exact_chain[i] + chain_params[i]).collect();
+        // The same problem (the f32-rounded inputs) in f64, for a tensor the f32 twin itself gets wrong.
+        let f64_params = || {
+            let params_r: Vec<f64> = convert(&params);
+            let batch_r = batch_cast::<f32, f64>(&batch);
+            let (_, tape_r) = forward(&layout, &params_r, &batch_r);
+            backward(&layout, &params_r, &batch_r, &tape_r, &deformed_cast::<f32, f64>(&d_out)).d_params
+        };
         // GPU.
         let mut arena = Arena::new("test", 256 << 20).unwrap();
         let p = arena.alloc::<f32>(&gpu, layout.total).unwrap();
@@ -492,7 +523,9 @@ fn compare_with_twin(precision: Precision, tol: f64) {
                 .zip(["means", "scales", "rotations", "opacities", "sh"])
         {
             let e = rel_err(&tag(name), got, want);
-            assert!(e < tol, "{}: {e}", tag(name));
+            if !below(e, tol) {
+                failures.push(format!("{}: {e}", tag(name)));
+            }
         }
         let d_params = arena.alloc::<f32>(&gpu, layout.total).unwrap();
         let d_kv = arena.alloc::<f32>(&gpu, 2 * b * TOKENS * D).unwrap();
@@ -516,10 +549,14 @@ fn compare_with_twin(precision: Precision, tol: f64) {
             )
             .unwrap();
         let e = rel_err(&tag("d_kv"), &gpu.download(d_kv).unwrap(), &chain_cpu.d_kv);
-        assert!(e < tol, "{}: {e}", tag("d_kv"));
-        let e = rel_err(&tag("d_features"), &gpu.download(d_f).unwrap(), &grads.d_features);
-        assert!(e < tol, "{}: {e}", tag("d_features"));
-        let dc = &grads.d_canonical;
+        if !below(e, tol) {
+            failures.push(format!("{}: {e}", tag("d_kv")));
+        }
+        let e = rel_err(&tag("d_features"), &gpu.download(d_f).unwrap(), &chain_cpu.d_features);
+        if !below(e, tol) {
+            failures.push(format!("{}: {e}", tag("d_features")));
+        }
+        let dc = &chain_cpu.d_canonical;
         let want = [&dc.means, &dc.log_scales, &dc.rotations, &dc.opacities, &dc.sh];
         for ((got, want), name) in download_gaussians(&gpu, &d_canon).iter().zip(want).zip([
             "means",
@@ -529,10 +566,12 @@ fn compare_with_twin(precision: Precision, tol: f64) {
             "sh",
         ]) {
             let e = rel_err(&tag(&format!("d_canonical.{name}")), got, want);
-            assert!(e < tol, "{}: {e}", tag(name));
+            if !below(e, tol) {
+                failures.push(format!("{}: {e}", tag(name)));
+            }
         }
-        // The token path from the CPU's d_kv, then the whole parameter gradient.
-        gpu.upload(d_kv, &chain_cpu.d_kv).unwrap();
+        // The token path from the CPU's exact d_kv, then the whole parameter gradient.
+        gpu.upload(d_kv, &d_kv_exact).unwrap();
         cuda_audio::tokens_bwd(&gpu, &layout, p, &frames, d_kv, d_params).unwrap();
         let got = gpu.download(d_params).unwrap();
         let norm = |x: &[f32]| x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
@@ -541,24 +580,36 @@ fn compare_with_twin(precision: Precision, tol: f64) {
                 // The key bias adds q·bk to all four scores of a query alike, and the softmax ignores a
                 // shared shift: its true gradient is exactly zero and both sides hold rounding noise, so
                 // bound it against the whole gradient instead of comparing noise with noise.
-                let noise = norm(&got[slot.range()]) / norm(&grads.d_params);
-                assert!(noise < tol, "{}: {noise} of the gradient's norm", tag(name));
+                let noise = norm(&got[slot.range()]) / norm(&want_params);
+                if !below(noise, tol) {
+                    failures.push(format!("{}: {noise} of the gradient's norm", tag(name)));
+                }
                 continue;
             }
-            let e = rel_err(&tag(name), &got[slot.range()], &grads.d_params[slot.range()]);
+            let e = rel_err(&tag(name), &got[slot.range()], &want_params[slot.range()]);
             if e >= 10.0 * tol {
+                if ops != Operands::Exact {
+                    failures.push(format!("{}: {e} from the twin", tag(name)));
+                    continue;
+                }
                 // A gradient that is a cancelling sum (the AudioAttNet's last biases, behind the window
                 // softmax) is ill-conditioned: the f32 twin is then itself far from exact. Such a tensor
                 // passes if the GPU is within 4× the twin's own distance from the f64 result.
-                let exact = &exact[slot.range()];
+                let exact_all = f64_params();
+                let exact = &exact_all[slot.range()];
                 let (gpu_off, twin_off) = (rel_to_f64(&got[slot.range()], exact), rel_to_f64(&grads.d_params[slot.range()], exact));
                 eprintln!("{}: from f64 the GPU is {gpu_off:.3e}, the f32 twin {twin_off:.3e}", tag(name));
-                assert!(gpu_off < 4.0 * twin_off, "{}: {e} from the twin; {gpu_off:.3e} from f64 (twin {twin_off:.3e})", tag(name));
+                if !below(gpu_off, 4.0 * twin_off) {
+                    failures.push(format!("{}: {e} from the twin; {gpu_off:.3e} from f64 (twin {twin_off:.3e})", tag(name)));
+                }
             }
         }
-        let e = rel_err(&tag("d_params"), &got, &grads.d_params);
-        assert!(e < tol, "{}: {e}", tag("d_params"));
+        let e = rel_err(&tag("d_params"), &got, &want_params);
+        if !below(e, tol) {
+            failures.push(format!("{}: {e}", tag("d_params")));
+        }
     }
+    assert!(failures.is_empty(), "over the bound {tol}:\n{}", failures.join("\n"));
 }
 
 /// 200 training steps on a fixed random problem (B = 4, N = 256, dropout on, Adam lr 1e-3 on the network):

@@ -3,8 +3,9 @@
 //! LayerNorm, FFN, dropout, residual + LayerNorm, the five F_d heads — and the deltas applied to the
 //! canonical Gaussians, with the backward of all of it.
 //!
-//! `deform_fwd` / `deform_bwd` are the twins of the kernels of the same names. Like the kernels, the backward
-//! recomputes the forward instead of reading stored activations. Dense layers are `cpu::mlp`'s.
+//! `deform_fwd` / `deform_bwd` are the twins of the kernels of the same names, and with
+//! `Operands::TensorCores` of deform_fwd_tc / deform_bwd_tc. Like the kernels, the backward recomputes the
+//! forward instead of reading stored activations. Dense layers are `cpu::mlp`'s.
 //! Shapes: f [N,64] features, kv [2,B,4,64] (K rows then V rows, from `cpu::audio::tokens_fwd`), pair r = b·N + n.
 
 use super::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
@@ -42,6 +43,33 @@ macro_rules! impl_math {
 }
 impl_math!(f32);
 impl_math!(f64);
+
+/// How the chain's dense products see their operands. `Exact`: as they are (the fp32 kernels, and the
+/// reference). `TensorCores`: rounded as deform_fwd_tc / deform_bwd_tc round them for the mma units, to
+/// nearest even — the forward's inputs and weights to fp16; the backward's output gradients and weights
+/// (for d_x) and its inputs and output gradients (for d_W and d_b) to bf16. Sums, and everything that is
+/// not a dense product (attention, LayerNorm, dropout, ReLU masks, the deltas), stay in T, as in the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operands {
+    Exact,
+    TensorCores,
+}
+
+fn rounded<T: Real>(x: &[T], to_f16: bool) -> Vec<T> {
+    let round = |v: T| {
+        let v = v.to_f64() as f32;
+        T::from_f64(if to_f16 { half::f16::from_f32(v).to_f32() } else { half::bf16::from_f32(v).to_f32() } as f64)
+    };
+    x.iter().map(|&v| round(v)).collect()
+}
+
+/// y = act(x·Wᵀ + b) with the forward's operands as `ops` says.
+fn dense_fwd_ops<T: Real>(ops: Operands, s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
+    match ops {
+        Operands::Exact => dense_fwd(s, x, w, Some(b), y),
+        Operands::TensorCores => dense_fwd(s, &rounded(x, true), &rounded(w, true), Some(b), y),
+    }
+}
 
 /// LayerNorm epsilon (SPEC §5).
 pub const LN_EPS: f64 = 1e-12;
@@ -365,7 +393,7 @@ fn head_slots(l: &DeformLayout, h: usize) -> [Slot; 4] {
     ]
 }
 
-fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: Dropout) -> ChainTape<T> {
+fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: Dropout, ops: Operands) -> ChainTape<T> {
     let n = f.len() / D;
     let b = kv.len() / (2 * TOKENS * D);
     assert_eq!(f.len(), n * D, "deform: features must be [N,64]");
@@ -393,7 +421,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
         head_out: Vec::new(),
         delta: z0(pr * DELTAS),
     };
-    dense_fwd(dense(n, D, D, Act::None), f, w(l.wq), Some(w(l.bq)), &mut t.q);
+    dense_fwd_ops(ops, dense(n, D, D, Act::None), f, w(l.wq), w(l.bq), &mut t.q);
     let (k_all, v_all) = kv.split_at(b * TOKENS * D);
     for fb in 0..b {
         let kb = &k_all[fb * TOKENS * D..(fb + 1) * TOKENS * D];
@@ -409,7 +437,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
             );
         }
     }
-    dense_fwd(dense(pr, D, D, Act::None), &t.o, w(l.wo), Some(w(l.bo)), &mut t.att);
+    dense_fwd_ops(ops, dense(pr, D, D, Act::None), &t.o, w(l.wo), w(l.bo), &mut t.att);
     let mut row = vec![T::zero(); D];
     for r in 0..pr {
         let (fb, gn) = (r / n, r % n);
@@ -425,20 +453,8 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
             &mut t.h1[r * D..(r + 1) * D],
         );
     }
-    dense_fwd(
-        dense(pr, D, FFN, Act::Relu),
-        &t.h1,
-        w(l.ffn0_w),
-        Some(w(l.ffn0_b)),
-        &mut t.z,
-    );
-    dense_fwd(
-        dense(pr, FFN, D, Act::None),
-        &t.z,
-        w(l.ffn1_w),
-        Some(w(l.ffn1_b)),
-        &mut t.y,
-    );
+    dense_fwd_ops(ops, dense(pr, D, FFN, Act::Relu), &t.h1, w(l.ffn0_w), w(l.ffn0_b), &mut t.z);
+    dense_fwd_ops(ops, dense(pr, FFN, D, Act::None), &t.z, w(l.ffn1_w), w(l.ffn1_b), &mut t.y);
     for r in 0..pr {
         for j in 0..D {
             let idx = ((pr + r) * D + j) as u64; // site 1: ((1·B + b)·N + n)·64 + j
@@ -458,15 +474,9 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
     for h in 0..5 {
         let [w0, b0, w1, b1] = head_slots(l, h);
         let mut hid = z0(pr * HEAD_HIDDEN);
-        dense_fwd(dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), Some(w(b0)), &mut hid);
+        dense_fwd_ops(ops, dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), w(b0), &mut hid);
         let mut out = z0(pr * HEAD_OUT[h]);
-        dense_fwd(
-            dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None),
-            &hid,
-            w(w1),
-            Some(w(b1)),
-            &mut out,
-        );
+        dense_fwd_ops(ops, dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &hid, w(w1), w(b1), &mut out);
         for r in 0..pr {
             t.delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]
                 .copy_from_slice(&out[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]);
@@ -485,8 +495,9 @@ pub fn deform_fwd<T: Math>(
     kv: &[T],
     c: &Canonical<T>,
     drop: Dropout,
+    ops: Operands,
 ) -> Deformed<T> {
-    let t = chain_fwd(l, params, f, kv, drop);
+    let t = chain_fwd(l, params, f, kv, drop, ops);
     assert_eq!(c.len(), t.n, "deform: canonical Gaussians and features disagree on N");
     let mut out = Deformed::zeros(t.b * t.n);
     for r in 0..t.b * t.n {
@@ -515,8 +526,9 @@ pub fn deform_bwd<T: Math>(
     drop: Dropout,
     d_out: &Deformed<T>,
     d_params: &mut [T],
+    ops: Operands,
 ) -> ChainGrads<T> {
-    let t = chain_fwd(l, params, f, kv, drop);
+    let t = chain_fwd(l, params, f, kv, drop, ops);
     let (b, n) = (t.b, t.n);
     let pr = b * n;
     let w = |s: Slot| param(params, s);
@@ -543,8 +555,8 @@ pub fn deform_bwd<T: Math>(
             d_o[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]
                 .copy_from_slice(&d_delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]);
         }
-        let d_hid = linear_bwd(params, d_params, (w1, b1), dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &t.hid[h], &t.head_out[h], &d_o);
-        let d_gh = linear_bwd(params, d_params, (w0, b0), dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, &t.hid[h], &d_hid);
+        let d_hid = linear_bwd(ops, params, d_params, (w1, b1), dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &t.hid[h], &t.head_out[h], &d_o);
+        let d_gh = linear_bwd(ops, params, d_params, (w0, b0), dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, &t.hid[h], &d_hid);
         for (a, v) in d_g.iter_mut().zip(&d_gh) {
             *a += *v;
         }
@@ -576,8 +588,8 @@ pub fn deform_bwd<T: Math>(
             d_y[r * D + j] = drop.factor::<T>(((pr + r) * D + j) as u64) * d_r2[r * D + j];
         }
     }
-    let d_z = linear_bwd(params, d_params, (l.ffn1_w, l.ffn1_b), dense(pr, FFN, D, Act::None), &t.z, &t.y, &d_y);
-    let mut d_h1 = linear_bwd(params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &t.h1, &t.z, &d_z);
+    let d_z = linear_bwd(ops, params, d_params, (l.ffn1_w, l.ffn1_b), dense(pr, FFN, D, Act::None), &t.z, &t.y, &d_y);
+    let mut d_h1 = linear_bwd(ops, params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &t.h1, &t.z, &d_z);
     for (a, v) in d_h1.iter_mut().zip(&d_r2) {
         *a += *v;
     }
@@ -608,13 +620,13 @@ pub fn deform_bwd<T: Math>(
             d_att[r * D + j] = drop.factor::<T>((r * D + j) as u64) * d_r1[r * D + j];
         }
     }
-    let d_o = linear_bwd(params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, &d_att);
+    let d_o = linear_bwd(ops, params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, &d_att);
     // Attention: d_q summed over the frames, d_k and d_v summed over the Gaussians.
     let mut d_q = z0(n * D);
     let mut d_kv = z0(kv.len());
     let (k_all, v_all) = kv.split_at(b * TOKENS * D);
     let (d_k_all, d_v_all) = d_kv.split_at_mut(b * TOKENS * D);
-    let mut d_q_pair = z0(D);
+    let mut d_q_pairs = z0(pr * D);
     for r in 0..pr {
         let (fb, gn) = (r / n, r % n);
         let blk = fb * TOKENS * D..(fb + 1) * TOKENS * D;
@@ -624,17 +636,33 @@ pub fn deform_bwd<T: Math>(
             &v_all[blk.clone()],
             &t.probs[r * 8..(r + 1) * 8],
             &d_o[r * D..(r + 1) * D],
-            &mut d_q_pair,
+            &mut d_q_pairs[r * D..(r + 1) * D],
             &mut d_k_all[blk.clone()],
             &mut d_v_all[blk],
         );
         for j in 0..D {
-            d_q[gn * D + j] += d_q_pair[j];
+            d_q[gn * D + j] += d_q_pairs[r * D + j];
         }
     }
-    let d_f_q = linear_bwd(params, d_params, (l.wq, l.bq), dense(n, D, D, Act::None), f, &t.q, &d_q);
-    for (a, v) in d_f.iter_mut().zip(&d_f_q) {
-        *a += *v;
+    let query = (l.wq, l.bq);
+    match ops {
+        Operands::Exact => {
+            let d_f_q = linear_bwd(ops, params, d_params, query, dense(n, D, D, Act::None), f, &t.q, &d_q);
+            for (a, v) in d_f.iter_mut().zip(&d_f_q) {
+                *a += *v;
+            }
+        }
+        // The kernel takes every pair's d_q through Wq on its own (rounded per pair), then sums the frames.
+        Operands::TensorCores => {
+            let per_pair = |x: &[T]| -> Vec<T> { (0..pr).flat_map(|r| x[(r % n) * D..(r % n + 1) * D].to_vec()).collect() };
+            let (f_pairs, q_pairs) = (per_pair(f), per_pair(&t.q));
+            let d_f_q = linear_bwd(ops, params, d_params, query, dense(pr, D, D, Act::None), &f_pairs, &q_pairs, &d_q_pairs);
+            for r in 0..pr {
+                for j in 0..D {
+                    d_f[(r % n) * D + j] += d_f_q[r * D + j];
+                }
+            }
+        }
     }
     ChainGrads {
         d_features: d_f,
@@ -645,10 +673,27 @@ pub fn deform_bwd<T: Math>(
 
 /// Backward of one biased dense layer of the chain (weight and bias at `slots`): their gradients into
 /// `d_params` (overwritten), the gradient of the layer's input `x` returned.
-fn linear_bwd<T: Math>(params: &[T], d_params: &mut [T], (w, b): (Slot, Slot), s: Dense, x: &[T], y: &[T], d_y: &[T]) -> Vec<T> {
+#[allow(clippy::too_many_arguments)]
+fn linear_bwd<T: Math>(
+    ops: Operands,
+    params: &[T],
+    d_params: &mut [T],
+    (w, b): (Slot, Slot),
+    s: Dense,
+    x: &[T],
+    y: &[T],
+    d_y: &[T],
+) -> Vec<T> {
     let mut d_x = vec![T::zero(); s.rows * s.n_in];
     let (d_w, d_b) = split_grads(d_params, w, b);
-    dense_bwd(s, x, param(params, w), y, d_y, DenseGrads { d_x: &mut d_x, d_w, d_b: Some(d_b) });
+    let grads = DenseGrads { d_x: &mut d_x, d_w, d_b: Some(d_b) };
+    match ops {
+        Operands::Exact => dense_bwd(s, x, param(params, w), y, d_y, grads),
+        Operands::TensorCores => {
+            let [x, w, d_y] = [x, param(params, w), d_y].map(|v| rounded(v, false));
+            dense_bwd(s, &x, &w, y, &d_y, grads)
+        }
+    }
     d_x
 }
 

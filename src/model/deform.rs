@@ -10,7 +10,7 @@
 //! token path (kernels/audio.cu), whose last two tensors depend on C and on the number of identities.
 //! Gradients use the same layout. Weights are PyTorch's [out, in] (conv: [out, in, 3]).
 
-use crate::cpu::attention::{deform_bwd, deform_fwd, Canonical, Deformed, Dropout};
+use crate::cpu::attention::{deform_bwd, deform_fwd, Canonical, Deformed, Dropout, Operands};
 use crate::cpu::audio::{tokens_bwd, tokens_fwd, FrameInputs, TokenTape};
 use crate::cpu::real::Real;
 use crate::rng::Rng;
@@ -273,7 +273,7 @@ pub fn forward<T: Real + crate::cpu::attention::Math>(
 ) -> (Deformed<T>, DeformTape<T>) {
     let tokens = tokens_fwd(layout, params, &batch.frames);
     let kv = tokens.kv.clone();
-    let out = deform_fwd(layout, params, &batch.features, &kv, &batch.canonical, batch.dropout);
+    let out = deform_fwd(layout, params, &batch.features, &kv, &batch.canonical, batch.dropout, Operands::Exact);
     (out, DeformTape { tokens, kv })
 }
 
@@ -297,6 +297,7 @@ pub fn backward<T: Real + crate::cpu::attention::Math>(
         batch.dropout,
         d_out,
         &mut d_params,
+        Operands::Exact,
     );
     tokens_bwd(layout, params, &batch.frames, &tape.tokens, &chain.d_kv, &mut d_params);
     DeformGrads {
