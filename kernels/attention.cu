@@ -9,13 +9,13 @@
 // forward layers with fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU
 // hidden units, features in [0, 1]), the backward's d_x and the weight gradients with bf16 operands
 // (gradients need bf16's range); attention, softmax, LayerNorm, dropout, ReLU masks and the deltas stay
-// fp32. Known: d_kv is 8.3e-3 / 4.5e-3 / 1.6e-2 from the fp32 twin on tests/deform.rs's three
-// multiplicative problems (bound 1e-2; bf16 forward operands gave 4.4e-2). The CPU twin with the same
-// roundings emulated reproduces these to two digits, and nearly all of it comes from ReLU units whose
-// pre-activation lies within rounding distance of 0 and flips: the backward then takes another mask for
-// that pair. Over 16 random problems per shape the medians are 1.0–1.6e-2, the worst 4.5e-2. Split fp16
-// (x = hi + lo, W = Whi + Wlo, three products) on every forward layer but the heads' last, plus fp16 with a
-// per-row power-of-two scale for the backward's d_x, brings every problem to ≤ 7.7e-4 in the emulation, at
+// fp32. The CPU twin with Operands::TensorCores rounds the same operands, and the kernels are within
+// 6.1e-4 of it (tests/deform.rs, 3 frames × 2000 Gaussians). Against the exact twin d_kv, d_f and d_params
+// are 1.8e-2, 2.0e-2 and 1.4e-2 off (bf16 forward operands gave 4.4e-2 on d_kv): nearly all of it comes
+// from ReLU units whose pre-activation lies within fp16 rounding of 0 and flips, so that the backward
+// takes another mask for that pair. Split fp16 (x = hi + lo, W = Whi + Wlo, three products) on every
+// forward layer but the heads' last, plus fp16 with a per-row power-of-two scale for the backward's d_x,
+// brings d_kv to ≤ 7.7e-4 in a CPU emulation over 16 random problems per shape, at
 // 2.7× the forward's products. LayerNorm eps 1e-12. Dropout:
 // element idx kept iff mix(key + idx) >> 40 ≥ threshold (SplitMix64's mix, as src/rng.rs), scaled by
 // `scale`; idx = r·64 + j after the out-projection and (P + r)·64 + j after the FFN, r = b·N + n.
@@ -1126,12 +1126,12 @@ __device__ __forceinline__ void tc_attention(const float (&q)[8][4], const float
     }
 }
 
-// Per-lane save and restore of a 16 × 64 accumulator in a warp's shared slice (conflict-free: element i of
-// lane l at i·32 + l).
-__device__ __forceinline__ void save_acc(float* s, const float (&x)[8][4]) {
+// Per-lane save (to global memory, evict-first) and restore (from a warp's shared slice, conflict-free) of
+// a 16 × 64 accumulator: element i of lane l at i·32 + l.
+__device__ __forceinline__ void save_acc_stream(float* s, const float (&x)[8][4]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int i = 0; i < 32; ++i) s[i * 32 + lane] = x[i / 4][i % 4];
+    for (int i = 0; i < 32; ++i) __stcs(s + i * 32 + lane, x[i / 4][i % 4]);
 }
 __device__ __forceinline__ void load_acc(const float* s, float (&x)[8][4]) {
     const int lane = threadIdx.x & 31;
@@ -1139,16 +1139,26 @@ __device__ __forceinline__ void load_acc(const float* s, float (&x)[8][4]) {
     for (int i = 0; i < 32; ++i) x[i / 4][i % 4] = s[i * 32 + lane];
 }
 
-// Stores a 16 × 8·NT accumulator as bf16 rows (warp·16 + g, + 8) of a [TC_TILE][ld] shared tile.
-template <int NT>
-__device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (&c)[NT][4]) {
-    const int row = (threadIdx.x >> 5) * 16 + ((threadIdx.x & 31) >> 2);
+// Stores a 16 × 8·NT accumulator as 16 bf16 rows (g, g + 8) of stride ld from `rows` (STREAM: to global
+// memory, evict-first).
+template <int NT, bool STREAM = false>
+__device__ __forceinline__ void store_rows_bf16(uint16_t* rows, int ld, const float (&c)[NT][4]) {
+    const int row = (threadIdx.x & 31) >> 2;
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
-            *reinterpret_cast<uint32_t*>(tile + (row + 8 * r) * ld + acc_col(j, 0)) =
-                pack_bf16(c[j][2 * r], c[j][2 * r + 1]);
+        for (int r = 0; r < 2; ++r) {
+            uint32_t* at = reinterpret_cast<uint32_t*>(rows + (row + 8 * r) * ld + acc_col(j, 0));
+            const uint32_t v = pack_bf16(c[j][2 * r], c[j][2 * r + 1]);
+            if (STREAM) __stcs(at, v);
+            else *at = v;
+        }
+}
+
+// The warp's rows (warp·16 + g, + 8) of a [TC_TILE][ld] shared tile, as store_rows_bf16.
+template <int NT>
+__device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (&c)[NT][4]) {
+    store_rows_bf16<NT>(tile + (threadIdx.x >> 5) * 16 * ld, ld, c);
 }
 
 // What the backward keeps of the forward chain in registers (x̂1, x̂2 go to shared memory).
@@ -1158,48 +1168,121 @@ struct TcChain {
     uint32_t kept1, kept2;    // the dropouts after the out-projection and after the FFN (add_dropped)
 };
 
-// The chain from f to g = ReLU(h2) for the warp's rows of frame b: g's A fragments (fp16). For the
-// backward (pointers not null): x̂1, x̂2 into xh_save[0, 1024) and [1024, 2048) (save_acc), 1/σ and the
-// FFN's ReLU mask into keep, and as bf16 rows of the block tile the FFN hidden z (z_stage, [TC_TILE][TC_LDW])
-// and g (g_stage, [TC_TILE][TC_LDX]).
+// deform_fwd_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
+// item = n_tile·B + b, the backward's work item) what deform_bwd_tc needs of the chain up to g, so that it
+// reads it (17 KB per tile, 435 MB at N = 50 000, B = 8) instead of recomputing it (a fifth of its time at
+// 89d309d). Words, 16-byte aligned sections:
+constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 lanes] float4: lane's acc elements
+constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp32 [2][32][32 lanes] (save_acc's layout)
+constexpr int TAPE_Z = TAPE_XH + 2 * 32 * 32;     // FFN hidden z, bf16 [16 rows][128]
+constexpr int TAPE_KEEP = TAPE_Z + 16 * FFN / 2;  // [32 lanes][8]: rstd1[2], rstd2[2], z_pos, kept1, kept2
+constexpr int TAPE_WORDS = TAPE_KEEP + 32 * 8;
+static_assert(TAPE_WORDS == 4352, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
+
+// The chain from f to g = ReLU(h2) for the warp's rows of frame b: g's A fragments (fp16) and, when `tape`
+// is not null, the warp tile's tape record (TcChain's words in tc_tape_load's order).
 __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __restrict__ wp, const float* __restrict__ f,
                              const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr, long long P,
-                             uint32_t (&ga)[4][4], TcChain& keep, float* xh_save, uint16_t* z_stage,
-                             uint16_t* g_stage) {
+                             uint32_t (&ga)[4][4], uint32_t* tape) {
+    // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
+    // nothing stays live for the tape through the layers.
+    const int lane = threadIdx.x & 31;
+    uint32_t* keep = tape + TAPE_KEEP + lane * 8;
     float x[8][4], q[8][4], p[2][2][4], o[8][4];
     load_features(f, rows, x);
     tc_query(params, wp, x, q);
     tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
     layer_fwd<8, 8>(q, o, params + P_BO, D, wp + PK_O);  // q is dead: it holds att
-    keep.kept1 = add_dropped(x, q, rows, dr, P, false);
-    float h1[8][4];
-    ln_acc(x, params + P_LN1G, params + P_LN1B, h1, keep.rstd1);
-    if (xh_save) save_acc(xh_save, x);
+    const uint32_t kept1 = add_dropped(x, q, rows, dr, P, false);
+    float h1[8][4], rstd[2];
+    ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
+    if (tape) {
+        save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH), x);
+        __stcs(keep + 0, __float_as_uint(rstd[0]));
+        __stcs(keep + 1, __float_as_uint(rstd[1]));
+        __stcs(keep + 6, kept1);
+    }
     float z[16][4];
     layer_fwd<16, 8>(z, h1, params + P_FFN0B, FFN, wp + PK_FFN0);
-    keep.z_pos = 0;
+    uint64_t z_pos = 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            if (z[j][e] > 0.0f) keep.z_pos |= 1ull << (4 * j + e);
+            if (z[j][e] > 0.0f) z_pos |= 1ull << (4 * j + e);
             else z[j][e] = 0.0f;
         }
-    if (z_stage) stage_bf16<16>(z_stage, TC_LDW, z);
+    if (tape) {
+        store_rows_bf16<16, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z), FFN, z);
+        __stcs(keep + 4, (uint32_t)z_pos);
+        __stcs(keep + 5, (uint32_t)(z_pos >> 32));
+    }
     layer_fwd<8, 16>(q, z, params + P_FFN1B, D, wp + PK_FFN1);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) x[j][e] = h1[j][e];
-    keep.kept2 = add_dropped(x, q, rows, dr, P, true);
-    ln_acc(x, params + P_LN2G, params + P_LN2B, h1, keep.rstd2);
-    if (xh_save) save_acc(xh_save + 1024, x);
+    const uint32_t kept2 = add_dropped(x, q, rows, dr, P, true);
+    ln_acc(x, params + P_LN2G, params + P_LN2B, h1, rstd);
+    if (tape) {
+        save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH) + 1024, x);
+        __stcs(keep + 2, __float_as_uint(rstd[0]));
+        __stcs(keep + 3, __float_as_uint(rstd[1]));
+        __stcs(keep + 7, kept2);
+    }
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) h1[j][e] = fmaxf(h1[j][e], 0.0f);
-    if (g_stage) stage_bf16<8>(g_stage, TC_LDX, h1);
     to_frags<8, true>(h1, ga);
+    if (tape)
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+            __stcs(reinterpret_cast<float4*>(tape + TAPE_G) + j * 32 + lane, make_float4(h1[j][0], h1[j][1], h1[j][2], h1[j][3]));
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((uint32_t)__cvta_generic_to_shared(smem)), "l"(gmem)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// The warp tile's tape record back: x̂1, x̂2 into xh_save (the warp's shared slice, save_acc's layout) and z
+// into its 16 rows of z_stage ([TC_TILE][TC_LDW]) by cp.async, in flight until cp_async_wait_all; g staged
+// as bf16 rows of g_stage ([TC_TILE][TC_LDX]) and its A fragments (fp16) in ga; the scalars into keep.
+__device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, float* xh_save, uint16_t* z_stage,
+                                             uint16_t* g_stage, uint32_t (&ga)[4][4], TcChain& keep) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) cp_async16(xh_save + 4 * (i * 32 + lane), tape + TAPE_XH + 4 * (i * 32 + lane));
+    uint16_t* z_rows = z_stage + (threadIdx.x >> 5) * 16 * TC_LDW;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        const int chunk = i * 32 + lane, row = chunk / 16, c = chunk % 16;  // 16 chunks of 8 bf16 per row
+        cp_async16(z_rows + row * TC_LDW + 8 * c, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
+    }
+    cp_async_commit();
+    float g[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(tape + TAPE_G) + j * 32 + lane);
+        g[j][0] = v.x;
+        g[j][1] = v.y;
+        g[j][2] = v.z;
+        g[j][3] = v.w;
+    }
+    const uint4 k0 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8));
+    const uint4 k1 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8) + 1);
+    keep.rstd1[0] = __uint_as_float(k0.x);
+    keep.rstd1[1] = __uint_as_float(k0.y);
+    keep.rstd2[0] = __uint_as_float(k0.z);
+    keep.rstd2[1] = __uint_as_float(k0.w);
+    keep.z_pos = k1.x | (uint64_t)k1.y << 32;
+    keep.kept1 = k1.z;
+    keep.kept2 = k1.w;
+    stage_bf16<8>(g_stage, TC_LDX, g);
+    to_frags<8, true>(g, ga);
 }
 
 // F_d head h's hidden layer hid = ReLU(g·V0ᵀ + c0) and output out = hid·V1ᵀ + c1 (NTH column tiles).
@@ -1230,19 +1313,21 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
     return 1.0f / sqrtf(ss);
 }
 
-// deform_fwd_tc: the chain and the deltas for every pair (layout of this section's comment). Grid
-// (⌈N/128⌉, B), 8 warps of 16 Gaussians; no shared memory. Arguments as deform_fwd, with deform_pack's
-// fragments in place of wt. FLOP: 2·P·73 600.
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
-deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL) {
+// deform_fwd_tc: the chain and the deltas for every pair (layout of this section's comment), and, when
+// `tape` is not null, the tape deform_bwd_tc reads. Grid (⌈N/128⌉, B), 8 warps of 16 Gaussians (warps past
+// N run on clamped rows so that their tape records are finite, and write no outputs); no shared memory.
+// One block per SM: at two (128 registers) the tape's stores made it spill, 1.23 ms against 0.70 at B = 8
+// (H100). Arguments as deform_fwd, with deform_pack's fragments in place of wt, then the tape
+// [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1088·P (tape), FLOP: 2·P·73 600.
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     const int b = blockIdx.y, n_first = blockIdx.x * TC_TILE + (threadIdx.x >> 5) * 16;
-    if (n_first >= N) return;
     const long long P = (long long)B * N;
     const TcRows rows = tc_rows(n_first, b, N);
     const DropArgs dr = {key, threshold, scale};
     uint32_t ga[4][4];
-    TcChain keep;
-    tc_chain_fwd(params, wp, f, kv, b, B, rows, dr, P, ga, keep, nullptr, nullptr, nullptr);
+    uint32_t* record = tape ? tape + ((long long)(blockIdx.x * B + b) * TC_WARPS + (threadIdx.x >> 5)) * TAPE_WORDS : nullptr;
+    tc_chain_fwd(params, wp, f, kv, b, B, rows, dr, P, ga, record);
     float hid[16][4];
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
@@ -1520,14 +1605,16 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
     }
 }
 
-// deform_bwd_tc: deform_fwd_tc's chain recomputed and run backward per block tile of 128 Gaussians of one
-// frame (items (n-tile, frame), frame fastest; persistent: block g takes items g, g + G, …). Weight
-// gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β and
-// the token gradients fp32 column sums; all into partials[g] (zeroed here) for deform_reduce. d_f and
-// d_canonical: atomics (zero before). Arguments as deform_bwd, with deform_pack's fragments in place of wt.
-// Shared: TC_BWD_SMEM = 209 920 bytes (dynamic; one block per SM).
+// deform_bwd_tc: the chain's backward per block tile of 128 Gaussians of one frame (items (n-tile, frame),
+// frame fastest; persistent: block g takes items g, g + G, …), from deform_fwd_tc's tape (the chain up to
+// g; the heads and the attention are recomputed). Weight gradients: bf16 mma on the staged tiles
+// (block_dw), biases through the ones column, LayerNorm γ/β and the token gradients fp32 column sums; all
+// into partials[g] (zeroed here) for deform_reduce. d_f and d_canonical: atomics (zero before). Arguments
+// as deform_bwd, with deform_pack's fragments in place of wt, then the tape deform_fwd_tc wrote for the same
+// inputs. Shared: TC_BWD_SMEM = 209 920 bytes (dynamic; one block per SM).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL) {
+deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
+              const uint32_t* __restrict__ tape) {
     extern __shared__ __align__(16) unsigned char smem[];
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2),
                            reinterpret_cast<uint16_t*>(smem + SB_Z), reinterpret_cast<uint16_t*>(smem + SB_D1),
@@ -1560,13 +1647,16 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         const float* v = kv + ((long long)B + b) * 4 * D;
         TcChain keep;
         uint32_t ga[4][4];
-        tc_chain_fwd(params, wp, f, kv, b, B, rows, dr, P, ga, keep, xh, tiles.z, tiles.x1);
+        tc_tape_load(tape + ((long long)item * TC_WARPS + warp) * TAPE_WORDS, xh, tiles.z, tiles.x1, ga, keep);
         float d_g[8][4];
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
         for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, rows, canon, d_out, d_canon, d_g, tiles, part);
         tc_head_bwd<6>(params, wp, 4, ga, rows, canon, d_out, d_canon, d_g, tiles, part);
-        // LayerNorm 2 (g = ReLU(h2)): d_h2 in d_g, γ2/β2 sums, d_x2.
+        // LayerNorm 2 (g = ReLU(h2)): d_h2 in d_g, γ2/β2 sums, d_x2. The tape's x̂ and z have arrived (each
+        // lane waits for its own copies; the warp's lanes read each other's x̂, z is read after a barrier).
+        cp_async_wait_all();
+        __syncwarp();
         float xs[8][4], t[8][4];
         load_acc(xh + 1024, xs);
 #pragma unroll

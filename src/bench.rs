@@ -400,7 +400,7 @@ mod tests {
 pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) -> Result<String> {
     use crate::cpu::attention::{Canonical, Deformed, Dropout};
     use crate::cpu::audio::FrameInputs;
-    use crate::cuda::attention::{DeformChain, GaussianBufs, Precision, MACS_PER_PAIR};
+    use crate::cuda::attention::{tape_words, DeformChain, GaussianBufs, Precision, MACS_PER_PAIR};
     use crate::cuda::audio::{tokens_bwd, tokens_fwd, tokens_setup, FrameBufs};
     use crate::model::deform::{self as model, DeformBatch, DeformLayout, Disentangle, DELTAS, DROPOUT};
     if gaussians == 0 || batch == 0 || reps == 0 {
@@ -454,7 +454,8 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
                 + b * (model::WINDOWS * model::WINDOW_LEN * c + 14)
                 + 73_088
                 + 2 * 38_912
-                + 2 * gpu.info().multiprocessors.max(1) as usize * (layout.chain_floats() + 512 * b + 64);
+                + 2 * gpu.info().multiprocessors.max(1) as usize * (layout.chain_floats() + 512 * b + 64)
+                + tape_words(b, n);
             let mut arena = Arena::new("bench deform", 4 * floats + 64 * 256 + (1 << 16))?;
             let put = |arena: &mut Arena, host: &[f32]| -> Result<_> {
                 let buf = arena.alloc::<f32>(gpu, host.len())?;
@@ -488,7 +489,7 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
             let precisions = [(Precision::Fp32, "fp32"), (Precision::TensorCores, "tensor cores (fp16 forward, bf16 backward)")];
             let mut chains = Vec::new();
             for (precision, name) in precisions {
-                chains.push((DeformChain::new(gpu, &mut arena, &layout, b, precision)?, name));
+                chains.push((DeformChain::new(gpu, &mut arena, &layout, b, n, precision)?, name));
             }
             let step = |chain: &DeformChain| -> Result<()> {
                 chain.prepare(gpu, p)?;

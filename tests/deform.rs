@@ -503,7 +503,7 @@ fn compare_with_twin(precision: Precision, ops: Operands, tol: f64, cases: &[(Di
         // Use the CPU's kv from here on, so each kernel is compared on identical inputs.
         gpu.upload(kv, &kv_cpu).unwrap();
         let tag = |what: &str| format!("case {case} ({dis:?}, C {c}, B {b}, N {n}, {precision:?}) {what}");
-        let chain = DeformChain::new(&gpu, &mut arena, &layout, b, precision).unwrap();
+        let chain = DeformChain::new(&gpu, &mut arena, &layout, b, n, precision).unwrap();
         chain.prepare(&gpu, p).unwrap();
         let out = GaussianBufs::alloc(&gpu, &mut arena, b * n).unwrap();
         chain
@@ -645,7 +645,7 @@ fn tensor_core_training_matches_fp32() {
     let mut curves = Vec::new();
     for precision in [Precision::Fp32, Precision::TensorCores] {
         let mut arena = Arena::new("test", 256 << 20).unwrap();
-        let chain = DeformChain::new(&gpu, &mut arena, &layout, b, precision).unwrap();
+        let chain = DeformChain::new(&gpu, &mut arena, &layout, b, n, precision).unwrap();
         let zeros = vec![0.0f32; layout.total];
         let [p, d_params, m, v] = [&params, &zeros, &zeros, &zeros].map(|h| {
             let buf = arena.alloc::<f32>(&gpu, layout.total).unwrap();

@@ -20,6 +20,9 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_TC_SMEM: u32 = 209_920;
+/// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS).
+const TAPE_WORDS: usize = 4352;
+const TC_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
@@ -91,8 +94,14 @@ pub enum Precision {
     TensorCores,
 }
 
+/// Words of the tensor-core path's tape for `frames` frames of `gaussians` Gaussians.
+pub fn tape_words(frames: usize, gaussians: usize) -> usize {
+    gaussians.div_ceil(TC_TILE) * frames * TC_WARPS * TAPE_WORDS
+}
+
 /// The chain's scratch: the weights laid out for the kernels of `precision` (fp32 transposed, or mma
-/// fragments as two u32 each), deform_bwd's per-block partial gradients.
+/// fragments as two u32 each), deform_bwd's per-block partial gradients, and on the tensor cores the
+/// forward's tape that deform_bwd reads.
 pub struct DeformChain {
     precision: Precision,
     weights: Weights,
@@ -100,6 +109,8 @@ pub struct DeformChain {
     part_stride: usize,
     max_blocks: usize,
     max_frames: usize,
+    max_gaussians: usize,
+    tape: Option<DevBuf<u32>>,
 }
 
 /// The chain's weights as the kernels of one precision read them.
@@ -116,13 +127,15 @@ fn drop_args(d: Dropout) -> [Arg; 3] {
 }
 
 impl DeformChain {
-    /// Scratch for batches of up to `max_frames` frames, in `arena` (persistent): the laid-out weights and
-    /// one partial-gradient slice (83 k + 512·B floats) per SM.
+    /// Scratch for batches of up to `max_frames` frames of up to `max_gaussians` Gaussians, in `arena`
+    /// (persistent): the laid-out weights, one partial-gradient slice (83 k + 512·B floats) per SM and, on
+    /// the tensor cores, the tape (1088 bytes per Gaussian and frame).
     pub fn new(
         gpu: &Gpu,
         arena: &mut Arena,
         layout: &DeformLayout,
         max_frames: usize,
+        max_gaussians: usize,
         precision: Precision,
     ) -> Result<Self> {
         if layout.chain_floats() != CHAIN_FLOATS {
@@ -131,15 +144,16 @@ impl DeformChain {
                 layout.chain_floats()
             )));
         }
-        let weights = match precision {
+        let (weights, tape) = match precision {
             Precision::Fp32 => {
                 gpu.set_max_dynamic_shared("deform_fwd", DEF_FWD_SMEM)?;
                 gpu.set_max_dynamic_shared("deform_bwd", DEF_BWD_SMEM)?;
-                Weights::Transposed(arena.alloc(gpu, WT_FLOATS)?)
+                (Weights::Transposed(arena.alloc(gpu, WT_FLOATS)?), None)
             }
             Precision::TensorCores => {
                 gpu.set_max_dynamic_shared("deform_bwd_tc", DEF_BWD_TC_SMEM)?;
-                Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?)
+                let tape = arena.alloc(gpu, tape_words(max_frames, max_gaussians))?;
+                (Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?), Some(tape))
             }
         };
         let part_stride = (CHAIN_FLOATS + 2 * TOKENS * D * max_frames).next_multiple_of(64);
@@ -151,6 +165,8 @@ impl DeformChain {
             part_stride,
             max_blocks,
             max_frames,
+            max_gaussians,
+            tape,
         })
     }
 
@@ -165,6 +181,14 @@ impl DeformChain {
         match precision {
             Precision::Fp32 => "deform_bwd",
             Precision::TensorCores => "deform_bwd_tc",
+        }
+    }
+
+    /// Bytes of the tape deform_fwd writes and deform_bwd reads for B frames of N Gaussians (0 in fp32).
+    fn tape_bytes(&self, b: usize, n: usize) -> u64 {
+        match self.tape {
+            Some(_) => 4 * tape_words(b, n) as u64,
+            None => 0,
         }
     }
 
@@ -197,10 +221,10 @@ impl DeformChain {
         drop: Dropout,
         canonical: &GaussianBufs,
     ) -> Result<Vec<Arg>> {
-        if b == 0 || b > self.max_frames || n == 0 || (b * n).div_ceil(DEF_TP) > i32::MAX as usize {
+        if b == 0 || b > self.max_frames || n == 0 || n > self.max_gaussians || (b * n).div_ceil(DEF_TP) > i32::MAX as usize {
             return Err(Error::Cuda(format!(
-                "{what}: B = {b} (at most {}), N = {n}",
-                self.max_frames
+                "{what}: B = {b} (at most {}), N = {n} (at most {})",
+                self.max_frames, self.max_gaussians
             )));
         }
         if params.len() < CHAIN_FLOATS || f.len() != n * D || kv.len() != 2 * b * TOKENS * D {
@@ -226,7 +250,8 @@ impl DeformChain {
     }
 
     /// The deformed Gaussians of every frame: out [B,N,…] from canonical [N,…], features f [N,64] and the
-    /// frames' K/V rows kv [2,B,4,64]. `prepare` must have run since params last changed.
+    /// frames' K/V rows kv [2,B,4,64]. `prepare` must have run since params last changed. On the tensor
+    /// cores it also writes the tape that deform_bwd reads.
     #[allow(clippy::too_many_arguments)]
     pub fn deform_fwd(
         &self,
@@ -244,10 +269,13 @@ impl DeformChain {
         out.check("deform_fwd out", b * n)?;
         let p = (b * n) as u64;
         let cost = Cost {
-            bytes: 4 * (n as u64 * (D + DELTAS) as u64 + p * DELTAS as u64),
+            bytes: 4 * (n as u64 * (D + DELTAS) as u64 + p * DELTAS as u64) + self.tape_bytes(b, n),
             flop: 2 * MACS_PER_PAIR * p,
         };
         args.extend(out.args());
+        if let Some(tape) = self.tape {
+            args.push(tape.into());
+        }
         let cfg = match self.precision {
             Precision::Fp32 => LaunchCfg {
                 grid: ((b * n).div_ceil(DEF_TP) as u32, 1, 1),
@@ -265,8 +293,9 @@ impl DeformChain {
         gpu.launch(Self::fwd_kernel(self.precision), cfg, &args)
     }
 
-    /// Backward of deform_fwd (recomputing it) from d_out [B,N,…]: writes the chain section of d_params
-    /// (wk, bk, wv, bv get 0: tokens_bwd adds theirs), d_kv [2,B,4,64], d_f [N,64] and d_canonical [N,…].
+    /// Backward of deform_fwd from d_out [B,N,…]: writes the chain section of d_params (wk, bk, wv, bv get 0:
+    /// tokens_bwd adds theirs), d_kv [2,B,4,64], d_f [N,64] and d_canonical [N,…]. In fp32 it recomputes the
+    /// forward; on the tensor cores it reads the tape, so deform_fwd must have run last on the same inputs.
     #[allow(clippy::too_many_arguments)]
     pub fn deform_bwd(
         &self,
@@ -309,7 +338,7 @@ impl DeformChain {
         let blocks = tiles.min(self.max_blocks);
         let stride = self.part_stride as u64;
         let cost = Cost {
-            bytes: 4 * p * (D + 3 * DELTAS) as u64
+            bytes: self.tape_bytes(b, n) + 4 * p * (D + 3 * DELTAS) as u64
                 + 4 * n as u64 * (2 * D + 2 * DELTAS) as u64
                 + 8 * tiles as u64 * CHAIN_FLOATS as u64,
             flop: 6 * MACS_PER_PAIR * p,
@@ -317,6 +346,9 @@ impl DeformChain {
         args.extend(d_out.args());
         args.extend::<[Arg; 3]>([self.partials.into(), (stride as i64).into(), d_f.into()]);
         args.extend(d_canonical.args());
+        if let Some(tape) = self.tape {
+            args.push(tape.into());
+        }
         let cfg = LaunchCfg {
             grid: (blocks as u32, 1, 1),
             block: (threads, 1, 1),
