@@ -233,6 +233,11 @@ deform() {
         echo "## racecheck: gpu_tensor_core_path_matches_cpu_twin"
         timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 gpu_tensor_core_path 2>&1 \
             | grep -E "RACECHECK SUMMARY|test result" || true
+        # Float atomics make every run's sums differ a little: the loss-curve comparison five times.
+        echo "## tensor_core_training_matches_fp32, 5 runs"
+        for i in 1 2 3 4 5; do
+            "$t" --ignored --test-threads=1 --nocapture tensor_core_training 2>&1 | grep -E "largest relative gap|test result"
+        done
         for b in 1 8 32; do
             echo "## bench deform B = $b"
             $g --device cuda --profile --profile-csv "$out/profile-deform-b$b.csv" bench deform --gaussians 50000 --batch $b 2>&1

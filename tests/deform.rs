@@ -715,6 +715,13 @@ fn tensor_core_training_matches_fp32() {
         );
         curves.push(curve);
     }
+    let (worst_step, worst) = curves[0]
+        .iter()
+        .zip(&curves[1])
+        .map(|(a, c)| (a - c).abs() / a)
+        .enumerate()
+        .fold((0, 0.0f64), |w, (t, d)| if d > w.1 { (t + 1, d) } else { w });
+    eprintln!("largest relative gap between the curves: {worst:.3e} at step {worst_step}");
     for (t, (a, c)) in curves[0].iter().zip(&curves[1]).enumerate() {
         assert!(
             (a - c).abs() <= 0.01 * a,
