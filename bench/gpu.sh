@@ -236,7 +236,7 @@ deform() {
         # Float atomics make every run's sums differ a little: the loss-curve comparison five times.
         echo "## tensor_core_training_matches_fp32, 5 runs"
         for i in 1 2 3 4 5; do
-            "$t" --ignored --test-threads=1 --nocapture tensor_core_training 2>&1 | grep -E "largest relative gap|test result"
+            "$t" --ignored --test-threads=1 --nocapture tensor_core_training 2>&1 | grep -E "largest relative gap|test result" || true
         done
         for b in 1 8 32; do
             echo "## bench deform B = $b"
