@@ -790,20 +790,22 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 __host__ __device__ constexpr int frag_count(int k, int n) { return ((n + 7) / 8) * ((k + 15) / 16) * 32; }
 // Offsets (uint2) in deform_pack's buffer. Forward layers use B = Wᵀ (K = in, N = out; suffix none), the
 // backward's d_x = d_y·W uses B = W (K = out, N = in; suffix T).
-constexpr int PK_Q = 0;
-constexpr int PK_QT = PK_Q + frag_count(D, D);
-constexpr int PK_O = PK_QT + frag_count(D, D);
-constexpr int PK_OT = PK_O + frag_count(D, D);
-constexpr int PK_FFN0 = PK_OT + frag_count(D, D);
-constexpr int PK_FFN0T = PK_FFN0 + frag_count(D, FFN);
-constexpr int PK_FFN1 = PK_FFN0T + frag_count(FFN, D);
-constexpr int PK_FFN1T = PK_FFN1 + frag_count(FFN, D);
-constexpr int PK_HEAD0 = PK_FFN1T + frag_count(D, FFN);     // head h at + h·frag_count(D, HID)
-constexpr int PK_HEAD0T = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + h·frag_count(HID, D)
-constexpr int PK_HEAD1 = PK_HEAD0T + 5 * frag_count(HID, D);  // head h at + HEAD1_PK[h]
-constexpr int PK_HEAD1T = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);  // + HEAD1T_PK[h]
+constexpr int PK_Q = 0;  // the forward layers' fragments first: deform_fwd_tc copies [0, PK_FWD_END) to shared
+constexpr int PK_O = PK_Q + frag_count(D, D);
+constexpr int PK_FFN0 = PK_O + frag_count(D, D);
+constexpr int PK_FFN1 = PK_FFN0 + frag_count(D, FFN);
+constexpr int PK_HEAD0 = PK_FFN1 + frag_count(FFN, D);      // head h at + h·frag_count(D, HID)
+constexpr int PK_HEAD1 = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + HEAD1_PK[h]
+constexpr int PK_FWD_END = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
+constexpr int PK_QT = PK_FWD_END;
+constexpr int PK_OT = PK_QT + frag_count(D, D);
+constexpr int PK_FFN0T = PK_OT + frag_count(D, D);
+constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
+constexpr int PK_HEAD0T = PK_FFN1T + frag_count(D, FFN);      // head h at + h·frag_count(HID, D)
+constexpr int PK_HEAD1T = PK_HEAD0T + 5 * frag_count(HID, D);  // + HEAD1T_PK[h]
 constexpr int PK_TOTAL = PK_HEAD1T + 4 * frag_count(3, HID) + frag_count(48, HID);
 static_assert(PK_TOTAL == 38912, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+static_assert(PK_FWD_END * 8 == 151552, "forward fragments changed: update DEF_FWD_TC_SMEM in src/cuda/attention.rs");
 __constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
 __constant__ int HEAD1T_PK[5] = {0, 512, 1024, 1536, 2048};
 
@@ -811,19 +813,18 @@ __constant__ int HEAD1T_PK[5] = {0, 512, 1024, 1536, 2048};
 struct PackEntry {
     int dst, src, out, in, transposed;
 };
-__constant__ PackEntry PACKED[28] = {
-    {PK_Q, P_WQ, D, D, 0}, {PK_QT, P_WQ, D, D, 1}, {PK_O, P_WO, D, D, 0}, {PK_OT, P_WO, D, D, 1},
-    {PK_FFN0, P_FFN0W, FFN, D, 0}, {PK_FFN0T, P_FFN0W, FFN, D, 1}, {PK_FFN1, P_FFN1W, D, FFN, 0},
-    {PK_FFN1T, P_FFN1W, D, FFN, 1},
+__constant__ PackEntry PACKED[28] = {  // in increasing dst
+    {PK_Q, P_WQ, D, D, 0}, {PK_O, P_WO, D, D, 0}, {PK_FFN0, P_FFN0W, FFN, D, 0}, {PK_FFN1, P_FFN1W, D, FFN, 0},
     {PK_HEAD0 + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 0}, {PK_HEAD0 + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 0},
     {PK_HEAD0 + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 0}, {PK_HEAD0 + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 0},
     {PK_HEAD0 + 4 * 2048, P_HEAD0W + 4 * HID * D, HID, D, 0},
-    {PK_HEAD0T + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 1}, {PK_HEAD0T + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 1},
-    {PK_HEAD0T + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 1}, {PK_HEAD0T + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 1},
-    {PK_HEAD0T + 4 * 2048, P_HEAD0W + 4 * HID * D, HID, D, 1},
     {PK_HEAD1 + 0, P_HEAD1W + 0 * HID, 3, HID, 0}, {PK_HEAD1 + 256, P_HEAD1W + 3 * HID, 3, HID, 0},
     {PK_HEAD1 + 512, P_HEAD1W + 6 * HID, 4, HID, 0}, {PK_HEAD1 + 768, P_HEAD1W + 10 * HID, 1, HID, 0},
     {PK_HEAD1 + 1024, P_HEAD1W + 11 * HID, 48, HID, 0},
+    {PK_QT, P_WQ, D, D, 1}, {PK_OT, P_WO, D, D, 1}, {PK_FFN0T, P_FFN0W, FFN, D, 1}, {PK_FFN1T, P_FFN1W, D, FFN, 1},
+    {PK_HEAD0T + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 1}, {PK_HEAD0T + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 1},
+    {PK_HEAD0T + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 1}, {PK_HEAD0T + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 1},
+    {PK_HEAD0T + 4 * 2048, P_HEAD0W + 4 * HID * D, HID, D, 1},
     {PK_HEAD1T + 0, P_HEAD1W + 0 * HID, 3, HID, 1}, {PK_HEAD1T + 512, P_HEAD1W + 3 * HID, 3, HID, 1},
     {PK_HEAD1T + 1024, P_HEAD1W + 6 * HID, 4, HID, 1}, {PK_HEAD1T + 1536, P_HEAD1W + 10 * HID, 1, HID, 1},
     {PK_HEAD1T + 2048, P_HEAD1W + 11 * HID, 48, HID, 1},
@@ -865,7 +866,7 @@ __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a
     for (int s = 0; s < KS; ++s)
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
-            const uint2 b2 = __ldg(w + (j * KS + s) * 32 + lane);
+            const uint2 b2 = w[(j * KS + s) * 32 + lane];  // w: global (read-only) or shared
             const uint32_t b[2] = {b2.x, b2.y};
             mma_m16n8k16<F16>(acc[j], a[s], b);
         }
@@ -1313,37 +1314,30 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
     return 1.0f / sqrtf(ss);
 }
 
-// deform_fwd_tc: the chain and the deltas for every pair (layout of this section's comment), and, when
-// `tape` is not null, the tape deform_bwd_tc reads. Grid (⌈N/128⌉, B), 8 warps of 16 Gaussians (warps past
-// N run on clamped rows so that their tape records are finite, and write no outputs); no shared memory.
-// One block per SM: at two (128 registers) the tape's stores made it spill, 1.23 ms against 0.70 at B = 8
-// (H100). Arguments as deform_fwd, with deform_pack's fragments in place of wt, then the tape
-// [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1088·P (tape), FLOP: 2·P·73 600.
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
-    const int b = blockIdx.y, n_first = blockIdx.x * TC_TILE + (threadIdx.x >> 5) * 16;
-    const long long P = (long long)B * N;
-    const TcRows rows = tc_rows(n_first, b, N);
-    const DropArgs dr = {key, threshold, scale};
+// deform_fwd_tc's work on one warp tile: the chain, the heads and the deltas of rows `rows` of frame b
+// (weights from w, the shared copy), and the tile's tape record when `record` is not null.
+__device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ params, const uint2* w, const float* __restrict__ f,
+                                                   const float* __restrict__ kv, int B, int N, long long P, DropArgs dr, int b,
+                                                   const TcRows& rows, const CGaussians& canon, const Gaussians& out_g,
+                                                   uint32_t* record) {
     uint32_t ga[4][4];
-    uint32_t* record = tape ? tape + ((long long)(blockIdx.x * B + b) * TC_WARPS + (threadIdx.x >> 5)) * TAPE_WORDS : nullptr;
-    tc_chain_fwd(params, wp, f, kv, b, B, rows, dr, P, ga, record);
+    tc_chain_fwd(params, w, f, kv, b, B, rows, dr, P, ga, record);
     float hid[16][4];
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
-        tc_head_fwd<1>(params, wp, h, ga, hid, out);
+        tc_head_fwd<1>(params, w, h, ga, hid, out);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const int n = rows.n[r];
             const long long row = rows.pair[r];
             if (h == 2) {  // every lane: rotation_of shuffles
                 float qv[2];
-                const float inv = rotation_of(out, r, c_rotations, n, qv);
+                const float inv = rotation_of(out, r, canon.rotations, n, qv);
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     const int c = acc_col(0, e);
-                    if (rows.valid[r] && c < 4) o_rotations[row * 4 + c] = qv[e] * inv;
+                    if (rows.valid[r] && c < 4) out_g.rotations[row * 4 + c] = qv[e] * inv;
                 }
                 continue;
             }
@@ -1352,26 +1346,54 @@ deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
             for (int e = 0; e < 2; ++e) {
                 const int c = acc_col(0, e);
                 const float d = out[0][2 * r + e];
-                if (h == 0 && c < 3) o_means[row * 3 + c] = c_means[(long long)n * 3 + c] + d;
-                if (h == 1 && c < 3) o_scales[row * 3 + c] = expf(c_log_scales[(long long)n * 3 + c] + d);
-                if (h == 3 && c < 1) o_opacities[row] = 1.0f / (1.0f + expf(-(c_opacities[n] + d)));
+                if (h == 0 && c < 3) out_g.means[row * 3 + c] = canon.means[(long long)n * 3 + c] + d;
+                if (h == 1 && c < 3) out_g.scales[row * 3 + c] = expf(canon.scales[(long long)n * 3 + c] + d);
+                if (h == 3 && c < 1) out_g.opacities[row] = 1.0f / (1.0f + expf(-(canon.opacities[n] + d)));
             }
         }
     }
     float out[6][4];
-    tc_head_fwd<6>(params, wp, 4, ga, hid, out);
+    tc_head_fwd<6>(params, w, 4, ga, hid, out);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         if (!rows.valid[r]) continue;
 #pragma unroll
         for (int j = 0; j < 6; ++j) {
             const int c = acc_col(j, 0);
-            const float2 base = __ldg(reinterpret_cast<const float2*>(c_sh + (long long)rows.n[r] * 48 + c));
-            *reinterpret_cast<float2*>(o_sh + rows.pair[r] * 48 + c) =
+            const float2 base = __ldg(reinterpret_cast<const float2*>(canon.sh + (long long)rows.n[r] * 48 + c));
+            *reinterpret_cast<float2*>(out_g.sh + rows.pair[r] * 48 + c) =
                 make_float2(base.x + out[j][2 * r], base.y + out[j][2 * r + 1]);
         }
     }
 }
+
+// deform_fwd_tc: the chain and the deltas for every pair (layout of this section's comment), and, when
+// `tape` is not null, the tape deform_bwd_tc reads. Persistent: block g takes the items (frame, 128-Gaussian
+// tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows so that their
+// tape records are finite, and write no outputs). Each block first copies the forward layers' fragments
+// (151 552 bytes) to shared memory, where every mma's B operand is then read: from L1/L2 the fragment
+// loads were half the forward's stalls. One block per SM; at two (128 registers) the tape's stores made
+// it spill. Arguments as deform_fwd, with deform_pack's fragments in place of wt, then the tape
+// [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1088·P (tape), FLOP: 2·P·73 600.
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
+    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's forward fragments [0, PK_FWD_END)
+    for (int e = threadIdx.x; e < PK_FWD_END / 2; e += TC_THREADS)
+        reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp) + e);
+    __syncthreads();
+    const long long P = (long long)B * N;
+    const DropArgs dr = {key, threshold, scale};
+    const int n_tiles = (N + TC_TILE - 1) / TC_TILE, warp = threadIdx.x >> 5;
+#pragma unroll 1
+    for (int item = blockIdx.x; item < n_tiles * B; item += gridDim.x) {
+        const int n_tile = item % n_tiles, b = item / n_tiles;
+        deform_fwd_tc_tile(params, wsm, f, kv, B, N, P, dr, b, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
+                           CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
+                           Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
+                           tape ? tape + ((long long)(n_tile * B + b) * TC_WARPS + warp) * TAPE_WORDS : nullptr);
+    }
+}
+
 
 // deform_bwd_tc's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), the warps'

@@ -20,6 +20,8 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_TC_SMEM: u32 = 209_920;
+/// deform_fwd_tc's dynamic shared memory: the forward layers' fragments (PK_FWD_END·8).
+const DEF_FWD_TC_SMEM: u32 = 151_552;
 /// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS).
 const TAPE_WORDS: usize = 4352;
 const TC_WARPS: usize = 8;
@@ -151,6 +153,7 @@ impl DeformChain {
                 (Weights::Transposed(arena.alloc(gpu, WT_FLOATS)?), None)
             }
             Precision::TensorCores => {
+                gpu.set_max_dynamic_shared("deform_fwd_tc", DEF_FWD_TC_SMEM)?;
                 gpu.set_max_dynamic_shared("deform_bwd_tc", DEF_BWD_TC_SMEM)?;
                 let tape = arena.alloc(gpu, tape_words(max_frames, max_gaussians))?;
                 (Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?), Some(tape))
@@ -283,10 +286,11 @@ impl DeformChain {
                 shared_bytes: DEF_FWD_SMEM,
                 cost,
             },
+            // Persistent: each block copies the forward's fragments to shared memory once.
             Precision::TensorCores => LaunchCfg {
-                grid: (n.div_ceil(TC_TILE) as u32, b as u32, 1),
+                grid: ((n.div_ceil(TC_TILE) * b).min(self.max_blocks) as u32, 1, 1),
                 block: (TC_THREADS, 1, 1),
-                shared_bytes: 0,
+                shared_bytes: DEF_FWD_TC_SMEM,
                 cost,
             },
         };
