@@ -771,13 +771,20 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
 // and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
 // a column of ones after x's last column gives the bias gradient in the same product.
-// measured: H200, commit 89d309d, N = 50 000, B = 8 (profiler): deform_fwd_tc 0.54 ms (109 TFLOP/s of the
-// counted 2·73 600 multiply-adds per pair), deform_bwd_tc 4.76 ms (37 TFLOP/s of 3×). Where the backward's
-// time goes (diagnostic builds at ff33524, 5.65 ms then): without the weight-gradient products 2.20 ms,
-// without atomics 4.62 ms. Known: the weight gradients' read-modify-write of the block's partial slice
-// after every 128-pair tile (82 k floats) and the barriers around each layer's product keep the tensor
-// cores idle most of the time; with 255 registers a block of 8 warps is alone on its SM. Writing x and
-// d_pre tiles to memory for separate large weight-gradient GEMMs is the next design to try.
+// deform_fwd_tc also writes a tape of the chain up to g, which deform_bwd_tc reads instead of recomputing
+// it (see TAPE_* below).
+// measured: H200, N = 50 000, B = 8 (profiler): deform_fwd_tc 0.62 ms, deform_bwd_tc 3.46 ms (d06e234),
+// from 0.54 / 4.76 ms at 89d309d: the column sums as a reduce-scatter (backward −0.47 ms), the tape
+// (backward −0.68 ms, forward +0.15 ms), the forward's fragments in shared memory (−0.07 ms; the
+// backward's shared memory is full). Where the backward's time went at 423c773 (ncu stall samples by
+// source line, before the tape): the heads 38 % (their weight gradients 15 %, the deltas' backward and
+// its atomics 6 %), the recomputed chain 22 %, the attention's backward and recompute 10 %, LayerNorms,
+// FFN and query the rest. A block of 8 warps (255 registers) is alone on its SM: it issues on 15 % of
+// the cycles and the tensor pipe is busy 7 % of them. Tried and slower, measured against the same
+// session's baseline: x̂ kept as fp16 with z recomputed after the heads (+13 %), the heads' last-layer
+// weight gradients in shared memory (+6 %, and again with the tape +9 %), the partials' loads overlapped
+// with the products (+6 %), the Gaussian tile fastest in the item order (+1 %); a smaller carve-out
+// (more L1 for the fragments) changed nothing.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
@@ -1171,8 +1178,8 @@ struct TcChain {
 
 // deform_fwd_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
 // item = n_tile·B + b, the backward's work item) what deform_bwd_tc needs of the chain up to g, so that it
-// reads it (17 KB per tile, 435 MB at N = 50 000, B = 8) instead of recomputing it (a fifth of its time at
-// 89d309d). Words, 16-byte aligned sections:
+// reads it (17 KB per tile, 435 MB at N = 50 000, B = 8) instead of recomputing it (22 % of its time at
+// 423c773). Words, 16-byte aligned sections:
 constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 lanes] float4: lane's acc elements
 constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp32 [2][32][32 lanes] (save_acc's layout)
 constexpr int TAPE_Z = TAPE_XH + 2 * 32 * 32;     // FFN hidden z, bf16 [16 rows][128]

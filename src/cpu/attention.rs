@@ -4,8 +4,9 @@
 //! canonical Gaussians, with the backward of all of it.
 //!
 //! `deform_fwd` / `deform_bwd` are the twins of the kernels of the same names, and with
-//! `Operands::TensorCores` of deform_fwd_tc / deform_bwd_tc. Like the kernels, the backward recomputes the
-//! forward instead of reading stored activations. Dense layers are `cpu::mlp`'s.
+//! `Operands::TensorCores` of deform_fwd_tc / deform_bwd_tc. The backward recomputes the forward, as the
+//! fp32 kernels do (the tensor-core backward reads the same values from the forward's tape). Dense layers
+//! are `cpu::mlp`'s.
 //! Shapes: f [N,64] features, kv [2,B,4,64] (K rows then V rows, from `cpu::audio::tokens_fwd`), pair r = b·N + n.
 
 use super::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
