@@ -224,7 +224,8 @@ impl DeformChain {
         drop: Dropout,
         canonical: &GaussianBufs,
     ) -> Result<Vec<Arg>> {
-        if b == 0 || b > self.max_frames || n == 0 || n > self.max_gaussians || (b * n).div_ceil(DEF_TP) > i32::MAX as usize {
+        let too_many = b > self.max_frames || n > self.max_gaussians || (b * n).div_ceil(DEF_TP) > i32::MAX as usize;
+        if b == 0 || n == 0 || too_many {
             return Err(Error::Cuda(format!(
                 "{what}: B = {b} (at most {}), N = {n} (at most {})",
                 self.max_frames, self.max_gaussians
