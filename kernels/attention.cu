@@ -784,7 +784,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // session's baseline: x̂ kept as fp16 with z recomputed after the heads (+13 %), the heads' last-layer
 // weight gradients in shared memory (+6 %, and again with the tape +9 %), the partials' loads overlapped
 // with the products (+6 %), the Gaussian tile fastest in the item order (+1 %); a smaller carve-out
-// (more L1 for the fragments) changed nothing.
+// (more L1 for the fragments) changed nothing, nor did prefetching the deltas' inputs to shared memory
+// with cp.async (−0.5 %, not kept).
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
@@ -1173,6 +1174,7 @@ __device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (
 struct TcChain {
     float rstd1[2], rstd2[2];
     uint64_t z_pos;           // FFN hidden > 0, one bit per accumulator element (tile j, element e: bit 4j + e)
+    uint32_t g_pos;           // g > 0 (LayerNorm 2's output through the ReLU), the same bits
     uint32_t kept1, kept2;    // the dropouts after the out-projection and after the FFN (add_dropped)
 };
 
@@ -1289,6 +1291,12 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
     keep.z_pos = k1.x | (uint64_t)k1.y << 32;
     keep.kept1 = k1.z;
     keep.kept2 = k1.w;
+    keep.g_pos = 0;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (g[j][e] > 0.0f) keep.g_pos |= 1u << (4 * j + e);
     stage_bf16<8>(g_stage, TC_LDX, g);
     to_frags<8, true>(g, ga);
 }
@@ -1692,8 +1700,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                const int c = acc_col(j, e);
-                if (!(__ldg(params + P_LN2G + c) * xs[j][e] + __ldg(params + P_LN2B + c) > 0.0f)) d_g[j][e] = 0.0f;
+                if (!((keep.g_pos >> (4 * j + e)) & 1)) d_g[j][e] = 0.0f;
                 t[j][e] = d_g[j][e] * xs[j][e];
             }
         add_column_sums(t, sums + 2 * D, d_g, sums + 3 * D);
