@@ -784,8 +784,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // session's baseline: x̂ kept as fp16 with z recomputed after the heads (+13 %), the heads' last-layer
 // weight gradients in shared memory (+6 %, and again with the tape +9 %), the partials' loads overlapped
 // with the products (+6 %), the Gaussian tile fastest in the item order (+1 %); a smaller carve-out
-// (more L1 for the fragments) changed nothing, nor did prefetching the deltas' inputs to shared memory
-// with cp.async (−0.5 %, not kept).
+// (more L1 for the fragments) changed nothing; prefetching the deltas' inputs to shared memory with
+// cp.async gained 0.5 % and was not kept.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
