@@ -26,9 +26,11 @@
 #                               (bench/raster_vs_gsplat.py, wheels from .whl/ as for `peer`) in one log
 #                               (<date>-<gpu>-raster.log); then the named test binaries.
 #   bench/gpu.sh deform-ncu     on the GPU machine: Nsight Compute reports of deform_fwd_tc and deform_bwd_tc
-#                               (N = 50 000, B = 8): every section, and the per-instruction SASS and
-#                               per-source-line counters (executed instructions, stall samples) as CSV, in
-#                               <date>-<gpu>-deform-ncu.tgz.
+#                               (N = 50 000, B = 8): every section, and the per-instruction SASS counters
+#                               (executed instructions, stall samples) as CSV, in <date>-<gpu>-deform-ncu.tgz.
+#                               The PTX is JIT-compiled without line information: to attribute the rows to
+#                               source lines, disassemble `ptxas -lineinfo -arch=sm_90 ptx/attention.ptx`
+#                               with `nvdisasm -gi` (the same SASS, row for row).
 #   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
 #                               corpus (4 identities × 20 s, 512²), held-out renders, then `gensync demo`:
 #                               logs, contact sheets and metrics in <date>-<gpu>-canonical-train.tgz.
@@ -254,12 +256,10 @@ deform_ncu() {
     unpack
     local g=.device/gensync dir; dir=$(mktemp -d)
     for k in deform_fwd_tc deform_bwd_tc; do
-        timeout 300 ncu --set full --import-source yes --source-folders kernels --kernel-name "$k" --launch-skip 3 \
-            --launch-count 1 -o "$dir/$k" $g --device cuda bench deform --gaussians 50000 --batch 8 --reps 2 \
-            > "$dir/$k-run.txt" 2>&1 || true
+        timeout 300 ncu --set full --kernel-name "$k" --launch-skip 3 --launch-count 1 -o "$dir/$k" \
+            $g --device cuda bench deform --gaussians 50000 --batch 8 --reps 2 > "$dir/$k-run.txt" 2>&1 || true
         ncu -i "$dir/$k.ncu-rep" --page details --print-details all > "$dir/$k-details.txt" 2>&1 || true
         ncu -i "$dir/$k.ncu-rep" --page source --print-source sass --csv > "$dir/$k-sass.csv" 2>&1 || true
-        ncu -i "$dir/$k.ncu-rep" --page source --print-source cuda --csv > "$dir/$k-cuda.csv" 2>&1 || true
         rm -f "$dir/$k.ncu-rep"
     done
     tar czf "$(log_path -deform-ncu | sed 's/\.log$/.tgz/')" -C "$dir" .

@@ -764,9 +764,10 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // with fp32 accumulation (fp16 operands forward, bf16 backward: see Precision above), and a layer's fp32
 // accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8, columns 8j + 2t
 // and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments without leaving
-// the registers. The weights' B fragments are read from deform_pack's buffer, laid out so
-// that one 8-byte load per lane fetches one fragment (L1/L2 resident). Attention, LayerNorm, dropout, ReLU
-// masks, softmax and the deltas stay fp32 on the accumulators; row sums are quad shuffles.
+// the registers. The weights' B fragments are read from deform_pack's buffer (L1/L2 resident; deform_fwd_tc
+// reads its copy in shared memory), laid out so that one 8-byte load per lane fetches one fragment.
+// Attention, LayerNorm, dropout, ReLU masks, softmax and the deltas stay fp32 on the accumulators; row sums
+// are quad shuffles.
 // deform_bwd_tc also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
 // and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
@@ -1191,6 +1192,11 @@ constexpr int TAPE_KEEP = TAPE_Z + 16 * FFN / 2;  // [32 lanes][8]: rstd1[2], rs
 constexpr int TAPE_WORDS = TAPE_KEEP + 32 * 8;
 static_assert(TAPE_WORDS == 4352, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
 
+// Warp `warp`'s record for work item `item` = n_tile·B + b.
+__device__ __forceinline__ long long tape_record(int item, int warp) {
+    return ((long long)item * TC_WARPS + warp) * TAPE_WORDS;
+}
+
 // The chain from f to g = ReLU(h2) for the warp's rows of frame b: g's A fragments (fp16) and, when `tape`
 // is not null, the warp tile's tape record (TcChain's words in tc_tape_load's order).
 __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __restrict__ wp, const float* __restrict__ f,
@@ -1199,7 +1205,7 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
     const int lane = threadIdx.x & 31;
-    uint32_t* keep = tape + TAPE_KEEP + lane * 8;
+    uint32_t* keep = tape + TAPE_KEEP + lane * 8;  // used only when tape is not null
     float x[8][4], q[8][4], p[2][2][4], o[8][4];
     load_features(f, rows, x);
     tc_query(params, wp, x, q);
@@ -1334,7 +1340,7 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
 // deform_fwd_tc's work on one warp tile: the chain, the heads and the deltas of rows `rows` of frame b
 // (weights from w, the shared copy), and the tile's tape record when `record` is not null.
 __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ params, const uint2* w, const float* __restrict__ f,
-                                                   const float* __restrict__ kv, int B, int N, long long P, DropArgs dr, int b,
+                                                   const float* __restrict__ kv, int B, long long P, DropArgs dr, int b,
                                                    const TcRows& rows, const CGaussians& canon, const Gaussians& out_g,
                                                    uint32_t* record) {
     uint32_t ga[4][4];
@@ -1404,13 +1410,12 @@ deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
 #pragma unroll 1
     for (int item = blockIdx.x; item < n_tiles * B; item += gridDim.x) {
         const int n_tile = item % n_tiles, b = item / n_tiles;
-        deform_fwd_tc_tile(params, wsm, f, kv, B, N, P, dr, b, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
+        deform_fwd_tc_tile(params, wsm, f, kv, B, P, dr, b, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
                            CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
                            Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
-                           tape ? tape + ((long long)(n_tile * B + b) * TC_WARPS + warp) * TAPE_WORDS : nullptr);
+                           tape ? tape + tape_record(n_tile * B + b, warp) : nullptr);
     }
 }
-
 
 // deform_bwd_tc's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), the warps'
@@ -1686,7 +1691,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         const float* v = kv + ((long long)B + b) * 4 * D;
         TcChain keep;
         uint32_t ga[4][4];
-        tc_tape_load(tape + ((long long)item * TC_WARPS + warp) * TAPE_WORDS, xh, tiles.z, tiles.x1, ga, keep);
+        tc_tape_load(tape + tape_record(item, warp), xh, tiles.z, tiles.x1, ga, keep);
         float d_g[8][4];
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
