@@ -5,18 +5,19 @@
 //   the deltas applied to the canonical Gaussian: μ + Δ, exp(log s + Δ), normalise(q + Δ), sigmoid(o + Δ),
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
-// deform_fwd_tc / deform_bwd_tc run every dense product on the tensor cores with fp32 accumulation: the
-// forward layers with fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU
-// hidden units, features in [0, 1]), the backward's d_x and the weight gradients with bf16 operands
-// (gradients need bf16's range); attention, softmax, LayerNorm, dropout, ReLU masks and the deltas stay
-// fp32. The CPU twin with Operands::TensorCores rounds the same operands, and the kernels are within
-// 6.1e-4 of it (tests/deform.rs, 3 frames × 2000 Gaussians). Against the exact twin d_kv, d_f and d_params
-// are 1.8e-2, 2.0e-2 and 1.4e-2 off (bf16 forward operands gave 4.4e-2 on d_kv): nearly all of it comes
-// from ReLU units whose pre-activation lies within fp16 rounding of 0 and flips, so that the backward
-// takes another mask for that pair. Split fp16 (x = hi + lo, W = Whi + Wlo, three products) on every
-// forward layer but the heads' last, plus fp16 with a per-row power-of-two scale for the backward's d_x,
-// brings d_kv to ≤ 7.7e-4 in a CPU emulation over 16 random problems per shape, at
-// 2.7× the forward's products. LayerNorm eps 1e-12. Dropout:
+// deform_fwd_tc / deform_bwd_tc run every dense product on the tensor cores with fp32 accumulation. The
+// backward's d_x and weight gradients take bf16 operands (gradients need bf16's range). The forward takes
+// fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU hidden units,
+// features in [0, 1]), and its out-projection, FFN and heads' first layers are split: x = hi + lo and
+// W = Whi + Wlo in three products (layer_fwd_split), which leaves 2^-16 of each product where plain fp16
+// leaves 2^-11. The split is there for the ReLU units: one whose pre-activation lies within the forward's
+// rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one side only.
+// With plain fp16 forward operands that put d_kv, d_f and d_params 1.4–2.0e-2 from the exact twin on
+// 3 frames × 2000 Gaussians; split, the twin with the kernels' roundings is 3.4–4.1e-3 from it (the rest
+// is the backward's bf16). In a CPU emulation every split layer mattered but the query (the
+// out-projection alone unsplit: 6.9e-3; the heads unsplit: 1.3e-2; Wlo left out of the heads: 1.0e-2).
+// Attention, softmax, LayerNorm, dropout, ReLU masks and the deltas stay fp32. The CPU twin with
+// Operands::TensorCores rounds the same operands. LayerNorm eps 1e-12. Dropout:
 // element idx kept iff mix(key + idx) >> 40 ≥ threshold (SplitMix64's mix, as src/rng.rs), scaled by
 // `scale`; idx = r·64 + j after the out-projection and (P + r)·64 + j after the FFN, r = b·N + n.
 //
@@ -42,6 +43,8 @@
 // The tensor-core kernels' mapping is described at their section below.
 // NaN policy: NaNs propagate; a zero-length quaternion gives NaN rotations (the CPU twin does the same).
 
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <stdint.h>
 
 #define D 64
@@ -801,22 +804,28 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 __host__ __device__ constexpr int frag_count(int k, int n) { return ((n + 7) / 8) * ((k + 15) / 16) * 32; }
 // Offsets (uint2) in deform_pack's buffer. Forward layers use B = Wᵀ (K = in, N = out; suffix none), the
 // backward's d_x = d_y·W uses B = W (K = out, N = in; suffix T).
-constexpr int PK_Q = 0;  // the forward layers' fragments first: deform_fwd_tc copies [0, PK_FWD_END) to shared
+constexpr int PK_Q = 0;  // the forward layers' fragments first
 constexpr int PK_O = PK_Q + frag_count(D, D);
 constexpr int PK_FFN0 = PK_O + frag_count(D, D);
 constexpr int PK_FFN1 = PK_FFN0 + frag_count(D, FFN);
 constexpr int PK_HEAD0 = PK_FFN1 + frag_count(FFN, D);      // head h at + h·frag_count(D, HID)
 constexpr int PK_HEAD1 = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + HEAD1_PK[h]
 constexpr int PK_FWD_END = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
-constexpr int PK_QT = PK_FWD_END;
+// The split layers' low parts (see deform_fwd_tc): one u32 of E4M3 bytes for each fp16 fragment in
+// [PK_O, PK_HEAD1) (the out-projection, the FFN, the heads' first layers), two per uint2 from PK_LO.
+constexpr int PK_LO = PK_FWD_END;
+constexpr int LO_FRAGS = PK_HEAD1 - PK_O;
+constexpr int LO_O = 0, LO_FFN0 = PK_FFN0 - PK_O, LO_FFN1 = PK_FFN1 - PK_O, LO_HEAD0 = PK_HEAD0 - PK_O;
+constexpr int PK_FWD_SMEM_END = PK_LO + LO_FRAGS / 2;  // deform_fwd_tc copies [0, PK_FWD_SMEM_END) to shared
+constexpr int PK_QT = PK_FWD_SMEM_END;
 constexpr int PK_OT = PK_QT + frag_count(D, D);
 constexpr int PK_FFN0T = PK_OT + frag_count(D, D);
 constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
 constexpr int PK_HEAD0T = PK_FFN1T + frag_count(D, FFN);      // head h at + h·frag_count(HID, D)
 constexpr int PK_HEAD1T = PK_HEAD0T + 5 * frag_count(HID, D);  // + HEAD1T_PK[h]
 constexpr int PK_TOTAL = PK_HEAD1T + 4 * frag_count(3, HID) + frag_count(48, HID);
-static_assert(PK_TOTAL == 38912, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
-static_assert(PK_FWD_END * 8 == 151552, "forward fragments changed: update DEF_FWD_TC_SMEM in src/cuda/attention.rs");
+static_assert(PK_TOTAL == 46592, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+static_assert(PK_FWD_SMEM_END * 8 == 212992, "forward fragments changed: update DEF_FWD_TC_SMEM in src/cuda/attention.rs");
 __constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
 __constant__ int HEAD1T_PK[5] = {0, 512, 1024, 1536, 2048};
 
@@ -844,32 +853,69 @@ static_assert(frag_count(D, HID) == 2048 && frag_count(HID, D) == 2048 && frag_c
                   frag_count(HID, 48) == 1536 && frag_count(3, HID) == 512 && frag_count(48, HID) == 1536,
               "PACKED's literal offsets");
 
-// deform_pack: the chain's weights as mma B fragments, fp16 for the forward layers and bf16 for the
-// backward's (transposed) ones, rounded to nearest even. Fragment (column tile j,
-// k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in .x and
-// B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N. One thread per fragment.
-// Bytes 4·4·38 912 (two floats read per bf16 written, cached) + 8·38 912, FLOP 0.
-//   params [total] → wp [PK_TOTAL] uint2
-extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
-deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
-    const int e = blockIdx.x * TRANSPOSE_THREADS + threadIdx.x;
-    if (e >= PK_TOTAL) return;
+// The four weights fragment `e` (an fp16/bf16 fragment index) holds, in register order (k0, k0 + 1,
+// k0 + 8, k0 + 9), 0 outside the matrix; `transposed`: whether it is a backward (bf16) fragment.
+__device__ __forceinline__ void fragment_weights(const float* __restrict__ params, int e, float (&v)[4], bool& transposed) {
     int m = 27;
     while (PACKED[m].dst > e) --m;
     const PackEntry pe = PACKED[m];
     const int K = pe.transposed ? pe.out : pe.in, N = pe.transposed ? pe.in : pe.out;
     const int local = e - pe.dst, lane = local & 31, tile = local >> 5, ks_n = (K + 15) / 16;
     const int n = 8 * (tile / ks_n) + (lane >> 2), k0 = 16 * (tile % ks_n) + 2 * (lane & 3);
-    auto at = [&](int k) -> float {
-        if (k >= K || n >= N) return 0.0f;
-        return params[pe.src + (pe.transposed ? k * pe.in + n : n * pe.in + k)];
-    };
-    wp[e] = pe.transposed ? make_uint2(pack_bf16(at(k0), at(k0 + 1)), pack_bf16(at(k0 + 8), at(k0 + 9)))
-                          : make_uint2(pack_f16(at(k0), at(k0 + 1)), pack_f16(at(k0 + 8), at(k0 + 9)));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int k = k0 + (i & 1) + 8 * (i >> 1);
+        v[i] = k < K && n < N ? params[pe.src + (pe.transposed ? k * pe.in + n : n * pe.in + k)] : 0.0f;
+    }
+    transposed = pe.transposed;
+}
+
+// The low part of a split weight, (w − fp16(w))·2^12 as FP8 E4M3 (round to nearest even, saturating).
+// Stored this way it costs a byte, and e4m3_to_f16x2 turns it into fp16 (w − fp16(w))·2^4 with two
+// integer operations; the product's A operand carries the 2^-4 (split_part<2>).
+__device__ __forceinline__ uint32_t low_e4m3(float w) {
+    const float lo = (w - __half2float(__float2half_rn(w))) * 4096.0f;
+    return __nv_cvt_float_to_fp8(lo, __NV_SATFINITE, __NV_E4M3);
+}
+
+// Two E4M3 bytes (low byte first) as an fp16 pair, each scaled by 2^-8: an E4M3 value's bits shifted into
+// fp16's fields (exponent bias 7 against 15) are that value·2^-8, subnormals included.
+__device__ __forceinline__ uint32_t e4m3_to_f16x2(uint32_t two) {
+    const uint32_t x = (two & 0xffu) | ((two & 0xff00u) << 8);
+    return ((x & 0x007f007fu) << 7) | ((x & 0x00800080u) << 8);
+}
+
+// deform_pack: the chain's weights as mma B fragments, fp16 for the forward layers and bf16 for the
+// backward's (transposed) ones, rounded to nearest even, and the split layers' low parts (PK_LO). Fragment
+// (column tile j, k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in
+// .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i (of fp16
+// fragment PK_O + i) the same four as E4M3 bytes. One thread per 8 bytes.
+// Bytes 4·4·46 592 (floats read, cached) + 8·46 592, FLOP 0.
+//   params [total] → wp [PK_TOTAL] uint2
+extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
+deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
+    const int e = blockIdx.x * TRANSPOSE_THREADS + threadIdx.x;
+    if (e >= PK_TOTAL) return;
+    float v[4];
+    bool transposed;
+    if (e >= PK_LO && e < PK_FWD_SMEM_END) {  // two low parts
+        uint32_t word[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            fragment_weights(params, PK_O + 2 * (e - PK_LO) + h, v, transposed);
+            word[h] = low_e4m3(v[0]) | low_e4m3(v[1]) << 8 | low_e4m3(v[2]) << 16 | low_e4m3(v[3]) << 24;
+        }
+        wp[e] = make_uint2(word[0], word[1]);
+        return;
+    }
+    fragment_weights(params, e, v, transposed);
+    wp[e] = transposed ? make_uint2(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]))
+                       : make_uint2(pack_f16(v[0], v[1]), pack_f16(v[2], v[3]));
 }
 
 // acc[j] += A·B_j over KS k-steps (B from packed fragments w: [NT][KS][32]; fp16 operands when F16).
-template <int NT, int KS, bool F16>
+// KS_ALL: the k-steps of w's layout, when a holds only the KS from w's first (a chunk of a longer K).
+template <int NT, int KS, bool F16, int KS_ALL = KS>
 __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* __restrict__ w) {
     const int lane = threadIdx.x & 31;
     // k-steps outside: consecutive products go to different tiles, so none waits for the previous one.
@@ -877,17 +923,42 @@ __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a
     for (int s = 0; s < KS; ++s)
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
-            const uint2 b2 = w[(j * KS + s) * 32 + lane];  // w: global (read-only) or shared
+            const uint2 b2 = w[(j * KS_ALL + s) * 32 + lane];  // w: global (read-only) or shared
             const uint32_t b[2] = {b2.x, b2.y};
             mma_m16n8k16<F16>(acc[j], a[s], b);
         }
 }
 
-// The A fragments (k-steps of 16 columns) of a 16 × 8·NT accumulator, bf16 (or, F16, fp16); an odd last
-// tile is padded with 0.
-template <int NT, bool F16>
+// acc[j] += A·B_j over KS k-steps with the B fragments of a split layer's low parts (PK_LO: one u32 of
+// E4M3 bytes per fragment, read as fp16 (w − fp16(w))·2^4).
+template <int NT, int KS, int KS_ALL = KS>
+__device__ __forceinline__ void warp_mma_low(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint32_t* lo) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int s = 0; s < KS; ++s)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const uint32_t q = lo[(j * KS_ALL + s) * 32 + lane];
+            const uint32_t b[2] = {e4m3_to_f16x2(q & 0xffffu), e4m3_to_f16x2(q >> 16)};
+            mma_m16n8k16<true>(acc[j], a[s], b);
+        }
+}
+
+// The part of a split fp16 operand v = hi + lo: 0 hi = fp16(v), 1 lo = fp16(v − hi), 2 fp16(hi·2^-4) (the
+// factor against warp_mma_low's weights).
+template <int PART>
+__device__ __forceinline__ float split_part(float v) {
+    const float hi = __half2float(__float2half_rn(v));
+    return PART == 0 ? hi : PART == 1 ? v - hi : hi * 0.0625f;
+}
+
+// The A fragments (k-steps of 16 columns) of a 16 × 8·NT accumulator, bf16 (or, F16, fp16 of
+// split_part<PART>); an odd last tile is padded with 0.
+template <int NT, bool F16, int PART = 0>
 __device__ __forceinline__ void to_frags(const float (&c)[NT][4], uint32_t (&a)[(NT + 1) / 2][4]) {
-    auto pack = [](float lo, float hi) { return F16 ? pack_f16(lo, hi) : pack_bf16(lo, hi); };
+    auto pack = [](float lo, float hi) {
+        return F16 ? pack_f16(split_part<PART>(lo), split_part<PART>(hi)) : pack_bf16(lo, hi);
+    };
 #pragma unroll
     for (int s = 0; s < (NT + 1) / 2; ++s) {
         a[s][0] = pack(c[2 * s][0], c[2 * s][1]);
@@ -924,6 +995,29 @@ __device__ __forceinline__ void layer_fwd(float (&y)[NT][4], const float (&x)[NT
     to_frags<NTX, true>(x, a);
     acc_init<NT>(y, bias, valid);
     warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
+}
+
+// y = x·Wᵀ + bias for a split layer: x = hi + lo, W = Whi + Wlo (PK_LO), y ≈ hi·Whi + lo·Whi + hi·Wlo with
+// fp32 accumulation, one fragment set at a time (fewer live registers). The terms left out are 2^-16 of
+// the product and below (Wlo's E4M3 rounding, lo·Wlo), where plain fp16 operands leave 2^-11.
+template <int NT, int NTX>
+__device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (&x)[NTX][4], const float* __restrict__ bias,
+                                                int valid, const uint2* w, const uint32_t* lo) {
+    // K in chunks of 64 (4 k-steps): the FFN's second layer would spill with all 8 k-steps' fragments live.
+    constexpr int KS = (NTX + 1) / 2, CHUNK = KS < 4 ? KS : 4;
+    static_assert(KS % CHUNK == 0, "layer_fwd_split: K must be a multiple of 64 or below it");
+    acc_init<NT>(y, bias, valid);
+#pragma unroll
+    for (int c = 0; c < KS / CHUNK; ++c) {
+        const float(&xc)[2 * CHUNK][4] = *reinterpret_cast<const float(*)[2 * CHUNK][4]>(&x[2 * CHUNK * c]);
+        uint32_t a[CHUNK][4];
+        to_frags<2 * CHUNK, true, 0>(xc, a);
+        warp_mma<NT, CHUNK, true, KS>(y, a, w + CHUNK * c * 32);
+        to_frags<2 * CHUNK, true, 1>(xc, a);
+        warp_mma<NT, CHUNK, true, KS>(y, a, w + CHUNK * c * 32);
+        to_frags<2 * CHUNK, true, 2>(xc, a);
+        warp_mma_low<NT, CHUNK, KS>(y, a, lo + CHUNK * c * 32);
+    }
 }
 
 // acc += d·W for a gradient tile d against a layer's transposed fragments (bf16 operands).
@@ -1183,25 +1277,29 @@ struct TcChain {
 
 // deform_fwd_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
 // item = n_tile·B + b, the backward's work item) what deform_bwd_tc needs of the chain up to g, so that it
-// reads it (17 KB per tile, 435 MB at N = 50 000, B = 8) instead of recomputing it (22 % of its time at
-// 423c773). Words, 16-byte aligned sections:
+// reads it (18 KB per tile, 468 MB at N = 50 000, B = 8) instead of recomputing it (22 % of its time at
+// 423c773), and the heads' ReLU masks, which its fp16 recompute of the heads must not decide again.
+// Words, 16-byte aligned sections:
 constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 lanes] float4: lane's acc elements
 constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp32 [2][32][32 lanes] (save_acc's layout)
 constexpr int TAPE_Z = TAPE_XH + 2 * 32 * 32;     // FFN hidden z, bf16 [16 rows][128]
 constexpr int TAPE_KEEP = TAPE_Z + 16 * FFN / 2;  // [32 lanes][8]: rstd1[2], rstd2[2], z_pos, kept1, kept2
-constexpr int TAPE_WORDS = TAPE_KEEP + 32 * 8;
-static_assert(TAPE_WORDS == 4352, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
+constexpr int TAPE_HID = TAPE_KEEP + 32 * 8;      // the heads' hidden units > 0, u64 [5][32 lanes] (tc_head_fwd)
+constexpr int TAPE_WORDS = TAPE_HID + 5 * 32 * 2;
+static_assert(TAPE_WORDS == 4672, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
 
 // Warp `warp`'s record for work item `item` = n_tile·B + b.
 __device__ __forceinline__ long long tape_record(int item, int warp) {
     return ((long long)item * TC_WARPS + warp) * TAPE_WORDS;
 }
 
-// The chain from f to g = ReLU(h2) for the warp's rows of frame b: g's A fragments (fp16) and, when `tape`
-// is not null, the warp tile's tape record (TcChain's words in tc_tape_load's order).
-__device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __restrict__ wp, const float* __restrict__ f,
+// The chain from f to g = ReLU(h2) for the warp's rows of frame b (the query fp16, the out-projection and
+// the FFN split; wp: the fragments and low parts in deform_fwd_tc's shared copy): g and, when `tape` is
+// not null, the warp tile's tape record (TcChain's words in tc_tape_load's order).
+__device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, const float* __restrict__ f,
                              const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr, long long P,
-                             uint32_t (&ga)[4][4], uint32_t* tape) {
+                             float (&g)[8][4], uint32_t* tape) {
+    const uint32_t* lo = reinterpret_cast<const uint32_t*>(wp + PK_LO);
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
     const int lane = threadIdx.x & 31;
@@ -1210,7 +1308,7 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
     load_features(f, rows, x);
     tc_query(params, wp, x, q);
     tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
-    layer_fwd<8, 8>(q, o, params + P_BO, D, wp + PK_O);  // q is dead: it holds att
+    layer_fwd_split<8, 8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
     const uint32_t kept1 = add_dropped(x, q, rows, dr, P, false);
     float h1[8][4], rstd[2];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
@@ -1221,7 +1319,7 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
         __stcs(keep + 6, kept1);
     }
     float z[16][4];
-    layer_fwd<16, 8>(z, h1, params + P_FFN0B, FFN, wp + PK_FFN0);
+    layer_fwd_split<16, 8>(z, h1, params + P_FFN0B, FFN, wp + PK_FFN0, lo + LO_FFN0);
     uint64_t z_pos = 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j)
@@ -1235,7 +1333,7 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
         __stcs(keep + 4, (uint32_t)z_pos);
         __stcs(keep + 5, (uint32_t)(z_pos >> 32));
     }
-    layer_fwd<8, 16>(q, z, params + P_FFN1B, D, wp + PK_FFN1);
+    layer_fwd_split<8, 16>(q, z, params + P_FFN1B, D, wp + PK_FFN1, lo + LO_FFN1);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -1251,12 +1349,11 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* __re
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) h1[j][e] = fmaxf(h1[j][e], 0.0f);
-    to_frags<8, true>(h1, ga);
+        for (int e = 0; e < 4; ++e) g[j][e] = fmaxf(h1[j][e], 0.0f);
     if (tape)
 #pragma unroll
         for (int j = 0; j < 8; ++j)
-            __stcs(reinterpret_cast<float4*>(tape + TAPE_G) + j * 32 + lane, make_float4(h1[j][0], h1[j][1], h1[j][2], h1[j][3]));
+            __stcs(reinterpret_cast<float4*>(tape + TAPE_G) + j * 32 + lane, make_float4(g[j][0], g[j][1], g[j][2], g[j][3]));
 }
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
@@ -1309,17 +1406,37 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
     to_frags<8, true>(g, ga);
 }
 
-// F_d head h's hidden layer hid = ReLU(g·V0ᵀ + c0) and output out = hid·V1ᵀ + c1 (NTH column tiles).
-template <int NTH>
-__device__ __forceinline__ void tc_head_fwd(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                            const uint32_t (&ga)[4][4], float (&hid)[16][4], float (&out)[NTH][4]) {
+// F_d head h's hidden pre-activation hid = g·V0ᵀ + c0: the forward's, split from g (fp32); or (`ga`: g's
+// fp16 A fragments) the backward's plain fp16 recompute.
+__device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+                                               const float (&g)[8][4], float (&hid)[16][4]) {
+    layer_fwd_split<16, 8>(hid, g, params + P_HEAD0B + h * HID, HID, wp + PK_HEAD0 + h * frag_count(D, HID),
+                           reinterpret_cast<const uint32_t*>(wp + PK_LO) + LO_HEAD0 + h * frag_count(D, HID));
+}
+__device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+                                               const uint32_t (&ga)[4][4], float (&hid)[16][4]) {
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
     warp_mma<16, 4, true>(hid, ga, wp + PK_HEAD0 + h * frag_count(D, HID));
+}
+
+// F_d head h's ReLU on the pre-activation hid and its output out = hid·V1ᵀ + c1 (NTH column tiles). The
+// forward (DECIDE) takes the units > 0 and returns them (bit 4j + e) for the tape; the backward's recompute
+// keeps the units the forward's mask `pos` names, so that both take the same ReLU decisions (a unit its
+// fp16 products put just below 0 keeps that value).
+template <int NTH, bool DECIDE>
+__device__ __forceinline__ uint64_t tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+                                                uint64_t pos, float (&hid)[16][4], float (&out)[NTH][4]) {
+    if (DECIDE) pos = 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);
+        for (int e = 0; e < 4; ++e) {
+            const int bit = 4 * j + e;
+            if (DECIDE && hid[j][e] > 0.0f) pos |= 1ull << bit;
+            if (!((pos >> bit) & 1)) hid[j][e] = 0.0f;
+        }
     layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wp + PK_HEAD1 + HEAD1_PK[h]);
+    return pos;
 }
 
 // Row r's rotation quaternion (canonical + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
@@ -1343,13 +1460,16 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
                                                    const float* __restrict__ kv, int B, long long P, DropArgs dr, int b,
                                                    const TcRows& rows, const CGaussians& canon, const Gaussians& out_g,
                                                    uint32_t* record) {
-    uint32_t ga[4][4];
-    tc_chain_fwd(params, w, f, kv, b, B, rows, dr, P, ga, record);
+    float g[8][4];
+    tc_chain_fwd(params, w, f, kv, b, B, rows, dr, P, g, record);
+    uint2* hid_pos = record ? reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31) : nullptr;
     float hid[16][4];
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
-        tc_head_fwd<1>(params, w, h, ga, hid, out);
+        tc_head_hidden(params, w, h, g, hid);
+        const uint64_t pos = tc_head_out<1, true>(params, w, h, 0, hid, out);
+        if (hid_pos) __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const int n = rows.n[r];
@@ -1376,7 +1496,9 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
         }
     }
     float out[6][4];
-    tc_head_fwd<6>(params, w, 4, ga, hid, out);
+    tc_head_hidden(params, w, 4, g, hid);
+    const uint64_t pos = tc_head_out<6, true>(params, w, 4, 0, hid, out);
+    if (hid_pos) __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         if (!rows.valid[r]) continue;
@@ -1394,14 +1516,16 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 // `tape` is not null, the tape deform_bwd_tc reads. Persistent: block g takes the items (frame, 128-Gaussian
 // tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows so that their
 // tape records are finite, and write no outputs). Each block first copies the forward layers' fragments
-// (151 552 bytes) to shared memory, where every mma's B operand is then read: from L1/L2 the fragment
-// loads were half the forward's stalls. One block per SM; at two (128 registers) the tape's stores made
-// it spill. Arguments as deform_fwd, with deform_pack's fragments in place of wt, then the tape
-// [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1088·P (tape), FLOP: 2·P·73 600.
+// and the split layers' low parts (212 992 bytes) to shared memory, where every mma's B operand is then
+// read: from L1/L2 the fragment loads were half the forward's stalls. One block per SM; at two (128
+// registers) the tape's stores made it spill. Arguments as deform_fwd, with deform_pack's fragments in
+// place of wt, then the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1168·P (tape);
+// FLOP 2·P·196 480 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers' three
+// times) + the fp32 rest.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
-    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's forward fragments [0, PK_FWD_END)
-    for (int e = threadIdx.x; e < PK_FWD_END / 2; e += TC_THREADS)
+    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's buffer [0, PK_FWD_SMEM_END)
+    for (int e = threadIdx.x; e < PK_FWD_SMEM_END / 2; e += TC_THREADS)
         reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp) + e);
     __syncthreads();
     const long long P = (long long)B * N;
@@ -1567,22 +1691,19 @@ struct TcTiles {
     uint16_t *x1, *x2, *z, *d1, *d2;
 };
 
-// F_d head h's forward and backward for the warp's rows (g staged in tiles.x1): d_g += its input gradient;
-// then, block-wide, its weight gradients into the partial slice `part`.
+// F_d head h's forward (recomputed, with the hidden mask from the tape record) and backward for the warp's
+// rows (g staged in tiles.x1): d_g += its input gradient; then, block-wide, its weight gradients into the
+// partial slice `part`.
 template <int NTH>
 __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                            const uint32_t (&ga)[4][4], const TcRows& rows, const CGaussians& canon,
-                                            const CGaussians& d_out, const Gaussians& d_canon, float (&d_g)[8][4],
-                                            const TcTiles& tiles, float* part) {
+                                            const uint32_t (&ga)[4][4], const uint32_t* __restrict__ record,
+                                            const TcRows& rows, const CGaussians& canon, const CGaussians& d_out,
+                                            const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles, float* part) {
     float hid[16][4], out[NTH][4];
-    tc_head_fwd<NTH>(params, wp, h, ga, hid, out);
+    const uint2 pos = __ldg(reinterpret_cast<const uint2*>(record + TAPE_HID) + 32 * h + (threadIdx.x & 31));
+    tc_head_hidden(params, wp, h, ga, hid);
+    const uint64_t hid_pos = tc_head_out<NTH, false>(params, wp, h, pos.x | (uint64_t)pos.y << 32, hid, out);
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
-    uint64_t hid_pos = 0;
-#pragma unroll
-    for (int j = 0; j < 16; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            if (hid[j][e] > 0.0f) hid_pos |= 1ull << (4 * j + e);
     deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);
     if (NTH % 2) {  // the 16-column tile the weight gradient reads: zero its other half
@@ -1691,12 +1812,13 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         const float* v = kv + ((long long)B + b) * 4 * D;
         TcChain keep;
         uint32_t ga[4][4];
-        tc_tape_load(tape + tape_record(item, warp), xh, tiles.z, tiles.x1, ga, keep);
+        const uint32_t* record = tape + tape_record(item, warp);
+        tc_tape_load(record, xh, tiles.z, tiles.x1, ga, keep);
         float d_g[8][4];
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
-        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, rows, canon, d_out, d_canon, d_g, tiles, part);
-        tc_head_bwd<6>(params, wp, 4, ga, rows, canon, d_out, d_canon, d_g, tiles, part);
+        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, record, rows, canon, d_out, d_canon, d_g, tiles, part);
+        tc_head_bwd<6>(params, wp, 4, ga, record, rows, canon, d_out, d_canon, d_g, tiles, part);
         // LayerNorm 2 (g = ReLU(h2)): d_h2 in d_g, γ2/β2 sums, d_x2. The tape's x̂ and z have arrived (each
         // lane waits for its own copies; the warp's lanes read each other's x̂, z is read after a barrier).
         cp_async_wait_all();

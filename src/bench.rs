@@ -486,7 +486,7 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
             adam.set_groups(gpu, &[AdamGroup::new(1e-4, 0.9, 0.999, 1e-15, 1)])?;
             let drop = batch_in.dropout;
             let _ = writeln!(out, "device: {}", gpu.info());
-            let precisions = [(Precision::Fp32, "fp32"), (Precision::TensorCores, "tensor cores (fp16 forward, bf16 backward)")];
+            let precisions = [(Precision::Fp32, "fp32"), (Precision::TensorCores, "tensor cores (split fp16 forward, bf16 backward)")];
             let mut chains = Vec::new();
             for (precision, name) in precisions {
                 chains.push((DeformChain::new(gpu, &mut arena, &layout, b, n, precision)?, name));

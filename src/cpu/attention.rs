@@ -47,27 +47,68 @@ impl_math!(f64);
 
 /// How the chain's dense products see their operands. `Exact`: as they are (the fp32 kernels, and the
 /// reference). `TensorCores`: rounded as deform_fwd_tc / deform_bwd_tc round them for the mma units, to
-/// nearest even — the forward's inputs and weights to fp16; the backward's output gradients and weights
-/// (for d_x) and its inputs and output gradients (for d_W and d_b) to bf16. Sums, and everything that is
-/// not a dense product (attention, LayerNorm, dropout, ReLU masks, the deltas), stay in T, as in the kernels.
+/// nearest even. The forward's query and the heads' last layers take fp16 inputs and weights; the split
+/// layers (out-projection, FFN, the heads' first layers) take x = hi + lo and W = Whi + Wlo in three fp16
+/// products (see `split_product`). The backward's output gradients and weights (for d_x) and its inputs and
+/// output gradients (for d_W and d_b) are rounded to bf16. Sums, and everything that is not a dense
+/// product (attention, LayerNorm, dropout, ReLU masks, the deltas), stay in T, as in the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operands {
     Exact,
     TensorCores,
 }
 
+fn round_f16(v: f32) -> f32 {
+    half::f16::from_f32(v).to_f32()
+}
+
+/// v rounded to the nearest FP8 E4M3 value (3 mantissa bits, exponent bias 7, subnormals below 2^-6),
+/// ties to even, saturating at ±448: cvt.rn.satfinite.e4m3x2.f32.
+fn round_e4m3(v: f32) -> f32 {
+    if v == 0.0 || v.is_nan() {
+        return v;
+    }
+    let a = v.abs();
+    let exponent = (((a.to_bits() >> 23) & 0xff) as i32 - 127).max(-6); // f32 subnormals round to 0 anyway
+    let quantum = 2f32.powi(exponent - 3);
+    ((a / quantum).round_ties_even() * quantum).min(448.0).copysign(v)
+}
+
 fn rounded<T: Real>(x: &[T], to_f16: bool) -> Vec<T> {
     let round = |v: T| {
         let v = v.to_f64() as f32;
-        T::from_f64(if to_f16 { half::f16::from_f32(v).to_f32() } else { half::bf16::from_f32(v).to_f32() } as f64)
+        T::from_f64(if to_f16 { round_f16(v) } else { half::bf16::from_f32(v).to_f32() } as f64)
     };
     x.iter().map(|&v| round(v)).collect()
 }
 
-/// y = act(x·Wᵀ + b) with the forward's operands as `ops` says.
-fn dense_fwd_ops<T: Real>(ops: Operands, s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
+/// deform_fwd_tc's split product of one layer: x = hi + lo with hi = fp16(x), lo = fp16(x − hi); W = Whi +
+/// Wlo with Whi = fp16(W) and Wlo kept as E4M3 of (W − Whi)·2^12 (deform_pack), read back as fp16 of it·2^-8;
+/// y = hi·Whi + lo·Whi + fp16(hi·2^-4)·that, each product exact, summed in T.
+fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
+    let f32s = |v: &[T]| v.iter().map(|&e| e.to_f64() as f32).collect::<Vec<f32>>();
+    let back = |v: Vec<f32>| v.into_iter().map(|e| T::from_f64(e as f64)).collect::<Vec<T>>();
+    let (x, w) = (f32s(x), f32s(w));
+    let x_hi: Vec<f32> = x.iter().map(|&v| round_f16(v)).collect();
+    let x_lo: Vec<f32> = x.iter().zip(&x_hi).map(|(&v, &h)| round_f16(v - h)).collect();
+    let x_hs: Vec<f32> = x_hi.iter().map(|&h| round_f16(h * 0.0625)).collect();
+    let w_hi: Vec<f32> = w.iter().map(|&v| round_f16(v)).collect();
+    let w_lo: Vec<f32> = w.iter().zip(&w_hi).map(|(&v, &h)| round_e4m3((v - h) * 4096.0) / 256.0).collect();
+    let linear = Dense { act: Act::None, ..s };
+    let mut terms = [vec![T::zero(); y.len()], vec![T::zero(); y.len()]];
+    dense_fwd(linear, &back(x_hi.clone()), &back(w_hi.clone()), Some(b), y);
+    dense_fwd(linear, &back(x_lo), &back(w_hi), None, &mut terms[0]);
+    dense_fwd(linear, &back(x_hs), &back(w_lo), None, &mut terms[1]);
+    for (i, v) in y.iter_mut().enumerate() {
+        *v = s.act.apply(*v + terms[0][i] + terms[1][i]);
+    }
+}
+
+/// y = act(x·Wᵀ + b) with the forward's operands as `ops` says; `split`: one of deform_fwd_tc's split layers.
+fn dense_fwd_ops<T: Real>(ops: Operands, split: bool, s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
     match ops {
         Operands::Exact => dense_fwd(s, x, w, Some(b), y),
+        Operands::TensorCores if split => split_product(s, x, w, b, y),
         Operands::TensorCores => dense_fwd(s, &rounded(x, true), &rounded(w, true), Some(b), y),
     }
 }
@@ -422,7 +463,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
         head_out: Vec::new(),
         delta: z0(pr * DELTAS),
     };
-    dense_fwd_ops(ops, dense(n, D, D, Act::None), f, w(l.wq), w(l.bq), &mut t.q);
+    dense_fwd_ops(ops, false, dense(n, D, D, Act::None), f, w(l.wq), w(l.bq), &mut t.q);
     let (k_all, v_all) = kv.split_at(b * TOKENS * D);
     for fb in 0..b {
         let kb = &k_all[fb * TOKENS * D..(fb + 1) * TOKENS * D];
@@ -438,7 +479,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
             );
         }
     }
-    dense_fwd_ops(ops, dense(pr, D, D, Act::None), &t.o, w(l.wo), w(l.bo), &mut t.att);
+    dense_fwd_ops(ops, true, dense(pr, D, D, Act::None), &t.o, w(l.wo), w(l.bo), &mut t.att);
     let mut row = vec![T::zero(); D];
     for r in 0..pr {
         let (fb, gn) = (r / n, r % n);
@@ -454,8 +495,8 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
             &mut t.h1[r * D..(r + 1) * D],
         );
     }
-    dense_fwd_ops(ops, dense(pr, D, FFN, Act::Relu), &t.h1, w(l.ffn0_w), w(l.ffn0_b), &mut t.z);
-    dense_fwd_ops(ops, dense(pr, FFN, D, Act::None), &t.z, w(l.ffn1_w), w(l.ffn1_b), &mut t.y);
+    dense_fwd_ops(ops, true, dense(pr, D, FFN, Act::Relu), &t.h1, w(l.ffn0_w), w(l.ffn0_b), &mut t.z);
+    dense_fwd_ops(ops, true, dense(pr, FFN, D, Act::None), &t.z, w(l.ffn1_w), w(l.ffn1_b), &mut t.y);
     for r in 0..pr {
         for j in 0..D {
             let idx = ((pr + r) * D + j) as u64; // site 1: ((1·B + b)·N + n)·64 + j
@@ -475,9 +516,9 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
     for h in 0..5 {
         let [w0, b0, w1, b1] = head_slots(l, h);
         let mut hid = z0(pr * HEAD_HIDDEN);
-        dense_fwd_ops(ops, dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), w(b0), &mut hid);
+        dense_fwd_ops(ops, true, dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), w(b0), &mut hid);
         let mut out = z0(pr * HEAD_OUT[h]);
-        dense_fwd_ops(ops, dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &hid, w(w1), w(b1), &mut out);
+        dense_fwd_ops(ops, false, dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &hid, w(w1), w(b1), &mut out);
         for r in 0..pr {
             t.delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]
                 .copy_from_slice(&out[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]);
@@ -710,4 +751,29 @@ pub fn split_grads<T>(d: &mut [T], w: Slot, b: Slot) -> (&mut [T], &mut [T]) {
 
 pub fn zero<T: Real>(x: &mut [T]) {
     x.iter_mut().for_each(|v| *v = T::zero());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_e4m3;
+
+    #[test]
+    fn e4m3_rounding() {
+        let tiny = 2f32.powi(-9); // the smallest subnormal
+        for (v, want) in [
+            (1.0, 1.0),
+            (1.0625, 1.0),   // a tie: to the even mantissa
+            (1.1875, 1.25),  // a tie: to the even mantissa
+            (1.1, 1.125),
+            (-3.3, -3.25),
+            (448.0, 448.0),
+            (500.0, 448.0), // saturates
+            (tiny, tiny),
+            (0.5 * tiny, 0.0), // a tie with 0
+            (0.75 * tiny, tiny),
+            (2f32.powi(-6) * 1.0625, 2f32.powi(-6)),
+        ] {
+            assert_eq!(round_e4m3(v), want, "round_e4m3({v})");
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
 //! (deform_transpose / deform_pack, deform_fwd / deform_fwd_tc, deform_bwd / deform_bwd_tc, deform_reduce). CPU twin:
 //! src/cpu/attention.rs. `Precision` picks the dense layers' arithmetic: fp32 SIMT (the reference path,
-//! within 1e-5 of the twin) or the tensor cores with fp32 accumulation (fp16 operands forward, bf16 backward;
-//! within about 1e-2).
+//! within 1e-5 of the twin) or the tensor cores with fp32 accumulation (split fp16 forward, bf16 backward;
+//! within 1e-2).
 
 use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::attention::Dropout;
@@ -20,15 +20,15 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_TC_SMEM: u32 = 209_920;
-/// deform_fwd_tc's dynamic shared memory: the forward layers' fragments (PK_FWD_END·8).
-const DEF_FWD_TC_SMEM: u32 = 151_552;
+/// deform_fwd_tc's dynamic shared memory: the forward layers' fragments and low parts (PK_FWD_SMEM_END·8).
+const DEF_FWD_TC_SMEM: u32 = 212_992;
 /// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS).
-const TAPE_WORDS: usize = 4352;
+const TAPE_WORDS: usize = 4672;
 const TC_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
-const PACKED_FRAGS: usize = 38_912;
+const PACKED_FRAGS: usize = 46_592;
 const CHAIN_FLOATS: usize = 82_683;
 const TRANSPOSE_THREADS: u32 = 256;
 const REDUCE_THREADS: u32 = 256;
@@ -91,8 +91,10 @@ impl GaussianBufs {
 pub enum Precision {
     /// fp32 FMA on the SIMT cores (deform_fwd, deform_bwd).
     Fp32,
-    /// Tensor-core mma with fp32 accumulation (deform_fwd_tc, deform_bwd_tc): forward layers on fp16
-    /// operands, the backward's input and weight gradients on bf16 operands (gradients need its range).
+    /// Tensor-core mma with fp32 accumulation (deform_fwd_tc, deform_bwd_tc): the forward's out-projection,
+    /// FFN and heads' first layers split (x = hi + lo, W = Whi + Wlo: three fp16 products, so that their ReLU
+    /// decisions match fp32's), its query and heads' last layers on fp16 operands; the backward's input and
+    /// weight gradients on bf16 operands (gradients need its range).
     TensorCores,
 }
 
