@@ -8,16 +8,18 @@
 // deform_fwd_tc / deform_bwd_tc run every dense product on the tensor cores with fp32 accumulation. The
 // backward's d_x and weight gradients take bf16 operands (gradients need bf16's range). The forward takes
 // fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU hidden units,
-// features in [0, 1]), and its out-projection, FFN and heads' first layers are split: x = hi + lo and
-// W = Whi + Wlo in three products (layer_fwd_split), which leaves 2^-16 of each product where plain fp16
-// leaves 2^-11. The split is there for the ReLU units: one whose pre-activation lies within the forward's
-// rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one side only.
-// With plain fp16 forward operands that put d_kv, d_f and d_params 1.4–2.0e-2 from the exact twin on
-// 3 frames × 2000 Gaussians; split, the twin with the kernels' roundings is 3.4–4.1e-3 from it (the rest
-// is the backward's bf16). In a CPU emulation every split layer mattered but the query (the
-// out-projection alone unsplit: 6.9e-3; the heads unsplit: 1.3e-2; Wlo left out of the heads: 1.0e-2).
-// Attention, softmax, LayerNorm, dropout, ReLU masks and the deltas stay fp32. The CPU twin with
-// Operands::TensorCores rounds the same operands. LayerNorm eps 1e-12. Dropout:
+// features in [0, 1]), with two refinements for the ReLU units: one whose pre-activation lies within the
+// forward's rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one
+// side only. The out-projection and the FFN are split: x = hi + lo and W = Whi + Wlo in three products
+// (layer_fwd_split), which leaves 2^-16 of each product where plain fp16 leaves 2^-11, so that the values
+// every later ReLU sees are near fp32's. The heads' first layers, the last ReLUs, stay fp16 and take the
+// units fp16 could have decided wrongly again in fp32 (tc_head_hidden). With plain fp16 forward operands
+// d_kv, d_f and d_params were 1.4–2.0e-2 from the exact twin on 3 frames × 2000 Gaussians; now the twin
+// with the kernels' roundings is 3.4–4.1e-3 from it (the rest is the backward's bf16). In a CPU emulation
+// the query's rounding did not matter, every other layer did (the out-projection unsplit: 7.4e-3; the
+// FFN's first layer fp16 with its doubtful units redone: 1.1e-2). Splitting the heads as well gave the same
+// accuracy at 2.9× the forward's time. Attention, softmax, LayerNorm, dropout, ReLU masks and the deltas
+// stay fp32. The CPU twin with Operands::TensorCores rounds the same operands. LayerNorm eps 1e-12. Dropout:
 // element idx kept iff mix(key + idx) >> 40 ≥ threshold (SplitMix64's mix, as src/rng.rs), scaled by
 // `scale`; idx = r·64 + j after the out-projection and (P + r)·64 + j after the FFN, r = b·N + n.
 //
@@ -811,11 +813,11 @@ constexpr int PK_FFN1 = PK_FFN0 + frag_count(D, FFN);
 constexpr int PK_HEAD0 = PK_FFN1 + frag_count(FFN, D);      // head h at + h·frag_count(D, HID)
 constexpr int PK_HEAD1 = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + HEAD1_PK[h]
 constexpr int PK_FWD_END = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
-// The split layers' low parts (see deform_fwd_tc): one u32 of E4M3 bytes for each fp16 fragment in
-// [PK_O, PK_HEAD1) (the out-projection, the FFN, the heads' first layers), two per uint2 from PK_LO.
+// The split layers' low parts (layer_fwd_split): one u32 of E4M3 bytes for each fp16 fragment in
+// [PK_O, PK_HEAD0) (the out-projection and the FFN), two per uint2 from PK_LO.
 constexpr int PK_LO = PK_FWD_END;
-constexpr int LO_FRAGS = PK_HEAD1 - PK_O;
-constexpr int LO_O = 0, LO_FFN0 = PK_FFN0 - PK_O, LO_FFN1 = PK_FFN1 - PK_O, LO_HEAD0 = PK_HEAD0 - PK_O;
+constexpr int LO_FRAGS = PK_HEAD0 - PK_O;
+constexpr int LO_O = 0, LO_FFN0 = PK_FFN0 - PK_O, LO_FFN1 = PK_FFN1 - PK_O;
 constexpr int PK_FWD_SMEM_END = PK_LO + LO_FRAGS / 2;  // deform_fwd_tc copies [0, PK_FWD_SMEM_END) to shared
 constexpr int PK_QT = PK_FWD_SMEM_END;
 constexpr int PK_OT = PK_QT + frag_count(D, D);
@@ -824,8 +826,10 @@ constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
 constexpr int PK_HEAD0T = PK_FFN1T + frag_count(D, FFN);      // head h at + h·frag_count(HID, D)
 constexpr int PK_HEAD1T = PK_HEAD0T + 5 * frag_count(HID, D);  // + HEAD1T_PK[h]
 constexpr int PK_TOTAL = PK_HEAD1T + 4 * frag_count(3, HID) + frag_count(48, HID);
-static_assert(PK_TOTAL == 46592, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
-static_assert(PK_FWD_SMEM_END * 8 == 212992, "forward fragments changed: update DEF_FWD_TC_SMEM in src/cuda/attention.rs");
+static_assert(PK_TOTAL == 41472, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+// deform_fwd_tc's shared memory: [0, PK_FWD_SMEM_END) of the buffer, then the heads' first-layer row norms.
+constexpr int FWD_SMEM_BYTES = PK_FWD_SMEM_END * 8 + 5 * HID * 4;
+static_assert(FWD_SMEM_BYTES == 174592, "forward shared memory changed: update DEF_FWD_TC_SMEM in src/cuda/attention.rs");
 __constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
 __constant__ int HEAD1T_PK[5] = {0, 512, 1024, 1536, 2048};
 
@@ -890,7 +894,7 @@ __device__ __forceinline__ uint32_t e4m3_to_f16x2(uint32_t two) {
 // (column tile j, k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in
 // .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i (of fp16
 // fragment PK_O + i) the same four as E4M3 bytes. One thread per 8 bytes.
-// Bytes 4·4·46 592 (floats read, cached) + 8·46 592, FLOP 0.
+// Bytes 4·4·41 472 (floats read, cached) + 8·41 472, FLOP 0.
 //   params [total] → wp [PK_TOTAL] uint2
 extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
 deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
@@ -1406,13 +1410,60 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
     to_frags<8, true>(g, ga);
 }
 
-// F_d head h's hidden pre-activation hid = g·V0ᵀ + c0: the forward's, split from g (fp32); or (`ga`: g's
-// fp16 A fragments) the backward's plain fp16 recompute.
+// F_d head h's hidden pre-activation hid = g·V0ᵀ + c0 in the forward: fp16 products, then the units whose
+// sign fp16 could have decided wrongly taken again in fp32. fp16 operands move Σ_k g_k·V_kc by at most
+// 2^-10·Σ_k |g_k V_kc| ≤ 2^-10·‖g‖·‖V_c‖ (RNE: 2^-11 each; fp32 accumulation and subnormal operands add
+// less than the 3 % margin below), so a unit with |hid| above that bound has the sign the fp32 product
+// has, and the rest (0.6 % of the units on tests/deform.rs's TC_CASE) get the fp32 dot product: their
+// ReLU decisions are fp32's without splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's
+// 128 rows (shared).
 __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                               const float (&g)[8][4], float (&hid)[16][4]) {
-    layer_fwd_split<16, 8>(hid, g, params + P_HEAD0B + h * HID, HID, wp + PK_HEAD0 + h * frag_count(D, HID),
-                           reinterpret_cast<const uint32_t*>(wp + PK_LO) + LO_HEAD0 + h * frag_count(D, HID));
+                                               const float (&g)[8][4], const float* vnorm, float (&hid)[16][4]) {
+    const float* bias = params + P_HEAD0B + h * HID;
+    layer_fwd<16, 8>(hid, g, bias, HID, wp + PK_HEAD0 + h * frag_count(D, HID));
+    float bound[2];  // 1.03·2^-10·‖g_r‖ for the lane's rows g, g + 8
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float ss = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) ss += g[j][2 * r] * g[j][2 * r] + g[j][2 * r + 1] * g[j][2 * r + 1];
+        bound[r] = 1.03f / 1024.0f * sqrtf(quad_sum(ss));
+    }
+    uint64_t doubt = 0;
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (fabsf(hid[j][e]) < bound[e >> 1] * vnorm[acc_col(j, e)])
+                doubt |= 1ull << (4 * j + e);
+    // One doubtful unit per quad at a time (its lowest lane's lowest bit), the quad's four lanes each
+    // taking the dot product over their 16 columns of g's row. Warp-uniform trip count: the shuffles.
+    const int lane = threadIdx.x & 31, t = lane & 3;
+    while (__any_sync(0xffffffffu, doubt != 0)) {
+        int key = doubt ? t << 6 | (__ffsll((long long)doubt) - 1) : 0xfff;
+        key = min(key, __shfl_xor_sync(0xffffffffu, key, 1));
+        key = min(key, __shfl_xor_sync(0xffffffffu, key, 2));
+        const int bit = key & 63, r = (bit >> 1) & 1, c = 8 * (bit >> 2) + 2 * (key >> 6 & 3) + (bit & 1);
+        const float* v = params + P_HEAD0W + (h * HID + (key == 0xfff ? 0 : c)) * D;
+        float dot = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float2 w = __ldg(reinterpret_cast<const float2*>(v + acc_col(j, 0)));
+            dot = fmaf(r ? g[j][2] : g[j][0], w.x, fmaf(r ? g[j][3] : g[j][1], w.y, dot));
+        }
+        dot = quad_sum(dot) + __ldg(bias + c);
+        if (key != 0xfff && t == key >> 6) {
+#pragma unroll
+            for (int j = 0; j < 16; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    if (bit == 4 * j + e) hid[j][e] = dot;
+            doubt &= ~(1ull << bit);
+        }
+    }
 }
+// The backward's recompute of the same: plain fp16 from g's A fragments ga (tc_head_out then takes the
+// forward's ReLU decisions from the tape).
 __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
                                                const uint32_t (&ga)[4][4], float (&hid)[16][4]) {
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
@@ -1455,8 +1506,10 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
 }
 
 // deform_fwd_tc's work on one warp tile: the chain, the heads and the deltas of rows `rows` of frame b
-// (weights from w, the shared copy), and the tile's tape record when `record` is not null.
-__device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ params, const uint2* w, const float* __restrict__ f,
+// (weights from w, the shared copy; vnorm: the heads' first-layer row norms, shared), and the tile's tape
+// record when `record` is not null.
+__device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ params, const uint2* w, const float* vnorm,
+                                                   const float* __restrict__ f,
                                                    const float* __restrict__ kv, int B, long long P, DropArgs dr, int b,
                                                    const TcRows& rows, const CGaussians& canon, const Gaussians& out_g,
                                                    uint32_t* record) {
@@ -1467,7 +1520,7 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
-        tc_head_hidden(params, w, h, g, hid);
+        tc_head_hidden(params, w, h, g, vnorm + h * HID, hid);
         const uint64_t pos = tc_head_out<1, true>(params, w, h, 0, hid, out);
         if (hid_pos) __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
@@ -1496,7 +1549,7 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
         }
     }
     float out[6][4];
-    tc_head_hidden(params, w, 4, g, hid);
+    tc_head_hidden(params, w, 4, g, vnorm + 4 * HID, hid);
     const uint64_t pos = tc_head_out<6, true>(params, w, 4, 0, hid, out);
     if (hid_pos) __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
@@ -1516,17 +1569,24 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 // `tape` is not null, the tape deform_bwd_tc reads. Persistent: block g takes the items (frame, 128-Gaussian
 // tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows so that their
 // tape records are finite, and write no outputs). Each block first copies the forward layers' fragments
-// and the split layers' low parts (212 992 bytes) to shared memory, where every mma's B operand is then
-// read: from L1/L2 the fragment loads were half the forward's stalls. One block per SM; at two (128
+// and the split layers' low parts (172 032 bytes) to shared memory, where every mma's B operand is then
+// read (from L1/L2 the fragment loads were half the forward's stalls), and takes the heads' first-layer
+// row norms there (tc_head_hidden). One block per SM; at two (128
 // registers) the tape's stores made it spill. Arguments as deform_fwd, with deform_pack's fragments in
 // place of wt, then the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1168·P (tape);
-// FLOP 2·P·196 480 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers' three
+// FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers' three
 // times) + the fp32 rest.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
-    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's buffer [0, PK_FWD_SMEM_END)
+    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's buffer [0, PK_FWD_SMEM_END), then vnorm
+    float* vnorm = reinterpret_cast<float*>(wsm + PK_FWD_SMEM_END);
     for (int e = threadIdx.x; e < PK_FWD_SMEM_END / 2; e += TC_THREADS)
         reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp) + e);
+    for (int c = threadIdx.x; c < 5 * HID; c += TC_THREADS) {
+        float ss = 0.0f;
+        for (int k = 0; k < D; ++k) ss = fmaf(params[P_HEAD0W + c * D + k], params[P_HEAD0W + c * D + k], ss);
+        vnorm[c] = sqrtf(ss);
+    }
     __syncthreads();
     const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
@@ -1534,7 +1594,7 @@ deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
 #pragma unroll 1
     for (int item = blockIdx.x; item < n_tiles * B; item += gridDim.x) {
         const int n_tile = item % n_tiles, b = item / n_tiles;
-        deform_fwd_tc_tile(params, wsm, f, kv, B, P, dr, b, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
+        deform_fwd_tc_tile(params, wsm, vnorm, f, kv, B, P, dr, b, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
                            CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
                            Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
                            tape ? tape + tape_record(n_tile * B + b, warp) : nullptr);

@@ -736,4 +736,3 @@ fn tensor_core_training_matches_fp32() {
         );
     }
 }
-

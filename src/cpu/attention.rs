@@ -47,11 +47,10 @@ impl_math!(f64);
 
 /// How the chain's dense products see their operands. `Exact`: as they are (the fp32 kernels, and the
 /// reference). `TensorCores`: rounded as deform_fwd_tc / deform_bwd_tc round them for the mma units, to
-/// nearest even. The forward's query and the heads' last layers take fp16 inputs and weights; the split
-/// layers (out-projection, FFN, the heads' first layers) take x = hi + lo and W = Whi + Wlo in three fp16
-/// products (see `split_product`). The backward's output gradients and weights (for d_x) and its inputs and
-/// output gradients (for d_W and d_b) are rounded to bf16. Sums, and everything that is not a dense
-/// product (attention, LayerNorm, dropout, ReLU masks, the deltas), stay in T, as in the kernels.
+/// nearest even. The forward takes fp16 inputs and weights (`FwdProduct` says how each layer uses them).
+/// The backward's output gradients and weights (for d_x) and its inputs and output gradients (for d_W and
+/// d_b) are rounded to bf16. Sums, and everything that is not a dense product (attention, LayerNorm,
+/// dropout, ReLU masks, the deltas), stay in T, as in the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operands {
     Exact,
@@ -104,12 +103,45 @@ fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
     }
 }
 
-/// y = act(x·Wᵀ + b) with the forward's operands as `ops` says; `split`: one of deform_fwd_tc's split layers.
-fn dense_fwd_ops<T: Real>(ops: Operands, split: bool, s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
-    match ops {
-        Operands::Exact => dense_fwd(s, x, w, Some(b), y),
-        Operands::TensorCores if split => split_product(s, x, w, b, y),
-        Operands::TensorCores => dense_fwd(s, &rounded(x, true), &rounded(w, true), Some(b), y),
+/// deform_fwd_tc's fp16 product with its doubtful units redone (tc_head_hidden): y = x̂·Ŵᵀ + b on fp16
+/// operands, then every unit with |y| < 1.03·2^-10·‖x_r‖·‖W_c‖ (the bound on what the rounding can move
+/// it) taken again exactly; then act.
+fn checked_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
+    let linear = Dense { act: Act::None, ..s };
+    dense_fwd(linear, &rounded(x, true), &rounded(w, true), Some(b), y);
+    let norm = |v: &[T]| v.iter().map(|&e| e.to_f64() * e.to_f64()).sum::<f64>().sqrt() as f32;
+    let w_norms: Vec<f32> = w.chunks(s.n_in).map(norm).collect();
+    for (xr, yr) in x.chunks(s.n_in).zip(y.chunks_mut(s.n_out)) {
+        let bound = 1.03 / 1024.0 * norm(xr);
+        for (c, v) in yr.iter_mut().enumerate() {
+            if (v.to_f64() as f32).abs() < bound * w_norms[c] {
+                let one = Dense { rows: 1, n_out: 1, ..linear };
+                let mut exact = [T::zero()];
+                dense_fwd(one, xr, &w[c * s.n_in..(c + 1) * s.n_in], Some(&b[c..c + 1]), &mut exact);
+                *v = exact[0];
+            }
+            *v = s.act.apply(*v);
+        }
+    }
+}
+
+/// How deform_fwd_tc computes a forward layer from fp16 operands: plain (the query, the heads' last
+/// layers), split (the out-projection and the FFN: `split_product`), or plain with the units fp16 could
+/// have put on the wrong side of 0 redone (the heads' first layers: `checked_product`).
+#[derive(Clone, Copy)]
+enum FwdProduct {
+    Plain,
+    Split,
+    Checked,
+}
+
+/// y = act(x·Wᵀ + b) with the forward's operands as `ops` says, `how` for the tensor cores.
+fn dense_fwd_ops<T: Real>(ops: Operands, how: FwdProduct, s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
+    match (ops, how) {
+        (Operands::Exact, _) => dense_fwd(s, x, w, Some(b), y),
+        (Operands::TensorCores, FwdProduct::Split) => split_product(s, x, w, b, y),
+        (Operands::TensorCores, FwdProduct::Checked) => checked_product(s, x, w, b, y),
+        (Operands::TensorCores, FwdProduct::Plain) => dense_fwd(s, &rounded(x, true), &rounded(w, true), Some(b), y),
     }
 }
 
@@ -463,7 +495,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
         head_out: Vec::new(),
         delta: z0(pr * DELTAS),
     };
-    dense_fwd_ops(ops, false, dense(n, D, D, Act::None), f, w(l.wq), w(l.bq), &mut t.q);
+    dense_fwd_ops(ops, FwdProduct::Plain, dense(n, D, D, Act::None), f, w(l.wq), w(l.bq), &mut t.q);
     let (k_all, v_all) = kv.split_at(b * TOKENS * D);
     for fb in 0..b {
         let kb = &k_all[fb * TOKENS * D..(fb + 1) * TOKENS * D];
@@ -479,7 +511,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
             );
         }
     }
-    dense_fwd_ops(ops, true, dense(pr, D, D, Act::None), &t.o, w(l.wo), w(l.bo), &mut t.att);
+    dense_fwd_ops(ops, FwdProduct::Split, dense(pr, D, D, Act::None), &t.o, w(l.wo), w(l.bo), &mut t.att);
     let mut row = vec![T::zero(); D];
     for r in 0..pr {
         let (fb, gn) = (r / n, r % n);
@@ -495,8 +527,8 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
             &mut t.h1[r * D..(r + 1) * D],
         );
     }
-    dense_fwd_ops(ops, true, dense(pr, D, FFN, Act::Relu), &t.h1, w(l.ffn0_w), w(l.ffn0_b), &mut t.z);
-    dense_fwd_ops(ops, true, dense(pr, FFN, D, Act::None), &t.z, w(l.ffn1_w), w(l.ffn1_b), &mut t.y);
+    dense_fwd_ops(ops, FwdProduct::Split, dense(pr, D, FFN, Act::Relu), &t.h1, w(l.ffn0_w), w(l.ffn0_b), &mut t.z);
+    dense_fwd_ops(ops, FwdProduct::Split, dense(pr, FFN, D, Act::None), &t.z, w(l.ffn1_w), w(l.ffn1_b), &mut t.y);
     for r in 0..pr {
         for j in 0..D {
             let idx = ((pr + r) * D + j) as u64; // site 1: ((1·B + b)·N + n)·64 + j
@@ -516,9 +548,9 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
     for h in 0..5 {
         let [w0, b0, w1, b1] = head_slots(l, h);
         let mut hid = z0(pr * HEAD_HIDDEN);
-        dense_fwd_ops(ops, true, dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), w(b0), &mut hid);
+        dense_fwd_ops(ops, FwdProduct::Checked, dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), w(b0), &mut hid);
         let mut out = z0(pr * HEAD_OUT[h]);
-        dense_fwd_ops(ops, false, dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &hid, w(w1), w(b1), &mut out);
+        dense_fwd_ops(ops, FwdProduct::Plain, dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &hid, w(w1), w(b1), &mut out);
         for r in 0..pr {
             t.delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]
                 .copy_from_slice(&out[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]);

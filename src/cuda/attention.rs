@@ -20,15 +20,16 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_TC_SMEM: u32 = 209_920;
-/// deform_fwd_tc's dynamic shared memory: the forward layers' fragments and low parts (PK_FWD_SMEM_END·8).
-const DEF_FWD_TC_SMEM: u32 = 212_992;
+/// deform_fwd_tc's dynamic shared memory: the forward layers' fragments and low parts, the heads' row norms
+/// (FWD_SMEM_BYTES).
+const DEF_FWD_TC_SMEM: u32 = 174_592;
 /// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS).
 const TAPE_WORDS: usize = 4672;
 const TC_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
-const PACKED_FRAGS: usize = 46_592;
+const PACKED_FRAGS: usize = 41_472;
 const CHAIN_FLOATS: usize = 82_683;
 const TRANSPOSE_THREADS: u32 = 256;
 const REDUCE_THREADS: u32 = 256;
@@ -91,10 +92,10 @@ impl GaussianBufs {
 pub enum Precision {
     /// fp32 FMA on the SIMT cores (deform_fwd, deform_bwd).
     Fp32,
-    /// Tensor-core mma with fp32 accumulation (deform_fwd_tc, deform_bwd_tc): the forward's out-projection,
-    /// FFN and heads' first layers split (x = hi + lo, W = Whi + Wlo: three fp16 products, so that their ReLU
-    /// decisions match fp32's), its query and heads' last layers on fp16 operands; the backward's input and
-    /// weight gradients on bf16 operands (gradients need its range).
+    /// Tensor-core mma with fp32 accumulation (deform_fwd_tc, deform_bwd_tc): the forward on fp16 operands,
+    /// its out-projection and FFN split (x = hi + lo, W = Whi + Wlo: three fp16 products) and the heads'
+    /// hidden units near 0 taken again in fp32, so that its ReLU decisions are fp32's; the backward's input
+    /// and weight gradients on bf16 operands (gradients need its range).
     TensorCores,
 }
 
