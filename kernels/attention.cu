@@ -948,12 +948,13 @@ __device__ __forceinline__ void warp_mma_low(float (&acc)[NT][4], const uint32_t
         }
 }
 
-// The part of a split fp16 operand v = hi + lo: 0 hi = fp16(v), 1 lo = fp16(v − hi), 2 fp16(hi·2^-4) (the
-// factor against warp_mma_low's weights).
+// The part of a split fp16 operand v = hi + lo, before the packing's rounding to fp16: 0 v (hi = fp16(v)),
+// 1 v − hi (lo), 2 hi·2^-4 (the factor against warp_mma_low's weights).
 template <int PART>
 __device__ __forceinline__ float split_part(float v) {
+    if (PART == 0) return v;
     const float hi = __half2float(__float2half_rn(v));
-    return PART == 0 ? hi : PART == 1 ? v - hi : hi * 0.0625f;
+    return PART == 1 ? v - hi : hi * 0.0625f;
 }
 
 // The A fragments (k-steps of 16 columns) of a 16 × 8·NT accumulator, bf16 (or, F16, fp16 of
@@ -1410,15 +1411,16 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
     to_frags<8, true>(g, ga);
 }
 
-// F_d head h's hidden pre-activation hid = g·V0ᵀ + c0 in the forward: fp16 products, then the units whose
-// sign fp16 could have decided wrongly taken again in fp32. fp16 operands move Σ_k g_k·V_kc by at most
-// 2^-10·Σ_k |g_k V_kc| ≤ 2^-10·‖g‖·‖V_c‖ (RNE: 2^-11 each; fp32 accumulation and subnormal operands add
-// less than the 3 % margin below), so a unit with |hid| above that bound has the sign the fp32 product
-// has, and the rest (0.6 % of the units on tests/deform.rs's TC_CASE) get the fp32 dot product: their
-// ReLU decisions are fp32's without splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's
-// 128 rows (shared).
-__device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                               const float (&g)[8][4], const float* vnorm, float (&hid)[16][4]) {
+// F_d head h's hidden pre-activation hid = g·V0ᵀ + c0 in the forward, on fp16 operands, and its ReLU
+// decisions (bit 4j + e set: unit on), taken as fp32 would take them. fp16 operands move Σ_k g_k·V_kc by at
+// most 2^-10·Σ_k |g_k V_kc| ≤ 2^-10·‖g‖·‖V_c‖ (RNE: 2^-11 each; fp32 accumulation and subnormal operands
+// add less than the 3 % margin below), so a unit with |hid| above that bound has the sign the fp32 product
+// has; for the rest (0.6 % of the units on tests/deform.rs's TC_CASE) the sign of the fp32 dot product
+// decides. Their values stay fp16's (tc_head_out): within the bound of the fp32 value, as everywhere
+// else. So the ReLU decisions are fp32's without splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's 128
+// rows (shared).
+__device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+                                                   const float (&g)[8][4], const float* vnorm, float (&hid)[16][4]) {
     const float* bias = params + P_HEAD0B + h * HID;
     layer_fwd<16, 8>(hid, g, bias, HID, wp + PK_HEAD0 + h * frag_count(D, HID));
     float bound[2];  // 1.03·2^-10·‖g_r‖ for the lane's rows g, g + 8
@@ -1429,13 +1431,14 @@ __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params,
         for (int j = 0; j < 8; ++j) ss += g[j][2 * r] * g[j][2 * r] + g[j][2 * r + 1] * g[j][2 * r + 1];
         bound[r] = 1.03f / 1024.0f * sqrtf(quad_sum(ss));
     }
-    uint64_t doubt = 0;
+    uint64_t on = 0, doubt = 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e)
-            if (fabsf(hid[j][e]) < bound[e >> 1] * vnorm[acc_col(j, e)])
-                doubt |= 1ull << (4 * j + e);
+        for (int e = 0; e < 4; ++e) {
+            if (hid[j][e] > 0.0f) on |= 1ull << (4 * j + e);
+            if (fabsf(hid[j][e]) < bound[e >> 1] * vnorm[acc_col(j, e)]) doubt |= 1ull << (4 * j + e);
+        }
     // One doubtful unit per quad at a time (its lowest lane's lowest bit), the quad's four lanes each
     // taking the dot product over their 16 columns of g's row. Warp-uniform trip count: the shuffles.
     const int lane = threadIdx.x & 31, t = lane & 3;
@@ -1453,41 +1456,31 @@ __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params,
         }
         dot = quad_sum(dot) + __ldg(bias + c);
         if (key != 0xfff && t == key >> 6) {
-#pragma unroll
-            for (int j = 0; j < 16; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e)
-                    if (bit == 4 * j + e) hid[j][e] = dot;
+            on = dot > 0.0f ? on | 1ull << bit : on & ~(1ull << bit);
             doubt &= ~(1ull << bit);
         }
     }
+    return on;
 }
-// The backward's recompute of the same: plain fp16 from g's A fragments ga (tc_head_out then takes the
-// forward's ReLU decisions from the tape).
+// The backward's recompute of the same pre-activation: plain fp16 from g's A fragments ga (the forward's
+// ReLU decisions come from the tape).
 __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
                                                const uint32_t (&ga)[4][4], float (&hid)[16][4]) {
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
     warp_mma<16, 4, true>(hid, ga, wp + PK_HEAD0 + h * frag_count(D, HID));
 }
 
-// F_d head h's ReLU on the pre-activation hid and its output out = hid·V1ᵀ + c1 (NTH column tiles). The
-// forward (DECIDE) takes the units > 0 and returns them (bit 4j + e) for the tape; the backward's recompute
-// keeps the units the forward's mask `pos` names, so that both take the same ReLU decisions (a unit its
-// fp16 products put just below 0 keeps that value).
-template <int NTH, bool DECIDE>
-__device__ __forceinline__ uint64_t tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                                uint64_t pos, float (&hid)[16][4], float (&out)[NTH][4]) {
-    if (DECIDE) pos = 0;
+// F_d head h's ReLU on the pre-activation hid, as the decisions `on` say (bit 4j + e: unit on; a unit on
+// takes |hid|: where fp16 put an fp32-positive unit just below 0, that is as close to the fp32 value and
+// keeps ReLU's output positive), and its output out = hid·V1ᵀ + c1 (NTH column tiles).
+template <int NTH>
+__device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+                                            uint64_t on, float (&hid)[16][4], float (&out)[NTH][4]) {
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int bit = 4 * j + e;
-            if (DECIDE && hid[j][e] > 0.0f) pos |= 1ull << bit;
-            if (!((pos >> bit) & 1)) hid[j][e] = 0.0f;
-        }
+        for (int e = 0; e < 4; ++e) hid[j][e] = (on >> (4 * j + e)) & 1 ? fabsf(hid[j][e]) : 0.0f;
     layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wp + PK_HEAD1 + HEAD1_PK[h]);
-    return pos;
 }
 
 // Row r's rotation quaternion (canonical + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
@@ -1520,8 +1513,8 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
-        tc_head_hidden(params, w, h, g, vnorm + h * HID, hid);
-        const uint64_t pos = tc_head_out<1, true>(params, w, h, 0, hid, out);
+        const uint64_t pos = tc_head_hidden(params, w, h, g, vnorm + h * HID, hid);
+        tc_head_out<1>(params, w, h, pos, hid, out);
         if (hid_pos) __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
@@ -1549,8 +1542,8 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
         }
     }
     float out[6][4];
-    tc_head_hidden(params, w, 4, g, vnorm + 4 * HID, hid);
-    const uint64_t pos = tc_head_out<6, true>(params, w, 4, 0, hid, out);
+    const uint64_t pos = tc_head_hidden(params, w, 4, g, vnorm + 4 * HID, hid);
+    tc_head_out<6>(params, w, 4, pos, hid, out);
     if (hid_pos) __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -1761,8 +1754,9 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
                                             const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles, float* part) {
     float hid[16][4], out[NTH][4];
     const uint2 pos = __ldg(reinterpret_cast<const uint2*>(record + TAPE_HID) + 32 * h + (threadIdx.x & 31));
+    const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
     tc_head_hidden(params, wp, h, ga, hid);
-    const uint64_t hid_pos = tc_head_out<NTH, false>(params, wp, h, pos.x | (uint64_t)pos.y << 32, hid, out);
+    tc_head_out<NTH>(params, wp, h, hid_pos, hid, out);
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);

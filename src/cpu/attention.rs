@@ -103,31 +103,34 @@ fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
     }
 }
 
-/// deform_fwd_tc's fp16 product with its doubtful units redone (tc_head_hidden): y = x̂·Ŵᵀ + b on fp16
-/// operands, then every unit with |y| < 1.03·2^-10·‖x_r‖·‖W_c‖ (the bound on what the rounding can move
-/// it) taken again exactly; then act.
-fn checked_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
+/// deform_fwd_tc's heads' hidden layers (tc_head_hidden, tc_head_out): y = ReLU(x̂·Ŵᵀ + b) on fp16
+/// operands, except that a unit with |y| < 1.03·2^-10·‖x_r‖·‖W_c‖ (the bound on what the rounding can move
+/// it) is on or off as its exact pre-activation says; a unit on keeps |its fp16 value|.
+fn checked_relu_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
+    assert_eq!(s.act, Act::Relu, "checked_relu_product: a ReLU layer");
     let linear = Dense { act: Act::None, ..s };
     dense_fwd(linear, &rounded(x, true), &rounded(w, true), Some(b), y);
     let norm = |v: &[T]| v.iter().map(|&e| e.to_f64() * e.to_f64()).sum::<f64>().sqrt() as f32;
     let w_norms: Vec<f32> = w.chunks(s.n_in).map(norm).collect();
+    let one = Dense { rows: 1, n_out: 1, ..linear };
     for (xr, yr) in x.chunks(s.n_in).zip(y.chunks_mut(s.n_out)) {
         let bound = 1.03 / 1024.0 * norm(xr);
         for (c, v) in yr.iter_mut().enumerate() {
-            if (v.to_f64() as f32).abs() < bound * w_norms[c] {
-                let one = Dense { rows: 1, n_out: 1, ..linear };
+            let on = if (v.to_f64() as f32).abs() < bound * w_norms[c] {
                 let mut exact = [T::zero()];
                 dense_fwd(one, xr, &w[c * s.n_in..(c + 1) * s.n_in], Some(&b[c..c + 1]), &mut exact);
-                *v = exact[0];
-            }
-            *v = s.act.apply(*v);
+                exact[0] > T::zero()
+            } else {
+                *v > T::zero()
+            };
+            *v = if on { v.abs() } else { T::zero() };
         }
     }
 }
 
 /// How deform_fwd_tc computes a forward layer from fp16 operands: plain (the query, the heads' last
-/// layers), split (the out-projection and the FFN: `split_product`), or plain with the units fp16 could
-/// have put on the wrong side of 0 redone (the heads' first layers: `checked_product`).
+/// layers), split (the out-projection and the FFN: `split_product`), or plain with the ReLU decisions fp16
+/// could have got wrong taken exactly (the heads' first layers: `checked_relu_product`).
 #[derive(Clone, Copy)]
 enum FwdProduct {
     Plain,
@@ -140,7 +143,7 @@ fn dense_fwd_ops<T: Real>(ops: Operands, how: FwdProduct, s: Dense, x: &[T], w: 
     match (ops, how) {
         (Operands::Exact, _) => dense_fwd(s, x, w, Some(b), y),
         (Operands::TensorCores, FwdProduct::Split) => split_product(s, x, w, b, y),
-        (Operands::TensorCores, FwdProduct::Checked) => checked_product(s, x, w, b, y),
+        (Operands::TensorCores, FwdProduct::Checked) => checked_relu_product(s, x, w, b, y),
         (Operands::TensorCores, FwdProduct::Plain) => dense_fwd(s, &rounded(x, true), &rounded(w, true), Some(b), y),
     }
 }
