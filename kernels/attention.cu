@@ -11,7 +11,7 @@
 // features in [0, 1]), with two refinements for the ReLU units: one whose pre-activation lies within the
 // forward's rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one
 // side only. The out-projection and the FFN are split: x = hi + lo and W = Whi + Wlo in three products
-// (layer_fwd_split), which leaves 2^-16 of each product where plain fp16 leaves 2^-11, so that the values
+// (layer_fwd_split), which leaves 2^-20 of each product where plain fp16 leaves 2^-11, so that the values
 // every later ReLU sees are near fp32's. The heads' first layers, the last ReLUs, stay fp16 and take the
 // units fp16 could have decided wrongly again in fp32 (tc_head_hidden). With plain fp16 forward operands
 // d_kv, d_f and d_params were 1.4–2.0e-2 from the exact twin on 3 frames × 2000 Gaussians; now the twin
@@ -46,7 +46,6 @@
 // NaN policy: NaNs propagate; a zero-length quaternion gives NaN rotations (the CPU twin does the same).
 
 #include <cuda_fp16.h>
-#include <cuda_fp8.h>
 #include <stdint.h>
 
 #define D 64
@@ -813,12 +812,12 @@ constexpr int PK_FFN1 = PK_FFN0 + frag_count(D, FFN);
 constexpr int PK_HEAD0 = PK_FFN1 + frag_count(FFN, D);      // head h at + h·frag_count(D, HID)
 constexpr int PK_HEAD1 = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + HEAD1_PK[h]
 constexpr int PK_FWD_END = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
-// The split layers' low parts (layer_fwd_split): one u32 of E4M3 bytes for each fp16 fragment in
-// [PK_O, PK_HEAD0) (the out-projection and the FFN), two per uint2 from PK_LO.
+// The split layers' low parts (layer_fwd_split): fp16 fragments of W − fp16(W) for those in [PK_O,
+// PK_HEAD0) (the out-projection and the FFN), in the same order from PK_LO.
 constexpr int PK_LO = PK_FWD_END;
 constexpr int LO_FRAGS = PK_HEAD0 - PK_O;
 constexpr int LO_O = 0, LO_FFN0 = PK_FFN0 - PK_O, LO_FFN1 = PK_FFN1 - PK_O;
-constexpr int PK_FWD_SMEM_END = PK_LO + LO_FRAGS / 2;  // deform_fwd_tc copies [0, PK_FWD_SMEM_END) to shared
+constexpr int PK_FWD_SMEM_END = PK_LO + LO_FRAGS;  // deform_fwd_tc copies [0, PK_FWD_SMEM_END) to shared
 constexpr int PK_QT = PK_FWD_SMEM_END;
 constexpr int PK_OT = PK_QT + frag_count(D, D);
 constexpr int PK_FFN0T = PK_OT + frag_count(D, D);
@@ -826,10 +825,10 @@ constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
 constexpr int PK_HEAD0T = PK_FFN1T + frag_count(D, FFN);      // head h at + h·frag_count(HID, D)
 constexpr int PK_HEAD1T = PK_HEAD0T + 5 * frag_count(HID, D);  // + HEAD1T_PK[h]
 constexpr int PK_TOTAL = PK_HEAD1T + 4 * frag_count(3, HID) + frag_count(48, HID);
-static_assert(PK_TOTAL == 41472, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+static_assert(PK_TOTAL == 44032, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
 // deform_fwd_tc's shared memory: [0, PK_FWD_SMEM_END) of the buffer, then the heads' first-layer row norms.
 constexpr int FWD_SMEM_BYTES = PK_FWD_SMEM_END * 8 + 5 * HID * 4;
-static_assert(FWD_SMEM_BYTES == 174592, "forward shared memory changed: update DEF_FWD_TC_SMEM in src/cuda/attention.rs");
+static_assert(FWD_SMEM_BYTES == 195072, "forward shared memory changed: update DEF_FWD_TC_SMEM in src/cuda/attention.rs");
 __constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
 __constant__ int HEAD1T_PK[5] = {0, 512, 1024, 1536, 2048};
 
@@ -874,27 +873,12 @@ __device__ __forceinline__ void fragment_weights(const float* __restrict__ param
     transposed = pe.transposed;
 }
 
-// The low part of a split weight, (w − fp16(w))·2^12 as FP8 E4M3 (round to nearest even, saturating).
-// Stored this way it costs a byte, and e4m3_to_f16x2 turns it into fp16 (w − fp16(w))·2^4 with two
-// integer operations; the product's A operand carries the 2^-4 (split_part<2>).
-__device__ __forceinline__ uint32_t low_e4m3(float w) {
-    const float lo = (w - __half2float(__float2half_rn(w))) * 4096.0f;
-    return __nv_cvt_float_to_fp8(lo, __NV_SATFINITE, __NV_E4M3);
-}
-
-// Two E4M3 bytes (low byte first) as an fp16 pair, each scaled by 2^-8: an E4M3 value's bits shifted into
-// fp16's fields (exponent bias 7 against 15) are that value·2^-8, subnormals included.
-__device__ __forceinline__ uint32_t e4m3_to_f16x2(uint32_t two) {
-    const uint32_t x = (two & 0xffu) | ((two & 0xff00u) << 8);
-    return ((x & 0x007f007fu) << 7) | ((x & 0x00800080u) << 8);
-}
-
 // deform_pack: the chain's weights as mma B fragments, fp16 for the forward layers and bf16 for the
 // backward's (transposed) ones, rounded to nearest even, and the split layers' low parts (PK_LO). Fragment
 // (column tile j, k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in
-// .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i (of fp16
-// fragment PK_O + i) the same four as E4M3 bytes. One thread per 8 bytes.
-// Bytes 4·4·41 472 (floats read, cached) + 8·41 472, FLOP 0.
+// .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i the same four
+// of fp16 fragment PK_O + i as fp16(w − fp16(w)). One thread per fragment.
+// Bytes 4·4·44 032 (floats read, cached) + 8·44 032, FLOP 0.
 //   params [total] → wp [PK_TOTAL] uint2
 extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
 deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
@@ -902,14 +886,11 @@ deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
     if (e >= PK_TOTAL) return;
     float v[4];
     bool transposed;
-    if (e >= PK_LO && e < PK_FWD_SMEM_END) {  // two low parts
-        uint32_t word[2];
+    if (e >= PK_LO && e < PK_FWD_SMEM_END) {  // a low part
+        fragment_weights(params, PK_O + e - PK_LO, v, transposed);
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            fragment_weights(params, PK_O + 2 * (e - PK_LO) + h, v, transposed);
-            word[h] = low_e4m3(v[0]) | low_e4m3(v[1]) << 8 | low_e4m3(v[2]) << 16 | low_e4m3(v[3]) << 24;
-        }
-        wp[e] = make_uint2(word[0], word[1]);
+        for (int i = 0; i < 4; ++i) v[i] -= __half2float(__float2half_rn(v[i]));
+        wp[e] = make_uint2(pack_f16(v[0], v[1]), pack_f16(v[2], v[3]));
         return;
     }
     fragment_weights(params, e, v, transposed);
@@ -918,8 +899,7 @@ deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
 }
 
 // acc[j] += A·B_j over KS k-steps (B from packed fragments w: [NT][KS][32]; fp16 operands when F16).
-// KS_ALL: the k-steps of w's layout, when a holds only the KS from w's first (a chunk of a longer K).
-template <int NT, int KS, bool F16, int KS_ALL = KS>
+template <int NT, int KS, bool F16>
 __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* __restrict__ w) {
     const int lane = threadIdx.x & 31;
     // k-steps outside: consecutive products go to different tiles, so none waits for the previous one.
@@ -927,43 +907,18 @@ __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a
     for (int s = 0; s < KS; ++s)
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
-            const uint2 b2 = w[(j * KS_ALL + s) * 32 + lane];  // w: global (read-only) or shared
+            const uint2 b2 = w[(j * KS + s) * 32 + lane];  // w: global (read-only) or shared
             const uint32_t b[2] = {b2.x, b2.y};
             mma_m16n8k16<F16>(acc[j], a[s], b);
         }
 }
 
-// acc[j] += A·B_j over KS k-steps with the B fragments of a split layer's low parts (PK_LO: one u32 of
-// E4M3 bytes per fragment, read as fp16 (w − fp16(w))·2^4).
-template <int NT, int KS, int KS_ALL = KS>
-__device__ __forceinline__ void warp_mma_low(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint32_t* lo) {
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int s = 0; s < KS; ++s)
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-            const uint32_t q = lo[(j * KS_ALL + s) * 32 + lane];
-            const uint32_t b[2] = {e4m3_to_f16x2(q & 0xffffu), e4m3_to_f16x2(q >> 16)};
-            mma_m16n8k16<true>(acc[j], a[s], b);
-        }
-}
-
-// The part of a split fp16 operand v = hi + lo, before the packing's rounding to fp16: 0 v (hi = fp16(v)),
-// 1 v − hi (lo), 2 hi·2^-4 (the factor against warp_mma_low's weights).
-template <int PART>
-__device__ __forceinline__ float split_part(float v) {
-    if (PART == 0) return v;
-    const float hi = __half2float(__float2half_rn(v));
-    return PART == 1 ? v - hi : hi * 0.0625f;
-}
-
-// The A fragments (k-steps of 16 columns) of a 16 × 8·NT accumulator, bf16 (or, F16, fp16 of
-// split_part<PART>); an odd last tile is padded with 0.
-template <int NT, bool F16, int PART = 0>
+// The A fragments (k-steps of 16 columns) of a 16 × 8·NT accumulator, bf16 (or, F16, fp16; LOW: the fp16
+// of what fp16 rounding leaves, v − fp16(v)); an odd last tile is padded with 0.
+template <int NT, bool F16, bool LOW = false>
 __device__ __forceinline__ void to_frags(const float (&c)[NT][4], uint32_t (&a)[(NT + 1) / 2][4]) {
-    auto pack = [](float lo, float hi) {
-        return F16 ? pack_f16(split_part<PART>(lo), split_part<PART>(hi)) : pack_bf16(lo, hi);
-    };
+    auto low = [](float v) { return LOW ? v - __half2float(__float2half_rn(v)) : v; };
+    auto pack = [&](float lo, float hi) { return F16 ? pack_f16(low(lo), low(hi)) : pack_bf16(lo, hi); };
 #pragma unroll
     for (int s = 0; s < (NT + 1) / 2; ++s) {
         a[s][0] = pack(c[2 * s][0], c[2 * s][1]);
@@ -1002,26 +957,34 @@ __device__ __forceinline__ void layer_fwd(float (&y)[NT][4], const float (&x)[NT
     warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
 }
 
-// y = x·Wᵀ + bias for a split layer: x = hi + lo, W = Whi + Wlo (PK_LO), y ≈ hi·Whi + lo·Whi + hi·Wlo with
-// fp32 accumulation, one fragment set at a time (fewer live registers). The terms left out are 2^-16 of
-// the product and below (Wlo's E4M3 rounding, lo·Wlo), where plain fp16 operands leave 2^-11.
+// y = x·Wᵀ + bias for a split layer: x = hi + lo, W = Whi + Wlo (lo: deform_pack's low parts), y ≈ hi·Whi +
+// lo·Whi + hi·Wlo with fp32 accumulation, each B fragment loaded once for its products. The terms left
+// out are 2^-20 of the product and below (lo·Wlo, and subnormal fp16 lows), where plain fp16 leaves 2^-11.
 template <int NT, int NTX>
 __device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (&x)[NTX][4], const float* __restrict__ bias,
-                                                int valid, const uint2* w, const uint32_t* lo) {
+                                                int valid, const uint2* w, const uint2* lo) {
     // K in chunks of 64 (4 k-steps): the FFN's second layer would spill with all 8 k-steps' fragments live.
     constexpr int KS = (NTX + 1) / 2, CHUNK = KS < 4 ? KS : 4;
     static_assert(KS % CHUNK == 0, "layer_fwd_split: K must be a multiple of 64 or below it");
+    const int lane = threadIdx.x & 31;
     acc_init<NT>(y, bias, valid);
 #pragma unroll
     for (int c = 0; c < KS / CHUNK; ++c) {
         const float(&xc)[2 * CHUNK][4] = *reinterpret_cast<const float(*)[2 * CHUNK][4]>(&x[2 * CHUNK * c]);
-        uint32_t a[CHUNK][4];
-        to_frags<2 * CHUNK, true, 0>(xc, a);
-        warp_mma<NT, CHUNK, true, KS>(y, a, w + CHUNK * c * 32);
-        to_frags<2 * CHUNK, true, 1>(xc, a);
-        warp_mma<NT, CHUNK, true, KS>(y, a, w + CHUNK * c * 32);
-        to_frags<2 * CHUNK, true, 2>(xc, a);
-        warp_mma_low<NT, CHUNK, KS>(y, a, lo + CHUNK * c * 32);
+        uint32_t a_hi[CHUNK][4], a_lo[CHUNK][4];
+        to_frags<2 * CHUNK, true>(xc, a_hi);
+        to_frags<2 * CHUNK, true, true>(xc, a_lo);
+#pragma unroll
+        for (int s = 0; s < CHUNK; ++s)
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                const int f = (j * KS + CHUNK * c + s) * 32 + lane;
+                const uint2 bh = w[f], bl = lo[f];
+                const uint32_t b_hi[2] = {bh.x, bh.y}, b_lo[2] = {bl.x, bl.y};
+                mma_m16n8k16<true>(y[j], a_hi[s], b_hi);
+                mma_m16n8k16<true>(y[j], a_lo[s], b_hi);
+                mma_m16n8k16<true>(y[j], a_hi[s], b_lo);
+            }
     }
 }
 
@@ -1304,7 +1267,7 @@ __device__ __forceinline__ long long tape_record(int item, int warp) {
 __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, const float* __restrict__ f,
                              const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr, long long P,
                              float (&g)[8][4], uint32_t* tape) {
-    const uint32_t* lo = reinterpret_cast<const uint32_t*>(wp + PK_LO);
+    const uint2* lo = wp + PK_LO;
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
     const int lane = threadIdx.x & 31;

@@ -57,47 +57,28 @@ pub enum Operands {
     TensorCores,
 }
 
-fn round_f16(v: f32) -> f32 {
-    half::f16::from_f32(v).to_f32()
-}
-
-/// v rounded to the nearest FP8 E4M3 value (3 mantissa bits, exponent bias 7, subnormals below 2^-6),
-/// ties to even, saturating at ±448: cvt.rn.satfinite.e4m3x2.f32.
-fn round_e4m3(v: f32) -> f32 {
-    if v == 0.0 || v.is_nan() {
-        return v;
-    }
-    let a = v.abs();
-    let exponent = (((a.to_bits() >> 23) & 0xff) as i32 - 127).max(-6); // f32 subnormals round to 0 anyway
-    let quantum = 2f32.powi(exponent - 3);
-    ((a / quantum).round_ties_even() * quantum).min(448.0).copysign(v)
-}
-
 fn rounded<T: Real>(x: &[T], to_f16: bool) -> Vec<T> {
     let round = |v: T| {
         let v = v.to_f64() as f32;
-        T::from_f64(if to_f16 { round_f16(v) } else { half::bf16::from_f32(v).to_f32() } as f64)
+        T::from_f64(if to_f16 { half::f16::from_f32(v).to_f32() } else { half::bf16::from_f32(v).to_f32() } as f64)
     };
     x.iter().map(|&v| round(v)).collect()
 }
 
-/// deform_fwd_tc's split product of one layer: x = hi + lo with hi = fp16(x), lo = fp16(x − hi); W = Whi +
-/// Wlo with Whi = fp16(W) and Wlo kept as E4M3 of (W − Whi)·2^12 (deform_pack), read back as fp16 of it·2^-8;
-/// y = hi·Whi + lo·Whi + fp16(hi·2^-4)·that, each product exact, summed in T.
+/// deform_fwd_tc's split product of one layer: x = hi + lo with hi = fp16(x), lo = fp16(x − hi), W = Whi +
+/// Wlo the same way; y = hi·Whi + lo·Whi + hi·Wlo, each product exact, summed in T.
 fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
-    let f32s = |v: &[T]| v.iter().map(|&e| e.to_f64() as f32).collect::<Vec<f32>>();
-    let back = |v: Vec<f32>| v.into_iter().map(|e| T::from_f64(e as f64)).collect::<Vec<T>>();
-    let (x, w) = (f32s(x), f32s(w));
-    let x_hi: Vec<f32> = x.iter().map(|&v| round_f16(v)).collect();
-    let x_lo: Vec<f32> = x.iter().zip(&x_hi).map(|(&v, &h)| round_f16(v - h)).collect();
-    let x_hs: Vec<f32> = x_hi.iter().map(|&h| round_f16(h * 0.0625)).collect();
-    let w_hi: Vec<f32> = w.iter().map(|&v| round_f16(v)).collect();
-    let w_lo: Vec<f32> = w.iter().zip(&w_hi).map(|(&v, &h)| round_e4m3((v - h) * 4096.0) / 256.0).collect();
+    let split = |v: &[T]| -> (Vec<T>, Vec<T>) {
+        let hi = rounded(v, true);
+        let rest: Vec<T> = v.iter().zip(&hi).map(|(&a, &h)| a - h).collect();
+        (hi, rounded(&rest, true))
+    };
+    let ((x_hi, x_lo), (w_hi, w_lo)) = (split(x), split(w));
     let linear = Dense { act: Act::None, ..s };
     let mut terms = [vec![T::zero(); y.len()], vec![T::zero(); y.len()]];
-    dense_fwd(linear, &back(x_hi.clone()), &back(w_hi.clone()), Some(b), y);
-    dense_fwd(linear, &back(x_lo), &back(w_hi), None, &mut terms[0]);
-    dense_fwd(linear, &back(x_hs), &back(w_lo), None, &mut terms[1]);
+    dense_fwd(linear, &x_hi, &w_hi, Some(b), y);
+    dense_fwd(linear, &x_lo, &w_hi, None, &mut terms[0]);
+    dense_fwd(linear, &x_hi, &w_lo, None, &mut terms[1]);
     for (i, v) in y.iter_mut().enumerate() {
         *v = s.act.apply(*v + terms[0][i] + terms[1][i]);
     }
@@ -786,29 +767,4 @@ pub fn split_grads<T>(d: &mut [T], w: Slot, b: Slot) -> (&mut [T], &mut [T]) {
 
 pub fn zero<T: Real>(x: &mut [T]) {
     x.iter_mut().for_each(|v| *v = T::zero());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::round_e4m3;
-
-    #[test]
-    fn e4m3_rounding() {
-        let tiny = 2f32.powi(-9); // the smallest subnormal
-        for (v, want) in [
-            (1.0, 1.0),
-            (1.0625, 1.0),   // a tie: to the even mantissa
-            (1.1875, 1.25),  // a tie: to the even mantissa
-            (1.1, 1.125),
-            (-3.3, -3.25),
-            (448.0, 448.0),
-            (500.0, 448.0), // saturates
-            (tiny, tiny),
-            (0.5 * tiny, 0.0), // a tie with 0
-            (0.75 * tiny, tiny),
-            (2f32.powi(-6) * 1.0625, 2f32.powi(-6)),
-        ] {
-            assert_eq!(round_e4m3(v), want, "round_e4m3({v})");
-        }
-    }
 }
