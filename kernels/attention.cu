@@ -1330,13 +1330,20 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+// Waits for all but the most recently committed group.
+__device__ __forceinline__ void cp_async_wait_but_last() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
-// The warp tile's tape record back: x̂1, x̂2 into xh_save (the warp's shared slice, save_acc's layout) and z
-// into its 16 rows of z_stage ([TC_TILE][TC_LDW]) by cp.async, in flight until cp_async_wait_all; g staged
-// as bf16 rows of g_stage ([TC_TILE][TC_LDX]) and its A fragments (fp16) in ga; the scalars into keep.
-__device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, float* xh_save, uint16_t* z_stage,
-                                             uint16_t* g_stage, uint32_t (&ga)[4][4], TcChain& keep) {
+// The warp tile's tape record back, by cp.async in two groups: first the heads' ReLU decisions into
+// hid_save (the warp's [5][32] slice; cp_async_wait_but_last), then x̂1, x̂2 into xh_save (the warp's shared
+// slice, save_acc's layout) and z into its 16 rows of z_stage ([TC_TILE][TC_LDW]) (cp_async_wait_all). g
+// staged as bf16 rows of g_stage ([TC_TILE][TC_LDX]) and its A fragments (fp16) in ga; the scalars into keep.
+__device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, uint2* hid_save, float* xh_save,
+                                             uint16_t* z_stage, uint16_t* g_stage, uint32_t (&ga)[4][4], TcChain& keep) {
     const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < 3; ++i)  // 80 chunks of 16 bytes
+        if (i * 32 + lane < 80) cp_async16(hid_save + 2 * (i * 32 + lane), tape + TAPE_HID + 4 * (i * 32 + lane));
+    cp_async_commit();
 #pragma unroll
     for (int i = 0; i < 16; ++i) cp_async16(xh_save + 4 * (i * 32 + lane), tape + TAPE_XH + 4 * (i * 32 + lane));
     uint16_t* z_rows = z_stage + (threadIdx.x >> 5) * 16 * TC_LDW;
@@ -1379,8 +1386,9 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
 // most 2^-10·Σ_k |g_k V_kc| ≤ 2^-10·‖g‖·‖V_c‖ (RNE: 2^-11 each; fp32 accumulation and subnormal operands
 // add less than the 3 % margin below), so a unit with |hid| above that bound has the sign the fp32 product
 // has; for the rest (0.6 % of the units on tests/deform.rs's TC_CASE) the sign of the fp32 dot product
-// decides. Their values stay fp16's (tc_head_out): within the bound of the fp32 value, as everywhere
-// else. So the ReLU decisions are fp32's without splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's 128
+// decides. hid is left as ReLU of the fp16 values: a unit whose decision that changes differs from its
+// fp32 value by less than the bound, as every value does. So the ReLU decisions are fp32's without
+// splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's 128
 // rows (shared).
 __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
                                                    const float (&g)[8][4], const float* vnorm, float (&hid)[16][4]) {
@@ -1401,6 +1409,7 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
         for (int e = 0; e < 4; ++e) {
             if (hid[j][e] > 0.0f) on |= 1ull << (4 * j + e);
             if (fabsf(hid[j][e]) < bound[e >> 1] * vnorm[acc_col(j, e)]) doubt |= 1ull << (4 * j + e);
+            hid[j][e] = fmaxf(hid[j][e], 0.0f);
         }
     // One doubtful unit per quad at a time (its lowest lane's lowest bit), the quad's four lanes each
     // taking the dot product over their 16 columns of g's row. Warp-uniform trip count: the shuffles.
@@ -1425,24 +1434,19 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
     }
     return on;
 }
-// The backward's recompute of the same pre-activation: plain fp16 from g's A fragments ga (the forward's
-// ReLU decisions come from the tape).
+// The backward's recompute of the same pre-activation: plain fp16 from g's A fragments ga, the same
+// products in the same order as the forward's, so the same values (the forward's ReLU decisions come
+// from the tape).
 __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
                                                const uint32_t (&ga)[4][4], float (&hid)[16][4]) {
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
     warp_mma<16, 4, true>(hid, ga, wp + PK_HEAD0 + h * frag_count(D, HID));
 }
 
-// F_d head h's ReLU on the pre-activation hid, as the decisions `on` say (bit 4j + e: unit on; a unit on
-// takes |hid|: where fp16 put an fp32-positive unit just below 0, that is as close to the fp32 value and
-// keeps ReLU's output positive), and its output out = hid·V1ᵀ + c1 (NTH column tiles).
+// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units hid (after the ReLU).
 template <int NTH>
 __device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                            uint64_t on, float (&hid)[16][4], float (&out)[NTH][4]) {
-#pragma unroll
-    for (int j = 0; j < 16; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) hid[j][e] = (on >> (4 * j + e)) & 1 ? fabsf(hid[j][e]) : 0.0f;
+                                            const float (&hid)[16][4], float (&out)[NTH][4]) {
     layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wp + PK_HEAD1 + HEAD1_PK[h]);
 }
 
@@ -1477,7 +1481,7 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
         const uint64_t pos = tc_head_hidden(params, w, h, g, vnorm + h * HID, hid);
-        tc_head_out<1>(params, w, h, pos, hid, out);
+        tc_head_out<1>(params, w, h, hid, out);
         if (hid_pos) __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
@@ -1506,7 +1510,7 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
     }
     float out[6][4];
     const uint64_t pos = tc_head_hidden(params, w, 4, g, vnorm + 4 * HID, hid);
-    tc_head_out<6>(params, w, 4, pos, hid, out);
+    tc_head_out<6>(params, w, 4, hid, out);
     if (hid_pos) __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -1559,7 +1563,7 @@ deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
 
 // deform_bwd_tc's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), the warps'
-// x̂1, x̂2, and the block's fp32 sums of the LayerNorm and token gradients.
+// x̂1, x̂2, the block's fp32 sums of the LayerNorm and token gradients, and the warps' heads' ReLU decisions.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, o, f
 constexpr int SB_X2 = SB_X1 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden
 constexpr int SB_Z = SB_X2 + TC_TILE * TC_LDW * 2;      // FFN hidden z
@@ -1567,8 +1571,9 @@ constexpr int SB_D1 = SB_Z + TC_TILE * TC_LDW * 2;      // output gradient, 128 
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att, d q
 constexpr int SB_XH = SB_D2 + TC_TILE * TC_LDX * 2;     // [warp][x̂1, x̂2][1024] fp32
 constexpr int SB_SUMS = SB_XH + TC_WARPS * 2 * 1024 * 4;  // dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
-constexpr int TC_BWD_SMEM = SB_SUMS + 12 * D * 4;
-static_assert(TC_BWD_SMEM == 209920, "shared memory changed: update DEF_BWD_TC_SMEM in src/cuda/attention.rs");
+constexpr int SB_HID = SB_SUMS + 12 * D * 4;          // [warp][5 heads][32 lanes] u64: the tape's TAPE_HID
+constexpr int TC_BWD_SMEM = SB_HID + TC_WARPS * 5 * 32 * 8;
+static_assert(TC_BWD_SMEM == 220160, "shared memory changed: update DEF_BWD_TC_SMEM in src/cuda/attention.rs");
 
 __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
     const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
@@ -1707,19 +1712,23 @@ struct TcTiles {
     uint16_t *x1, *x2, *z, *d1, *d2;
 };
 
-// F_d head h's forward (recomputed, with the hidden mask from the tape record) and backward for the warp's
-// rows (g staged in tiles.x1): d_g += its input gradient; then, block-wide, its weight gradients into the
-// partial slice `part`.
+// F_d head h's forward (recomputed, with the ReLU decisions from the tape: hid_on, the warp's shared copy)
+// and backward for the warp's rows (g staged in tiles.x1): d_g += its input gradient; then, block-wide, its
+// weight gradients into the partial slice `part`.
 template <int NTH>
 __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                            const uint32_t (&ga)[4][4], const uint32_t* __restrict__ record,
+                                            const uint32_t (&ga)[4][4], const uint2* hid_on,
                                             const TcRows& rows, const CGaussians& canon, const CGaussians& d_out,
                                             const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles, float* part) {
     float hid[16][4], out[NTH][4];
-    const uint2 pos = __ldg(reinterpret_cast<const uint2*>(record + TAPE_HID) + 32 * h + (threadIdx.x & 31));
+    const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
     tc_head_hidden(params, wp, h, ga, hid);
-    tc_head_out<NTH>(params, wp, h, hid_pos, hid, out);
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);  // the forward's values (its fp16 products)
+    tc_head_out<NTH>(params, wp, h, hid, out);
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);
@@ -1793,7 +1802,7 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
 // (block_dw), biases through the ones column, LayerNorm γ/β and the token gradients fp32 column sums; all
 // into partials[g] (zeroed here) for deform_reduce. d_f and d_canonical: atomics (zero before). Arguments
 // as deform_bwd, with deform_pack's fragments in place of wt, then the tape deform_fwd_tc wrote for the same
-// inputs. Shared: TC_BWD_SMEM = 209 920 bytes (dynamic; one block per SM).
+// inputs. Shared: TC_BWD_SMEM = 220 160 bytes (dynamic; one block per SM).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
               const uint32_t* __restrict__ tape) {
@@ -1804,6 +1813,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
     const int warp = threadIdx.x >> 5;
     float* xh = reinterpret_cast<float*>(smem + SB_XH) + warp * 2048;
     float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
+    uint2* hid_on = reinterpret_cast<uint2*>(smem + SB_HID) + warp * 5 * 32;
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
     const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
     const Gaussians d_canon = {dc_means, dc_log_scales, dc_rotations, dc_opacities, dc_sh};
@@ -1830,12 +1840,14 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         TcChain keep;
         uint32_t ga[4][4];
         const uint32_t* record = tape + tape_record(item, warp);
-        tc_tape_load(record, xh, tiles.z, tiles.x1, ga, keep);
+        tc_tape_load(record, hid_on, xh, tiles.z, tiles.x1, ga, keep);
+        cp_async_wait_but_last();  // the heads' decisions
+        __syncwarp();
         float d_g[8][4];
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
-        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, record, rows, canon, d_out, d_canon, d_g, tiles, part);
-        tc_head_bwd<6>(params, wp, 4, ga, record, rows, canon, d_out, d_canon, d_g, tiles, part);
+        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+        tc_head_bwd<6>(params, wp, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
         // LayerNorm 2 (g = ReLU(h2)): d_h2 in d_g, γ2/β2 sums, d_x2. The tape's x̂ and z have arrived (each
         // lane waits for its own copies; the warp's lanes read each other's x̂, z is read after a barrier).
         cp_async_wait_all();

@@ -84,39 +84,46 @@ fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
     }
 }
 
-/// deform_fwd_tc's heads' hidden layers (tc_head_hidden, tc_head_out): y = ReLU(x̂·Ŵᵀ + b) on fp16
-/// operands, except that a unit with |y| < 1.03·2^-10·‖x_r‖·‖W_c‖ (the bound on what the rounding can move
-/// it) is on or off as its exact pre-activation says; a unit on keeps |its fp16 value|.
-fn checked_relu_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
-    assert_eq!(s.act, Act::Relu, "checked_relu_product: a ReLU layer");
+/// A heads' hidden layer y = ReLU(x·Wᵀ + b) with its ReLU decisions (unit on). Exact: on where y > 0.
+/// TensorCores, as deform_fwd_tc's tc_head_hidden: y from fp16 operands; a unit with |pre-activation| <
+/// 1.03·2^-10·‖x_r‖·‖W_c‖ (the bound on what the rounding can move it) is on as its exact pre-activation
+/// is > 0, any other as its fp16 one; y keeps the fp16 values (a unit the exact sign turned on or off
+/// differs from its fp32 value by less than the bound, as every value does).
+fn head_hidden<T: Real>(ops: Operands, s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) -> Vec<bool> {
+    assert_eq!(s.act, Act::Relu, "head_hidden: a ReLU layer");
     let linear = Dense { act: Act::None, ..s };
-    dense_fwd(linear, &rounded(x, true), &rounded(w, true), Some(b), y);
-    let norm = |v: &[T]| v.iter().map(|&e| e.to_f64() * e.to_f64()).sum::<f64>().sqrt() as f32;
-    let w_norms: Vec<f32> = w.chunks(s.n_in).map(norm).collect();
-    let one = Dense { rows: 1, n_out: 1, ..linear };
-    for (xr, yr) in x.chunks(s.n_in).zip(y.chunks_mut(s.n_out)) {
-        let bound = 1.03 / 1024.0 * norm(xr);
-        for (c, v) in yr.iter_mut().enumerate() {
-            let on = if (v.to_f64() as f32).abs() < bound * w_norms[c] {
-                let mut exact = [T::zero()];
-                dense_fwd(one, xr, &w[c * s.n_in..(c + 1) * s.n_in], Some(&b[c..c + 1]), &mut exact);
-                exact[0] > T::zero()
-            } else {
-                *v > T::zero()
-            };
-            *v = if on { v.abs() } else { T::zero() };
+    let exact = ops == Operands::Exact;
+    if exact {
+        dense_fwd(linear, x, w, Some(b), y);
+    } else {
+        dense_fwd(linear, &rounded(x, true), &rounded(w, true), Some(b), y);
+    }
+    let mut on: Vec<bool> = y.iter().map(|&v| v > T::zero()).collect();
+    if !exact {
+        let norm = |v: &[T]| v.iter().map(|&e| e.to_f64() * e.to_f64()).sum::<f64>().sqrt() as f32;
+        let w_norms: Vec<f32> = w.chunks(s.n_in).map(norm).collect();
+        let one = Dense { rows: 1, n_out: 1, ..linear };
+        for (r, xr) in x.chunks(s.n_in).enumerate() {
+            let bound = 1.03 / 1024.0 * norm(xr);
+            for c in 0..s.n_out {
+                if (y[r * s.n_out + c].to_f64() as f32).abs() < bound * w_norms[c] {
+                    let mut pre = [T::zero()];
+                    dense_fwd(one, xr, &w[c * s.n_in..(c + 1) * s.n_in], Some(&b[c..c + 1]), &mut pre);
+                    on[r * s.n_out + c] = pre[0] > T::zero();
+                }
+            }
         }
     }
+    y.iter_mut().for_each(|v| *v = Act::Relu.apply(*v));
+    on
 }
 
 /// How deform_fwd_tc computes a forward layer from fp16 operands: plain (the query, the heads' last
-/// layers), split (the out-projection and the FFN: `split_product`), or plain with the ReLU decisions fp16
-/// could have got wrong taken exactly (the heads' first layers: `checked_relu_product`).
+/// layers) or split (the out-projection and the FFN: `split_product`). The heads' first layers: `head_hidden`.
 #[derive(Clone, Copy)]
 enum FwdProduct {
     Plain,
     Split,
-    Checked,
 }
 
 /// y = act(x·Wᵀ + b) with the forward's operands as `ops` says, `how` for the tensor cores.
@@ -124,7 +131,6 @@ fn dense_fwd_ops<T: Real>(ops: Operands, how: FwdProduct, s: Dense, x: &[T], w: 
     match (ops, how) {
         (Operands::Exact, _) => dense_fwd(s, x, w, Some(b), y),
         (Operands::TensorCores, FwdProduct::Split) => split_product(s, x, w, b, y),
-        (Operands::TensorCores, FwdProduct::Checked) => checked_relu_product(s, x, w, b, y),
         (Operands::TensorCores, FwdProduct::Plain) => dense_fwd(s, &rounded(x, true), &rounded(w, true), Some(b), y),
     }
 }
@@ -422,8 +428,9 @@ struct ChainTape<T> {
     rstd2: Vec<T>,
     h2: Vec<T>,
     g: Vec<T>,
-    /// per head: hidden (after ReLU) [P,128] and output [P,out_h]
+    /// per head: hidden (after ReLU) [P,128], its ReLU decisions (head_hidden) and output [P,out_h]
     hid: Vec<Vec<T>>,
+    hid_on: Vec<Vec<bool>>,
     head_out: Vec<Vec<T>>,
     /// deltas [P,59]
     delta: Vec<T>,
@@ -476,6 +483,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
         h2: z0(pr * D),
         g: z0(pr * D),
         hid: Vec::new(),
+        hid_on: Vec::new(),
         head_out: Vec::new(),
         delta: z0(pr * DELTAS),
     };
@@ -532,7 +540,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
     for h in 0..5 {
         let [w0, b0, w1, b1] = head_slots(l, h);
         let mut hid = z0(pr * HEAD_HIDDEN);
-        dense_fwd_ops(ops, FwdProduct::Checked, dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), w(b0), &mut hid);
+        let on = head_hidden(ops, dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, w(w0), w(b0), &mut hid);
         let mut out = z0(pr * HEAD_OUT[h]);
         dense_fwd_ops(ops, FwdProduct::Plain, dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &hid, w(w1), w(b1), &mut out);
         for r in 0..pr {
@@ -540,6 +548,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
                 .copy_from_slice(&out[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]);
         }
         t.hid.push(hid);
+        t.hid_on.push(on);
         t.head_out.push(out);
     }
     t
@@ -614,7 +623,9 @@ pub fn deform_bwd<T: Math>(
                 .copy_from_slice(&d_delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]);
         }
         let d_hid = linear_bwd(ops, params, d_params, (w1, b1), dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &t.hid[h], &t.head_out[h], &d_o);
-        let d_gh = linear_bwd(ops, params, d_params, (w0, b0), dense(pr, D, HEAD_HIDDEN, Act::Relu), &t.g, &t.hid[h], &d_hid);
+        // Through the ReLU by the forward's decisions (a select, as Act::Relu's vjp).
+        let d_pre: Vec<T> = d_hid.iter().zip(&t.hid_on[h]).map(|(&d, &on)| if on { d } else { T::zero() }).collect();
+        let d_gh = linear_bwd(ops, params, d_params, (w0, b0), dense(pr, D, HEAD_HIDDEN, Act::None), &t.g, &t.hid[h], &d_pre);
         for (a, v) in d_g.iter_mut().zip(&d_gh) {
             *a += *v;
         }
