@@ -423,29 +423,35 @@ __device__ void tokens_frame(const float* __restrict__ P, const float* audio, fl
     __syncthreads();
 }
 
-// tokens_fwd: the B frames' K/V rows. Grid B blocks × TOK_THREADS; dynamic shared TOK_FWD_FLOATS·4 bytes.
-//   params, audio [B,8,16,C], eye [B], view [B,12], ids [B] → kv [2,B,4,64]
-// Bytes: 4·B·(512·C + 14 + 512) + params once (L2). FLOP ≈ 2·B·(8·(16·C·3·32/2 + 41 k) + 45 k) (see launcher).
+// tokens_fwd: the B frames' K/V rows, and each frame's activations (shared [0, TOK_FWD_FLOATS)) on a tape
+// for tokens_bwd. Grid B blocks × TOK_THREADS; dynamic shared TOK_FWD_FLOATS·4 bytes.
+//   params, audio [B,8,16,C], eye [B], view [B,12], ids [B] → kv [2,B,4,64], tape [B][TOK_FWD_FLOATS]
+// Bytes: 4·B·(512·C + 14 + 512 + 6664) + params once (L2). FLOP ≈ 2·B·(8·(16·C·3·32/2 + 41 k) + 45 k) (see
+// launcher).
 extern "C" __global__ void __launch_bounds__(TOK_THREADS)
 tokens_fwd(const float* __restrict__ params, const float* __restrict__ audio, const float* __restrict__ eye,
            const float* __restrict__ view, const int* __restrict__ ids, int B, int C, int multiplicative,
-           float* __restrict__ kv) {
+           float* __restrict__ kv, float* __restrict__ tape) {
     extern __shared__ float s[];
     const int b = blockIdx.x;
     tokens_frame(params, audio + (long long)b * 8 * 16 * C, eye[b], view + b * 12, ids[b], C, multiplicative, s);
+    for (int e = threadIdx.x; e < TOK_FWD_FLOATS / 4; e += TOK_THREADS)
+        reinterpret_cast<float4*>(tape + (long long)b * TOK_FWD_FLOATS)[e] = reinterpret_cast<const float4*>(s)[e];
     blk_dense<4, D, D, 8>(s + S_TOK, params + K_WK, out_to(kv + b * 4 * D, D, params + K_BK, ACT_NONE));
     blk_dense<4, D, D, 8>(s + S_TOK, params + K_WV, out_to(kv + B * 4 * D + b * 4 * D, D, params + K_BV, ACT_NONE));
 }
 
-// tokens_bwd: recomputes the frame's forward and takes dL/dK,V back to every token-path parameter, in 17
-// phases between barriers (independent layers share one).
+// tokens_bwd: the frame's forward activations from tokens_fwd's tape (which must have run last on the same
+// parameters and frames; recomputing them took 60 % of this kernel), then dL/dK,V back to every token-path
+// parameter, in phases between barriers (independent layers share one).
 // Grid B blocks × TOK_THREADS; dynamic shared TOK_BWD_FLOATS·4 bytes.
-//   params, audio, eye, view, ids, d_kv [2,B,4,64] → d_params (+=, atomics: token section, wk, bk, wv, bv)
-// Bytes ≈ 4·B·(512·C + 526) + 8·B·(token-section floats) (atomics). FLOP ≈ 2× tokens_fwd's.
+//   params, audio, eye, view, ids, d_kv [2,B,4,64], tape [B][TOK_FWD_FLOATS] → d_params (+=, atomics: token
+//   section, wk, bk, wv, bv)
+// Bytes ≈ 4·B·(512·C + 526 + 6664) + 8·B·(token-section floats) (atomics). FLOP ≈ 2× tokens_fwd's.
 extern "C" __global__ void __launch_bounds__(TOK_THREADS)
 tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, const float* __restrict__ eye,
            const float* __restrict__ view, const int* __restrict__ ids, int B, int C, int multiplicative,
-           const float* __restrict__ d_kv, float* __restrict__ d_params) {
+           const float* __restrict__ d_kv, const float* __restrict__ tape, float* __restrict__ d_params) {
     extern __shared__ float s[];
     const int b = blockIdx.x, tid = threadIdx.x;
     const float* P = params;
@@ -453,10 +459,13 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
     const float* aud = audio + (long long)b * 8 * 16 * C;
     const int id = ids[b];
     const int an0b = T_AN0W + 32 * C * 3, id_emb = an0b + 32;
-    // The frame's d_kv rows to shared (visible after tokens_frame's first barrier).
+    // The frame's d_kv rows and its forward activations to shared (eye stays in the argument list the two
+    // kernels share: its sinusoid is on the tape).
     for (int e = tid; e < 8 * D; e += TOK_THREADS)
         s[S_DKV + e] = d_kv[(e < 4 * D ? 0 : B * 4 * D - 4 * D) + b * 4 * D + e];
-    tokens_frame(P, aud, eye[b], view + b * 12, id, C, multiplicative, s);
+    for (int e = tid; e < TOK_FWD_FLOATS / 4; e += TOK_THREADS)
+        reinterpret_cast<float4*>(s)[e] = reinterpret_cast<const float4*>(tape + (long long)b * TOK_FWD_FLOATS)[e];
+    __syncthreads();
     // K, V → tokens: d_tok = dK·Wk + dV·Wv (8 lanes per token feature, both projections in one sum).
     {
         const int lane = tid & 7, i = tid >> 3;  // TOK_THREADS / 8 = 64 = D features

@@ -9,6 +9,8 @@ use crate::model::deform::{DeformLayout, Disentangle, D, TOKENS, VIEW_IN, WINDOW
 /// TOK_THREADS and the dynamic shared memory (TOK_FWD_FLOATS·4, TOK_BWD_FLOATS·4) in the kernel.
 const TOK_THREADS: u32 = 512;
 const TOK_FWD_SMEM: u32 = 26_656;
+/// The frame's forward activations (TOK_FWD_FLOATS, tokens_fwd's shared memory): its tape record.
+const TOK_FWD_FLOATS: usize = TOK_FWD_SMEM as usize / 4;
 const TOK_BWD_SMEM: u32 = 49_088;
 /// First float of an_conv0_w (T_AN0W in the kernel): the token section's data-dependent tensors follow.
 const TOKEN_FIXED_END: usize = 150_752;
@@ -20,6 +22,8 @@ pub struct FrameBufs {
     pub eye: DevBuf<f32>,
     pub view: DevBuf<f32>,
     pub ids: DevBuf<i32>,
+    /// tokens_fwd's per-frame activations [B][TOK_FWD_FLOATS], which tokens_bwd reads.
+    tape: DevBuf<f32>,
 }
 
 impl FrameBufs {
@@ -37,6 +41,7 @@ impl FrameBufs {
             eye: arena.alloc(gpu, frames.eye.len())?,
             view: arena.alloc(gpu, frames.view.len())?,
             ids: arena.alloc(gpu, ids.len())?,
+            tape: arena.alloc(gpu, frames.eye.len() * TOK_FWD_FLOATS)?,
         };
         gpu.upload(bufs.audio, &frames.audio)?;
         gpu.upload(bufs.eye, &frames.eye)?;
@@ -114,7 +119,8 @@ fn token_inputs(layout: &DeformLayout, params: DevBuf<f32>, frames: &FrameBufs) 
     Ok((b, args))
 }
 
-/// kv [2,B,4,64]: the K and V rows of the B frames' tokens.
+/// kv [2,B,4,64]: the K and V rows of the B frames' tokens; the frames' activations stay in `frames` for
+/// tokens_bwd.
 pub fn tokens_fwd(
     gpu: &Gpu,
     layout: &DeformLayout,
@@ -132,7 +138,7 @@ pub fn tokens_fwd(
     }
     let c = layout.channels;
     let cost = Cost {
-        bytes: 4 * (b * (WINDOWS * WINDOW_LEN * c + 14 + 2 * TOKENS * D) + layout.total) as u64,
+        bytes: 4 * (b * (WINDOWS * WINDOW_LEN * c + 14 + 2 * TOKENS * D + TOK_FWD_FLOATS) + layout.total) as u64,
         flop: 2 * b as u64 * macs_per_frame(c),
     };
     let cfg = LaunchCfg {
@@ -141,12 +147,13 @@ pub fn tokens_fwd(
         shared_bytes: TOK_FWD_SMEM,
         cost,
     };
-    args.push(kv.into());
+    args.extend::<[Arg; 2]>([kv.into(), frames.tape.into()]);
     gpu.launch("tokens_fwd", cfg, &args)
 }
 
 /// Backward of the token path from d_kv [2,B,4,64]: zeroes the token section of d_params and fills it
-/// (identity rows not in the batch stay 0); adds to wk, bk, wv, bv (deform_bwd has written them).
+/// (identity rows not in the batch stay 0); adds to wk, bk, wv, bv (deform_bwd has written them). Reads the
+/// activations tokens_fwd left in `frames`: tokens_fwd must have run last on these frames with these params.
 pub fn tokens_bwd(
     gpu: &Gpu,
     layout: &DeformLayout,
@@ -168,9 +175,9 @@ pub fn tokens_bwd(
     elementwise::fill(gpu, d_params.slice(chain, layout.total - chain), 0.0)?;
     let c = layout.channels;
     let cost = Cost {
-        bytes: 4 * (b * (WINDOWS * WINDOW_LEN * c + 14 + 2 * TOKENS * D) + layout.total) as u64
+        bytes: 4 * (b * (WINDOWS * WINDOW_LEN * c + 14 + 2 * TOKENS * D + TOK_FWD_FLOATS) + layout.total) as u64
             + 8 * (b * (layout.total - chain)) as u64,
-        flop: 6 * b as u64 * macs_per_frame(c),
+        flop: 4 * b as u64 * macs_per_frame(c),
     };
     let cfg = LaunchCfg {
         grid: (b as u32, 1, 1),
@@ -178,6 +185,6 @@ pub fn tokens_bwd(
         shared_bytes: TOK_BWD_SMEM,
         cost,
     };
-    args.extend::<[Arg; 2]>([d_kv.into(), d_params.into()]);
+    args.extend::<[Arg; 3]>([d_kv.into(), frames.tape.into(), d_params.into()]);
     gpu.launch("tokens_bwd", cfg, &args)
 }
