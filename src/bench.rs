@@ -400,7 +400,7 @@ mod tests {
 pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) -> Result<String> {
     use crate::cpu::attention::{Canonical, Deformed, Dropout};
     use crate::cpu::audio::FrameInputs;
-    use crate::cuda::attention::{tape_words, DeformChain, GaussianBufs, Precision, MACS_PER_PAIR};
+    use crate::cuda::attention::{tape_words, DeformChain, GaussianBufs, Precision, MACS_PER_PAIR, PACKED_FRAGS, WT_FLOATS};
     use crate::cuda::audio::{tokens_bwd, tokens_fwd, tokens_setup, FrameBufs};
     use crate::model::deform::{self as model, DeformBatch, DeformLayout, Disentangle, DELTAS, DROPOUT};
     if gaussians == 0 || batch == 0 || reps == 0 {
@@ -451,9 +451,9 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
                 + 2 * n * (model::D + DELTAS)
                 + 2 * b * n * DELTAS
                 + 4 * b * model::TOKENS * model::D
-                + b * (model::WINDOWS * model::WINDOW_LEN * c + 14)
-                + 73_088
-                + 2 * 38_912
+                + FrameBufs::floats(&layout, b)
+                + WT_FLOATS
+                + 2 * PACKED_FRAGS
                 + 2 * gpu.info().multiprocessors.max(1) as usize * (layout.chain_floats() + 512 * b + 64)
                 + tape_words(b, n);
             let mut arena = Arena::new("bench deform", 4 * floats + 64 * 256 + (1 << 16))?;

@@ -28,8 +28,8 @@ const TAPE_WORDS: usize = 4672;
 const TC_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
-const WT_FLOATS: usize = 73_088;
-const PACKED_FRAGS: usize = 44_032;
+pub(crate) const WT_FLOATS: usize = 73_088;
+pub(crate) const PACKED_FRAGS: usize = 44_032;
 const CHAIN_FLOATS: usize = 82_683;
 const TRANSPOSE_THREADS: u32 = 256;
 const REDUCE_THREADS: u32 = 256;

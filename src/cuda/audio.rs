@@ -50,6 +50,11 @@ impl FrameBufs {
         Ok(bufs)
     }
 
+    /// The floats `upload` takes from an arena for `frames` frames (before the arena's alignment).
+    pub fn floats(layout: &DeformLayout, frames: usize) -> usize {
+        frames * (WINDOWS * WINDOW_LEN * layout.channels + 1 + VIEW_IN + 1 + TOK_FWD_FLOATS)
+    }
+
     fn frames(&self, layout: &DeformLayout) -> Result<usize> {
         let b = self.eye.len();
         let c = layout.channels;
