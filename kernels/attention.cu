@@ -1258,16 +1258,16 @@ struct TcChain {
 
 // deform_fwd_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
 // item = n_tile·B + b, the backward's work item) what deform_bwd_tc needs of the chain up to g, so that it
-// reads it (20 KB per tile, 500 MB at N = 50 000, B = 8) instead of recomputing it (22 % of its time at
+// reads it (18 KB per tile, 468 MB at N = 50 000, B = 8) instead of recomputing it (22 % of its time at
 // 423c773), and the heads' ReLU masks, which its fp16 recompute of the heads must not decide again.
 // Words, 16-byte aligned sections:
 constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 lanes] float4: lane's acc elements
 constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp32 [2][32][32 lanes] (save_acc's layout)
 constexpr int TAPE_Z = TAPE_XH + 2 * 32 * 32;     // FFN hidden z, bf16 [16 rows][128]
 constexpr int TAPE_KEEP = TAPE_Z + 16 * FFN / 2;  // [32 lanes][8]: rstd1[2], rstd2[2], z_pos, kept1, kept2
-constexpr int TAPE_HID = TAPE_KEEP + 32 * 8;      // the heads' HeadDecisions [5][32 lanes] (tc_head_hidden)
-constexpr int TAPE_WORDS = TAPE_HID + 5 * 32 * 4;
-static_assert(TAPE_WORDS == 4992, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
+constexpr int TAPE_HID = TAPE_KEEP + 32 * 8;      // the heads' hidden units > 0, u64 [5][32 lanes] (tc_head_fwd)
+constexpr int TAPE_WORDS = TAPE_HID + 5 * 32 * 2;
+static_assert(TAPE_WORDS == 4672, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
 
 // Warp `warp`'s record for work item `item` = n_tile·B + b.
 __device__ __forceinline__ long long tape_record(int item, int warp) {
@@ -1346,15 +1346,16 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 // Waits for all but the most recently committed group.
 __device__ __forceinline__ void cp_async_wait_but_last() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
-// The warp tile's tape record back, by cp.async in two groups: first the heads' decisions into hid_save
-// (the warp's [5][32] slice; cp_async_wait_but_last), then x̂1, x̂2 into xh_save (the warp's shared
+// The warp tile's tape record back, by cp.async in two groups: first the heads' ReLU decisions into
+// hid_save (the warp's [5][32] slice; cp_async_wait_but_last), then x̂1, x̂2 into xh_save (the warp's shared
 // slice, save_acc's layout) and z into its 16 rows of z_stage ([TC_TILE][TC_LDW]) (cp_async_wait_all). g
 // staged as bf16 rows of g_stage ([TC_TILE][TC_LDX]) and its A fragments (fp16) in ga; the scalars into keep.
-__device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, uint4* hid_save, float* xh_save,
+__device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, uint2* hid_save, float* xh_save,
                                              uint16_t* z_stage, uint16_t* g_stage, uint32_t (&ga)[4][4], TcChain& keep) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int i = 0; i < 5; ++i) cp_async16(hid_save + i * 32 + lane, tape + TAPE_HID + 4 * (i * 32 + lane));
+    for (int i = 0; i < 3; ++i)  // 80 chunks of 16 bytes
+        if (i * 32 + lane < 80) cp_async16(hid_save + 2 * (i * 32 + lane), tape + TAPE_HID + 4 * (i * 32 + lane));
     cp_async_commit();
 #pragma unroll
     for (int i = 0; i < 16; ++i) cp_async16(xh_save + 4 * (i * 32 + lane), tape + TAPE_XH + 4 * (i * 32 + lane));
@@ -1393,24 +1394,17 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
     to_frags<8, true>(g, ga);
 }
 
-// The ReLU decisions of a head's hidden units that fp16 could have got wrong (bit 4j + e of the lane's
-// accumulator elements): `doubt` marks them, `on` says which of those fp32 puts above 0. Every other unit
-// is on where its fp16 pre-activation is > 0, as the backward's recompute finds it.
-struct HeadDecisions {
-    uint64_t doubt, on;
-};
-
-// F_d head h's hidden pre-activation hid = g·V0ᵀ + c0 in the forward, on fp16 operands, returned after
-// the ReLU, with the decisions fp32 takes where fp16's could differ. fp16 operands move Σ_k g_k·V_kc by
-// at most 2^-10·Σ_k |g_k V_kc| ≤ 2^-10·‖g‖·‖V_c‖ (RNE: 2^-11 each; fp32 accumulation and subnormal
-// operands add less than the 3 % margin below), so a unit with |hid| above that bound has the sign the
-// fp32 product has; for the rest (0.6 % of the units on tests/deform.rs's TC_CASE) the sign of the fp32
-// dot product decides. hid stays ReLU of the fp16 values: a unit whose decision that changes differs
-// from its fp32 value by less than the bound, as every value does. So the ReLU decisions are fp32's
-// without splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's 128 rows (shared).
-__device__ __forceinline__ HeadDecisions tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp,
-                                                        int h, const float (&g)[8][4], const float* vnorm,
-                                                        float (&hid)[16][4]) {
+// F_d head h's hidden pre-activation hid = g·V0ᵀ + c0 in the forward, on fp16 operands, and its ReLU
+// decisions (bit 4j + e set: unit on), taken as fp32 would take them. fp16 operands move Σ_k g_k·V_kc by at
+// most 2^-10·Σ_k |g_k V_kc| ≤ 2^-10·‖g‖·‖V_c‖ (RNE: 2^-11 each; fp32 accumulation and subnormal operands
+// add less than the 3 % margin below), so a unit with |hid| above that bound has the sign the fp32 product
+// has; for the rest (0.6 % of the units on tests/deform.rs's TC_CASE) the sign of the fp32 dot product
+// decides. hid is left as ReLU of the fp16 values: a unit whose decision that changes differs from its
+// fp32 value by less than the bound, as every value does. So the ReLU decisions are fp32's without
+// splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's 128
+// rows (shared).
+__device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+                                                   const float (&g)[8][4], const float* vnorm, float (&hid)[16][4]) {
     const float* bias = params + P_HEAD0B + h * HID;
     layer_fwd<16, 8>(hid, g, bias, HID, wp + PK_HEAD0 + h * frag_count(D, HID));
     float bound[2];  // 1.03·2^-10·‖g_r‖ for the lane's rows g, g + 8
@@ -1421,20 +1415,20 @@ __device__ __forceinline__ HeadDecisions tc_head_hidden(const float* __restrict_
         for (int j = 0; j < 8; ++j) ss += g[j][2 * r] * g[j][2 * r] + g[j][2 * r + 1] * g[j][2 * r + 1];
         bound[r] = 1.03f / 1024.0f * sqrtf(quad_sum(ss));
     }
-    HeadDecisions dec = {0, 0};
+    uint64_t on = 0, doubt = 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            if (fabsf(hid[j][e]) < bound[e >> 1] * vnorm[acc_col(j, e)]) dec.doubt |= 1ull << (4 * j + e);
+            if (hid[j][e] > 0.0f) on |= 1ull << (4 * j + e);
+            if (fabsf(hid[j][e]) < bound[e >> 1] * vnorm[acc_col(j, e)]) doubt |= 1ull << (4 * j + e);
             hid[j][e] = fmaxf(hid[j][e], 0.0f);
         }
     // One doubtful unit per quad at a time (its lowest lane's lowest bit), the quad's four lanes each
     // taking the dot product over their 16 columns of g's row. Warp-uniform trip count: the shuffles.
     const int lane = threadIdx.x & 31, t = lane & 3;
-    uint64_t left = dec.doubt;
-    while (__any_sync(0xffffffffu, left != 0)) {
-        int key = left ? t << 6 | (__ffsll((long long)left) - 1) : 0xfff;
+    while (__any_sync(0xffffffffu, doubt != 0)) {
+        int key = doubt ? t << 6 | (__ffsll((long long)doubt) - 1) : 0xfff;
         key = min(key, __shfl_xor_sync(0xffffffffu, key, 1));
         key = min(key, __shfl_xor_sync(0xffffffffu, key, 2));
         const int bit = key & 63, r = (bit >> 1) & 1, c = 8 * (bit >> 2) + 2 * (key >> 6 & 3) + (bit & 1);
@@ -1447,13 +1441,12 @@ __device__ __forceinline__ HeadDecisions tc_head_hidden(const float* __restrict_
         }
         dot = quad_sum(dot) + __ldg(bias + c);
         if (key != 0xfff && t == key >> 6) {
-            if (dot > 0.0f) dec.on |= 1ull << bit;
-            left &= ~(1ull << bit);
+            on = dot > 0.0f ? on | 1ull << bit : on & ~(1ull << bit);
+            doubt &= ~(1ull << bit);
         }
     }
-    return dec;
+    return on;
 }
-
 // The backward's recompute of the same pre-activation: plain fp16 from g's A fragments ga, the same
 // products in the same order as the forward's, so the same values (the forward's ReLU decisions come
 // from the tape).
@@ -1495,17 +1488,14 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
                                                    uint32_t* record) {
     float g[8][4];
     tc_chain_fwd(params, w, f, kv, b, B, rows, dr, P, g, record);
-    uint4* decisions = record ? reinterpret_cast<uint4*>(record + TAPE_HID) + (threadIdx.x & 31) : nullptr;
-    auto save = [&](int h, HeadDecisions d) {
-        if (decisions)
-            __stcs(decisions + 32 * h, make_uint4((uint32_t)d.doubt, (uint32_t)(d.doubt >> 32), (uint32_t)d.on, (uint32_t)(d.on >> 32)));
-    };
+    uint2* hid_pos = record ? reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31) : nullptr;
     float hid[16][4];
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
-        save(h, tc_head_hidden(params, w, h, g, vnorm + h * HID, hid));
+        const uint64_t pos = tc_head_hidden(params, w, h, g, vnorm + h * HID, hid);
         tc_head_out<1>(params, w, h, hid, out);
+        if (hid_pos) __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const int n = rows.n[r];
@@ -1532,8 +1522,9 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
         }
     }
     float out[6][4];
-    save(4, tc_head_hidden(params, w, 4, g, vnorm + 4 * HID, hid));
+    const uint64_t pos = tc_head_hidden(params, w, 4, g, vnorm + 4 * HID, hid);
     tc_head_out<6>(params, w, 4, hid, out);
+    if (hid_pos) __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         if (!rows.valid[r]) continue;
@@ -1554,7 +1545,7 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 // the split layers' low parts and the heads' row norms (195 072 bytes) to shared memory, where every mma's
 // B operand is then read (from L1/L2 the fragment loads were half the forward's stalls). One block per SM; at two (128
 // registers) the tape's stores made it spill. Arguments as deform_fwd, with deform_pack's fragments in
-// place of wt, then the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1248·P (tape);
+// place of wt, then the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1168·P (tape);
 // FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers' three
 // times) + the fp32 rest.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
@@ -1587,9 +1578,9 @@ constexpr int SB_D1 = SB_Z + TC_TILE * TC_LDW * 2;      // output gradient, 128 
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att, d q
 constexpr int SB_XH = SB_D2 + TC_TILE * TC_LDX * 2;     // [warp][x̂1, x̂2][1024] fp32
 constexpr int SB_SUMS = SB_XH + TC_WARPS * 2 * 1024 * 4;  // dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
-constexpr int SB_HID = SB_SUMS + 12 * D * 4;          // [warp][5 heads][32 lanes] uint4: the tape's TAPE_HID
-constexpr int TC_BWD_SMEM = SB_HID + TC_WARPS * 5 * 32 * 16;
-static_assert(TC_BWD_SMEM == 230400, "shared memory changed: update DEF_BWD_TC_SMEM in src/cuda/attention.rs");
+constexpr int SB_HID = SB_SUMS + 12 * D * 4;          // [warp][5 heads][32 lanes] u64: the tape's TAPE_HID
+constexpr int TC_BWD_SMEM = SB_HID + TC_WARPS * 5 * 32 * 8;
+static_assert(TC_BWD_SMEM == 220160, "shared memory changed: update DEF_BWD_TC_SMEM in src/cuda/attention.rs");
 
 __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
     const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
@@ -1728,27 +1719,22 @@ struct TcTiles {
     uint16_t *x1, *x2, *z, *d1, *d2;
 };
 
-// F_d head h's forward (recomputed, the doubtful ReLU decisions from the tape: hid_on, the warp's shared copy)
+// F_d head h's forward (recomputed, with the ReLU decisions from the tape: hid_on, the warp's shared copy)
 // and backward for the warp's rows (g staged in tiles.x1): d_g += its input gradient; then, block-wide, its
 // weight gradients into the partial slice `part`.
 template <int NTH>
 __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                            const uint32_t (&ga)[4][4], const uint4* hid_on,
+                                            const uint32_t (&ga)[4][4], const uint2* hid_on,
                                             const TcRows& rows, const CGaussians& canon, const CGaussians& d_out,
                                             const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles, float* part) {
     float hid[16][4], out[NTH][4];
+    const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
+    const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
     tc_head_hidden(params, wp, h, ga, hid);
-    uint64_t hid_pos = 0;
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            if (hid[j][e] > 0.0f) hid_pos |= 1ull << (4 * j + e);
-            hid[j][e] = fmaxf(hid[j][e], 0.0f);  // the forward's values (its fp16 products)
-        }
-    // The forward's decisions: fp32's where fp16's were in doubt.
-    const uint4 dec = hid_on[32 * h + (threadIdx.x & 31)];
-    hid_pos = (hid_pos & ~(dec.x | (uint64_t)dec.y << 32)) | dec.z | (uint64_t)dec.w << 32;
+        for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);  // the forward's values (its fp16 products)
     tc_head_out<NTH>(params, wp, h, hid, out);
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
@@ -1823,7 +1809,7 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
 // (block_dw), biases through the ones column, LayerNorm γ/β and the token gradients fp32 column sums; all
 // into partials[g] (zeroed here) for deform_reduce. d_f and d_canonical: atomics (zero before). Arguments
 // as deform_bwd, with deform_pack's fragments in place of wt, then the tape deform_fwd_tc wrote for the same
-// inputs. Shared: TC_BWD_SMEM = 230 400 bytes (dynamic; one block per SM).
+// inputs. Shared: TC_BWD_SMEM = 220 160 bytes (dynamic; one block per SM).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
               const uint32_t* __restrict__ tape) {
@@ -1834,7 +1820,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
     const int warp = threadIdx.x >> 5;
     float* xh = reinterpret_cast<float*>(smem + SB_XH) + warp * 2048;
     float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
-    uint4* hid_on = reinterpret_cast<uint4*>(smem + SB_HID) + warp * 5 * 32;
+    uint2* hid_on = reinterpret_cast<uint2*>(smem + SB_HID) + warp * 5 * 32;
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
     const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
     const Gaussians d_canon = {dc_means, dc_log_scales, dc_rotations, dc_opacities, dc_sh};

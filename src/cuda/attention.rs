@@ -19,12 +19,12 @@ const DEF_BWD_SMEM: u32 = 156_928;
 /// shared memory (TC_BWD_SMEM).
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
-const DEF_BWD_TC_SMEM: u32 = 230_400;
+const DEF_BWD_TC_SMEM: u32 = 220_160;
 /// deform_fwd_tc's dynamic shared memory: the forward layers' fragments and low parts, the heads' row norms
 /// (PK_FWD_SMEM_END·8).
 const DEF_FWD_TC_SMEM: u32 = 195_072;
 /// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS).
-const TAPE_WORDS: usize = 4992;
+const TAPE_WORDS: usize = 4672;
 const TC_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
