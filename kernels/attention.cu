@@ -778,10 +778,14 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // a column of ones after x's last column gives the bias gradient in the same product.
 // deform_fwd_tc also writes a tape of the chain up to g, which deform_bwd_tc reads instead of recomputing
 // it (see TAPE_* below).
-// measured: H200, N = 50 000, B = 8 (profiler): deform_fwd_tc 0.62 ms, deform_bwd_tc 3.46 ms (d06e234),
-// from 0.54 / 4.76 ms at 89d309d: the column sums as a reduce-scatter (backward −0.47 ms), the tape
-// (backward −0.68 ms, forward +0.15 ms), the forward's fragments in shared memory (−0.07 ms; the
-// backward's shared memory is full). Where the backward's time went at 423c773 (ncu stall samples by
+// measured: H200, N = 50 000, B = 8 (profiler): deform_fwd_tc 1.09 ms, deform_bwd_tc 3.48 ms (3850921);
+// 0.62 / 3.36 ms with plain fp16 forward operands (c24dd4c, same session). The forward is issue-bound
+// (Nsight Compute: its time follows its executed instructions, 7.7 k per warp tile at c24dd4c, 16 k with
+// every layer but the query split). With the low parts as E4M3 (db5ec2c, 1.44 ms) the split layers cost
+// 0.32 ms and the heads' fp32 redo 0.11 ms; the low parts as fp16 took it to 1.06 ms. Splitting the heads
+// as well (3b25cd6) took 1.78 ms. From 0.54 / 4.76 ms at 89d309d to c24dd4c: the column sums as a
+// reduce-scatter (backward −0.47 ms), the tape (backward −0.68 ms, forward +0.15 ms), the forward's
+// fragments in shared memory (−0.07 ms). Where the backward's time went at 423c773 (ncu stall samples by
 // source line, before the tape): the heads 38 % (their weight gradients 15 %, the deltas' backward and
 // its atomics 6 %), the recomputed chain 22 %, the attention's backward and recompute 10 %, LayerNorms,
 // FFN and query the rest. A block of 8 warps (255 registers) is alone on its SM: it issues on 15 % of
