@@ -1269,7 +1269,7 @@ constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 la
 constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp32 [2][32][32 lanes] (save_acc's layout)
 constexpr int TAPE_Z = TAPE_XH + 2 * 32 * 32;     // FFN hidden z, bf16 [16 rows][128]
 constexpr int TAPE_KEEP = TAPE_Z + 16 * FFN / 2;  // [32 lanes][8]: rstd1[2], rstd2[2], z_pos, kept1, kept2
-constexpr int TAPE_HID = TAPE_KEEP + 32 * 8;      // the heads' hidden units > 0, u64 [5][32 lanes] (tc_head_fwd)
+constexpr int TAPE_HID = TAPE_KEEP + 32 * 8;      // the heads' ReLU decisions, u64 [5][32 lanes] (tc_head_hidden)
 constexpr int TAPE_WORDS = TAPE_HID + 5 * 32 * 2;
 static_assert(TAPE_WORDS == 4672, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
 
