@@ -1405,8 +1405,7 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
 // has; for the rest (0.6 % of the units on tests/deform.rs's TC_CASE) the sign of the fp32 dot product
 // decides. hid is left as ReLU of the fp16 values: a unit whose decision that changes differs from its
 // fp32 value by less than the bound, as every value does. So the ReLU decisions are fp32's without
-// splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's 128
-// rows (shared).
+// splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's 128 rows (shared).
 __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
                                                    const float (&g)[8][4], const float* vnorm, float (&hid)[16][4]) {
     const float* bias = params + P_HEAD0B + h * HID;
@@ -1547,9 +1546,9 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 // tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows so that their
 // tape records are finite, and write no outputs). Each block first copies the forward layers' fragments
 // the split layers' low parts and the heads' row norms (195 072 bytes) to shared memory, where every mma's
-// B operand is then read (from L1/L2 the fragment loads were half the forward's stalls). One block per SM; at two (128
-// registers) the tape's stores made it spill. Arguments as deform_fwd, with deform_pack's fragments in
-// place of wt, then the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1168·P (tape);
+// B operand is then read (from L1/L2 the fragment loads were half the forward's stalls). One block per SM;
+// at two (128 registers) the tape's stores made it spill. Arguments as deform_fwd, with deform_pack's
+// fragments in place of wt, then the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1168·P (tape);
 // FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers' three
 // times) + the fp32 rest.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
@@ -1850,8 +1849,7 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         const float* v = kv + ((long long)B + b) * 4 * D;
         TcChain keep;
         uint32_t ga[4][4];
-        const uint32_t* record = tape + tape_record(item, warp);
-        tc_tape_load(record, hid_on, xh, tiles.z, tiles.x1, ga, keep);
+        tc_tape_load(tape + tape_record(item, warp), hid_on, xh, tiles.z, tiles.x1, ga, keep);
         cp_async_wait_but_last();  // the heads' decisions
         __syncwarp();
         float d_g[8][4];
