@@ -795,9 +795,9 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // with the products (+6 %), the Gaussian tile fastest in the item order (+1 %); a smaller carve-out
 // (more L1 for the fragments) changed nothing; prefetching the deltas' inputs to shared memory with
 // cp.async gained 0.5 % and was not kept; prefetching each warp's next tape record to L2 while it works
-// on the current one cost 4 % (tried on c838d18). Code size matters (a fifth of the stalls were instruction-cache
-// misses at 94a555f): unrolling the loop over heads 0–3 cost 9 % in each kernel; not unrolling
-// block_dw's k-steps cost 1 %.
+// on the current one cost 4 % (tried on c838d18). Code size matters (a fifth of the stalls were
+// instruction-cache misses at 94a555f): unrolling the loop over heads 0–3 cost 9 % in each kernel; not
+// unrolling block_dw's k-steps cost 1 %.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
