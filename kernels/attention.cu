@@ -1406,9 +1406,10 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
 // has; for the rest (0.6 % of the units on tests/deform.rs's TC_CASE) the sign of the fp32 dot product
 // decides. hid is left as ReLU of the fp16 values: a unit whose decision that changes differs from its
 // fp32 value by less than the bound, as every value does. So the ReLU decisions are fp32's without
-// splitting the heads' 41 k multiply-adds. vnorm: ‖V_c‖ of this head's 128 rows (shared).
+// splitting the heads' 41 k multiply-adds. wp: deform_fwd_tc's shared copy, with the row norms ‖V_c‖.
 __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
-                                                   const float (&g)[8][4], const float* vnorm, float (&hid)[16][4]) {
+                                                   const float (&g)[8][4], float (&hid)[16][4]) {
+    const float* vnorm = reinterpret_cast<const float*>(wp + PK_NORM) + h * HID;
     const float* bias = params + P_HEAD0B + h * HID;
     layer_fwd<16, 8>(hid, g, bias, HID, wp + PK_HEAD0 + h * frag_count(D, HID));
     float bound[2];  // 1.03·2^-10·‖g_r‖ for the lane's rows g, g + 8
@@ -1483,10 +1484,8 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
 }
 
 // deform_fwd_tc's work on one warp tile: the chain, the heads and the deltas of rows `rows` of frame b
-// (weights from w, the shared copy; vnorm: the heads' first-layer row norms, shared), and the tile's tape
-// record when `record` is not null.
-__device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ params, const uint2* w, const float* vnorm,
-                                                   const float* __restrict__ f,
+// (weights from w, the shared copy), and the tile's tape record when `record` is not null.
+__device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ params, const uint2* w, const float* __restrict__ f,
                                                    const float* __restrict__ kv, int B, long long P, DropArgs dr, int b,
                                                    const TcRows& rows, const CGaussians& canon, const Gaussians& out_g,
                                                    uint32_t* record) {
@@ -1497,7 +1496,7 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
-        const uint64_t pos = tc_head_hidden(params, w, h, g, vnorm + h * HID, hid);
+        const uint64_t pos = tc_head_hidden(params, w, h, g, hid);
         tc_head_out<1>(params, w, h, hid, out);
         if (hid_pos) __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
@@ -1526,7 +1525,7 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
         }
     }
     float out[6][4];
-    const uint64_t pos = tc_head_hidden(params, w, 4, g, vnorm + 4 * HID, hid);
+    const uint64_t pos = tc_head_hidden(params, w, 4, g, hid);
     tc_head_out<6>(params, w, 4, hid, out);
     if (hid_pos) __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
@@ -1555,7 +1554,6 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's buffer [0, PK_FWD_SMEM_END)
-    const float* vnorm = reinterpret_cast<const float*>(wsm + PK_NORM);
     for (int e = threadIdx.x; e < PK_FWD_SMEM_END / 2; e += TC_THREADS)
         reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp) + e);
     __syncthreads();
@@ -1565,7 +1563,7 @@ deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
 #pragma unroll 1
     for (int item = blockIdx.x; item < n_tiles * B; item += gridDim.x) {
         const int n_tile = item % n_tiles, b = item / n_tiles;
-        deform_fwd_tc_tile(params, wsm, vnorm, f, kv, B, P, dr, b, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
+        deform_fwd_tc_tile(params, wsm, f, kv, B, P, dr, b, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
                            CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
                            Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
                            tape ? tape + tape_record(n_tile * B + b, warp) : nullptr);

@@ -92,14 +92,9 @@ fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
 fn head_hidden<T: Real>(ops: Operands, s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) -> Vec<bool> {
     assert_eq!(s.act, Act::Relu, "head_hidden: a ReLU layer");
     let linear = Dense { act: Act::None, ..s };
-    let exact = ops == Operands::Exact;
-    if exact {
-        dense_fwd(linear, x, w, Some(b), y);
-    } else {
-        dense_fwd(linear, &rounded(x, true), &rounded(w, true), Some(b), y);
-    }
+    dense_fwd_ops(ops, FwdProduct::Plain, linear, x, w, b, y);
     let mut on: Vec<bool> = y.iter().map(|&v| v > T::zero()).collect();
-    if !exact {
+    if ops == Operands::TensorCores {
         let norm = |v: &[T]| v.iter().map(|&e| e.to_f64() * e.to_f64()).sum::<f64>().sqrt() as f32;
         let w_norms: Vec<f32> = w.chunks(s.n_in).map(norm).collect();
         let one = Dense { rows: 1, n_out: 1, ..linear };

@@ -134,7 +134,7 @@ fn drop_args(d: Dropout) -> [Arg; 3] {
 impl DeformChain {
     /// Scratch for batches of up to `max_frames` frames of up to `max_gaussians` Gaussians, in `arena`
     /// (persistent): the laid-out weights, one partial-gradient slice (83 k + 512·B floats) per SM and, on
-    /// the tensor cores, the tape (1088 bytes per Gaussian and frame).
+    /// the tensor cores, the tape (1168 bytes per Gaussian and frame: tape_words).
     pub fn new(
         gpu: &Gpu,
         arena: &mut Arena,
