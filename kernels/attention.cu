@@ -792,7 +792,12 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // the cycles and the tensor pipe is busy 7 % of them. Tried and slower, measured against the same
 // session's baseline: x̂ kept as fp16 with z recomputed after the heads (+13 %), the heads' last-layer
 // weight gradients in shared memory (+6 %, and again with the tape +9 %), the partials' loads overlapped
-// with the products (+6 %), the Gaussian tile fastest in the item order (+1 %); a smaller carve-out
+// with the products while block_dw was inlined (+6 %), the Gaussian tile fastest in the item order
+// (+1 %), the heads' PK_HEAD0T fragments in shared memory with their ReLU decisions read from the tape
+// (backward 3.31 → 3.38 ms, H200); in the forward, the doubtful units of all five heads resolved in one
+// loop after them, two per quad per round (1.06 → 1.11 ms), and a 2.2 times tighter doubt bound
+// (‖ε‖·‖V_c‖ + ‖g‖·‖η_c‖ for the fp16 roundings ε of g and η of V: half the doubtful units, no change in
+// time: the resolution is not where the forward's time goes); a smaller carve-out
 // (more L1 for the fragments) changed nothing; prefetching the deltas' inputs to shared memory with
 // cp.async gained 0.5 % and was not kept; prefetching each warp's next tape record to L2 while it works
 // on the current one cost 4 % (tried on c838d18). Code size matters (a fifth of the stalls were
@@ -1218,8 +1223,8 @@ __device__ __forceinline__ void tc_attention(const float (&q)[8][4], const float
     }
 }
 
-// Per-lane save (to global memory, evict-first) and restore (from a warp's shared slice, conflict-free) of
-// a 16 × 64 accumulator: element i of lane l at i·32 + l.
+// Per-lane save and restore (global memory, evict-first: the backward reads it once) of a 16 × 64
+// accumulator: element i of lane l at i·32 + l, so that each of the 32 accesses is one coalesced line.
 __device__ __forceinline__ void save_acc_stream(float* s, const float (&x)[8][4]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
@@ -1228,7 +1233,7 @@ __device__ __forceinline__ void save_acc_stream(float* s, const float (&x)[8][4]
 __device__ __forceinline__ void load_acc(const float* s, float (&x)[8][4]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int i = 0; i < 32; ++i) x[i / 4][i % 4] = s[i * 32 + lane];
+    for (int i = 0; i < 32; ++i) x[i / 4][i % 4] = __ldcs(s + i * 32 + lane);
 }
 
 // Stores a 16 × 8·NT accumulator as 16 bf16 rows (g, g + 8) of stride ld from `rows` (STREAM: to global
@@ -1352,18 +1357,21 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 __device__ __forceinline__ void cp_async_wait_but_last() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 // The warp tile's tape record back, by cp.async in two groups: first the heads' ReLU decisions into
-// hid_save (the warp's [5][32] slice; cp_async_wait_but_last), then x̂1, x̂2 into xh_save (the warp's shared
-// slice, save_acc's layout) and z into its 16 rows of z_stage ([TC_TILE][TC_LDW]) (cp_async_wait_all). g
-// staged as bf16 rows of g_stage ([TC_TILE][TC_LDX]) and its A fragments (fp16) in ga; the scalars into keep.
-__device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, uint2* hid_save, float* xh_save,
-                                             uint16_t* z_stage, uint16_t* g_stage, uint32_t (&ga)[4][4], TcChain& keep) {
+// hid_save (the warp's [5][32] slice; cp_async_wait_but_last), then z into its 16 rows of z_stage
+// ([TC_TILE][TC_LDW]) (cp_async_wait_all). x̂1, x̂2 are only prefetched to L2: the backward reads them
+// with load_acc after the heads, so that they take no shared memory (the L1 gets those 64 KB, for the
+// weights' fragments). g staged as bf16 rows of g_stage ([TC_TILE][TC_LDX]) and its A fragments (fp16) in
+// ga; the scalars into keep.
+__device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, uint2* hid_save, uint16_t* z_stage,
+                                             uint16_t* g_stage, uint32_t (&ga)[4][4], TcChain& keep) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int i = 0; i < 3; ++i)  // 80 chunks of 16 bytes
         if (i * 32 + lane < 80) cp_async16(hid_save + 2 * (i * 32 + lane), tape + TAPE_HID + 4 * (i * 32 + lane));
     cp_async_commit();
 #pragma unroll
-    for (int i = 0; i < 16; ++i) cp_async16(xh_save + 4 * (i * 32 + lane), tape + TAPE_XH + 4 * (i * 32 + lane));
+    for (int i = 0; i < 2; ++i)  // 64 lines of 128 bytes
+        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * (i * 32 + lane)));
     uint16_t* z_rows = z_stage + (threadIdx.x >> 5) * 16 * TC_LDW;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
@@ -1571,18 +1579,17 @@ deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
 }
 
 // deform_bwd_tc's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
-// 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), the warps'
-// x̂1, x̂2, the block's fp32 sums of the LayerNorm and token gradients, and the warps' heads' ReLU decisions.
+// 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), the block's
+// fp32 sums of the LayerNorm and token gradients, and the warps' heads' ReLU decisions.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, o, f
 constexpr int SB_X2 = SB_X1 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden
 constexpr int SB_Z = SB_X2 + TC_TILE * TC_LDW * 2;      // FFN hidden z
 constexpr int SB_D1 = SB_Z + TC_TILE * TC_LDW * 2;      // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att, d q
-constexpr int SB_XH = SB_D2 + TC_TILE * TC_LDX * 2;     // [warp][x̂1, x̂2][1024] fp32
-constexpr int SB_SUMS = SB_XH + TC_WARPS * 2 * 1024 * 4;  // dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
+constexpr int SB_SUMS = SB_D2 + TC_TILE * TC_LDX * 2;   // dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
 constexpr int SB_HID = SB_SUMS + 12 * D * 4;          // [warp][5 heads][32 lanes] u64: the tape's TAPE_HID
 constexpr int TC_BWD_SMEM = SB_HID + TC_WARPS * 5 * 32 * 8;
-static_assert(TC_BWD_SMEM == 220160, "shared memory changed: update DEF_BWD_TC_SMEM in src/cuda/attention.rs");
+static_assert(TC_BWD_SMEM == 154624, "shared memory changed: update DEF_BWD_TC_SMEM in src/cuda/attention.rs");
 
 __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
     const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
@@ -1600,15 +1607,17 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
 // read: zero past `out`), xm [TC_TILE][ldx] holds x (NTX = IN/8 + 1 column tiles with the ones). Warp w
 // takes the (16-row tile of dW, NPG column tiles) items w, w + 8, …; NPG is chosen per layer so that the
 // items split evenly over the 8 warps. Block-wide; callers __syncthreads before (staging) and after.
+// Not inlined: one copy per instantiation (5) instead of per call (8) takes 0.5 k instructions out of the
+// backward's loop, whose misses in the instruction cache are a quarter of its stalls: the step 2 % faster.
 template <int MT, int IN, int NPG>
-__device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ldx, float* w, float* b, int out) {
+__device__ __noinline__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ldx, float* w, float* b, int out) {
     constexpr int NTX = IN / 8 + 1, GROUPS = (NTX + NPG - 1) / NPG;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c0 = 2 * (lane & 3);
     for (int item = warp; item < MT * GROUPS; item += TC_WARPS) {
         const int mt = item / GROUPS, nt0 = (item % GROUPS) * NPG, o0 = 16 * mt + (lane >> 2);
-        // The slice's current partials (rows o0, o0 + 8; columns i, i + 1), loaded now so that the L2
-        // round trip overlaps the products.
-        float acc[NPG][4];
+        // The slice's current partials (rows o0, o0 + 8; columns i, i + 1), loaded now and added after the
+        // products, so that the L2 round trip overlaps them instead of holding up the first.
+        float prev[NPG][4], acc[NPG][4];
 #pragma unroll
         for (int j = 0; j < NPG; ++j)
 #pragma unroll
@@ -1617,8 +1626,9 @@ __device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ld
                 float2 v = make_float2(0.0f, 0.0f);
                 if (o < out && i < IN) v = *reinterpret_cast<const float2*>(w + o * IN + i);
                 else if (o < out && i == IN) v.x = b[o];
-                acc[j][2 * r] = v.x;
-                acc[j][2 * r + 1] = v.y;
+                prev[j][2 * r] = v.x;
+                prev[j][2 * r + 1] = v.y;
+                acc[j][2 * r] = acc[j][2 * r + 1] = 0.0f;
             }
 #pragma unroll 2
         for (int s = 0; s < TC_TILE / 16; ++s) {
@@ -1639,8 +1649,9 @@ __device__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ld
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
                 const int o = o0 + 8 * r, i = 8 * (nt0 + j) + c0;
-                if (o < out && i < IN) *reinterpret_cast<float2*>(w + o * IN + i) = make_float2(acc[j][2 * r], acc[j][2 * r + 1]);
-                else if (o < out && i == IN) b[o] = acc[j][2 * r];
+                const float2 v = make_float2(prev[j][2 * r] + acc[j][2 * r], prev[j][2 * r + 1] + acc[j][2 * r + 1]);
+                if (o < out && i < IN) *reinterpret_cast<float2*>(w + o * IN + i) = v;
+                else if (o < out && i == IN) b[o] = v.x;
             }
     }
 }
@@ -1811,7 +1822,7 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
 // (block_dw), biases through the ones column, LayerNorm γ/β and the token gradients fp32 column sums; all
 // into partials[g] (zeroed here) for deform_reduce. d_f and d_canonical: atomics (zero before). Arguments
 // as deform_bwd, with deform_pack's fragments in place of wt, then the tape deform_fwd_tc wrote for the same
-// inputs. Shared: TC_BWD_SMEM = 220 160 bytes (dynamic; one block per SM).
+// inputs. Shared: TC_BWD_SMEM = 154 624 bytes (dynamic; one block per SM).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
               const uint32_t* __restrict__ tape) {
@@ -1820,7 +1831,6 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
                            reinterpret_cast<uint16_t*>(smem + SB_Z), reinterpret_cast<uint16_t*>(smem + SB_D1),
                            reinterpret_cast<uint16_t*>(smem + SB_D2)};
     const int warp = threadIdx.x >> 5;
-    float* xh = reinterpret_cast<float*>(smem + SB_XH) + warp * 2048;
     float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
     uint2* hid_on = reinterpret_cast<uint2*>(smem + SB_HID) + warp * 5 * 32;
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
@@ -1848,7 +1858,9 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         const float* v = kv + ((long long)B + b) * 4 * D;
         TcChain keep;
         uint32_t ga[4][4];
-        tc_tape_load(tape + tape_record(item, warp), hid_on, xh, tiles.z, tiles.x1, ga, keep);
+        const uint32_t* record = tape + tape_record(item, warp);
+        const float* xh = reinterpret_cast<const float*>(record + TAPE_XH);
+        tc_tape_load(record, hid_on, tiles.z, tiles.x1, ga, keep);
         cp_async_wait_but_last();  // the heads' decisions
         __syncwarp();
         float d_g[8][4];
@@ -1856,10 +1868,9 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
 #pragma unroll 1
         for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
         tc_head_bwd<6>(params, wp, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
-        // LayerNorm 2 (g = ReLU(h2)): d_h2 in d_g, γ2/β2 sums, d_x2. The tape's x̂ and z have arrived (each
-        // lane waits for its own copies; the warp's lanes read each other's x̂, z is read after a barrier).
+        // LayerNorm 2 (g = ReLU(h2)): d_h2 in d_g, γ2/β2 sums, d_x2. The tape's z has arrived (each lane
+        // waits for its own copies; z is read after a barrier); x̂2 comes from L2.
         cp_async_wait_all();
-        __syncwarp();
         float xs[8][4], t[8][4];
         load_acc(xh + 1024, xs);
 #pragma unroll

@@ -19,7 +19,7 @@ const DEF_BWD_SMEM: u32 = 156_928;
 /// shared memory (TC_BWD_SMEM).
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
-const DEF_BWD_TC_SMEM: u32 = 220_160;
+const DEF_BWD_TC_SMEM: u32 = 154_624;
 /// deform_fwd_tc's dynamic shared memory: the forward layers' fragments and low parts, the heads' row norms
 /// (PK_FWD_SMEM_END·8).
 const DEF_FWD_TC_SMEM: u32 = 195_072;
