@@ -5,7 +5,7 @@
 //   the deltas applied to the canonical Gaussian: μ + Δ, exp(log s + Δ), normalise(q + Δ), sigmoid(o + Δ),
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
-// deform_fwd_tc / deform_bwd_tc run every dense product on the tensor cores with fp32 accumulation. The
+// deform_fwd_tc / deform_bwd_*_tc run every dense product on the tensor cores with fp32 accumulation. The
 // backward's d_x and weight gradients take bf16 operands (gradients need bf16's range). The forward takes
 // fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU hidden units,
 // features in [0, 1]), with two refinements for the ReLU units: one whose pre-activation lies within the
@@ -479,7 +479,7 @@ deform_transpose(const float* __restrict__ params, float* __restrict__ wt) {
     wt[e] = params[src + o * in + i];
 }
 
-// The arguments deform_fwd and deform_fwd_tc share after the weights, and those deform_bwd and deform_bwd_tc
+// The arguments deform_fwd and deform_fwd_tc share after the weights, and those deform_bwd and deform_bwd_*_tc
 // share.
 #define DEFORM_FWD_TAIL                                                                                        \
     const float *__restrict__ f, const float *__restrict__ kv, int B, int N, uint64_t key, uint32_t threshold, \
@@ -763,7 +763,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Tensor-core path (deform_pack, deform_fwd_tc, deform_bwd_tc). A warp owns 16 Gaussians of one frame and
+// Tensor-core path (deform_pack, deform_fwd_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame and
 // runs the whole chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16 block
 // with fp32 accumulation (fp16 operands forward, bf16 backward: see Precision above), and a layer's fp32
 // accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8, columns 8j + 2t
@@ -772,11 +772,11 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // reads its copy in shared memory), laid out so that one 8-byte load per lane fetches one fragment.
 // Attention, LayerNorm, dropout, ReLU masks, softmax and the deltas stay fp32 on the accumulators; row sums
 // are quad shuffles.
-// deform_bwd_tc also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
+// deform_bwd_*_tc also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
 // and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
 // a column of ones after x's last column gives the bias gradient in the same product.
-// deform_fwd_tc also writes a tape of the chain up to g, which deform_bwd_tc reads instead of recomputing
+// deform_fwd_tc also writes a tape of the chain up to g, which deform_bwd_*_tc reads instead of recomputing
 // it (see TAPE_* below).
 // measured: H200, N = 50 000, B = 8 (profiler): deform_fwd_tc 1.09 ms, deform_bwd_tc 3.48 ms (3850921);
 // 0.62 / 3.36 ms with plain fp16 forward operands (c24dd4c, same session). The forward is issue-bound
@@ -807,7 +807,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
 #define TC_TILE (TC_WARPS * 16)  // Gaussians per block tile
-// Row strides (bf16) of deform_bwd_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros.
+// Row strides (bf16) of deform_bwd_*_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros.
 #define TC_LDX 72
 #define TC_LDW 136
 
@@ -1262,12 +1262,11 @@ __device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (
 struct TcChain {
     float rstd1[2], rstd2[2];
     uint64_t z_pos;           // FFN hidden > 0, one bit per accumulator element (tile j, element e: bit 4j + e)
-    uint32_t g_pos;           // g > 0 (LayerNorm 2's output through the ReLU), the same bits
     uint32_t kept1, kept2;    // the dropouts after the out-projection and after the FFN (add_dropped)
 };
 
 // deform_fwd_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
-// item = n_tile·B + b, the backward's work item) what deform_bwd_tc needs of the chain up to g, so that it
+// item = n_tile·B + b, the backward's work item) what deform_bwd_*_tc needs of the chain up to g, so that it
 // reads it (18 KB per tile, 468 MB at N = 50 000, B = 8) instead of recomputing it (22 % of its time at
 // 423c773), and the heads' ReLU masks, which its fp16 recompute of the heads must not decide again.
 // Words, 16-byte aligned sections:
@@ -1353,31 +1352,16 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-// Waits for all but the most recently committed group.
-__device__ __forceinline__ void cp_async_wait_but_last() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
-// The warp tile's tape record back, by cp.async in two groups: first the heads' ReLU decisions into
-// hid_save (the warp's [5][32] slice; cp_async_wait_but_last), then z into its 16 rows of z_stage
-// ([TC_TILE][TC_LDW]) (cp_async_wait_all). x̂1, x̂2 are only prefetched to L2: the backward reads them
-// with load_acc after the heads, so that they take no shared memory (the L1 gets those 64 KB, for the
-// weights' fragments). g staged as bf16 rows of g_stage ([TC_TILE][TC_LDX]) and its A fragments (fp16) in
-// ga; the scalars into keep.
-__device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, uint2* hid_save, uint16_t* z_stage,
-                                             uint16_t* g_stage, uint32_t (&ga)[4][4], TcChain& keep) {
+// deform_bwd_heads_tc's part of the warp tile's tape record: the heads' ReLU decisions by cp.async into
+// hid_save (the warp's [5][32] slice; cp_async_wait_all); g staged as bf16 rows of g_stage
+// ([TC_TILE][TC_LDX]), its A fragments (fp16) in ga and its positive elements in g_pos (bit 4j + e).
+__device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ tape, uint2* hid_save, uint16_t* g_stage,
+                                                   uint32_t (&ga)[4][4], uint32_t& g_pos) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int i = 0; i < 3; ++i)  // 80 chunks of 16 bytes
         if (i * 32 + lane < 80) cp_async16(hid_save + 2 * (i * 32 + lane), tape + TAPE_HID + 4 * (i * 32 + lane));
-    cp_async_commit();
-#pragma unroll
-    for (int i = 0; i < 2; ++i)  // 64 lines of 128 bytes
-        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * (i * 32 + lane)));
-    uint16_t* z_rows = z_stage + (threadIdx.x >> 5) * 16 * TC_LDW;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        const int chunk = i * 32 + lane, row = chunk / 16, c = chunk % 16;  // 16 chunks of 8 bf16 per row
-        cp_async16(z_rows + row * TC_LDW + 8 * c, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
-    }
     cp_async_commit();
     float g[8][4];
 #pragma unroll
@@ -1388,6 +1372,40 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
         g[j][2] = v.z;
         g[j][3] = v.w;
     }
+    g_pos = 0;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (g[j][e] > 0.0f) g_pos |= 1u << (4 * j + e);
+    stage_bf16<8>(g_stage, TC_LDX, g);
+    to_frags<8, true>(g, ga);
+}
+
+// deform_bwd_chain_tc's part: z by cp.async into its 16 rows of z_stage ([TC_TILE][TC_LDW])
+// (cp_async_wait_all), x̂1, x̂2 only prefetched to L2 (read with load_acc where they are used: no shared
+// memory for them), d_h2 (deform_bwd_heads_tc's, in TAPE_G) and the scalars into keep.
+__device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ tape, uint16_t* z_stage,
+                                                   float (&d_h2)[8][4], TcChain& keep) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < 2; ++i)  // 64 lines of 128 bytes
+        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * (i * 32 + lane)));
+    uint16_t* z_rows = z_stage + (threadIdx.x >> 5) * 16 * TC_LDW;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        const int chunk = i * 32 + lane, row = chunk / 16, c = chunk % 16;  // 16 chunks of 8 bf16 per row
+        cp_async16(z_rows + row * TC_LDW + 8 * c, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
+    }
+    cp_async_commit();
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const float4 v = __ldcs(reinterpret_cast<const float4*>(tape + TAPE_G) + j * 32 + lane);
+        d_h2[j][0] = v.x;
+        d_h2[j][1] = v.y;
+        d_h2[j][2] = v.z;
+        d_h2[j][3] = v.w;
+    }
     const uint4 k0 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8));
     const uint4 k1 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8) + 1);
     keep.rstd1[0] = __uint_as_float(k0.x);
@@ -1397,14 +1415,6 @@ __device__ __forceinline__ void tc_tape_load(const uint32_t* __restrict__ tape, 
     keep.z_pos = k1.x | (uint64_t)k1.y << 32;
     keep.kept1 = k1.z;
     keep.kept2 = k1.w;
-    keep.g_pos = 0;
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            if (g[j][e] > 0.0f) keep.g_pos |= 1u << (4 * j + e);
-    stage_bf16<8>(g_stage, TC_LDX, g);
-    to_frags<8, true>(g, ga);
 }
 
 // F_d head h's hidden pre-activation hid = g·V0ᵀ + c0 in the forward, on fp16 operands, and its ReLU
@@ -1550,7 +1560,7 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
 }
 
 // deform_fwd_tc: the chain and the deltas for every pair (layout of this section's comment), and, when
-// `tape` is not null, the tape deform_bwd_tc reads. Persistent: block g takes the items (frame, 128-Gaussian
+// `tape` is not null, the tape deform_bwd_*_tc reads. Persistent: block g takes the items (frame, 128-Gaussian
 // tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows so that their
 // tape records are finite, and write no outputs). Each block first copies the forward layers' fragments
 // the split layers' low parts and the heads' row norms (195 072 bytes) to shared memory, where every mma's
@@ -1578,18 +1588,20 @@ deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
     }
 }
 
-// deform_bwd_tc's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
-// 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), the block's
-// fp32 sums of the LayerNorm and token gradients, and the warps' heads' ReLU decisions.
+// The backward's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
+// 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), then
+// deform_bwd_heads_tc's warps' heads' ReLU decisions or deform_bwd_chain_tc's block fp32 sums of the
+// LayerNorm and token gradients.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, o, f
-constexpr int SB_X2 = SB_X1 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden
-constexpr int SB_Z = SB_X2 + TC_TILE * TC_LDW * 2;      // FFN hidden z
-constexpr int SB_D1 = SB_Z + TC_TILE * TC_LDW * 2;      // output gradient, 128 wide: d head hidden, d z
+constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att, d q
-constexpr int SB_SUMS = SB_D2 + TC_TILE * TC_LDX * 2;   // dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
-constexpr int SB_HID = SB_SUMS + 12 * D * 4;          // [warp][5 heads][32 lanes] u64: the tape's TAPE_HID
-constexpr int TC_BWD_SMEM = SB_HID + TC_WARPS * 5 * 32 * 8;
-static_assert(TC_BWD_SMEM == 154624, "shared memory changed: update DEF_BWD_TC_SMEM in src/cuda/attention.rs");
+constexpr int SB_X2 = SB_D2 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden (heads) or z (chain)
+constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads][32 lanes] u64, TAPE_HID
+constexpr int SB_SUMS = SB_HID;                         // chain: dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
+constexpr int TC_BWD_HEADS_SMEM = SB_HID + TC_WARPS * 5 * 32 * 8;
+constexpr int TC_BWD_CHAIN_SMEM = SB_SUMS + 12 * D * 4;
+static_assert(TC_BWD_HEADS_SMEM == 116736 && TC_BWD_CHAIN_SMEM == 109568,
+              "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
     const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
@@ -1727,7 +1739,7 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[NTH][4], const Tc
     }
 }
 
-// The staged tiles of deform_bwd_tc.
+// The staged tiles of deform_bwd_*_tc.
 struct TcTiles {
     uint16_t *x1, *x2, *z, *d1, *d2;
 };
@@ -1816,39 +1828,83 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
     }
 }
 
-// deform_bwd_tc: the chain's backward per block tile of 128 Gaussians of one frame (items (n-tile, frame),
-// frame fastest; persistent: block g takes items g, g + G, …), from deform_fwd_tc's tape (the chain up to
-// g; the heads and the attention are recomputed). Weight gradients: bf16 mma on the staged tiles
-// (block_dw), biases through the ones column, LayerNorm γ/β and the token gradients fp32 column sums; all
-// into partials[g] (zeroed here) for deform_reduce. d_f and d_canonical: atomics (zero before). Arguments
-// as deform_bwd, with deform_pack's fragments in place of wt, then the tape deform_fwd_tc wrote for the same
-// inputs. Shared: TC_BWD_SMEM = 154 624 bytes (dynamic; one block per SM).
+// The backward on the tensor cores, in two kernels over the same items, per block tile of 128 Gaussians of
+// one frame (items (n-tile, frame), frame fastest; persistent: block g takes items g, g + G, …), from
+// deform_fwd_tc's tape: deform_bwd_heads_tc takes the F_d heads (recomputed from g), deform_bwd_chain_tc
+// the chain from LayerNorm 2 back to f (the attention recomputed). Two kernels because one was larger
+// than the instruction cache: its misses were a quarter of its stalls. The heads' d_g crosses over in the
+// tape, in place of g (which only the heads read): so each deform_fwd_tc serves one backward. Weight
+// gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β and the
+// token gradients fp32 column sums; all into partials[g] (zeroed by the heads kernel) for deform_reduce.
+// d_f and d_canonical: atomics (zero before). Arguments as deform_bwd, with deform_pack's fragments in
+// place of wt, then the tape deform_fwd_tc wrote for the same inputs. Both launched with the same grid.
+
+// The ones columns (bf16 1.0 = 0x3f80, then 7 zeros) after the IN columns of a staged [TC_TILE][ld] tile.
+__device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
+    for (int e = threadIdx.x; e < TC_TILE * 8; e += TC_THREADS) tile[(e / 8) * ld + in + e % 8] = e % 8 ? 0 : 0x3f80;
+}
+
+// deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G.
+// Shared: TC_BWD_HEADS_SMEM = 116 736 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
-              const uint32_t* __restrict__ tape) {
+deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) unsigned char smem[];
-    const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2),
-                           reinterpret_cast<uint16_t*>(smem + SB_Z), reinterpret_cast<uint16_t*>(smem + SB_D1),
-                           reinterpret_cast<uint16_t*>(smem + SB_D2)};
-    const int warp = threadIdx.x >> 5;
-    float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
+    // z is not used here: x2 holds the heads' hidden units.
+    const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2), nullptr,
+                           reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2)};
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     uint2* hid_on = reinterpret_cast<uint2*>(smem + SB_HID) + warp * 5 * 32;
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
     const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
     const Gaussians d_canon = {dc_means, dc_log_scales, dc_rotations, dc_opacities, dc_sh};
+    float* part = partials + blockIdx.x * part_stride;
+    for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
+    stage_ones(tiles.x1, TC_LDX, D);
+    stage_ones(tiles.x2, TC_LDW, HID);
+    __syncthreads();
+    const int items = (N + TC_TILE - 1) / TC_TILE * B;
+    for (int item = blockIdx.x; item < items; item += gridDim.x) {
+        const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, item % B, N);
+        uint32_t* record = tape + tape_record(item, warp);
+        uint32_t ga[4][4], g_pos;
+        tc_tape_load_heads(record, hid_on, tiles.x1, ga, g_pos);
+        cp_async_wait_all();  // the heads' decisions
+        __syncwarp();
+        float d_g[8][4];
+        acc_init<8>(d_g, nullptr, 0);
+#pragma unroll 1
+        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+        tc_head_bwd<6>(params, wp, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            float4 v;
+            v.x = g_pos >> (4 * j) & 1 ? d_g[j][0] : 0.0f;
+            v.y = g_pos >> (4 * j + 1) & 1 ? d_g[j][1] : 0.0f;
+            v.z = g_pos >> (4 * j + 2) & 1 ? d_g[j][2] : 0.0f;
+            v.w = g_pos >> (4 * j + 3) & 1 ? d_g[j][3] : 0.0f;
+            __stcs(reinterpret_cast<float4*>(record + TAPE_G) + j * 32 + lane, v);
+        }
+    }
+}
+
+// deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
+// 109 568 bytes (dynamic).
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
+                    const uint32_t* __restrict__ tape) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    // x2 is not used here: its region holds z.
+    const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), nullptr, reinterpret_cast<uint16_t*>(smem + SB_X2),
+                           reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2)};
+    const int warp = threadIdx.x >> 5;
+    float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
     const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
     float* part = partials + blockIdx.x * part_stride;
     float* part_kv = part + CHAIN_FLOATS;
-    for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
     for (int e = threadIdx.x; e < 12 * D; e += TC_THREADS) sums[e] = 0.0f;
-    for (int e = threadIdx.x; e < TC_TILE * 8; e += TC_THREADS) {  // the ones columns (bf16 1.0 = 0x3f80)
-        const int row = e / 8, c = e % 8;
-        const uint16_t v = c == 0 ? 0x3f80 : 0;
-        tiles.x1[row * TC_LDX + D + c] = v;
-        tiles.x2[row * TC_LDW + HID + c] = v;
-        tiles.z[row * TC_LDW + FFN + c] = v;
-    }
+    stage_ones(tiles.x1, TC_LDX, D);
+    stage_ones(tiles.z, TC_LDW, FFN);
     __syncthreads();
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
@@ -1856,30 +1912,20 @@ deform_bwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DE
         const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, b, N);
         const float* k = kv + (long long)b * 4 * D;
         const float* v = kv + ((long long)B + b) * 4 * D;
-        TcChain keep;
-        uint32_t ga[4][4];
         const uint32_t* record = tape + tape_record(item, warp);
         const float* xh = reinterpret_cast<const float*>(record + TAPE_XH);
-        tc_tape_load(record, hid_on, tiles.z, tiles.x1, ga, keep);
-        cp_async_wait_but_last();  // the heads' decisions
-        __syncwarp();
+        TcChain keep;
         float d_g[8][4];
-        acc_init<8>(d_g, nullptr, 0);
-#pragma unroll 1
-        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
-        tc_head_bwd<6>(params, wp, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
-        // LayerNorm 2 (g = ReLU(h2)): d_h2 in d_g, γ2/β2 sums, d_x2. The tape's z has arrived (each lane
-        // waits for its own copies; z is read after a barrier); x̂2 comes from L2.
+        tc_tape_load_chain(record, tiles.z, d_g, keep);
+        // LayerNorm 2: d_h2 in d_g, γ2/β2 sums, d_x2. The tape's z has arrived (each lane waits for its own
+        // copies; z is read after a barrier); x̂2 comes from L2.
         cp_async_wait_all();
         float xs[8][4], t[8][4];
         load_acc(xh + 1024, xs);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                if (!((keep.g_pos >> (4 * j + e)) & 1)) d_g[j][e] = 0.0f;
-                t[j][e] = d_g[j][e] * xs[j][e];
-            }
+            for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
         add_column_sums(t, sums + 2 * D, d_g, sums + 3 * D);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.

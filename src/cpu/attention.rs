@@ -4,7 +4,7 @@
 //! canonical Gaussians, with the backward of all of it.
 //!
 //! `deform_fwd` / `deform_bwd` are the twins of the kernels of the same names, and with
-//! `Operands::TensorCores` of deform_fwd_tc / deform_bwd_tc. The backward recomputes the forward, as the
+//! `Operands::TensorCores` of deform_fwd_tc / deform_bwd_*_tc. The backward recomputes the forward, as the
 //! fp32 kernels do (the tensor-core backward reads the same values from the forward's tape). Dense layers
 //! are `cpu::mlp`'s.
 //! Shapes: f [N,64] features, kv [2,B,4,64] (K rows then V rows, from `cpu::audio::tokens_fwd`), pair r = b·N + n.
@@ -46,7 +46,7 @@ impl_math!(f32);
 impl_math!(f64);
 
 /// How the chain's dense products see their operands. `Exact`: as they are (the fp32 kernels, and the
-/// reference). `TensorCores`: rounded as deform_fwd_tc / deform_bwd_tc round them for the mma units, to
+/// reference). `TensorCores`: rounded as deform_fwd_tc / deform_bwd_*_tc round them for the mma units, to
 /// nearest even. The forward takes fp16 inputs and weights (`FwdProduct` says how each layer uses them).
 /// The backward's output gradients and weights (for d_x) and its inputs and output gradients (for d_W and
 /// d_b) are rounded to bf16. Sums, and everything that is not a dense product (attention, LayerNorm,

@@ -1,8 +1,8 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
-//! (deform_transpose / deform_pack, deform_fwd / deform_fwd_tc, deform_bwd / deform_bwd_tc, deform_reduce). CPU twin:
-//! src/cpu/attention.rs. `Precision` picks the dense layers' arithmetic: fp32 SIMT (the reference path,
-//! within 1e-5 of the twin) or the tensor cores with fp32 accumulation (split fp16 forward, bf16 backward;
-//! within 1e-2).
+//! (deform_transpose / deform_pack, deform_fwd / deform_fwd_tc, deform_bwd / deform_bwd_heads_tc +
+//! deform_bwd_chain_tc, deform_reduce). CPU twin: src/cpu/attention.rs. `Precision` picks the dense
+//! layers' arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor cores with fp32
+//! accumulation (split fp16 forward, bf16 backward; within 1e-2).
 
 use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::attention::Dropout;
@@ -15,27 +15,33 @@ const DEF_THREADS: u32 = 256;
 /// Dynamic shared memory of deform_fwd and deform_bwd (FWD_SMEM_FLOATS·4, BWD_SMEM_FLOATS·4 in the kernel).
 const DEF_FWD_SMEM: u32 = 88_064;
 const DEF_BWD_SMEM: u32 = 156_928;
-/// Tensor-core kernels: TC_TILE Gaussians of one frame per block of TC_THREADS; deform_bwd_tc's dynamic
-/// shared memory (TC_BWD_SMEM).
+/// Tensor-core kernels: TC_TILE Gaussians of one frame per block of TC_THREADS; the dynamic shared memory
+/// of the backward's two kernels (TC_BWD_HEADS_SMEM, TC_BWD_CHAIN_SMEM).
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
-const DEF_BWD_TC_SMEM: u32 = 154_624;
+const DEF_BWD_HEADS_TC_SMEM: u32 = 116_736;
+const DEF_BWD_CHAIN_TC_SMEM: u32 = 109_568;
 /// deform_fwd_tc's dynamic shared memory: the forward layers' fragments and low parts, the heads' row norms
 /// (PK_FWD_SMEM_END·8).
 const DEF_FWD_TC_SMEM: u32 = 195_072;
-/// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS).
+/// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
+/// the bytes it holds per pair.
 const TAPE_WORDS: usize = 4672;
+const TAPE_BYTES_PER_PAIR: u64 = 4 * TAPE_WORDS as u64 / 16;
 const TC_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
 pub(crate) const WT_FLOATS: usize = 73_088;
 pub(crate) const PACKED_FRAGS: usize = 44_352;
 const CHAIN_FLOATS: usize = 82_683;
+/// The F_d heads' part of it (P_HEAD0W to the end): V0, c0 of five heads and V1, c1.
+const HEADS_FLOATS: usize = 5 * 128 * D + 5 * 128 + DELTAS * 128 + DELTAS;
 const TRANSPOSE_THREADS: u32 = 256;
 const REDUCE_THREADS: u32 = 256;
 /// Multiply-adds of one pair's chain: q 4096, scores and weighted sum 512, out-projection 4096, FFN 16 384,
 /// the heads' first layers 40 960 and last layers 7552.
-pub const MACS_PER_PAIR: u64 = 4096 + 512 + 4096 + 16_384 + 40_960 + 7552;
+pub const MACS_PER_PAIR: u64 = 4096 + 512 + 4096 + 16_384 + HEADS_MACS_PER_PAIR;
+const HEADS_MACS_PER_PAIR: u64 = 40_960 + 7552;
 
 /// The five per-Gaussian arrays: canonical ([N,…], `scales` holding log-scales) or deformed ([B,N,…]), or
 /// their gradients: means 3, scales 3, rotations 4, opacities 1, SH 48 floats per Gaussian.
@@ -92,7 +98,7 @@ impl GaussianBufs {
 pub enum Precision {
     /// fp32 FMA on the SIMT cores (deform_fwd, deform_bwd).
     Fp32,
-    /// Tensor-core mma with fp32 accumulation (deform_fwd_tc, deform_bwd_tc): the forward on fp16 operands,
+    /// Tensor-core mma with fp32 accumulation (deform_fwd_tc, deform_bwd_*_tc): the forward on fp16 operands,
     /// its out-projection and FFN split (x = hi + lo, W = Whi + Wlo: three fp16 products) and the heads'
     /// hidden units near 0 taken again in fp32, so that its ReLU decisions are fp32's; the backward's input
     /// and weight gradients on bf16 operands (gradients need its range).
@@ -157,7 +163,8 @@ impl DeformChain {
             }
             Precision::TensorCores => {
                 gpu.set_max_dynamic_shared("deform_fwd_tc", DEF_FWD_TC_SMEM)?;
-                gpu.set_max_dynamic_shared("deform_bwd_tc", DEF_BWD_TC_SMEM)?;
+                gpu.set_max_dynamic_shared("deform_bwd_heads_tc", DEF_BWD_HEADS_TC_SMEM)?;
+                gpu.set_max_dynamic_shared("deform_bwd_chain_tc", DEF_BWD_CHAIN_TC_SMEM)?;
                 let tape = arena.alloc(gpu, tape_words(max_frames, max_gaussians))?;
                 (Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?), Some(tape))
             }
@@ -180,13 +187,6 @@ impl DeformChain {
         match precision {
             Precision::Fp32 => "deform_fwd",
             Precision::TensorCores => "deform_fwd_tc",
-        }
-    }
-
-    fn bwd_kernel(precision: Precision) -> &'static str {
-        match precision {
-            Precision::Fp32 => "deform_bwd",
-            Precision::TensorCores => "deform_bwd_tc",
         }
     }
 
@@ -303,7 +303,8 @@ impl DeformChain {
 
     /// Backward of deform_fwd from d_out [B,N,…]: writes the chain section of d_params (wk, bk, wv, bv get 0:
     /// tokens_bwd adds theirs), d_kv [2,B,4,64], d_f [N,64] and d_canonical [N,…]. In fp32 it recomputes the
-    /// forward; on the tensor cores it reads the tape, so deform_fwd must have run last on the same inputs.
+    /// forward; on the tensor cores it reads the tape, so deform_fwd must have run last on the same inputs,
+    /// and it uses part of the tape up: one deform_bwd per deform_fwd.
     #[allow(clippy::too_many_arguments)]
     pub fn deform_bwd(
         &self,
@@ -339,17 +340,22 @@ impl DeformChain {
         let p = (b * n) as u64;
         // Work items: tiles of DEF_TP pairs (fp32) or of TC_TILE Gaussians of one frame (tensor cores); each
         // adds its weight gradients into its block's partial slice once.
-        let (tiles, threads, shared) = match self.precision {
-            Precision::Fp32 => ((b * n).div_ceil(DEF_TP), DEF_THREADS, DEF_BWD_SMEM),
-            Precision::TensorCores => (n.div_ceil(TC_TILE) * b, TC_THREADS, DEF_BWD_TC_SMEM),
+        let tiles = match self.precision {
+            Precision::Fp32 => (b * n).div_ceil(DEF_TP),
+            Precision::TensorCores => n.div_ceil(TC_TILE) * b,
         };
         let blocks = tiles.min(self.max_blocks);
         let stride = self.part_stride as u64;
-        let cost = Cost {
-            bytes: self.tape_bytes(b, n) + 4 * p * (D + 3 * DELTAS) as u64
-                + 4 * n as u64 * (2 * D + 2 * DELTAS) as u64
-                + 8 * tiles as u64 * CHAIN_FLOATS as u64,
-            flop: 6 * MACS_PER_PAIR * p,
+        // Per pair: the heads' share reads d_out and the canonical Gaussian and adds to d_canonical; the
+        // chain's reads f and adds to d_f; each reads and writes its weights' partials once per tile.
+        let (tiles64, n64) = (tiles as u64, n as u64);
+        let heads = Cost {
+            bytes: 4 * p * 3 * DELTAS as u64 + 8 * n64 * DELTAS as u64 + 8 * tiles64 * HEADS_FLOATS as u64,
+            flop: 6 * HEADS_MACS_PER_PAIR * p,
+        };
+        let chain = Cost {
+            bytes: 4 * p * D as u64 + 8 * n64 * D as u64 + 8 * tiles64 * (CHAIN_FLOATS - HEADS_FLOATS) as u64,
+            flop: 6 * (MACS_PER_PAIR - HEADS_MACS_PER_PAIR) * p,
         };
         args.extend(d_out.args());
         args.extend::<[Arg; 3]>([self.partials.into(), (stride as i64).into(), d_f.into()]);
@@ -357,13 +363,27 @@ impl DeformChain {
         if let Some(tape) = self.tape {
             args.push(tape.into());
         }
-        let cfg = LaunchCfg {
+        let cfg = |threads, shared_bytes, cost| LaunchCfg {
             grid: (blocks as u32, 1, 1),
             block: (threads, 1, 1),
-            shared_bytes: shared,
+            shared_bytes,
             cost,
         };
-        gpu.launch(Self::bwd_kernel(self.precision), cfg, &args)?;
+        match self.precision {
+            Precision::Fp32 => {
+                let cost = Cost { bytes: heads.bytes + chain.bytes, flop: heads.flop + chain.flop };
+                gpu.launch("deform_bwd", cfg(DEF_THREADS, DEF_BWD_SMEM, cost), &args)?
+            }
+            Precision::TensorCores => {
+                // The tape: the heads read g and their ReLU decisions and write d_h2 in g's place (552 bytes
+                // per pair), the chain reads d_h2 and the rest (1128 bytes).
+                let tape = self.tape_bytes(b, n);
+                let heads = Cost { bytes: heads.bytes + tape * 552 / TAPE_BYTES_PER_PAIR, ..heads };
+                let chain = Cost { bytes: chain.bytes + tape * 1128 / TAPE_BYTES_PER_PAIR, ..chain };
+                gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &args)?;
+                gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
+            }
+        }
         let total = CHAIN_FLOATS + 2 * TOKENS * D * b;
         let cost = Cost {
             bytes: 4 * (blocks as u64 + 1) * total as u64,
