@@ -815,22 +815,25 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 __host__ __device__ constexpr int frag_count(int k, int n) { return ((n + 7) / 8) * ((k + 15) / 16) * 32; }
 // Offsets (uint2) in deform_pack's buffer. Forward layers use B = Wᵀ (K = in, N = out; suffix none), the
 // backward's d_x = d_y·W uses B = W (K = out, N = in; suffix T).
-constexpr int PK_Q = 0;  // the forward layers' fragments first
+// The forward's in two sections, each one forward kernel's shared copy: the chain's, [0, PK_HEAD0), and
+// the heads', [PK_HEAD0, PK_FWD_END).
+constexpr int PK_Q = 0;
 constexpr int PK_O = PK_Q + frag_count(D, D);
 constexpr int PK_FFN0 = PK_O + frag_count(D, D);
 constexpr int PK_FFN1 = PK_FFN0 + frag_count(D, FFN);
-constexpr int PK_HEAD0 = PK_FFN1 + frag_count(FFN, D);      // head h at + h·frag_count(D, HID)
-constexpr int PK_HEAD1 = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + HEAD1_PK[h]
-constexpr int PK_FWD_END = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
-// The split layers' low parts (layer_fwd_split): fp16 fragments of W − fp16(W) for those in [PK_O,
-// PK_HEAD0) (the out-projection and the FFN), in the same order from PK_LO.
-constexpr int PK_LO = PK_FWD_END;
-constexpr int LO_FRAGS = PK_HEAD0 - PK_O;
+// The split layers' low parts (layer_fwd_split): fp16 fragments of W − fp16(W) for those in [PK_O, PK_LO)
+// (the out-projection and the FFN), in the same order from PK_LO.
+constexpr int PK_LO = PK_FFN1 + frag_count(FFN, D);
+constexpr int LO_FRAGS = PK_LO - PK_O;
 constexpr int LO_O = 0, LO_FFN0 = PK_FFN0 - PK_O, LO_FFN1 = PK_FFN1 - PK_O;
+constexpr int PK_HEAD0 = PK_LO + LO_FRAGS;                   // head h at + h·frag_count(D, HID)
+constexpr int PK_HEAD1 = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + HEAD1_PK[h]
 // The heads' first-layer row norms ‖V_c‖ (tc_head_hidden), 5·128 floats, two per uint2 from PK_NORM.
-constexpr int PK_NORM = PK_LO + LO_FRAGS;
-constexpr int PK_FWD_SMEM_END = PK_NORM + 5 * HID / 2;  // deform_fwd_tc copies [0, PK_FWD_SMEM_END) to shared
-constexpr int PK_QT = PK_FWD_SMEM_END;
+constexpr int PK_NORM = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
+constexpr int PK_FWD_END = PK_NORM + 5 * HID / 2;
+// The heads' offsets from PK_HEAD0 (their functions take the section's start: shared or global).
+constexpr int HS_HEAD1 = PK_HEAD1 - PK_HEAD0, HS_NORM = PK_NORM - PK_HEAD0;
+constexpr int PK_QT = PK_FWD_END;
 constexpr int PK_OT = PK_QT + frag_count(D, D);
 constexpr int PK_FFN0T = PK_OT + frag_count(D, D);
 constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
@@ -838,7 +841,8 @@ constexpr int PK_HEAD0T = PK_FFN1T + frag_count(D, FFN);      // head h at + h·
 constexpr int PK_HEAD1T = PK_HEAD0T + 5 * frag_count(HID, D);  // + HEAD1T_PK[h]
 constexpr int PK_TOTAL = PK_HEAD1T + 4 * frag_count(3, HID) + frag_count(48, HID);
 static_assert(PK_TOTAL == 44352, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
-static_assert(PK_FWD_SMEM_END * 8 == 195072, "forward shared memory changed: update DEF_FWD_TC_SMEM in src/cuda/attention.rs");
+static_assert(PK_HEAD0 * 8 == 90112 && (PK_FWD_END - PK_HEAD0) * 8 == 104960,
+              "forward shared memory changed: update DEF_FWD_*_TC_SMEM in src/cuda/attention.rs");
 __constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
 __constant__ int HEAD1T_PK[5] = {0, 512, 1024, 1536, 2048};
 
@@ -896,7 +900,7 @@ deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
     if (e >= PK_TOTAL) return;
     float v[4];
     bool transposed;
-    if (e >= PK_NORM && e < PK_FWD_SMEM_END) {  // two row norms
+    if (e >= PK_NORM && e < PK_FWD_END) {  // two row norms
         float norm[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -909,7 +913,7 @@ deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
         wp[e] = make_uint2(__float_as_uint(norm[0]), __float_as_uint(norm[1]));
         return;
     }
-    if (e >= PK_LO && e < PK_NORM) {  // a low part
+    if (e >= PK_LO && e < PK_HEAD0) {  // a low part
         fragment_weights(params, PK_O + e - PK_LO, v, transposed);
 #pragma unroll
         for (int i = 0; i < 4; ++i) v[i] -= __half2float(__float2half_rn(v[i]));
@@ -1284,16 +1288,16 @@ __device__ __forceinline__ long long tape_record(int item, int warp) {
 }
 
 // The chain from f to g = ReLU(h2) for the warp's rows of frame b (the query fp16, the out-projection and
-// the FFN split; wp: the fragments and low parts in deform_fwd_tc's shared copy): g and, when `tape` is
-// not null, the warp tile's tape record (TcChain's words in tc_tape_load's order).
-__device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, const float* __restrict__ f,
-                             const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr, long long P,
-                             float (&g)[8][4], uint32_t* tape) {
+// the FFN split; wp: the fragments and low parts in deform_fwd_chain_tc's shared copy), into the warp
+// tile's tape record, g included (TcChain's words in tc_tape_load_chain's order).
+__device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, const float* __restrict__ f,
+                                             const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr,
+                                             long long P, uint32_t* tape) {
     const uint2* lo = wp + PK_LO;
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
     const int lane = threadIdx.x & 31;
-    uint32_t* keep = tape + TAPE_KEEP + lane * 8;  // used only when tape is not null
+    uint32_t* keep = tape + TAPE_KEEP + lane * 8;
     float x[8][4], q[8][4], p[2][2][4], o[8][4];
     load_features(f, rows, x);
     tc_query(params, wp, x, q);
@@ -1302,12 +1306,10 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, 
     const uint32_t kept1 = add_dropped(x, q, rows, dr, P, false);
     float h1[8][4], rstd[2];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
-    if (tape) {
-        save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH), x);
-        __stcs(keep + 0, __float_as_uint(rstd[0]));
-        __stcs(keep + 1, __float_as_uint(rstd[1]));
-        __stcs(keep + 6, kept1);
-    }
+    save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH), x);
+    __stcs(keep + 0, __float_as_uint(rstd[0]));
+    __stcs(keep + 1, __float_as_uint(rstd[1]));
+    __stcs(keep + 6, kept1);
     float z[16][4];
     layer_fwd_split<16, 8>(z, h1, params + P_FFN0B, FFN, wp + PK_FFN0, lo + LO_FFN0);
     uint64_t z_pos = 0;
@@ -1318,11 +1320,9 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, 
             if (z[j][e] > 0.0f) z_pos |= 1ull << (4 * j + e);
             else z[j][e] = 0.0f;
         }
-    if (tape) {
-        store_rows_bf16<16, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z), FFN, z);
-        __stcs(keep + 4, (uint32_t)z_pos);
-        __stcs(keep + 5, (uint32_t)(z_pos >> 32));
-    }
+    store_rows_bf16<16, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z), FFN, z);
+    __stcs(keep + 4, (uint32_t)z_pos);
+    __stcs(keep + 5, (uint32_t)(z_pos >> 32));
     layer_fwd_split<8, 16>(q, z, params + P_FFN1B, D, wp + PK_FFN1, lo + LO_FFN1);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
@@ -1330,20 +1330,14 @@ __device__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, 
         for (int e = 0; e < 4; ++e) x[j][e] = h1[j][e];
     const uint32_t kept2 = add_dropped(x, q, rows, dr, P, true);
     ln_acc(x, params + P_LN2G, params + P_LN2B, h1, rstd);
-    if (tape) {
-        save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH) + 1024, x);
-        __stcs(keep + 2, __float_as_uint(rstd[0]));
-        __stcs(keep + 3, __float_as_uint(rstd[1]));
-        __stcs(keep + 7, kept2);
-    }
+    save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH) + 1024, x);
+    __stcs(keep + 2, __float_as_uint(rstd[0]));
+    __stcs(keep + 3, __float_as_uint(rstd[1]));
+    __stcs(keep + 7, kept2);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) g[j][e] = fmaxf(h1[j][e], 0.0f);
-    if (tape)
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-            __stcs(reinterpret_cast<float4*>(tape + TAPE_G) + j * 32 + lane, make_float4(g[j][0], g[j][1], g[j][2], g[j][3]));
+        __stcs(reinterpret_cast<float4*>(tape + TAPE_G) + j * 32 + lane,
+               make_float4(fmaxf(h1[j][0], 0.0f), fmaxf(h1[j][1], 0.0f), fmaxf(h1[j][2], 0.0f), fmaxf(h1[j][3], 0.0f)));
 }
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
@@ -1424,12 +1418,13 @@ __device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ 
 // has; for the rest (0.6 % of the units on tests/deform.rs's TC_CASE) the sign of the fp32 dot product
 // decides. hid is left as ReLU of the fp16 values: a unit whose decision that changes differs from its
 // fp32 value by less than the bound, as every value does. So the ReLU decisions are fp32's without
-// splitting the heads' 41 k multiply-adds. wp: deform_fwd_tc's shared copy, with the row norms ‖V_c‖.
-__device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+// splitting the heads' 41 k multiply-adds. wh: deform_pack's heads section (from PK_HEAD0), here
+// deform_fwd_heads_tc's shared copy, with the row norms ‖V_c‖.
+__device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
                                                    const float (&g)[8][4], float (&hid)[16][4]) {
-    const float* vnorm = reinterpret_cast<const float*>(wp + PK_NORM) + h * HID;
+    const float* vnorm = reinterpret_cast<const float*>(wh + HS_NORM) + h * HID;
     const float* bias = params + P_HEAD0B + h * HID;
-    layer_fwd<16, 8>(hid, g, bias, HID, wp + PK_HEAD0 + h * frag_count(D, HID));
+    layer_fwd<16, 8>(hid, g, bias, HID, wh + h * frag_count(D, HID));
     float bound[2];  // 1.03·2^-10·‖g_r‖ for the lane's rows g, g + 8
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -1473,17 +1468,18 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
 // The backward's recompute of the same pre-activation: plain fp16 from g's A fragments ga, the same
 // products in the same order as the forward's, so the same values (the forward's ReLU decisions come
 // from the tape).
-__device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+__device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
                                                const uint32_t (&ga)[4][4], float (&hid)[16][4]) {
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
-    warp_mma<16, 4, true>(hid, ga, wp + PK_HEAD0 + h * frag_count(D, HID));
+    warp_mma<16, 4, true>(hid, ga, wh + h * frag_count(D, HID));
 }
 
-// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units hid (after the ReLU).
+// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units hid (after the ReLU); wh
+// as tc_head_hidden's.
 template <int NTH>
-__device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+__device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
                                             const float (&hid)[16][4], float (&out)[NTH][4]) {
-    layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wp + PK_HEAD1 + HEAD1_PK[h]);
+    layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wh + HS_HEAD1 + HEAD1_PK[h]);
 }
 
 // Row r's rotation quaternion (canonical + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
@@ -1501,22 +1497,27 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
     return 1.0f / sqrtf(ss);
 }
 
-// deform_fwd_tc's work on one warp tile: the chain, the heads and the deltas of rows `rows` of frame b
-// (weights from w, the shared copy), and the tile's tape record when `record` is not null.
-__device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ params, const uint2* w, const float* __restrict__ f,
-                                                   const float* __restrict__ kv, int B, long long P, DropArgs dr, int b,
-                                                   const TcRows& rows, const CGaussians& canon, const Gaussians& out_g,
-                                                   uint32_t* record) {
+// deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
+// the tile's tape record (wh: the heads' section, the shared copy), the heads' ReLU decisions onto it.
+__device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint2* wh, const TcRows& rows, const CGaussians& canon,
+                                                      const Gaussians& out_g, uint32_t* record) {
     float g[8][4];
-    tc_chain_fwd(params, w, f, kv, b, B, rows, dr, P, g, record);
-    uint2* hid_pos = record ? reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31) : nullptr;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(record + TAPE_G) + j * 32 + (threadIdx.x & 31));
+        g[j][0] = v.x;
+        g[j][1] = v.y;
+        g[j][2] = v.z;
+        g[j][3] = v.w;
+    }
+    uint2* hid_pos = reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31);
     float hid[16][4];
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
-        const uint64_t pos = tc_head_hidden(params, w, h, g, hid);
-        tc_head_out<1>(params, w, h, hid, out);
-        if (hid_pos) __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
+        const uint64_t pos = tc_head_hidden(params, wh, h, g, hid);
+        tc_head_out<1>(params, wh, h, hid, out);
+        __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const int n = rows.n[r];
@@ -1543,9 +1544,9 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
         }
     }
     float out[6][4];
-    const uint64_t pos = tc_head_hidden(params, w, 4, g, hid);
-    tc_head_out<6>(params, w, 4, hid, out);
-    if (hid_pos) __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
+    const uint64_t pos = tc_head_hidden(params, wh, 4, g, hid);
+    tc_head_out<6>(params, wh, 4, hid, out);
+    __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         if (!rows.valid[r]) continue;
@@ -1559,32 +1560,53 @@ __device__ __forceinline__ void deform_fwd_tc_tile(const float* __restrict__ par
     }
 }
 
-// deform_fwd_tc: the chain and the deltas for every pair (layout of this section's comment), and, when
-// `tape` is not null, the tape deform_bwd_*_tc reads. Persistent: block g takes the items (frame, 128-Gaussian
-// tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows so that their
-// tape records are finite, and write no outputs). Each block first copies the forward layers' fragments
-// the split layers' low parts and the heads' row norms (195 072 bytes) to shared memory, where every mma's
-// B operand is then read (from L1/L2 the fragment loads were half the forward's stalls). One block per SM;
-// at two (128 registers) the tape's stores made it spill. Arguments as deform_fwd, with deform_pack's
-// fragments in place of wt, then the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1168·P (tape);
-// FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers' three
-// times) + the fp32 rest.
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_fwd_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
-    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's buffer [0, PK_FWD_SMEM_END)
-    for (int e = threadIdx.x; e < PK_FWD_SMEM_END / 2; e += TC_THREADS)
-        reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp) + e);
+// The forward on the tensor cores, in two kernels over the same items: deform_fwd_chain_tc the chain from f
+// to g = ReLU(h2) and the tape (layout of this section's comment), deform_fwd_heads_tc the F_d heads and
+// the deltas for every pair, from g on the tape. Two kernels because one was larger than the instruction
+// cache (the backward ran 1.5 times as fast split so). Persistent: block g takes the items (frame,
+// 128-Gaussian tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows
+// so that their tape records are finite, and write no outputs). Each block first copies its layers'
+// fragments to shared memory (from L1/L2 the fragment loads were half the forward's stalls): the chain's
+// with the split layers' low parts (90 112 bytes), the heads' with their row norms (104 960 bytes). One
+// block per SM (255 registers). Arguments as deform_fwd, with deform_pack's fragments in place of wt, then
+// the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1168·P (tape) + 256·P (g read
+// back); FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
+// three times) + the fp32 rest.
+
+// The blocks' copy of deform_pack's [from, to) to shared memory.
+__device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restrict__ wp, int from, int to) {
+    for (int e = threadIdx.x; e < (to - from) / 2; e += TC_THREADS)
+        reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp + from) + e);
     __syncthreads();
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
+    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_HEAD0)
+    copy_fragments(wsm, wp, 0, PK_HEAD0);
     const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE, warp = threadIdx.x >> 5;
 #pragma unroll 1
     for (int item = blockIdx.x; item < n_tiles * B; item += gridDim.x) {
         const int n_tile = item % n_tiles, b = item / n_tiles;
-        deform_fwd_tc_tile(params, wsm, f, kv, B, P, dr, b, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
-                           CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
-                           Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
-                           tape ? tape + tape_record(n_tile * B + b, warp) : nullptr);
+        tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + warp * 16, b, N), dr, P,
+                     tape + tape_record(n_tile * B + b, warp));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
+    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [PK_HEAD0, PK_FWD_END)
+    copy_fragments(wsm, wp, PK_HEAD0, PK_FWD_END);
+    const int n_tiles = (N + TC_TILE - 1) / TC_TILE, warp = threadIdx.x >> 5;
+#pragma unroll 1
+    for (int item = blockIdx.x; item < n_tiles * B; item += gridDim.x) {
+        const int n_tile = item % n_tiles, b = item / n_tiles;
+        deform_fwd_heads_tile(params, wsm, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
+                              CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
+                              Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
+                              tape + tape_record(n_tile * B + b, warp));
     }
 }
 
@@ -1755,12 +1777,12 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
-    tc_head_hidden(params, wp, h, ga, hid);
+    tc_head_hidden(params, wp + PK_HEAD0, h, ga, hid);
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);  // the forward's values (its fp16 products)
-    tc_head_out<NTH>(params, wp, h, hid, out);
+    tc_head_out<NTH>(params, wp + PK_HEAD0, h, hid, out);
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);

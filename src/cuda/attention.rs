@@ -21,9 +21,10 @@ const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_HEADS_TC_SMEM: u32 = 116_736;
 const DEF_BWD_CHAIN_TC_SMEM: u32 = 109_568;
-/// deform_fwd_tc's dynamic shared memory: the forward layers' fragments and low parts, the heads' row norms
-/// (PK_FWD_SMEM_END·8).
-const DEF_FWD_TC_SMEM: u32 = 195_072;
+/// The forward's two kernels' dynamic shared memory: the chain's fragments and low parts (PK_HEAD0·8), the
+/// heads' fragments and row norms ((PK_FWD_END − PK_HEAD0)·8).
+const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
+const DEF_FWD_HEADS_TC_SMEM: u32 = 104_960;
 /// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
 /// the bytes it holds per pair.
 const TAPE_WORDS: usize = 4672;
@@ -162,7 +163,8 @@ impl DeformChain {
                 (Weights::Transposed(arena.alloc(gpu, WT_FLOATS)?), None)
             }
             Precision::TensorCores => {
-                gpu.set_max_dynamic_shared("deform_fwd_tc", DEF_FWD_TC_SMEM)?;
+                gpu.set_max_dynamic_shared("deform_fwd_chain_tc", DEF_FWD_CHAIN_TC_SMEM)?;
+                gpu.set_max_dynamic_shared("deform_fwd_heads_tc", DEF_FWD_HEADS_TC_SMEM)?;
                 gpu.set_max_dynamic_shared("deform_bwd_heads_tc", DEF_BWD_HEADS_TC_SMEM)?;
                 gpu.set_max_dynamic_shared("deform_bwd_chain_tc", DEF_BWD_CHAIN_TC_SMEM)?;
                 let tape = arena.alloc(gpu, tape_words(max_frames, max_gaussians))?;
@@ -181,13 +183,6 @@ impl DeformChain {
             max_gaussians,
             tape,
         })
-    }
-
-    fn fwd_kernel(precision: Precision) -> &'static str {
-        match precision {
-            Precision::Fp32 => "deform_fwd",
-            Precision::TensorCores => "deform_fwd_tc",
-        }
     }
 
     /// Bytes of the tape deform_fwd writes and deform_bwd reads for B frames of N Gaussians (0 in fp32).
@@ -275,30 +270,38 @@ impl DeformChain {
         let mut args = self.chain_inputs("deform_fwd", params, f, kv, b, n, drop, canonical)?;
         out.check("deform_fwd out", b * n)?;
         let p = (b * n) as u64;
-        let cost = Cost {
-            bytes: 4 * (n as u64 * (D + DELTAS) as u64 + p * DELTAS as u64) + self.tape_bytes(b, n),
-            flop: 2 * MACS_PER_PAIR * p,
-        };
+        // The chain reads f, the heads the canonical Gaussians, and write the deformed ones.
+        let chain = Cost { bytes: 4 * n as u64 * D as u64, flop: 2 * (MACS_PER_PAIR - HEADS_MACS_PER_PAIR) * p };
+        let heads = Cost { bytes: 4 * (n as u64 + p) * DELTAS as u64, flop: 2 * HEADS_MACS_PER_PAIR * p };
         args.extend(out.args());
-        if let Some(tape) = self.tape {
-            args.push(tape.into());
+        match (self.precision, self.tape) {
+            (Precision::TensorCores, Some(tape)) => {
+                args.push(tape.into());
+                // Persistent: each block copies its kernel's fragments to shared memory once. The tape: the
+                // chain writes it (1168 bytes per pair), the heads read g back and add their ReLU decisions
+                // (296 bytes).
+                let cfg = |shared_bytes, cost| LaunchCfg {
+                    grid: ((n.div_ceil(TC_TILE) * b).min(self.max_blocks) as u32, 1, 1),
+                    block: (TC_THREADS, 1, 1),
+                    shared_bytes,
+                    cost,
+                };
+                let tape = self.tape_bytes(b, n);
+                let chain = Cost { bytes: chain.bytes + tape, ..chain };
+                let heads = Cost { bytes: heads.bytes + tape * 296 / TAPE_BYTES_PER_PAIR, ..heads };
+                gpu.launch("deform_fwd_chain_tc", cfg(DEF_FWD_CHAIN_TC_SMEM, chain), &args)?;
+                gpu.launch("deform_fwd_heads_tc", cfg(DEF_FWD_HEADS_TC_SMEM, heads), &args)
+            }
+            _ => {
+                let cfg = LaunchCfg {
+                    grid: ((b * n).div_ceil(DEF_TP) as u32, 1, 1),
+                    block: (DEF_THREADS, 1, 1),
+                    shared_bytes: DEF_FWD_SMEM,
+                    cost: Cost { bytes: chain.bytes + heads.bytes, flop: chain.flop + heads.flop },
+                };
+                gpu.launch("deform_fwd", cfg, &args)
+            }
         }
-        let cfg = match self.precision {
-            Precision::Fp32 => LaunchCfg {
-                grid: ((b * n).div_ceil(DEF_TP) as u32, 1, 1),
-                block: (DEF_THREADS, 1, 1),
-                shared_bytes: DEF_FWD_SMEM,
-                cost,
-            },
-            // Persistent: each block copies the forward's fragments to shared memory once.
-            Precision::TensorCores => LaunchCfg {
-                grid: ((n.div_ceil(TC_TILE) * b).min(self.max_blocks) as u32, 1, 1),
-                block: (TC_THREADS, 1, 1),
-                shared_bytes: DEF_FWD_TC_SMEM,
-                cost,
-            },
-        };
-        gpu.launch(Self::fwd_kernel(self.precision), cfg, &args)
     }
 
     /// Backward of deform_fwd from d_out [B,N,…]: writes the chain section of d_params (wk, bk, wv, bv get 0:
