@@ -1573,7 +1573,7 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 // back); FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
 // three times) + the fp32 rest.
 
-// The blocks' copy of deform_pack's [from, to) to shared memory.
+// The block copies deform_pack's [from, to) to shared memory wsm (then a barrier).
 __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restrict__ wp, int from, int to) {
     for (int e = threadIdx.x; e < (to - from) / 2; e += TC_THREADS)
         reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp + from) + e);
@@ -1612,17 +1612,19 @@ deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
 
 // The backward's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), then
-// deform_bwd_heads_tc's warps' heads' ReLU decisions or deform_bwd_chain_tc's block fp32 sums of the
-// LayerNorm and token gradients.
+// deform_bwd_heads_tc's warps' heads' ReLU decisions and the heads' forward fragments (from shared memory
+// the heads kernel ran 6 % faster on an H100; the transposed ones there instead: 5 %; not room for both), or
+// deform_bwd_chain_tc's block fp32 sums of the LayerNorm and token gradients.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, o, f
 constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att, d q
 constexpr int SB_X2 = SB_D2 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden (heads) or z (chain)
 constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads][32 lanes] u64, TAPE_HID
 constexpr int SB_SUMS = SB_HID;                         // chain: dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
-constexpr int TC_BWD_HEADS_SMEM = SB_HID + TC_WARPS * 5 * 32 * 8;
+constexpr int SB_WH = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: deform_pack's [PK_HEAD0, PK_NORM)
+constexpr int TC_BWD_HEADS_SMEM = SB_WH + (PK_NORM - PK_HEAD0) * 8;
 constexpr int TC_BWD_CHAIN_SMEM = SB_SUMS + 12 * D * 4;
-static_assert(TC_BWD_HEADS_SMEM == 116736 && TC_BWD_CHAIN_SMEM == 109568,
+static_assert(TC_BWD_HEADS_SMEM == 219136 && TC_BWD_CHAIN_SMEM == 109568,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
@@ -1770,19 +1772,19 @@ struct TcTiles {
 // and backward for the warp's rows (g staged in tiles.x1): d_g += its input gradient; then, block-wide, its
 // weight gradients into the partial slice `part`.
 template <int NTH>
-__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* __restrict__ wp, int h,
+__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* wh, const uint2* wt, int h,
                                             const uint32_t (&ga)[4][4], const uint2* hid_on,
                                             const TcRows& rows, const CGaussians& canon, const CGaussians& d_out,
                                             const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles, float* part) {
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
-    tc_head_hidden(params, wp + PK_HEAD0, h, ga, hid);
+    tc_head_hidden(params, wh, h, ga, hid);
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);  // the forward's values (its fp16 products)
-    tc_head_out<NTH>(params, wp + PK_HEAD0, h, hid, out);
+    tc_head_out<NTH>(params, wh, h, hid, out);
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);
@@ -1791,14 +1793,14 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         stage_bf16<1>(tiles.d2 + 8 * NTH, TC_LDX, zero);
     }
     acc_init<16>(hid, nullptr, 0);  // hid now holds d hid
-    grad_mma<16, NTH>(hid, out, wp + PK_HEAD1T + HEAD1T_PK[h]);
+    grad_mma<16, NTH>(hid, out, wt + (PK_HEAD1T - PK_HEAD0T) + HEAD1T_PK[h]);
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
             if (!((hid_pos >> (4 * j + e)) & 1)) hid[j][e] = 0.0f;
     stage_bf16<16>(tiles.d1, TC_LDW, hid);
-    grad_mma<8, 16>(d_g, hid, wp + PK_HEAD0T + h * frag_count(HID, D));
+    grad_mma<8, 16>(d_g, hid, wt + h * frag_count(HID, D));
     __syncthreads();
     block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID);
     block_dw<(8 * NTH + 15) / 16, HID, NTH == 1 ? 3 : 9>(tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
@@ -1867,7 +1869,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
 }
 
 // deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G.
-// Shared: TC_BWD_HEADS_SMEM = 116 736 bytes (dynamic).
+// Shared: TC_BWD_HEADS_SMEM = 219 136 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) unsigned char smem[];
@@ -1883,7 +1885,10 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
     stage_ones(tiles.x1, TC_LDX, D);
     stage_ones(tiles.x2, TC_LDW, HID);
-    __syncthreads();
+    // The heads' forward fragments in shared memory (the recompute's); the transposed ones from L1/L2.
+    uint2* wh = reinterpret_cast<uint2*>(smem + SB_WH);
+    copy_fragments(wh, wp, PK_HEAD0, PK_NORM);
+    const uint2* wt = wp + PK_HEAD0T;
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, item % B, N);
@@ -1895,8 +1900,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
         float d_g[8][4];
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
-        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wp, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
-        tc_head_bwd<6>(params, wp, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wh, wt, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+        tc_head_bwd<6>(params, wh, wt, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             float4 v;
