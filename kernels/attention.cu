@@ -1575,7 +1575,7 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 
 // The block copies deform_pack's [from, to) to shared memory wsm (then a barrier).
 __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restrict__ wp, int from, int to) {
-    for (int e = threadIdx.x; e < (to - from) / 2; e += TC_THREADS)
+    for (int e = threadIdx.x; e < (to - from) / 2; e += blockDim.x)
         reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp + from) + e);
     __syncthreads();
 }
@@ -1595,18 +1595,23 @@ deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+// deform_fwd_heads_tc's warps take warp tiles independently: FWD_HEADS_WARPS of them per block (168
+// registers each), more warps per SM than the other kernels' 8 to hide their latencies.
+#define FWD_HEADS_WARPS 12
+extern "C" __global__ void __launch_bounds__(FWD_HEADS_WARPS * 32, 1)
 deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [PK_HEAD0, PK_FWD_END)
     copy_fragments(wsm, wp, PK_HEAD0, PK_FWD_END);
-    const int n_tiles = (N + TC_TILE - 1) / TC_TILE, warp = threadIdx.x >> 5;
+    const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
+    // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the other kernels), item = n_tile·B + b.
 #pragma unroll 1
-    for (int item = blockIdx.x; item < n_tiles * B; item += gridDim.x) {
-        const int n_tile = item % n_tiles, b = item / n_tiles;
-        deform_fwd_heads_tile(params, wsm, tc_rows(n_tile * TC_TILE + warp * 16, b, N),
+    for (int tile = blockIdx.x * FWD_HEADS_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
+         tile += gridDim.x * FWD_HEADS_WARPS) {
+        const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
+        deform_fwd_heads_tile(params, wsm, tc_rows(n_tile * TC_TILE + w * 16, b, N),
                               CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
                               Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
-                              tape + tape_record(n_tile * B + b, warp));
+                              tape + tape_record(item, w));
     }
 }
 
