@@ -1580,33 +1580,36 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
     __syncthreads();
 }
 
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+// The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy):
+// FWD_WARPS per block, 168 registers each, more warps per SM than the backward's 8 to hide their
+// latencies. Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item =
+// n_tile·B + b. deform_fwd_heads_tc fits in 167 registers (at 8 warps it took 0.597 ms, at 12 0.445,
+// at 16 with spills 0.474; B = 8, H200); deform_fwd_chain_tc spills 576 bytes at 168 and is still 4 %
+// faster than at 255 (0.420 against 0.439 ms).
+#define FWD_WARPS 12
+extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
 deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_HEAD0)
     copy_fragments(wsm, wp, 0, PK_HEAD0);
     const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
-    const int n_tiles = (N + TC_TILE - 1) / TC_TILE, warp = threadIdx.x >> 5;
+    const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
 #pragma unroll 1
-    for (int item = blockIdx.x; item < n_tiles * B; item += gridDim.x) {
-        const int n_tile = item % n_tiles, b = item / n_tiles;
-        tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + warp * 16, b, N), dr, P,
-                     tape + tape_record(n_tile * B + b, warp));
+    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
+         tile += gridDim.x * FWD_WARPS) {
+        const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
+        tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
     }
 }
 
-// deform_fwd_heads_tc's warps take warp tiles independently: FWD_HEADS_WARPS of them per block (168
-// registers each), more warps per SM than the other kernels' 8 to hide their latencies.
-#define FWD_HEADS_WARPS 12
-extern "C" __global__ void __launch_bounds__(FWD_HEADS_WARPS * 32, 1)
+extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
 deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [PK_HEAD0, PK_FWD_END)
     copy_fragments(wsm, wp, PK_HEAD0, PK_FWD_END);
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
-    // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the other kernels), item = n_tile·B + b.
 #pragma unroll 1
-    for (int tile = blockIdx.x * FWD_HEADS_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
-         tile += gridDim.x * FWD_HEADS_WARPS) {
+    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
+         tile += gridDim.x * FWD_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
         deform_fwd_heads_tile(params, wsm, tc_rows(n_tile * TC_TILE + w * 16, b, N),
                               CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
