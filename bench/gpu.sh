@@ -25,7 +25,7 @@
 #                               B = 1 and 8 with the per-kernel profile, and gsplat on the same scenes
 #                               (bench/raster_vs_gsplat.py, wheels from .whl/ as for `peer`) in one log
 #                               (<date>-<gpu>-raster.log); then the named test binaries.
-#   bench/gpu.sh deform-ncu     on the GPU machine: Nsight Compute reports of deform_fwd_tc and deform_bwd_*_tc
+#   bench/gpu.sh deform-ncu     on the GPU machine: Nsight Compute reports of the four tensor-core kernels
 #                               (N = 50 000, B = 8): every section, and the per-instruction SASS counters
 #                               (executed instructions, stall samples) as CSV, in <date>-<gpu>-deform-ncu.tgz.
 #                               The PTX is JIT-compiled without line information: to attribute the rows to
@@ -255,7 +255,7 @@ deform() {
 deform_ncu() {
     unpack
     local g=.device/gensync dir; dir=$(mktemp -d)
-    for k in deform_fwd_tc deform_bwd_heads_tc deform_bwd_chain_tc; do
+    for k in deform_fwd_chain_tc deform_fwd_heads_tc deform_bwd_heads_tc deform_bwd_chain_tc; do
         timeout 300 ncu --set full --kernel-name "$k" --launch-skip 3 --launch-count 1 -o "$dir/$k" \
             $g --device cuda bench deform --gaussians 50000 --batch 8 --reps 2 > "$dir/$k-run.txt" 2>&1 || true
         ncu -i "$dir/$k.ncu-rep" --page details --print-details all > "$dir/$k-details.txt" 2>&1 || true

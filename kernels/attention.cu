@@ -5,7 +5,7 @@
 //   the deltas applied to the canonical Gaussian: μ + Δ, exp(log s + Δ), normalise(q + Δ), sigmoid(o + Δ),
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
-// deform_fwd_tc / deform_bwd_*_tc run every dense product on the tensor cores with fp32 accumulation. The
+// deform_fwd_*_tc / deform_bwd_*_tc run every dense product on the tensor cores with fp32 accumulation. The
 // backward's d_x and weight gradients take bf16 operands (gradients need bf16's range). The forward takes
 // fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU hidden units,
 // features in [0, 1]), with two refinements for the ReLU units: one whose pre-activation lies within the
@@ -479,8 +479,8 @@ deform_transpose(const float* __restrict__ params, float* __restrict__ wt) {
     wt[e] = params[src + o * in + i];
 }
 
-// The arguments deform_fwd and deform_fwd_tc share after the weights, and those deform_bwd and deform_bwd_*_tc
-// share.
+// The arguments deform_fwd and deform_fwd_*_tc share after the weights, and those deform_bwd and
+// deform_bwd_*_tc share.
 #define DEFORM_FWD_TAIL                                                                                        \
     const float *__restrict__ f, const float *__restrict__ kv, int B, int N, uint64_t key, uint32_t threshold, \
         float scale, const float *c_means, const float *c_log_scales, const float *c_rotations,                \
@@ -763,46 +763,50 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Tensor-core path (deform_pack, deform_fwd_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame and
-// runs the whole chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16 block
-// with fp32 accumulation (fp16 operands forward, bf16 backward: see Precision above), and a layer's fp32
-// accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8, columns 8j + 2t
-// and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments without leaving
-// the registers. The weights' B fragments are read from deform_pack's buffer (L1/L2 resident; deform_fwd_tc
-// reads its copy in shared memory), laid out so that one 8-byte load per lane fetches one fragment.
-// Attention, LayerNorm, dropout, ReLU masks, softmax and the deltas stay fp32 on the accumulators; row sums
-// are quad shuffles.
-// deform_bwd_*_tc also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
+// Tensor-core path (deform_pack, deform_fwd_*_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame
+// and runs its part of the chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16
+// block with fp32 accumulation (fp16 operands forward, bf16 backward: see Precision above), and a layer's
+// fp32 accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8, columns 8j +
+// 2t and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments without
+// leaving the registers. The weights' B fragments are read from deform_pack's buffer, laid out so that one
+// 8-byte load per lane fetches one fragment: the forward kernels and deform_bwd_heads_tc from their copies
+// in shared memory, the rest from L1/L2. Attention, LayerNorm, dropout, ReLU masks, softmax and the deltas
+// stay fp32 on the accumulators; row sums are quad shuffles.
+// The backward also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
 // and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
 // a column of ones after x's last column gives the bias gradient in the same product.
-// deform_fwd_tc also writes a tape of the chain up to g, which deform_bwd_*_tc reads instead of recomputing
-// it (see TAPE_* below).
-// measured: H200, N = 50 000, B = 8 (profiler): deform_fwd_tc 1.09 ms, deform_bwd_tc 3.48 ms (3850921);
-// 0.62 / 3.36 ms with plain fp16 forward operands (c24dd4c, same session). The forward is issue-bound
-// (Nsight Compute: its time follows its executed instructions, 7.7 k per warp tile at c24dd4c, 16 k with
-// every layer but the query split). With the low parts as E4M3 (db5ec2c, 1.44 ms) the split layers cost
-// 0.32 ms and the heads' fp32 redo 0.11 ms; the low parts as fp16 took it to 1.06 ms. Splitting the heads
-// as well (3b25cd6) took 1.78 ms. From 0.54 / 4.76 ms at 89d309d to c24dd4c: the column sums as a
+// Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
+// deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
+// than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
+// its stalls; the split took the backward from 3.31 to 2.16 ms, H200). The forward's kernels need no
+// block-wide step, and run 12 warps per block at 168 registers (FWD_WARPS), the backward's 8 at 255.
+// measured: H200, N = 50 000, B = 8 (profiler, a0869c3): deform_fwd_chain_tc 0.42 ms, deform_fwd_heads_tc
+// 0.45 ms, deform_bwd_heads_tc 1.23 ms, deform_bwd_chain_tc 0.88 ms; step 3.17 ms, against 4.73 ms for
+// one kernel per direction (c510ca4: forward 1.05 ms, backward 3.46 ms). The forward was issue-bound at
+// c510ca4 (Nsight Compute: its time followed its executed instructions, 7.7 k per warp tile at c24dd4c, 16 k
+// with every layer but the query split). With the low parts as E4M3 (db5ec2c, 1.44 ms) the split layers
+// cost 0.32 ms and the heads' fp32 redo 0.11 ms; the low parts as fp16 took it to 1.06 ms. Splitting the
+// heads as well (3b25cd6) took 1.78 ms. From 0.54 / 4.76 ms at 89d309d to c24dd4c: the column sums as a
 // reduce-scatter (backward −0.47 ms), the tape (backward −0.68 ms, forward +0.15 ms), the forward's
-// fragments in shared memory (−0.07 ms). Where the backward's time went at 423c773 (ncu stall samples by
-// source line, before the tape): the heads 38 % (their weight gradients 15 %, the deltas' backward and
-// its atomics 6 %), the recomputed chain 22 %, the attention's backward and recompute 10 %, LayerNorms,
-// FFN and query the rest. A block of 8 warps (255 registers) is alone on its SM: it issues on 15 % of
-// the cycles and the tensor pipe is busy 7 % of them. Tried and slower, measured against the same
-// session's baseline: x̂ kept as fp16 with z recomputed after the heads (+13 %), the heads' last-layer
-// weight gradients in shared memory (+6 %, and again with the tape +9 %), the partials' loads overlapped
-// with the products while block_dw was inlined (+6 %), the Gaussian tile fastest in the item order
-// (+1 %), the heads' PK_HEAD0T fragments in shared memory with their ReLU decisions read from the tape
-// (backward 3.31 → 3.38 ms, H200); in the forward, the doubtful units of all five heads resolved in one
-// loop after them, two per quad per round (1.06 → 1.11 ms), and a 2.2 times tighter doubt bound
-// (‖ε‖·‖V_c‖ + ‖g‖·‖η_c‖ for the fp16 roundings ε of g and η of V: half the doubtful units, no change in
-// time: the resolution is not where the forward's time goes); a smaller carve-out
-// (more L1 for the fragments) changed nothing; prefetching the deltas' inputs to shared memory with
-// cp.async gained 0.5 % and was not kept; prefetching each warp's next tape record to L2 while it works
-// on the current one cost 4 % (tried on c838d18). Code size matters (a fifth of the stalls were
-// instruction-cache misses at 94a555f): unrolling the loop over heads 0–3 cost 9 % in each kernel; not
-// unrolling block_dw's k-steps cost 1 %.
+// fragments in shared memory (−0.07 ms). Since the split the backward's kernels wait on their fragment
+// loads and the weight-gradient partials (block_dw: a third of the heads kernel's stall samples), with 8
+// warps per SM. Tried and slower, measured against the same session's baseline: x̂ kept as fp16 with z
+// recomputed after the heads (+13 %), the heads' last-layer weight gradients in shared memory (+6 %, and
+// again with the tape +9 %), the partials' loads overlapped with the products while block_dw was inlined
+// (+6 %), the Gaussian tile fastest in the item order (+1 %); in the one backward kernel, the heads'
+// PK_HEAD0T fragments in shared memory with their ReLU decisions read from the tape (3.31 → 3.38 ms,
+// H200); in deform_bwd_heads_tc, each 128-Gaussian tile taken for all frames in a row with its canonical
+// gradients summed in shared memory and stored once instead of the atomics (1.23 → 1.53 ms, H200), and
+// block_dw loading two column tiles per ldmatrix (the step +1.5 %, H100); in the forward, the doubtful
+// units of all five heads resolved in one loop after them, two per quad per round (1.06 → 1.11 ms), and
+// a 2.2 times tighter doubt bound (‖ε‖·‖V_c‖ + ‖g‖·‖η_c‖ for the fp16 roundings ε of g and η of V: half
+// the doubtful units, no change in time); deform_fwd_heads_tc at 16 warps (128 registers, spilling:
+// 0.474 ms against 0.445 at 12); a smaller carve-out (more L1 for the fragments) changed nothing;
+// prefetching the deltas' inputs to shared memory with cp.async gained 0.5 % and was not kept;
+// prefetching each warp's next tape record to L2 while it works on the current one cost 4 % (tried on
+// c838d18). Code size matters: unrolling the loop over heads 0–3 cost 9 % in each kernel (at 94a555f);
+// not unrolling block_dw's k-steps cost 1 %.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
@@ -1269,10 +1273,12 @@ struct TcChain {
     uint32_t kept1, kept2;    // the dropouts after the out-projection and after the FFN (add_dropped)
 };
 
-// deform_fwd_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
-// item = n_tile·B + b, the backward's work item) what deform_bwd_*_tc needs of the chain up to g, so that it
-// reads it (18 KB per tile, 468 MB at N = 50 000, B = 8) instead of recomputing it (22 % of its time at
-// 423c773), and the heads' ReLU masks, which its fp16 recompute of the heads must not decide again.
+// deform_fwd_chain_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
+// item = n_tile·B + b, the backward's work item) what deform_fwd_heads_tc and the backward need of the
+// chain up to g, so that they read it (18 KB per tile, 468 MB at N = 50 000, B = 8) instead of
+// recomputing it (22 % of the backward's time at 423c773), and the heads' ReLU masks (deform_fwd_heads_tc
+// adds them), which the backward's fp16 recompute of the heads must not decide again. deform_bwd_heads_tc
+// replaces g by d_h2 for deform_bwd_chain_tc.
 // Words, 16-byte aligned sections:
 constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 lanes] float4: lane's acc elements
 constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp32 [2][32][32 lanes] (save_acc's layout)
@@ -1862,14 +1868,14 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const
 
 // The backward on the tensor cores, in two kernels over the same items, per block tile of 128 Gaussians of
 // one frame (items (n-tile, frame), frame fastest; persistent: block g takes items g, g + G, …), from
-// deform_fwd_tc's tape: deform_bwd_heads_tc takes the F_d heads (recomputed from g), deform_bwd_chain_tc
+// deform_fwd_*_tc's tape: deform_bwd_heads_tc takes the F_d heads (recomputed from g), deform_bwd_chain_tc
 // the chain from LayerNorm 2 back to f (the attention recomputed). Two kernels because one was larger
 // than the instruction cache: its misses were a quarter of its stalls. The heads' d_g crosses over in the
-// tape, in place of g (which only the heads read): so each deform_fwd_tc serves one backward. Weight
+// tape, in place of g (which only the heads read): so each forward serves one backward. Weight
 // gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β and the
 // token gradients fp32 column sums; all into partials[g] (zeroed by the heads kernel) for deform_reduce.
 // d_f and d_canonical: atomics (zero before). Arguments as deform_bwd, with deform_pack's fragments in
-// place of wt, then the tape deform_fwd_tc wrote for the same inputs. Both launched with the same grid.
+// place of wt, then the tape the forward wrote for the same inputs. Both launched with the same grid.
 
 // The ones columns (bf16 1.0 = 0x3f80, then 7 zeros) after the IN columns of a staged [TC_TILE][ld] tile.
 __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {

@@ -4,7 +4,7 @@
 //! canonical Gaussians, with the backward of all of it.
 //!
 //! `deform_fwd` / `deform_bwd` are the twins of the kernels of the same names, and with
-//! `Operands::TensorCores` of deform_fwd_tc / deform_bwd_*_tc. The backward recomputes the forward, as the
+//! `Operands::TensorCores` of deform_fwd_*_tc / deform_bwd_*_tc. The backward recomputes the forward, as the
 //! fp32 kernels do (the tensor-core backward reads the same values from the forward's tape). Dense layers
 //! are `cpu::mlp`'s.
 //! Shapes: f [N,64] features, kv [2,B,4,64] (K rows then V rows, from `cpu::audio::tokens_fwd`), pair r = b·N + n.
@@ -46,7 +46,7 @@ impl_math!(f32);
 impl_math!(f64);
 
 /// How the chain's dense products see their operands. `Exact`: as they are (the fp32 kernels, and the
-/// reference). `TensorCores`: rounded as deform_fwd_tc / deform_bwd_*_tc round them for the mma units, to
+/// reference). `TensorCores`: rounded as deform_fwd_*_tc / deform_bwd_*_tc round them for the mma units, to
 /// nearest even. The forward takes fp16 inputs and weights (`FwdProduct` says how each layer uses them).
 /// The backward's output gradients and weights (for d_x) and its inputs and output gradients (for d_W and
 /// d_b) are rounded to bf16. Sums, and everything that is not a dense product (attention, LayerNorm,
@@ -65,7 +65,7 @@ fn rounded<T: Real>(x: &[T], to_f16: bool) -> Vec<T> {
     x.iter().map(|&v| round(v)).collect()
 }
 
-/// deform_fwd_tc's split product of one layer: x = hi + lo with hi = fp16(x), lo = fp16(x − hi), W = Whi +
+/// deform_fwd_chain_tc's split product of one layer: x = hi + lo with hi = fp16(x), lo = fp16(x − hi), W = Whi +
 /// Wlo the same way; y = hi·Whi + lo·Whi + hi·Wlo, each product exact, summed in T.
 fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
     let split = |v: &[T]| -> (Vec<T>, Vec<T>) {
@@ -85,7 +85,7 @@ fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
 }
 
 /// A heads' hidden layer y = ReLU(x·Wᵀ + b) with its ReLU decisions (unit on). Exact: on where y > 0.
-/// TensorCores, as deform_fwd_tc's tc_head_hidden: y from fp16 operands; a unit with |pre-activation| <
+/// TensorCores, as deform_fwd_heads_tc's tc_head_hidden: y from fp16 operands; a unit with |pre-activation| <
 /// 1.03·2^-10·‖x_r‖·‖W_c‖ (the bound on what the rounding can move it) is on as its exact pre-activation
 /// is > 0, any other as its fp16 one; y keeps the fp16 values (a unit the exact sign turned on or off
 /// differs from its fp32 value by less than the bound, as every value does).
@@ -113,7 +113,7 @@ fn head_hidden<T: Real>(ops: Operands, s: Dense, x: &[T], w: &[T], b: &[T], y: &
     on
 }
 
-/// How deform_fwd_tc computes a forward layer from fp16 operands: plain (the query, the heads' last
+/// How deform_fwd_*_tc compute a forward layer from fp16 operands: plain (the query, the heads' last
 /// layers) or split (the out-projection and the FFN: `split_product`). The heads' first layers: `head_hidden`.
 #[derive(Clone, Copy)]
 enum FwdProduct {

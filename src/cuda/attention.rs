@@ -1,8 +1,8 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
-//! (deform_transpose / deform_pack, deform_fwd / deform_fwd_tc, deform_bwd / deform_bwd_heads_tc +
-//! deform_bwd_chain_tc, deform_reduce). CPU twin: src/cpu/attention.rs. `Precision` picks the dense
-//! layers' arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor cores with fp32
-//! accumulation (split fp16 forward, bf16 backward; within 1e-2).
+//! (deform_transpose / deform_pack, deform_fwd / deform_fwd_chain_tc + deform_fwd_heads_tc, deform_bwd /
+//! deform_bwd_heads_tc + deform_bwd_chain_tc, deform_reduce). CPU twin: src/cpu/attention.rs. `Precision`
+//! picks the dense layers' arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor
+//! cores with fp32 accumulation (split fp16 forward, bf16 backward; within 1e-2).
 
 use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::attention::Dropout;
@@ -25,7 +25,7 @@ const DEF_BWD_CHAIN_TC_SMEM: u32 = 109_568;
 /// heads' fragments and row norms ((PK_FWD_END − PK_HEAD0)·8).
 const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
 const DEF_FWD_HEADS_TC_SMEM: u32 = 104_960;
-/// deform_fwd_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
+/// deform_fwd_chain_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
 /// the bytes it holds per pair.
 const TAPE_WORDS: usize = 4672;
 const TAPE_BYTES_PER_PAIR: u64 = 4 * TAPE_WORDS as u64 / 16;
@@ -101,7 +101,7 @@ impl GaussianBufs {
 pub enum Precision {
     /// fp32 FMA on the SIMT cores (deform_fwd, deform_bwd).
     Fp32,
-    /// Tensor-core mma with fp32 accumulation (deform_fwd_tc, deform_bwd_*_tc): the forward on fp16 operands,
+    /// Tensor-core mma with fp32 accumulation (deform_fwd_*_tc, deform_bwd_*_tc): the forward on fp16 operands,
     /// its out-projection and FFN split (x = hi + lo, W = Whi + Wlo: three fp16 products) and the heads'
     /// hidden units near 0 taken again in fp32, so that its ReLU decisions are fp32's; the backward's input
     /// and weight gradients on bf16 operands (gradients need its range).
