@@ -1346,6 +1346,21 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
                make_float4(fmaxf(h1[j][0], 0.0f), fmaxf(h1[j][1], 0.0f), fmaxf(h1[j][2], 0.0f), fmaxf(h1[j][3], 0.0f)));
 }
 
+// A 16 × 64 accumulator from the tape's float4 layout (TAPE_G: lane l's elements of tile j at j·32 + l);
+// STREAM: read for the last time (evict-first).
+template <bool STREAM>
+__device__ __forceinline__ void load_acc4(const uint32_t* at, float (&x)[8][4]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const float4* p = reinterpret_cast<const float4*>(at) + j * 32 + (threadIdx.x & 31);
+        const float4 v = STREAM ? __ldcs(p) : __ldg(p);
+        x[j][0] = v.x;
+        x[j][1] = v.y;
+        x[j][2] = v.z;
+        x[j][3] = v.w;
+    }
+}
+
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((uint32_t)__cvta_generic_to_shared(smem)), "l"(gmem)
                  : "memory");
@@ -1364,14 +1379,7 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
         if (i * 32 + lane < 80) cp_async16(hid_save + 2 * (i * 32 + lane), tape + TAPE_HID + 4 * (i * 32 + lane));
     cp_async_commit();
     float g[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        const float4 v = __ldg(reinterpret_cast<const float4*>(tape + TAPE_G) + j * 32 + lane);
-        g[j][0] = v.x;
-        g[j][1] = v.y;
-        g[j][2] = v.z;
-        g[j][3] = v.w;
-    }
+    load_acc4<false>(tape + TAPE_G, g);
     g_pos = 0;
 #pragma unroll
     for (int j = 0; j < 8; ++j)
@@ -1398,14 +1406,7 @@ __device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ 
         cp_async16(z_rows + row * TC_LDW + 8 * c, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
     }
     cp_async_commit();
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        const float4 v = __ldcs(reinterpret_cast<const float4*>(tape + TAPE_G) + j * 32 + lane);
-        d_h2[j][0] = v.x;
-        d_h2[j][1] = v.y;
-        d_h2[j][2] = v.z;
-        d_h2[j][3] = v.w;
-    }
+    load_acc4<true>(tape + TAPE_G, d_h2);
     const uint4 k0 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8));
     const uint4 k1 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8) + 1);
     keep.rstd1[0] = __uint_as_float(k0.x);
@@ -1508,14 +1509,7 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
 __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint2* wh, const TcRows& rows, const CGaussians& canon,
                                                       const Gaussians& out_g, uint32_t* record) {
     float g[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        const float4 v = __ldg(reinterpret_cast<const float4*>(record + TAPE_G) + j * 32 + (threadIdx.x & 31));
-        g[j][0] = v.x;
-        g[j][1] = v.y;
-        g[j][2] = v.z;
-        g[j][3] = v.w;
-    }
+    load_acc4<false>(record + TAPE_G, g);
     uint2* hid_pos = reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31);
     float hid[16][4];
 #pragma unroll 1
