@@ -781,9 +781,9 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
 // its stalls; the split took the backward from 3.31 to 2.16 ms, H200). The forward's kernels need no
 // block-wide step, and run 12 warps per block at 168 registers (FWD_WARPS), the backward's 8 at 255.
-// measured: H200, N = 50 000, B = 8 (profiler, a0869c3): deform_fwd_chain_tc 0.42 ms, deform_fwd_heads_tc
-// 0.45 ms, deform_bwd_heads_tc 1.23 ms, deform_bwd_chain_tc 0.88 ms; step 3.17 ms, against 4.73 ms for
-// one kernel per direction (c510ca4: forward 1.05 ms, backward 3.46 ms). The forward was issue-bound at
+// measured: H200, N = 50 000, B = 8 (profiler, 9d35270): deform_fwd_chain_tc 0.42 ms, deform_fwd_heads_tc
+// 0.45 ms, deform_bwd_heads_tc 1.24 ms, deform_bwd_chain_tc 0.89 ms; step 3.21 ms, against 4.81 ms in the
+// same session for one kernel per direction (c510ca4: forward 1.06 ms, backward 3.53 ms). The forward was issue-bound at
 // c510ca4 (Nsight Compute: its time followed its executed instructions, 7.7 k per warp tile at c24dd4c, 16 k
 // with every layer but the query split). With the low parts as E4M3 (db5ec2c, 1.44 ms) the split layers
 // cost 0.32 ms and the heads' fp32 redo 0.11 ms; the low parts as fp16 took it to 1.06 ms. Splitting the
