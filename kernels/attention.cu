@@ -783,9 +783,9 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // block-wide step, and run 12 warps per block at 168 registers (FWD_WARPS), the backward's 8 at 255.
 // measured: H200, N = 50 000, B = 8 (profiler, 9d35270): deform_fwd_chain_tc 0.42 ms, deform_fwd_heads_tc
 // 0.45 ms, deform_bwd_heads_tc 1.24 ms, deform_bwd_chain_tc 0.89 ms; step 3.21 ms, against 4.81 ms in the
-// same session for one kernel per direction (c510ca4: forward 1.06 ms, backward 3.53 ms). The forward was issue-bound at
-// c510ca4 (Nsight Compute: its time followed its executed instructions, 7.7 k per warp tile at c24dd4c, 16 k
-// with every layer but the query split). With the low parts as E4M3 (db5ec2c, 1.44 ms) the split layers
+// same session for one kernel per direction (c510ca4: forward 1.06 ms, backward 3.53 ms). The forward
+// was issue-bound at c510ca4 (Nsight Compute: its time followed its executed instructions, 7.7 k per warp
+// tile at c24dd4c, 16 k with every layer but the query split). With the low parts as E4M3 (db5ec2c, 1.44 ms) the split layers
 // cost 0.32 ms and the heads' fp32 redo 0.11 ms; the low parts as fp16 took it to 1.06 ms. Splitting the
 // heads as well (3b25cd6) took 1.78 ms. From 0.54 / 4.76 ms at 89d309d to c24dd4c: the column sums as a
 // reduce-scatter (backward −0.47 ms), the tape (backward −0.68 ms, forward +0.15 ms), the forward's
@@ -801,9 +801,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // block_dw loading two column tiles per ldmatrix (the step +1.5 %, H100); in deform_bwd_chain_tc, each
 // warp's LayerNorm and token column sums in a slice of its own with plain adds instead of shared atomics
 // onto the block's (0.88 → 1.00 ms, H200: the atomics' stall samples were their wait for the shuffles);
-// in the forward, the doubtful
-// units of all five heads resolved in one loop after them, two per quad per round (1.06 → 1.11 ms), and
-// a 2.2 times tighter doubt bound (‖ε‖·‖V_c‖ + ‖g‖·‖η_c‖ for the fp16 roundings ε of g and η of V: half
+// in the forward, the doubtful units of all five heads resolved in one loop after them, two per quad per
+// round (1.06 → 1.11 ms), and a 2.2 times tighter doubt bound (‖ε‖·‖V_c‖ + ‖g‖·‖η_c‖ for the fp16 roundings ε of g and η of V: half
 // the doubtful units, no change in time); deform_fwd_heads_tc at 16 warps (128 registers, spilling:
 // 0.474 ms against 0.445 at 12); a smaller carve-out (more L1 for the fragments) changed nothing;
 // prefetching the deltas' inputs to shared memory with cp.async gained 0.5 % and was not kept;
@@ -1509,8 +1508,8 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
 
 // deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
 // the tile's tape record (wh: the heads' section, the shared copy), the heads' ReLU decisions onto it.
-__device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint2* wh, const TcRows& rows, const CGaussians& canon,
-                                                      const Gaussians& out_g, uint32_t* record) {
+__device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint2* wh, const TcRows& rows,
+                                                      const CGaussians& canon, const Gaussians& out_g, uint32_t* record) {
     float g[8][4];
     load_acc4<false>(record + TAPE_G, g);
     uint2* hid_pos = reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31);
@@ -1781,12 +1780,14 @@ struct TcTiles {
 
 // F_d head h's forward (recomputed, with the ReLU decisions from the tape: hid_on, the warp's shared copy)
 // and backward for the warp's rows (g staged in tiles.x1): d_g += its input gradient; then, block-wide, its
-// weight gradients into the partial slice `part`.
+// weight gradients into the partial slice `part`. The forward fragments from wh (deform_bwd_heads_tc's
+// shared copy of the heads' section), the transposed ones from wp.
 template <int NTH>
-__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* wh, const uint2* wt, int h,
-                                            const uint32_t (&ga)[4][4], const uint2* hid_on,
+__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* __restrict__ wp,
+                                            const uint2* wh, int h, const uint32_t (&ga)[4][4], const uint2* hid_on,
                                             const TcRows& rows, const CGaussians& canon, const CGaussians& d_out,
-                                            const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles, float* part) {
+                                            const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles,
+                                            float* part) {
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
@@ -1804,14 +1805,14 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         stage_bf16<1>(tiles.d2 + 8 * NTH, TC_LDX, zero);
     }
     acc_init<16>(hid, nullptr, 0);  // hid now holds d hid
-    grad_mma<16, NTH>(hid, out, wt + (PK_HEAD1T - PK_HEAD0T) + HEAD1T_PK[h]);
+    grad_mma<16, NTH>(hid, out, wp + PK_HEAD1T + HEAD1T_PK[h]);
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
             if (!((hid_pos >> (4 * j + e)) & 1)) hid[j][e] = 0.0f;
     stage_bf16<16>(tiles.d1, TC_LDW, hid);
-    grad_mma<8, 16>(d_g, hid, wt + h * frag_count(HID, D));
+    grad_mma<8, 16>(d_g, hid, wp + PK_HEAD0T + h * frag_count(HID, D));
     __syncthreads();
     block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID);
     block_dw<(8 * NTH + 15) / 16, HID, NTH == 1 ? 3 : 9>(tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
@@ -1899,7 +1900,6 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     // The heads' forward fragments in shared memory (the recompute's); the transposed ones from L1/L2.
     uint2* wh = reinterpret_cast<uint2*>(smem + SB_WH);
     copy_fragments(wh, wp, PK_HEAD0, PK_NORM);
-    const uint2* wt = wp + PK_HEAD0T;
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, item % B, N);
@@ -1911,8 +1911,9 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
         float d_g[8][4];
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
-        for (int h = 0; h < 4; ++h) tc_head_bwd<1>(params, wh, wt, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
-        tc_head_bwd<6>(params, wh, wt, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+        for (int h = 0; h < 4; ++h)
+            tc_head_bwd<1>(params, wp, wh, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+        tc_head_bwd<6>(params, wp, wh, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             float4 v;

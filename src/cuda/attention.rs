@@ -15,8 +15,9 @@ const DEF_THREADS: u32 = 256;
 /// Dynamic shared memory of deform_fwd and deform_bwd (FWD_SMEM_FLOATS·4, BWD_SMEM_FLOATS·4 in the kernel).
 const DEF_FWD_SMEM: u32 = 88_064;
 const DEF_BWD_SMEM: u32 = 156_928;
-/// Tensor-core kernels: TC_TILE Gaussians of one frame per block of TC_THREADS; the dynamic shared memory
-/// of the backward's two kernels (TC_BWD_HEADS_SMEM, TC_BWD_CHAIN_SMEM).
+/// Tensor-core kernels: work items of TC_TILE Gaussians of one frame (TC_WARPS warp tiles of 16); the
+/// backward's blocks of TC_THREADS take one item at a time; its two kernels' dynamic shared memory
+/// (TC_BWD_HEADS_SMEM, TC_BWD_CHAIN_SMEM).
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_HEADS_TC_SMEM: u32 = 219_136;
