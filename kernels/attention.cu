@@ -192,6 +192,132 @@ __device__ __forceinline__ void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// Hopper's warpgroup products (the sm_90a PTX only; build.rs compiles a source that tests this macro for
+// sm_90a as well, and the runtime loads that PTX on compute capability 9.0). wgmma.mma_async runs one
+// 64 × 8·NT × 16 product for the warpgroup's 4 warps (16 rows each, A fragments in registers as for mma,
+// accumulators in the mma C layout, tile j in d[j]) against B read by the tensor cores straight from
+// shared memory, where mma needs one 8-byte load per lane per 16 × 8 × 16 block.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define HOPPER 1
+template <int NT>
+__device__ __forceinline__ void wgmma_f16(float (&d)[NT][4], const uint32_t (&a)[4], uint64_t b);
+template <>
+__device__ __forceinline__ void wgmma_f16<1>(float (&d)[1][4], const uint32_t (&a)[4], uint64_t b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, %8, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+}
+template <>
+__device__ __forceinline__ void wgmma_f16<6>(float (&d)[6][4], const uint32_t (&a)[4], uint64_t b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23}, "
+                 "{%24,%25,%26,%27}, %28, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+}
+template <>
+__device__ __forceinline__ void wgmma_f16<8>(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "{%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+}
+template <>
+__device__ __forceinline__ void wgmma_f16<16>(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+                 "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+          "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+          "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
+          "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+          "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+          "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+          "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+}
+
+// Shared-memory matrix descriptor (PTX ISA, wgmma): the start address, the byte distances between core
+// matrices adjacent in K (lbo) and in N (sbo), no swizzle; each field in 16-byte units.
+__device__ __forceinline__ uint64_t smem_desc(const void* start, uint32_t lbo, uint32_t sbo) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(start);
+    return (uint64_t)((a >> 4) & 0x3fff) | (uint64_t)(lbo >> 4) << 16 | (uint64_t)(sbo >> 4) << 32;
+}
+
+// Keeps the compiler from moving reads or writes of the accumulators across the asynchronous products.
+template <int NT>
+__device__ __forceinline__ void wgmma_hold(float (&d)[NT][4]) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+
+// Before a batch of products on acc: their registers as written so far, visible to the tensor cores.
+template <int NT>
+__device__ __forceinline__ void wgmma_begin(float (&acc)[NT][4]) {
+    wgmma_hold(acc);
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+
+// A fragments read by products in flight: used after wgmma_end, so that their registers are not reused
+// while the tensor cores read them.
+template <int KS>
+__device__ __forceinline__ void wgmma_keep(const uint32_t (&a)[KS][4]) {
+#pragma unroll
+    for (int s = 0; s < KS; ++s)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) asm volatile("" ::"r"(a[s][i]) : "memory");
+}
+
+// After the batch: waits for it, acc as the tensor cores left it.
+template <int NT>
+__device__ __forceinline__ void wgmma_end(float (&acc)[NT][4]) {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    wgmma_hold(acc);
+}
+
+// acc += A·B over KS k-steps for the warpgroup (each warp its 16 rows), fp16 operands, B from shared memory
+// in the core layout (deform_pack): block (column tile j, k-step s) of 256 bytes at (j·KS + s)·256 holds
+// the 8 × 8 core matrices of k 16s … 16s + 7 and 16s + 8 … 16s + 15, row n at 16·(n % 8). Waits for the
+// products. Every warp of the warpgroup must call it together.
+template <int NT, int KS>
+__device__ __forceinline__ void warpgroup_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* w) {
+    wgmma_begin(acc);
+#pragma unroll
+    for (int s = 0; s < KS; ++s) wgmma_f16<NT>(acc, a[s], smem_desc(w + 32 * s, 128, 256 * KS));
+    wgmma_end(acc);
+    wgmma_keep(a);
+}
+#else
+#define HOPPER 0
+#endif
+
 // y[p][col] = act(v + bias[col]) (relu or none; bias may be null), or y[p][col] += v when `accumulate`.
 __device__ __forceinline__ void tile_put(float* y, int ldy, int p, int col, float v, const float* __restrict__ bias,
                                          bool relu, bool accumulate) {
@@ -876,18 +1002,27 @@ static_assert(frag_count(D, HID) == 2048 && frag_count(HID, D) == 2048 && frag_c
                   frag_count(HID, 48) == 1536 && frag_count(3, HID) == 512 && frag_count(48, HID) == 1536,
               "PACKED's literal offsets");
 
-// The four weights fragment `e` (an fp16/bf16 fragment index) holds, in register order (k0, k0 + 1,
-// k0 + 8, k0 + 9), 0 outside the matrix; `transposed`: whether it is a backward (bf16) fragment.
+// In the sm_90a PTX the forward matrices that wgmma reads from shared memory, [PK_O, PK_NORM) (all but the
+// query's, which the backward reads from global memory), are in warpgroup_mma's core layout instead of mma
+// fragments (same size, same blocks of 256 bytes), the low parts as their matrices.
+__device__ constexpr bool core_layout(int e) { return HOPPER && e >= PK_O && e < PK_NORM; }
+
+// The four weights 8-byte word `e` of deform_pack's buffer holds, in register order: of an fp16/bf16
+// fragment (k0, k0 + 1, k0 + 8, k0 + 9), of a core-layout block (k0 … k0 + 3) of one column; 0 outside the
+// matrix. `transposed`: whether it is a backward (bf16) fragment.
 __device__ __forceinline__ void fragment_weights(const float* __restrict__ params, int e, float (&v)[4], bool& transposed) {
     int m = 27;
     while (PACKED[m].dst > e) --m;
     const PackEntry pe = PACKED[m];
     const int K = pe.transposed ? pe.out : pe.in, N = pe.transposed ? pe.in : pe.out;
     const int local = e - pe.dst, lane = local & 31, tile = local >> 5, ks_n = (K + 15) / 16;
-    const int n = 8 * (tile / ks_n) + (lane >> 2), k0 = 16 * (tile % ks_n) + 2 * (lane & 3);
+    const bool core = core_layout(e);
+    // Core layout: word l of a block is row (l / 2) % 8 of core matrix l / 16, columns 4·(l % 2) …
+    const int n = 8 * (tile / ks_n) + (core ? (lane >> 1) & 7 : lane >> 2);
+    const int k0 = 16 * (tile % ks_n) + (core ? 8 * (lane >> 4) + 4 * (lane & 1) : 2 * (lane & 3));
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const int k = k0 + (i & 1) + 8 * (i >> 1);
+        const int k = k0 + (core ? i : (i & 1) + 8 * (i >> 1));
         v[i] = k < K && n < N ? params[pe.src + (pe.transposed ? k * pe.in + n : n * pe.in + k)] : 0.0f;
     }
     transposed = pe.transposed;
@@ -980,14 +1115,27 @@ __device__ __forceinline__ void acc_init(float (&acc)[NT][4], const float* __res
         }
 }
 
-// y = x·Wᵀ + bias for a forward layer (fp16 operands; bias columns ≥ valid give 0).
-template <int NT, int NTX>
+// acc += A·B for a forward layer whose B (fp16) deform_pack lays out for `core_layout`: on the warpgroup
+// from shared memory in the sm_90a PTX, else per warp.
+template <int NT, int KS>
+__device__ __forceinline__ void heads_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* w) {
+#if HOPPER
+    warpgroup_mma<NT, KS>(acc, a, w);
+#else
+    warp_mma<NT, KS, true>(acc, a, w);
+#endif
+}
+
+// y = x·Wᵀ + bias for a forward layer (fp16 operands; bias columns ≥ valid give 0); HEADS: B in the heads'
+// section (heads_mma).
+template <int NT, int NTX, bool HEADS = false>
 __device__ __forceinline__ void layer_fwd(float (&y)[NT][4], const float (&x)[NTX][4], const float* __restrict__ bias,
                                           int valid, const uint2* __restrict__ w) {
     uint32_t a[(NTX + 1) / 2][4];
     to_frags<NTX, true>(x, a);
     acc_init<NT>(y, bias, valid);
-    warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
+    if (HEADS) heads_mma<NT, (NTX + 1) / 2>(y, a, w);
+    else warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
 }
 
 // y = x·Wᵀ + bias for a split layer: x = hi + lo, W = Whi + Wlo (lo: deform_pack's low parts), y ≈ hi·Whi +
@@ -1007,6 +1155,21 @@ __device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (
         uint32_t a_hi[CHUNK][4], a_lo[CHUNK][4];
         to_frags<2 * CHUNK, true>(xc, a_hi);
         to_frags<2 * CHUNK, true, true>(xc, a_lo);
+#if HOPPER
+        // The warpgroup's three products per k-step, B in the core layout (the low parts likewise).
+        wgmma_begin(y);
+#pragma unroll
+        for (int s = 0; s < CHUNK; ++s) {
+            const int at = 32 * (CHUNK * c + s);
+            wgmma_f16<NT>(y, a_hi[s], smem_desc(w + at, 128, 256 * KS));
+            wgmma_f16<NT>(y, a_lo[s], smem_desc(w + at, 128, 256 * KS));
+            wgmma_f16<NT>(y, a_hi[s], smem_desc(lo + at, 128, 256 * KS));
+        }
+        wgmma_end(y);
+        wgmma_keep(a_hi);
+        wgmma_keep(a_lo);
+        continue;
+#endif
 #pragma unroll
         for (int s = 0; s < CHUNK; ++s)
 #pragma unroll
@@ -1433,7 +1596,7 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
                                                    const float (&g)[8][4], float (&hid)[16][4]) {
     const float* vnorm = reinterpret_cast<const float*>(wh + HS_NORM) + h * HID;
     const float* bias = params + P_HEAD0B + h * HID;
-    layer_fwd<16, 8>(hid, g, bias, HID, wh + h * frag_count(D, HID));
+    layer_fwd<16, 8, true>(hid, g, bias, HID, wh + h * frag_count(D, HID));
     float bound[2];  // 1.03·2^-10·‖g_r‖ for the lane's rows g, g + 8
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -1480,7 +1643,7 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
 __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
                                                const uint32_t (&ga)[4][4], float (&hid)[16][4]) {
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
-    warp_mma<16, 4, true>(hid, ga, wh + h * frag_count(D, HID));
+    heads_mma<16, 4>(hid, ga, wh + h * frag_count(D, HID));
 }
 
 // F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units hid (after the ReLU); wh
@@ -1488,7 +1651,7 @@ __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params,
 template <int NTH>
 __device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
                                             const float (&hid)[16][4], float (&out)[NTH][4]) {
-    layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wh + HS_HEAD1 + HEAD1_PK[h]);
+    layer_fwd<NTH, 16, true>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wh + HS_HEAD1 + HEAD1_PK[h]);
 }
 
 // Row r's rotation quaternion (canonical + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
@@ -1582,13 +1745,15 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
     __syncthreads();
 }
 
-// The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy):
-// FWD_WARPS per block, 168 registers each, more warps per SM than the backward's 8 to hide their
-// latencies. Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item =
-// n_tile·B + b. deform_fwd_heads_tc fits in 167 registers (at 8 warps it took 0.597 ms, at 12 0.445,
-// at 16 with spills 0.474; B = 8, H200); deform_fwd_chain_tc spills 576 bytes at 168 and is still 4 %
-// faster than at 255 (0.420 against 0.439 ms).
+// The forward kernels' warps need no block-wide step but the fragments' copy: FWD_WARPS per block, 168
+// registers each, more warps per SM than the backward's 8 to hide their latencies. They go in groups of 4
+// (warpgroups, for wgmma), the group taking units u = blockIdx.x·FWD_GROUPS + its index, + gridDim.x·
+// FWD_GROUPS, …, each of 4 warp tiles T = 4u + warp % 4; warp tile T = item·8 + w (w: the warp of a
+// 128-Gaussian item in the backward), item = n_tile·B + b. deform_fwd_heads_tc fits in 167 registers (at
+// 8 warps it took 0.597 ms, at 12 0.445, at 16 with spills 0.474; B = 8, H200); deform_fwd_chain_tc
+// spills 576 bytes at 168 and is still 4 % faster than at 255 (0.420 against 0.439 ms).
 #define FWD_WARPS 12
+#define FWD_GROUPS (FWD_WARPS / 4)
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
 deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_HEAD0)
@@ -1597,8 +1762,8 @@ deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     const DropArgs dr = {key, threshold, scale};
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
 #pragma unroll 1
-    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
-         tile += gridDim.x * FWD_WARPS) {
+    for (int unit = blockIdx.x * FWD_GROUPS + (threadIdx.x >> 7); unit < n_tiles * B * 2; unit += gridDim.x * FWD_GROUPS) {
+        const int tile = 4 * unit + ((threadIdx.x >> 5) & 3);
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
         tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
     }
@@ -1610,8 +1775,8 @@ deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     copy_fragments(wsm, wp, PK_HEAD0, PK_FWD_END);
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
 #pragma unroll 1
-    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
-         tile += gridDim.x * FWD_WARPS) {
+    for (int unit = blockIdx.x * FWD_GROUPS + (threadIdx.x >> 7); unit < n_tiles * B * 2; unit += gridDim.x * FWD_GROUPS) {
+        const int tile = 4 * unit + ((threadIdx.x >> 5) & 3);
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
         deform_fwd_heads_tile(params, wsm, tc_rows(n_tile * TC_TILE + w * 16, b, N),
                               CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},

@@ -40,13 +40,15 @@ pub struct DeviceInfo {
     pub total_memory: usize,
     pub l2_bytes: i32,
     pub driver_version: i32,
+    /// Whether the sm_90a PTX variants (Hopper's wgmma) were loaded in place of the portable PTX.
+    pub hopper_kernels: bool,
 }
 
 impl std::fmt::Display for DeviceInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} (compute {}.{}, {} SMs, {:.1} GiB, L2 {} MiB, driver CUDA {}.{})",
+            "{} (compute {}.{}, {} SMs, {:.1} GiB, L2 {} MiB, driver CUDA {}.{}, {} kernels)",
             self.name,
             self.compute_capability.0,
             self.compute_capability.1,
@@ -54,7 +56,8 @@ impl std::fmt::Display for DeviceInfo {
             self.total_memory as f64 / (1u64 << 30) as f64,
             self.l2_bytes >> 20,
             self.driver_version / 1000,
-            (self.driver_version % 1000) / 10
+            (self.driver_version % 1000) / 10,
+            if self.hopper_kernels { "sm_90a" } else { "portable sm_80" }
         )
     }
 }
@@ -172,10 +175,15 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         // A stream of our own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(|e| Error::cuda("creating the CUDA stream", e))?;
-        let info = device_info(&ctx)?;
+        let mut info = device_info(&ctx)?;
+        // On Hopper the families with an sm_90a variant load it, unless GENSYNC_PORTABLE_PTX asks for the
+        // portable code (to test both on one card).
+        info.hopper_kernels = info.compute_capability == (9, 0) && std::env::var_os("GENSYNC_PORTABLE_PTX").is_none();
         let mut modules = Vec::new();
         let mut kernels = BTreeMap::new();
-        for (family, ptx) in PTX_MODULES {
+        for (family, portable) in PTX_MODULES {
+            let hopper = PTX_SM90A.iter().find(|(f, _)| f == family).filter(|_| info.hopper_kernels);
+            let ptx = hopper.map_or(portable, |(_, ptx)| ptx);
             let module = ctx
                 .load_module(cudarc::nvrtc::Ptx::from_src(*ptx))
                 .map_err(|e| Error::cuda(format!("loading kernels/{family}.cu's PTX"), e))?;
@@ -492,6 +500,7 @@ fn device_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
         total_memory: ctx.total_mem().map_err(|e| Error::cuda("reading total memory", e))?,
         l2_bytes: attr(A::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?,
         driver_version,
+        hopper_kernels: false,
     })
 }
 
