@@ -1738,10 +1738,14 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 // back); FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
 // three times) + the fp32 rest.
 
-// The block copies deform_pack's [from, to) to shared memory wsm (then a barrier).
+// The block copies deform_pack's [from, to) to shared memory wsm (then a barrier; for wgmma, which reads
+// shared memory through the async proxy, a proxy fence before it).
 __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restrict__ wp, int from, int to) {
     for (int e = threadIdx.x; e < (to - from) / 2; e += blockDim.x)
         reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp + from) + e);
+#if HOPPER
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
     __syncthreads();
 }
 
