@@ -18,7 +18,7 @@
 #                               Nsight Compute report of raster_bwd (B = 8), and a profiled canonical
 #                               training of one identity; everything in <date>-<gpu>-check.tgz (one file).
 #   bench/gpu.sh deform [TEST..] on the GPU machine: the deformation network's tests (with memcheck and
-#                               racecheck; on Hopper the GPU-vs-twin tests also with the portable PTX),
+#                               racecheck; on Hopper the GPU-vs-twin tests also with the sm_90a PTX),
 #                               its bench at B = 1, 8, 32 and the network part of torch_peer.py
 #                               in one log (<date>-<gpu>-deform.log), then the named test binaries.
 #   bench/gpu.sh raster         on the GPU machine: the rasterizer's tests (GPU against the twin, with the
@@ -230,9 +230,9 @@ deform() {
         $g --device cuda info
         echo "## tests: deform"
         "$t" --include-ignored --test-threads=1 2>&1 | grep -vE "rel err [0-9.]+e-([5-9]|[1-9][0-9])," || true
-        # On Hopper the tests above ran the sm_90a kernels: the portable PTX's against the twins too.
-        echo "## tests: deform GPU tests, portable PTX (GENSYNC_PORTABLE_PTX=1)"
-        GENSYNC_PORTABLE_PTX=1 "$t" --ignored --test-threads=1 gpu_ 2>&1 | grep -E "^test |test result" || true
+        # On Hopper, the sm_90a kernels against the twins too.
+        echo "## tests: deform GPU tests, sm_90a PTX (GENSYNC_SM90A=1)"
+        GENSYNC_SM90A=1 "$t" --ignored --test-threads=1 gpu_ 2>&1 | grep -E "^test |test result" || true
         echo "## memcheck: deform GPU tests"
         timeout 200 compute-sanitizer --tool memcheck --print-limit 20 "$t" --ignored --test-threads=1 2>&1 \
             | grep -E "ERROR SUMMARY|test result" || true

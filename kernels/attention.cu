@@ -201,65 +201,41 @@ __device__ __forceinline__ void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[
 #define HOPPER 1
 template <int NT>
 __device__ __forceinline__ void wgmma_f16(float (&d)[NT][4], const uint32_t (&a)[4], uint64_t b);
-template <>
-__device__ __forceinline__ void wgmma_f16<1>(float (&d)[1][4], const uint32_t (&a)[4], uint64_t b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, %8, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-}
-template <>
-__device__ __forceinline__ void wgmma_f16<6>(float (&d)[6][4], const uint32_t (&a)[4], uint64_t b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23}, "
-                 "{%24,%25,%26,%27}, %28, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-}
-template <>
-__device__ __forceinline__ void wgmma_f16<8>(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
-                 "{%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-}
-template <>
-__device__ __forceinline__ void wgmma_f16<16>(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
-                 "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
-          "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
-          "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
-          "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
-          "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
-          "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
-          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
-          "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-}
+// The specializations differ in N = 8·NT and in the operand numbers: the accumulators %0 … %(4·NT − 1)
+// (WG_TILE per tile), then the four A registers and B's descriptor.
+#define WG_TILE(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+#define WGMMA_F16(NT, N, D_REGS, A_REGS, B_REG, ...)                                                        \
+    template <>                                                                                             \
+    __device__ __forceinline__ void wgmma_f16<NT>(float (&d)[NT][4], const uint32_t (&a)[4], uint64_t b) {  \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\nwgmma.mma_async.sync.aligned.m64n" #N           \
+                     "k16.f32.f16.f16 {" D_REGS "}, {" A_REGS "}, " B_REG ", p, 1, 1, 0;\n}\n"                \
+                     : __VA_ARGS__                                                                          \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                                 \
+    }
+WGMMA_F16(1, 8,
+          "%0,%1,%2,%3",
+          "%4,%5,%6,%7", "%8",
+          WG_TILE(0))
+WGMMA_F16(6, 48,
+          "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+          "%16,%17,%18,%19,%20,%21,%22,%23",
+          "%24,%25,%26,%27", "%28",
+          WG_TILE(0), WG_TILE(1), WG_TILE(2), WG_TILE(3), WG_TILE(4), WG_TILE(5))
+WGMMA_F16(8, 64,
+          "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+          "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31",
+          "%32,%33,%34,%35", "%36",
+          WG_TILE(0), WG_TILE(1), WG_TILE(2), WG_TILE(3), WG_TILE(4), WG_TILE(5), WG_TILE(6), WG_TILE(7))
+WGMMA_F16(16, 128,
+          "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+          "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+          "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+          "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63",
+          "%64,%65,%66,%67", "%68",
+          WG_TILE(0), WG_TILE(1), WG_TILE(2), WG_TILE(3), WG_TILE(4), WG_TILE(5), WG_TILE(6), WG_TILE(7),
+          WG_TILE(8), WG_TILE(9), WG_TILE(10), WG_TILE(11), WG_TILE(12), WG_TILE(13), WG_TILE(14), WG_TILE(15))
+#undef WGMMA_F16
+#undef WG_TILE
 
 // Shared-memory matrix descriptor (PTX ISA, wgmma): the start address, the byte distances between core
 // matrices adjacent in K (lbo) and in N (sbo), no swizzle; each field in 16-byte units.
@@ -902,6 +878,10 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
 // and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
 // a column of ones after x's last column gives the bias gradient in the same product.
+// In the sm_90a PTX (HOPPER; opt-in, GENSYNC_SM90A) the products whose B deform_pack lays out in shared
+// memory's core layout (core_layout: the forward's out-projection, FFN and heads, and the backward's
+// recompute of the heads) run on wgmma, a warpgroup of 4 warps (64 rows) per product, B read by the tensor
+// cores from shared memory instead of one 8-byte load per lane per mma; the rest as in the portable PTX.
 // Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
@@ -2106,7 +2086,6 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
                            reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2)};
     const int warp = threadIdx.x >> 5;
     float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
-    const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
     float* part = partials + blockIdx.x * part_stride;
     float* part_kv = part + CHAIN_FLOATS;

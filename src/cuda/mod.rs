@@ -176,9 +176,9 @@ impl Gpu {
         // A stream of our own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(|e| Error::cuda("creating the CUDA stream", e))?;
         let mut info = device_info(&ctx)?;
-        // On Hopper the families with an sm_90a variant load it, unless GENSYNC_PORTABLE_PTX asks for the
-        // portable code (to test both on one card).
-        info.hopper_kernels = info.compute_capability == (9, 0) && std::env::var_os("GENSYNC_PORTABLE_PTX").is_none();
+        // On Hopper, with GENSYNC_SM90A set, the families with an sm_90a variant load it: opt-in until that
+        // variant has been checked against the CPU twins on a GPU.
+        info.hopper_kernels = info.compute_capability == (9, 0) && std::env::var_os("GENSYNC_SM90A").is_some();
         let mut modules = Vec::new();
         let mut kernels = BTreeMap::new();
         for (family, portable) in PTX_MODULES {
