@@ -32,6 +32,8 @@
 #                               The PTX is JIT-compiled without line information: to attribute the rows to
 #                               source lines, disassemble `ptxas -lineinfo -arch=sm_90 ptx/attention.ptx`
 #                               with `nvdisasm -gi` (the same SASS, row for row).
+#   bench/gpu.sh wgmma-probe    on the GPU machine (Hopper): bench/wgmma_probe.cu, the wgmma layouts the sm_90a
+#                               kernels use (and a weight-gradient layout they may), checked and timed.
 #   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
 #                               corpus (4 identities × 20 s, 512²), held-out renders, then `gensync demo`:
 #                               logs, contact sheets and metrics in <date>-<gpu>-canonical-train.tgz.
@@ -255,6 +257,13 @@ deform() {
     } 2>&1 | tee "$log"
 }
 
+# bench/wgmma_probe.cu (Hopper): wgmma's layouts and speed against mma.sync, log <date>-<gpu>-wgmma-probe.log.
+wgmma_probe() {
+    local log; log=$(log_path "-wgmma-probe")
+    PATH=/usr/local/cuda/bin:$PATH nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a bench/wgmma_probe.cu -o /tmp/wgmma_probe
+    /tmp/wgmma_probe 2>&1 | tee "$log"
+}
+
 # Nsight Compute on the deformation network's tensor-core kernels: where their time goes, per section and
 # per SASS instruction.
 deform_ncu() {
@@ -310,5 +319,6 @@ case "${1:-}" in
     check) shift; check "$@" ;;
     canonical) canonical ;;
     deform-ncu) deform_ncu ;;
+    wgmma-probe) wgmma_probe ;;
     *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ncu | raster [TEST..]" >&2; exit 2 ;;
 esac
