@@ -18,9 +18,9 @@
 #                               Nsight Compute report of raster_bwd (B = 8), and a profiled canonical
 #                               training of one identity; everything in <date>-<gpu>-check.tgz (one file).
 #   bench/gpu.sh deform [TEST..] on the GPU machine: the deformation network's tests (with memcheck and
-#                               racecheck; on Hopper the GPU-vs-twin tests also with the sm_90a PTX),
-#                               its bench at B = 1, 8, 32 and the network part of torch_peer.py
-#                               in one log (<date>-<gpu>-deform.log), then the named test binaries.
+#                               racecheck), its bench at B = 1, 8, 32 and the network part of torch_peer.py
+#                               in one log (<date>-<gpu>-deform.log), then the named test binaries; on
+#                               Hopper the GPU-vs-twin tests and the B = 8 bench also with the sm_90a PTX.
 #   bench/gpu.sh raster         on the GPU machine: the rasterizer's tests (GPU against the twin, with the
 #                               error of every output), memcheck and racecheck over them, its bench at
 #                               B = 1 and 8 with the per-kernel profile, and gsplat on the same scenes
@@ -251,6 +251,8 @@ deform() {
             echo "## bench deform B = $b"
             $g --device cuda --profile --profile-csv "$out/profile-deform-b$b.csv" bench deform --gaussians 50000 --batch $b 2>&1
         done
+        echo "## bench deform B = 8, sm_90a PTX (GENSYNC_SM90A=1; on Hopper, against the portable run above)"
+        GENSYNC_SM90A=1 $g --device cuda --profile bench deform --gaussians 50000 --batch 8 2>&1
         echo "## torch_peer.py: the network alone (eager PyTorch; the rest of the script needs gsplat)"
         NETB=1,8,32 timeout 300 python3 .device/peer/torch_peer.py 2>&1 | grep -m 3 net_eager || true
         named_tests "$@"
