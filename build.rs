@@ -7,12 +7,13 @@
 //!   already matches its source is not rebuilt. `tests/ptx_fresh.rs` fails when a committed PTX is stale.
 //! - The PTX is portable `sm_80` code that the driver JIT-compiles for sm_86/89/90 at module load. A source
 //!   that tests `__CUDA_ARCH_FEAT_SM90_ALL` (Hopper's wgmma) is compiled a second time for `sm_90a` into
-//!   `ptx/<stem>.sm_90a.ptx`, which the runtime loads in its place on compute capability 9.0.
+//!   `ptx/<stem>.sm_90a.ptx`, which the runtime loads in its place on compute capability 9.0 when
+//!   `GENSYNC_SM90A` is set.
 
 #[path = "src/cuda/source_hash.rs"]
 mod source_hash;
 
-use source_hash::{recorded_hash, source_hash, HASH_PREFIX};
+use source_hash::{ptx_targets, recorded_hash, source_hash, HASH_PREFIX, HOPPER_SUFFIX};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,19 +70,6 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("ptx_modules.rs");
     fs::write(out, table).unwrap();
-}
-
-/// The file-name suffix of a Hopper variant, and the macro whose use in a source asks for one.
-const HOPPER_SUFFIX: &str = ".sm_90a";
-const HOPPER_MACRO: &str = "__CUDA_ARCH_FEAT_SM90_ALL";
-
-/// (nvcc -arch, PTX file suffix) of every PTX a source is compiled to.
-fn ptx_targets(src: &Path) -> Vec<(&'static str, &'static str)> {
-    let mut targets = vec![("sm_80", "")];
-    if fs::read_to_string(src).is_ok_and(|s| s.contains(HOPPER_MACRO)) {
-        targets.push(("compute_90a", HOPPER_SUFFIX));
-    }
-    targets
 }
 
 fn find_nvcc() -> Option<PathBuf> {

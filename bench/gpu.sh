@@ -322,5 +322,5 @@ case "${1:-}" in
     canonical) canonical ;;
     deform-ncu) deform_ncu ;;
     wgmma-probe) wgmma_probe ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ncu | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ncu | wgmma-probe | raster [TEST..]" >&2; exit 2 ;;
 esac

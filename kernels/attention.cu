@@ -278,15 +278,21 @@ __device__ __forceinline__ void wgmma_end(float (&acc)[NT][4]) {
     wgmma_hold(acc);
 }
 
+// The descriptor of k-step s of a K × N matrix w (KS k-steps) in shared memory in the core layout
+// (deform_pack): block (column tile j, k-step s) of 256 bytes at (j·KS + s)·256 holds the 8 × 8 core
+// matrices of k 16s … 16s + 7 and 16s + 8 … 16s + 15, row n at 16·(n % 8); so core matrices are 128 bytes
+// apart in K and 256·KS in N.
+__device__ __forceinline__ uint64_t core_desc(const uint2* w, int s, int KS) {
+    return smem_desc(w + 32 * s, 128, 256 * KS);
+}
+
 // acc += A·B over KS k-steps for the warpgroup (each warp its 16 rows), fp16 operands, B from shared memory
-// in the core layout (deform_pack): block (column tile j, k-step s) of 256 bytes at (j·KS + s)·256 holds
-// the 8 × 8 core matrices of k 16s … 16s + 7 and 16s + 8 … 16s + 15, row n at 16·(n % 8). Waits for the
-// products. Every warp of the warpgroup must call it together.
+// in the core layout (core_desc). Waits for the products. Every warp of the warpgroup must call it together.
 template <int NT, int KS>
 __device__ __forceinline__ void warpgroup_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* w) {
     wgmma_begin(acc);
 #pragma unroll
-    for (int s = 0; s < KS; ++s) wgmma_f16<NT>(acc, a[s], smem_desc(w + 32 * s, 128, 256 * KS));
+    for (int s = 0; s < KS; ++s) wgmma_f16<NT>(acc, a[s], core_desc(w, s, KS));
     wgmma_end(acc);
     wgmma_keep(a);
 }
@@ -1127,7 +1133,6 @@ __device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (
     // K in chunks of 64 (4 k-steps): the FFN's second layer would spill with all 8 k-steps' fragments live.
     constexpr int KS = (NTX + 1) / 2, CHUNK = KS < 4 ? KS : 4;
     static_assert(KS % CHUNK == 0, "layer_fwd_split: K must be a multiple of 64 or below it");
-    const int lane = threadIdx.x & 31;
     acc_init<NT>(y, bias, valid);
 #pragma unroll
     for (int c = 0; c < KS / CHUNK; ++c) {
@@ -1139,17 +1144,17 @@ __device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (
         // The warpgroup's three products per k-step, B in the core layout (the low parts likewise).
         wgmma_begin(y);
 #pragma unroll
-        for (int s = 0; s < CHUNK; ++s) {
-            const int at = 32 * (CHUNK * c + s);
-            wgmma_f16<NT>(y, a_hi[s], smem_desc(w + at, 128, 256 * KS));
-            wgmma_f16<NT>(y, a_lo[s], smem_desc(w + at, 128, 256 * KS));
-            wgmma_f16<NT>(y, a_hi[s], smem_desc(lo + at, 128, 256 * KS));
+        for (int s = CHUNK * c; s < CHUNK * (c + 1); ++s) {
+            const uint64_t b_hi = core_desc(w, s, KS), b_lo = core_desc(lo, s, KS);
+            wgmma_f16<NT>(y, a_hi[s - CHUNK * c], b_hi);
+            wgmma_f16<NT>(y, a_lo[s - CHUNK * c], b_hi);
+            wgmma_f16<NT>(y, a_hi[s - CHUNK * c], b_lo);
         }
         wgmma_end(y);
         wgmma_keep(a_hi);
         wgmma_keep(a_lo);
-        continue;
-#endif
+#else
+        const int lane = threadIdx.x & 31;
 #pragma unroll
         for (int s = 0; s < CHUNK; ++s)
 #pragma unroll
@@ -1161,6 +1166,7 @@ __device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (
                 mma_m16n8k16<true>(y[j], a_lo[s], b_hi);
                 mma_m16n8k16<true>(y[j], a_hi[s], b_lo);
             }
+#endif
     }
 }
 

@@ -17,12 +17,9 @@ fn committed_ptx_matches_its_kernel_source() {
             continue;
         }
         let stem = cu.file_stem().unwrap().to_str().unwrap();
-        // The portable PTX, and the Hopper variant of a source that asks for one (build.rs).
-        let mut files = vec![format!("{stem}.ptx")];
-        if std::fs::read_to_string(&cu).unwrap().contains("__CUDA_ARCH_FEAT_SM90_ALL") {
-            files.push(format!("{stem}.sm_90a.ptx"));
-        }
-        for file in files {
+        // The portable PTX, and the Hopper variant of a source that asks for one.
+        for (_, suffix) in source_hash::ptx_targets(&cu) {
+            let file = format!("{stem}{suffix}.ptx");
             let recorded = source_hash::recorded_hash(&root.join("ptx").join(&file))
                 .unwrap_or_else(|| panic!("ptx/{file} is missing or has no source hash: rebuild with nvcc"));
             assert_eq!(
@@ -42,7 +39,7 @@ fn every_ptx_has_a_kernel_source() {
     for entry in std::fs::read_dir(root.join("ptx")).unwrap() {
         let ptx = entry.unwrap().path();
         let name = ptx.file_stem().unwrap().to_str().unwrap();
-        let stem = name.strip_suffix(".sm_90a").unwrap_or(name);
+        let stem = name.strip_suffix(source_hash::HOPPER_SUFFIX).unwrap_or(name);
         assert!(root.join("kernels").join(format!("{stem}.cu")).exists(), "ptx/{stem}.ptx has no kernels/{stem}.cu");
     }
 }
