@@ -5,15 +5,12 @@
 //!   used unchanged, so the crate builds (and its CPU tests run) on machines with no CUDA toolkit.
 //! - Every PTX file starts with `// source-sha256: <hex>` of the `.cu` it came from (and the shared `.cuh`); a PTX whose recorded hash
 //!   already matches its source is not rebuilt. `tests/ptx_fresh.rs` fails when a committed PTX is stale.
-//! - The PTX is portable `sm_80` code that the driver JIT-compiles for sm_86/89/90 at module load. A source
-//!   that tests `__CUDA_ARCH_FEAT_SM90_ALL` (Hopper's wgmma) is compiled a second time for `sm_90a` into
-//!   `ptx/<stem>.sm_90a.ptx`, which the runtime loads in its place on compute capability 9.0 when
-//!   `GENSYNC_SM90A` is set.
+//! - The PTX is portable `sm_80` code that the driver JIT-compiles for sm_86/89/90 at module load.
 
 #[path = "src/cuda/source_hash.rs"]
 mod source_hash;
 
-use source_hash::{ptx_targets, recorded_hash, source_hash, HASH_PREFIX, HOPPER_SUFFIX};
+use source_hash::{recorded_hash, source_hash, HASH_PREFIX};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,39 +32,30 @@ fn main() {
     let nvcc = find_nvcc();
     for src in &sources {
         let stem = src.file_stem().unwrap().to_str().unwrap().to_string();
+        let ptx = ptx_dir.join(format!("{stem}.ptx"));
         let hash = source_hash(src);
-        for (arch, suffix) in ptx_targets(src) {
-            let ptx = ptx_dir.join(format!("{stem}{suffix}.ptx"));
-            if recorded_hash(&ptx).as_deref() == Some(hash.as_str()) {
-                continue;
-            }
-            match &nvcc {
-                Some(nvcc) => compile(nvcc, arch, src, &ptx, &hash, &kernels),
-                None => println!(
-                    "cargo:warning=ptx/{stem}{suffix}.ptx is stale and nvcc was not found (set NVCC): using it as committed"
-                ),
-            }
+        if recorded_hash(&ptx).as_deref() == Some(hash.as_str()) {
+            continue;
+        }
+        match &nvcc {
+            Some(nvcc) => compile(nvcc, src, &ptx, &hash, &kernels),
+            None => println!(
+                "cargo:warning=ptx/{stem}.ptx is stale and nvcc was not found (set NVCC): using it as committed"
+            ),
         }
     }
 
-    // Embed every PTX module: `PTX_MODULES: &[(family, ptx_source)]` (portable) and `PTX_SM90A` (the Hopper
-    // variants).
-    let mut table = String::new();
-    for (name, doc, suffix) in [
-        ("PTX_MODULES", "Every kernel family's portable PTX", ""),
-        ("PTX_SM90A", "The sm_90a PTX of the families that have one", HOPPER_SUFFIX),
-    ] {
-        table.push_str(&format!("/// {doc}, embedded at build time: (family, PTX source).\n"));
-        table.push_str(&format!("pub const {name}: &[(&str, &str)] = &[\n"));
-        for src in &sources {
-            let stem = src.file_stem().unwrap().to_str().unwrap();
-            let ptx = ptx_dir.join(format!("{stem}{suffix}.ptx"));
-            if ptx.exists() {
-                table.push_str(&format!("    ({stem:?}, include_str!({:?})),\n", ptx.display().to_string()));
-            }
+    // Embed every PTX module: `PTX_MODULES: &[(family, ptx_source)]`.
+    let mut table = String::from("/// Every kernel family's PTX, embedded at build time: (family, PTX source).\n");
+    table.push_str("pub const PTX_MODULES: &[(&str, &str)] = &[\n");
+    for src in &sources {
+        let stem = src.file_stem().unwrap().to_str().unwrap();
+        let ptx = ptx_dir.join(format!("{stem}.ptx"));
+        if ptx.exists() {
+            table.push_str(&format!("    ({stem:?}, include_str!({:?})),\n", ptx.display().to_string()));
         }
-        table.push_str("];\n");
     }
+    table.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("ptx_modules.rs");
     fs::write(out, table).unwrap();
 }
@@ -82,10 +70,10 @@ fn find_nvcc() -> Option<PathBuf> {
     })
 }
 
-fn compile(nvcc: &Path, arch: &str, src: &Path, ptx: &Path, hash: &str, include: &Path) {
+fn compile(nvcc: &Path, src: &Path, ptx: &Path, hash: &str, include: &Path) {
     let tmp = ptx.with_extension("ptx.tmp");
     let status = Command::new(nvcc)
-        .args(["-ptx", "-O3", "-lineinfo", &format!("-arch={arch}"), "-std=c++17"])
+        .args(["-ptx", "-O3", "-lineinfo", "-arch=sm_80", "-std=c++17"])
         .arg("-I")
         .arg(include)
         .arg(src)

@@ -19,8 +19,7 @@
 #                               training of one identity; everything in <date>-<gpu>-check.tgz (one file).
 #   bench/gpu.sh deform [TEST..] on the GPU machine: the deformation network's tests (with memcheck and
 #                               racecheck), its bench at B = 1, 8, 32 and the network part of torch_peer.py
-#                               in one log (<date>-<gpu>-deform.log), then the named test binaries; on
-#                               Hopper the GPU-vs-twin tests and the B = 8 bench also with the sm_90a PTX.
+#                               in one log (<date>-<gpu>-deform.log), then the named test binaries.
 #   bench/gpu.sh raster         on the GPU machine: the rasterizer's tests (GPU against the twin, with the
 #                               error of every output), memcheck and racecheck over them, its bench at
 #                               B = 1 and 8 with the per-kernel profile, and gsplat on the same scenes
@@ -32,8 +31,6 @@
 #                               The PTX is JIT-compiled without line information: to attribute the rows to
 #                               source lines, disassemble `ptxas -lineinfo -arch=sm_90 ptx/attention.ptx`
 #                               with `nvdisasm -gi` (the same SASS, row for row).
-#   bench/gpu.sh wgmma-probe    on the GPU machine (Hopper): bench/wgmma_probe.cu, the wgmma layouts the sm_90a
-#                               kernels use (and a weight-gradient layout they may), checked and timed.
 #   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
 #                               corpus (4 identities × 20 s, 512²), held-out renders, then `gensync demo`:
 #                               logs, contact sheets and metrics in <date>-<gpu>-canonical-train.tgz.
@@ -232,9 +229,6 @@ deform() {
         $g --device cuda info
         echo "## tests: deform"
         "$t" --include-ignored --test-threads=1 2>&1 | grep -vE "rel err [0-9.]+e-([5-9]|[1-9][0-9])," || true
-        # On Hopper, the sm_90a kernels against the twins too.
-        echo "## tests: deform GPU tests, sm_90a PTX (GENSYNC_SM90A=1)"
-        GENSYNC_SM90A=1 "$t" --ignored --test-threads=1 gpu_ 2>&1 | grep -E "^test |test result" || true
         echo "## memcheck: deform GPU tests"
         timeout 200 compute-sanitizer --tool memcheck --print-limit 20 "$t" --ignored --test-threads=1 2>&1 \
             | grep -E "ERROR SUMMARY|test result" || true
@@ -251,19 +245,10 @@ deform() {
             echo "## bench deform B = $b"
             $g --device cuda --profile --profile-csv "$out/profile-deform-b$b.csv" bench deform --gaussians 50000 --batch $b 2>&1
         done
-        echo "## bench deform B = 8, sm_90a PTX (GENSYNC_SM90A=1; on Hopper, against the portable run above)"
-        GENSYNC_SM90A=1 $g --device cuda --profile bench deform --gaussians 50000 --batch 8 2>&1
         echo "## torch_peer.py: the network alone (eager PyTorch; the rest of the script needs gsplat)"
         NETB=1,8,32 timeout 300 python3 .device/peer/torch_peer.py 2>&1 | grep -m 3 net_eager || true
         named_tests "$@"
     } 2>&1 | tee "$log"
-}
-
-# bench/wgmma_probe.cu (Hopper): wgmma's layouts and speed against mma.sync, log <date>-<gpu>-wgmma-probe.log.
-wgmma_probe() {
-    local log; log=$(log_path "-wgmma-probe")
-    PATH=/usr/local/cuda/bin:$PATH nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a bench/wgmma_probe.cu -o /tmp/wgmma_probe
-    /tmp/wgmma_probe 2>&1 | tee "$log"
 }
 
 # Nsight Compute on the deformation network's tensor-core kernels: where their time goes, per section and
@@ -321,6 +306,5 @@ case "${1:-}" in
     check) shift; check "$@" ;;
     canonical) canonical ;;
     deform-ncu) deform_ncu ;;
-    wgmma-probe) wgmma_probe ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ncu | wgmma-probe | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ncu | raster [TEST..]" >&2; exit 2 ;;
 esac

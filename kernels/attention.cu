@@ -192,114 +192,6 @@ __device__ __forceinline__ void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// Hopper's warpgroup products (the sm_90a PTX only; build.rs compiles a source that tests this macro for
-// sm_90a as well, and the runtime loads that PTX on compute capability 9.0). wgmma.mma_async runs one
-// 64 × 8·NT × 16 product for the warpgroup's 4 warps (16 rows each, A fragments in registers as for mma,
-// accumulators in the mma C layout, tile j in d[j]) against B read by the tensor cores straight from
-// shared memory, where mma needs one 8-byte load per lane per 16 × 8 × 16 block.
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define HOPPER 1
-template <int NT>
-__device__ __forceinline__ void wgmma_f16(float (&d)[NT][4], const uint32_t (&a)[4], uint64_t b);
-// The specializations differ in N = 8·NT and in the operand numbers: the accumulators %0 … %(4·NT − 1)
-// (WG_TILE per tile), then the four A registers and B's descriptor.
-#define WG_TILE(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
-#define WGMMA_F16(NT, N, D_REGS, A_REGS, B_REG, ...)                                                        \
-    template <>                                                                                             \
-    __device__ __forceinline__ void wgmma_f16<NT>(float (&d)[NT][4], const uint32_t (&a)[4], uint64_t b) {  \
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\nwgmma.mma_async.sync.aligned.m64n" #N           \
-                     "k16.f32.f16.f16 {" D_REGS "}, {" A_REGS "}, " B_REG ", p, 1, 1, 0;\n}\n"                \
-                     : __VA_ARGS__                                                                          \
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                                 \
-    }
-WGMMA_F16(1, 8,
-          "%0,%1,%2,%3",
-          "%4,%5,%6,%7", "%8",
-          WG_TILE(0))
-WGMMA_F16(6, 48,
-          "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-          "%16,%17,%18,%19,%20,%21,%22,%23",
-          "%24,%25,%26,%27", "%28",
-          WG_TILE(0), WG_TILE(1), WG_TILE(2), WG_TILE(3), WG_TILE(4), WG_TILE(5))
-WGMMA_F16(8, 64,
-          "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-          "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31",
-          "%32,%33,%34,%35", "%36",
-          WG_TILE(0), WG_TILE(1), WG_TILE(2), WG_TILE(3), WG_TILE(4), WG_TILE(5), WG_TILE(6), WG_TILE(7))
-WGMMA_F16(16, 128,
-          "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-          "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
-          "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
-          "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63",
-          "%64,%65,%66,%67", "%68",
-          WG_TILE(0), WG_TILE(1), WG_TILE(2), WG_TILE(3), WG_TILE(4), WG_TILE(5), WG_TILE(6), WG_TILE(7),
-          WG_TILE(8), WG_TILE(9), WG_TILE(10), WG_TILE(11), WG_TILE(12), WG_TILE(13), WG_TILE(14), WG_TILE(15))
-#undef WGMMA_F16
-#undef WG_TILE
-
-// Shared-memory matrix descriptor (PTX ISA, wgmma): the start address, the byte distances between core
-// matrices adjacent in K (lbo) and in N (sbo), no swizzle; each field in 16-byte units.
-__device__ __forceinline__ uint64_t smem_desc(const void* start, uint32_t lbo, uint32_t sbo) {
-    const uint32_t a = (uint32_t)__cvta_generic_to_shared(start);
-    return (uint64_t)((a >> 4) & 0x3fff) | (uint64_t)(lbo >> 4) << 16 | (uint64_t)(sbo >> 4) << 32;
-}
-
-// Keeps the compiler from moving reads or writes of the accumulators across the asynchronous products.
-template <int NT>
-__device__ __forceinline__ void wgmma_hold(float (&d)[NT][4]) {
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
-}
-
-// Before a batch of products on acc: their registers as written so far, visible to the tensor cores.
-template <int NT>
-__device__ __forceinline__ void wgmma_begin(float (&acc)[NT][4]) {
-    wgmma_hold(acc);
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-
-// A fragments read by products in flight: used after wgmma_end, so that their registers are not reused
-// while the tensor cores read them.
-template <int KS>
-__device__ __forceinline__ void wgmma_keep(const uint32_t (&a)[KS][4]) {
-#pragma unroll
-    for (int s = 0; s < KS; ++s)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) asm volatile("" ::"r"(a[s][i]) : "memory");
-}
-
-// After the batch: waits for it, acc as the tensor cores left it.
-template <int NT>
-__device__ __forceinline__ void wgmma_end(float (&acc)[NT][4]) {
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-    wgmma_hold(acc);
-}
-
-// The descriptor of k-step s of a K × N matrix w (KS k-steps) in shared memory in the core layout
-// (deform_pack): block (column tile j, k-step s) of 256 bytes at (j·KS + s)·256 holds the 8 × 8 core
-// matrices of k 16s … 16s + 7 and 16s + 8 … 16s + 15, row n at 16·(n % 8); so core matrices are 128 bytes
-// apart in K and 256·KS in N.
-__device__ __forceinline__ uint64_t core_desc(const uint2* w, int s, int KS) {
-    return smem_desc(w + 32 * s, 128, 256 * KS);
-}
-
-// acc += A·B over KS k-steps for the warpgroup (each warp its 16 rows), fp16 operands, B from shared memory
-// in the core layout (core_desc). Waits for the products. Every warp of the warpgroup must call it together.
-template <int NT, int KS>
-__device__ __forceinline__ void warpgroup_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* w) {
-    wgmma_begin(acc);
-#pragma unroll
-    for (int s = 0; s < KS; ++s) wgmma_f16<NT>(acc, a[s], core_desc(w, s, KS));
-    wgmma_end(acc);
-    wgmma_keep(a);
-}
-#else
-#define HOPPER 0
-#endif
-
 // y[p][col] = act(v + bias[col]) (relu or none; bias may be null), or y[p][col] += v when `accumulate`.
 __device__ __forceinline__ void tile_put(float* y, int ldy, int p, int col, float v, const float* __restrict__ bias,
                                          bool relu, bool accumulate) {
@@ -884,10 +776,6 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
 // and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
 // a column of ones after x's last column gives the bias gradient in the same product.
-// In the sm_90a PTX (HOPPER; opt-in, GENSYNC_SM90A) the products whose B deform_pack lays out in shared
-// memory's core layout (core_layout: the forward's out-projection, FFN and heads, and the backward's
-// recompute of the heads) run on wgmma, a warpgroup of 4 warps (64 rows) per product, B read by the tensor
-// cores from shared memory instead of one 8-byte load per lane per mma; the rest as in the portable PTX.
 // Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
@@ -921,6 +809,16 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // prefetching each warp's next tape record to L2 while it works on the current one cost 4 % (tried on
 // c838d18). Code size matters: unrolling the loop over heads 0–3 cost 9 % in each kernel (at 94a555f);
 // not unrolling block_dw's k-steps cost 1 %.
+// Tried on an H100 (2026-12-06, same session, B = 8, step 3.45 ms): an sm_90a build with Hopper's wgmma
+// (m64nNk16, fp16 A from registers, B from shared memory in the no-swizzle K-major core layout, LBO = the K
+// stride) for the forward's out-projection, FFN and heads and the backward's recompute of the heads: correct
+// against the twins, but 3.60 ms (chain forward 0.52 → 0.64 ms, heads forward 0.445 → 0.46; the forward is
+// not bound by the tensor cores or the B loads, and each layer waits for its wgmma); the code is at 17108d6.
+// block_dw adding into the partials with red.global.add.f32 instead of load + store: 3.59 ms (about 150 M
+// float reductions per step in L2). The partials' loads and stores with an L2 evict_last policy: 3.55 ms.
+// Nsight Compute at this commit (H100): deform_bwd_heads_tc moves 0.53 GB from DRAM and 0.62 GB to it per
+// call against ~0.12 GB of output (its tape and gradient stores), so its partial slices (132 × 197 KB,
+// read and written once per item: 0.6 GB per call) do not stay in L2; L2 hit rate 79 %, SM throughput 20 %.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
@@ -988,27 +886,18 @@ static_assert(frag_count(D, HID) == 2048 && frag_count(HID, D) == 2048 && frag_c
                   frag_count(HID, 48) == 1536 && frag_count(3, HID) == 512 && frag_count(48, HID) == 1536,
               "PACKED's literal offsets");
 
-// In the sm_90a PTX the forward matrices that wgmma reads from shared memory, [PK_O, PK_NORM) (all but the
-// query's, which the backward reads from global memory), are in warpgroup_mma's core layout instead of mma
-// fragments (same size, same blocks of 256 bytes), the low parts as their matrices.
-__device__ constexpr bool core_layout(int e) { return HOPPER && e >= PK_O && e < PK_NORM; }
-
-// The four weights 8-byte word `e` of deform_pack's buffer holds, in register order: of an fp16/bf16
-// fragment (k0, k0 + 1, k0 + 8, k0 + 9), of a core-layout block (k0 … k0 + 3) of one column; 0 outside the
-// matrix. `transposed`: whether it is a backward (bf16) fragment.
+// The four weights fragment `e` (an fp16/bf16 fragment index) holds, in register order (k0, k0 + 1,
+// k0 + 8, k0 + 9), 0 outside the matrix; `transposed`: whether it is a backward (bf16) fragment.
 __device__ __forceinline__ void fragment_weights(const float* __restrict__ params, int e, float (&v)[4], bool& transposed) {
     int m = 27;
     while (PACKED[m].dst > e) --m;
     const PackEntry pe = PACKED[m];
     const int K = pe.transposed ? pe.out : pe.in, N = pe.transposed ? pe.in : pe.out;
     const int local = e - pe.dst, lane = local & 31, tile = local >> 5, ks_n = (K + 15) / 16;
-    const bool core = core_layout(e);
-    // Core layout: word l of a block is row (l / 2) % 8 of core matrix l / 16, columns 4·(l % 2) …
-    const int n = 8 * (tile / ks_n) + (core ? (lane >> 1) & 7 : lane >> 2);
-    const int k0 = 16 * (tile % ks_n) + (core ? 8 * (lane >> 4) + 4 * (lane & 1) : 2 * (lane & 3));
+    const int n = 8 * (tile / ks_n) + (lane >> 2), k0 = 16 * (tile % ks_n) + 2 * (lane & 3);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const int k = k0 + (core ? i : (i & 1) + 8 * (i >> 1));
+        const int k = k0 + (i & 1) + 8 * (i >> 1);
         v[i] = k < K && n < N ? params[pe.src + (pe.transposed ? k * pe.in + n : n * pe.in + k)] : 0.0f;
     }
     transposed = pe.transposed;
@@ -1101,27 +990,14 @@ __device__ __forceinline__ void acc_init(float (&acc)[NT][4], const float* __res
         }
 }
 
-// acc += A·B for a forward layer whose B (fp16) deform_pack lays out for `core_layout`: on the warpgroup
-// from shared memory in the sm_90a PTX, else per warp.
-template <int NT, int KS>
-__device__ __forceinline__ void heads_mma(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint2* w) {
-#if HOPPER
-    warpgroup_mma<NT, KS>(acc, a, w);
-#else
-    warp_mma<NT, KS, true>(acc, a, w);
-#endif
-}
-
-// y = x·Wᵀ + bias for a forward layer (fp16 operands; bias columns ≥ valid give 0); HEADS: B in the heads'
-// section (heads_mma).
-template <int NT, int NTX, bool HEADS = false>
+// y = x·Wᵀ + bias for a forward layer (fp16 operands; bias columns ≥ valid give 0).
+template <int NT, int NTX>
 __device__ __forceinline__ void layer_fwd(float (&y)[NT][4], const float (&x)[NTX][4], const float* __restrict__ bias,
                                           int valid, const uint2* __restrict__ w) {
     uint32_t a[(NTX + 1) / 2][4];
     to_frags<NTX, true>(x, a);
     acc_init<NT>(y, bias, valid);
-    if (HEADS) heads_mma<NT, (NTX + 1) / 2>(y, a, w);
-    else warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
+    warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
 }
 
 // y = x·Wᵀ + bias for a split layer: x = hi + lo, W = Whi + Wlo (lo: deform_pack's low parts), y ≈ hi·Whi +
@@ -1133,6 +1009,7 @@ __device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (
     // K in chunks of 64 (4 k-steps): the FFN's second layer would spill with all 8 k-steps' fragments live.
     constexpr int KS = (NTX + 1) / 2, CHUNK = KS < 4 ? KS : 4;
     static_assert(KS % CHUNK == 0, "layer_fwd_split: K must be a multiple of 64 or below it");
+    const int lane = threadIdx.x & 31;
     acc_init<NT>(y, bias, valid);
 #pragma unroll
     for (int c = 0; c < KS / CHUNK; ++c) {
@@ -1140,21 +1017,6 @@ __device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (
         uint32_t a_hi[CHUNK][4], a_lo[CHUNK][4];
         to_frags<2 * CHUNK, true>(xc, a_hi);
         to_frags<2 * CHUNK, true, true>(xc, a_lo);
-#if HOPPER
-        // The warpgroup's three products per k-step, B in the core layout (the low parts likewise).
-        wgmma_begin(y);
-#pragma unroll
-        for (int s = CHUNK * c; s < CHUNK * (c + 1); ++s) {
-            const uint64_t b_hi = core_desc(w, s, KS), b_lo = core_desc(lo, s, KS);
-            wgmma_f16<NT>(y, a_hi[s - CHUNK * c], b_hi);
-            wgmma_f16<NT>(y, a_lo[s - CHUNK * c], b_hi);
-            wgmma_f16<NT>(y, a_hi[s - CHUNK * c], b_lo);
-        }
-        wgmma_end(y);
-        wgmma_keep(a_hi);
-        wgmma_keep(a_lo);
-#else
-        const int lane = threadIdx.x & 31;
 #pragma unroll
         for (int s = 0; s < CHUNK; ++s)
 #pragma unroll
@@ -1166,7 +1028,6 @@ __device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (
                 mma_m16n8k16<true>(y[j], a_lo[s], b_hi);
                 mma_m16n8k16<true>(y[j], a_hi[s], b_lo);
             }
-#endif
     }
 }
 
@@ -1582,7 +1443,7 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
                                                    const float (&g)[8][4], float (&hid)[16][4]) {
     const float* vnorm = reinterpret_cast<const float*>(wh + HS_NORM) + h * HID;
     const float* bias = params + P_HEAD0B + h * HID;
-    layer_fwd<16, 8, true>(hid, g, bias, HID, wh + h * frag_count(D, HID));
+    layer_fwd<16, 8>(hid, g, bias, HID, wh + h * frag_count(D, HID));
     float bound[2];  // 1.03·2^-10·‖g_r‖ for the lane's rows g, g + 8
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -1629,7 +1490,7 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
 __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
                                                const uint32_t (&ga)[4][4], float (&hid)[16][4]) {
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
-    heads_mma<16, 4>(hid, ga, wh + h * frag_count(D, HID));
+    warp_mma<16, 4, true>(hid, ga, wh + h * frag_count(D, HID));
 }
 
 // F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units hid (after the ReLU); wh
@@ -1637,7 +1498,7 @@ __device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params,
 template <int NTH>
 __device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
                                             const float (&hid)[16][4], float (&out)[NTH][4]) {
-    layer_fwd<NTH, 16, true>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wh + HS_HEAD1 + HEAD1_PK[h]);
+    layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wh + HS_HEAD1 + HEAD1_PK[h]);
 }
 
 // Row r's rotation quaternion (canonical + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
@@ -1724,26 +1585,20 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 // back); FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
 // three times) + the fp32 rest.
 
-// The block copies deform_pack's [from, to) to shared memory wsm (then a barrier; for wgmma, which reads
-// shared memory through the async proxy, a proxy fence before it).
+// The block copies deform_pack's [from, to) to shared memory wsm (then a barrier).
 __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restrict__ wp, int from, int to) {
     for (int e = threadIdx.x; e < (to - from) / 2; e += blockDim.x)
         reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp + from) + e);
-#if HOPPER
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
     __syncthreads();
 }
 
-// The forward kernels' warps need no block-wide step but the fragments' copy: FWD_WARPS per block, 168
-// registers each, more warps per SM than the backward's 8 to hide their latencies. They go in groups of 4
-// (warpgroups, for wgmma), the group taking units u = blockIdx.x·FWD_GROUPS + its index, + gridDim.x·
-// FWD_GROUPS, …, each of 4 warp tiles T = 4u + warp % 4; warp tile T = item·8 + w (w: the warp of a
-// 128-Gaussian item in the backward), item = n_tile·B + b. deform_fwd_heads_tc fits in 167 registers (at
-// 8 warps it took 0.597 ms, at 12 0.445, at 16 with spills 0.474; B = 8, H200); deform_fwd_chain_tc
-// spills 576 bytes at 168 and is still 4 % faster than at 255 (0.420 against 0.439 ms).
+// The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy):
+// FWD_WARPS per block, 168 registers each, more warps per SM than the backward's 8 to hide their
+// latencies. Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item =
+// n_tile·B + b. deform_fwd_heads_tc fits in 167 registers (at 8 warps it took 0.597 ms, at 12 0.445,
+// at 16 with spills 0.474; B = 8, H200); deform_fwd_chain_tc spills 576 bytes at 168 and is still 4 %
+// faster than at 255 (0.420 against 0.439 ms).
 #define FWD_WARPS 12
-#define FWD_GROUPS (FWD_WARPS / 4)
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
 deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_HEAD0)
@@ -1752,8 +1607,8 @@ deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     const DropArgs dr = {key, threshold, scale};
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
 #pragma unroll 1
-    for (int unit = blockIdx.x * FWD_GROUPS + (threadIdx.x >> 7); unit < n_tiles * B * 2; unit += gridDim.x * FWD_GROUPS) {
-        const int tile = 4 * unit + ((threadIdx.x >> 5) & 3);
+    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
+         tile += gridDim.x * FWD_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
         tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
     }
@@ -1765,8 +1620,8 @@ deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     copy_fragments(wsm, wp, PK_HEAD0, PK_FWD_END);
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
 #pragma unroll 1
-    for (int unit = blockIdx.x * FWD_GROUPS + (threadIdx.x >> 7); unit < n_tiles * B * 2; unit += gridDim.x * FWD_GROUPS) {
-        const int tile = 4 * unit + ((threadIdx.x >> 5) & 3);
+    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
+         tile += gridDim.x * FWD_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
         deform_fwd_heads_tile(params, wsm, tc_rows(n_tile * TC_TILE + w * 16, b, N),
                               CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},

@@ -40,15 +40,13 @@ pub struct DeviceInfo {
     pub total_memory: usize,
     pub l2_bytes: i32,
     pub driver_version: i32,
-    /// Whether the sm_90a PTX variants (Hopper's wgmma) were loaded in place of the portable PTX.
-    pub hopper_kernels: bool,
 }
 
 impl std::fmt::Display for DeviceInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} (compute {}.{}, {} SMs, {:.1} GiB, L2 {} MiB, driver CUDA {}.{}, {} kernels)",
+            "{} (compute {}.{}, {} SMs, {:.1} GiB, L2 {} MiB, driver CUDA {}.{})",
             self.name,
             self.compute_capability.0,
             self.compute_capability.1,
@@ -56,8 +54,7 @@ impl std::fmt::Display for DeviceInfo {
             self.total_memory as f64 / (1u64 << 30) as f64,
             self.l2_bytes >> 20,
             self.driver_version / 1000,
-            (self.driver_version % 1000) / 10,
-            if self.hopper_kernels { "sm_90a" } else { "portable sm_80" }
+            (self.driver_version % 1000) / 10
         )
     }
 }
@@ -175,15 +172,10 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         // A stream of our own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(|e| Error::cuda("creating the CUDA stream", e))?;
-        let mut info = device_info(&ctx)?;
-        // On Hopper, with GENSYNC_SM90A set, the families with an sm_90a variant load it: opt-in until that
-        // variant has been checked against the CPU twins on a GPU.
-        info.hopper_kernels = info.compute_capability == (9, 0) && std::env::var_os("GENSYNC_SM90A").is_some();
+        let info = device_info(&ctx)?;
         let mut modules = Vec::new();
         let mut kernels = BTreeMap::new();
-        for (family, portable) in PTX_MODULES {
-            let hopper = PTX_SM90A.iter().find(|(f, _)| f == family).filter(|_| info.hopper_kernels);
-            let ptx = hopper.map_or(portable, |(_, ptx)| ptx);
+        for (family, ptx) in PTX_MODULES {
             let module = ctx
                 .load_module(cudarc::nvrtc::Ptx::from_src(*ptx))
                 .map_err(|e| Error::cuda(format!("loading kernels/{family}.cu's PTX"), e))?;
@@ -500,7 +492,6 @@ fn device_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
         total_memory: ctx.total_mem().map_err(|e| Error::cuda("reading total memory", e))?,
         l2_bytes: attr(A::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?,
         driver_version,
-        hopper_kernels: false,
     })
 }
 

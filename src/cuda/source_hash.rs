@@ -1,25 +1,11 @@
 //! The hash recorded at the top of every `ptx/*.ptx`: SHA-256 over the kernel's `.cu` source followed by every
 //! shared header `kernels/*.cuh` (sorted by name), so that a change to either makes the PTX stale.
-//! Also which PTX files a source is compiled to. Used by build.rs and by tests/ptx_fresh.rs; not part of the
-//! library.
+//! Used by build.rs and by tests/ptx_fresh.rs; not part of the library.
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub const HASH_PREFIX: &str = "// source-sha256: ";
-
-/// The file-name suffix of a Hopper variant (`ptx/<stem>.sm_90a.ptx`).
-pub const HOPPER_SUFFIX: &str = ".sm_90a";
-
-/// (nvcc -arch, PTX file-name suffix) of every PTX a kernel source is compiled to: portable sm_80 PTX, and an
-/// sm_90a variant when the source tests `__CUDA_ARCH_FEAT_SM90_ALL` (Hopper's wgmma).
-pub fn ptx_targets(cu_file: &Path) -> Vec<(&'static str, &'static str)> {
-    let mut targets = vec![("sm_80", "")];
-    if std::fs::read_to_string(cu_file).is_ok_and(|s| s.contains("__CUDA_ARCH_FEAT_SM90_ALL")) {
-        targets.push(("compute_90a", HOPPER_SUFFIX));
-    }
-    targets
-}
 
 pub fn source_hash(cu_file: &Path) -> String {
     let mut hasher = Sha256::new();
