@@ -25,9 +25,10 @@
 #                               B = 1 and 8 with the per-kernel profile, and gsplat on the same scenes
 #                               (bench/raster_vs_gsplat.py, wheels from .whl/ as for `peer`) in one log
 #                               (<date>-<gpu>-raster.log); then the named test binaries.
-#   bench/gpu.sh deform-ncu     on the GPU machine: Nsight Compute reports of the four tensor-core kernels
-#                               (N = 50 000, B = 8): every section, and the per-instruction SASS counters
-#                               (executed instructions, stall samples) as CSV, in <date>-<gpu>-deform-ncu.tgz.
+#   bench/gpu.sh deform-ncu [KERNEL..] on the GPU machine: Nsight Compute reports of the named kernels of
+#                               bench deform (default: the four tensor-core kernels; N = 50 000, B = 8): every
+#                               section, and the per-instruction SASS counters (executed instructions, stall
+#                               samples) as CSV, in <date>-<gpu>-deform-ncu.tgz.
 #                               The PTX is JIT-compiled without line information: to attribute the rows to
 #                               source lines, disassemble `ptxas -lineinfo -arch=sm_90 ptx/attention.ptx`
 #                               with `nvdisasm -gi` (the same SASS, row for row).
@@ -256,7 +257,9 @@ deform() {
 deform_ncu() {
     unpack
     local g=.device/gensync dir; dir=$(mktemp -d)
-    for k in deform_fwd_chain_tc deform_fwd_heads_tc deform_bwd_heads_tc deform_bwd_chain_tc; do
+    local kernels=("$@")
+    [ ${#kernels[@]} -gt 0 ] || kernels=(deform_fwd_chain_tc deform_fwd_heads_tc deform_bwd_heads_tc deform_bwd_chain_tc)
+    for k in "${kernels[@]}"; do
         timeout 300 ncu --set full --kernel-name "$k" --launch-skip 3 --launch-count 1 -o "$dir/$k" \
             $g --device cuda bench deform --gaussians 50000 --batch 8 --reps 2 > "$dir/$k-run.txt" 2>&1 || true
         ncu -i "$dir/$k.ncu-rep" --page details --print-details all > "$dir/$k-details.txt" 2>&1 || true
@@ -305,6 +308,6 @@ case "${1:-}" in
     peer) peer ;;
     check) shift; check "$@" ;;
     canonical) canonical ;;
-    deform-ncu) deform_ncu ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ncu | raster [TEST..]" >&2; exit 2 ;;
+    deform-ncu) shift; deform_ncu "$@" ;;
+    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
