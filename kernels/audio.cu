@@ -10,7 +10,7 @@
 // __syncthreads, and layers that do not depend on each other share a pass. The work is tiny (≈ 0.5 MFLOP
 // per frame) and latency-bound, so the passes shorten the serial chains: a group of G lanes (G = 1…32,
 // chosen per layer to fill the block) splits each output's input sum and combines it with __shfl_xor_sync,
-// each thread carries all rows (dense) or positions (conv) of its output so a weight is read once, and the
+// each thread carries all rows (and, in a conv, positions) of its output so a weight is read once, and the
 // loops are unrolled so a thread's weight loads are in flight together. Sums are reassociated (split and
 // tree-combined) against the CPU twin's increasing order; biases are still added last. The backward keeps
 // dL/d(pre-activation) in its buffers: each layer's d_x is stored already multiplied by act' of its input,
@@ -236,84 +236,97 @@ struct NoDx {
 };
 
 // y [ROWS, LO, COUT] = LeakyReLU(conv(x [ROWS, L, Cin], W [COUT, Cin, 3]) + b), padding 1. A group of G
-// lanes per (row, o) splits the input channels (lane g takes i ≡ g mod G, all three taps) and carries the
-// row's LO positions, so each W element is read once per row and each x element serves its taps. CIN = 0:
-// Cin at run time (the first conv's C). x may be global (the audio).
+// lanes per output channel o splits the input channels (lane g takes i ≡ g mod G, all three taps) and
+// carries every row's LO positions, so each W element is read once and each x element serves its taps; a
+// group's lanes read adjacent weights. (One (row, o) per thread, reading all of o's weights per row, put
+// 32 cache lines behind each weight load of a warp: two thirds of tokens_fwd's stall samples, H100.)
+// CIN = 0: Cin at run time (the first conv's C). x may be global (the audio).
 template <int ROWS, int L, int S, int CIN, int COUT, int G>
 __device__ __forceinline__ void blk_conv(const float* x, int cin, const float* __restrict__ W,
                                          const float* __restrict__ b, float* y) {
     constexpr int LO = (L - 1) / S + 1;
-    static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (ROWS * COUT * G) % 32 == 0), "blk_conv: G");
+    static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (COUT * G) % 32 == 0), "blk_conv: G");
     const int Cin = CIN ? CIN : cin;
     const int lane = threadIdx.x & (G - 1);
-    for (int item = threadIdx.x / G; item < ROWS * COUT; item += TOK_THREADS / G) {
-        const int r = item / COUT, o = item - r * COUT;
-        const float* xr = x + r * L * Cin;
+    for (int o = threadIdx.x / G; o < COUT; o += TOK_THREADS / G) {
         const float* wo = W + o * Cin * 3;
-        float acc[LO];
+        float acc[ROWS][LO];
 #pragma unroll
-        for (int t = 0; t < LO; ++t) acc[t] = 0.0f;
-#pragma unroll 4
+        for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+            for (int t = 0; t < LO; ++t) acc[r][t] = 0.0f;
+#pragma unroll 2
         for (int j = 0; j < (Cin + G - 1) / G; ++j) {
             const int i = j * G + lane;
             if (i < Cin) {
                 const float w[3] = {wo[i * 3], wo[i * 3 + 1], wo[i * 3 + 2]};
 #pragma unroll
-                for (int t = 0; t < LO; ++t)
+                for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-                    for (int k = 0; k < 3; ++k) {
-                        const int ti = t * S + k - 1;
-                        if (ti >= 0 && ti < L) acc[t] = fmaf(w[k], xr[ti * Cin + i], acc[t]);
-                    }
+                    for (int t = 0; t < LO; ++t)
+#pragma unroll
+                        for (int k = 0; k < 3; ++k) {
+                            const int ti = t * S + k - 1;
+                            if (ti >= 0 && ti < L) acc[r][t] = fmaf(w[k], x[(r * L + ti) * Cin + i], acc[r][t]);
+                        }
             }
         }
+        const float bo = b[o];
 #pragma unroll
-        for (int t = 0; t < LO; ++t) {
-            const float v = group_sum<G>(acc[t]);
-            if ((t & (G - 1)) == lane) y[(r * LO + t) * COUT + o] = act_apply(v + b[o], ACT_LEAKY);
-        }
+        for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+            for (int t = 0; t < LO; ++t) {
+                const float v = group_sum<G>(acc[r][t]);
+                if (((r * LO + t) & (G - 1)) == lane) y[(r * LO + t) * COUT + o] = act_apply(v + bo, ACT_LEAKY);
+            }
     }
 }
 
 // Backward of blk_conv from dp = dL/d(pre-activation) [ROWS, LO, COUT] (G = 0: no d_x):
-// store_dx(r·L + ti, i, Σ_{o,k: ti = t·S + k − 1} dp[r][t][o] W[o][i][k]) with G lanes per (row, i)
-// splitting o; then d_W (one (o, i) per thread and step, its three taps together, each a sum over rows and
-// positions in the twin's order) and d_b (the block's last threads), atomics. No barrier inside.
+// store_dx(r·L + ti, i, Σ_{o,k: ti = t·S + k − 1} dp[r][t][o] W[o][i][k]) with G lanes per input channel i
+// splitting o, carrying every row (each W element read once, as in blk_conv); then d_W (one (o, i) per
+// thread and step, its three taps together, each a sum over rows and positions in the twin's order) and
+// d_b (the block's last threads), atomics. No barrier inside.
 template <int ROWS, int L, int S, int CIN, int COUT, int G, class StoreDx>
 __device__ __forceinline__ void blk_conv_bwd(const float* x, int cin, const float* __restrict__ W, const float* dp,
                                              float* d_W, float* d_b, StoreDx store_dx) {
     constexpr int LO = (L - 1) / S + 1;
     const int Cin = CIN ? CIN : cin;
     if constexpr (G > 0) {
-        static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (ROWS * CIN * G) % 32 == 0), "blk_conv_bwd: G");
+        static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (CIN * G) % 32 == 0), "blk_conv_bwd: G");
         const int lane = threadIdx.x & (G - 1);
-        for (int item = threadIdx.x / G; item < ROWS * CIN; item += TOK_THREADS / G) {
-            const int r = item / CIN, i = item - r * CIN;
-            float acc[L];
+        for (int i = threadIdx.x / G; i < CIN; i += TOK_THREADS / G) {
+            float acc[ROWS][L];
 #pragma unroll
-            for (int ti = 0; ti < L; ++ti) acc[ti] = 0.0f;
-#pragma unroll 4
+            for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+                for (int ti = 0; ti < L; ++ti) acc[r][ti] = 0.0f;
+#pragma unroll 2
             for (int j = 0; j < (COUT + G - 1) / G; ++j) {
                 const int o = j * G + lane;
                 if (COUT % G == 0 || o < COUT) {
                     const float* w = W + (o * CIN + i) * 3;
                     const float wk[3] = {w[0], w[1], w[2]};
 #pragma unroll
-                    for (int t = 0; t < LO; ++t) {
-                        const float d = dp[(r * LO + t) * COUT + o];
+                    for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-                        for (int k = 0; k < 3; ++k) {
-                            const int ti = t * S + k - 1;
-                            if (ti >= 0 && ti < L) acc[ti] = fmaf(d, wk[k], acc[ti]);
+                        for (int t = 0; t < LO; ++t) {
+                            const float d = dp[(r * LO + t) * COUT + o];
+#pragma unroll
+                            for (int k = 0; k < 3; ++k) {
+                                const int ti = t * S + k - 1;
+                                if (ti >= 0 && ti < L) acc[r][ti] = fmaf(d, wk[k], acc[r][ti]);
+                            }
                         }
-                    }
                 }
             }
 #pragma unroll
-            for (int ti = 0; ti < L; ++ti) {
-                const float v = group_sum<G>(acc[ti]);
-                if ((ti & (G - 1)) == lane) store_dx(r * L + ti, i, v);
-            }
+            for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+                for (int ti = 0; ti < L; ++ti) {
+                    const float v = group_sum<G>(acc[r][ti]);
+                    if (((r * L + ti) & (G - 1)) == lane) store_dx(r * L + ti, i, v);
+                }
         }
     }
     for (int e = threadIdx.x; e < COUT * Cin; e += TOK_THREADS) {
@@ -358,19 +371,19 @@ __device__ void tokens_frame(const float* __restrict__ P, const float* audio, fl
         s[S_ES + j] = sinf(x);
         s[S_ES + 16 + j] = cosf(x);
     }
-    blk_conv<8, 16, 2, 0, 32, 2>(audio, C, P + T_AN0W, P + an0b, s + S_AN0);
+    blk_conv<8, 16, 2, 0, 32, 16>(audio, C, P + T_AN0W, P + an0b, s + S_AN0);
     __syncthreads();
-    blk_conv<8, 8, 2, 32, 32, 2>(s + S_AN0, 0, P + T_AN1W, P + T_AN1B, s + S_AN1);
+    blk_conv<8, 8, 2, 32, 32, 16>(s + S_AN0, 0, P + T_AN1W, P + T_AN1B, s + S_AN1);
     blk_dense<1, D, D, 8>(s + S_I, P + T_U2, out_to(s + S_V, D, nullptr, ACT_NONE));
     blk_dense<1, D, D, 8>(s + S_I, P + T_W3, out_to(s + S_MT + 2 * D, D, P + T_W3B, ACT_NONE));
     blk_dense<1, 32, D, 8>(s + S_ES, P + T_EYE0W, out_to(s + S_EH, D, P + T_EYE0B, ACT_RELU));
     blk_dense<1, 12, D, 8>(view, P + T_VIEW0W, out_to(s + S_VH, D, P + T_VIEW0B, ACT_RELU));
     __syncthreads();
-    blk_conv<8, 4, 2, 32, 64, 1>(s + S_AN1, 0, P + T_AN2W, P + T_AN2B, s + S_AN2);
+    blk_conv<8, 4, 2, 32, 64, 8>(s + S_AN1, 0, P + T_AN2W, P + T_AN2B, s + S_AN2);
     blk_dense<1, D, D, 8>(s + S_EH, P + T_EYE1W, out_to(s + S_TOK + D, D, P + T_EYE1B, ACT_NONE));
     blk_dense<1, D, D, 8>(s + S_VH, P + T_VIEW1W, out_to(s + S_TOK + 2 * D, D, P + T_VIEW1B, ACT_NONE));
     __syncthreads();
-    blk_conv<8, 2, 2, 64, 64, 1>(s + S_AN2, 0, P + T_AN3W, P + T_AN3B, s + S_AN3);
+    blk_conv<8, 2, 2, 64, 64, 8>(s + S_AN2, 0, P + T_AN3W, P + T_AN3B, s + S_AN3);
     __syncthreads();
     blk_dense<8, 64, 64, 8>(s + S_AN3, P + T_FC0W, out_to(s + S_FC0, 64, P + T_FC0B, ACT_LEAKY));
     __syncthreads();
@@ -567,13 +580,13 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
     blk_dense_bwd<8, 64, 64, 8>(s + S_AN3, s + S_DB, P + T_FC0W, dP + T_FC0W, dP + T_FC0B,
                                 dx_to(s + S_DC, s + S_AN3, 64, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 2, 2, 64, 64, 1>(s + S_AN2, 0, P + T_AN3W, s + S_DC, dP + T_AN3W, dP + T_AN3B,
+    blk_conv_bwd<8, 2, 2, 64, 64, 8>(s + S_AN2, 0, P + T_AN3W, s + S_DC, dP + T_AN3W, dP + T_AN3B,
                                      dx_to(s + S_DB, s + S_AN2, 64, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 4, 2, 32, 64, 2>(s + S_AN1, 0, P + T_AN2W, s + S_DB, dP + T_AN2W, dP + T_AN2B,
+    blk_conv_bwd<8, 4, 2, 32, 64, 16>(s + S_AN1, 0, P + T_AN2W, s + S_DB, dP + T_AN2W, dP + T_AN2B,
                                      dx_to(s + S_DC, s + S_AN1, 32, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 8, 2, 32, 32, 2>(s + S_AN0, 0, P + T_AN1W, s + S_DC, dP + T_AN1W, dP + T_AN1B,
+    blk_conv_bwd<8, 8, 2, 32, 32, 16>(s + S_AN0, 0, P + T_AN1W, s + S_DC, dP + T_AN1W, dP + T_AN1B,
                                      dx_to(s + S_DB, s + S_AN0, 32, ACT_LEAKY));
     __syncthreads();
     blk_conv_bwd<8, 16, 2, 0, 32, 0>(aud, C, P + T_AN0W, s + S_DB, dP + T_AN0W, dP + an0b, NoDx{});
