@@ -889,11 +889,8 @@ static_assert(frag_count(D, HID) == 2048 && frag_count(HID, D) == 2048 && frag_c
 // The four weights fragment `e` (an fp16/bf16 fragment index) holds, in register order (k0, k0 + 1,
 // k0 + 8, k0 + 9), 0 outside the matrix; `transposed`: whether it is a backward (bf16) fragment.
 __device__ __forceinline__ void fragment_weights(const float* __restrict__ params, int e, float (&v)[4], bool& transposed) {
-    // The entry holding e: the number of later entries that start at or before it (independent constant
-    // loads; a backward linear search chained them, a third of deform_pack's stall samples).
-    int m = 0;
-#pragma unroll
-    for (int j = 1; j < 28; ++j) m += PACKED[j].dst <= e;
+    int m = 27;
+    while (PACKED[m].dst > e) --m;
     const PackEntry pe = PACKED[m];
     const int K = pe.transposed ? pe.out : pe.in, N = pe.transposed ? pe.in : pe.out;
     const int local = e - pe.dst, lane = local & 31, tile = local >> 5, ks_n = (K + 15) / 16;

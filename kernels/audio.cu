@@ -24,7 +24,8 @@
 // B atomics per weight, so not bitwise deterministic across runs.
 // NaN policy: NaNs propagate. An out-of-range identity reads row 0 (the launcher checks ids on the host).
 // measured: H200, commit eab3cae, B = 8 (profiler): tokens_fwd 94 µs, tokens_bwd 150 µs (one thread per
-// output, 256 threads and a barrier per layer took 243 / 351 µs). Still latency-bound: ~17 barriers, each
+// output, 256 threads and a barrier per layer took 243 / 351 µs); H100, B = 8, blk_conv carrying every
+// row: tokens_fwd 92 → 38 µs (tokens_bwd 53 µs). Still latency-bound: ~17 barriers, each
 // after a short chain of shared-memory FMAs. The window softmax's backward sums run in the twin's order
 // (serially): their difference cancels, and the AudioAttNet gradients behind it amplify reassociation.
 
@@ -283,50 +284,46 @@ __device__ __forceinline__ void blk_conv(const float* x, int cin, const float* _
 }
 
 // Backward of blk_conv from dp = dL/d(pre-activation) [ROWS, LO, COUT] (G = 0: no d_x):
-// store_dx(r·L + ti, i, Σ_{o,k: ti = t·S + k − 1} dp[r][t][o] W[o][i][k]) with G lanes per input channel i
-// splitting o, carrying every row (each W element read once, as in blk_conv); then d_W (one (o, i) per
-// thread and step, its three taps together, each a sum over rows and positions in the twin's order) and
-// d_b (the block's last threads), atomics. No barrier inside.
+// store_dx(r·L + ti, i, Σ_{o,k: ti = t·S + k − 1} dp[r][t][o] W[o][i][k]) with G lanes per (row, i)
+// splitting o (a warp's weight loads are adjacent here already; carrying every row as blk_conv does took
+// tokens_bwd from 53 to 60 µs, H100); then d_W (one (o, i) per thread and step, its three taps together,
+// each a sum over rows and positions in the twin's order) and d_b (the block's last threads), atomics. No
+// barrier inside.
 template <int ROWS, int L, int S, int CIN, int COUT, int G, class StoreDx>
 __device__ __forceinline__ void blk_conv_bwd(const float* x, int cin, const float* __restrict__ W, const float* dp,
                                              float* d_W, float* d_b, StoreDx store_dx) {
     constexpr int LO = (L - 1) / S + 1;
     const int Cin = CIN ? CIN : cin;
     if constexpr (G > 0) {
-        static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (CIN * G) % 32 == 0), "blk_conv_bwd: G");
+        static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (ROWS * CIN * G) % 32 == 0), "blk_conv_bwd: G");
         const int lane = threadIdx.x & (G - 1);
-        for (int i = threadIdx.x / G; i < CIN; i += TOK_THREADS / G) {
-            float acc[ROWS][L];
+        for (int item = threadIdx.x / G; item < ROWS * CIN; item += TOK_THREADS / G) {
+            const int r = item / CIN, i = item - r * CIN;
+            float acc[L];
 #pragma unroll
-            for (int r = 0; r < ROWS; ++r)
-#pragma unroll
-                for (int ti = 0; ti < L; ++ti) acc[r][ti] = 0.0f;
-#pragma unroll 2
+            for (int ti = 0; ti < L; ++ti) acc[ti] = 0.0f;
+#pragma unroll 4
             for (int j = 0; j < (COUT + G - 1) / G; ++j) {
                 const int o = j * G + lane;
                 if (COUT % G == 0 || o < COUT) {
                     const float* w = W + (o * CIN + i) * 3;
                     const float wk[3] = {w[0], w[1], w[2]};
 #pragma unroll
-                    for (int r = 0; r < ROWS; ++r)
+                    for (int t = 0; t < LO; ++t) {
+                        const float d = dp[(r * LO + t) * COUT + o];
 #pragma unroll
-                        for (int t = 0; t < LO; ++t) {
-                            const float d = dp[(r * LO + t) * COUT + o];
-#pragma unroll
-                            for (int k = 0; k < 3; ++k) {
-                                const int ti = t * S + k - 1;
-                                if (ti >= 0 && ti < L) acc[r][ti] = fmaf(d, wk[k], acc[r][ti]);
-                            }
+                        for (int k = 0; k < 3; ++k) {
+                            const int ti = t * S + k - 1;
+                            if (ti >= 0 && ti < L) acc[ti] = fmaf(d, wk[k], acc[ti]);
                         }
+                    }
                 }
             }
 #pragma unroll
-            for (int r = 0; r < ROWS; ++r)
-#pragma unroll
-                for (int ti = 0; ti < L; ++ti) {
-                    const float v = group_sum<G>(acc[r][ti]);
-                    if (((r * L + ti) & (G - 1)) == lane) store_dx(r * L + ti, i, v);
-                }
+            for (int ti = 0; ti < L; ++ti) {
+                const float v = group_sum<G>(acc[ti]);
+                if ((ti & (G - 1)) == lane) store_dx(r * L + ti, i, v);
+            }
         }
     }
     for (int e = threadIdx.x; e < COUT * Cin; e += TOK_THREADS) {
@@ -580,13 +577,13 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
     blk_dense_bwd<8, 64, 64, 8>(s + S_AN3, s + S_DB, P + T_FC0W, dP + T_FC0W, dP + T_FC0B,
                                 dx_to(s + S_DC, s + S_AN3, 64, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 2, 2, 64, 64, 8>(s + S_AN2, 0, P + T_AN3W, s + S_DC, dP + T_AN3W, dP + T_AN3B,
+    blk_conv_bwd<8, 2, 2, 64, 64, 1>(s + S_AN2, 0, P + T_AN3W, s + S_DC, dP + T_AN3W, dP + T_AN3B,
                                      dx_to(s + S_DB, s + S_AN2, 64, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 4, 2, 32, 64, 16>(s + S_AN1, 0, P + T_AN2W, s + S_DB, dP + T_AN2W, dP + T_AN2B,
+    blk_conv_bwd<8, 4, 2, 32, 64, 2>(s + S_AN1, 0, P + T_AN2W, s + S_DB, dP + T_AN2W, dP + T_AN2B,
                                      dx_to(s + S_DC, s + S_AN1, 32, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 8, 2, 32, 32, 16>(s + S_AN0, 0, P + T_AN1W, s + S_DC, dP + T_AN1W, dP + T_AN1B,
+    blk_conv_bwd<8, 8, 2, 32, 32, 2>(s + S_AN0, 0, P + T_AN1W, s + S_DC, dP + T_AN1W, dP + T_AN1B,
                                      dx_to(s + S_DB, s + S_AN0, 32, ACT_LEAKY));
     __syncthreads();
     blk_conv_bwd<8, 16, 2, 0, 32, 0>(aud, C, P + T_AN0W, s + S_DB, dP + T_AN0W, dP + an0b, NoDx{});
