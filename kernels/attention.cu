@@ -814,9 +814,9 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // stride) for the forward's out-projection, FFN and heads and the backward's recompute of the heads: correct
 // against the twins, but 3.60 ms (chain forward 0.52 → 0.64 ms, heads forward 0.445 → 0.46; the forward is
 // not bound by the tensor cores or the B loads, and each layer waits for its wgmma); the code is at 17108d6.
-// block_dw adding into the partials with red.global.add.f32 instead of load + store: 3.59 ms (about 150 M
+// block_dw adding into the partials with red.global.add.f32 instead of load + store: 3.59 ms (about 230 M
 // float reductions per step in L2). The partials' loads and stores with an L2 evict_last policy: 3.55 ms.
-// Nsight Compute at this commit (H100): deform_bwd_heads_tc moves 0.53 GB from DRAM and 0.62 GB to it per
+// Nsight Compute (H100, this backward): deform_bwd_heads_tc moves 0.53 GB from DRAM and 0.62 GB to it per
 // call against ~0.12 GB of output (its tape and gradient stores), so its partial slices (132 × 197 KB,
 // read and written once per item: 0.6 GB per call) do not stay in L2; L2 hit rate 79 %, SM throughput 20 %.
 
