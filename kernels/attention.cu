@@ -1380,6 +1380,16 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
+// Asks L2 for the lines of [p, p + floats), block-wide: a hint (no wait, no fault). The backward's partial
+// slices (132 of them, 44 MB) do not stay in L2 between items, so block_dw's read of them went to DRAM
+// with nothing left to overlap it; fetched while the products before it run, it finds them in L2.
+__device__ __forceinline__ void prefetch_l2(const float* p, int floats) {
+    const char* end = reinterpret_cast<const char*>(p + floats);
+    for (const char* q = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t)127) + 128 * threadIdx.x;
+         q < end; q += 128 * TC_THREADS)
+        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(q));
+}
+
 // deform_bwd_heads_tc's part of the warp tile's tape record: the heads' ReLU decisions by cp.async into
 // hid_save (the warp's [5][32] slice; cp_async_wait_all); g staged as bf16 rows of g_stage
 // ([TC_TILE][TC_LDX]), its A fragments (fp16) in ga and its positive elements in g_pos (bit 4j + e).
@@ -1798,6 +1808,11 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
                                             const TcRows& rows, const CGaussians& canon, const CGaussians& d_out,
                                             const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles,
                                             float* part) {
+    // This head's partials, for the block_dw calls at the end.
+    prefetch_l2(part + P_HEAD0W + h * HID * D, HID * D);
+    prefetch_l2(part + P_HEAD0B + h * HID, HID);
+    prefetch_l2(part + P_HEAD1W + HEAD_OFF[h] * HID, HEAD_OUT[h] * HID);
+    prefetch_l2(part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
@@ -1965,6 +1980,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         TcChain keep;
         float d_g[8][4];
         tc_tape_load_chain(record, tiles.z, d_g, keep);
+        prefetch_l2(part + P_FFN0W, P_LN2G - P_FFN0W);  // the FFN's partials (both layers, weights and biases)
         // LayerNorm 2: d_h2 in d_g, γ2/β2 sums, d_x2. The tape's z has arrived (each lane waits for its own
         // copies; z is read after a barrier); x̂2 comes from L2.
         cp_async_wait_all();
@@ -2004,6 +2020,8 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         block_dw<4, FFN, 9>(tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D);
         block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN);
         __syncthreads();
+        prefetch_l2(part + P_WO, P_LN1G - P_WO);  // the out-projection's and the query's partials
+        prefetch_l2(part + P_WQ, P_WK - P_WQ);
         // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
 #pragma unroll
         for (int j = 0; j < 8; ++j)
