@@ -21,7 +21,7 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_HEADS_TC_SMEM: u32 = 219_136;
-const DEF_BWD_CHAIN_TC_SMEM: u32 = 109_568;
+const DEF_BWD_CHAIN_TC_SMEM: u32 = 166_912;
 /// The forward's two kernels' dynamic shared memory: the chain's fragments and low parts (PK_HEAD0·8), the
 /// heads' fragments and row norms ((PK_FWD_END − PK_HEAD0)·8).
 const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
