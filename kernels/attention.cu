@@ -1810,11 +1810,6 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
                                             const TcRows& rows, const CGaussians& canon, const CGaussians& d_out,
                                             const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles,
                                             float* part) {
-    // This head's partials, for the block_dw calls at the end.
-    prefetch_l2(part + P_HEAD0W + h * HID * D, HID * D);
-    prefetch_l2(part + P_HEAD0B + h * HID, HID);
-    prefetch_l2(part + P_HEAD1W + HEAD_OFF[h] * HID, HEAD_OUT[h] * HID);
-    prefetch_l2(part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;

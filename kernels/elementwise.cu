@@ -1,8 +1,6 @@
 // Elementwise and reduction helpers used by every stage: fill, axpy, scale, sum/mean.
 //
 // Mapping (fill, axpy, scale): one thread per element, ELEMENTWISE_THREADS per block, grid = ceil(n/threads).
-//   fill takes up to FILL_SPANS buffers in one launch (grid row y fills span y; ceil(longest/threads)
-//   columns): a step's gradient buffers are zeroed by one launch instead of one each (each launch ~5 us).
 //   Bytes: fill 4n written; scale 8n; axpy 12n (read x, y; write y). FLOP: scale n, axpy 2n.
 // unit_from_u8: y = x / 255 (image bytes to [0, 1] floats), IEEE division as in the twin. Bytes 5n.
 // Reduction (sum_partial + sum_final): a fixed grid of SUM_BLOCKS blocks (fewer for small n) strides over x,
@@ -15,15 +13,8 @@
 #define SUM_THREADS 256
 #define SUM_BLOCKS 1024
 
-#define FILL_SPANS 6
-// x_y[i] = value for span y = blockIdx.y (spans past the launch's count are not read).
-extern "C" __global__ void fill(float value, float* x0, long long n0, float* x1, long long n1, float* x2, long long n2,
-                                float* x3, long long n3, float* x4, long long n4, float* x5, long long n5) {
-    // Selects, not an array indexed by blockIdx.y: that array went to local memory (233 us per launch).
-    const int y = blockIdx.y;
-    float* const x = y == 0 ? x0 : y == 1 ? x1 : y == 2 ? x2 : y == 3 ? x3 : y == 4 ? x4 : x5;
-    const long long n = y == 0 ? n0 : y == 1 ? n1 : y == 2 ? n2 : y == 3 ? n3 : y == 4 ? n4 : n5;
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+extern "C" __global__ void fill(float* __restrict__ x, long long n, float value) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = value;
 }
 

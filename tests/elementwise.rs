@@ -16,7 +16,7 @@ fn fill_axpy_scale_match_cpu() {
     let gpu = gpu();
     for (case, &n) in SIZES.iter().enumerate() {
         let mut rng = Rng::new(case as u64);
-        let mut arena = Arena::new("transient", 20 * n + 4096).unwrap();
+        let mut arena = Arena::new("transient", 12 * n + 1024).unwrap();
         let (x, y) = (arena.alloc::<f32>(&gpu, n).unwrap(), arena.alloc::<f32>(&gpu, n).unwrap());
         let (hx, mut hy) = (rng.vec(n, -2.0, 2.0), rng.vec(n, -2.0, 2.0));
         gpu.upload(x, &hx).unwrap();
@@ -32,12 +32,6 @@ fn fill_axpy_scale_match_cpu() {
         let z = arena.alloc::<f32>(&gpu, n).unwrap();
         cuda::fill(&gpu, z, 1.25).unwrap();
         assert!(gpu.download(z).unwrap().iter().all(|&v| v == 1.25), "fill n={n}");
-        // Several spans of different lengths in one launch, the shorter ones NaN-poisoned too.
-        let spans: Vec<_> = [n, n / 3 + 1, 7].iter().map(|&len| arena.alloc::<f32>(&gpu, len).unwrap()).collect();
-        cuda::fill_spans(&gpu, &spans, -0.5).unwrap();
-        for s in &spans {
-            assert!(gpu.download(*s).unwrap().iter().all(|&v| v == -0.5), "fill_spans n={n}, span {}", s.len());
-        }
     }
 }
 

@@ -90,6 +90,10 @@ impl GaussianBufs {
         }
         Ok(())
     }
+
+    fn zero(&self, gpu: &Gpu) -> Result<()> {
+        self.all().iter().try_for_each(|b| elementwise::fill(gpu, *b, 0.0))
+    }
 }
 
 /// How the chain's dense products are computed; attention, softmax, LayerNorm, dropout and the deltas are
@@ -338,8 +342,8 @@ impl DeformChain {
                 f.len()
             )));
         }
-        let [dc_means, dc_scales, dc_rotations, dc_opacities, dc_sh] = d_canonical.all();
-        elementwise::fill_spans(gpu, &[d_f, dc_means, dc_scales, dc_rotations, dc_opacities, dc_sh], 0.0)?;
+        elementwise::fill(gpu, d_f, 0.0)?;
+        d_canonical.zero(gpu)?;
         let p = (b * n) as u64;
         // Work items: tiles of DEF_TP pairs (fp32) or of TC_TILE Gaussians of one frame (tensor cores); each
         // adds its weight gradients into its block's partial slice once.

@@ -1,6 +1,6 @@
 //! Launchers for kernels/elementwise.cu (fill, axpy, scale, unit_from_u8, sum, mean).
 
-use super::{Arg, Cost, DevBuf, Gpu, LaunchCfg};
+use super::{Cost, DevBuf, Gpu, LaunchCfg};
 use crate::error::{Error, Result};
 
 const ELEMENTWISE_THREADS: u32 = 256;
@@ -8,35 +8,14 @@ const SUM_THREADS: u32 = 256;
 /// Partial sums a reduction needs at most: the caller provides a scratch buffer of this length.
 pub const SUM_BLOCKS: usize = 1024;
 
-/// Buffers one `fill_spans` launch takes at most (kernels/elementwise.cu FILL_SPANS).
-pub const FILL_SPANS: usize = 6;
-
 /// x[i] = value
 pub fn fill(gpu: &Gpu, x: DevBuf<f32>, value: f32) -> Result<()> {
-    fill_spans(gpu, &[x], value)
-}
-
-/// x[i] = value for every buffer x of `spans` (at most FILL_SPANS), in one launch.
-pub fn fill_spans(gpu: &Gpu, spans: &[DevBuf<f32>], value: f32) -> Result<()> {
-    if spans.len() > FILL_SPANS {
-        return Err(Error::Cuda(format!("fill: {} buffers, one launch takes {FILL_SPANS}", spans.len())));
-    }
-    let longest = spans.iter().map(|x| x.len()).max().unwrap_or(0);
-    if longest == 0 {
+    let n = x.len();
+    if n == 0 {
         return Ok(());
     }
-    let total: usize = spans.iter().map(|x| x.len()).sum();
-    let cost = Cost { bytes: 4 * total as u64, flop: 0 };
-    let mut cfg = LaunchCfg::per_element(longest, ELEMENTWISE_THREADS, cost);
-    cfg.grid.1 = spans.len() as u32;
-    let mut args: Vec<Arg> = vec![value.into()];
-    for i in 0..FILL_SPANS {
-        match spans.get(i) {
-            Some(x) => args.extend([Arg::from(*x), (x.len() as i64).into()]),
-            None => args.extend([Arg::Ptr(0), Arg::I64(0)]),
-        }
-    }
-    gpu.launch("fill", cfg, &args)
+    let cost = Cost { bytes: 4 * n as u64, flop: 0 };
+    gpu.launch("fill", LaunchCfg::per_element(n, ELEMENTWISE_THREADS, cost), &[x.into(), (n as i64).into(), value.into()])
 }
 
 /// y[i] += a * x[i]
