@@ -6,7 +6,10 @@
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
 // deform_fwd_*_tc / deform_bwd_*_tc run every dense product on the tensor cores with fp32 accumulation. The
-// backward's d_x and weight gradients take bf16 operands (gradients need bf16's range). The forward takes
+// backward's weight gradients and the chain's d_x take bf16 operands (gradients need bf16's range); the F_d
+// heads' d_x take fp16 ones, the gradient rows scaled by powers of two into fp16's range
+// (to_frags_row_scaled), so that one fp16 copy of the heads' weights serves the backward's recompute of
+// the forward and its d_x (and they are 3 bits more precise than bf16). The forward takes
 // fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU hidden units,
 // features in [0, 1]), with two refinements for the ReLU units: one whose pre-activation lies within the
 // forward's rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one
@@ -765,12 +768,14 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // ---------------------------------------------------------------------------------------------------------
 // Tensor-core path (deform_pack, deform_fwd_*_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame
 // and runs its part of the chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16
-// block with fp32 accumulation (fp16 operands forward, bf16 backward: see Precision above), and a layer's
+// block with fp32 accumulation (fp16 operands forward, bf16 or row-scaled fp16 backward: see Precision
+// above), and a layer's
 // fp32 accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8, columns 8j +
 // 2t and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments without
 // leaving the registers. The weights' B fragments are read from deform_pack's buffer, laid out so that one
-// 8-byte load per lane fetches one fragment: the forward kernels and deform_bwd_heads_tc from their copies
-// in shared memory, the rest from L1/L2. Attention, LayerNorm, dropout, ReLU masks, softmax and the deltas
+// 8-byte load per lane fetches one fragment, every kernel from its copy in shared memory; but
+// deform_bwd_heads_tc keeps the heads' weights as fp16 matrices there and takes both orientations of its
+// fragments from them with ldmatrix (head_weights_to_shared). Attention, LayerNorm, dropout, ReLU masks, softmax and the deltas
 // stay fp32 on the accumulators; row sums are quad shuffles.
 // The backward also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
@@ -819,6 +824,14 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // Nsight Compute (H100, this backward): deform_bwd_heads_tc moves 0.53 GB from DRAM and 0.62 GB to it per
 // call against ~0.12 GB of output (its tape and gradient stores), so its partial slices (132 × 197 KB,
 // read and written once per item: 0.6 GB per call) do not stay in L2; L2 hit rate 79 %, SM throughput 20 %.
+// Measured on an H100 (2026-12-06, same session, B = 8; bench/results/…-deform-ab-stop18*.log): asking L2 for
+// each block_dw's partials ahead of it (prefetch_l2) took deform_bwd_chain_tc from 0.95 to 0.90 ms, but
+// deform_bwd_heads_tc from 1.27 to 1.35 ms (kept in the chain kernel only); the chain kernel's fragments in
+// shared memory instead of L1/L2, 0.90 → 0.80 ms; the heads kernel's weights as one fp16 copy read in both
+// orientations (the transposed bf16 fragments from L1/L2 before), 1.27 → 1.25 ms. deform_fwd_heads_tc
+// reading the same fp16 copies instead of its packed fragments: 0.445 → 0.462 ms (100 bytes of spills at
+// 168 registers; not kept). The forward chain without dropout (threshold 0) took 0.43 ms against 0.49: the
+// SplitMix64 hash per element is an eighth of that kernel.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
@@ -853,20 +866,18 @@ constexpr int PK_QT = PK_FWD_END;
 constexpr int PK_OT = PK_QT + frag_count(D, D);
 constexpr int PK_FFN0T = PK_OT + frag_count(D, D);
 constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
-constexpr int PK_HEAD0T = PK_FFN1T + frag_count(D, FFN);      // head h at + h·frag_count(HID, D)
-constexpr int PK_HEAD1T = PK_HEAD0T + 5 * frag_count(HID, D);  // + HEAD1T_PK[h]
-constexpr int PK_TOTAL = PK_HEAD1T + 4 * frag_count(3, HID) + frag_count(48, HID);
-static_assert(PK_TOTAL == 44352, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+// The heads' backward reads its weights from deform_bwd_heads_tc's fp16 copies (head_weights_to_shared).
+constexpr int PK_TOTAL = PK_FFN1T + frag_count(D, FFN);
+static_assert(PK_TOTAL == 30528, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
 static_assert(PK_HEAD0 * 8 == 90112 && (PK_FWD_END - PK_HEAD0) * 8 == 104960,
               "forward shared memory changed: update DEF_FWD_*_TC_SMEM in src/cuda/attention.rs");
 __constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
-__constant__ int HEAD1T_PK[5] = {0, 512, 1024, 1536, 2048};
 
 // One packed matrix: its first fragment, the weight W [out][in] in params, and the orientation.
 struct PackEntry {
     int dst, src, out, in, transposed;
 };
-__constant__ PackEntry PACKED[28] = {  // in increasing dst
+__constant__ PackEntry PACKED[18] = {  // in increasing dst
     {PK_Q, P_WQ, D, D, 0}, {PK_O, P_WO, D, D, 0}, {PK_FFN0, P_FFN0W, FFN, D, 0}, {PK_FFN1, P_FFN1W, D, FFN, 0},
     {PK_HEAD0 + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 0}, {PK_HEAD0 + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 0},
     {PK_HEAD0 + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 0}, {PK_HEAD0 + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 0},
@@ -875,21 +886,14 @@ __constant__ PackEntry PACKED[28] = {  // in increasing dst
     {PK_HEAD1 + 512, P_HEAD1W + 6 * HID, 4, HID, 0}, {PK_HEAD1 + 768, P_HEAD1W + 10 * HID, 1, HID, 0},
     {PK_HEAD1 + 1024, P_HEAD1W + 11 * HID, 48, HID, 0},
     {PK_QT, P_WQ, D, D, 1}, {PK_OT, P_WO, D, D, 1}, {PK_FFN0T, P_FFN0W, FFN, D, 1}, {PK_FFN1T, P_FFN1W, D, FFN, 1},
-    {PK_HEAD0T + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 1}, {PK_HEAD0T + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 1},
-    {PK_HEAD0T + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 1}, {PK_HEAD0T + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 1},
-    {PK_HEAD0T + 4 * 2048, P_HEAD0W + 4 * HID * D, HID, D, 1},
-    {PK_HEAD1T + 0, P_HEAD1W + 0 * HID, 3, HID, 1}, {PK_HEAD1T + 512, P_HEAD1W + 3 * HID, 3, HID, 1},
-    {PK_HEAD1T + 1024, P_HEAD1W + 6 * HID, 4, HID, 1}, {PK_HEAD1T + 1536, P_HEAD1W + 10 * HID, 1, HID, 1},
-    {PK_HEAD1T + 2048, P_HEAD1W + 11 * HID, 48, HID, 1},
 };
-static_assert(frag_count(D, HID) == 2048 && frag_count(HID, D) == 2048 && frag_count(HID, 3) == 256 &&
-                  frag_count(HID, 48) == 1536 && frag_count(3, HID) == 512 && frag_count(48, HID) == 1536,
+static_assert(frag_count(D, HID) == 2048 && frag_count(HID, 3) == 256 && frag_count(HID, 48) == 1536,
               "PACKED's literal offsets");
 
 // The four weights fragment `e` (an fp16/bf16 fragment index) holds, in register order (k0, k0 + 1,
 // k0 + 8, k0 + 9), 0 outside the matrix; `transposed`: whether it is a backward (bf16) fragment.
 __device__ __forceinline__ void fragment_weights(const float* __restrict__ params, int e, float (&v)[4], bool& transposed) {
-    int m = 27;
+    int m = 17;
     while (PACKED[m].dst > e) --m;
     const PackEntry pe = PACKED[m];
     const int K = pe.transposed ? pe.out : pe.in, N = pe.transposed ? pe.in : pe.out;
@@ -1494,15 +1498,6 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
     }
     return on;
 }
-// The backward's recompute of the same pre-activation: plain fp16 from g's A fragments ga, the same
-// products in the same order as the forward's, so the same values (the forward's ReLU decisions come
-// from the tape).
-__device__ __forceinline__ void tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
-                                               const uint32_t (&ga)[4][4], float (&hid)[16][4]) {
-    acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
-    warp_mma<16, 4, true>(hid, ga, wh + h * frag_count(D, HID));
-}
-
 // F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units hid (after the ReLU); wh
 // as tc_head_hidden's.
 template <int NTH>
@@ -1642,21 +1637,22 @@ deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
 
 // The backward's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), then
-// deform_bwd_heads_tc's warps' heads' ReLU decisions and the heads' forward fragments (from shared memory
-// the heads kernel ran 6 % faster on an H100; the transposed ones there instead: 5 %; not room for both), or
-// deform_bwd_chain_tc's block fp32 sums of the LayerNorm and token gradients and a copy of the fragments it
-// reads.
+// deform_bwd_heads_tc's warps' heads' ReLU decisions and its fp16 copies of the heads' weights (both
+// orientations of each product read them: head_weights_to_shared), or deform_bwd_chain_tc's block fp32
+// sums of the LayerNorm and token gradients and a copy of the fragments it reads.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, o, f
 constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att, d q
 constexpr int SB_X2 = SB_D2 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden (heads) or z (chain)
 constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads][32 lanes] u64, TAPE_HID
 constexpr int SB_SUMS = SB_HID;                         // chain: dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
-constexpr int SB_WH = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: deform_pack's [PK_HEAD0, PK_NORM)
-constexpr int TC_BWD_HEADS_SMEM = SB_WH + (PK_NORM - PK_HEAD0) * 8;
-constexpr int SB_FRAGS = SB_SUMS + 12 * D * 4;         // chain: deform_pack's [PK_Q, PK_O), then [PK_QT, PK_HEAD0T)
-constexpr int TC_BWD_CHAIN_SMEM = SB_FRAGS + (PK_O - PK_Q + PK_HEAD0T - PK_QT) * 8;
-static_assert(TC_BWD_HEADS_SMEM == 219136 && TC_BWD_CHAIN_SMEM == 166912,
+constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
+constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [V1_ROWS][128] (V1_ROW)
+constexpr int V1_ROWS = 4 * 16 + 48;
+constexpr int TC_BWD_HEADS_SMEM = SB_V1 + V1_ROWS * HID * 2;
+constexpr int SB_FRAGS = SB_SUMS + 12 * D * 4;         // chain: deform_pack's [PK_Q, PK_O), then [PK_QT, PK_TOTAL)
+constexpr int TC_BWD_CHAIN_SMEM = SB_FRAGS + (PK_O - PK_Q + PK_TOTAL - PK_QT) * 8;
+static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 166912,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
@@ -1668,6 +1664,109 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* 
 __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* p) {
     const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+
+// deform_bwd_heads_tc's weights: V0 and V1 of every head as fp16 (rounded as deform_pack rounds the
+// forward's fragments, so its recompute of the forward gives the forward's values), row-major in shared
+// memory, read by ldmatrix in both orientations: plain for the forward's products y = x·Vᵀ, transposed
+// for the backward's d_x = d_y·V. Rows of LD halves; 16-byte chunk c of row r lies at chunk c ^ (r & 7),
+// so that the 8 rows of an 8 × 8 matrix fall in different banks. V1's rows: head h from V1_ROW[h], 16
+// rows for heads 0–3 (zero past HEAD_OUT: the d_x product reads one 16-row k-step) and 48 for head 4.
+__constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
+
+template <int LD>
+__device__ __forceinline__ uint32_t swizzled(const uint16_t* m, int row, int chunk) {
+    return (uint32_t)__cvta_generic_to_shared(m + row * LD + ((chunk ^ (row & 7)) << 3));
+}
+
+// Fills the copies from params (block-wide; a barrier follows before their first use).
+__device__ __forceinline__ void head_weights_to_shared(const float* __restrict__ params, uint16_t* v0, uint16_t* v1) {
+    auto put = [](uint16_t* dst, const float* __restrict__ src) {  // 8 floats (0 when src is null) as fp16
+        const float4 a = src ? __ldg(reinterpret_cast<const float4*>(src)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const float4 b = src ? __ldg(reinterpret_cast<const float4*>(src) + 1) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        *reinterpret_cast<uint4*>(dst) = make_uint4(pack_f16(a.x, a.y), pack_f16(a.z, a.w), pack_f16(b.x, b.y), pack_f16(b.z, b.w));
+    };
+    for (int e = threadIdx.x; e < 5 * HID * D / 8; e += TC_THREADS) {
+        const int row = e / (D / 8), chunk = e % (D / 8);
+        put(v0 + row * D + ((chunk ^ (row & 7)) << 3), params + P_HEAD0W + row * D + 8 * chunk);
+    }
+    for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += TC_THREADS) {
+        const int row = e / (HID / 8), chunk = e % (HID / 8);
+        const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
+        put(v1 + row * HID + ((chunk ^ (row & 7)) << 3),
+            local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
+    }
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr, bool trans) {
+    if (trans)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+// acc[j] += A·Mᵀ over KS (even) k-steps, fp16: M [8·NT rows][LD] one of the copies above, a row per
+// output column (a forward product). Per column tile the k-steps go in increasing order, as warp_mma's.
+template <int NT, int KS, int LD>
+__device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int s = 0; s < KS; s += 2)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            uint32_t b[4];  // k-steps s and s + 1 of column tile j: chunks 2s … 2s + 3 of rows 8j …
+            ldsm_x4(b, swizzled<LD>(m, 8 * j + (lane & 7), 2 * s + (lane >> 3)), false);
+            const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+            mma_m16n8k16<true>(acc[j], a[s], b0);
+            mma_m16n8k16<true>(acc[j], a[s + 1], b1);
+        }
+}
+
+// acc[j] += A·M over KS k-steps, fp16: M [16·KS rows][LD], a row per k (a backward d_x = d_y·W product);
+// NT even.
+template <int NT, int KS, int LD>
+__device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int s = 0; s < KS; ++s)
+#pragma unroll
+        for (int j = 0; j < NT; j += 2) {
+            uint32_t b[4];  // column tiles j and j + 1 of k-step s
+            ldsm_x4(b, swizzled<LD>(m, 16 * s + 8 * ((lane >> 3) & 1) + (lane & 7), j + (lane >> 4)), true);
+            const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+            mma_m16n8k16<true>(acc[j], a[s], b0);
+            mma_m16n8k16<true>(acc[j + 1], a[s], b1);
+        }
+}
+
+// A gradient tile as fp16 A fragments with a power-of-two scale per row: row r times 2^k_r, with the
+// row's largest |value| (over its quad) times 2^k_r in [2^14, 2^15) (|k_r| ≤ 100; rows of zeros, or
+// with subnormal largest values, get k_r = 0; rows with inf or NaN keep them). fp16 then keeps 11
+// significant bits of every value within 2^-24 of its row's largest, where bf16 keeps 8 of all. inv:
+// 2^-k_r, to take the product's rows back (exact: powers of two).
+template <int NT>
+__device__ __forceinline__ void to_frags_row_scaled(const float (&c)[NT][4], uint32_t (&a)[(NT + 1) / 2][4], float (&inv)[2]) {
+    float scale[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float m = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NT; ++j) m = fmaxf(m, fmaxf(fabsf(c[j][2 * r]), fabsf(c[j][2 * r + 1])));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+        const int e = (int)(__float_as_uint(m) >> 23);  // m ≥ 0: its biased exponent
+        const int k = e == 0 ? 0 : max(-100, min(100, 141 - e));
+        scale[r] = __uint_as_float((uint32_t)(127 + k) << 23);
+        inv[r] = __uint_as_float((uint32_t)(127 - k) << 23);
+    }
+    float scaled[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) scaled[j][e] = c[j][e] * scale[e >> 1];
+    to_frags<NT, true>(scaled, a);
 }
 
 // dW += d_preᵀ·x over the block tile's 128 rows, into w [out][IN] and, through x's column of ones at IN,
@@ -1801,24 +1900,33 @@ struct TcTiles {
 };
 
 // F_d head h's forward (recomputed, with the ReLU decisions from the tape: hid_on, the warp's shared copy)
-// and backward for the warp's rows (g staged in tiles.x1): d_g += its input gradient; then, block-wide, its
-// weight gradients into the partial slice `part`. The forward fragments from wh (deform_bwd_heads_tc's
-// shared copy of the heads' section), the transposed ones from wp.
+// and backward for the warp's rows (g staged in tiles.x1, its fp16 A fragments in ga): d_g += its input
+// gradient; then, block-wide, its weight gradients into the partial slice `part`. Every product of the
+// head but the weight gradients' reads the fp16 copies v0, v1 (head_weights_to_shared); its d_x products
+// take the gradients as fp16 with a scale per row (to_frags_row_scaled).
 template <int NTH>
-__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint2* __restrict__ wp,
-                                            const uint2* wh, int h, const uint32_t (&ga)[4][4], const uint2* hid_on,
-                                            const TcRows& rows, const CGaussians& canon, const CGaussians& d_out,
-                                            const Gaussians& d_canon, float (&d_g)[8][4], const TcTiles& tiles,
-                                            float* part) {
+__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint16_t* v0, const uint16_t* v1, int h,
+                                            const uint32_t (&ga)[4][4], const uint2* hid_on, const TcRows& rows,
+                                            const CGaussians& canon, const CGaussians& d_out, const Gaussians& d_canon,
+                                            float (&d_g)[8][4], const TcTiles& tiles, float* part) {
+    const uint16_t* v0h = v0 + h * HID * D;
+    const uint16_t* v1h = v1 + V1_ROW[h] * HID;
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
-    tc_head_hidden(params, wh, h, ga, hid);
+    // The forward again, with deform_fwd_heads_tc's products in its order (so its values).
+    acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
+    mma_by_rows<16, 4, D>(hid, ga, v0h);
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);  // the forward's values (its fp16 products)
-    tc_head_out<NTH>(params, wh, h, hid, out);
+        for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);
+    {
+        uint32_t a[8][4];
+        to_frags<16, true>(hid, a);
+        acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
+        mma_by_rows<NTH, 8, HID>(out, a, v1h);
+    }
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);
@@ -1826,15 +1934,29 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         const float zero[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};
         stage_bf16<1>(tiles.d2 + 8 * NTH, TC_LDX, zero);
     }
-    acc_init<16>(hid, nullptr, 0);  // hid now holds d hid
-    grad_mma<16, NTH>(hid, out, wp + PK_HEAD1T + HEAD1T_PK[h]);
+    {  // hid now holds d hid = d out·V1 through the forward's ReLU decisions
+        uint32_t a[(NTH + 1) / 2][4];
+        float inv[2];
+        to_frags_row_scaled<NTH>(out, a, inv);
+        acc_init<16>(hid, nullptr, 0);
+        mma_by_cols<16, (NTH + 1) / 2, HID>(hid, a, v1h);
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+        for (int j = 0; j < 16; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e)
-            if (!((hid_pos >> (4 * j + e)) & 1)) hid[j][e] = 0.0f;
+            for (int e = 0; e < 4; ++e) hid[j][e] = (hid_pos >> (4 * j + e)) & 1 ? hid[j][e] * inv[e >> 1] : 0.0f;
+    }
     stage_bf16<16>(tiles.d1, TC_LDW, hid);
-    grad_mma<8, 16>(d_g, hid, wp + PK_HEAD0T + h * frag_count(HID, D));
+    {  // d_g += d hid·V0
+        uint32_t a[8][4];
+        float inv[2], dg[8][4];
+        to_frags_row_scaled<16>(hid, a, inv);
+        acc_init<8>(dg, nullptr, 0);
+        mma_by_cols<8, 8, D>(dg, a, v0h);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) d_g[j][e] = fmaf(dg[j][e], inv[e >> 1], d_g[j][e]);
+    }
     __syncthreads();
     block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID);
     block_dw<(8 * NTH + 15) / 16, HID, NTH == 1 ? 3 : 9>(tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
@@ -1903,7 +2025,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
 }
 
 // deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G.
-// Shared: TC_BWD_HEADS_SMEM = 219 136 bytes (dynamic).
+// Shared: TC_BWD_HEADS_SMEM = 227 328 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) unsigned char smem[];
@@ -1919,9 +2041,10 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
     stage_ones(tiles.x1, TC_LDX, D);
     stage_ones(tiles.x2, TC_LDW, HID);
-    // The heads' forward fragments in shared memory (the recompute's); the transposed ones from L1/L2.
-    uint2* wh = reinterpret_cast<uint2*>(smem + SB_WH);
-    copy_fragments(wh, wp, PK_HEAD0, PK_NORM);
+    uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + SB_V0);
+    uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + SB_V1);
+    head_weights_to_shared(params, v0, v1);
+    __syncthreads();
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, item % B, N);
@@ -1934,8 +2057,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
         for (int h = 0; h < 4; ++h)
-            tc_head_bwd<1>(params, wp, wh, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
-        tc_head_bwd<6>(params, wp, wh, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+            tc_head_bwd<1>(params, v0, v1, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+        tc_head_bwd<6>(params, v0, v1, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             float4 v;
@@ -1965,12 +2088,12 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     for (int e = threadIdx.x; e < 12 * D; e += TC_THREADS) sums[e] = 0.0f;
     stage_ones(tiles.x1, TC_LDX, D);
     stage_ones(tiles.z, TC_LDW, FFN);
-    // The fragments its products read, the query's (the recompute) and the transposed ones: from L1/L2
-    // this kernel took 0.95 ms, from here 0.80 (B = 8, H100).
+    // The fragments its products read, the query's (the recompute) and the transposed ones (from L1/L2 this
+    // kernel took 0.90 ms, from here 0.80; B = 8, H100).
     uint2* wq = reinterpret_cast<uint2*>(smem + SB_FRAGS);
     uint2* wt = wq + (PK_O - PK_Q);
     copy_fragments(wq, wp, PK_Q, PK_O);
-    copy_fragments(wt, wp, PK_QT, PK_HEAD0T);
+    copy_fragments(wt, wp, PK_QT, PK_TOTAL);
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const int b = item % B;

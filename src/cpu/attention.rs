@@ -9,7 +9,7 @@
 //! are `cpu::mlp`'s.
 //! Shapes: f [N,64] features, kv [2,B,4,64] (K rows then V rows, from `cpu::audio::tokens_fwd`), pair r = b·N + n.
 
-use super::mlp::{dense_bwd, dense_fwd, Act, Dense, DenseGrads};
+use super::mlp::{dense_bwd, dense_bwd_w, dense_bwd_x, dense_fwd, Act, Dense, DenseGrads};
 use super::real::Real;
 use crate::model::deform::{
     DeformLayout, Slot, D, DELTAS, FFN, HEADS, HEAD_DIM, HEAD_HIDDEN, HEAD_OFF, HEAD_OUT, TOKENS,
@@ -49,7 +49,8 @@ impl_math!(f64);
 /// reference). `TensorCores`: rounded as deform_fwd_*_tc / deform_bwd_*_tc round them for the mma units, to
 /// nearest even. The forward takes fp16 inputs and weights (`FwdProduct` says how each layer uses them).
 /// The backward's output gradients and weights (for d_x) and its inputs and output gradients (for d_W and
-/// d_b) are rounded to bf16. Sums, and everything that is not a dense product (attention, LayerNorm,
+/// d_b) are rounded to bf16, but for the F_d heads' d_x: fp16, each gradient row scaled by a power of two
+/// first (`DxOperands`). Sums, and everything that is not a dense product (attention, LayerNorm,
 /// dropout, ReLU masks, the deltas), stay in T, as in the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operands {
@@ -617,10 +618,13 @@ pub fn deform_bwd<T: Math>(
             d_o[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]
                 .copy_from_slice(&d_delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]);
         }
-        let d_hid = linear_bwd(ops, params, d_params, (w1, b1), dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None), &t.hid[h], &t.head_out[h], &d_o);
+        let heads_dx = DxOperands::F16RowScaled;
+        let out_layer = dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None);
+        let d_hid = linear_bwd(ops, heads_dx, params, d_params, (w1, b1), out_layer, &t.hid[h], &t.head_out[h], &d_o);
         // Through the ReLU by the forward's decisions (a select, as Act::Relu's vjp).
         let d_pre: Vec<T> = d_hid.iter().zip(&t.hid_on[h]).map(|(&d, &on)| if on { d } else { T::zero() }).collect();
-        let d_gh = linear_bwd(ops, params, d_params, (w0, b0), dense(pr, D, HEAD_HIDDEN, Act::None), &t.g, &t.hid[h], &d_pre);
+        let hidden_layer = dense(pr, D, HEAD_HIDDEN, Act::None);
+        let d_gh = linear_bwd(ops, heads_dx, params, d_params, (w0, b0), hidden_layer, &t.g, &t.hid[h], &d_pre);
         for (a, v) in d_g.iter_mut().zip(&d_gh) {
             *a += *v;
         }
@@ -652,8 +656,8 @@ pub fn deform_bwd<T: Math>(
             d_y[r * D + j] = drop.factor::<T>(((pr + r) * D + j) as u64) * d_r2[r * D + j];
         }
     }
-    let d_z = linear_bwd(ops, params, d_params, (l.ffn1_w, l.ffn1_b), dense(pr, FFN, D, Act::None), &t.z, &t.y, &d_y);
-    let mut d_h1 = linear_bwd(ops, params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &t.h1, &t.z, &d_z);
+    let d_z = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.ffn1_w, l.ffn1_b), dense(pr, FFN, D, Act::None), &t.z, &t.y, &d_y);
+    let mut d_h1 = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &t.h1, &t.z, &d_z);
     for (a, v) in d_h1.iter_mut().zip(&d_r2) {
         *a += *v;
     }
@@ -684,7 +688,7 @@ pub fn deform_bwd<T: Math>(
             d_att[r * D + j] = drop.factor::<T>((r * D + j) as u64) * d_r1[r * D + j];
         }
     }
-    let d_o = linear_bwd(ops, params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, &d_att);
+    let d_o = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, &d_att);
     // Attention: d_q summed over the frames, d_k and d_v summed over the Gaussians.
     let mut d_q = z0(n * D);
     let mut d_kv = z0(kv.len());
@@ -711,7 +715,7 @@ pub fn deform_bwd<T: Math>(
     let query = (l.wq, l.bq);
     match ops {
         Operands::Exact => {
-            let d_f_q = linear_bwd(ops, params, d_params, query, dense(n, D, D, Act::None), f, &t.q, &d_q);
+            let d_f_q = linear_bwd(ops, DxOperands::Bf16, params, d_params, query, dense(n, D, D, Act::None), f, &t.q, &d_q);
             for (a, v) in d_f.iter_mut().zip(&d_f_q) {
                 *a += *v;
             }
@@ -720,7 +724,7 @@ pub fn deform_bwd<T: Math>(
         Operands::TensorCores => {
             let per_pair = |x: &[T]| -> Vec<T> { (0..pr).flat_map(|r| x[(r % n) * D..(r % n + 1) * D].to_vec()).collect() };
             let (f_pairs, q_pairs) = (per_pair(f), per_pair(&t.q));
-            let d_f_q = linear_bwd(ops, params, d_params, query, dense(pr, D, D, Act::None), &f_pairs, &q_pairs, &d_q_pairs);
+            let d_f_q = linear_bwd(ops, DxOperands::Bf16, params, d_params, query, dense(pr, D, D, Act::None), &f_pairs, &q_pairs, &d_q_pairs);
             for r in 0..pr {
                 for j in 0..D {
                     d_f[(r % n) * D + j] += d_f_q[r * D + j];
@@ -735,11 +739,38 @@ pub fn deform_bwd<T: Math>(
     }
 }
 
+/// How the tensor-core backward rounds the operands of a layer's d_x = d_y·W: to bf16 (the chain's
+/// layers), or to fp16 with each row of d_y scaled by a power of two first (the F_d heads' layers, whose
+/// kernel reads one fp16 copy of their weights for the forward's products and the backward's). d_W and
+/// d_b take bf16 operands either way.
+#[derive(Clone, Copy)]
+enum DxOperands {
+    Bf16,
+    F16RowScaled,
+}
+
+/// deform_bwd_heads_tc's to_frags_row_scaled: each row of `width` values times 2^k, with k such that the
+/// row's largest |value| times 2^k lies in [2^14, 2^15) (|k| ≤ 100; k = 0 for a largest value of 0 or a
+/// subnormal one), rounded to fp16, times 2^-k.
+fn rounded_rows_f16<T: Real>(x: &[T], width: usize) -> Vec<T> {
+    x.chunks(width)
+        .flat_map(|row| {
+            let largest = row.iter().map(|v| (v.to_f64() as f32).abs()).fold(0.0f32, f32::max);
+            let exponent = (largest.to_bits() >> 23) as i32;
+            let k = if exponent == 0 { 0 } else { (141 - exponent).clamp(-100, 100) };
+            let (scale, inv) = (2f32.powi(k), 2f32.powi(-k));
+            row.iter().map(move |&v| T::from_f64((half::f16::from_f32(v.to_f64() as f32 * scale).to_f32() * inv) as f64))
+        })
+        .collect()
+}
+
 /// Backward of one biased dense layer of the chain (weight and bias at `slots`): their gradients into
-/// `d_params` (overwritten), the gradient of the layer's input `x` returned.
+/// `d_params` (overwritten), the gradient of the layer's input `x` returned (`dx`: its operands on the
+/// tensor cores).
 #[allow(clippy::too_many_arguments)]
 fn linear_bwd<T: Math>(
     ops: Operands,
+    dx: DxOperands,
     params: &[T],
     d_params: &mut [T],
     (w, b): (Slot, Slot),
@@ -750,12 +781,16 @@ fn linear_bwd<T: Math>(
 ) -> Vec<T> {
     let mut d_x = vec![T::zero(); s.rows * s.n_in];
     let (d_w, d_b) = split_grads(d_params, w, b);
-    let grads = DenseGrads { d_x: &mut d_x, d_w, d_b: Some(d_b) };
+    let w = param(params, w);
     match ops {
-        Operands::Exact => dense_bwd(s, x, param(params, w), y, d_y, grads),
+        Operands::Exact => dense_bwd(s, x, w, y, d_y, DenseGrads { d_x: &mut d_x, d_w, d_b: Some(d_b) }),
         Operands::TensorCores => {
-            let [x, w, d_y] = [x, param(params, w), d_y].map(|v| rounded(v, false));
-            dense_bwd(s, &x, &w, y, &d_y, grads)
+            let (x_bf16, d_y_bf16) = (rounded(x, false), rounded(d_y, false));
+            dense_bwd_w(s, &x_bf16, y, &d_y_bf16, d_w, Some(d_b));
+            match dx {
+                DxOperands::Bf16 => dense_bwd_x(s, &rounded(w, false), y, &d_y_bf16, &mut d_x),
+                DxOperands::F16RowScaled => dense_bwd_x(s, &rounded(w, true), y, &rounded_rows_f16(d_y, s.n_out), &mut d_x),
+            }
         }
     }
     d_x

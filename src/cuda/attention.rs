@@ -2,7 +2,7 @@
 //! (deform_transpose / deform_pack, deform_fwd / deform_fwd_chain_tc + deform_fwd_heads_tc, deform_bwd /
 //! deform_bwd_heads_tc + deform_bwd_chain_tc, deform_reduce). CPU twin: src/cpu/attention.rs. `Precision`
 //! picks the dense layers' arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor
-//! cores with fp32 accumulation (split fp16 forward, bf16 backward; within 1e-2).
+//! cores with fp32 accumulation (split fp16 forward, bf16 and row-scaled fp16 backward; within 1e-2).
 
 use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::attention::Dropout;
@@ -20,7 +20,7 @@ const DEF_BWD_SMEM: u32 = 156_928;
 /// (TC_BWD_HEADS_SMEM, TC_BWD_CHAIN_SMEM).
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
-const DEF_BWD_HEADS_TC_SMEM: u32 = 219_136;
+const DEF_BWD_HEADS_TC_SMEM: u32 = 227_328;
 const DEF_BWD_CHAIN_TC_SMEM: u32 = 166_912;
 /// The forward's two kernels' dynamic shared memory: the chain's fragments and low parts (PK_HEAD0·8), the
 /// heads' fragments and row norms ((PK_FWD_END − PK_HEAD0)·8).
@@ -36,7 +36,7 @@ const FWD_WARPS: usize = 12;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
 pub(crate) const WT_FLOATS: usize = 73_088;
-pub(crate) const PACKED_FRAGS: usize = 44_352;
+pub(crate) const PACKED_FRAGS: usize = 30_528;
 const CHAIN_FLOATS: usize = 82_683;
 /// The F_d heads' part of it (P_HEAD0W to the end): V0, c0 of five heads and V1, c1.
 const HEADS_FLOATS: usize = 5 * 128 * D + 5 * 128 + DELTAS * 128 + DELTAS;
@@ -104,8 +104,9 @@ pub enum Precision {
     Fp32,
     /// Tensor-core mma with fp32 accumulation (deform_fwd_*_tc, deform_bwd_*_tc): the forward on fp16 operands,
     /// its out-projection and FFN split (x = hi + lo, W = Whi + Wlo: three fp16 products) and the heads'
-    /// hidden units near 0 taken again in fp32, so that its ReLU decisions are fp32's; the backward's input
-    /// and weight gradients on bf16 operands (gradients need its range).
+    /// hidden units near 0 taken again in fp32, so that its ReLU decisions are fp32's; the backward's weight
+    /// gradients and the chain's input gradients on bf16 operands (gradients need its range), the F_d
+    /// heads' input gradients on fp16 ones with each gradient row scaled by a power of two.
     TensorCores,
 }
 
@@ -133,7 +134,8 @@ pub struct DeformChain {
 enum Weights {
     /// fp32 [in][out] (deform_transpose).
     Transposed(DevBuf<f32>),
-    /// mma B fragments (fp16 for the forward layers, bf16 for the backward's), two u32 each (deform_pack).
+    /// mma B fragments (fp16 for the forward layers, bf16 for the chain's backward), two u32 each
+    /// (deform_pack).
     Fragments(DevBuf<u32>),
 }
 
