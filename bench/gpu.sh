@@ -32,6 +32,12 @@
 #                               The PTX is JIT-compiled without line information: to attribute the rows to
 #                               source lines, disassemble `ptxas -lineinfo -arch=sm_90 ptx/attention.ptx`
 #                               with `nvdisasm -gi` (the same SASS, row for row).
+#   bench/gpu.sh variant NAME   on the build machine, after `prepare` and a build of another version: lays
+#                               target/release/gensync in .device/var/ as variant NAME (an A/B's other side).
+#   bench/gpu.sh deform-ab NAME.. on the GPU machine: `bench deform` at N = 50 000, B = 8 with the per-kernel
+#                               profile, for each named variant and the prepared binary ("new") in turn,
+#                               ROUNDS times (default 3), so that all sides share the card and its state;
+#                               the step medians and the tensor-core kernels' means in <date>-<gpu>-deform-ab.log.
 #   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
 #                               corpus (4 identities × 20 s, 512²), held-out renders, then `gensync demo`:
 #                               logs, contact sheets and metrics in <date>-<gpu>-canonical-train.tgz.
@@ -254,6 +260,34 @@ deform() {
 
 # Nsight Compute on the deformation network's tensor-core kernels: where their time goes, per section and
 # per SASS instruction.
+variant() {
+    [ -n "${1:-}" ] && [ -d .device ] || { echo "bench/gpu.sh variant NAME: after bench/gpu.sh prepare" >&2; exit 2; }
+    mkdir -p .device/var
+    cp target/release/gensync ".device/var/gensync-$1"
+    strip ".device/var/gensync-$1"
+    gzip -9f ".device/var/gensync-$1"
+    echo "variant $1: $(git rev-parse --short HEAD)$(git status --porcelain | grep -q . && echo ' +uncommitted')" >> .device/variants
+}
+
+deform_ab() {
+    unpack
+    local log; log=$(log_path "-deform-ab")
+    {
+        echo "# deform A/B: $(date -u +%FT%TZ), new = commit $(tr '\n' ' ' < .device/commit)"
+        cat .device/variants 2>/dev/null || true
+        for round in $(seq "${ROUNDS:-3}"); do
+            for v in "$@" new; do
+                local g=".device/var/gensync-$v"
+                [ "$v" = new ] && g=.device/gensync
+                chmod +x "$g"
+                echo "## round $round, $v"
+                "$g" --device cuda --profile bench deform --gaussians 50000 --batch 8 2>&1 |
+                    grep -E "tensor cores|_tc |^fill|^tokens|error" | sed 's/; [0-9.]* GFLOP.*//'
+            done
+        done
+    } 2>&1 | tee "$log"
+}
+
 deform_ncu() {
     unpack
     local g=.device/gensync dir; dir=$(mktemp -d)
@@ -309,5 +343,7 @@ case "${1:-}" in
     check) shift; check "$@" ;;
     canonical) canonical ;;
     deform-ncu) shift; deform_ncu "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    variant) shift; variant "$@" ;;
+    deform-ab) shift; deform_ab "$@" ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
