@@ -17,15 +17,15 @@
 // (layer_fwd_split), which leaves 2^-20 of each product where plain fp16 leaves 2^-11, so that the values
 // every later ReLU sees are near fp32's. The heads' first layers, the last ReLUs, stay fp16 and take the
 // units fp16 could have decided wrongly again in fp32 (tc_head_hidden). With plain fp16 forward operands
-// d_kv, d_f and d_params were 1.4–2.0e-2 from the exact twin on 3 frames × 2000 Gaussians; now the twin
-// with the kernels' roundings is 1.2–2.5e-3 from it (3.4–4.1e-3 with the heads' d_x on bf16; the rest is
-// the backward's bf16). In a CPU emulation
-// the query's rounding did not matter, every other layer did (the out-projection unsplit: 7.4e-3; the
-// FFN's first layer fp16 with its doubtful units redone: 1.1e-2). Splitting the heads as well gave the same
-// accuracy at 2.9× the forward's time. Attention, softmax, LayerNorm, dropout, ReLU masks and the deltas
-// stay fp32. The CPU twin with Operands::TensorCores rounds the same operands. LayerNorm eps 1e-12. Dropout:
-// element idx kept iff mix(key + idx) >> 40 ≥ threshold (SplitMix64's mix, as src/rng.rs), scaled by
-// `scale`; idx = r·64 + j after the out-projection and (P + r)·64 + j after the FFN, r = b·N + n.
+// d_kv, d_f and d_params were 1.4–2.0e-2 from the exact twin on 3 frames × 2000 Gaussians; now the twin with
+// the kernels' roundings is 1.2–2.5e-3 from it (3.4–4.1e-3 with the heads' d_x on bf16; the rest is the
+// backward's bf16). In a CPU emulation the query's rounding did not matter, every other layer did (the
+// out-projection unsplit: 7.4e-3; the FFN's first layer fp16 with its doubtful units redone: 1.1e-2).
+// Splitting the heads as well gave the same accuracy at 2.9× the forward's time. Attention, softmax,
+// LayerNorm, dropout, ReLU masks and the deltas stay fp32. The CPU twin with Operands::TensorCores rounds the
+// same operands. LayerNorm eps 1e-12. Dropout: element idx kept iff mix(key + idx) >> 40 ≥ threshold
+// (SplitMix64's mix, as src/rng.rs), scaled by `scale`; idx = r·64 + j after the out-projection and (P +
+// r)·64 + j after the FFN, r = b·N + n.
 //
 // Shapes: P = B·N pairs, pair r = b·N + n (frame-major). params: the flat parameter buffer of
 // src/model/deform.rs (the chain's tensors at the P_* offsets below). wt: the chain's weights transposed by
@@ -767,17 +767,16 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Tensor-core path (deform_pack, deform_fwd_*_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame
-// and runs its part of the chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16
+// Tensor-core path (deform_pack, deform_fwd_*_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame and
+// runs its part of the chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16
 // block with fp32 accumulation (fp16 operands forward, bf16 or row-scaled fp16 backward: see Precision
-// above), and a layer's
-// fp32 accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g + 8, columns 8j +
-// 2t and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments without
-// leaving the registers. The weights' B fragments are read from deform_pack's buffer, laid out so that one
-// 8-byte load per lane fetches one fragment, every kernel from its copy in shared memory; but
+// above), and a layer's fp32 accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g
+// + 8, columns 8j + 2t and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments
+// without leaving the registers. The weights' B fragments are read from deform_pack's buffer, laid out so
+// that one 8-byte load per lane fetches one fragment, every kernel from its copy in shared memory; but
 // deform_bwd_heads_tc keeps the heads' weights as fp16 matrices there and takes both orientations of its
-// fragments from them with ldmatrix (head_weights_to_shared). Attention, LayerNorm, dropout, ReLU masks, softmax and the deltas
-// stay fp32 on the accumulators; row sums are quad shuffles.
+// fragments from them with ldmatrix (head_weights_to_shared). Attention, LayerNorm, dropout, ReLU masks,
+// softmax and the deltas stay fp32 on the accumulators; row sums are quad shuffles.
 // The backward also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
 // and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
