@@ -258,8 +258,7 @@ deform() {
     } 2>&1 | tee "$log"
 }
 
-# Nsight Compute on the deformation network's tensor-core kernels: where their time goes, per section and
-# per SASS instruction.
+# Another build's binary as A/B variant NAME (after prepare, which empties .device).
 variant() {
     [ -n "${1:-}" ] && [ -d .device ] || { echo "bench/gpu.sh variant NAME: after bench/gpu.sh prepare" >&2; exit 2; }
     mkdir -p .device/var
@@ -269,6 +268,7 @@ variant() {
     echo "variant $1: $(git rev-parse --short HEAD)$(git status --porcelain | grep -q . && echo ' +uncommitted')" >> .device/variants
 }
 
+# The deform bench at B = 8 for each named variant and the prepared binary, in turn, ROUNDS times.
 deform_ab() {
     unpack
     local log; log=$(log_path "-deform-ab")
@@ -288,6 +288,8 @@ deform_ab() {
     } 2>&1 | tee "$log"
 }
 
+# Nsight Compute on the deformation network's tensor-core kernels: where their time goes, per section and
+# per SASS instruction.
 deform_ncu() {
     unpack
     local g=.device/gensync dir; dir=$(mktemp -d)

@@ -1655,6 +1655,12 @@ constexpr int TC_BWD_CHAIN_SMEM = SB_FRAGS + (PK_O - PK_Q + PK_TOTAL - PK_QT) * 
 static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 166912,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
 __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
     const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -1675,8 +1681,8 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
 __constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
 
 template <int LD>
-__device__ __forceinline__ uint32_t swizzled(const uint16_t* m, int row, int chunk) {
-    return (uint32_t)__cvta_generic_to_shared(m + row * LD + ((chunk ^ (row & 7)) << 3));
+__device__ __forceinline__ const uint16_t* swizzled(const uint16_t* m, int row, int chunk) {
+    return m + row * LD + ((chunk ^ (row & 7)) << 3);
 }
 
 // Fills the copies from params (block-wide; a barrier follows before their first use).
@@ -1698,14 +1704,6 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
     }
 }
 
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr, bool trans) {
-    if (trans)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-    else
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
 
 // acc[j] += A·Mᵀ over KS (even) k-steps, fp16: M [8·NT rows][LD] one of the copies above, a row per
 // output column (a forward product). Per column tile the k-steps go in increasing order, as warp_mma's.
@@ -1717,7 +1715,7 @@ __device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t 
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
             uint32_t b[4];  // k-steps s and s + 1 of column tile j: chunks 2s … 2s + 3 of rows 8j …
-            ldsm_x4(b, swizzled<LD>(m, 8 * j + (lane & 7), 2 * s + (lane >> 3)), false);
+            ldsm_x4(b, swizzled<LD>(m, 8 * j + (lane & 7), 2 * s + (lane >> 3)));
             const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
             mma_m16n8k16<true>(acc[j], a[s], b0);
             mma_m16n8k16<true>(acc[j], a[s + 1], b1);
@@ -1734,7 +1732,7 @@ __device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t 
 #pragma unroll
         for (int j = 0; j < NT; j += 2) {
             uint32_t b[4];  // column tiles j and j + 1 of k-step s
-            ldsm_x4(b, swizzled<LD>(m, 16 * s + 8 * ((lane >> 3) & 1) + (lane & 7), j + (lane >> 4)), true);
+            ldsm_x4_trans(b, swizzled<LD>(m, 16 * s + 8 * ((lane >> 3) & 1) + (lane & 7), j + (lane >> 4)));
             const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
             mma_m16n8k16<true>(acc[j], a[s], b0);
             mma_m16n8k16<true>(acc[j + 1], a[s], b1);
