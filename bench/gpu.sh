@@ -32,8 +32,9 @@
 #                               The PTX is JIT-compiled without line information: to attribute the rows to
 #                               source lines, disassemble `ptxas -lineinfo -arch=sm_90 ptx/attention.ptx`
 #                               with `nvdisasm -gi` (the same SASS, row for row).
-#   bench/gpu.sh variant NAME   on the build machine, after `prepare` and a build of another version: lays
-#                               target/release/gensync in .device/var/ as variant NAME (an A/B's other side).
+#   bench/gpu.sh variant NAME [BINARY [COMMIT]] on the build machine, after `prepare` and a build of another
+#                               version: lays BINARY (default target/release/gensync, COMMIT default HEAD) in
+#                               .device/var/ as variant NAME (an A/B's other side).
 #   bench/gpu.sh deform-ab NAME.. on the GPU machine: `bench deform` at N = 50 000, B = 8 with the per-kernel
 #                               profile, for each named variant and the prepared binary ("new") in turn,
 #                               ROUNDS times (default 3), so that all sides share the card and its state;
@@ -261,11 +262,15 @@ deform() {
 # Another build's binary as A/B variant NAME (after prepare, which empties .device).
 variant() {
     [ -n "${1:-}" ] && [ -d .device ] || { echo "bench/gpu.sh variant NAME: after bench/gpu.sh prepare" >&2; exit 2; }
+    local bin="${2:-target/release/gensync}" commit="${3:-}"
+    if [ -z "$commit" ]; then
+        commit="$(git rev-parse --short HEAD)$(git status --porcelain | grep -q . && echo ' +uncommitted' || true)"
+    fi
     mkdir -p .device/var
-    cp target/release/gensync ".device/var/gensync-$1"
+    cp "$bin" ".device/var/gensync-$1"
     strip ".device/var/gensync-$1"
     gzip -9f ".device/var/gensync-$1"
-    echo "variant $1: $(git rev-parse --short HEAD)$(git status --porcelain | grep -q . && echo ' +uncommitted')" >> .device/variants
+    echo "variant $1: $commit" >> .device/variants
 }
 
 # The deform bench at B = 8 for each named variant and the prepared binary, in turn, ROUNDS times.
@@ -347,5 +352,5 @@ case "${1:-}" in
     deform-ncu) shift; deform_ncu "$@" ;;
     variant) shift; variant "$@" ;;
     deform-ab) shift; deform_ab "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | variant NAME | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
