@@ -35,6 +35,28 @@ fn fill_axpy_scale_match_cpu() {
     }
 }
 
+/// One launch over six buffers of awkward lengths (one empty) fills each and nothing past it; the slots are
+/// NaN-poisoned, so a missed element would show, and a seventh buffer is refused.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn fill_spans_fills_every_buffer() {
+    let gpu = gpu();
+    let lens = [1usize, 257, 0, 100_003, 31, 3_000_001];
+    let mut arena = Arena::new("transient", 4 * lens.iter().sum::<usize>() + 4096).unwrap();
+    let bufs: Vec<_> = lens.iter().map(|&n| arena.alloc::<f32>(&gpu, n + 1).unwrap()).collect();
+    let spans: Vec<_> = bufs.iter().zip(lens).map(|(b, n)| b.slice(0, n)).collect();
+    cuda::fill_spans(&gpu, &spans, -0.5).unwrap();
+    for (b, n) in bufs.iter().zip(lens) {
+        let got = gpu.download(*b).unwrap();
+        let mut want = vec![f32::NAN; n];
+        cpu::fill(&mut want, -0.5);
+        assert_eq!(&got[..n], &want[..], "fill_spans n={n}");
+        assert!(got[n].is_nan(), "fill_spans wrote past a span of {n}");
+    }
+    let seven = [spans.as_slice(), &spans[..1]].concat();
+    assert!(cuda::fill_spans(&gpu, &seven, 0.0).is_err());
+}
+
 /// Every byte value, then random bytes of awkward lengths; the slot is NaN-poisoned, so a missed element
 /// would show.
 #[test]

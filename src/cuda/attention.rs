@@ -90,10 +90,6 @@ impl GaussianBufs {
         }
         Ok(())
     }
-
-    fn zero(&self, gpu: &Gpu) -> Result<()> {
-        self.all().iter().try_for_each(|b| elementwise::fill(gpu, *b, 0.0))
-    }
 }
 
 /// How the chain's dense products are computed; attention, softmax, LayerNorm, dropout and the deltas are
@@ -344,8 +340,8 @@ impl DeformChain {
                 f.len()
             )));
         }
-        elementwise::fill(gpu, d_f, 0.0)?;
-        d_canonical.zero(gpu)?;
+        let [means, scales, rotations, opacities, sh] = d_canonical.all();
+        elementwise::fill_spans(gpu, &[d_f, means, scales, rotations, opacities, sh], 0.0)?;
         let p = (b * n) as u64;
         // Work items: tiles of DEF_TP pairs (fp32) or of TC_TILE Gaussians of one frame (tensor cores); each
         // adds its weight gradients into its block's partial slice once.

@@ -1,6 +1,6 @@
-//! Launchers for kernels/elementwise.cu (fill, axpy, scale, unit_from_u8, sum, mean).
+//! Launchers for kernels/elementwise.cu (fill, fill_spans, axpy, scale, unit_from_u8, sum, mean).
 
-use super::{Cost, DevBuf, Gpu, LaunchCfg};
+use super::{Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::error::{Error, Result};
 
 const ELEMENTWISE_THREADS: u32 = 256;
@@ -8,14 +8,34 @@ const SUM_THREADS: u32 = 256;
 /// Partial sums a reduction needs at most: the caller provides a scratch buffer of this length.
 pub const SUM_BLOCKS: usize = 1024;
 
+/// Buffers one `fill_spans` launch takes at most (FILL_SPANS in the kernel).
+pub const FILL_SPANS: usize = 6;
+/// Elements per thread the fill's grid is sized for.
+const FILL_PER_THREAD: usize = 8;
+
 /// x[i] = value
 pub fn fill(gpu: &Gpu, x: DevBuf<f32>, value: f32) -> Result<()> {
-    let n = x.len();
-    if n == 0 {
+    fill_spans(gpu, &[x], value)
+}
+
+/// x[i] = value for every buffer x of `spans` (at most FILL_SPANS), in one launch.
+pub fn fill_spans(gpu: &Gpu, spans: &[DevBuf<f32>], value: f32) -> Result<()> {
+    if spans.len() > FILL_SPANS {
+        return Err(Error::Cuda(format!("fill: {} buffers, one launch takes at most {FILL_SPANS}", spans.len())));
+    }
+    let total: usize = spans.iter().map(|x| x.len()).sum();
+    if total == 0 {
         return Ok(());
     }
-    let cost = Cost { bytes: 4 * n as u64, flop: 0 };
-    gpu.launch("fill", LaunchCfg::per_element(n, ELEMENTWISE_THREADS, cost), &[x.into(), (n as i64).into(), value.into()])
+    let mut args = Vec::with_capacity(2 * FILL_SPANS + 1);
+    for k in 0..FILL_SPANS {
+        let (ptr, n) = spans.get(k).map_or((0, 0), |x| (x.ptr(), x.len()));
+        args.extend([Arg::Ptr(ptr), Arg::I64(n as i64)]);
+    }
+    args.push(value.into());
+    let blocks = total.div_ceil(ELEMENTWISE_THREADS as usize * FILL_PER_THREAD) as u32;
+    let cost = Cost { bytes: 4 * total as u64, flop: 0 };
+    gpu.launch("fill", LaunchCfg::linear(blocks, ELEMENTWISE_THREADS, cost), &args)
 }
 
 /// y[i] += a * x[i]

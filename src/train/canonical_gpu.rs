@@ -19,7 +19,7 @@ use crate::cpu::raster::{Camera, RasterDims, D_SPLAT};
 use crate::cpu::triplane::TRIPLANE_FEATURES;
 use crate::cuda::adam::{AdamTensor, FusedAdam};
 use crate::cuda::densify::{densify_accumulate, densify_apply, densify_plan, AttrCopy, DensifyStats};
-use crate::cuda::elementwise::{axpy, fill, unit_from_u8};
+use crate::cuda::elementwise::{axpy, fill, fill_spans, unit_from_u8};
 use crate::cuda::loss::{loss_bwd, loss_fwd, loss_scratch_len, LossInputs};
 use crate::cuda::mlp::{dense_bwd, dense_bwd_scratch_len, dense_fwd, DenseBwdInputs, DenseGrads};
 use crate::cuda::raster::GpuGaussians;
@@ -373,9 +373,7 @@ impl GpuIdentity {
             gpu.copy(dst.m, src.m)?;
             gpu.copy(dst.v, src.v)?;
         }
-        for s in [new.stats.grad_accum, new.stats.visible, new.stats.max_radius] {
-            fill(gpu, s, 0.0)?;
-        }
+        fill_spans(gpu, &[new.stats.grad_accum, new.stats.visible, new.stats.max_radius], 0.0)?;
         gpu.synchronize()?;
         self.state = new;
         for (k, p) in host_params_mut(&mut self.host).into_iter().take(3).enumerate() {
