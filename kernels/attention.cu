@@ -825,13 +825,22 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // call against ~0.12 GB of output (its tape and gradient stores), so its partial slices (132 × 197 KB,
 // read and written once per item: 0.6 GB per call) do not stay in L2; L2 hit rate 79 %, SM throughput 20 %.
 // Measured on an H100 (2026-12-06, same session, B = 8; bench/results/…-deform-ab-stop18*.log): asking L2 for
-// each block_dw's partials ahead of it (prefetch_l2) took deform_bwd_chain_tc from 0.95 to 0.90 ms, but
+// each block_dw's partials ahead of it (prefetch_partials) took deform_bwd_chain_tc from 0.95 to 0.90 ms, but
 // deform_bwd_heads_tc from 1.27 to 1.35 ms (kept in the chain kernel only); the chain kernel's fragments in
 // shared memory instead of L1/L2, 0.90 → 0.80 ms; the heads kernel's weights as one fp16 copy read in both
 // orientations (the transposed bf16 fragments from L1/L2 before), 1.27 → 1.25 ms. deform_fwd_heads_tc
 // reading the same fp16 copies instead of its packed fragments: 0.445 → 0.462 ms (100 bytes of spills at
 // 168 registers; not kept). The forward chain without dropout (threshold 0) took 0.43 ms against 0.49: the
-// SplitMix64 hash per element is an eighth of that kernel.
+// SplitMix64 hash per element is an eighth of that kernel; a 32-bit hash (one lowbias32 per element and a
+// key per row, the same mask on the twin) took it to 0.503 ms against 0.487 (more spills at 168 registers).
+// Later the same day (H100, B = 8, …-deform-ab-stop19-*.log): the deltas' inputs asked of L2 when a warp
+// takes its tile (prefetch_deltas_inputs), deform_bwd_heads_tc 1.249 → 1.229 ms; the FFN's two weight
+// gradients reading both layers' partials before their products (block_dw_pair), deform_bwd_chain_tc
+// 0.802 → 0.791 ms. Not kept: the same pairing for the heads' V0/V1 (heads 0–3; 96 bytes of spills in the
+// kernel), 1.25 → 1.33 ms; each head's partials asked of L2 at the head's start, 1.32 ms. Nsight Compute
+// on deform_bwd_heads_tc (1.49 ms under the profiler): 25 % issue-slot use, L2 hit rate of loads 48 %, a
+// tenth of the stall samples at the atomics into d_canonical (the B frames of a Gaussian tile run on B
+// blocks at once), the rest spread thin.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
@@ -1384,14 +1393,34 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
-// Asks L2 for the lines of [p, p + floats), block-wide: a hint (no wait, no fault). The backward's partial
-// slices (132 of them, 44 MB) do not stay in L2 between items, so block_dw's read of them went to DRAM
-// with nothing left to overlap it; fetched while the products before it run, it finds them in L2.
-__device__ __forceinline__ void prefetch_l2(const float* p, int floats) {
+// Asks L2 for the lines of [p, p + floats), the caller's `threads` threads (the block's or a warp's) taking
+// every threads-th line from `first`: a hint (no wait, no fault).
+__device__ __forceinline__ void prefetch_l2(const float* p, long long floats, int first, int threads) {
     const char* end = reinterpret_cast<const char*>(p + floats);
-    for (const char* q = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t)127) + 128 * threadIdx.x;
-         q < end; q += 128 * TC_THREADS)
+    for (const char* q = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t)127) + 128 * first; q < end;
+         q += 128 * threads)
         asm volatile("prefetch.global.L2 [%0];\n" ::"l"(q));
+}
+
+// The backward's partial slices (132 of them, 44 MB) do not stay in L2 between items, so block_dw's read of
+// them went to DRAM with nothing left to overlap it; asked of L2 (block-wide) while the products before it
+// run, they are found there.
+__device__ __forceinline__ void prefetch_partials(const float* p, int floats) { prefetch_l2(p, floats, threadIdx.x, TC_THREADS); }
+
+// The lines deltas_bwd reads for `count` consecutive Gaussians from n (pairs from `pair`): their d_out rows
+// and canonical ones, asked of L2 (warp-wide) when the warp takes its tile, so that each head's deltas find
+// them there instead of waiting for DRAM between the head's products.
+__device__ __forceinline__ void prefetch_deltas_inputs(const CGaussians& canon, const CGaussians& d_out, long long pair,
+                                                       int n, int count) {
+    const int lane = threadIdx.x & 31;
+    prefetch_l2(d_out.means + pair * 3, count * 3, lane, 32);
+    prefetch_l2(d_out.scales + pair * 3, count * 3, lane, 32);
+    prefetch_l2(d_out.rotations + pair * 4, count * 4, lane, 32);
+    prefetch_l2(d_out.opacities + pair, count, lane, 32);
+    prefetch_l2(d_out.sh + pair * 48, count * 48, lane, 32);
+    prefetch_l2(canon.scales + (long long)n * 3, count * 3, lane, 32);
+    prefetch_l2(canon.rotations + (long long)n * 4, count * 4, lane, 32);
+    prefetch_l2(canon.opacities + n, count, lane, 32);
 }
 
 // deform_bwd_heads_tc's part of the warp tile's tape record: the heads' ReLU decisions by cp.async into
@@ -1769,56 +1798,98 @@ __device__ __forceinline__ void to_frags_row_scaled(const float (&c)[NT][4], uin
 
 // dW += d_preᵀ·x over the block tile's 128 rows, into w [out][IN] and, through x's column of ones at IN,
 // the bias b [out] (the block's partial slice): dm [TC_TILE][ldd] holds d_pre (its first 16·MT columns are
-// read: zero past `out`), xm [TC_TILE][ldx] holds x (NTX = IN/8 + 1 column tiles with the ones). Warp w
-// takes the (16-row tile of dW, NPG column tiles) items w, w + 8, …; NPG is chosen per layer so that the
-// items split evenly over the 8 warps. Block-wide; callers __syncthreads before (staging) and after.
-// Not inlined: one copy per instantiation (5) instead of per call (8) takes 0.5 k instructions out of the
-// backward's loop, whose misses in the instruction cache are a quarter of its stalls: the step 2 % faster.
-template <int MT, int IN, int NPG>
-__device__ __noinline__ void block_dw(const uint16_t* dm, int ldd, const uint16_t* xm, int ldx, float* w, float* b, int out) {
-    constexpr int NTX = IN / 8 + 1, GROUPS = (NTX + NPG - 1) / NPG;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c0 = 2 * (lane & 3);
-    for (int item = warp; item < MT * GROUPS; item += TC_WARPS) {
-        const int mt = item / GROUPS, nt0 = (item % GROUPS) * NPG, o0 = 16 * mt + (lane >> 2);
-        // The slice's current partials (rows o0, o0 + 8; columns i, i + 1), loaded now and added after the
-        // products, so that the L2 round trip overlaps them instead of holding up the first.
-        float prev[NPG][4], acc[NPG][4];
+// read: zero past `out`), xm [TC_TILE][ldx] holds x (NTX = IN/8 + 1 column tiles with the ones). The work
+// is items (16-row tile mt of dW, NPG column tiles from nt0); NPG is chosen per layer so that the items
+// split evenly over the 8 warps. An item reads its current partials first and adds after its products, so
+// that the L2 round trip overlaps them instead of holding up the first.
+template <int IN>
+struct DwLayer {
+    const uint16_t* dm;
+    int ldd;
+    const uint16_t* xm;
+    int ldx;
+    float* w;
+    float* b;
+    int out;
+};
+
+template <int IN, int NPG>
+__device__ __forceinline__ void dw_load(float (&prev)[NPG][4], const DwLayer<IN>& l, int mt, int nt0) {
+    const int lane = threadIdx.x & 31, o0 = 16 * mt + (lane >> 2), c0 = 2 * (lane & 3);
 #pragma unroll
-        for (int j = 0; j < NPG; ++j)
+    for (int j = 0; j < NPG; ++j)
 #pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                const int o = o0 + 8 * r, i = 8 * (nt0 + j) + c0;
-                float2 v = make_float2(0.0f, 0.0f);
-                if (o < out && i < IN) v = *reinterpret_cast<const float2*>(w + o * IN + i);
-                else if (o < out && i == IN) v.x = b[o];
-                prev[j][2 * r] = v.x;
-                prev[j][2 * r + 1] = v.y;
-                acc[j][2 * r] = acc[j][2 * r + 1] = 0.0f;
-            }
-#pragma unroll 2
-        for (int s = 0; s < TC_TILE / 16; ++s) {
-            // A = d_preᵀ: 8 × 8 blocks (pairs 0–7, outputs 0–7), (0–7, 8–15), (8–15, 0–7), (8–15, 8–15).
-            uint32_t a[4];
-            const int mi = lane >> 3;
-            ldsm_x4_trans(a, dm + (16 * s + (mi >> 1) * 8 + (lane & 7)) * ldd + 16 * mt + (mi & 1) * 8);
-#pragma unroll
-            for (int j = 0; j < NPG; ++j) {
-                if (nt0 + j >= NTX) break;
-                uint32_t bb[2];
-                ldsm_x2_trans(bb, xm + (16 * s + (lane & 15)) * ldx + 8 * (nt0 + j));
-                mma_m16n8k16<false>(acc[j], a, bb);
-            }
+        for (int r = 0; r < 2; ++r) {
+            const int o = o0 + 8 * r, i = 8 * (nt0 + j) + c0;
+            float2 v = make_float2(0.0f, 0.0f);
+            if (o < l.out && i < IN) v = *reinterpret_cast<const float2*>(l.w + o * IN + i);
+            else if (o < l.out && i == IN) v.x = l.b[o];
+            prev[j][2 * r] = v.x;
+            prev[j][2 * r + 1] = v.y;
         }
+}
+
+// The item's products (A = d_preᵀ from dm, B = x from xm), added to prev and stored.
+template <int IN, int NPG>
+__device__ __forceinline__ void dw_add(const float (&prev)[NPG][4], const DwLayer<IN>& l, int mt, int nt0) {
+    constexpr int NTX = IN / 8 + 1;
+    const int lane = threadIdx.x & 31, o0 = 16 * mt + (lane >> 2), c0 = 2 * (lane & 3);
+    float acc[NPG][4];
 #pragma unroll
-        for (int j = 0; j < NPG; ++j)
+    for (int j = 0; j < NPG; ++j)
 #pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                const int o = o0 + 8 * r, i = 8 * (nt0 + j) + c0;
-                const float2 v = make_float2(prev[j][2 * r] + acc[j][2 * r], prev[j][2 * r + 1] + acc[j][2 * r + 1]);
-                if (o < out && i < IN) *reinterpret_cast<float2*>(w + o * IN + i) = v;
-                else if (o < out && i == IN) b[o] = v.x;
-            }
+        for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+#pragma unroll 2
+    for (int s = 0; s < TC_TILE / 16; ++s) {
+        // A = d_preᵀ: 8 × 8 blocks (pairs 0–7, outputs 0–7), (0–7, 8–15), (8–15, 0–7), (8–15, 8–15).
+        uint32_t a[4];
+        const int mi = lane >> 3;
+        ldsm_x4_trans(a, l.dm + (16 * s + (mi >> 1) * 8 + (lane & 7)) * l.ldd + 16 * mt + (mi & 1) * 8);
+#pragma unroll
+        for (int j = 0; j < NPG; ++j) {
+            if (nt0 + j >= NTX) break;
+            uint32_t bb[2];
+            ldsm_x2_trans(bb, l.xm + (16 * s + (lane & 15)) * l.ldx + 8 * (nt0 + j));
+            mma_m16n8k16<false>(acc[j], a, bb);
+        }
     }
+#pragma unroll
+    for (int j = 0; j < NPG; ++j)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int o = o0 + 8 * r, i = 8 * (nt0 + j) + c0;
+            const float2 v = make_float2(prev[j][2 * r] + acc[j][2 * r], prev[j][2 * r + 1] + acc[j][2 * r + 1]);
+            if (o < l.out && i < IN) *reinterpret_cast<float2*>(l.w + o * IN + i) = v;
+            else if (o < l.out && i == IN) l.b[o] = v.x;
+        }
+}
+
+// block_dw of one layer: warp w takes items w, w + 8, … Block-wide; callers __syncthreads before (staging)
+// and after. Not inlined: one copy per instantiation instead of per call takes instructions out of the
+// backward's loop, whose misses in the instruction cache are a quarter of its stalls (the step 2 % faster).
+template <int MT, int IN, int NPG>
+__device__ __noinline__ void block_dw(const DwLayer<IN> l) {
+    constexpr int GROUPS = (IN / 8 + NPG) / NPG;  // ⌈NTX/NPG⌉
+    for (int item = threadIdx.x >> 5; item < MT * GROUPS; item += TC_WARPS) {
+        float prev[NPG][4];
+        dw_load<IN, NPG>(prev, l, item / GROUPS, (item % GROUPS) * NPG);
+        dw_add<IN, NPG>(prev, l, item / GROUPS, (item % GROUPS) * NPG);
+    }
+}
+
+// block_dw of two layers of at most 8 items each (warp w takes item w of each): both layers' partials are
+// read before the first's products, so that one L2 round trip serves the two.
+template <int MT0, int IN0, int NPG0, int MT1, int IN1, int NPG1>
+__device__ __noinline__ void block_dw_pair(const DwLayer<IN0> l0, const DwLayer<IN1> l1) {
+    constexpr int GROUPS0 = (IN0 / 8 + NPG0) / NPG0, GROUPS1 = (IN1 / 8 + NPG1) / NPG1;  // ⌈NTX/NPG⌉
+    constexpr int ITEMS0 = MT0 * GROUPS0, ITEMS1 = MT1 * GROUPS1;
+    static_assert(ITEMS0 <= TC_WARPS && ITEMS1 <= TC_WARPS, "block_dw_pair: one item per warp and layer");
+    const int warp = threadIdx.x >> 5;
+    float prev0[NPG0][4], prev1[NPG1][4];
+    if (warp < ITEMS0) dw_load<IN0, NPG0>(prev0, l0, warp / GROUPS0, (warp % GROUPS0) * NPG0);
+    if (warp < ITEMS1) dw_load<IN1, NPG1>(prev1, l1, warp / GROUPS1, (warp % GROUPS1) * NPG1);
+    if (warp < ITEMS0) dw_add<IN0, NPG0>(prev0, l0, warp / GROUPS0, (warp % GROUPS0) * NPG0);
+    if (warp < ITEMS1) dw_add<IN1, NPG1>(prev1, l1, warp / GROUPS1, (warp % GROUPS1) * NPG1);
 }
 
 // Adds the column sums over the warp's rows of two 16 × 64 accumulators a, b to sa[col], sb[col].
@@ -1956,9 +2027,9 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
             for (int e = 0; e < 4; ++e) d_g[j][e] = fmaf(dg[j][e], inv[e >> 1], d_g[j][e]);
     }
     __syncthreads();
-    block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID);
-    block_dw<(8 * NTH + 15) / 16, HID, NTH == 1 ? 3 : 9>(tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
-                                                        part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
+    block_dw<8, D, 9>({tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID});
+    block_dw<(8 * NTH + 15) / 16, HID, NTH == 1 ? 3 : 9>({tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
+                                                         part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]});
     __syncthreads();
 }
 
@@ -2045,7 +2116,10 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     __syncthreads();
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
-        const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, item % B, N);
+        const int n_first = (item / B) * TC_TILE + warp * 16;
+        const TcRows rows = tc_rows(n_first, item % B, N);
+        if (n_first < N)
+            prefetch_deltas_inputs(canon, d_out, (long long)(item % B) * N + n_first, n_first, min(16, N - n_first));
         uint32_t* record = tape + tape_record(item, warp);
         uint32_t ga[4][4], g_pos;
         tc_tape_load_heads(record, hid_on, tiles.x1, ga, g_pos);
@@ -2103,7 +2177,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         TcChain keep;
         float d_g[8][4];
         tc_tape_load_chain(record, tiles.z, d_g, keep);
-        prefetch_l2(part + P_FFN0W, P_LN2G - P_FFN0W);  // the FFN's partials (both layers, weights and biases)
+        prefetch_partials(part + P_FFN0W, P_LN2G - P_FFN0W);  // the FFN's partials (both layers, weights and biases)
         // LayerNorm 2: d_h2 in d_g, γ2/β2 sums, d_x2. The tape's z has arrived (each lane waits for its own
         // copies; z is read after a barrier); x̂2 comes from L2.
         cp_async_wait_all();
@@ -2140,11 +2214,11 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
             }
         stage_bf16<8>(tiles.x1, TC_LDX, t);
         __syncthreads();
-        block_dw<4, FFN, 9>(tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D);
-        block_dw<8, D, 9>(tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN);
+        block_dw_pair<4, FFN, 9, 8, D, 9>({tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D},
+                                         {tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN});
         __syncthreads();
-        prefetch_l2(part + P_WO, P_LN1G - P_WO);  // the out-projection's and the query's partials
-        prefetch_l2(part + P_WQ, P_WK - P_WQ);
+        prefetch_partials(part + P_WO, P_LN1G - P_WO);  // the out-projection's and the query's partials
+        prefetch_partials(part + P_WQ, P_WK - P_WQ);
         // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -2164,7 +2238,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         grad_mma<8, 8>(o, t, wt + (PK_OT - PK_QT));
         tc_attention_bwd(o, q, p, k, v, t, sums + 4 * D, sums + 8 * D);  // t holds d_q
         __syncthreads();
-        block_dw<4, D, 5>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WO, part + P_BO, D);
+        block_dw<4, D, 5>({tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WO, part + P_BO, D});
         __syncthreads();
         // Query projection: d_f = d_x1 + d_q·Wq; its weight gradient from d_q (D2) and f (X1).
         stage_bf16<8>(tiles.d2, TC_LDX, t);
@@ -2179,7 +2253,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
                     for (int e = 0; e < 2; ++e)
                         atomicAdd(d_f + (long long)rows.n[r] * D + acc_col(j, e), d_g[j][2 * r + e]);
         __syncthreads();
-        block_dw<4, D, 5>(tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WQ, part + P_BQ, D);
+        block_dw<4, D, 5>({tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WQ, part + P_BQ, D});
         __syncthreads();
         // This item's LayerNorm and token sums into the partial slice.
         for (int e = threadIdx.x; e < 12 * D; e += TC_THREADS) {
