@@ -25,6 +25,9 @@
 #                               B = 1 and 8 with the per-kernel profile, and gsplat on the same scenes
 #                               (bench/raster_vs_gsplat.py, wheels from .whl/ as for `peer`) in one log
 #                               (<date>-<gpu>-raster.log); then the named test binaries.
+#   bench/gpu.sh deform-check   on the GPU machine: the deformation network's tests, memcheck over them and
+#                               racecheck over the tensor-core ones, nothing else (about a minute; needs only
+#                               .device/tests/deform and .device/commit), in <date>-<gpu>-deform-check-<commit>.log.
 #   bench/gpu.sh deform-ncu [KERNEL..] on the GPU machine: Nsight Compute reports of the named kernels of
 #                               bench deform (default: the four tensor-core kernels; N = 50 000, B = 8): every
 #                               section, and the per-instruction SASS counters (executed instructions, stall
@@ -260,6 +263,22 @@ deform() {
 }
 
 # Another build's binary as A/B variant NAME (after prepare, which empties .device).
+deform_check() {
+    unpack
+    local t=.device/tests/deform log; log=$(log_path "-deform-check-$(head -1 .device/commit)")
+    chmod +x "$t"
+    {
+        echo "# deformation network tests: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
+        echo "## tests: deform"
+        "$t" --include-ignored --test-threads=1 2>&1 | grep -E "^test |test result|gap" || true
+        echo "## memcheck: deform GPU tests"
+        timeout 200 compute-sanitizer --tool memcheck --print-limit 20 "$t" --ignored --test-threads=1 2>&1 \
+            | grep -E "ERROR SUMMARY|test result" || true
+        echo "## racecheck: gpu_tensor_core_path_matches_cpu_twin"
+        timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 gpu_tensor_core_path 2>&1 \
+            | grep -E "RACECHECK SUMMARY|test result" || true
+    } 2>&1 | tee "$log"
+}
 variant() {
     [ -n "${1:-}" ] && [ -d .device ] || { echo "bench/gpu.sh variant NAME: after bench/gpu.sh prepare" >&2; exit 2; }
     local bin="${2:-target/release/gensync}" commit="${3:-}"
@@ -349,8 +368,9 @@ case "${1:-}" in
     peer) peer ;;
     check) shift; check "$@" ;;
     canonical) canonical ;;
+    deform-check) deform_check ;;
     deform-ncu) shift; deform_ncu "$@" ;;
     variant) shift; variant "$@" ;;
     deform-ab) shift; deform_ab "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-check | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
