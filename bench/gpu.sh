@@ -228,6 +228,19 @@ canonical() {
     rm -rf "$work"
 }
 
+# The deform test binary $1 (errors below 1e-5 left out of the log), memcheck over its GPU tests, racecheck
+# over the tensor-core ones (racecheck is slow; they are the kernels with shared-memory staging).
+deform_tests() {
+    echo "## tests: deform"
+    "$1" --include-ignored --test-threads=1 2>&1 | grep -vE "rel err [0-9.]+e-([5-9]|[1-9][0-9])," || true
+    echo "## memcheck: deform GPU tests"
+    timeout 200 compute-sanitizer --tool memcheck --print-limit 20 "$1" --ignored --test-threads=1 2>&1 \
+        | grep -E "ERROR SUMMARY|test result" || true
+    echo "## racecheck: gpu_tensor_core_path_matches_cpu_twin"
+    timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$1" --ignored --test-threads=1 gpu_tensor_core_path 2>&1 \
+        | grep -E "RACECHECK SUMMARY|test result" || true
+}
+
 # The deformation network alone: its test binary (and memcheck and racecheck over its GPU tests), the
 # deform bench at B = 1, 8, 32 with the per-kernel profile, and the network part of torch_peer.py (eager
 # PyTorch fp32 and bf16 autocast, same B) in the same session; then the named test binaries. One log.
@@ -238,15 +251,7 @@ deform() {
     {
         echo "# deformation network: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
         $g --device cuda info
-        echo "## tests: deform"
-        "$t" --include-ignored --test-threads=1 2>&1 | grep -vE "rel err [0-9.]+e-([5-9]|[1-9][0-9])," || true
-        echo "## memcheck: deform GPU tests"
-        timeout 200 compute-sanitizer --tool memcheck --print-limit 20 "$t" --ignored --test-threads=1 2>&1 \
-            | grep -E "ERROR SUMMARY|test result" || true
-        # racecheck is slow: the tensor-core kernels (the ones with shared-memory staging) on the twin cases.
-        echo "## racecheck: gpu_tensor_core_path_matches_cpu_twin"
-        timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 gpu_tensor_core_path 2>&1 \
-            | grep -E "RACECHECK SUMMARY|test result" || true
+        deform_tests "$t"
         # Float atomics make every run's sums differ a little: the loss-curve comparison five times.
         echo "## tensor_core_training_matches_fp32, 5 runs"
         for i in 1 2 3 4 5; do
@@ -262,23 +267,18 @@ deform() {
     } 2>&1 | tee "$log"
 }
 
-# Another build's binary as A/B variant NAME (after prepare, which empties .device).
+# The deformation network's tests and sanitizers alone (bench/gpu.sh deform-check). One log.
 deform_check() {
     unpack
     local t=.device/tests/deform log; log=$(log_path "-deform-check-$(head -1 .device/commit)")
     chmod +x "$t"
     {
         echo "# deformation network tests: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
-        echo "## tests: deform"
-        "$t" --include-ignored --test-threads=1 2>&1 | grep -E "^test |test result|gap" || true
-        echo "## memcheck: deform GPU tests"
-        timeout 200 compute-sanitizer --tool memcheck --print-limit 20 "$t" --ignored --test-threads=1 2>&1 \
-            | grep -E "ERROR SUMMARY|test result" || true
-        echo "## racecheck: gpu_tensor_core_path_matches_cpu_twin"
-        timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$t" --ignored --test-threads=1 gpu_tensor_core_path 2>&1 \
-            | grep -E "RACECHECK SUMMARY|test result" || true
+        deform_tests "$t"
     } 2>&1 | tee "$log"
 }
+
+# Another build's binary as A/B variant NAME (after prepare, which empties .device).
 variant() {
     [ -n "${1:-}" ] && [ -d .device ] || { echo "bench/gpu.sh variant NAME: after bench/gpu.sh prepare" >&2; exit 2; }
     local bin="${2:-target/release/gensync}" commit="${3:-}"
