@@ -1802,6 +1802,9 @@ __device__ __forceinline__ void to_frags_row_scaled(const float (&c)[NT][4], uin
 // is items (16-row tile mt of dW, NPG column tiles from nt0); NPG is chosen per layer so that the items
 // split evenly over the 8 warps. An item reads its current partials first and adds after its products, so
 // that the L2 round trip overlaps them instead of holding up the first.
+// Items per 16-row tile of dW: ⌈NTX/NPG⌉ column groups, NTX = IN/8 + 1.
+__host__ __device__ constexpr int dw_groups(int in, int npg) { return (in / 8 + npg) / npg; }
+
 template <int IN>
 struct DwLayer {
     const uint16_t* dm;
@@ -1869,7 +1872,7 @@ __device__ __forceinline__ void dw_add(const float (&prev)[NPG][4], const DwLaye
 // backward's loop, whose misses in the instruction cache are a quarter of its stalls (the step 2 % faster).
 template <int MT, int IN, int NPG>
 __device__ __noinline__ void block_dw(const DwLayer<IN> l) {
-    constexpr int GROUPS = (IN / 8 + NPG) / NPG;  // ⌈NTX/NPG⌉
+    constexpr int GROUPS = dw_groups(IN, NPG);
     for (int item = threadIdx.x >> 5; item < MT * GROUPS; item += TC_WARPS) {
         float prev[NPG][4];
         dw_load<IN, NPG>(prev, l, item / GROUPS, (item % GROUPS) * NPG);
@@ -1881,7 +1884,7 @@ __device__ __noinline__ void block_dw(const DwLayer<IN> l) {
 // read before the first's products, so that one L2 round trip serves the two.
 template <int MT0, int IN0, int NPG0, int MT1, int IN1, int NPG1>
 __device__ __noinline__ void block_dw_pair(const DwLayer<IN0> l0, const DwLayer<IN1> l1) {
-    constexpr int GROUPS0 = (IN0 / 8 + NPG0) / NPG0, GROUPS1 = (IN1 / 8 + NPG1) / NPG1;  // ⌈NTX/NPG⌉
+    constexpr int GROUPS0 = dw_groups(IN0, NPG0), GROUPS1 = dw_groups(IN1, NPG1);
     constexpr int ITEMS0 = MT0 * GROUPS0, ITEMS1 = MT1 * GROUPS1;
     static_assert(ITEMS0 <= TC_WARPS && ITEMS1 <= TC_WARPS, "block_dw_pair: one item per warp and layer");
     const int warp = threadIdx.x >> 5;
