@@ -836,7 +836,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // Later the same day (H100, B = 8, …-deform-ab-stop19-*.log): the deltas' inputs asked of L2 when a warp
 // takes its tile (prefetch_deltas_inputs), deform_bwd_heads_tc 1.249 → 1.229 ms; the FFN's two weight
 // gradients reading both layers' partials before their products (block_dw_pair), deform_bwd_chain_tc
-// 0.802 → 0.791 ms. Not kept: the same pairing for the heads' V0/V1 (heads 0–3; 96 bytes of spills in the
+// 0.802 → 0.791 ms; d_out and g read evict-first (they are read once), deform_bwd_heads_tc 1.220 → 1.211
+// ms. Not kept: the same pairing for the heads' V0/V1 (heads 0–3; 96 bytes of spills in the
 // kernel), 1.25 → 1.33 ms; each head's partials asked of L2 at the head's start, 1.32 ms. Nsight Compute
 // on deform_bwd_heads_tc (1.49 ms under the profiler): 25 % issue-slot use, L2 hit rate of loads 48 %, a
 // tenth of the stall samples at the atomics into d_canonical (the B frames of a Gaussian tile run on B
@@ -1434,7 +1435,7 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
         if (i * 32 + lane < 80) cp_async16(hid_save + 2 * (i * 32 + lane), tape + TAPE_HID + 4 * (i * 32 + lane));
     cp_async_commit();
     float g[8][4];
-    load_acc4<false>(tape + TAPE_G, g);
+    load_acc4<true>(tape + TAPE_G, g);  // its last read: d_h2 takes its place
     g_pos = 0;
 #pragma unroll
     for (int j = 0; j < 8; ++j)
@@ -1909,8 +1910,8 @@ __device__ __forceinline__ void add_column_sums(const float (&a)[8][4], float* s
 }
 
 // The deltas' backward for head h (NTH column tiles of its output `out`, replaced by d out): upstream
-// gradients do_* at the rows' pairs, canonical gradients dc_* (+=, atomics). Invalid rows and columns past
-// the head's width get 0.
+// gradients do_* at the rows' pairs (read once: evict-first, not to push the partial slices out of L2),
+// canonical gradients dc_* (+=, atomics). Invalid rows and columns past the head's width get 0.
 template <int NTH>
 __device__ __forceinline__ void deltas_bwd(int h, float (&out)[NTH][4], const TcRows& rows, const CGaussians& canon,
                                            const CGaussians& d_out, const Gaussians& d_canon) {
@@ -1925,7 +1926,7 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[NTH][4], const Tc
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int c = acc_col(0, e);
-                gq[e] = valid && c < 4 ? d_out.rotations[row * 4 + c] : 0.0f;
+                gq[e] = valid && c < 4 ? __ldcs(d_out.rotations + row * 4 + c) : 0.0f;
                 dot += qv[e] * inv * gq[e];
             }
             dot += __shfl_xor_sync(0xffffffffu, dot, 1);
@@ -1947,17 +1948,17 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[NTH][4], const Tc
                 if (valid && c < HEAD_OUT[h]) {
                     const float delta = out[j][2 * r + e];
                     if (h == 0) {
-                        d = d_out.means[row * 3 + c];
+                        d = __ldcs(d_out.means + row * 3 + c);
                         atomicAdd(d_canon.means + n * 3 + c, d);
                     } else if (h == 1) {
-                        d = d_out.scales[row * 3 + c] * expf(canon.scales[n * 3 + c] + delta);
+                        d = __ldcs(d_out.scales + row * 3 + c) * expf(canon.scales[n * 3 + c] + delta);
                         atomicAdd(d_canon.scales + n * 3 + c, d);
                     } else if (h == 3) {
                         const float o = 1.0f / (1.0f + expf(-(canon.opacities[n] + delta)));
-                        d = d_out.opacities[row] * o * (1.0f - o);
+                        d = __ldcs(d_out.opacities + row) * o * (1.0f - o);
                         atomicAdd(d_canon.opacities + n, d);
                     } else {
-                        d = d_out.sh[row * 48 + c];
+                        d = __ldcs(d_out.sh + row * 48 + c);
                         atomicAdd(d_canon.sh + n * 48 + c, d);
                     }
                 }
