@@ -25,9 +25,11 @@
 #                               B = 1 and 8 with the per-kernel profile, and gsplat on the same scenes
 #                               (bench/raster_vs_gsplat.py, wheels from .whl/ as for `peer`) in one log
 #                               (<date>-<gpu>-raster.log); then the named test binaries.
-#   bench/gpu.sh deform-check   on the GPU machine: the deformation network's tests, memcheck over them and
-#                               racecheck over the tensor-core ones, nothing else (about a minute; needs only
-#                               .device/tests/deform and .device/commit), in <date>-<gpu>-deform-check-<commit>.log.
+#   bench/gpu.sh deform-check [NAME..] on the GPU machine: the deformation network's tests, memcheck over
+#                               them and racecheck over the tensor-core ones, nothing else (about a minute; needs
+#                               only .device/tests/deform and .device/commit), in
+#                               <date>-<gpu>-deform-check-<commit>.log; then the same for each named variant's
+#                               deform tests (variant's DEFORM_TESTS), each in its own log.
 #   bench/gpu.sh deform-ncu [KERNEL..] on the GPU machine: Nsight Compute reports of the named kernels of
 #                               bench deform (default: the four tensor-core kernels; N = 50 000, B = 8): every
 #                               section, and the per-instruction SASS counters (executed instructions, stall
@@ -35,9 +37,10 @@
 #                               The PTX is JIT-compiled without line information: to attribute the rows to
 #                               source lines, disassemble `ptxas -lineinfo -arch=sm_90 ptx/attention.ptx`
 #                               with `nvdisasm -gi` (the same SASS, row for row).
-#   bench/gpu.sh variant NAME [BINARY [COMMIT]] on the build machine, after `prepare` and a build of another
-#                               version: lays BINARY (default target/release/gensync, COMMIT default HEAD) in
-#                               .device/var/ as variant NAME (an A/B's other side).
+#   bench/gpu.sh variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] on the build machine, after `prepare` and a
+#                               build of another version: lays BINARY (default target/release/gensync, COMMIT
+#                               default HEAD) in .device/var/ as variant NAME (an A/B's other side), and with
+#                               it that version's deform test binary if given (for deform-check NAME).
 #   bench/gpu.sh deform-ab NAME.. on the GPU machine: `bench deform` at N = 50 000, B = 8 with the per-kernel
 #                               profile, for each named variant and the prepared binary ("new") in turn,
 #                               ROUNDS times (default 3), so that all sides share the card and its state;
@@ -267,15 +270,24 @@ deform() {
     } 2>&1 | tee "$log"
 }
 
-# The deformation network's tests and sanitizers alone (bench/gpu.sh deform-check). One log.
+# The deformation network's tests and sanitizers alone (bench/gpu.sh deform-check), for the prepared build
+# and then each named variant. One log each.
 deform_check() {
     unpack
-    local t=.device/tests/deform log; log=$(log_path "-deform-check-$(head -1 .device/commit)")
-    chmod +x "$t"
-    {
-        echo "# deformation network tests: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
-        deform_tests "$t"
-    } 2>&1 | tee "$log"
+    local name commit t log
+    for name in new "$@"; do
+        if [ "$name" = new ]; then
+            t=.device/tests/deform commit=$(tr '\n' ' ' < .device/commit)
+        else
+            t=.device/var/deform-$name commit=$(sed -n "s/^variant $name: //p" .device/variants)
+        fi
+        log=$(log_path "-deform-check-${commit%% *}")
+        chmod +x "$t"
+        {
+            echo "# deformation network tests: $(date -u +%FT%TZ), commit $commit"
+            deform_tests "$t"
+        } 2>&1 | tee "$log"
+    done
 }
 
 # Another build's binary as A/B variant NAME (after prepare, which empties .device).
@@ -287,8 +299,9 @@ variant() {
     fi
     mkdir -p .device/var
     cp "$bin" ".device/var/gensync-$1"
-    strip ".device/var/gensync-$1"
-    gzip -9f ".device/var/gensync-$1"
+    [ -n "${4:-}" ] && cp "$4" ".device/var/deform-$1"
+    strip ".device/var/gensync-$1" ${4:+".device/var/deform-$1"}
+    gzip -9f ".device/var/gensync-$1" ${4:+".device/var/deform-$1"}
     echo "variant $1: $commit" >> .device/variants
 }
 
@@ -368,9 +381,9 @@ case "${1:-}" in
     peer) peer ;;
     check) shift; check "$@" ;;
     canonical) canonical ;;
-    deform-check) deform_check ;;
+    deform-check) shift; deform_check "$@" ;;
     deform-ncu) shift; deform_ncu "$@" ;;
     variant) shift; variant "$@" ;;
     deform-ab) shift; deform_ab "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-check | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-check [NAME..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
