@@ -837,7 +837,10 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // takes its tile (prefetch_deltas_inputs), deform_bwd_heads_tc 1.249 → 1.229 ms; the FFN's two weight
 // gradients reading both layers' partials before their products (block_dw_pair), deform_bwd_chain_tc
 // 0.802 → 0.791 ms; d_out and g read evict-first (they are read once), deform_bwd_heads_tc 1.220 → 1.211
-// ms. Not kept: the same pairing for the heads' V0/V1 (heads 0–3; 96 bytes of spills in the
+// ms (11/11 deform tests, memcheck and racecheck clean on the GPU: …-deform-check-32d4a93.log; step 3.12–3.14
+// → 3.10–3.13 ms in …-deform-ab-stop20-a.log). Not kept: the backward's items frame-major, so that the B
+// frames of a Gaussian tile no longer add into d_canonical and d_f at once, 1.217 → 1.257 ms for the heads
+// (the frames together share the canonical rows and the gradients' lines in L2); the same pairing for the heads' V0/V1 (heads 0–3; 96 bytes of spills in the
 // kernel), 1.25 → 1.33 ms; each head's partials asked of L2 at the head's start, 1.32 ms. Nsight Compute
 // on deform_bwd_heads_tc (1.49 ms under the profiler): 25 % issue-slot use, L2 hit rate of loads 48 %, a
 // tenth of the stall samples at the atomics into d_canonical (the B frames of a Gaussian tile run on B
