@@ -28,8 +28,8 @@
 #   bench/gpu.sh deform-check [NAME..] on the GPU machine: the deformation network's tests, memcheck over
 #                               them and racecheck over the tensor-core ones, nothing else (about a minute; needs
 #                               only .device/tests/deform and .device/commit), in
-#                               <date>-<gpu>-deform-check-<commit>.log; then the same for each named variant's
-#                               deform tests (variant's DEFORM_TESTS), each in its own log.
+#                               <date>-<gpu>-deform-check-<commit>.log; with NAMEs, the same for each named
+#                               variant's deform tests (variant's DEFORM_TESTS) instead, each in its own log.
 #   bench/gpu.sh deform-ncu [KERNEL..] on the GPU machine: Nsight Compute reports of the named kernels of
 #                               bench deform (default: the four tensor-core kernels; N = 50 000, B = 8): every
 #                               section, and the per-instruction SASS counters (executed instructions, stall
@@ -271,11 +271,12 @@ deform() {
 }
 
 # The deformation network's tests and sanitizers alone (bench/gpu.sh deform-check), for the prepared build
-# and then each named variant. One log each.
+# or the named variants. One log each.
 deform_check() {
     unpack
-    local name commit t log
-    for name in new "$@"; do
+    local name commit t log names=("$@")
+    [ ${#names[@]} -gt 0 ] || names=(new)
+    for name in "${names[@]}"; do
         if [ "$name" = new ]; then
             t=.device/tests/deform commit=$(tr '\n' ' ' < .device/commit)
         else
