@@ -845,7 +845,9 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // 3.01 → 3.20 ms, every kernel slower (H200, …-deform-ab-stop20-b.log: L2 holds the partial slices better
 // without them); both dropout masks drawn at the chain's tile start, to take the hashing out of the layers:
 // deform_fwd_chain_tc 0.419 → 0.555 ms (852 bytes of spills), with one hash per two neighbouring elements
-// 0.435 ms; the same pairing for the heads' V0/V1 (heads 0–3; 96 bytes of spills in the
+// 0.435 ms; the partial slices marked persisting in L2 (an access-policy window on the two backward
+// launches, 3/4 of L2 set aside): step 3.00 → 3.70 ms, deform_fwd_chain_tc 0.42 → 0.97 ms and
+// deform_bwd_heads_tc 1.18 → 1.23 (H200, …-deform-ab-stop20-c.log); the same pairing for the heads' V0/V1 (heads 0–3; 96 bytes of spills in the
 // kernel), 1.25 → 1.33 ms; each head's partials asked of L2 at the head's start, 1.32 ms. Nsight Compute
 // on deform_bwd_heads_tc (1.49 ms under the profiler): 25 % issue-slot use, L2 hit rate of loads 48 %, a
 // tenth of the stall samples at the atomics into d_canonical (the B frames of a Gaussian tile run on B
