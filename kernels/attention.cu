@@ -837,21 +837,22 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // takes its tile (prefetch_deltas_inputs), deform_bwd_heads_tc 1.249 → 1.229 ms; the FFN's two weight
 // gradients reading both layers' partials before their products (block_dw_pair), deform_bwd_chain_tc
 // 0.802 → 0.791 ms; d_out and g read evict-first (they are read once), deform_bwd_heads_tc 1.220 → 1.211
-// ms (11/11 deform tests, memcheck and racecheck clean on the GPU: …-deform-check-32d4a93.log; step 3.12–3.14
-// → 3.10–3.13 ms in …-deform-ab-stop20-a.log). Not kept: the backward's items frame-major, so that the B
-// frames of a Gaussian tile no longer add into d_canonical and d_f at once, 1.217 → 1.257 ms for the heads
-// (the frames together share the canonical rows and the gradients' lines in L2); asking L2 an item (or a
-// tile) ahead for the next one's tape record and inputs, in all three kernels that read the tape: step
-// 3.01 → 3.20 ms, every kernel slower (H200, …-deform-ab-stop20-b.log: L2 holds the partial slices better
-// without them); both dropout masks drawn at the chain's tile start, to take the hashing out of the layers:
-// deform_fwd_chain_tc 0.419 → 0.555 ms (852 bytes of spills), with one hash per two neighbouring elements
-// 0.435 ms; the partial slices marked persisting in L2 (an access-policy window on the two backward
-// launches, 3/4 of L2 set aside): step 3.00 → 3.70 ms, deform_fwd_chain_tc 0.42 → 0.97 ms and
-// deform_bwd_heads_tc 1.18 → 1.23 (H200, …-deform-ab-stop20-c.log); the same pairing for the heads' V0/V1 (heads 0–3; 96 bytes of spills in the
-// kernel), 1.25 → 1.33 ms; each head's partials asked of L2 at the head's start, 1.32 ms. Nsight Compute
-// on deform_bwd_heads_tc (1.49 ms under the profiler): 25 % issue-slot use, L2 hit rate of loads 48 %, a
-// tenth of the stall samples at the atomics into d_canonical (the B frames of a Gaussian tile run on B
-// blocks at once), the rest spread thin.
+// ms (deform tests 11/11, memcheck and racecheck clean on the GPU: …-deform-check-32d4a93.log; step
+// 3.12–3.14 → 3.10–3.13 ms in …-deform-ab-stop20-a.log). Not kept: the same pairing for the heads' V0/V1
+// (heads 0–3; 96 bytes of spills in the kernel), 1.25 → 1.33 ms; each head's partials asked of L2 at the
+// head's start, 1.32 ms; the backward's items frame-major, so that the B frames of a Gaussian tile no
+// longer add into d_canonical and d_f at once, deform_bwd_heads_tc 1.217 → 1.257 ms (the frames together
+// share the canonical rows and the gradients' lines in L2; the atomics' stalls are not contention);
+// asking L2 an item (a tile in the forward) ahead for the next one's tape record and inputs, in the three
+// kernels that read the tape: step 3.01 → 3.20 ms, every one of them slower (H200,
+// …-deform-ab-stop20-b.log); both dropout masks drawn at the chain's tile start, to take the hashing out
+// of the layers: deform_fwd_chain_tc 0.419 → 0.555 ms (852 bytes of spills), with one hash per two
+// neighbouring elements 0.435 ms; the partial slices marked persisting in L2 (an access-policy window on
+// the two backward launches, 3/4 of L2 set aside): step 3.00 → 3.70 ms, deform_fwd_chain_tc 0.42 → 0.97
+// and deform_bwd_heads_tc 1.18 → 1.23 ms (H200, …-deform-ab-stop20-c.log). L2 capacity is what these
+// kernels are short of: every change that holds more in it lost. Nsight Compute on deform_bwd_heads_tc
+// (1.49 ms under the profiler): 25 % issue-slot use, L2 hit rate of loads 48 %, a tenth of the stall
+// samples at the atomics into d_canonical, the rest spread thin.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
