@@ -386,5 +386,5 @@ case "${1:-}" in
     deform-ncu) shift; deform_ncu "$@" ;;
     variant) shift; variant "$@" ;;
     deform-ab) shift; deform_ab "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-check [NAME..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-check [NAME..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
