@@ -303,7 +303,9 @@ variant() {
     [ -n "${4:-}" ] && cp "$4" ".device/var/deform-$1"
     strip ".device/var/gensync-$1" ${4:+".device/var/deform-$1"}
     gzip -9f ".device/var/gensync-$1" ${4:+".device/var/deform-$1"}
-    echo "variant $1: $commit" >> .device/variants
+    # A name laid again replaces its line (deform-check reads the commit from it).
+    { grep -v "^variant $1: " .device/variants 2>/dev/null || true; echo "variant $1: $commit"; } > .device/variants.new
+    mv .device/variants.new .device/variants
 }
 
 # The deform bench at B = 8 for each named variant and the prepared binary, in turn, ROUNDS times.

@@ -853,6 +853,19 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // kernels are short of: every change that holds more in it lost. Nsight Compute on deform_bwd_heads_tc
 // (1.49 ms under the profiler): 25 % issue-slot use, L2 hit rate of loads 48 %, a tenth of the stall
 // samples at the atomics into d_canonical, the rest spread thin.
+// Measured on an H200 (B = 8, …-deform-ab-stop21-{a,b,c}.log), not kept: deform_bwd_heads_tc with each F_d
+// head on blocks of its own (wip/heads-split, 390c99e; tests 11/11, memcheck and racecheck clean: its
+// weight gradients summed in shared memory over all the block's items and stored once, no partial-slice
+// traffic at all; each head adding its share of d_h2 with atomics into a zeroed buffer): 1.19 → 1.36 ms
+// with 28 % of the blocks on head 4 (22 %: 1.69 ms, 34 %: 1.49), step 3.02 → 3.21 ms. So the partials'
+// round trips are not what bounds this kernel: without them, g read once per head, ~64 M float atomics and
+// the head groups' imbalance cost more. On top of it, deform_bwd_chain_tc with the FFN's weight gradients
+// in shared memory (the query's fragments from L1/L2 to make room; 148 bytes of spills against 32):
+// 0.789 → 0.794 ms. Asking for the smallest shared-memory carveout that holds each tensor-core kernel's
+// block (wip/l1-carveout, 5e63a79), so that the rest of the SM is L1 for the forward chain's spills: step
+// 3.02–3.03 → 3.04–3.05 ms, deform_fwd_chain_tc 0.418–0.423 → 0.420–0.423; with h1 kept in shared memory
+// across the FFN's second layer as well (727265e, spills 576 → 512 bytes): 0.421–0.426 ms. The L1's size
+// is not what the forward chain's spills cost.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
