@@ -794,78 +794,12 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // cost 0.32 ms and the heads' fp32 redo 0.11 ms; the low parts as fp16 took it to 1.06 ms. Splitting the
 // heads as well (3b25cd6) took 1.78 ms. From 0.54 / 4.76 ms at 89d309d to c24dd4c: the column sums as a
 // reduce-scatter (backward −0.47 ms), the tape (backward −0.68 ms, forward +0.15 ms), the forward's
-// fragments in shared memory (−0.07 ms). Since the split the backward's kernels wait on their fragment
-// loads and the weight-gradient partials (block_dw: a third of the heads kernel's stall samples), with 8
-// warps per SM. Tried and slower, measured against the same session's baseline: x̂ kept as fp16 with z
-// recomputed after the heads (+13 %), the heads' last-layer weight gradients in shared memory (+6 %, and
-// again with the tape +9 %), the partials' loads overlapped with the products while block_dw was inlined
-// (+6 %), the Gaussian tile fastest in the item order (+1 %); in the one backward kernel, the heads'
-// PK_HEAD0T fragments in shared memory with their ReLU decisions read from the tape (3.31 → 3.38 ms,
-// H200); in deform_bwd_heads_tc, each 128-Gaussian tile taken for all frames in a row with its canonical
-// gradients summed in shared memory and stored once instead of the atomics (1.23 → 1.53 ms, H200), and
-// block_dw loading two column tiles per ldmatrix (the step +1.5 %, H100); in deform_bwd_chain_tc, each
-// warp's LayerNorm and token column sums in a slice of its own with plain adds instead of shared atomics
-// onto the block's (0.88 → 1.00 ms, H200: the atomics' stall samples were their wait for the shuffles);
-// in the forward, the doubtful units of all five heads resolved in one loop after them, two per quad per
-// round (1.06 → 1.11 ms), and a 2.2 times tighter doubt bound (‖ε‖·‖V_c‖ + ‖g‖·‖η_c‖ for the fp16 roundings ε of g and η of V: half
-// the doubtful units, no change in time); deform_fwd_heads_tc at 16 warps (128 registers, spilling:
-// 0.474 ms against 0.445 at 12); a smaller carve-out (more L1 for the fragments) changed nothing;
-// prefetching the deltas' inputs to shared memory with cp.async gained 0.5 % and was not kept;
-// prefetching each warp's next tape record to L2 while it works on the current one cost 4 % (tried on
-// c838d18). Code size matters: unrolling the loop over heads 0–3 cost 9 % in each kernel (at 94a555f);
-// not unrolling block_dw's k-steps cost 1 %.
-// Tried on an H100 (2026-12-06, same session, B = 8, step 3.45 ms): an sm_90a build with Hopper's wgmma
-// (m64nNk16, fp16 A from registers, B from shared memory in the no-swizzle K-major core layout, LBO = the K
-// stride) for the forward's out-projection, FFN and heads and the backward's recompute of the heads: correct
-// against the twins, but 3.60 ms (chain forward 0.52 → 0.64 ms, heads forward 0.445 → 0.46; the forward is
-// not bound by the tensor cores or the B loads, and each layer waits for its wgmma); the code is at 17108d6.
-// block_dw adding into the partials with red.global.add.f32 instead of load + store: 3.59 ms (about 230 M
-// float reductions per step in L2). The partials' loads and stores with an L2 evict_last policy: 3.55 ms.
-// Nsight Compute (H100, this backward): deform_bwd_heads_tc moves 0.53 GB from DRAM and 0.62 GB to it per
-// call against ~0.12 GB of output (its tape and gradient stores), so its partial slices (132 × 197 KB,
-// read and written once per item: 0.6 GB per call) do not stay in L2; L2 hit rate 79 %, SM throughput 20 %.
-// Measured on an H100 (2026-12-06, same session, B = 8; bench/results/…-deform-ab-stop18*.log): asking L2 for
-// each block_dw's partials ahead of it (prefetch_partials) took deform_bwd_chain_tc from 0.95 to 0.90 ms, but
-// deform_bwd_heads_tc from 1.27 to 1.35 ms (kept in the chain kernel only); the chain kernel's fragments in
-// shared memory instead of L1/L2, 0.90 → 0.80 ms; the heads kernel's weights as one fp16 copy read in both
-// orientations (the transposed bf16 fragments from L1/L2 before), 1.27 → 1.25 ms. deform_fwd_heads_tc
-// reading the same fp16 copies instead of its packed fragments: 0.445 → 0.462 ms (100 bytes of spills at
-// 168 registers; not kept). The forward chain without dropout (threshold 0) took 0.43 ms against 0.49: the
-// SplitMix64 hash per element is an eighth of that kernel; a 32-bit hash (one lowbias32 per element and a
-// key per row, the same mask on the twin) took it to 0.503 ms against 0.487 (more spills at 168 registers).
-// Later the same day (H100, B = 8, …-deform-ab-stop19-*.log): the deltas' inputs asked of L2 when a warp
-// takes its tile (prefetch_deltas_inputs), deform_bwd_heads_tc 1.249 → 1.229 ms; the FFN's two weight
-// gradients reading both layers' partials before their products (block_dw_pair), deform_bwd_chain_tc
-// 0.802 → 0.791 ms; d_out and g read evict-first (they are read once), deform_bwd_heads_tc 1.220 → 1.211
-// ms (deform tests 11/11, memcheck and racecheck clean on the GPU: …-deform-check-32d4a93.log; step
-// 3.12–3.14 → 3.10–3.13 ms in …-deform-ab-stop20-a.log). Not kept: the same pairing for the heads' V0/V1
-// (heads 0–3; 96 bytes of spills in the kernel), 1.25 → 1.33 ms; each head's partials asked of L2 at the
-// head's start, 1.32 ms; the backward's items frame-major, so that the B frames of a Gaussian tile no
-// longer add into d_canonical and d_f at once, deform_bwd_heads_tc 1.217 → 1.257 ms (the frames together
-// share the canonical rows and the gradients' lines in L2; the atomics' stalls are not contention);
-// asking L2 an item (a tile in the forward) ahead for the next one's tape record and inputs, in the three
-// kernels that read the tape: step 3.01 → 3.20 ms, every one of them slower (H200,
-// …-deform-ab-stop20-b.log); both dropout masks drawn at the chain's tile start, to take the hashing out
-// of the layers: deform_fwd_chain_tc 0.419 → 0.555 ms (852 bytes of spills), with one hash per two
-// neighbouring elements 0.435 ms; the partial slices marked persisting in L2 (an access-policy window on
-// the two backward launches, 3/4 of L2 set aside): step 3.00 → 3.70 ms, deform_fwd_chain_tc 0.42 → 0.97
-// and deform_bwd_heads_tc 1.18 → 1.23 ms (H200, …-deform-ab-stop20-c.log). L2 capacity is what these
-// kernels are short of: every change that holds more in it lost. Nsight Compute on deform_bwd_heads_tc
-// (1.49 ms under the profiler): 25 % issue-slot use, L2 hit rate of loads 48 %, a tenth of the stall
-// samples at the atomics into d_canonical, the rest spread thin.
-// Measured on an H200 (B = 8, …-deform-ab-stop21-{a,b,c}.log), not kept: deform_bwd_heads_tc with each F_d
-// head on blocks of its own (wip/heads-split, 390c99e; tests 11/11, memcheck and racecheck clean: its
-// weight gradients summed in shared memory over all the block's items and stored once, no partial-slice
-// traffic at all; each head adding its share of d_h2 with atomics into a zeroed buffer): 1.19 → 1.36 ms
-// with 28 % of the blocks on head 4 (22 %: 1.69 ms, 34 %: 1.49), step 3.02 → 3.21 ms. So the partials'
-// round trips are not what bounds this kernel: without them, g read once per head, ~64 M float atomics and
-// the head groups' imbalance cost more. On top of it, deform_bwd_chain_tc with the FFN's weight gradients
-// in shared memory (the query's fragments from L1/L2 to make room; 148 bytes of spills against 32):
-// 0.789 → 0.794 ms. Asking for the smallest shared-memory carveout that holds each tensor-core kernel's
-// block (wip/l1-carveout, 5e63a79), so that the rest of the SM is L1 for the forward chain's spills: step
-// 3.02–3.03 → 3.04–3.05 ms, deform_fwd_chain_tc 0.418–0.423 → 0.420–0.423; with h1 kept in shared memory
-// across the FFN's second layer as well (727265e, spills 576 → 512 bytes): 0.421–0.426 ms. The L1's size
-// is not what the forward chain's spills cost.
+// fragments in shared memory (−0.07 ms). Every variant measured and not kept since, with its numbers and
+// logs, and what they rule out as these kernels' bounds: bench/results/deform-tc-experiments.md. In short
+// (H200, main, B = 8): deform_bwd_heads_tc 1.19 ms, deform_bwd_chain_tc 0.79, deform_fwd_heads_tc 0.45,
+// deform_fwd_chain_tc 0.42, step 3.02 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
+// H100) with 8 warps per SM, and is bound neither by its partial slices nor by its atomics' contention nor
+// by L2 latency on its inputs.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
