@@ -780,7 +780,10 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // The backward also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
 // and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
-// a column of ones after x's last column gives the bias gradient in the same product.
+// a column of ones after x's last column gives the bias gradient in the same product. The last layers of
+// heads 0–3 (1 to 4 outputs) take dWᵀ = xᵀ·d_pre instead, so that the 16-row tiles run over the inputs and
+// not over 4 outputs padded to 16 (block_dw_narrow: half the products; deform_bwd_heads_tc 1.21 → 1.19 ms,
+// step 3.10 → 3.08 ms, H100, …-deform-ab-stop22-b.log).
 // Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
@@ -1839,6 +1842,43 @@ __device__ __noinline__ void block_dw(const DwLayer<IN> l) {
     }
 }
 
+// block_dw for a layer of at most 8 outputs (V1 of heads 0–3, 1 to 4 outputs): dWᵀ = xᵀ·d_pre, whose
+// products' 16-row tiles run over the IN inputs and the ones column (IN/16 + 1 tiles; warp w takes tiles
+// w, w + 8, …) and whose 8 columns are the outputs. block_dw's tiles would hold `out` of 16 rows: this
+// takes half its products. Stored transposed into w [out][IN] and b. Block-wide as block_dw.
+template <int IN>
+__device__ __noinline__ void block_dw_narrow(const DwLayer<IN> l) {
+    const int lane = threadIdx.x & 31, mi = lane >> 3;
+    for (int mt = threadIdx.x >> 5; mt <= IN / 16; mt += TC_WARPS) {
+        // Accumulator element e: row m = 16·mt + lane/4 + 8·(e/2) of dWᵀ (an input, or the ones column: the
+        // bias), column n = 2·(lane % 4) + e % 2 (an output).
+        float* at[4];
+        float prev[4], acc[2][4] = {};  // even and odd k-steps: two chains of dependent products, not one
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int m = 16 * mt + (lane >> 2) + 8 * (e >> 1), n = 2 * (lane & 3) + (e & 1);
+            at[e] = n >= l.out || m > IN ? nullptr : m < IN ? l.w + n * IN + m : l.b + n;
+            prev[e] = at[e] ? *at[e] : 0.0f;
+        }
+#pragma unroll
+        for (int s = 0; s < TC_TILE / 16; ++s) {
+            uint32_t a[4], bb[2];
+            if (mt < IN / 16) {  // A = xᵀ, as dw_add's A = d_preᵀ
+                ldsm_x4_trans(a, l.xm + (16 * s + (mi >> 1) * 8 + (lane & 7)) * l.ldx + 16 * mt + (mi & 1) * 8);
+            } else {  // the ones column and its 7 zeros; rows 8–15 of the tile are past them: 0
+                uint32_t r[2];
+                ldsm_x2_trans(r, l.xm + (16 * s + (lane & 15)) * l.ldx + IN);
+                a[0] = r[0], a[1] = 0, a[2] = r[1], a[3] = 0;
+            }
+            ldsm_x2_trans(bb, l.dm + (16 * s + (lane & 15)) * l.ldd);  // B = d_pre's first 8 columns
+            mma_m16n8k16<false>(acc[s & 1], a, bb);
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (at[e]) *at[e] = prev[e] + (acc[0][e] + acc[1][e]);
+    }
+}
+
 // block_dw of two layers of at most 8 items each (warp w takes item w of each): both layers' partials are
 // read before the first's products, so that one L2 round trip serves the two.
 template <int MT0, int IN0, int NPG0, int MT1, int IN1, int NPG1>
@@ -1961,10 +2001,6 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);
-    if (NTH % 2) {  // the 16-column tile the weight gradient reads: zero its other half
-        const float zero[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};
-        stage_bf16<1>(tiles.d2 + 8 * NTH, TC_LDX, zero);
-    }
     {  // hid now holds d hid = d out·V1 through the forward's ReLU decisions
         uint32_t a[(NTH + 1) / 2][4];
         float inv[2];
@@ -1990,8 +2026,10 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     }
     __syncthreads();
     block_dw<8, D, 9>({tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID});
-    block_dw<(8 * NTH + 15) / 16, HID, NTH == 1 ? 3 : 9>({tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
-                                                         part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]});
+    const DwLayer<HID> out_layer = {tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
+                                    part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]};
+    if constexpr (NTH == 1) block_dw_narrow<HID>(out_layer);
+    else block_dw<(8 * NTH + 15) / 16, HID, 9>(out_layer);
     __syncthreads();
 }
 
