@@ -799,7 +799,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // reduce-scatter (backward −0.47 ms), the tape (backward −0.68 ms, forward +0.15 ms), the forward's
 // fragments in shared memory (−0.07 ms). Every variant measured and not kept since, with its numbers and
 // logs, and what they rule out as these kernels' bounds: bench/results/deform-tc-experiments.md. In short
-// (H200, main, B = 8): deform_bwd_heads_tc 1.19 ms, deform_bwd_chain_tc 0.79, deform_fwd_heads_tc 0.45,
+// (H200, dfae3ef, B = 8): deform_bwd_heads_tc 1.19 ms, deform_bwd_chain_tc 0.79, deform_fwd_heads_tc 0.45,
 // deform_fwd_chain_tc 0.42, step 3.02 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
 // H100) with 8 warps per SM, and is bound neither by its partial slices nor by its atomics' contention nor
 // by L2 latency on its inputs.
