@@ -5,11 +5,13 @@
 //   the deltas applied to the canonical Gaussian: μ + Δ, exp(log s + Δ), normalise(q + Δ), sigmoid(o + Δ),
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
-// deform_fwd_*_tc / deform_bwd_*_tc run every dense product on the tensor cores with fp32 accumulation. The
-// backward's weight gradients and the chain's d_x take bf16 operands (gradients need bf16's range); the F_d
-// heads' d_x take fp16 ones, the gradient rows scaled by powers of two into fp16's range
-// (to_frags_row_scaled), so that one fp16 copy of the heads' weights serves the backward's recompute of
-// the forward and its d_x (and they are 3 bits more precise than bf16). The forward takes
+// deform_fwd_*_tc / deform_bwd_*_tc run every dense product on the tensor cores with fp32 accumulation.
+// The backward takes the attention's gradients through each frame's 4 tokens projected by the query and
+// the out-projection (TOK_* below) instead of through those layers per pair. The backward's weight
+// gradients and the chain's d_x take bf16 operands (gradients need bf16's range); the F_d heads' d_x take
+// fp16 ones, the gradient rows scaled by powers of two into fp16's range (to_frags_row_scaled), so that
+// one fp16 copy of the heads' weights serves the backward's recompute of the forward and its d_x (and
+// they are 3 bits more precise than bf16). The forward takes
 // fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU hidden units,
 // features in [0, 1]), with two refinements for the ReLU units: one whose pre-activation lies within the
 // forward's rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one
@@ -85,6 +87,9 @@ constexpr int P_HEAD1W = P_HEAD0B + 5 * HID;
 constexpr int P_HEAD1B = P_HEAD1W + DELTAS * HID;
 constexpr int CHAIN_FLOATS = P_HEAD1B + DELTAS;
 static_assert(CHAIN_FLOATS == 82683, "chain layout changed: update src/model/deform.rs and its test");
+// Where the backward's partial slices continue after the chain's gradients (16-byte aligned): d_kv's sums
+// (deform_bwd) or the projected tokens' (deform_bwd_chain_tc).
+constexpr int PART_TAIL = (CHAIN_FLOATS + 3) / 4 * 4;
 
 constexpr float ATT_SCALE = 0.17677669529663687f;  // 1/√32: the attention scores' scale (head width 32)
 
@@ -541,7 +546,7 @@ deform_fwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // deform_bwd: recomputes the chain per tile in fp32 and runs its backward. Persistent: block g handles tiles
 // g, g + G, …; its weight gradients go to partials[g] (zeroed here), summed by deform_reduce.
 //   params, wt, f, kv, c_* canonical, do_* [B,N,…] (dL/d deformed Gaussians)
-//   → partials [G, part_stride] (CHAIN_FLOATS weight gradients, then d_kv [2,B,4,64]),
+//   → partials [G, part_stride] (CHAIN_FLOATS weight gradients, then from PART_TAIL d_kv [2,B,4,64]),
 //     d_f [N,64] (+=, atomics; zero before), dc_* [N,…] (dL/d canonical, +=, atomics; zero before)
 // Shared: BWD_SMEM_FLOATS·4 = 156 928 bytes (dynamic; one block per SM).
 // Bytes: 4·P·(64 + 59 + 59 + 64 + 59) + 8·G·CHAIN_FLOATS·tiles/G (partials, L2). FLOP ≈ 3× deform_fwd's.
@@ -556,7 +561,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     DropArgs dr = {key, threshold, scale};
     float* part = partials + blockIdx.x * part_stride;
-    float* part_kv = part + CHAIN_FLOATS;
+    float* part_kv = part + PART_TAIL;
     for (long long e = threadIdx.x; e < part_stride; e += DEF_THREADS) part[e] = 0.0f;
     __syncthreads();
     for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -807,16 +812,19 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
 #define TC_TILE (TC_WARPS * 16)  // Gaussians per block tile
-// Row strides (bf16) of deform_bwd_*_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros.
+// Row strides (bf16) of deform_bwd_*_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros; and
+// 8 columns (the attention weights), the ones and zeros, 8 unused (48 bytes: an odd multiple of 16).
 #define TC_LDX 72
 #define TC_LDW 136
+#define TC_LDP 24
 
 // uint2 fragments of a K × N B operand: [⌈N/8⌉ column tiles][⌈K/16⌉ k-steps][32 lanes].
 __host__ __device__ constexpr int frag_count(int k, int n) { return ((n + 7) / 8) * ((k + 15) / 16) * 32; }
 // Offsets (uint2) in deform_pack's buffer. Forward layers use B = Wᵀ (K = in, N = out; suffix none), the
 // backward's d_x = d_y·W uses B = W (K = out, N = in; suffix T).
 // The forward's in two sections, each one forward kernel's shared copy: the chain's, [0, PK_HEAD0), and
-// the heads', [PK_HEAD0, PK_FWD_END).
+// the heads', [PK_HEAD0, PK_FWD_END). The backward has no fragments of the query and the out-projection: it
+// takes their gradients through the frame's projected tokens (TOK_* below).
 constexpr int PK_Q = 0;
 constexpr int PK_O = PK_Q + frag_count(D, D);
 constexpr int PK_FFN0 = PK_O + frag_count(D, D);
@@ -833,22 +841,39 @@ constexpr int PK_NORM = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
 constexpr int PK_FWD_END = PK_NORM + 5 * HID / 2;
 // The heads' offsets from PK_HEAD0 (their functions take the section's start: shared or global).
 constexpr int HS_HEAD1 = PK_HEAD1 - PK_HEAD0, HS_NORM = PK_NORM - PK_HEAD0;
-constexpr int PK_QT = PK_FWD_END;
-constexpr int PK_OT = PK_QT + frag_count(D, D);
-constexpr int PK_FFN0T = PK_OT + frag_count(D, D);
+constexpr int PK_FFN0T = PK_FWD_END;
 constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
 // The heads' backward reads its weights from deform_bwd_heads_tc's fp16 copies (head_weights_to_shared).
 constexpr int PK_TOTAL = PK_FFN1T + frag_count(D, FFN);
-static_assert(PK_TOTAL == 30528, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+static_assert(PK_TOTAL == 28480, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
 static_assert(PK_HEAD0 * 8 == 90112 && (PK_FWD_END - PK_HEAD0) * 8 == 104960,
               "forward shared memory changed: update DEF_FWD_*_TC_SMEM in src/cuda/attention.rs");
 __constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
+
+// The backward's view of the attention's two 64 × 64 layers: each frame's 4 tokens projected through them
+// (deform_project_tokens). With ht = 4h + t (head h, token t) and c over head h's 32 columns,
+//   score_ht = (Wq f + bq)_h·k_t,h / √32 = Σ_i f_i·KT[i][ht] + KC[ht],  KT[i][ht] = Σ_c Wq[c][i]·k_t[c] / √32,
+//     KC[ht] = Σ_c bq[c]·k_t[c] / √32;  att = Wo·o + bo = bo + Σ_ht p_ht·UT[·][ht],  UT[j][ht] = Σ_c Wo[j][c]·v_t[c],
+// so that d_p = d_att·UT, d_f gets ds·KTᵀ (ds: the scores' gradients), and the layers' weight gradients
+// and d_kv follow from the sums over each frame's pairs of d_att ⊗ p, d_att, ds ⊗ f and ds
+// (deform_project_tokens_bwd). Per warp tile that is 12 products where the layers' d_x took 64, and per
+// block 104 for the weight gradients (block_dw_attention) where the layers took 576. The forward keeps
+// the layers (the query fp16, the out-projection split); the backward reads its p from the tape.
+// Per frame (4-byte words), bf16 mma B fragments: UT with K = its 64 rows j and N = its 8 columns ht ([4
+// k-steps][32 lanes] uint2), then KTᵀ with K = the 8 columns ht (the k-step's upper 8 zero) and N = its 64
+// rows i ([8 column tiles][32 lanes], each fragment's first word).
+constexpr int TOK_UT = 0, TOK_KT = TOK_UT + 4 * 32 * 2, TOK_FRAME = TOK_KT + 8 * 32;
+// Their gradients, summed over the frame's pairs: per frame (DTOK_FRAME floats) in the partial slices from
+// PART_TAIL and in deform_reduce's output, as block_dw_narrow and block_dw store them: dKT as [8][64]
+// (ht-major), dKC [8], dUT [64][8]. dbo goes with the chain's gradients.
+constexpr int DTOK_K = 0, DTOK_KC = 8 * D, DTOK_UT = 8 * D + 8, DTOK_FRAME = DTOK_UT + 8 * D;
 
 // One packed matrix: its first fragment, the weight W [out][in] in params, and the orientation.
 struct PackEntry {
     int dst, src, out, in, transposed;
 };
-__constant__ PackEntry PACKED[18] = {  // in increasing dst
+constexpr int PACKED_ENTRIES = 16;
+__constant__ PackEntry PACKED[PACKED_ENTRIES] = {  // in increasing dst
     {PK_Q, P_WQ, D, D, 0}, {PK_O, P_WO, D, D, 0}, {PK_FFN0, P_FFN0W, FFN, D, 0}, {PK_FFN1, P_FFN1W, D, FFN, 0},
     {PK_HEAD0 + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 0}, {PK_HEAD0 + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 0},
     {PK_HEAD0 + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 0}, {PK_HEAD0 + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 0},
@@ -856,7 +881,7 @@ __constant__ PackEntry PACKED[18] = {  // in increasing dst
     {PK_HEAD1 + 0, P_HEAD1W + 0 * HID, 3, HID, 0}, {PK_HEAD1 + 256, P_HEAD1W + 3 * HID, 3, HID, 0},
     {PK_HEAD1 + 512, P_HEAD1W + 6 * HID, 4, HID, 0}, {PK_HEAD1 + 768, P_HEAD1W + 10 * HID, 1, HID, 0},
     {PK_HEAD1 + 1024, P_HEAD1W + 11 * HID, 48, HID, 0},
-    {PK_QT, P_WQ, D, D, 1}, {PK_OT, P_WO, D, D, 1}, {PK_FFN0T, P_FFN0W, FFN, D, 1}, {PK_FFN1T, P_FFN1W, D, FFN, 1},
+    {PK_FFN0T, P_FFN0W, FFN, D, 1}, {PK_FFN1T, P_FFN1W, D, FFN, 1},
 };
 static_assert(frag_count(D, HID) == 2048 && frag_count(HID, 3) == 256 && frag_count(HID, 48) == 1536,
               "PACKED's literal offsets");
@@ -864,7 +889,7 @@ static_assert(frag_count(D, HID) == 2048 && frag_count(HID, 3) == 256 && frag_co
 // The four weights fragment `e` (an fp16/bf16 fragment index) holds, in register order (k0, k0 + 1,
 // k0 + 8, k0 + 9), 0 outside the matrix; `transposed`: whether it is a backward (bf16) fragment.
 __device__ __forceinline__ void fragment_weights(const float* __restrict__ params, int e, float (&v)[4], bool& transposed) {
-    int m = 17;
+    int m = PACKED_ENTRIES - 1;
     while (PACKED[m].dst > e) --m;
     const PackEntry pe = PACKED[m];
     const int K = pe.transposed ? pe.out : pe.in, N = pe.transposed ? pe.in : pe.out;
@@ -883,7 +908,7 @@ __device__ __forceinline__ void fragment_weights(const float* __restrict__ param
 // (column tile j, k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in
 // .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i the same four
 // of fp16 fragment PK_O + i as fp16(w − fp16(w)); from PK_NORM the heads' first-layer row norms. One thread
-// per 8 bytes. Bytes 4·4·44 352 (floats read, cached) + 8·44 352, FLOP 2·640·64.
+// per 8 bytes. Bytes 4·4·28 480 (floats read, cached) + 8·28 480, FLOP 2·640·64.
 //   params [total] → wp [PK_TOTAL] uint2
 extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
 deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
@@ -1218,6 +1243,33 @@ __device__ __forceinline__ void tc_attention(const float (&q)[8][4], const float
     }
 }
 
+// The attention's backward for the warp's rows, from d_att (dL/d att) and the weights p (both in the mma
+// C layout: this lane's rows g, g + 8 and (h, t) columns 2t', 2t' + 1, t' = lane % 4, so head h spans
+// lanes t' = 2h, 2h + 1), on the tensor cores (bf16 operands, as the chain's other d_x products) with the
+// frame's projected tokens tok: d_p = d_att·UT, the scores' gradients ds (the softmax's backward) and d_f
+// += ds·KTᵀ (the query's share of d_f).
+__device__ __forceinline__ void tc_attention_bwd(const float (&d_att)[8][4], const float (&p)[1][4],
+                                                 const uint32_t* __restrict__ tok, float (&ds)[1][4], float (&d_f)[8][4]) {
+    const int lane = threadIdx.x & 31;
+    ds[0][0] = ds[0][1] = ds[0][2] = ds[0][3] = 0.0f;
+    grad_mma<1, 8>(ds, d_att, reinterpret_cast<const uint2*>(tok + TOK_UT));  // d_p
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float dot = p[0][2 * r] * ds[0][2 * r] + p[0][2 * r + 1] * ds[0][2 * r + 1];
+        dot += __shfl_xor_sync(0xffffffffu, dot, 1);  // the head's other two tokens
+#pragma unroll
+        for (int e = 0; e < 2; ++e) ds[0][2 * r + e] = p[0][2 * r + e] * (ds[0][2 * r + e] - dot);
+    }
+    // A = ds over k = ht (k-steps' upper half 0), B = KTᵀ's column tiles.
+    const uint32_t a[4] = {pack_bf16(ds[0][0], ds[0][1]), pack_bf16(ds[0][2], ds[0][3]), 0u, 0u};
+    const uint32_t* kt = tok + TOK_KT;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const uint32_t bb[2] = {__ldg(kt + j * 32 + lane), 0u};
+        mma_m16n8k16<false>(d_f[j], a, bb);
+    }
+}
+
 // Per-lane save and restore (global memory, evict-first: the backward reads it once) of a 16 × 64
 // accumulator: element i of lane l at i·32 + l, so that each of the 32 accesses is one coalesced line.
 __device__ __forceinline__ void save_acc_stream(float* s, const float (&x)[8][4]) {
@@ -1262,7 +1314,7 @@ struct TcChain {
 
 // deform_fwd_chain_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
 // item = n_tile·B + b, the backward's work item) what deform_fwd_heads_tc and the backward need of the
-// chain up to g, so that they read it (18 KB per tile, 468 MB at N = 50 000, B = 8) instead of
+// chain up to g, so that they read it (19 KB per tile, 480 MB at N = 50 000, B = 8) instead of
 // recomputing it (22 % of the backward's time at 423c773), and the heads' ReLU masks (deform_fwd_heads_tc
 // adds them), which the backward's fp16 recompute of the heads must not decide again. deform_bwd_heads_tc
 // replaces g by d_h2 for deform_bwd_chain_tc.
@@ -1272,8 +1324,9 @@ constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp32 [2][32][32 
 constexpr int TAPE_Z = TAPE_XH + 2 * 32 * 32;     // FFN hidden z, bf16 [16 rows][128]
 constexpr int TAPE_KEEP = TAPE_Z + 16 * FFN / 2;  // [32 lanes][8]: rstd1[2], rstd2[2], z_pos, kept1, kept2
 constexpr int TAPE_HID = TAPE_KEEP + 32 * 8;      // the heads' ReLU decisions, u64 [5][32 lanes] (tc_head_hidden)
-constexpr int TAPE_WORDS = TAPE_HID + 5 * 32 * 2;
-static_assert(TAPE_WORDS == 4672, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
+constexpr int TAPE_P = TAPE_HID + 5 * 32 * 2;     // the attention weights, fp32 [32 lanes] float4 (mma C layout)
+constexpr int TAPE_WORDS = TAPE_P + 32 * 4;
+static_assert(TAPE_WORDS == 4800, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
 
 // Warp `warp`'s record for work item `item` = n_tile·B + b.
 __device__ __forceinline__ long long tape_record(int item, int warp) {
@@ -1295,6 +1348,10 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     load_features(f, rows, x);
     tc_query(params, wp + PK_Q, x, q);
     tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
+    {  // p for the backward, this lane's in the mma C layout: rows g, g + 8, (h, t) columns 2t', 2t' + 1
+        const int tq = lane & 3, h = tq >> 1, t = 2 * (tq & 1);
+        __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(p[0][h][t], p[0][h][t + 1], p[1][h][t], p[1][h][t + 1]));
+    }
     layer_fwd_split<8, 8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
     const uint32_t kept1 = add_dropped(x, q, rows, dr, P, false);
     float h1[8][4], rstd[2];
@@ -1577,7 +1634,7 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 // fragments to shared memory (from L1/L2 the fragment loads were half the forward's stalls): the chain's
 // with the split layers' low parts (90 112 bytes), the heads' with their row norms (104 960 bytes). One
 // block per SM (255 registers). Arguments as deform_fwd, with deform_pack's fragments in place of wt, then
-// the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1168·P (tape) + 256·P (g read
+// the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1200·P (tape) + 256·P (g read
 // back); FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
 // three times) + the fp32 rest.
 
@@ -1630,20 +1687,22 @@ deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), then
 // deform_bwd_heads_tc's warps' heads' ReLU decisions and its fp16 copies of the heads' weights (both
 // orientations of each product read them: head_weights_to_shared), or deform_bwd_chain_tc's block fp32
-// sums of the LayerNorm and token gradients and a copy of the fragments it reads.
-constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, o, f
+// sums of the LayerNorm gradients, its attention tiles and a copy of the fragments it reads.
+constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, f
 constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
-constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att, d q
+constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att
 constexpr int SB_X2 = SB_D2 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden (heads) or z (chain)
 constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads][32 lanes] u64, TAPE_HID
-constexpr int SB_SUMS = SB_HID;                         // chain: dγ1, dβ1, dγ2, dβ2 [64] each, dK, dV [4][64] each
+constexpr int SB_SUMS = SB_HID;                         // chain: dγ1, dβ1, dγ2, dβ2 [64] each
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
 constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [V1_ROWS][128] (V1_ROW)
 constexpr int V1_ROWS = 4 * 16 + 48;
 constexpr int TC_BWD_HEADS_SMEM = SB_V1 + V1_ROWS * HID * 2;
-constexpr int SB_FRAGS = SB_SUMS + 12 * D * 4;         // chain: deform_pack's [PK_Q, PK_O), then [PK_QT, PK_TOTAL)
-constexpr int TC_BWD_CHAIN_SMEM = SB_FRAGS + (PK_O - PK_Q + PK_TOTAL - PK_QT) * 8;
-static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 166912,
+constexpr int SB_P = SB_SUMS + 4 * D * 4;              // chain: attention weights, bf16 [TC_TILE][TC_LDP]
+constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradients, bf16 [TC_TILE][8]
+constexpr int SB_FRAGS = SB_DS + TC_TILE * 8 * 2;       // chain: deform_pack's [PK_FFN0T, PK_TOTAL)
+constexpr int TC_BWD_CHAIN_SMEM = SB_FRAGS + (PK_TOTAL - PK_FFN0T) * 8;
+static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 148480,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
@@ -1842,41 +1901,58 @@ __device__ __noinline__ void block_dw(const DwLayer<IN> l) {
     }
 }
 
-// block_dw for a layer of at most 8 outputs (V1 of heads 0–3, 1 to 4 outputs): dWᵀ = xᵀ·d_pre, whose
-// products' 16-row tiles run over the IN inputs and the ones column (IN/16 + 1 tiles; warp w takes tiles
-// w, w + 8, …) and whose 8 columns are the outputs. block_dw's tiles would hold `out` of 16 rows: this
-// takes half its products. Stored transposed into w [out][IN] and b. Block-wide as block_dw.
+// block_dw for a layer of at most 8 outputs (V1 of heads 0–3, 1 to 4 outputs; the score gradients): dWᵀ =
+// xᵀ·d_pre, whose products' 16-row tiles run over the IN inputs and the ones column (IN/16 + 1 tiles) and
+// whose 8 columns are the outputs. block_dw's tiles would hold `out` of 16 rows: this takes half its
+// products. Stored transposed into w [out][IN] and b. One tile mt of the warp's:
+template <int IN>
+__device__ __forceinline__ void dw_narrow_tile(const DwLayer<IN>& l, int mt) {
+    const int lane = threadIdx.x & 31, mi = lane >> 3;
+    // Accumulator element e: row m = 16·mt + lane/4 + 8·(e/2) of dWᵀ (an input, or the ones column: the
+    // bias), column n = 2·(lane % 4) + e % 2 (an output).
+    float* at[4];
+    float prev[4], acc[2][4] = {};  // even and odd k-steps: two chains of dependent products, not one
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        const int m = 16 * mt + (lane >> 2) + 8 * (e >> 1), n = 2 * (lane & 3) + (e & 1);
+        at[e] = n >= l.out || m > IN ? nullptr : m < IN ? l.w + n * IN + m : l.b + n;
+        prev[e] = at[e] ? *at[e] : 0.0f;
+    }
+#pragma unroll
+    for (int s = 0; s < TC_TILE / 16; ++s) {
+        uint32_t a[4], bb[2];
+        if (mt < IN / 16) {  // A = xᵀ, as dw_add's A = d_preᵀ
+            ldsm_x4_trans(a, l.xm + (16 * s + (mi >> 1) * 8 + (lane & 7)) * l.ldx + 16 * mt + (mi & 1) * 8);
+        } else {  // the ones column and its 7 zeros; rows 8–15 of the tile are past them: 0
+            uint32_t r[2];
+            ldsm_x2_trans(r, l.xm + (16 * s + (lane & 15)) * l.ldx + IN);
+            a[0] = r[0], a[1] = 0, a[2] = r[1], a[3] = 0;
+        }
+        ldsm_x2_trans(bb, l.dm + (16 * s + (lane & 15)) * l.ldd);  // B = d_pre's first 8 columns
+        mma_m16n8k16<false>(acc[s & 1], a, bb);
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+        if (at[e]) *at[e] = prev[e] + (acc[0][e] + acc[1][e]);
+}
+
+// Block-wide as block_dw: warp w takes tiles w, w + 8, …
 template <int IN>
 __device__ __noinline__ void block_dw_narrow(const DwLayer<IN> l) {
-    const int lane = threadIdx.x & 31, mi = lane >> 3;
-    for (int mt = threadIdx.x >> 5; mt <= IN / 16; mt += TC_WARPS) {
-        // Accumulator element e: row m = 16·mt + lane/4 + 8·(e/2) of dWᵀ (an input, or the ones column: the
-        // bias), column n = 2·(lane % 4) + e % 2 (an output).
-        float* at[4];
-        float prev[4], acc[2][4] = {};  // even and odd k-steps: two chains of dependent products, not one
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int m = 16 * mt + (lane >> 2) + 8 * (e >> 1), n = 2 * (lane & 3) + (e & 1);
-            at[e] = n >= l.out || m > IN ? nullptr : m < IN ? l.w + n * IN + m : l.b + n;
-            prev[e] = at[e] ? *at[e] : 0.0f;
-        }
-#pragma unroll
-        for (int s = 0; s < TC_TILE / 16; ++s) {
-            uint32_t a[4], bb[2];
-            if (mt < IN / 16) {  // A = xᵀ, as dw_add's A = d_preᵀ
-                ldsm_x4_trans(a, l.xm + (16 * s + (mi >> 1) * 8 + (lane & 7)) * l.ldx + 16 * mt + (mi & 1) * 8);
-            } else {  // the ones column and its 7 zeros; rows 8–15 of the tile are past them: 0
-                uint32_t r[2];
-                ldsm_x2_trans(r, l.xm + (16 * s + (lane & 15)) * l.ldx + IN);
-                a[0] = r[0], a[1] = 0, a[2] = r[1], a[3] = 0;
-            }
-            ldsm_x2_trans(bb, l.dm + (16 * s + (lane & 15)) * l.ldd);  // B = d_pre's first 8 columns
-            mma_m16n8k16<false>(acc[s & 1], a, bb);
-        }
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            if (at[e]) *at[e] = prev[e] + (acc[0][e] + acc[1][e]);
+    for (int mt = threadIdx.x >> 5; mt <= IN / 16; mt += TC_WARPS) dw_narrow_tile<IN>(l, mt);
+}
+
+// The attention's products of one item, block-wide as block_dw: dUT (+ dbo through the weights' ones
+// column) = d_attᵀ·P, 4 items of 16 outputs by 2 column tiles on warps 0–3, and dKTᵀ (+ dKC) = fᵀ·ds,
+// block_dw_narrow's 5 tiles on warps 3–7.
+__device__ __noinline__ void block_dw_attention(const DwLayer<8> ut, const DwLayer<D> kt) {
+    const int warp = threadIdx.x >> 5;
+    if (warp < 4) {
+        float prev[2][4];
+        dw_load<8, 2>(prev, ut, warp, 0);
+        dw_add<8, 2>(prev, ut, warp, 0);
     }
+    if (warp >= 3) dw_narrow_tile<D>(kt, warp - 3);
 }
 
 // block_dw of two layers of at most 8 items each (warp w takes item w of each): both layers' partials are
@@ -2033,60 +2109,18 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     __syncthreads();
 }
 
-// The attention's backward for the warp's rows: from d_o (dL/d o), the weights p, q and the frame's k, v,
-// d_q; Σ over the rows of ds·q and p·d_o into the block's dK, dV sums [4][64] (shared, atomics).
-__device__ __forceinline__ void tc_attention_bwd(const float (&d_o)[8][4], const float (&q)[8][4], const float (&p)[2][2][4],
-                                                 const float* __restrict__ k, const float* __restrict__ v,
-                                                 float (&d_q)[8][4], float* dk_sum, float* dv_sum) {
-    float ds[2][2][4];
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float dp[4], dot = 0.0f;
-#pragma unroll
-            for (int t = 0; t < 4; ++t) {
-                dp[t] = head_dot(d_o, v + t * D, h, r);
-                dot += p[r][h][t] * dp[t];
-            }
-#pragma unroll
-            for (int t = 0; t < 4; ++t) ds[r][h][t] = p[r][h][t] * (dp[t] - dot) * ATT_SCALE;
-        }
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) d_q[j][e] = 0.0f;
-#pragma unroll
-    for (int t = 0; t < 4; ++t) {
-        float sums[32];  // this lane's rows of ds·q (dK) and p·d_o (dV), token t
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float2 kk = __ldg(reinterpret_cast<const float2*>(k + t * D + acc_col(j, 0)));
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                d_q[j][2 * r] = fmaf(ds[r][j / 4][t], kk.x, d_q[j][2 * r]);
-                d_q[j][2 * r + 1] = fmaf(ds[r][j / 4][t], kk.y, d_q[j][2 * r + 1]);
-            }
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                sums[2 * j + e] = ds[0][j / 4][t] * q[j][e] + ds[1][j / 4][t] * q[j][e + 2];
-                sums[16 + 2 * j + e] = p[0][j / 4][t] * d_o[j][e] + p[1][j / 4][t] * d_o[j][e + 2];
-            }
-        }
-        add_column_sums(sums, dk_sum + t * D, dv_sum + t * D);
-    }
-}
-
 // The backward on the tensor cores, in two kernels over the same items, per block tile of 128 Gaussians of
 // one frame (items (n-tile, frame), frame fastest; persistent: block g takes items g, g + G, …), from
 // deform_fwd_*_tc's tape: deform_bwd_heads_tc takes the F_d heads (recomputed from g), deform_bwd_chain_tc
-// the chain from LayerNorm 2 back to f (the attention recomputed). Two kernels because one was larger
-// than the instruction cache: its misses were a quarter of its stalls. The heads' d_g crosses over in the
-// tape, in place of g (which only the heads read): so each forward serves one backward. Weight
-// gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β and the
-// token gradients fp32 column sums; all into partials[g] (zeroed by the heads kernel) for deform_reduce.
-// d_f and d_canonical: atomics (zero before). Arguments as deform_bwd, with deform_pack's fragments in
-// place of wt, then the tape the forward wrote for the same inputs. Both launched with the same grid.
+// the chain from LayerNorm 2 back to f (the attention's weights from the tape). Two kernels because one
+// was larger than the instruction cache: its misses were a quarter of its stalls. The heads' d_g crosses
+// over in the tape, in place of g (which only the heads read): so each forward serves one backward. Weight
+// gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β fp32
+// column sums; the projected tokens' gradients per frame (block_dw_attention); all into partials[g] (zeroed
+// by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_f and d_canonical: atomics
+// (zero before). Arguments as deform_bwd, with deform_pack's fragments in place of wt, then the tape the
+// forward wrote for the same inputs, and for the chain deform_project_tokens' output. Both launched with
+// the same grid.
 
 // The ones columns (bf16 1.0 = 0x3f80, then 7 zeros) after the IN columns of a staged [TC_TILE][ld] tile.
 __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
@@ -2144,10 +2178,10 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 166 912 bytes (dynamic).
+// 148 480 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
-                    const uint32_t* __restrict__ tape) {
+                    const uint32_t* __restrict__ tape, const uint32_t* __restrict__ tok) {
     extern __shared__ __align__(16) unsigned char smem[];
     // x2 is not used here: its region holds z.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), nullptr, reinterpret_cast<uint16_t*>(smem + SB_X2),
@@ -2155,23 +2189,23 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     const int warp = threadIdx.x >> 5;
     float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
     const DropArgs dr = {key, threshold, scale};
+    uint16_t* p_tile = reinterpret_cast<uint16_t*>(smem + SB_P);
+    uint16_t* ds_tile = reinterpret_cast<uint16_t*>(smem + SB_DS);
     float* part = partials + blockIdx.x * part_stride;
-    float* part_kv = part + CHAIN_FLOATS;
-    for (int e = threadIdx.x; e < 12 * D; e += TC_THREADS) sums[e] = 0.0f;
+    for (int e = threadIdx.x; e < 4 * D; e += TC_THREADS) sums[e] = 0.0f;
     stage_ones(tiles.x1, TC_LDX, D);
     stage_ones(tiles.z, TC_LDW, FFN);
-    // The fragments its products read, the query's (the recompute) and the transposed ones (from L1/L2 this
-    // kernel took 0.90 ms, from here 0.80; B = 8, H100).
-    uint2* wq = reinterpret_cast<uint2*>(smem + SB_FRAGS);
-    uint2* wt = wq + (PK_O - PK_Q);
-    copy_fragments(wq, wp, PK_Q, PK_O);
-    copy_fragments(wt, wp, PK_QT, PK_TOTAL);
+    stage_ones(p_tile, TC_LDP, 8);
+    // The transposed fragments its products read (from L1/L2 this kernel took 0.90 ms, from here 0.80;
+    // B = 8, H100).
+    uint2* wt = reinterpret_cast<uint2*>(smem + SB_FRAGS);
+    copy_fragments(wt, wp, PK_FFN0T, PK_TOTAL);
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const int b = item % B;
         const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, b, N);
-        const float* k = kv + (long long)b * 4 * D;
-        const float* v = kv + ((long long)B + b) * 4 * D;
+        const uint32_t* tok_b = tok + (long long)b * TOK_FRAME;
+        float* part_tok = part + PART_TAIL + (long long)b * DTOK_FRAME;
         const uint32_t* record = tape + tape_record(item, warp);
         const float* xh = reinterpret_cast<const float*>(record + TAPE_XH);
         TcChain keep;
@@ -2195,14 +2229,14 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         {
             float dz[16][4];
             acc_init<16>(dz, nullptr, 0);
-            grad_mma<16, 8>(dz, t, wt + (PK_FFN1T - PK_QT));
+            grad_mma<16, 8>(dz, t, wt + (PK_FFN1T - PK_FFN0T));
 #pragma unroll
             for (int j = 0; j < 16; ++j)
 #pragma unroll
                 for (int e = 0; e < 4; ++e)
                     if (!((keep.z_pos >> (4 * j + e)) & 1)) dz[j][e] = 0.0f;
             stage_bf16<16>(tiles.d1, TC_LDW, dz);
-            grad_mma<8, 16>(d_g, dz, wt + (PK_FFN0T - PK_QT));  // d_g holds d_h1
+            grad_mma<8, 16>(d_g, dz, wt);  // d_g holds d_h1
         }
         load_acc(xh, xs);
 #pragma unroll
@@ -2217,8 +2251,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         block_dw_pair<4, FFN, 9, 8, D, 9>({tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D},
                                          {tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN});
         __syncthreads();
-        prefetch_partials(part + P_WO, P_LN1G - P_WO);  // the out-projection's and the query's partials
-        prefetch_partials(part + P_WQ, P_WK - P_WQ);
+        prefetch_partials(part_tok, DTOK_FRAME);  // the frame's projected tokens' partials
         // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -2228,22 +2261,14 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
         dropout_vjp(d_g, keep.kept1, dr, t);
         stage_bf16<8>(tiles.d2, TC_LDX, t);
-        // Attention, recomputed: o (X1), d_o = d_att·Wo, then d_q.
-        float q[8][4], p[2][2][4], o[8][4];
+        // Attention: the forward's weights from the tape, the scores' gradients, and the query's share of d_f.
+        float p[1][4], ds[1][4];
+        {
+            const float4 pv = __ldcs(reinterpret_cast<const float4*>(record + TAPE_P) + (threadIdx.x & 31));
+            p[0][0] = pv.x, p[0][1] = pv.y, p[0][2] = pv.z, p[0][3] = pv.w;
+        }
         load_features(f, rows, xs);
-        tc_query(params, wq, xs, q);
-        tc_attention(q, k, v, p, o);
-        stage_bf16<8>(tiles.x1, TC_LDX, o);
-        acc_init<8>(o, nullptr, 0);  // o now holds d_o
-        grad_mma<8, 8>(o, t, wt + (PK_OT - PK_QT));
-        tc_attention_bwd(o, q, p, k, v, t, sums + 4 * D, sums + 8 * D);  // t holds d_q
-        __syncthreads();
-        block_dw<4, D, 5>({tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WO, part + P_BO, D});
-        __syncthreads();
-        // Query projection: d_f = d_x1 + d_q·Wq; its weight gradient from d_q (D2) and f (X1).
-        stage_bf16<8>(tiles.d2, TC_LDX, t);
-        stage_bf16<8>(tiles.x1, TC_LDX, xs);
-        grad_mma<8, 8>(d_g, t, wt);
+        tc_attention_bwd(t, p, tok_b, ds, d_g);  // d_g holds d_f
 #pragma unroll
         for (int r = 0; r < 2; ++r)
             if (rows.valid[r])
@@ -2252,34 +2277,113 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
 #pragma unroll
                     for (int e = 0; e < 2; ++e)
                         atomicAdd(d_f + (long long)rows.n[r] * D + acc_col(j, e), d_g[j][2 * r + e]);
+        stage_bf16<8>(tiles.x1, TC_LDX, xs);
+        stage_bf16<1>(p_tile, TC_LDP, p);
+        stage_bf16<1>(ds_tile, 8, ds);
         __syncthreads();
-        block_dw<4, D, 5>({tiles.d2, TC_LDX, tiles.x1, TC_LDX, part + P_WQ, part + P_BQ, D});
-        __syncthreads();
-        // This item's LayerNorm and token sums into the partial slice.
-        for (int e = threadIdx.x; e < 12 * D; e += TC_THREADS) {
+        // This item's LayerNorm sums into the partial slice, then the attention's products.
+        for (int e = threadIdx.x; e < 4 * D; e += TC_THREADS) {
             const float s = sums[e];
             sums[e] = 0.0f;
-            if (e < 2 * D) part[P_LN1G + e] += s;
-            else if (e < 4 * D) part[P_LN2G + e - 2 * D] += s;
-            else if (e < 8 * D) part_kv[(long long)b * 4 * D + e - 4 * D] += s;
-            else part_kv[((long long)B + b) * 4 * D + e - 8 * D] += s;
+            part[(e < 2 * D ? P_LN1G : P_LN2G - 2 * D) + e] += s;
         }
+        block_dw_attention({tiles.d2, TC_LDX, p_tile, TC_LDP, part_tok + DTOK_UT, part + P_BO, D},
+                           {ds_tile, 8, tiles.x1, TC_LDX, part_tok + DTOK_K, part_tok + DTOK_KC, 8});
         __syncthreads();
     }
 }
 
-// deform_reduce: sums deform_bwd's G partial slices in order (deterministic): the chain section of
-// d_params (=) and d_kv [2,B,4,64] (=). One thread per output float.
-//   partials [G, part_stride] → d_params [CHAIN_FLOATS] (first floats of the gradient buffer), d_kv [B·512]
-// Bytes: 4·(G + 1)·(CHAIN_FLOATS + 512·B). FLOP: G·(CHAIN_FLOATS + 512·B).
+// deform_reduce: sums the backward's G partial slices in order (deterministic): the chain section of
+// d_params (=) and the slices' `tail` floats from PART_TAIL (=): d_kv [2,B,4,64] after deform_bwd, the
+// projected tokens' gradients [B][DTOK_FRAME] after deform_bwd_*_tc. One thread per output float.
+//   partials [G, part_stride] → d_params [CHAIN_FLOATS] (first floats of the gradient buffer), d_tail [tail]
+// Bytes: 4·(G + 1)·(CHAIN_FLOATS + tail). FLOP: G·(CHAIN_FLOATS + tail).
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
-deform_reduce(const float* __restrict__ partials, long long part_stride, int G, int B, float* __restrict__ d_params,
-              float* __restrict__ d_kv) {
-    long long e = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x;
-    long long total = CHAIN_FLOATS + 512LL * B;
-    if (e >= total) return;
+deform_reduce(const float* __restrict__ partials, long long part_stride, int G, int tail, float* __restrict__ d_params,
+              float* __restrict__ d_tail) {
+    const long long e = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x;
+    if (e >= CHAIN_FLOATS + tail) return;
+    const long long from = e < CHAIN_FLOATS ? e : PART_TAIL + e - CHAIN_FLOATS;
     float acc = 0.0f;
-    for (int g = 0; g < G; ++g) acc += partials[g * part_stride + e];
+    for (int g = 0; g < G; ++g) acc += partials[g * part_stride + from];
     if (e < CHAIN_FLOATS) d_params[e] = acc;
-    else d_kv[e - CHAIN_FLOATS] = acc;
+    else d_tail[e - CHAIN_FLOATS] = acc;
+}
+
+// One entry of a frame's projected tokens (TOK_* above), fp32: KT[row][ht] or UT[row][ht].
+__device__ __forceinline__ float projected_token(const float* __restrict__ params, const float* __restrict__ kv, int B,
+                                                 int b, bool ut, int row, int ht) {
+    const int h = ht / 4, t = ht % 4;
+    const float* x = kv + ((long long)(ut ? B + b : b) * 4 + t) * D + 32 * h;  // v or k, head h's columns
+    // UT: row `row` of Wo, head h's columns; KT: column `row` of Wq's head-h rows.
+    const float* w = ut ? params + P_WO + row * D + 32 * h : params + P_WQ + 32 * h * D + row;
+    const int step = ut ? 1 : D;
+    float s = 0.0f;
+    for (int c = 0; c < 32; ++c) s = fmaf(w[c * step], x[c], s);
+    return ut ? s : s * ATT_SCALE;
+}
+
+// deform_project_tokens: each frame's projected tokens as the backward's bf16 fragments (TOK_* above). One
+// block per frame, one thread per word (two values, each a dot product of 32).
+//   params, kv [2,B,4,64] → tok [B][TOK_FRAME] (words)
+// Bytes 4·B·(512 + TOK_FRAME) (the weights from cache). FLOP 2·B·2·TOK_FRAME·32.
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
+deform_project_tokens(const float* __restrict__ params, const float* __restrict__ kv, int B, uint32_t* __restrict__ tok) {
+    const int b = blockIdx.x;
+    for (int e = threadIdx.x; e < TOK_FRAME; e += REDUCE_THREADS) {
+        float v[2];
+        if (e < TOK_KT) {  // UT's: k-step s, lane (g, t), half y holds rows 16s + 2t + 8y and + 1 of column g
+            const int y = e & 1, lane = (e >> 1) & 31, s = e >> 6, row = 16 * s + 2 * (lane & 3) + 8 * y;
+            for (int i = 0; i < 2; ++i) v[i] = projected_token(params, kv, B, b, true, row + i, lane >> 2);
+        } else {  // KTᵀ's: column tile jt, lane (g, t) holds columns 2t and 2t + 1 of row 8jt + g
+            const int lane = (e - TOK_KT) & 31, row = 8 * ((e - TOK_KT) >> 5) + (lane >> 2);
+            for (int i = 0; i < 2; ++i) v[i] = projected_token(params, kv, B, b, false, row, 2 * (lane & 3) + i);
+        }
+        tok[(long long)b * TOK_FRAME + e] = pack_bf16(v[0], v[1]);
+    }
+}
+
+// deform_project_tokens_bwd: from the projected tokens' gradients summed over each frame's pairs (d_tok
+// [B][DTOK_FRAME], DTOK_* layout: deform_reduce's), the query's and the out-projection's weight gradients
+// and d_kv, by the chain rule through deform_project_tokens (S = 1/√32, ht = 4h + t, h the head of c):
+//   dWq[c][i] = S·Σ_b,t k_t[c]·dKT[ht][i],  dbq[c] = S·Σ_b,t k_t[c]·dKC[ht],  dWo[j][c] = Σ_b,t dUT[j][ht]·v_t[c],
+//   d k_t[c] = S·(Σ_i Wq[c][i]·dKT[ht][i] + bq[c]·dKC[ht]),  d v_t[c] = Σ_j Wo[j][c]·dUT[j][ht].
+// dbo came through deform_reduce (the attention weights' ones column). One thread per output float.
+//   params, kv [2,B,4,64], d_tok → d_params: Wq, bq, Wo (=); d_kv [2,B,4,64] (=)
+// Bytes 4·(B·(DTOK_FRAME + 512) + 2·4096 + 64) read once (then from cache), 4·(8 256 + 512·B) written.
+// FLOP 2·(8 256·4·B + 512·B·64).
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
+deform_project_tokens_bwd(const float* __restrict__ params, const float* __restrict__ kv, const float* __restrict__ d_tok,
+                          int B, float* __restrict__ d_params, float* __restrict__ d_kv) {
+    constexpr int N_WQ = D * D, N_BQ = N_WQ + D, N_WO = N_BQ + D * D;  // output ranges before d_kv
+    const int e = blockIdx.x * REDUCE_THREADS + threadIdx.x;
+    if (e >= N_WO + 2 * B * 4 * D) return;
+    float s = 0.0f;
+    if (e < N_BQ) {  // dWq[c][i] or dbq[c]
+        const int c = e < N_WQ ? e / D : e - N_WQ, i = e % D, h = c / 32;
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < 4; ++t) {
+                const float* dt = d_tok + (long long)b * DTOK_FRAME;
+                const float g = e < N_WQ ? dt[DTOK_K + (4 * h + t) * D + i] : dt[DTOK_KC + 4 * h + t];
+                s = fmaf(kv[((long long)b * 4 + t) * D + c], g, s);
+            }
+        d_params[(e < N_WQ ? P_WQ : P_BQ - N_WQ) + e] = s * ATT_SCALE;
+    } else if (e < N_WO) {  // dWo[j][c]
+        const int j = (e - N_BQ) / D, c = (e - N_BQ) % D, h = c / 32;
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < 4; ++t)
+                s = fmaf(d_tok[(long long)b * DTOK_FRAME + DTOK_UT + j * 8 + 4 * h + t], kv[((long long)(B + b) * 4 + t) * D + c], s);
+        d_params[P_WO + e - N_BQ] = s;
+    } else {  // d_kv: K rows, then V rows
+        const int r = e - N_WO, is_v = r >= B * 4 * D, bt = (r % (B * 4 * D)) / D, c = r % D;
+        const int b = bt / 4, t = bt % 4, ht = 4 * (c / 32) + t;
+        const float* dt = d_tok + (long long)b * DTOK_FRAME;
+        if (is_v) {
+            for (int j = 0; j < D; ++j) s = fmaf(params[P_WO + j * D + c], dt[DTOK_UT + j * 8 + ht], s);
+        } else {
+            for (int i = 0; i < D; ++i) s = fmaf(params[P_WQ + c * D + i], dt[DTOK_K + ht * D + i], s);
+            s = (s + params[P_BQ + c] * dt[DTOK_KC + ht]) * ATT_SCALE;
+        }
+        d_kv[r] = s;
+    }
 }

@@ -400,7 +400,7 @@ mod tests {
 pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) -> Result<String> {
     use crate::cpu::attention::{Canonical, Deformed, Dropout};
     use crate::cpu::audio::FrameInputs;
-    use crate::cuda::attention::{tape_words, DeformChain, GaussianBufs, Precision, MACS_PER_PAIR, PACKED_FRAGS, WT_FLOATS};
+    use crate::cuda::attention::{DeformChain, GaussianBufs, Precision, MACS_PER_PAIR};
     use crate::cuda::audio::{tokens_bwd, tokens_fwd, tokens_setup, FrameBufs};
     use crate::model::deform::{self as model, DeformBatch, DeformLayout, Disentangle, DELTAS, DROPOUT};
     if gaussians == 0 || batch == 0 || reps == 0 {
@@ -452,10 +452,8 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
                 + 2 * b * n * DELTAS
                 + 4 * b * model::TOKENS * model::D
                 + FrameBufs::floats(&layout, b)
-                + WT_FLOATS
-                + 2 * PACKED_FRAGS
-                + 2 * gpu.info().multiprocessors.max(1) as usize * (layout.chain_floats() + 512 * b + 64)
-                + tape_words(b, n);
+                + DeformChain::floats(gpu, b, n, Precision::Fp32)
+                + DeformChain::floats(gpu, b, n, Precision::TensorCores);
             let mut arena = Arena::new("bench deform", 4 * floats + 64 * 256 + (1 << 16))?;
             let put = |arena: &mut Arena, host: &[f32]| -> Result<_> {
                 let buf = arena.alloc::<f32>(gpu, host.len())?;

@@ -51,7 +51,8 @@ impl_math!(f64);
 /// The backward's output gradients and weights (for d_x) and its inputs and output gradients (for d_W and
 /// d_b) are rounded to bf16, but for the F_d heads' d_x: fp16, each gradient row scaled by a power of two
 /// first (`DxOperands`). Sums, and everything that is not a dense product (attention, LayerNorm,
-/// dropout, ReLU masks, the deltas), stay in T, as in the kernels.
+/// dropout, ReLU masks, the deltas), stay in T, as in the kernels. The backward through the attention and
+/// its two layers, the query and the out-projection, is `attention_bwd_projected`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operands {
     Exact,
@@ -436,6 +437,10 @@ fn param<'a, T>(params: &'a [T], s: Slot) -> &'a [T] {
     &params[s.range()]
 }
 
+fn param_mut<T>(params: &mut [T], s: Slot) -> &mut [T] {
+    &mut params[s.range()]
+}
+
 fn dense(rows: usize, n_in: usize, n_out: usize, act: Act) -> Dense {
     Dense { rows, n_in, n_out, act }
 }
@@ -688,13 +693,41 @@ pub fn deform_bwd<T: Math>(
             d_att[r * D + j] = drop.factor::<T>((r * D + j) as u64) * d_r1[r * D + j];
         }
     }
-    let d_o = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, &d_att);
-    // Attention: d_q summed over the frames, d_k and d_v summed over the Gaussians.
-    let mut d_q = z0(n * D);
     let mut d_kv = z0(kv.len());
+    match ops {
+        Operands::Exact => attention_bwd(l, params, f, kv, &t, &d_att, &mut d_f, &mut d_kv, d_params),
+        Operands::TensorCores => attention_bwd_projected(l, params, f, kv, &t.probs, &d_att, &mut d_f, &mut d_kv, d_params),
+    }
+    ChainGrads {
+        d_features: d_f,
+        d_kv,
+        d_canonical: d_c,
+    }
+}
+
+/// The backward from d_att (dL/d att, [B·N,64]) through the out-projection, the attention and the query:
+/// d_f (+=), d_kv [2,B,4,64] (+=) and the gradients of wq, bq, wo, bo (overwritten).
+#[allow(clippy::too_many_arguments)]
+fn attention_bwd<T: Math>(
+    l: &DeformLayout,
+    params: &[T],
+    f: &[T],
+    kv: &[T],
+    t: &ChainTape<T>,
+    d_att: &[T],
+    d_f: &mut [T],
+    d_kv: &mut [T],
+    d_params: &mut [T],
+) {
+    let (b, n) = (t.b, t.n);
+    let pr = b * n;
+    let exact = Operands::Exact;
+    let d_o = linear_bwd(exact, DxOperands::Bf16, params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, d_att);
+    // d_q summed over the frames, d_k and d_v over the Gaussians.
+    let mut d_q = vec![T::zero(); n * D];
+    let mut d_q_pair = vec![T::zero(); D];
     let (k_all, v_all) = kv.split_at(b * TOKENS * D);
     let (d_k_all, d_v_all) = d_kv.split_at_mut(b * TOKENS * D);
-    let mut d_q_pairs = z0(pr * D);
     for r in 0..pr {
         let (fb, gn) = (r / n, r % n);
         let blk = fb * TOKENS * D..(fb + 1) * TOKENS * D;
@@ -704,38 +737,128 @@ pub fn deform_bwd<T: Math>(
             &v_all[blk.clone()],
             &t.probs[r * 8..(r + 1) * 8],
             &d_o[r * D..(r + 1) * D],
-            &mut d_q_pairs[r * D..(r + 1) * D],
+            &mut d_q_pair,
             &mut d_k_all[blk.clone()],
             &mut d_v_all[blk],
         );
         for j in 0..D {
-            d_q[gn * D + j] += d_q_pairs[r * D + j];
+            d_q[gn * D + j] += d_q_pair[j];
         }
     }
-    let query = (l.wq, l.bq);
-    match ops {
-        Operands::Exact => {
-            let d_f_q = linear_bwd(ops, DxOperands::Bf16, params, d_params, query, dense(n, D, D, Act::None), f, &t.q, &d_q);
-            for (a, v) in d_f.iter_mut().zip(&d_f_q) {
-                *a += *v;
+    let d_f_q = linear_bwd(exact, DxOperands::Bf16, params, d_params, (l.wq, l.bq), dense(n, D, D, Act::None), f, &t.q, &d_q);
+    for (a, v) in d_f.iter_mut().zip(&d_f_q) {
+        *a += *v;
+    }
+}
+
+/// attention_bwd as deform_bwd_chain_tc computes it (Operands::TensorCores), with the forward's weights
+/// `probs` and through each frame's tokens projected by the query and the out-projection
+/// (kernels/attention.cu, TOK_*): with S = 1/√32, ht = 4h + t and c over head h's columns, KT[i][ht] =
+/// S·Σ_c Wq[c][i]·k_t[c], UT[j][ht] = Σ_c Wo[j][c]·v_t[c]. As the kernel's products, on bf16 operands: d_p
+/// = d_att·UT and d_f += ds·KTᵀ (ds, the softmax's backward of d_p, in T), and the sums over a frame's
+/// pairs dUT = Σ d_att ⊗ p, dbo = Σ d_att, dKT = Σ ds ⊗ f, dKC = Σ ds; then Wq, bq, Wo and d_kv by the
+/// chain rule through the projections, in T.
+#[allow(clippy::too_many_arguments)]
+fn attention_bwd_projected<T: Math>(
+    l: &DeformLayout,
+    params: &[T],
+    f: &[T],
+    kv: &[T],
+    probs: &[T],
+    d_att: &[T],
+    d_f: &mut [T],
+    d_kv: &mut [T],
+    d_params: &mut [T],
+) {
+    const HT: usize = HEADS * TOKENS;
+    let n = f.len() / D;
+    let b = kv.len() / (2 * TOKENS * D);
+    let s = T::from_f64(1.0 / (HEAD_DIM as f64).sqrt());
+    let (wq, bq, wo) = (param(params, l.wq), param(params, l.bq), param(params, l.wo));
+    let key = |fb: usize, t: usize, c: usize| kv[(fb * TOKENS + t) * D + c];
+    let value = |fb: usize, t: usize, c: usize| kv[((b + fb) * TOKENS + t) * D + c];
+    let bf = |v: T| T::from_f64(half::bf16::from_f32(v.to_f64() as f32).to_f32() as f64);
+    let (mut d_ut, mut d_kt, mut d_kc) = (vec![T::zero(); b * D * HT], vec![T::zero(); b * HT * D], vec![T::zero(); b * HT]);
+    let mut d_bo = vec![T::zero(); D];
+    for fb in 0..b {
+        let mut kt = vec![T::zero(); D * HT];
+        let mut ut = vec![T::zero(); D * HT];
+        for ht in 0..HT {
+            let (h, t) = (ht / TOKENS, ht % TOKENS);
+            for i in 0..D {
+                let (mut sk, mut su) = (T::zero(), T::zero());
+                for c in h * HEAD_DIM..(h + 1) * HEAD_DIM {
+                    sk += wq[c * D + i] * key(fb, t, c);
+                    su += wo[i * D + c] * value(fb, t, c);
+                }
+                kt[i * HT + ht] = sk * s;
+                ut[i * HT + ht] = su;
             }
         }
-        // The kernel takes every pair's d_q through Wq on its own (rounded per pair), then sums the frames.
-        Operands::TensorCores => {
-            let per_pair = |x: &[T]| -> Vec<T> { (0..pr).flat_map(|r| x[(r % n) * D..(r % n + 1) * D].to_vec()).collect() };
-            let (f_pairs, q_pairs) = (per_pair(f), per_pair(&t.q));
-            let d_f_q = linear_bwd(ops, DxOperands::Bf16, params, d_params, query, dense(pr, D, D, Act::None), &f_pairs, &q_pairs, &d_q_pairs);
-            for r in 0..pr {
+        for gn in 0..n {
+            let r = fb * n + gn;
+            let (p, da) = (&probs[r * HT..(r + 1) * HT], &d_att[r * D..(r + 1) * D]);
+            let mut ds = [T::zero(); HT];
+            for (ht, d) in ds.iter_mut().enumerate() {
                 for j in 0..D {
-                    d_f[(r % n) * D + j] += d_f_q[r * D + j];
+                    *d += bf(da[j]) * bf(ut[j * HT + ht]);
                 }
             }
+            for h in 0..HEADS {
+                let heads = h * TOKENS..(h + 1) * TOKENS;
+                let dot = heads.clone().fold(T::zero(), |a, ht| a + p[ht] * ds[ht]);
+                for ht in heads {
+                    ds[ht] = p[ht] * (ds[ht] - dot);
+                }
+            }
+            for i in 0..D {
+                let fi = f[gn * D + i];
+                for ht in 0..HT {
+                    d_f[gn * D + i] += bf(ds[ht]) * bf(kt[i * HT + ht]);
+                    d_kt[(fb * HT + ht) * D + i] += bf(ds[ht]) * bf(fi);
+                }
+            }
+            for j in 0..D {
+                d_bo[j] += bf(da[j]);
+                for ht in 0..HT {
+                    d_ut[(fb * D + j) * HT + ht] += bf(da[j]) * bf(p[ht]);
+                }
+            }
+            for ht in 0..HT {
+                d_kc[fb * HT + ht] += bf(ds[ht]);
+            }
         }
     }
-    ChainGrads {
-        d_features: d_f,
-        d_kv,
-        d_canonical: d_c,
+    param_mut(d_params, l.bo).copy_from_slice(&d_bo);
+    for c in 0..D {
+        let h = c / HEAD_DIM;
+        let mut d_bq = T::zero();
+        for i in 0..D {
+            let (mut d_wq, mut d_wo) = (T::zero(), T::zero());
+            for fb in 0..b {
+                for t in 0..TOKENS {
+                    let ht = h * TOKENS + t;
+                    d_wq += key(fb, t, c) * d_kt[(fb * HT + ht) * D + i];
+                    d_wo += d_ut[(fb * D + i) * HT + ht] * value(fb, t, c);
+                }
+            }
+            param_mut(d_params, l.wq)[c * D + i] = d_wq * s;
+            param_mut(d_params, l.wo)[i * D + c] = d_wo;
+        }
+        for fb in 0..b {
+            for t in 0..TOKENS {
+                let ht = h * TOKENS + t;
+                d_bq += key(fb, t, c) * d_kc[fb * HT + ht];
+                let (mut dk, mut dv) = (bq[c] * d_kc[fb * HT + ht], T::zero());
+                for i in 0..D {
+                    dk += wq[c * D + i] * d_kt[(fb * HT + ht) * D + i];
+                    dv += wo[i * D + c] * d_ut[(fb * D + i) * HT + ht];
+                }
+                d_kv[(fb * TOKENS + t) * D + c] += dk * s;
+                d_kv[((b + fb) * TOKENS + t) * D + c] += dv;
+            }
+        }
+        param_mut(d_params, l.bq)[c] = d_bq * s;
     }
 }
 
@@ -808,4 +931,45 @@ pub fn split_grads<T>(d: &mut [T], w: Slot, b: Slot) -> (&mut [T], &mut [T]) {
 
 pub fn zero<T: Real>(x: &mut [T]) {
     x.iter_mut().for_each(|v| *v = T::zero());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::deform::Disentangle;
+    use crate::rng::Rng;
+
+    fn rel(a: &[f64], b: &[f64]) -> f64 {
+        let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+        (diff / b.iter().map(|y| y * y).sum::<f64>()).sqrt()
+    }
+
+    /// The tensor-core path's backward through the frames' projected tokens computes the direct one's
+    /// gradients: they differ only by the bf16 rounding of its products' operands (2^-9 relative each).
+    #[test]
+    fn projected_attention_backward_matches_direct() {
+        let l = DeformLayout::new(5, 3, Disentangle::Multiplicative);
+        let params: Vec<f64> = l.init(3).iter().map(|&v| v as f64).collect();
+        let (b, n) = (3, 40);
+        let mut rng = Rng::new(11);
+        let mut random = |len: usize| -> Vec<f64> { rng.vec(len, -1.0, 1.0).into_iter().map(f64::from).collect() };
+        let (f, kv, d_att) = (random(n * D), random(2 * b * TOKENS * D), random(b * n * D));
+        let t = chain_fwd(&l, &params, &f, &kv, Dropout::off(), Operands::Exact);
+        let run = |projected: bool| {
+            let (mut d_f, mut d_kv, mut d_params) = (vec![0.0; n * D], vec![0.0; kv.len()], vec![0.0; params.len()]);
+            if projected {
+                attention_bwd_projected(&l, &params, &f, &kv, &t.probs, &d_att, &mut d_f, &mut d_kv, &mut d_params);
+            } else {
+                attention_bwd(&l, &params, &f, &kv, &t, &d_att, &mut d_f, &mut d_kv, &mut d_params);
+            }
+            (d_f, d_kv, d_params)
+        };
+        let (direct, projected) = (run(false), run(true));
+        let mut errors = vec![("d_f", rel(&projected.0, &direct.0)), ("d_kv", rel(&projected.1, &direct.1))];
+        for (name, s) in [("wq", l.wq), ("bq", l.bq), ("wo", l.wo), ("bo", l.bo)] {
+            assert!(param(&direct.2, s).iter().any(|&v| v != 0.0), "{name}: no gradient to compare");
+            errors.push((name, rel(param(&projected.2, s), param(&direct.2, s))));
+        }
+        assert!(errors.iter().all(|&(_, e)| e < 1e-2), "relative errors: {errors:?}");
+    }
 }

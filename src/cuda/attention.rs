@@ -1,8 +1,9 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
 //! (deform_transpose / deform_pack, deform_fwd / deform_fwd_chain_tc + deform_fwd_heads_tc, deform_bwd /
-//! deform_bwd_heads_tc + deform_bwd_chain_tc, deform_reduce). CPU twin: src/cpu/attention.rs. `Precision`
-//! picks the dense layers' arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor
-//! cores with fp32 accumulation (split fp16 forward, bf16 and row-scaled fp16 backward; within 1e-2).
+//! deform_project_tokens + deform_bwd_heads_tc + deform_bwd_chain_tc, deform_reduce,
+//! deform_project_tokens_bwd). CPU twin: src/cpu/attention.rs. `Precision` picks the dense layers'
+//! arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor cores with fp32
+//! accumulation (split fp16 forward, bf16 and row-scaled fp16 backward; within 1e-2).
 
 use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
 use crate::cpu::attention::Dropout;
@@ -21,23 +22,30 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_HEADS_TC_SMEM: u32 = 227_328;
-const DEF_BWD_CHAIN_TC_SMEM: u32 = 166_912;
+const DEF_BWD_CHAIN_TC_SMEM: u32 = 148_480;
 /// The forward's two kernels' dynamic shared memory: the chain's fragments and low parts (PK_HEAD0·8), the
 /// heads' fragments and row norms ((PK_FWD_END − PK_HEAD0)·8).
 const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
 const DEF_FWD_HEADS_TC_SMEM: u32 = 104_960;
 /// deform_fwd_chain_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
 /// the bytes it holds per pair.
-const TAPE_WORDS: usize = 4672;
+const TAPE_WORDS: usize = 4800;
 const TAPE_BYTES_PER_PAIR: u64 = 4 * TAPE_WORDS as u64 / 16;
 const TC_WARPS: usize = 8;
 /// The forward kernels' warps per block (FWD_WARPS).
 const FWD_WARPS: usize = 12;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
-pub(crate) const WT_FLOATS: usize = 73_088;
-pub(crate) const PACKED_FRAGS: usize = 30_528;
+const WT_FLOATS: usize = 73_088;
+const PACKED_FRAGS: usize = 28_480;
 const CHAIN_FLOATS: usize = 82_683;
+/// Where the partial slices continue after the chain's gradients (PART_TAIL): d_kv's sums in fp32, the
+/// projected tokens' on the tensor cores.
+const PART_TAIL: usize = CHAIN_FLOATS.next_multiple_of(4);
+/// One frame's tokens projected through the query and the out-projection (TOK_FRAME words: the backward's
+/// mma fragments of them), and their gradients (DTOK_FRAME floats).
+const TOK_FRAME: usize = 512;
+const DTOK_FRAME: usize = 16 * D + 8;
 /// The F_d heads' part of it (P_HEAD0W to the end): V0, c0 of five heads and V1, c1.
 const HEADS_FLOATS: usize = 5 * 128 * D + 5 * 128 + DELTAS * 128 + DELTAS;
 const TRANSPOSE_THREADS: u32 = 256;
@@ -99,21 +107,23 @@ pub enum Precision {
     /// fp32 FMA on the SIMT cores (deform_fwd, deform_bwd).
     Fp32,
     /// Tensor-core mma with fp32 accumulation (deform_fwd_*_tc, deform_bwd_*_tc): the forward on fp16 operands,
-    /// its out-projection and FFN split (x = hi + lo, W = Whi + Wlo: three fp16 products) and the heads'
-    /// hidden units near 0 taken again in fp32, so that its ReLU decisions are fp32's; the backward's weight
-    /// gradients and the chain's input gradients on bf16 operands (gradients need its range), the F_d
-    /// heads' input gradients on fp16 ones with each gradient row scaled by a power of two.
+    /// its FFN split (x = hi + lo, W = Whi + Wlo: three fp16 products) and the heads' hidden units near 0
+    /// taken again in fp32, so that its ReLU decisions are fp32's; the backward's weight gradients and the
+    /// chain's input gradients on bf16 operands (gradients need its range), the F_d heads' input gradients
+    /// on fp16 ones with each gradient row scaled by a power of two. The backward has no per-pair query or
+    /// out-projection layer: it takes the attention's gradients through each frame's tokens projected by
+    /// them (bf16 products) and sums their weights' gradients per frame.
     TensorCores,
 }
 
 /// Words of the tensor-core path's tape for `frames` frames of `gaussians` Gaussians.
-pub fn tape_words(frames: usize, gaussians: usize) -> usize {
+fn tape_words(frames: usize, gaussians: usize) -> usize {
     gaussians.div_ceil(TC_TILE) * frames * TC_WARPS * TAPE_WORDS
 }
 
 /// The chain's scratch: the weights laid out for the kernels of `precision` (fp32 transposed, or mma
 /// fragments as two u32 each), deform_bwd's per-block partial gradients, and on the tensor cores the
-/// forward's tape that deform_bwd reads.
+/// forward's tape that deform_bwd reads, and the backward's projected tokens and their summed gradients.
 pub struct DeformChain {
     precision: Precision,
     weights: Weights,
@@ -122,7 +132,22 @@ pub struct DeformChain {
     max_blocks: usize,
     max_frames: usize,
     max_gaussians: usize,
-    tape: Option<DevBuf<u32>>,
+    tc: Option<TcScratch>,
+}
+
+/// The tensor-core path's buffers besides the partials.
+#[derive(Clone, Copy)]
+struct TcScratch {
+    tape: DevBuf<u32>,
+    /// [B][TOK_FRAME]: deform_project_tokens' output.
+    tokens: DevBuf<u32>,
+    /// [B][DTOK_FRAME]: deform_reduce's sums of the tokens' gradients.
+    d_tokens: DevBuf<f32>,
+}
+
+/// Partial-slice stride (floats) for batches of up to `max_frames` frames.
+fn part_stride(max_frames: usize) -> usize {
+    (PART_TAIL + DTOK_FRAME.max(2 * TOKENS * D) * max_frames).next_multiple_of(64)
 }
 
 /// The chain's weights as the kernels of one precision read them.
@@ -140,9 +165,21 @@ fn drop_args(d: Dropout) -> [Arg; 3] {
 }
 
 impl DeformChain {
+    /// Floats (4 bytes each, with room for the arena's alignment) that `new` takes from its arena.
+    pub fn floats(gpu: &Gpu, max_frames: usize, max_gaussians: usize, precision: Precision) -> usize {
+        let partials = gpu.info().multiprocessors.max(1) as usize * part_stride(max_frames);
+        let own = match precision {
+            Precision::Fp32 => WT_FLOATS,
+            Precision::TensorCores => {
+                2 * PACKED_FRAGS + tape_words(max_frames, max_gaussians) + (TOK_FRAME + DTOK_FRAME) * max_frames
+            }
+        };
+        partials + own + 5 * 64
+    }
+
     /// Scratch for batches of up to `max_frames` frames of up to `max_gaussians` Gaussians, in `arena`
-    /// (persistent): the laid-out weights, one partial-gradient slice (83 k + 512·B floats) per SM and, on
-    /// the tensor cores, the tape (1168 bytes per Gaussian and frame: tape_words).
+    /// (persistent): the laid-out weights, one partial-gradient slice (83 k + 1032·B floats) per SM and, on
+    /// the tensor cores, the tape (1200 bytes per Gaussian and frame: tape_words) and the projected tokens.
     pub fn new(
         gpu: &Gpu,
         arena: &mut Arena,
@@ -157,7 +194,7 @@ impl DeformChain {
                 layout.chain_floats()
             )));
         }
-        let (weights, tape) = match precision {
+        let (weights, tc) = match precision {
             Precision::Fp32 => {
                 gpu.set_max_dynamic_shared("deform_fwd", DEF_FWD_SMEM)?;
                 gpu.set_max_dynamic_shared("deform_bwd", DEF_BWD_SMEM)?;
@@ -168,11 +205,15 @@ impl DeformChain {
                 gpu.set_max_dynamic_shared("deform_fwd_heads_tc", DEF_FWD_HEADS_TC_SMEM)?;
                 gpu.set_max_dynamic_shared("deform_bwd_heads_tc", DEF_BWD_HEADS_TC_SMEM)?;
                 gpu.set_max_dynamic_shared("deform_bwd_chain_tc", DEF_BWD_CHAIN_TC_SMEM)?;
-                let tape = arena.alloc(gpu, tape_words(max_frames, max_gaussians))?;
-                (Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?), Some(tape))
+                let tc = TcScratch {
+                    tape: arena.alloc(gpu, tape_words(max_frames, max_gaussians))?,
+                    tokens: arena.alloc(gpu, TOK_FRAME * max_frames)?,
+                    d_tokens: arena.alloc(gpu, DTOK_FRAME * max_frames)?,
+                };
+                (Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?), Some(tc))
             }
         };
-        let part_stride = (CHAIN_FLOATS + 2 * TOKENS * D * max_frames).next_multiple_of(64);
+        let part_stride = part_stride(max_frames);
         let max_blocks = gpu.info().multiprocessors.max(1) as usize;
         Ok(DeformChain {
             precision,
@@ -182,13 +223,13 @@ impl DeformChain {
             max_blocks,
             max_frames,
             max_gaussians,
-            tape,
+            tc,
         })
     }
 
     /// Bytes of the tape deform_fwd writes and deform_bwd reads for B frames of N Gaussians (0 in fp32).
     fn tape_bytes(&self, b: usize, n: usize) -> u64 {
-        match self.tape {
+        match self.tc {
             Some(_) => 4 * tape_words(b, n) as u64,
             None => 0,
         }
@@ -275,12 +316,12 @@ impl DeformChain {
         let chain = Cost { bytes: 4 * n as u64 * D as u64, flop: 2 * (MACS_PER_PAIR - HEADS_MACS_PER_PAIR) * p };
         let heads = Cost { bytes: 4 * (n as u64 + p) * DELTAS as u64, flop: 2 * HEADS_MACS_PER_PAIR * p };
         args.extend(out.args());
-        match (self.precision, self.tape) {
-            (Precision::TensorCores, Some(tape)) => {
-                args.push(tape.into());
+        match (self.precision, self.tc) {
+            (Precision::TensorCores, Some(tc)) => {
+                args.push(tc.tape.into());
                 // Persistent blocks of FWD_WARPS warps, each warp a tile of 16 Gaussians of one frame at a
                 // time; each block copies its kernel's fragments to shared memory once. The tape: the chain
-                // writes it (1168 bytes per pair), the heads read g back and add their ReLU decisions (296).
+                // writes it (1200 bytes per pair), the heads read g back and add their ReLU decisions (296).
                 let warp_tiles = n.div_ceil(TC_TILE) * b * TC_WARPS;
                 let cfg = |shared_bytes, cost| LaunchCfg {
                     grid: (warp_tiles.div_ceil(FWD_WARPS).min(self.max_blocks) as u32, 1, 1),
@@ -365,8 +406,8 @@ impl DeformChain {
         args.extend(d_out.args());
         args.extend::<[Arg; 3]>([self.partials.into(), (stride as i64).into(), d_f.into()]);
         args.extend(d_canonical.args());
-        if let Some(tape) = self.tape {
-            args.push(tape.into());
+        if let Some(tc) = self.tc {
+            args.push(tc.tape.into());
         }
         let cfg = |threads, shared_bytes, cost| LaunchCfg {
             grid: (blocks as u32, 1, 1),
@@ -374,37 +415,58 @@ impl DeformChain {
             shared_bytes,
             cost,
         };
-        match self.precision {
-            Precision::Fp32 => {
-                let cost = Cost { bytes: heads.bytes + chain.bytes, flop: heads.flop + chain.flop };
-                gpu.launch("deform_bwd", cfg(DEF_THREADS, DEF_BWD_SMEM, cost), &args)?
-            }
-            Precision::TensorCores => {
+        let reduce = |tail: usize, d_tail: DevBuf<f32>| {
+            let total = CHAIN_FLOATS + tail;
+            let cost = Cost { bytes: 4 * (blocks as u64 + 1) * total as u64, flop: blocks as u64 * total as u64 };
+            gpu.launch(
+                "deform_reduce",
+                LaunchCfg::per_element(total, REDUCE_THREADS, cost),
+                &[
+                    self.partials.into(),
+                    (stride as i64).into(),
+                    (blocks as i32).into(),
+                    (tail as i32).into(),
+                    d_params.into(),
+                    d_tail.into(),
+                ],
+            )
+        };
+        match (self.precision, self.tc) {
+            (Precision::TensorCores, Some(tc)) => {
                 // The tape: the heads read g and their ReLU decisions and write d_h2 in g's place (552 bytes
-                // per pair), the chain reads d_h2 and the rest (1128 bytes).
+                // per pair), the chain reads d_h2 and the rest (1160 bytes).
                 let tape = self.tape_bytes(b, n);
                 let heads = Cost { bytes: heads.bytes + tape * 552 / TAPE_BYTES_PER_PAIR, ..heads };
-                let chain = Cost { bytes: chain.bytes + tape * 1128 / TAPE_BYTES_PER_PAIR, ..chain };
+                let chain = Cost { bytes: chain.bytes + tape * 1160 / TAPE_BYTES_PER_PAIR, ..chain };
+                // Each frame's tokens through the query and the out-projection, for the attention's backward.
+                let project = LaunchCfg {
+                    grid: (b as u32, 1, 1),
+                    block: (REDUCE_THREADS, 1, 1),
+                    shared_bytes: 0,
+                    cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 2 * 32 * (b * TOK_FRAME) as u64 },
+                };
+                gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
                 gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &args)?;
+                args.push(tc.tokens.into());
                 gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
+                reduce(b * DTOK_FRAME, tc.d_tokens)?;
+                // The query's and the out-projection's gradients and d_kv from the tokens' gradients.
+                let outputs = 2 * D * D + D + 2 * b * TOKENS * D;
+                let cost = Cost {
+                    bytes: 4 * (b * (DTOK_FRAME + 2 * TOKENS * D) + 2 * D * D + D + outputs) as u64,
+                    flop: 2 * ((2 * D * D + D) * TOKENS * b + 2 * b * TOKENS * D * D) as u64,
+                };
+                gpu.launch(
+                    "deform_project_tokens_bwd",
+                    LaunchCfg::per_element(outputs, REDUCE_THREADS, cost),
+                    &[params.into(), kv.into(), tc.d_tokens.into(), (b as i32).into(), d_params.into(), d_kv.into()],
+                )
+            }
+            _ => {
+                let cost = Cost { bytes: heads.bytes + chain.bytes, flop: heads.flop + chain.flop };
+                gpu.launch("deform_bwd", cfg(DEF_THREADS, DEF_BWD_SMEM, cost), &args)?;
+                reduce(2 * TOKENS * D * b, d_kv)
             }
         }
-        let total = CHAIN_FLOATS + 2 * TOKENS * D * b;
-        let cost = Cost {
-            bytes: 4 * (blocks as u64 + 1) * total as u64,
-            flop: blocks as u64 * total as u64,
-        };
-        gpu.launch(
-            "deform_reduce",
-            LaunchCfg::per_element(total, REDUCE_THREADS, cost),
-            &[
-                self.partials.into(),
-                (stride as i64).into(),
-                (blocks as i32).into(),
-                (b as i32).into(),
-                d_params.into(),
-                d_kv.into(),
-            ],
-        )
     }
 }
