@@ -788,7 +788,10 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // a column of ones after x's last column gives the bias gradient in the same product. The last layers of
 // heads 0–3 (1 to 4 outputs) take dWᵀ = xᵀ·d_pre instead, so that the 16-row tiles run over the inputs and
 // not over 4 outputs padded to 16 (block_dw_narrow: half the products; deform_bwd_heads_tc 1.21 → 1.19 ms,
-// step 3.10 → 3.08 ms, H100, …-deform-ab-stop22-b.log).
+// step 3.10 → 3.08 ms, H100, …-deform-ab-stop22-b.log). The backward takes the attention's two 64 × 64
+// layers through each frame's projected tokens (TOK_* above) and the forward's p from the tape: 12
+// products per warp tile and 104 per block instead of 64 and 576 (deform_bwd_chain_tc 0.79 → 0.49 ms,
+// step 3.08–3.10 → 2.85–2.86 ms, H100, …-deform-ab-stop23-b.log).
 // Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
@@ -804,10 +807,10 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // reduce-scatter (backward −0.47 ms), the tape (backward −0.68 ms, forward +0.15 ms), the forward's
 // fragments in shared memory (−0.07 ms). Every variant measured and not kept since, with its numbers and
 // logs, and what they rule out as these kernels' bounds: bench/results/deform-tc-experiments.md. In short
-// (H200, dfae3ef, B = 8): deform_bwd_heads_tc 1.19 ms, deform_bwd_chain_tc 0.79, deform_fwd_heads_tc 0.45,
-// deform_fwd_chain_tc 0.42, step 3.02 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
-// H100) with 8 warps per SM, and is bound neither by its partial slices nor by its atomics' contention nor
-// by L2 latency on its inputs.
+// (H100, 5939726, B = 8): deform_bwd_heads_tc 1.20 ms, deform_bwd_chain_tc 0.49, deform_fwd_chain_tc 0.53,
+// deform_fwd_heads_tc 0.45, step 2.85 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
+// H100, dfae3ef) with 8 warps per SM, and is bound neither by its partial slices nor by its atomics'
+// contention nor by L2 latency on its inputs.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
