@@ -20,8 +20,8 @@
 // every later ReLU sees are near fp32's. The heads' first layers, the last ReLUs, stay fp16 and take the
 // units fp16 could have decided wrongly again in fp32 (tc_head_hidden). With plain fp16 forward operands
 // d_kv, d_f and d_params were 1.4–2.0e-2 from the exact twin on 3 frames × 2000 Gaussians; now the twin with
-// the kernels' roundings is 1.2–2.5e-3 from it (3.4–4.1e-3 with the heads' d_x on bf16; the rest is the
-// backward's bf16). In a CPU emulation the query's rounding did not matter, every other layer did (the
+// the kernels' roundings is 1.2–2.7e-3 from it (3.4–4.1e-3 with the heads' d_x on bf16; 1.2–2.5e-3 with
+// the attention's backward through its layers per pair; the rest is the backward's bf16). In a CPU emulation the query's rounding did not matter, every other layer did (the
 // out-projection unsplit: 7.4e-3; the FFN's first layer fp16 with its doubtful units redone: 1.1e-2).
 // Splitting the heads as well gave the same accuracy at 2.9× the forward's time. Attention, softmax,
 // LayerNorm, dropout, ReLU masks and the deltas stay fp32. The CPU twin with Operands::TensorCores rounds the
