@@ -20,6 +20,8 @@
 #   bench/gpu.sh deform [TEST..] on the GPU machine: the deformation network's tests (with memcheck and
 #                               racecheck), its bench at B = 1, 8, 32 and the network part of torch_peer.py
 #                               in one log (<date>-<gpu>-deform.log), then the named test binaries.
+#   bench/gpu.sh deform-speed   on the GPU machine: deform's bench and peer half alone, no tests
+#                               (<date>-<gpu>-deform-speed.log).
 #   bench/gpu.sh raster         on the GPU machine: the rasterizer's tests (GPU against the twin, with the
 #                               error of every output), memcheck and racecheck over them, its bench at
 #                               B = 1 and 8 with the per-kernel profile, and gsplat on the same scenes
@@ -260,13 +262,30 @@ deform() {
         for i in 1 2 3 4 5; do
             "$t" --ignored --test-threads=1 --nocapture tensor_core_training 2>&1 | grep -E "largest relative gap|test result" || true
         done
-        for b in 1 8 32; do
-            echo "## bench deform B = $b"
-            $g --device cuda --profile --profile-csv "$out/profile-deform-b$b.csv" bench deform --gaussians 50000 --batch $b 2>&1
-        done
-        echo "## torch_peer.py: the network alone (eager PyTorch; the rest of the script needs gsplat)"
-        NETB=1,8,32 timeout 300 python3 .device/peer/torch_peer.py 2>&1 | grep -m 3 net_eager || true
+        deform_speed
         named_tests "$@"
+    } 2>&1 | tee "$log"
+}
+
+# The deform bench at B = 1, 8, 32 with the per-kernel profile, then the peer's network at the same sizes.
+deform_speed() {
+    local b
+    for b in 1 8 32; do
+        echo "## bench deform B = $b"
+        .device/gensync --device cuda --profile --profile-csv "$out/profile-deform-b$b.csv" bench deform --gaussians 50000 --batch $b 2>&1
+    done
+    echo "## torch_peer.py: the network alone (eager PyTorch; the rest of the script needs gsplat)"
+    NETB=1,8,32 timeout 300 python3 .device/peer/torch_peer.py 2>&1 | grep -m 3 net_eager || true
+}
+
+# deform's speed half alone (no tests), in <date>-<gpu>-deform-speed.log.
+deform_speed_only() {
+    unpack
+    local log; log=$(log_path "-deform-speed")
+    {
+        echo "# deformation network speed: $(date -u +%FT%TZ), commit $(tr '\n' ' ' < .device/commit)"
+        .device/gensync --device cuda info
+        deform_speed
     } 2>&1 | tee "$log"
 }
 
@@ -379,6 +398,7 @@ raster() {
 case "${1:-}" in
     prepare) prepare ;;
     deform) shift; deform "$@" ;;
+    deform-speed) deform_speed_only ;;
     raster) shift; raster "$@" ;;
     run) shift; run "$@" ;;
     peer) peer ;;
@@ -388,5 +408,5 @@ case "${1:-}" in
     deform-ncu) shift; deform_ncu "$@" ;;
     variant) shift; variant "$@" ;;
     deform-ab) shift; deform_ab "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-check [NAME..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-speed | deform-check [NAME..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
