@@ -777,7 +777,7 @@ fn attention_bwd_projected<T: Math>(
     let (wq, bq, wo) = (param(params, l.wq), param(params, l.bq), param(params, l.wo));
     let key = |fb: usize, t: usize, c: usize| kv[(fb * TOKENS + t) * D + c];
     let value = |fb: usize, t: usize, c: usize| kv[((b + fb) * TOKENS + t) * D + c];
-    let bf = |v: T| T::from_f64(half::bf16::from_f32(v.to_f64() as f32).to_f32() as f64);
+    let f_bf = rounded(f, false);
     let (mut d_ut, mut d_kt, mut d_kc) = (vec![T::zero(); b * D * HT], vec![T::zero(); b * HT * D], vec![T::zero(); b * HT]);
     let mut d_bo = vec![T::zero(); D];
     for fb in 0..b {
@@ -795,13 +795,15 @@ fn attention_bwd_projected<T: Math>(
                 ut[i * HT + ht] = su;
             }
         }
+        let (kt_bf, ut_bf) = (rounded(&kt, false), rounded(&ut, false));
         for gn in 0..n {
             let r = fb * n + gn;
-            let (p, da) = (&probs[r * HT..(r + 1) * HT], &d_att[r * D..(r + 1) * D]);
+            let p = &probs[r * HT..(r + 1) * HT];
+            let (p_bf, da_bf) = (rounded(p, false), rounded(&d_att[r * D..(r + 1) * D], false));
             let mut ds = [T::zero(); HT];
             for (ht, d) in ds.iter_mut().enumerate() {
                 for j in 0..D {
-                    *d += bf(da[j]) * bf(ut[j * HT + ht]);
+                    *d += da_bf[j] * ut_bf[j * HT + ht];
                 }
             }
             for h in 0..HEADS {
@@ -811,21 +813,21 @@ fn attention_bwd_projected<T: Math>(
                     ds[ht] = p[ht] * (ds[ht] - dot);
                 }
             }
+            let ds_bf = rounded(&ds, false);
             for i in 0..D {
-                let fi = f[gn * D + i];
                 for ht in 0..HT {
-                    d_f[gn * D + i] += bf(ds[ht]) * bf(kt[i * HT + ht]);
-                    d_kt[(fb * HT + ht) * D + i] += bf(ds[ht]) * bf(fi);
+                    d_f[gn * D + i] += ds_bf[ht] * kt_bf[i * HT + ht];
+                    d_kt[(fb * HT + ht) * D + i] += ds_bf[ht] * f_bf[gn * D + i];
                 }
             }
             for j in 0..D {
-                d_bo[j] += bf(da[j]);
+                d_bo[j] += da_bf[j];
                 for ht in 0..HT {
-                    d_ut[(fb * D + j) * HT + ht] += bf(da[j]) * bf(p[ht]);
+                    d_ut[(fb * D + j) * HT + ht] += da_bf[j] * p_bf[ht];
                 }
             }
             for ht in 0..HT {
-                d_kc[fb * HT + ht] += bf(ds[ht]);
+                d_kc[fb * HT + ht] += ds_bf[ht];
             }
         }
     }

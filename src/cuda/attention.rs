@@ -107,12 +107,12 @@ pub enum Precision {
     /// fp32 FMA on the SIMT cores (deform_fwd, deform_bwd).
     Fp32,
     /// Tensor-core mma with fp32 accumulation (deform_fwd_*_tc, deform_bwd_*_tc): the forward on fp16 operands,
-    /// its FFN split (x = hi + lo, W = Whi + Wlo: three fp16 products) and the heads' hidden units near 0
-    /// taken again in fp32, so that its ReLU decisions are fp32's; the backward's weight gradients and the
-    /// chain's input gradients on bf16 operands (gradients need its range), the F_d heads' input gradients
-    /// on fp16 ones with each gradient row scaled by a power of two. The backward has no per-pair query or
-    /// out-projection layer: it takes the attention's gradients through each frame's tokens projected by
-    /// them (bf16 products) and sums their weights' gradients per frame.
+    /// its out-projection and FFN split (x = hi + lo, W = Whi + Wlo: three fp16 products) and the heads'
+    /// hidden units near 0 taken again in fp32, so that its ReLU decisions are fp32's; the backward's weight
+    /// gradients and the chain's input gradients on bf16 operands (gradients need its range), the F_d heads'
+    /// input gradients on fp16 ones with each gradient row scaled by a power of two. The backward has no
+    /// per-pair query or out-projection layer: it takes the attention's gradients through each frame's
+    /// tokens projected by them (bf16 products) and sums their weights' gradients per frame.
     TensorCores,
 }
 
