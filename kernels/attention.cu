@@ -1003,35 +1003,35 @@ __device__ __forceinline__ void layer_fwd(float (&y)[NT][4], const float (&x)[NT
     warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
 }
 
-// y = x·Wᵀ + bias for a split layer: x = hi + lo, W = Whi + Wlo (lo: deform_pack's low parts), y ≈ hi·Whi +
-// lo·Whi + hi·Wlo with fp32 accumulation, each B fragment loaded once for its products. The terms left
-// out are 2^-20 of the product and below (lo·Wlo, and subnormal fp16 lows), where plain fp16 leaves 2^-11.
-template <int NT, int NTX>
-__device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (&x)[NTX][4], const float* __restrict__ bias,
-                                                int valid, const uint2* w, const uint2* lo) {
-    // K in chunks of 64 (4 k-steps): the FFN's second layer would spill with all 8 k-steps' fragments live.
-    constexpr int KS = (NTX + 1) / 2, CHUNK = KS < 4 ? KS : 4;
-    static_assert(KS % CHUNK == 0, "layer_fwd_split: K must be a multiple of 64 or below it");
+// y += xc·Wᵀ over k-steps 4c … 4c + 3 of a split layer of KS k-steps (x = hi + lo, W = Whi + Wlo; lo:
+// deform_pack's low parts): hi·Whi + lo·Whi + hi·Wlo with fp32 accumulation, each B fragment loaded once for
+// its products. xc: those 64 columns of x. The terms left out are 2^-20 of the product and below (lo·Wlo,
+// and subnormal fp16 lows), where plain fp16 leaves 2^-11.
+template <int NT, int KS>
+__device__ __forceinline__ void split_chunk(float (&y)[NT][4], const float (&xc)[8][4], const uint2* w, const uint2* lo, int c) {
     const int lane = threadIdx.x & 31;
+    uint32_t a_hi[4][4], a_lo[4][4];
+    to_frags<8, true>(xc, a_hi);
+    to_frags<8, true, true>(xc, a_lo);
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const int f = (j * KS + 4 * c + s) * 32 + lane;
+            const uint2 bh = w[f], bl = lo[f];
+            const uint32_t b_hi[2] = {bh.x, bh.y}, b_lo[2] = {bl.x, bl.y};
+            mma_m16n8k16<true>(y[j], a_hi[s], b_hi);
+            mma_m16n8k16<true>(y[j], a_lo[s], b_hi);
+            mma_m16n8k16<true>(y[j], a_hi[s], b_lo);
+        }
+}
+
+// y = x·Wᵀ + bias for a split layer of 64 inputs (split_chunk).
+template <int NT>
+__device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (&x)[8][4], const float* __restrict__ bias,
+                                                int valid, const uint2* w, const uint2* lo) {
     acc_init<NT>(y, bias, valid);
-#pragma unroll
-    for (int c = 0; c < KS / CHUNK; ++c) {
-        const float(&xc)[2 * CHUNK][4] = *reinterpret_cast<const float(*)[2 * CHUNK][4]>(&x[2 * CHUNK * c]);
-        uint32_t a_hi[CHUNK][4], a_lo[CHUNK][4];
-        to_frags<2 * CHUNK, true>(xc, a_hi);
-        to_frags<2 * CHUNK, true, true>(xc, a_lo);
-#pragma unroll
-        for (int s = 0; s < CHUNK; ++s)
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                const int f = (j * KS + CHUNK * c + s) * 32 + lane;
-                const uint2 bh = w[f], bl = lo[f];
-                const uint32_t b_hi[2] = {bh.x, bh.y}, b_lo[2] = {bl.x, bl.y};
-                mma_m16n8k16<true>(y[j], a_hi[s], b_hi);
-                mma_m16n8k16<true>(y[j], a_lo[s], b_hi);
-                mma_m16n8k16<true>(y[j], a_hi[s], b_lo);
-            }
-    }
+    split_chunk<NT, 4>(y, x, w, lo, 0);
 }
 
 // acc += d·W for a gradient tile d against a layer's transposed fragments (bf16 operands).
@@ -1351,11 +1351,19 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     load_features(f, rows, x);
     tc_query(params, wp + PK_Q, x, q);
     tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
-    {  // p for the backward, this lane's in the mma C layout: rows g, g + 8, (h, t) columns 2t', 2t' + 1
-        const int tq = lane & 3, h = tq >> 1, t = 2 * (tq & 1);
-        __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(p[0][h][t], p[0][h][t + 1], p[1][h][t], p[1][h][t + 1]));
+    {  // p for the backward, this lane's in the mma C layout: rows g, g + 8, (h, t) columns 2t', 2t' + 1;
+        // by selects (a lane-dependent index would put p in local memory)
+        const int tq = lane & 3;
+        float v[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const float(&w)[2][4] = p[e >> 1];
+            const int i = e & 1;
+            v[e] = tq == 0 ? w[0][i] : tq == 1 ? w[0][2 + i] : tq == 2 ? w[1][i] : w[1][2 + i];
+        }
+        __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(v[0], v[1], v[2], v[3]));
     }
-    layer_fwd_split<8, 8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
+    layer_fwd_split<8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
     const uint32_t kept1 = add_dropped(x, q, rows, dr, P, false);
     float h1[8][4], rstd[2];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
@@ -1363,20 +1371,28 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     __stcs(keep + 0, __float_as_uint(rstd[0]));
     __stcs(keep + 1, __float_as_uint(rstd[1]));
     __stcs(keep + 6, kept1);
-    float z[16][4];
-    layer_fwd_split<16, 8>(z, h1, params + P_FFN0B, FFN, wp + PK_FFN0, lo + LO_FFN0);
+    // The FFN 64 hidden units at a time: each half of z goes into the second layer's k-steps of its
+    // columns as soon as it exists (the same products in the same order as whole layers; fewer live
+    // registers: the spills of this kernel's 168).
     uint64_t z_pos = 0;
+    acc_init<8>(q, params + P_FFN1B, D);
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int half = 0; half < 2; ++half) {
+        float z[8][4];
+        const int first = half * 8 * 4 * 32;  // the half's column tiles of the first layer's fragments
+        layer_fwd_split<8>(z, h1, params + P_FFN0B + 64 * half, 64, wp + PK_FFN0 + first, lo + LO_FFN0 + first);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            if (z[j][e] > 0.0f) z_pos |= 1ull << (4 * j + e);
-            else z[j][e] = 0.0f;
-        }
-    store_rows_bf16<16, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z), FFN, z);
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                if (z[j][e] > 0.0f) z_pos |= 1ull << (32 * half + 4 * j + e);
+                else z[j][e] = 0.0f;
+            }
+        store_rows_bf16<8, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z) + 64 * half, FFN, z);
+        split_chunk<8, 8>(q, z, wp + PK_FFN1, lo + LO_FFN1, half);
+    }
     __stcs(keep + 4, (uint32_t)z_pos);
     __stcs(keep + 5, (uint32_t)(z_pos >> 32));
-    layer_fwd_split<8, 16>(q, z, params + P_FFN1B, D, wp + PK_FFN1, lo + LO_FFN1);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -1557,19 +1573,43 @@ __device__ __forceinline__ void tc_head_out(const float* __restrict__ params, co
     layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wh + HS_HEAD1 + HEAD1_PK[h]);
 }
 
-// Row r's rotation quaternion (canonical + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
+// Row r's rotation quaternion (canonical cq + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
 // 1/‖q‖ and this lane's two components in qv (0 for t ≥ 2).
-__device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, const float* __restrict__ c_rot, int n,
-                                             float (&qv)[2]) {
+__device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, const float (&cq)[2], float (&qv)[2]) {
     float ss = 0.0f;
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
-        const int c = acc_col(0, e);
-        qv[e] = c < 4 ? c_rot[(long long)n * 4 + c] + out[0][2 * r + e] : 0.0f;
+        qv[e] = acc_col(0, e) < 4 ? cq[e] + out[0][2 * r + e] : 0.0f;
         ss += qv[e] * qv[e];
     }
     ss += __shfl_xor_sync(0xffffffffu, ss, 1);
     return 1.0f / sqrtf(ss);
+}
+
+// What the deltas of a head h < 4 (one column tile) read for this lane's accumulator elements (rows g,
+// g + 8: r; columns 2t, 2t + 1: e): the canonical value (the forward's, and the backward's but head 0's)
+// and, in the backward, the output gradient (0 past the head's columns and, but for the rotation, whose
+// norm every row takes, past the valid rows). Loaded before the head's products, so that their latency
+// hides behind them instead of stalling the deltas after them.
+struct DeltaInputs {
+    float canon[2][2], grad[2][2];
+};
+template <bool BWD>
+__device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, const CGaussians& canon, const CGaussians& d_out) {
+    DeltaInputs in;
+    const int w = HEAD_OUT[h];
+    const float* cs = h == 0 ? canon.means : h == 1 ? canon.scales : h == 2 ? canon.rotations : canon.opacities;
+    const float* gs = h == 0 ? d_out.means : h == 1 ? d_out.scales : h == 2 ? d_out.rotations : d_out.opacities;
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int c = acc_col(0, e);
+            const bool in_head = c < w, use = rows.valid[r] && in_head;
+            in.canon[r][e] = (h == 2 ? in_head : use && !(BWD && h == 0)) ? cs[(long long)rows.n[r] * w + c] : 0.0f;
+            in.grad[r][e] = BWD && use ? __ldcs(gs + rows.pair[r] * w + c) : 0.0f;
+        }
+    return in;
 }
 
 // deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
@@ -1583,16 +1623,16 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
+        const DeltaInputs in = delta_inputs<false>(h, rows, canon, canon);
         const uint64_t pos = tc_head_hidden(params, wh, h, g, hid);
         tc_head_out<1>(params, wh, h, hid, out);
         __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            const int n = rows.n[r];
             const long long row = rows.pair[r];
             if (h == 2) {  // every lane: rotation_of shuffles
                 float qv[2];
-                const float inv = rotation_of(out, r, canon.rotations, n, qv);
+                const float inv = rotation_of(out, r, in.canon[r], qv);
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     const int c = acc_col(0, e);
@@ -1604,10 +1644,10 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int c = acc_col(0, e);
-                const float d = out[0][2 * r + e];
-                if (h == 0 && c < 3) out_g.means[row * 3 + c] = canon.means[(long long)n * 3 + c] + d;
-                if (h == 1 && c < 3) out_g.scales[row * 3 + c] = expf(canon.scales[(long long)n * 3 + c] + d);
-                if (h == 3 && c < 1) out_g.opacities[row] = 1.0f / (1.0f + expf(-(canon.opacities[n] + d)));
+                const float v = in.canon[r][e] + out[0][2 * r + e];
+                if (h == 0 && c < 3) out_g.means[row * 3 + c] = v;
+                if (h == 1 && c < 3) out_g.scales[row * 3 + c] = expf(v);
+                if (h == 3 && c < 1) out_g.opacities[row] = 1.0f / (1.0f + expf(-v));
             }
         }
     }
@@ -1986,62 +2026,71 @@ __device__ __forceinline__ void add_column_sums(const float (&a)[8][4], float* s
     add_column_sums(v, sa, sb);
 }
 
-// The deltas' backward for head h (NTH column tiles of its output `out`, replaced by d out): upstream
-// gradients do_* at the rows' pairs (read once: evict-first, not to push the partial slices out of L2),
-// canonical gradients dc_* (+=, atomics). Invalid rows and columns past the head's width get 0.
-template <int NTH>
-__device__ __forceinline__ void deltas_bwd(int h, float (&out)[NTH][4], const TcRows& rows, const CGaussians& canon,
-                                           const CGaussians& d_out, const Gaussians& d_canon) {
+// The deltas' backward for head h < 4 (its output `out`, replaced by d out) from its inputs `in`
+// (delta_inputs<true>: the upstream gradients, read once, evict-first, not to push the partial slices out
+// of L2); canonical gradients dc_* (+=, atomics). Invalid rows and columns past the head's width get 0.
+__device__ __forceinline__ void deltas_bwd(int h, float (&out)[1][4], const DeltaInputs& in, const TcRows& rows,
+                                           const Gaussians& d_canon) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         const bool valid = rows.valid[r];
-        const long long n = rows.n[r], row = rows.pair[r];
+        const long long n = rows.n[r];
         if (h == 2) {
-            float qv[2], gq[2];
-            const float inv = rotation_of(*reinterpret_cast<const float(*)[1][4]>(&out[0]), r, canon.rotations, (int)n, qv);
+            float qv[2];
+            const float inv = rotation_of(out, r, in.canon[r], qv);
             float dot = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int c = acc_col(0, e);
-                gq[e] = valid && c < 4 ? __ldcs(d_out.rotations + row * 4 + c) : 0.0f;
-                dot += qv[e] * inv * gq[e];
-            }
+            for (int e = 0; e < 2; ++e) dot += qv[e] * inv * in.grad[r][e];
             dot += __shfl_xor_sync(0xffffffffu, dot, 1);
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int c = acc_col(0, e);
-                const float d = c < 4 ? (gq[e] - qv[e] * inv * dot) * inv : 0.0f;  // lanes t ≥ 2: inv = ∞
+                const float d = c < 4 ? (in.grad[r][e] - qv[e] * inv * dot) * inv : 0.0f;  // lanes t ≥ 2: inv = ∞
                 out[0][2 * r + e] = d;
                 if (valid && c < 4) atomicAdd(d_canon.rotations + n * 4 + c, d);
             }
             continue;
         }
 #pragma unroll
-        for (int j = 0; j < NTH; ++j)
+        for (int e = 0; e < 2; ++e) {
+            const int c = acc_col(0, e);
+            float d = 0.0f;
+            if (valid && c < HEAD_OUT[h]) {
+                const float delta = out[0][2 * r + e];
+                if (h == 0) {
+                    d = in.grad[r][e];
+                    atomicAdd(d_canon.means + n * 3 + c, d);
+                } else if (h == 1) {
+                    d = in.grad[r][e] * expf(in.canon[r][e] + delta);
+                    atomicAdd(d_canon.scales + n * 3 + c, d);
+                } else {
+                    const float o = 1.0f / (1.0f + expf(-(in.canon[r][e] + delta)));
+                    d = in.grad[r][e] * o * (1.0f - o);
+                    atomicAdd(d_canon.opacities + n, d);
+                }
+            }
+            out[0][2 * r + e] = d;
+        }
+    }
+}
+
+// The same for head 4 (the SH coefficients: d out passes through), reading its upstream gradients here.
+__device__ __forceinline__ void deltas_bwd_sh(float (&out)[6][4], const TcRows& rows, const CGaussians& d_out,
+                                              const Gaussians& d_canon) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int j = 0; j < 6; ++j)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int c = acc_col(j, e);
                 float d = 0.0f;
-                if (valid && c < HEAD_OUT[h]) {
-                    const float delta = out[j][2 * r + e];
-                    if (h == 0) {
-                        d = __ldcs(d_out.means + row * 3 + c);
-                        atomicAdd(d_canon.means + n * 3 + c, d);
-                    } else if (h == 1) {
-                        d = __ldcs(d_out.scales + row * 3 + c) * expf(canon.scales[n * 3 + c] + delta);
-                        atomicAdd(d_canon.scales + n * 3 + c, d);
-                    } else if (h == 3) {
-                        const float o = 1.0f / (1.0f + expf(-(canon.opacities[n] + delta)));
-                        d = __ldcs(d_out.opacities + row) * o * (1.0f - o);
-                        atomicAdd(d_canon.opacities + n, d);
-                    } else {
-                        d = __ldcs(d_out.sh + row * 48 + c);
-                        atomicAdd(d_canon.sh + n * 48 + c, d);
-                    }
+                if (rows.valid[r]) {
+                    d = __ldcs(d_out.sh + rows.pair[r] * 48 + c);
+                    atomicAdd(d_canon.sh + (long long)rows.n[r] * 48 + c, d);
                 }
                 out[j][2 * r + e] = d;
             }
-    }
 }
 
 // The staged tiles of deform_bwd_*_tc.
@@ -2064,6 +2113,8 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
+    DeltaInputs in;
+    if constexpr (NTH == 1) in = delta_inputs<true>(h, rows, canon, d_out);
     // The forward again, with deform_fwd_heads_tc's products in its order (so its values).
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
     mma_by_rows<16, 4, D>(hid, ga, v0h);
@@ -2078,7 +2129,8 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         mma_by_rows<NTH, 8, HID>(out, a, v1h);
     }
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
-    deltas_bwd<NTH>(h, out, rows, canon, d_out, d_canon);
+    if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_canon);
+    else deltas_bwd_sh(out, rows, d_out, d_canon);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);
     {  // hid now holds d hid = d out·V1 through the forward's ReLU decisions
         uint32_t a[(NTH + 1) / 2][4];
