@@ -791,7 +791,10 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // step 3.10 → 3.08 ms, H100, …-deform-ab-stop22-b.log). The backward takes the attention's two 64 × 64
 // layers through each frame's projected tokens (TOK_* above) and the forward's p from the tape: 12
 // products per warp tile and 104 per block instead of 64 and 576 (deform_bwd_chain_tc 0.79 → 0.49 ms,
-// step 3.08–3.10 → 2.85–2.86 ms, H100, …-deform-ab-stop23-b.log).
+// step 3.08–3.10 → 2.85–2.86 ms, H100, …-deform-ab-stop23-b.log). Both heads kernels read the deltas'
+// inputs of heads 0–3 before each head's products (delta_inputs: their L2 latency was exposed after them;
+// deform_bwd_heads_tc 1.20 → 1.15 ms, deform_fwd_heads_tc 0.445 → 0.431), and the forward chain runs its
+// FFN 64 hidden units at a time (deform_fwd_chain_tc 0.53 → 0.48; H100, …-deform-ab-stop24-a.log).
 // Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
@@ -810,7 +813,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // (H100, 5939726, B = 8): deform_bwd_heads_tc 1.20 ms, deform_bwd_chain_tc 0.49, deform_fwd_chain_tc 0.53,
 // deform_fwd_heads_tc 0.45, step 2.85 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
 // H100, dfae3ef) with 8 warps per SM, and is bound neither by its partial slices nor by its atomics'
-// contention nor by L2 latency on its inputs.
+// contention nor by L2 latency on the next item's inputs.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
@@ -1692,7 +1695,7 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
 // FWD_WARPS per block, 168 registers each, more warps per SM than the backward's 8 to hide their
 // latencies. Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item =
 // n_tile·B + b. deform_fwd_heads_tc fits in 167 registers (at 8 warps it took 0.597 ms, at 12 0.445,
-// at 16 with spills 0.474; B = 8, H200); deform_fwd_chain_tc spills 576 bytes at 168 and is still 4 %
+// at 16 with spills 0.474; B = 8, H200); deform_fwd_chain_tc spills 560 bytes at 168 and was still 4 %
 // faster than at 255 (0.420 against 0.439 ms).
 #define FWD_WARPS 12
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
