@@ -1583,9 +1583,9 @@ __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, co
 
 // What the deltas of a head h < 4 (one column tile) read for this lane's accumulator elements (rows g,
 // g + 8: r; columns 2t, 2t + 1: e): the canonical value (the forward's, and the backward's but head 0's)
-// and, in the backward, the output gradient (0 past the head's columns and, but for the rotation, whose
-// norm every row takes, past the valid rows). Loaded before the head's products, so that their latency
-// hides behind them instead of stalling the deltas after them.
+// and, in the backward, the output gradient; 0 past the head's columns and past the valid rows, but the
+// canonical rotation, whose norm every row takes. Loaded before the head's products, so that their
+// latency hides behind them instead of stalling the deltas after them.
 struct DeltaInputs {
     float canon[2][2], grad[2][2];
 };
