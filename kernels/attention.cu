@@ -1618,7 +1618,7 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
-        const DeltaInputs in = delta_inputs<false>(h, rows, canon, canon);
+        const DeltaInputs in = delta_inputs<false>(h, rows, canon, CGaussians{});  // no upstream gradients
         const uint64_t pos = tc_head_hidden(params, wh, h, g, hid);
         tc_head_out<1>(params, wh, h, hid, out);
         __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
