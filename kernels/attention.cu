@@ -1006,35 +1006,35 @@ __device__ __forceinline__ void layer_fwd(float (&y)[NT][4], const float (&x)[NT
     warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
 }
 
-// y = x·Wᵀ + bias for a split layer: x = hi + lo, W = Whi + Wlo (lo: deform_pack's low parts), y ≈ hi·Whi +
-// lo·Whi + hi·Wlo with fp32 accumulation, each B fragment loaded once for its products. The terms left
-// out are 2^-20 of the product and below (lo·Wlo, and subnormal fp16 lows), where plain fp16 leaves 2^-11.
-template <int NT, int NTX>
-__device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (&x)[NTX][4], const float* __restrict__ bias,
-                                                int valid, const uint2* w, const uint2* lo) {
-    // K in chunks of 64 (4 k-steps): the FFN's second layer would spill with all 8 k-steps' fragments live.
-    constexpr int KS = (NTX + 1) / 2, CHUNK = KS < 4 ? KS : 4;
-    static_assert(KS % CHUNK == 0, "layer_fwd_split: K must be a multiple of 64 or below it");
+// y += xc·Wᵀ over k-steps 4c … 4c + 3 of a split layer of KS k-steps (x = hi + lo, W = Whi + Wlo; lo:
+// deform_pack's low parts): hi·Whi + lo·Whi + hi·Wlo with fp32 accumulation, each B fragment loaded once for
+// its products. xc: those 64 columns of x. The terms left out are 2^-20 of the product and below (lo·Wlo,
+// and subnormal fp16 lows), where plain fp16 leaves 2^-11.
+template <int NT, int KS>
+__device__ __forceinline__ void split_chunk(float (&y)[NT][4], const float (&xc)[8][4], const uint2* w, const uint2* lo, int c) {
     const int lane = threadIdx.x & 31;
+    uint32_t a_hi[4][4], a_lo[4][4];
+    to_frags<8, true>(xc, a_hi);
+    to_frags<8, true, true>(xc, a_lo);
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const int f = (j * KS + 4 * c + s) * 32 + lane;
+            const uint2 bh = w[f], bl = lo[f];
+            const uint32_t b_hi[2] = {bh.x, bh.y}, b_lo[2] = {bl.x, bl.y};
+            mma_m16n8k16<true>(y[j], a_hi[s], b_hi);
+            mma_m16n8k16<true>(y[j], a_lo[s], b_hi);
+            mma_m16n8k16<true>(y[j], a_hi[s], b_lo);
+        }
+}
+
+// y = x·Wᵀ + bias for a split layer of 64 inputs (split_chunk).
+template <int NT>
+__device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (&x)[8][4], const float* __restrict__ bias,
+                                                int valid, const uint2* w, const uint2* lo) {
     acc_init<NT>(y, bias, valid);
-#pragma unroll
-    for (int c = 0; c < KS / CHUNK; ++c) {
-        const float(&xc)[2 * CHUNK][4] = *reinterpret_cast<const float(*)[2 * CHUNK][4]>(&x[2 * CHUNK * c]);
-        uint32_t a_hi[CHUNK][4], a_lo[CHUNK][4];
-        to_frags<2 * CHUNK, true>(xc, a_hi);
-        to_frags<2 * CHUNK, true, true>(xc, a_lo);
-#pragma unroll
-        for (int s = 0; s < CHUNK; ++s)
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                const int f = (j * KS + CHUNK * c + s) * 32 + lane;
-                const uint2 bh = w[f], bl = lo[f];
-                const uint32_t b_hi[2] = {bh.x, bh.y}, b_lo[2] = {bl.x, bl.y};
-                mma_m16n8k16<true>(y[j], a_hi[s], b_hi);
-                mma_m16n8k16<true>(y[j], a_lo[s], b_hi);
-                mma_m16n8k16<true>(y[j], a_hi[s], b_lo);
-            }
-    }
+    split_chunk<NT, 4>(y, x, w, lo, 0);
 }
 
 // acc += d·W for a gradient tile d against a layer's transposed fragments (bf16 operands).
@@ -1366,7 +1366,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
         }
         __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(v[0], v[1], v[2], v[3]));
     }
-    layer_fwd_split<8, 8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
+    layer_fwd_split<8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
     const uint32_t kept1 = add_dropped(x, q, rows, dr, P, false);
     float h1[8][4], rstd[2];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
@@ -1374,20 +1374,28 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     __stcs(keep + 0, __float_as_uint(rstd[0]));
     __stcs(keep + 1, __float_as_uint(rstd[1]));
     __stcs(keep + 6, kept1);
-    float z[16][4];
-    layer_fwd_split<16, 8>(z, h1, params + P_FFN0B, FFN, wp + PK_FFN0, lo + LO_FFN0);
+    // The FFN 64 hidden units at a time: each half of z goes into the second layer's k-steps of its
+    // columns as soon as it exists (the same products in the same order as whole layers; fewer live
+    // registers: the spills of this kernel's 168).
     uint64_t z_pos = 0;
+    acc_init<8>(q, params + P_FFN1B, D);
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int half = 0; half < 2; ++half) {
+        float z[8][4];
+        const int first = half * 8 * 4 * 32;  // the half's column tiles of the first layer's fragments
+        layer_fwd_split<8>(z, h1, params + P_FFN0B + 64 * half, 64, wp + PK_FFN0 + first, lo + LO_FFN0 + first);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            if (z[j][e] > 0.0f) z_pos |= 1ull << (4 * j + e);
-            else z[j][e] = 0.0f;
-        }
-    store_rows_bf16<16, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z), FFN, z);
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                if (z[j][e] > 0.0f) z_pos |= 1ull << (32 * half + 4 * j + e);
+                else z[j][e] = 0.0f;
+            }
+        store_rows_bf16<8, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z) + 64 * half, FFN, z);
+        split_chunk<8, 8>(q, z, wp + PK_FFN1, lo + LO_FFN1, half);
+    }
     __stcs(keep + 4, (uint32_t)z_pos);
     __stcs(keep + 5, (uint32_t)(z_pos >> 32));
-    layer_fwd_split<8, 16>(q, z, params + P_FFN1B, D, wp + PK_FFN1, lo + LO_FFN1);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
