@@ -1733,7 +1733,8 @@ deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), then
 // deform_bwd_heads_tc's warps' heads' ReLU decisions and its fp16 copies of the heads' weights (both
 // orientations of each product read them: head_weights_to_shared), or deform_bwd_chain_tc's block fp32
-// sums of the LayerNorm gradients, its attention tiles and a copy of the fragments it reads.
+// sums of the LayerNorm gradients, its attention tiles, a copy of the fragments it reads and its warps'
+// sums of d_f over an n-tile's frames.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, f
 constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att
@@ -1747,8 +1748,9 @@ constexpr int TC_BWD_HEADS_SMEM = SB_V1 + V1_ROWS * HID * 2;
 constexpr int SB_P = SB_SUMS + 4 * D * 4;              // chain: attention weights, bf16 [TC_TILE][TC_LDP]
 constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradients, bf16 [TC_TILE][8]
 constexpr int SB_FRAGS = SB_DS + TC_TILE * 8 * 2;       // chain: deform_pack's [PK_FFN0T, PK_TOTAL)
-constexpr int TC_BWD_CHAIN_SMEM = SB_FRAGS + (PK_TOTAL - PK_FFN0T) * 8;
-static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 148480,
+constexpr int SB_DF = SB_FRAGS + (PK_TOTAL - PK_FFN0T) * 8;  // chain: [warp][32 values][32 lanes] fp32
+constexpr int TC_BWD_CHAIN_SMEM = SB_DF + TC_WARPS * 32 * 32 * 4;
+static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 181248,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
@@ -2061,8 +2063,7 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[1][4], const Delt
             if (valid && c < HEAD_OUT[h]) {
                 const float delta = out[0][2 * r + e];
                 if (h == 0) {
-                    d = in.grad[r][e];
-                    atomicAdd(d_canon.means + n * 3 + c, d);
+                    d = in.grad[r][e];  // dc_means: deform_pass_through_bwd
                 } else if (h == 1) {
                     d = in.grad[r][e] * expf(in.canon[r][e] + delta);
                     atomicAdd(d_canon.scales + n * 3 + c, d);
@@ -2077,23 +2078,16 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[1][4], const Delt
     }
 }
 
-// The same for head 4 (the SH coefficients: d out passes through), reading its upstream gradients here.
-__device__ __forceinline__ void deltas_bwd_sh(float (&out)[6][4], const TcRows& rows, const CGaussians& d_out,
-                                              const Gaussians& d_canon) {
+// The same for head 4 (the SH coefficients: d out passes through; dc_sh: deform_pass_through_bwd), reading
+// its upstream gradients here.
+__device__ __forceinline__ void deltas_bwd_sh(float (&out)[6][4], const TcRows& rows, const CGaussians& d_out) {
 #pragma unroll
     for (int r = 0; r < 2; ++r)
 #pragma unroll
         for (int j = 0; j < 6; ++j)
 #pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int c = acc_col(j, e);
-                float d = 0.0f;
-                if (rows.valid[r]) {
-                    d = __ldcs(d_out.sh + rows.pair[r] * 48 + c);
-                    atomicAdd(d_canon.sh + (long long)rows.n[r] * 48 + c, d);
-                }
-                out[j][2 * r + e] = d;
-            }
+            for (int e = 0; e < 2; ++e)
+                out[j][2 * r + e] = rows.valid[r] ? __ldcs(d_out.sh + rows.pair[r] * 48 + acc_col(j, e)) : 0.0f;
 }
 
 // The staged tiles of deform_bwd_*_tc.
@@ -2133,7 +2127,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     }
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_canon);
-    else deltas_bwd_sh(out, rows, d_out, d_canon);
+    else deltas_bwd_sh(out, rows, d_out);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);
     {  // hid now holds d hid = d out·V1 through the forward's ReLU decisions
         uint32_t a[(NTH + 1) / 2][4];
@@ -2175,10 +2169,11 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 // over in the tape, in place of g (which only the heads read): so each forward serves one backward. Weight
 // gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β fp32
 // column sums; the projected tokens' gradients per frame (block_dw_attention); all into partials[g] (zeroed
-// by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_f and d_canonical: atomics
-// (zero before). Arguments as deform_bwd, with deform_pack's fragments in place of wt, then the tape the
-// forward wrote for the same inputs, and for the chain deform_project_tokens' output. Both launched with
-// the same grid.
+// by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_canonical's scales, rotations
+// and opacities: atomics (zero before); its means and SH coefficients: deform_pass_through_bwd; d_f: stored
+// once per Gaussian, summed over the frames in deform_bwd_chain_tc. Arguments as deform_bwd, with
+// deform_pack's fragments in place of wt, then the tape the forward wrote for the same inputs, and for the
+// chain deform_project_tokens' output. Both launched with the same grid.
 
 // The ones columns (bf16 1.0 = 0x3f80, then 7 zeros) after the IN columns of a staged [TC_TILE][ld] tile.
 __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
@@ -2236,7 +2231,7 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 148 480 bytes (dynamic).
+// 181 248 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
                     const uint32_t* __restrict__ tape, const uint32_t* __restrict__ tok) {
@@ -2258,9 +2253,14 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     // B = 8, H100).
     uint2* wt = reinterpret_cast<uint2*>(smem + SB_FRAGS);
     copy_fragments(wt, wp, PK_FFN0T, PK_TOTAL);
-    const int items = (N + TC_TILE - 1) / TC_TILE * B;
-    for (int item = blockIdx.x; item < items; item += gridDim.x) {
-        const int b = item % B;
+    // Block g takes the n-tiles g, g + G, … with every frame of each in turn, so that d_f sums over the
+    // frames in shared memory (df_sum: each lane its own 32 values) and is stored once per n-tile, instead
+    // of B frames' atomics to the same addresses at about the same time.
+    float* df_sum = reinterpret_cast<float*>(smem + SB_DF) + warp * 32 * 32 + (threadIdx.x & 31);
+    const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
+#pragma unroll 1
+    for (int k = 0; blockIdx.x + k / B * gridDim.x < n_tiles; ++k) {
+        const int b = k % B, item = (blockIdx.x + k / B * gridDim.x) * B + b;
         const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, b, N);
         const uint32_t* tok_b = tok + (long long)b * TOK_FRAME;
         float* part_tok = part + PART_TAIL + (long long)b * DTOK_FRAME;
@@ -2326,15 +2326,23 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
             p[0][0] = pv.x, p[0][1] = pv.y, p[0][2] = pv.z, p[0][3] = pv.w;
         }
         load_features(f, rows, xs);
-        tc_attention_bwd(t, p, tok_b, ds, d_g);  // d_g holds d_f
+        tc_attention_bwd(t, p, tok_b, ds, d_g);  // d_g holds this frame's d_f
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
-            if (rows.valid[r])
+        for (int j = 0; j < 8; ++j)
 #pragma unroll
-                for (int j = 0; j < 8; ++j)
+            for (int e = 0; e < 4; ++e) {
+                float& sum = df_sum[(4 * j + e) * 32];
+                d_g[j][e] = b == 0 ? d_g[j][e] : sum + d_g[j][e];  // frames in order, from 0 (the twin's order)
+                if (b + 1 < B) sum = d_g[j][e];
+            }
+        if (b + 1 == B)
 #pragma unroll
-                    for (int e = 0; e < 2; ++e)
-                        atomicAdd(d_f + (long long)rows.n[r] * D + acc_col(j, e), d_g[j][2 * r + e]);
+            for (int r = 0; r < 2; ++r)
+                if (rows.valid[r])
+#pragma unroll
+                    for (int j = 0; j < 8; ++j)
+                        *reinterpret_cast<float2*>(d_f + (long long)rows.n[r] * D + acc_col(j, 0)) =
+                            make_float2(d_g[j][2 * r], d_g[j][2 * r + 1]);
         stage_bf16<8>(tiles.x1, TC_LDX, xs);
         stage_bf16<1>(p_tile, TC_LDP, p);
         stage_bf16<1>(ds_tile, 8, ds);
@@ -2349,6 +2357,25 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
                            {ds_tile, 8, tiles.x1, TC_LDX, part_tok + DTOK_K, part_tok + DTOK_KC, 8});
         __syncthreads();
     }
+}
+
+// deform_pass_through_bwd: on the tensor-core path, the canonical means' and SH coefficients' gradients.
+// The deltas pass them through, so each is the sum over the frames of d_out's: one pass over d_out here
+// instead of 51 atomics per pair in deform_bwd_heads_tc, where the B blocks of an n-tile's frames add to the
+// same addresses at about the same time. Frames in order, from 0 (the twin's order). One thread per output.
+//   do_means [B,N,3], do_sh [B,N,48] → dc_means [N,3], dc_sh [N,48] (=)
+// Bytes 4·51·(B·N + N). FLOP 51·B·N.
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
+deform_pass_through_bwd(const float* __restrict__ do_means, const float* __restrict__ do_sh, int B, int N,
+                        float* __restrict__ dc_means, float* __restrict__ dc_sh) {
+    const long long e = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x, n_means = 3LL * N;
+    if (e >= 51LL * N) return;
+    const bool sh = e >= n_means;
+    const long long i = sh ? e - n_means : e, frame = sh ? 48LL * N : n_means;
+    const float* d = sh ? do_sh : do_means;
+    float s = 0.0f;
+    for (int b = 0; b < B; ++b) s += __ldcs(d + b * frame + i);
+    (sh ? dc_sh : dc_means)[i] = s;
 }
 
 // deform_reduce: sums the backward's G partial slices in order (deterministic): the chain section of

@@ -569,7 +569,10 @@ fn compare_with_twin(precision: Precision, ops: Operands, tol: f64, cases: &[(Di
             "sh",
         ]) {
             let e = rel_err(&tag(&format!("d_canonical.{name}")), got, want);
-            if !below(e, tol) {
+            // The means' and SH coefficients' gradients pass through the deltas: fp32 sums over the frames
+            // on every path (deform_pass_through_bwd on the tensor cores).
+            let bound = if matches!(name, "means" | "sh") { tol.min(1e-5) } else { tol };
+            if !below(e, bound) {
                 failures.push(format!("{}: {e}", tag(name)));
             }
         }

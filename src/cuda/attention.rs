@@ -1,8 +1,8 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
 //! (deform_transpose / deform_pack, deform_fwd / deform_fwd_chain_tc + deform_fwd_heads_tc, deform_bwd /
-//! deform_project_tokens + deform_bwd_heads_tc + deform_bwd_chain_tc, deform_reduce,
-//! deform_project_tokens_bwd). CPU twin: src/cpu/attention.rs. `Precision` picks the dense layers'
-//! arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor cores with fp32
+//! deform_project_tokens + deform_bwd_heads_tc + deform_pass_through_bwd + deform_bwd_chain_tc,
+//! deform_reduce, deform_project_tokens_bwd). CPU twin: src/cpu/attention.rs. `Precision` picks the dense
+//! layers' arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor cores with fp32
 //! accumulation (split fp16 forward, bf16 and row-scaled fp16 backward; within 1e-2).
 
 use super::{elementwise, Arena, Arg, Cost, DevBuf, Gpu, LaunchCfg};
@@ -22,7 +22,7 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_HEADS_TC_SMEM: u32 = 227_328;
-const DEF_BWD_CHAIN_TC_SMEM: u32 = 148_480;
+const DEF_BWD_CHAIN_TC_SMEM: u32 = 181_248;
 /// The forward's two kernels' dynamic shared memory: the chain's fragments and low parts (PK_HEAD0·8), the
 /// heads' fragments and row norms ((PK_FWD_END − PK_HEAD0)·8).
 const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
@@ -382,7 +382,12 @@ impl DeformChain {
             )));
         }
         let [means, scales, rotations, opacities, sh] = d_canonical.all();
-        elementwise::fill_spans(gpu, &[d_f, means, scales, rotations, opacities, sh], 0.0)?;
+        // deform_bwd_chain_tc stores d_f (summed over the frames), deform_pass_through_bwd the means' and SH
+        // coefficients' gradients; the rest is added to.
+        match self.tc {
+            Some(_) => elementwise::fill_spans(gpu, &[scales, rotations, opacities], 0.0)?,
+            None => elementwise::fill_spans(gpu, &[d_f, means, scales, rotations, opacities, sh], 0.0)?,
+        }
         let p = (b * n) as u64;
         // Work items: tiles of DEF_TP pairs (fp32) or of TC_TILE Gaussians of one frame (tensor cores); each
         // adds its weight gradients into its block's partial slice once.
@@ -447,6 +452,15 @@ impl DeformChain {
                 };
                 gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
                 gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &args)?;
+                // The means' and SH coefficients' gradients pass through the deltas: summed over the frames.
+                let [do_means, .., do_sh] = d_out.all();
+                let pass_floats = (n * (3 + 48)) as u64;
+                let pass_cost = Cost { bytes: 4 * pass_floats * (b as u64 + 1), flop: pass_floats * b as u64 };
+                gpu.launch(
+                    "deform_pass_through_bwd",
+                    LaunchCfg::per_element(n * (3 + 48), REDUCE_THREADS, pass_cost),
+                    &[do_means.into(), do_sh.into(), (b as i32).into(), (n as i32).into(), means.into(), sh.into()],
+                )?;
                 args.push(tc.tokens.into());
                 gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
                 reduce(b * DTOK_FRAME, tc.d_tokens)?;
