@@ -794,7 +794,11 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // step 3.08–3.10 → 2.85–2.86 ms, H100, …-deform-ab-stop23-b.log). Both heads kernels read the deltas'
 // inputs of heads 0–3 before each head's products (delta_inputs: their L2 latency was exposed after them;
 // deform_bwd_heads_tc 1.20 → 1.15 ms, deform_fwd_heads_tc 0.445 → 0.431, step 2.85 → 2.79 ms; H100,
-// …-deform-ab-stop24-a.log).
+// …-deform-ab-stop24-a.log). The backward adds nothing with atomics that the B frames of an n-tile would
+// add to the same addresses at about the same time: the canonical means' and SH coefficients' gradients
+// come from deform_pass_through_bwd, and deform_bwd_chain_tc sums d_f over an n-tile's frames in shared
+// memory (deform_bwd_heads_tc 1.16 → 1.06 ms, deform_bwd_chain_tc 0.48 → 0.45, step 2.75 → 2.65 ms; H100,
+// …-deform-ab-stop25-a.log).
 // Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
@@ -810,10 +814,10 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // reduce-scatter (backward −0.47 ms), the tape (backward −0.68 ms, forward +0.15 ms), the forward's
 // fragments in shared memory (−0.07 ms). Every variant measured and not kept since, with its numbers and
 // logs, and what they rule out as these kernels' bounds: bench/results/deform-tc-experiments.md. In short
-// (H100, 9ce7af3, B = 8): deform_bwd_heads_tc 1.15 ms, deform_bwd_chain_tc 0.48, deform_fwd_chain_tc 0.52,
-// deform_fwd_heads_tc 0.43, step 2.79 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
-// H100, dfae3ef) with 8 warps per SM, and is bound neither by its partial slices nor by its atomics'
-// contention nor by L2 latency on the next item's inputs.
+// (H100, 85d7cbe, B = 8): deform_bwd_heads_tc 1.06 ms, deform_bwd_chain_tc 0.45, deform_fwd_chain_tc 0.48,
+// deform_fwd_heads_tc 0.43, step 2.65 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
+// H100, dfae3ef) with 8 warps per SM, and is bound neither by its partial slices nor by L2 latency on the
+// next item's inputs.
 
 #define TC_WARPS 8
 #define TC_THREADS (TC_WARPS * 32)
