@@ -454,11 +454,11 @@ impl DeformChain {
                 gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &args)?;
                 // The means' and SH coefficients' gradients pass through the deltas: summed over the frames.
                 let [do_means, .., do_sh] = d_out.all();
-                let pass_floats = (n * (3 + 48)) as u64;
-                let pass_cost = Cost { bytes: 4 * pass_floats * (b as u64 + 1), flop: pass_floats * b as u64 };
+                let pass_floats = n * (3 + 48);
+                let pass_cost = Cost { bytes: 4 * (pass_floats * (b + 1)) as u64, flop: (pass_floats * b) as u64 };
                 gpu.launch(
                     "deform_pass_through_bwd",
-                    LaunchCfg::per_element(n * (3 + 48), REDUCE_THREADS, pass_cost),
+                    LaunchCfg::per_element(pass_floats, REDUCE_THREADS, pass_cost),
                     &[do_means.into(), do_sh.into(), (b as i32).into(), (n as i32).into(), means.into(), sh.into()],
                 )?;
                 args.push(tc.tokens.into());
