@@ -65,7 +65,7 @@ for line in sys.stdin:
         name = m["target"]["name"] + ("-unit" if kind in ("lib", "bin") else "")
         shutil.copy(m["executable"], ".device/tests/" + name)
 '
-    cp target/release/gensync .device/gensync
+    cp "${CARGO_TARGET_DIR:-target}/release/gensync" .device/gensync
     rm -f .device/tests/ptx_fresh  # a source check; it runs in CI
     # The copy to the GPU machine is size-limited: strip, and compress (the embedded PTX is text).
     strip .device/gensync .device/tests/*
@@ -313,7 +313,7 @@ deform_check() {
 # Another build's binary as A/B variant NAME (after prepare, which empties .device).
 variant() {
     [ -n "${1:-}" ] && [ -d .device ] || { echo "bench/gpu.sh variant NAME: after bench/gpu.sh prepare" >&2; exit 2; }
-    local bin="${2:-target/release/gensync}" commit="${3:-}"
+    local bin="${2:-${CARGO_TARGET_DIR:-target}/release/gensync}" commit="${3:-}"
     if [ -z "$commit" ]; then
         commit="$(git rev-parse --short HEAD)$(git status --porcelain | grep -q . && echo ' +uncommitted' || true)"
     fi
