@@ -244,6 +244,11 @@ deform_tests() {
     echo "## racecheck: gpu_tensor_core_path_matches_cpu_twin"
     timeout 200 compute-sanitizer --tool racecheck --print-limit 20 "$1" --ignored --test-threads=1 gpu_tensor_core_path 2>&1 \
         | grep -E "RACECHECK SUMMARY|test result" || true
+    # The tensor-core path's errors against the twins (the tests pass or fail on them, but print them only
+    # with --nocapture): the outputs, d_kv, d_f and d_params of each case, and the loss curves' largest gap.
+    echo "## tensor-core errors"
+    "$1" --ignored --test-threads=1 --nocapture gpu_tensor_core tensor_core_training 2>&1 \
+        | grep -E "TensorCores\) ([a-z_]+|d_canonical\.[a-z_]+): rel err|largest relative gap" || true
 }
 
 # The deformation network alone: its test binary (and memcheck and racecheck over its GPU tests), the
