@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU validation in two halves, so every session does it the same way.
 #
-#   bench/gpu.sh prepare        on the build machine: builds the release binary and every test binary, and
-#                               lays them in .device/ (git-ignored) to be copied to the GPU machine.
+#   bench/gpu.sh prepare        on the build machine: builds the release binary and every test binary (in
+#                               $CARGO_TARGET_DIR if set), and lays them in .device/ (git-ignored) to be
+#                               copied to the GPU machine.
 #   bench/gpu.sh run [FILTER]   on the GPU machine, from the repository root: nvidia-smi, `gensync info`,
 #                               every test binary with --include-ignored, compute-sanitizer memcheck over the
 #                               GPU tests, and the benchmarks with --profile. The log goes to
@@ -28,7 +29,8 @@
 #                               (bench/raster_vs_gsplat.py, wheels from .whl/ as for `peer`) in one log
 #                               (<date>-<gpu>-raster.log); then the named test binaries.
 #   bench/gpu.sh deform-check [NAME..] on the GPU machine: the deformation network's tests, memcheck over
-#                               them and racecheck over the tensor-core ones, nothing else (about a minute; needs
+#                               them, racecheck over the tensor-core ones and the tensor-core path's errors
+#                               against the twins, nothing else (about a minute; needs
 #                               only .device/tests/deform and .device/commit), in
 #                               <date>-<gpu>-deform-check-<commit>.log; with NAMEs, the same for each named
 #                               variant's deform tests (variant's DEFORM_TESTS) instead, each in its own log.
@@ -36,11 +38,12 @@
 #                               bench deform (default: the four tensor-core kernels; N = 50 000, B = 8): every
 #                               section, and the per-instruction SASS counters (executed instructions, stall
 #                               samples) as CSV, in <date>-<gpu>-deform-ncu.tgz.
-#                               The PTX is JIT-compiled without line information: to attribute the rows to
-#                               source lines, disassemble `ptxas -lineinfo -arch=sm_90 ptx/attention.ptx`
-#                               with `nvdisasm -gi` (the same SASS, row for row).
+#                               The PTX is JIT-compiled without line information: bench/sass_stalls.py
+#                               attributes a CSV's rows to source functions and lines (it disassembles
+#                               `ptxas -lineinfo` of the same PTX, the same SASS row for row).
 #   bench/gpu.sh variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] on the build machine, after `prepare` and a
-#                               build of another version: lays BINARY (default target/release/gensync, COMMIT
+#                               build of another version: lays BINARY (default release/gensync under
+#                               $CARGO_TARGET_DIR or target/, COMMIT
 #                               default HEAD) in .device/var/ as variant NAME (an A/B's other side), and with
 #                               it that version's deform test binary if given (for deform-check NAME).
 #   bench/gpu.sh deform-ab NAME.. on the GPU machine: `bench deform` at N = 50 000, B = 8 with the per-kernel

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Attributes an Nsight Compute per-instruction SASS table to the kernel source's functions and lines.
+
+    bench/sass_stalls.py KERNEL SASS_CSV [--ptx ptx/attention.ptx] [--source kernels/attention.cu] [--top N]
+                         [--depth D]
+
+SASS_CSV is `ncu --page source --print-source sass --csv` of KERNEL (what `bench/gpu.sh deform-ncu`
+writes as <kernel>-sass.csv). The profiled binary JIT-compiles the embedded PTX without line information,
+so this script compiles the same PTX again with `ptxas -lineinfo -arch=sm_90` and disassembles it with
+`nvdisasm -gi`: the same SASS, row for row (checked: every opcode must match, else it stops), now with the
+chain of inlined source lines above each instruction. ptxas and nvdisasm are taken from $NVCC's folder,
+else from PATH.
+
+Prints the warp-stall samples and executed instructions by the innermost source function, by the line in
+the kernel's own body (or a __noinline__ function's) that the code was inlined into (which phase of the
+kernel), by the line D levels of inlining further in (default 1: inside the functions the body calls), and
+by function and opcode.
+"""
+import argparse
+import collections
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def tool(name):
+    nvcc = os.environ.get("NVCC")
+    if nvcc and os.path.isfile(os.path.join(os.path.dirname(nvcc), name)):
+        return os.path.join(os.path.dirname(nvcc), name)
+    found = shutil.which(name)
+    if not found:
+        sys.exit(f"sass_stalls.py: {name} not found (set NVCC to nvcc's path or put it on PATH)")
+    return found
+
+
+def disassemble(ptx, kernel):
+    """[(chain of source lines, innermost first; instruction text)] of the kernel's section."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = os.path.join(tmp, "k.cubin")
+        subprocess.run([tool("ptxas"), "-lineinfo", "-arch=sm_90", ptx, "-o", cubin], check=True)
+        text = subprocess.run([tool("nvdisasm"), "-gi", cubin], check=True, capture_output=True, text=True).stdout
+    rows, inside, block, chain = [], False, [], ()
+    for line in text.split("\n"):
+        if re.match(r"^\.text\.\S+:", line):
+            if inside:
+                break
+            inside = line.startswith(f".text.{kernel}:")
+            continue
+        if not inside:
+            continue
+        if "//## File" in line:
+            # One comment per level of inlining, innermost first; its first file and line are that level's.
+            m = re.search(r'File "([^"]+)", line (\d+)', line)
+            block.append((os.path.basename(m.group(1)), int(m.group(2))))
+            continue
+        m = re.match(r"\s+/\*[0-9a-f]{4,}\*/\s+(.*?)\s*;", line)
+        if m:
+            if block:
+                chain, block = tuple(block), []
+            rows.append((chain, m.group(1)))
+    if not rows:
+        sys.exit(f"sass_stalls.py: no kernel {kernel} in {ptx}")
+    return rows
+
+
+def opcode(instruction):
+    words = instruction.split()
+    word = words[1] if words[0].startswith("@") else words[0]
+    return word.split(".")[0]
+
+
+def functions_by_line(source):
+    """The function each source line belongs to (the last `__device__ … name(` or kernel name above it)."""
+    names, current = {}, "?"
+    for number, line in enumerate(open(source, encoding="utf-8").read().split("\n"), 1):
+        called = re.search(r"(\w+)\(", line)
+        if called and line.startswith("__device__"):
+            current = called.group(1)
+        elif called and re.match(r"^deform_\w+\(|^\w+\(const", line):
+            current = line.split("(")[0]
+        names[number] = current
+    return names
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("kernel")
+    ap.add_argument("sass_csv")
+    ap.add_argument("--ptx", default="ptx/attention.ptx")
+    ap.add_argument("--source", default="kernels/attention.cu")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--depth", type=int, default=1)
+    args = ap.parse_args()
+
+    table = list(csv.reader(open(args.sass_csv, encoding="utf-8")))
+    header = next(i for i, row in enumerate(table) if row and row[0] == "Address")
+    columns, rows = table[header], [r for r in table[header + 1:] if len(r) > 2]
+    stalls = columns.index("Warp Stall Sampling (All Samples)")
+    executed = columns.index("Instructions Executed")
+    source_col = columns.index("Source")
+    sass = disassemble(args.ptx, args.kernel)
+    if len(sass) != len(rows):
+        sys.exit(f"sass_stalls.py: {len(rows)} rows in {args.sass_csv}, {len(sass)} instructions from {args.ptx}: "
+                 "not the profiled code")
+    for i, ((_, ours), row) in enumerate(zip(sass, rows)):
+        if opcode(ours) != opcode(row[source_col].strip()):
+            sys.exit(f"sass_stalls.py: instruction {i} is {row[source_col].strip()!r} profiled, {ours!r} here")
+
+    source_name = os.path.basename(args.source)
+    names = functions_by_line(args.source)
+
+    def function_of(place):  # (file, line) → the function of that line of the source, or the file's name
+        return names.get(place[1], "?") if place[0] == source_name else place[0]
+
+    by_function = collections.defaultdict(lambda: [0, 0])
+    by_site = collections.defaultdict(lambda: [0, 0])
+    by_opcode = collections.defaultdict(lambda: [0, 0])
+    by_inner_site = collections.defaultdict(lambda: [0, 0])
+    for (chain, instruction), row in zip(sass, rows):
+        s, e = int(row[stalls] or 0), int(row[executed] or 0)
+        inner = function_of(chain[0]) if chain else "?"
+        site = chain[-1] if chain else ("?", 0)
+        inner_site = chain[-1 - args.depth] if len(chain) > args.depth else site
+        for table_, key in ((by_function, inner), (by_site, site), (by_inner_site, inner_site),
+                            (by_opcode, (inner, opcode(instruction)))):
+            table_[key][0] += s
+            table_[key][1] += e
+    total_s = sum(v[0] for v in by_function.values()) or 1
+    total_e = sum(v[1] for v in by_function.values()) or 1
+    lines = open(args.source, encoding="utf-8").read().split("\n")
+
+    def show(title, table_, label):
+        print(f"\n{title}\n  samples  executed")
+        for key, (s, e) in sorted(table_.items(), key=lambda kv: -kv[1][0])[: args.top]:
+            print(f"  {100 * s / total_s:6.1f} % {100 * e / total_e:6.1f} %  {label(key)}")
+
+    print(f"{args.kernel}: {total_s} stall samples, {total_e} warp instructions executed")
+    show("By innermost source function:", by_function, str)
+    def line(place):
+        if place[0] != source_name or not 0 < place[1] <= len(lines):
+            return f"{place[0]}:{place[1]}"
+        return f"{place[1]} ({function_of(place)}): {lines[place[1] - 1].strip()[:90]}"
+
+    show("By the kernel-body line the code comes from (its phase):", by_site, line)
+    show(f"By the line {args.depth} level(s) of inlining further in:", by_inner_site, line)
+    show("By function and opcode:", by_opcode, lambda k: f"{k[0]}: {k[1]}")
+
+
+if __name__ == "__main__":
+    main()
