@@ -14,7 +14,7 @@ else from PATH.
 Prints the warp-stall samples and executed instructions by the innermost source function, by the line in
 the kernel's own body (or a __noinline__ function's) that the code was inlined into (which phase of the
 kernel), by the line D levels of inlining further in (default 1: inside the functions the body calls), and
-by function and opcode.
+by function and opcode; each row with its largest stall reasons (ncu's stall_* columns, % of its samples).
 """
 import argparse
 import collections
@@ -102,6 +102,7 @@ def main():
     stalls = columns.index("Warp Stall Sampling (All Samples)")
     executed = columns.index("Instructions Executed")
     source_col = columns.index("Source")
+    reasons = [(i, c[len("stall_"):]) for i, c in enumerate(columns) if c.startswith("stall_") and "(" not in c]
     sass = disassemble(args.ptx, args.kernel)
     if len(sass) != len(rows):
         sys.exit(f"sass_stalls.py: {len(rows)} rows in {args.sass_csv}, {len(sass)} instructions from {args.ptx}: "
@@ -116,12 +117,16 @@ def main():
     def function_of(place):  # (file, line) → the function of that line of the source, or the file's name
         return names.get(place[1], "?") if place[0] == source_name else place[0]
 
-    by_function = collections.defaultdict(lambda: [0, 0])
-    by_site = collections.defaultdict(lambda: [0, 0])
-    by_opcode = collections.defaultdict(lambda: [0, 0])
-    by_inner_site = collections.defaultdict(lambda: [0, 0])
+    def new_row():
+        return [0, 0, collections.Counter()]
+
+    by_function = collections.defaultdict(new_row)
+    by_site = collections.defaultdict(new_row)
+    by_opcode = collections.defaultdict(new_row)
+    by_inner_site = collections.defaultdict(new_row)
     for (chain, instruction), row in zip(sass, rows):
         s, e = int(row[stalls] or 0), int(row[executed] or 0)
+        why = collections.Counter({name: int(row[i] or 0) for i, name in reasons})
         inner = function_of(chain[0]) if chain else "?"
         site = chain[-1] if chain else ("?", 0)
         inner_site = chain[-1 - args.depth] if len(chain) > args.depth else site
@@ -129,14 +134,16 @@ def main():
                             (by_opcode, (inner, opcode(instruction)))):
             table_[key][0] += s
             table_[key][1] += e
+            table_[key][2].update(why)
     total_s = sum(v[0] for v in by_function.values()) or 1
     total_e = sum(v[1] for v in by_function.values()) or 1
     lines = open(args.source, encoding="utf-8").read().split("\n")
 
     def show(title, table_, label):
         print(f"\n{title}\n  samples  executed")
-        for key, (s, e) in sorted(table_.items(), key=lambda kv: -kv[1][0])[: args.top]:
-            print(f"  {100 * s / total_s:6.1f} % {100 * e / total_e:6.1f} %  {label(key)}")
+        for key, (s, e, why) in sorted(table_.items(), key=lambda kv: -kv[1][0])[: args.top]:
+            top = ", ".join(f"{name} {100 * n / max(s, 1):.0f}" for name, n in why.most_common(2) if n)
+            print(f"  {100 * s / total_s:6.1f} % {100 * e / total_e:6.1f} %  {label(key)}  [{top}]")
 
     print(f"{args.kernel}: {total_s} stall samples, {total_e} warp instructions executed")
     show("By innermost source function:", by_function, str)
