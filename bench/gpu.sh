@@ -46,6 +46,9 @@
 #                               $CARGO_TARGET_DIR or target/, COMMIT
 #                               default HEAD) in .device/var/ as variant NAME (an A/B's other side), and with
 #                               it that version's deform test binary if given (for deform-check NAME).
+#   bench/gpu.sh build-variant NAME REV on the build machine, after `prepare`: builds REV (a commit or branch)
+#                               in a temporary worktree, into target/variant/, and lays its binary and deform
+#                               test binary as variant NAME (set NVCC so that the PTX is rebuilt).
 #   bench/gpu.sh deform-ab NAME.. on the GPU machine: `bench deform` at N = 50 000, B = 8 with the per-kernel
 #                               profile, for each named variant and the prepared binary ("new") in turn,
 #                               ROUNDS times (default 3), so that all sides share the card and its state;
@@ -335,6 +338,28 @@ variant() {
     mv .device/variants.new .device/variants
 }
 
+# Another commit built and laid as variant NAME: one target folder serves every variant (they are built
+# one at a time, and each is copied out before the next).
+build_variant() {
+    [ $# -eq 2 ] && [ -d .device ] || { echo "bench/gpu.sh build-variant NAME REV: after bench/gpu.sh prepare" >&2; exit 2; }
+    local commit tree target="$PWD/target/variant" tests
+    commit=$(git rev-parse --short "$2^{commit}") || { echo "bench/gpu.sh build-variant: no commit $2" >&2; exit 2; }
+    tree=$(mktemp -d)
+    git worktree add -q --detach "$tree" "$commit"
+    tests=$( (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release >&2 &&
+        CARGO_TARGET_DIR="$target" cargo test --release --no-run --test deform --message-format=json 2>/dev/null) |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])
+') || { git worktree remove --force "$tree"; echo "bench/gpu.sh build-variant: $2 did not build" >&2; exit 2; }
+    git worktree remove --force "$tree"
+    variant "$1" "$target/release/gensync" "$commit" "$tests"
+    echo "variant $1: $commit"
+}
+
 # The deform bench at B = 8 for each named variant and the prepared binary, in turn, ROUNDS times.
 deform_ab() {
     unpack
@@ -415,6 +440,7 @@ case "${1:-}" in
     deform-check) shift; deform_check "$@" ;;
     deform-ncu) shift; deform_ncu "$@" ;;
     variant) shift; variant "$@" ;;
+    build-variant) shift; build_variant "$@" ;;
     deform-ab) shift; deform_ab "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-speed | deform-check [NAME..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | build-variant NAME REV | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-speed | deform-check [NAME..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
