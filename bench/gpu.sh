@@ -59,18 +59,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-prepare() {
-    rm -rf .device && mkdir -p .device/tests
-    cargo build --release
-    cargo test --release --no-run --message-format=json 2>/dev/null | python3 -c '
-import json, shutil, sys
+# The test binaries that `cargo test --no-run --message-format=json` (on stdin) built, a line each: the path,
+# then the name (the test target's; a library's or binary's own tests get "-unit").
+test_binaries() {
+    python3 -c '
+import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         kind = m["target"]["kind"][0]
-        name = m["target"]["name"] + ("-unit" if kind in ("lib", "bin") else "")
-        shutil.copy(m["executable"], ".device/tests/" + name)
+        print(m["executable"], m["target"]["name"] + ("-unit" if kind in ("lib", "bin") else ""))
 '
+}
+
+prepare() {
+    rm -rf .device && mkdir -p .device/tests
+    cargo build --release
+    cargo test --release --no-run --message-format=json 2>/dev/null | test_binaries |
+        while read -r path name; do cp "$path" ".device/tests/$name"; done
     cp "${CARGO_TARGET_DIR:-target}/release/gensync" .device/gensync
     rm -f .device/tests/ptx_fresh  # a source check; it runs in CI
     # The copy to the GPU machine is size-limited: strip, and compress (the embedded PTX is text).
@@ -343,18 +349,13 @@ variant() {
 build_variant() {
     [ $# -eq 2 ] && [ -d .device ] || { echo "bench/gpu.sh build-variant NAME REV: after bench/gpu.sh prepare" >&2; exit 2; }
     local commit tree target="$PWD/target/variant" tests
-    commit=$(git rev-parse --short "$2^{commit}") || { echo "bench/gpu.sh build-variant: no commit $2" >&2; exit 2; }
+    commit=$(git rev-parse --short --verify -q "$2^{commit}") || { echo "bench/gpu.sh build-variant: no commit $2" >&2; exit 2; }
     tree=$(mktemp -d)
     git worktree add -q --detach "$tree" "$commit"
     tests=$( (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release >&2 &&
         CARGO_TARGET_DIR="$target" cargo test --release --no-run --test deform --message-format=json 2>/dev/null) |
-        python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])
-') || { git worktree remove --force "$tree"; echo "bench/gpu.sh build-variant: $2 did not build" >&2; exit 2; }
+        test_binaries | awk '$2 == "deform" { print $1 }') ||
+        { git worktree remove --force "$tree"; echo "bench/gpu.sh build-variant: $2 did not build" >&2; exit 2; }
     git worktree remove --force "$tree"
     variant "$1" "$target/release/gensync" "$commit" "$tests"
     echo "variant $1: $commit"
