@@ -27,22 +27,42 @@ import sys
 import tempfile
 
 
+def fail(message):
+    print(f"sass_stalls.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        fail(f"{path}: {e.strerror}")
+
+
 def tool(name):
     nvcc = os.environ.get("NVCC")
     if nvcc and os.path.isfile(os.path.join(os.path.dirname(nvcc), name)):
         return os.path.join(os.path.dirname(nvcc), name)
     found = shutil.which(name)
     if not found:
-        sys.exit(f"sass_stalls.py: {name} not found (set NVCC to nvcc's path or put it on PATH)")
+        fail(f"{name} not found (set NVCC to nvcc's path or put it on PATH)")
     return found
+
+
+def run(command):
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        fail(f"{os.path.basename(command[0])} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return done.stdout
 
 
 def disassemble(ptx, kernel):
     """[(chain of source lines, innermost first; instruction text)] of the kernel's section."""
     with tempfile.TemporaryDirectory() as tmp:
         cubin = os.path.join(tmp, "k.cubin")
-        subprocess.run([tool("ptxas"), "-lineinfo", "-arch=sm_90", ptx, "-o", cubin], check=True)
-        text = subprocess.run([tool("nvdisasm"), "-gi", cubin], check=True, capture_output=True, text=True).stdout
+        run([tool("ptxas"), "-lineinfo", "-arch=sm_90", ptx, "-o", cubin])
+        text = run([tool("nvdisasm"), "-gi", cubin])
     rows, inside, block, chain = [], False, [], ()
     for line in text.split("\n"):
         if re.match(r"^\.text\.\S+:", line):
@@ -63,7 +83,7 @@ def disassemble(ptx, kernel):
                 chain, block = tuple(block), []
             rows.append((chain, m.group(1)))
     if not rows:
-        sys.exit(f"sass_stalls.py: no kernel {kernel} in {ptx}")
+        fail(f"{ptx}: no kernel {kernel}")
     return rows
 
 
@@ -73,10 +93,10 @@ def opcode(instruction):
     return word.split(".")[0]
 
 
-def functions_by_line(source):
+def functions_by_line(lines):
     """The function each source line belongs to (the last `__device__ … name(` or kernel name above it)."""
     names, current = {}, "?"
-    for number, line in enumerate(open(source, encoding="utf-8").read().split("\n"), 1):
+    for number, line in enumerate(lines, 1):
         called = re.search(r"(\w+)\(", line)
         if called and line.startswith("__device__"):
             current = called.group(1)
@@ -96,23 +116,27 @@ def main():
     ap.add_argument("--depth", type=int, default=1)
     args = ap.parse_args()
 
-    table = list(csv.reader(open(args.sass_csv, encoding="utf-8")))
-    header = next(i for i, row in enumerate(table) if row and row[0] == "Address")
+    table = list(csv.reader(read_text(args.sass_csv).splitlines()))
+    header = next((i for i, row in enumerate(table) if row and row[0] == "Address"), None)
+    if header is None:
+        fail(f"{args.sass_csv}: no header row (Address, Source, …): not ncu's --print-source sass --csv")
     columns, rows = table[header], [r for r in table[header + 1:] if len(r) > 2]
-    stalls = columns.index("Warp Stall Sampling (All Samples)")
-    executed = columns.index("Instructions Executed")
-    source_col = columns.index("Source")
+    wanted = ("Warp Stall Sampling (All Samples)", "Instructions Executed", "Source")
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        fail(f"{args.sass_csv}: no column {missing[0]!r}")
+    stalls, executed, source_col = (columns.index(c) for c in wanted)
     reasons = [(i, c[len("stall_"):]) for i, c in enumerate(columns) if c.startswith("stall_") and "(" not in c]
     sass = disassemble(args.ptx, args.kernel)
     if len(sass) != len(rows):
-        sys.exit(f"sass_stalls.py: {len(rows)} rows in {args.sass_csv}, {len(sass)} instructions from {args.ptx}: "
-                 "not the profiled code")
+        fail(f"{args.sass_csv}: {len(rows)} rows, {len(sass)} instructions from {args.ptx}: not the profiled code")
     for i, ((_, ours), row) in enumerate(zip(sass, rows)):
         if opcode(ours) != opcode(row[source_col].strip()):
-            sys.exit(f"sass_stalls.py: instruction {i} is {row[source_col].strip()!r} profiled, {ours!r} here")
+            fail(f"{args.sass_csv}: instruction {i} is {row[source_col].strip()!r} profiled, {ours!r} in {args.ptx}")
 
     source_name = os.path.basename(args.source)
-    names = functions_by_line(args.source)
+    lines = read_text(args.source).split("\n")
+    names = functions_by_line(lines)
 
     def function_of(place):  # (file, line) → the function of that line of the source, or the file's name
         return names.get(place[1], "?") if place[0] == source_name else place[0]
@@ -137,7 +161,6 @@ def main():
             table_[key][2].update(why)
     total_s = sum(v[0] for v in by_function.values()) or 1
     total_e = sum(v[1] for v in by_function.values()) or 1
-    lines = open(args.source, encoding="utf-8").read().split("\n")
 
     def show(title, table_, label):
         print(f"\n{title}\n  samples  executed")
@@ -147,6 +170,7 @@ def main():
 
     print(f"{args.kernel}: {total_s} stall samples, {total_e} warp instructions executed")
     show("By innermost source function:", by_function, str)
+
     def line(place):
         if place[0] != source_name or not 0 < place[1] <= len(lines):
             return f"{place[0]}:{place[1]}"
