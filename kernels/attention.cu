@@ -1173,25 +1173,31 @@ __device__ __forceinline__ void load_features(const float* __restrict__ f, const
         }
 }
 
-// x (+)= drop(y) elementwise; `second` picks the dropout after the FFN (index offset P). Returns which
-// elements were kept (bit 4j + e) for dropout_vjp.
-__device__ __forceinline__ uint32_t add_dropped(float (&x)[8][4], const float (&y)[8][4], const TcRows& rows, DropArgs dr,
-                                                long long P, bool second) {
+// The kept bits (bit 4j + e: this lane's element (j, e)) of the warp's rows from one dropout site's masks
+// (deform_drop_masks' u64 per row; the quad's four lanes read the same two).
+__device__ __forceinline__ uint32_t lane_kept(const uint64_t* __restrict__ masks, const TcRows& rows) {
+    const int t = threadIdx.x & 3;
     uint32_t kept = 0;
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
+    for (int r = 0; r < 2; ++r) {
+        const uint64_t m = __ldg(masks + rows.pair[r]) >> (2 * t);  // columns 8j + 2t, + 1 at bits 8j, 8j + 1
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const long long row = rows.pair[e >> 1] + (second ? P : 0);
-            const float factor = drop_factor(dr.key, dr.threshold, dr.scale, row * D + acc_col(j, e));
-            x[j][e] += factor * y[j][e];
-            if (factor != 0.0f) kept |= 1u << (4 * j + e);
-        }
+        for (int j = 0; j < 8; ++j) kept |= (uint32_t)(m >> (8 * j) & 3) << (4 * j + 2 * r);
+    }
     return kept;
 }
 
-// out = drop ⊙ d, the gradient through a dropout, from add_dropped's kept bits (no hashing again).
-__device__ __forceinline__ void dropout_vjp(const float (&d)[8][4], uint32_t kept, DropArgs dr, float (&out)[8][4]) {
+// x += drop ⊙ y from lane_kept's bits.
+__device__ __forceinline__ void add_kept(float (&x)[8][4], const float (&y)[8][4], uint32_t kept, DropArgs dr) {
+    const float factor = dr.threshold == 0 ? 1.0f : dr.scale;  // drop_factor's value for a kept element
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) x[j][e] += ((kept >> (4 * j + e)) & 1 ? factor : 0.0f) * y[j][e];
+}
+
+// out = drop ⊙ d, a dropout applied from lane_kept's bits (the forward's and the backward's alike).
+__device__ __forceinline__ void apply_kept(const float (&d)[8][4], uint32_t kept, DropArgs dr, float (&out)[8][4]) {
     const float factor = dr.threshold == 0 ? 1.0f : dr.scale;  // drop_factor's value for a kept element
 #pragma unroll
     for (int j = 0; j < 8; ++j)
@@ -1319,7 +1325,7 @@ __device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (
 struct TcChain {
     float rstd1[2], rstd2[2];
     uint64_t z_pos;           // FFN hidden > 0, one bit per accumulator element (tile j, element e: bit 4j + e)
-    uint32_t kept1, kept2;    // the dropouts after the out-projection and after the FFN (add_dropped)
+    uint32_t kept1, kept2;    // the dropouts after the out-projection and after the FFN (lane_kept)
 };
 
 // deform_fwd_chain_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
@@ -1348,7 +1354,7 @@ __device__ __forceinline__ long long tape_record(int item, int warp) {
 // tile's tape record, g included (TcChain's words in tc_tape_load_chain's order).
 __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, const float* __restrict__ f,
                                              const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr,
-                                             long long P, uint32_t* tape) {
+                                             const uint64_t* __restrict__ masks, long long P, uint32_t* tape) {
     const uint2* lo = wp + PK_LO;
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
@@ -1371,7 +1377,8 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
         __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(v[0], v[1], v[2], v[3]));
     }
     layer_fwd_split<8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
-    const uint32_t kept1 = add_dropped(x, q, rows, dr, P, false);
+    const uint32_t kept1 = lane_kept(masks, rows);
+    add_kept(x, q, kept1, dr);
     float h1[8][4], rstd[2];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
     save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH), x);
@@ -1404,7 +1411,8 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) x[j][e] = h1[j][e];
-    const uint32_t kept2 = add_dropped(x, q, rows, dr, P, true);
+    const uint32_t kept2 = lane_kept(masks + P, rows);
+    add_kept(x, q, kept2, dr);
     ln_acc(x, params + P_LN2G, params + P_LN2B, h1, rstd);
     save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH) + 1024, x);
     __stcs(keep + 2, __float_as_uint(rstd[0]));
@@ -1695,6 +1703,22 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
     __syncthreads();
 }
 
+// deform_drop_masks: the tensor-core forward's dropout masks, a u64 per row of 64 elements (bit c: element
+// c kept; Dropout::row_mask in the twin) for row site·P + pair (site 0 after the out-projection, 1 after
+// the FFN), so that deform_fwd_chain_tc reads its kept bits (lane_kept) instead of hashing each element:
+// the hash was 30 % of its instructions, here it runs at full occupancy. One thread per 32-bit half.
+//   → masks [2·P] u64. Bytes 16·P. Integer ops ~25 per element.
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
+deform_drop_masks(uint64_t key, uint32_t threshold, float scale, long long P, uint32_t* __restrict__ masks) {
+    const long long w = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x;  // word w: row w / 2, half w % 2
+    if (w >= 4 * P) return;
+    uint32_t m = 0;
+#pragma unroll 8
+    for (int c = 0; c < 32; ++c)
+        if (drop_factor(key, threshold, scale, (uint64_t)w * 32 + c) != 0.0f) m |= 1u << c;
+    masks[w] = m;
+}
+
 // The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy):
 // FWD_WARPS per block, 168 registers each, more warps per SM than the backward's 8 to hide their
 // latencies. Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item =
@@ -1703,7 +1727,8 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
 // faster than at 255 (0.420 against 0.439 ms).
 #define FWD_WARPS 12
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
-deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
+deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape,
+                    const uint64_t* __restrict__ masks) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_HEAD0)
     copy_fragments(wsm, wp, 0, PK_HEAD0);
     const long long P = (long long)B * N;
@@ -1713,7 +1738,8 @@ deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
          tile += gridDim.x * FWD_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
-        tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
+        tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, masks, P,
+                     tape + tape_record(item, w));
     }
 }
 
@@ -2286,7 +2312,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         add_column_sums(t, sums + 2 * D, d_g, sums + 3 * D);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
-        dropout_vjp(d_g, keep.kept2, dr, t);
+        apply_kept(d_g, keep.kept2, dr, t);
         stage_bf16<8>(tiles.d2, TC_LDX, t);
         {
             float dz[16][4];
@@ -2321,7 +2347,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
         add_column_sums(t, sums, d_g, sums + D);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
-        dropout_vjp(d_g, keep.kept1, dr, t);
+        apply_kept(d_g, keep.kept1, dr, t);
         stage_bf16<8>(tiles.d2, TC_LDX, t);
         // Attention: the forward's weights from the tape, the scores' gradients, and the query's share of d_f.
         float p[1][4], ds[1][4];
