@@ -1287,16 +1287,23 @@ __device__ __forceinline__ void tc_attention_bwd(const float (&d_att)[8][4], con
 }
 
 // Per-lane save and restore (global memory, evict-first: the backward reads it once) of a 16 × 64
-// accumulator: element i of lane l at i·32 + l, so that each of the 32 accesses is one coalesced line.
-__device__ __forceinline__ void save_acc_stream(float* s, const float (&x)[8][4]) {
+// accumulator as fp16 pairs: elements 2k, 2k + 1 of lane l in word k·32 + l, so that each of the 16
+// accesses is one coalesced line. For the LayerNorms' x̂ (|x̂| ≤ √63 < 8: fp16's 2^-11 relative rounding,
+// no overflow): 512 bytes per pair less of the tape than fp32.
+__device__ __forceinline__ void save_acc_f16_stream(uint32_t* s, const float (&x)[8][4]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int i = 0; i < 32; ++i) __stcs(s + i * 32 + lane, x[i / 4][i % 4]);
+    for (int k = 0; k < 16; ++k) __stcs(s + k * 32 + lane, pack_f16(x[k / 2][2 * (k % 2)], x[k / 2][2 * (k % 2) + 1]));
 }
-__device__ __forceinline__ void load_acc(const float* s, float (&x)[8][4]) {
+__device__ __forceinline__ void load_acc_f16(const uint32_t* s, float (&x)[8][4]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int i = 0; i < 32; ++i) x[i / 4][i % 4] = __ldcs(s + i * 32 + lane);
+    for (int k = 0; k < 16; ++k) {
+        const uint32_t w = __ldcs(s + k * 32 + lane);
+        const float2 v = __half22float2(*reinterpret_cast<const __half2*>(&w));
+        x[k / 2][2 * (k % 2)] = v.x;
+        x[k / 2][2 * (k % 2) + 1] = v.y;
+    }
 }
 
 // Stores a 16 × 8·NT accumulator as 16 bf16 rows (g, g + 8) of stride ld from `rows` (STREAM: to global
@@ -1321,7 +1328,7 @@ __device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (
     store_rows_bf16<NT>(tile + (threadIdx.x >> 5) * 16 * ld, ld, c);
 }
 
-// What the backward keeps of the forward chain in registers (x̂1, x̂2 go to shared memory).
+// What the backward keeps of the forward chain in registers (x̂1, x̂2 stay in the tape: load_acc_f16).
 struct TcChain {
     float rstd1[2], rstd2[2];
     uint64_t z_pos;           // FFN hidden > 0, one bit per accumulator element (tile j, element e: bit 4j + e)
@@ -1330,19 +1337,19 @@ struct TcChain {
 
 // deform_fwd_chain_tc's tape: per warp tile (16 Gaussians of one frame; tile T = item·8 + warp with
 // item = n_tile·B + b, the backward's work item) what deform_fwd_heads_tc and the backward need of the
-// chain up to g, so that they read it (19 KB per tile, 480 MB at N = 50 000, B = 8) instead of
+// chain up to g, so that they read it (15 KB per tile, 378 MB at N = 50 000, B = 8) instead of
 // recomputing it (22 % of the backward's time at 423c773), and the heads' ReLU masks (deform_fwd_heads_tc
 // adds them), which the backward's fp16 recompute of the heads must not decide again. deform_bwd_heads_tc
 // replaces g by d_h2 for deform_bwd_chain_tc.
 // Words, 16-byte aligned sections:
 constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 lanes] float4: lane's acc elements
-constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp32 [2][32][32 lanes] (save_acc's layout)
-constexpr int TAPE_Z = TAPE_XH + 2 * 32 * 32;     // FFN hidden z, bf16 [16 rows][128]
+constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp16 pairs [2][16][32 lanes] (save_acc_f16_stream)
+constexpr int TAPE_Z = TAPE_XH + 2 * 16 * 32;     // FFN hidden z, bf16 [16 rows][128]
 constexpr int TAPE_KEEP = TAPE_Z + 16 * FFN / 2;  // [32 lanes][8]: rstd1[2], rstd2[2], z_pos, kept1, kept2
 constexpr int TAPE_HID = TAPE_KEEP + 32 * 8;      // the heads' ReLU decisions, u64 [5][32 lanes] (tc_head_hidden)
 constexpr int TAPE_P = TAPE_HID + 5 * 32 * 2;     // the attention weights, fp32 [32 lanes] float4 (mma C layout)
 constexpr int TAPE_WORDS = TAPE_P + 32 * 4;
-static_assert(TAPE_WORDS == 4800, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
+static_assert(TAPE_WORDS == 3776, "tape layout changed: update TAPE_WORDS in src/cuda/attention.rs");
 
 // Warp `warp`'s record for work item `item` = n_tile·B + b.
 __device__ __forceinline__ long long tape_record(int item, int warp) {
@@ -1381,7 +1388,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     add_kept(x, q, kept1, dr);
     float h1[8][4], rstd[2];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
-    save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH), x);
+    save_acc_f16_stream(tape + TAPE_XH, x);
     __stcs(keep + 0, __float_as_uint(rstd[0]));
     __stcs(keep + 1, __float_as_uint(rstd[1]));
     __stcs(keep + 6, kept1);
@@ -1414,7 +1421,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     const uint32_t kept2 = lane_kept(masks + P, rows);
     add_kept(x, q, kept2, dr);
     ln_acc(x, params + P_LN2G, params + P_LN2B, h1, rstd);
-    save_acc_stream(reinterpret_cast<float*>(tape + TAPE_XH) + 1024, x);
+    save_acc_f16_stream(tape + TAPE_XH + 512, x);
     __stcs(keep + 2, __float_as_uint(rstd[0]));
     __stcs(keep + 3, __float_as_uint(rstd[1]));
     __stcs(keep + 7, kept2);
@@ -1499,14 +1506,12 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
 }
 
 // deform_bwd_chain_tc's part: z by cp.async into its 16 rows of z_stage ([TC_TILE][TC_LDW])
-// (cp_async_wait_all), x̂1, x̂2 only prefetched to L2 (read with load_acc where they are used: no shared
+// (cp_async_wait_all), x̂1, x̂2 only prefetched to L2 (read with load_acc_f16 where they are used: no shared
 // memory for them), d_h2 (deform_bwd_heads_tc's, in TAPE_G) and the scalars into keep.
 __device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ tape, uint16_t* z_stage,
                                                    float (&d_h2)[8][4], TcChain& keep) {
     const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int i = 0; i < 2; ++i)  // 64 lines of 128 bytes
-        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * (i * 32 + lane)));
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * lane));  // 32 lines of 128 bytes
     uint16_t* z_rows = z_stage + (threadIdx.x >> 5) * 16 * TC_LDW;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
@@ -1692,7 +1697,7 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 // fragments to shared memory (from L1/L2 the fragment loads were half the forward's stalls): the chain's
 // with the split layers' low parts (90 112 bytes), the heads' with their row norms (104 960 bytes). One
 // block per SM (255 registers). Arguments as deform_fwd, with deform_pack's fragments in place of wt, then
-// the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 1200·P (tape) + 256·P (g read
+// the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read
 // back); FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
 // three times) + the fp32 rest.
 
@@ -2295,7 +2300,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         const uint32_t* tok_b = tok + (long long)b * TOK_FRAME;
         float* part_tok = part + PART_TAIL + (long long)b * DTOK_FRAME;
         const uint32_t* record = tape + tape_record(item, warp);
-        const float* xh = reinterpret_cast<const float*>(record + TAPE_XH);
+        const uint32_t* xh = record + TAPE_XH;
         TcChain keep;
         float d_g[8][4];
         tc_tape_load_chain(record, tiles.z, d_g, keep);
@@ -2304,7 +2309,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         // copies; z is read after a barrier); x̂2 comes from L2.
         cp_async_wait_all();
         float xs[8][4], t[8][4];
-        load_acc(xh + 1024, xs);
+        load_acc_f16(xh + 512, xs);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -2326,7 +2331,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
             stage_bf16<16>(tiles.d1, TC_LDW, dz);
             grad_mma<8, 16>(d_g, dz, wt);  // d_g holds d_h1
         }
-        load_acc(xh, xs);
+        load_acc_f16(xh, xs);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll

@@ -29,7 +29,7 @@ const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
 const DEF_FWD_HEADS_TC_SMEM: u32 = 104_960;
 /// deform_fwd_chain_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
 /// the bytes it holds per pair.
-const TAPE_WORDS: usize = 4800;
+const TAPE_WORDS: usize = 3776;
 const TAPE_BYTES_PER_PAIR: u64 = 4 * TAPE_WORDS as u64 / 16;
 const TC_WARPS: usize = 8;
 /// The forward kernels' warps per block (FWD_WARPS).
@@ -196,7 +196,7 @@ impl DeformChain {
 
     /// Scratch for batches of up to `max_frames` frames of up to `max_gaussians` Gaussians, in `arena`
     /// (persistent): the laid-out weights, one partial-gradient slice (83 k + 1032·B floats) per SM and, on
-    /// the tensor cores, the tape (1200 bytes per Gaussian and frame: tape_words), the dropout masks (16
+    /// the tensor cores, the tape (944 bytes per Gaussian and frame: tape_words), the dropout masks (16
     /// bytes per Gaussian and frame) and the projected tokens.
     pub fn new(
         gpu: &Gpu,
@@ -343,7 +343,7 @@ impl DeformChain {
                 chain_args.push(tc.drop_masks.into());
                 // Persistent blocks of FWD_WARPS warps, each warp a tile of 16 Gaussians of one frame at a
                 // time; each block copies its kernel's fragments to shared memory once. The tape: the chain
-                // writes it (1200 bytes per pair), the heads read g back and add their ReLU decisions (296).
+                // writes it (944 bytes per pair), the heads read g back and add their ReLU decisions (296).
                 let warp_tiles = n.div_ceil(TC_TILE) * b * TC_WARPS;
                 let cfg = |shared_bytes, cost| LaunchCfg {
                     grid: (warp_tiles.div_ceil(FWD_WARPS).min(self.max_blocks) as u32, 1, 1),
@@ -461,10 +461,10 @@ impl DeformChain {
         match (self.precision, self.tc) {
             (Precision::TensorCores, Some(tc)) => {
                 // The tape: the heads read g and their ReLU decisions and write d_h2 in g's place (552 bytes
-                // per pair), the chain reads d_h2 and the rest (1160 bytes).
+                // per pair), the chain reads d_h2 and the rest (904 bytes).
                 let tape = self.tape_bytes(b, n);
                 let heads = Cost { bytes: heads.bytes + tape * 552 / TAPE_BYTES_PER_PAIR, ..heads };
-                let chain = Cost { bytes: chain.bytes + tape * 1160 / TAPE_BYTES_PER_PAIR, ..chain };
+                let chain = Cost { bytes: chain.bytes + tape * 904 / TAPE_BYTES_PER_PAIR, ..chain };
                 // Each frame's tokens through the query and the out-projection, for the attention's backward.
                 let project = LaunchCfg {
                     grid: (b as u32, 1, 1),
