@@ -1189,11 +1189,17 @@ __device__ __forceinline__ uint32_t lane_kept(const uint64_t* __restrict__ masks
 
 // x += drop ⊙ y from lane_kept's bits.
 __device__ __forceinline__ void add_kept(float (&x)[8][4], const float (&y)[8][4], uint32_t kept, DropArgs dr) {
-    const float factor = dr.threshold == 0 ? 1.0f : dr.scale;  // drop_factor's value for a kept element
+    if (dr.threshold == 0) {
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < 8; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) x[j][e] += ((kept >> (4 * j + e)) & 1 ? factor : 0.0f) * y[j][e];
+            for (int e = 0; e < 4; ++e) x[j][e] += y[j][e];
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) x[j][e] += ((kept >> (4 * j + e)) & 1 ? dr.scale : 0.0f) * y[j][e];
+    }
 }
 
 // out = drop ⊙ d, a dropout applied from lane_kept's bits (the forward's and the backward's alike).
