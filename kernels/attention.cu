@@ -24,10 +24,12 @@
 // the attention's backward through its layers per pair; the rest is the backward's bf16). In a CPU emulation the query's rounding did not matter, every other layer did (the
 // out-projection unsplit: 7.4e-3; the FFN's first layer fp16 with its doubtful units redone: 1.1e-2).
 // Splitting the heads as well gave the same accuracy at 2.9× the forward's time. Attention, softmax,
-// LayerNorm, dropout, ReLU masks and the deltas stay fp32. The CPU twin with Operands::TensorCores rounds the
+// LayerNorm, dropout, ReLU masks and the deltas stay fp32, but for the LayerNorms' x̂ that the backward
+// reads from the tape: fp16 (|x̂| < 8, 2^-11 relative). The CPU twin with Operands::TensorCores rounds the
 // same operands. LayerNorm eps 1e-12. Dropout: element idx kept iff mix(key + idx) >> 40 ≥ threshold
 // (SplitMix64's mix, as src/rng.rs), scaled by `scale`; idx = r·64 + j after the out-projection and (P +
-// r)·64 + j after the FFN, r = b·N + n.
+// r)·64 + j after the FFN, r = b·N + n. The tensor-core forward reads it from deform_drop_masks' u64 per
+// row of 64 instead of hashing each element.
 //
 // Shapes: P = B·N pairs, pair r = b·N + n (frame-major). params: the flat parameter buffer of
 // src/model/deform.rs (the chain's tensors at the P_* offsets below). wt: the chain's weights transposed by
