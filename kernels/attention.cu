@@ -26,8 +26,8 @@
 // Splitting the heads as well gave the same accuracy at 2.9× the forward's time. Attention, softmax,
 // LayerNorm, dropout, ReLU masks and the deltas stay fp32, but for the LayerNorms' x̂ that the backward
 // reads from the tape: fp16 (|x̂| < 8, 2^-11 relative). The CPU twin with Operands::TensorCores rounds the
-// same operands. LayerNorm eps 1e-12. Dropout: element idx kept iff mix(key + idx) >> 40 ≥ threshold
-// (SplitMix64's mix, as src/rng.rs), scaled by `scale`; idx = r·64 + j after the out-projection and (P +
+// same operands. LayerNorm eps 1e-12. Dropout: element idx kept iff its hash (drop_factor) ≥ threshold,
+// scaled by `scale`; idx = r·64 + j after the out-projection and (P +
 // r)·64 + j after the FFN, r = b·N + n. The tensor-core forward reads it from deform_drop_masks' u64 per
 // row of 64 instead of hashing each element.
 //
@@ -108,15 +108,25 @@ static_assert(WT_FLOATS == 73088, "transposed layout changed: update src/cuda/at
 __constant__ int HEAD_OUT[5] = {3, 3, 4, 1, 48};
 __constant__ int HEAD_OFF[5] = {0, 3, 6, 10, 11};
 
-__device__ __forceinline__ uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+// The dropout's hash (Dropout::factor in the twin): a 32-bit integer mix (two multiply-xorshift rounds), a
+// third of SplitMix64's instructions; element idx is kept iff hash32(lo ^ base) >> 8 ≥ threshold, with lo,
+// hi idx's 32-bit halves and base = hash32(hi ^ key's high half) ^ key's low half (drop_base: one per
+// 2^32 elements).
+__device__ __forceinline__ uint32_t hash32(uint32_t x) {
+    x = (x ^ (x >> 16)) * 0x21f0aaadu;
+    x = (x ^ (x >> 15)) * 0x735a2d97u;
+    return x ^ (x >> 15);
+}
+__device__ __forceinline__ uint32_t drop_base(uint64_t key, uint32_t idx_hi) {
+    return hash32(idx_hi ^ (uint32_t)(key >> 32)) ^ (uint32_t)key;
+}
+__device__ __forceinline__ bool drop_kept(uint32_t base, uint32_t threshold, uint32_t idx_lo) {
+    return hash32(idx_lo ^ base) >> 8 >= threshold;
 }
 
 __device__ __forceinline__ float drop_factor(uint64_t key, uint32_t threshold, float scale, uint64_t idx) {
     if (threshold == 0) return 1.0f;
-    return (uint32_t)(mix64(key + idx) >> 40) >= threshold ? scale : 0.0f;
+    return drop_kept(drop_base(key, (uint32_t)(idx >> 32)), threshold, (uint32_t)idx) ? scale : 0.0f;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -1721,15 +1731,17 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
 // c kept; Dropout::row_mask in the twin) for row site·P + pair (site 0 after the out-projection, 1 after
 // the FFN), so that deform_fwd_chain_tc reads its kept bits (lane_kept) instead of hashing each element:
 // the hash was 30 % of its instructions, here it runs at full occupancy. One thread per 32-bit half.
-//   → masks [2·P] u64. Bytes 16·P. Integer ops ~25 per element.
+//   → masks [2·P] u64. Bytes 16·P. Integer ops ~12 per element.
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
 deform_drop_masks(uint64_t key, uint32_t threshold, float scale, long long P, uint32_t* __restrict__ masks) {
     const long long w = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x;  // word w: row w / 2, half w % 2
     if (w >= 4 * P) return;
+    const uint64_t first = (uint64_t)w * 32;  // the word's 32 elements share idx's upper half
+    const uint32_t base = drop_base(key, (uint32_t)(first >> 32));
     uint32_t m = 0;
-#pragma unroll 8
+#pragma unroll
     for (int c = 0; c < 32; ++c)
-        if (drop_factor(key, threshold, scale, (uint64_t)w * 32 + c) != 0.0f) m |= 1u << c;
+        if (threshold == 0 || drop_kept(base, threshold, (uint32_t)first + c)) m |= 1u << c;
     masks[w] = m;
 }
 
