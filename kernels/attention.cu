@@ -28,8 +28,8 @@
 // reads from the tape: fp16 (|x̂| < 8, 2^-11 relative). The CPU twin with Operands::TensorCores rounds the
 // same operands. LayerNorm eps 1e-12. Dropout: element idx kept iff its hash (drop_factor) ≥ threshold,
 // scaled by `scale`; idx = r·64 + j after the out-projection and (P +
-// r)·64 + j after the FFN, r = b·N + n. The tensor-core forward reads it from deform_drop_masks' u64 per
-// row of 64 instead of hashing each element.
+// r)·64 + j after the FFN, r = b·N + n. The tensor-core forward hashes each lane's elements once
+// (lane_kept) and keeps the bits in the tape for the backward.
 //
 // Shapes: P = B·N pairs, pair r = b·N + n (frame-major). params: the flat parameter buffer of
 // src/model/deform.rs (the chain's tensors at the P_* offsets below). wt: the chain's weights transposed by
@@ -1185,22 +1185,28 @@ __device__ __forceinline__ void load_features(const float* __restrict__ f, const
         }
 }
 
-// The kept bits (bit 4j + e: this lane's element (j, e)) of the warp's rows from one dropout site's masks
-// (deform_drop_masks' u64 per row; the quad's four lanes read the same two).
-__device__ __forceinline__ uint32_t lane_kept(const uint64_t* __restrict__ masks, const TcRows& rows) {
+// The kept bits (bit 4j + e: this lane's element (j, e)) of one dropout site (site_row0: 0, or P after the
+// FFN) for the warp's rows; each row's 64 elements share idx's upper half (drop_base once per row).
+__device__ __forceinline__ uint32_t lane_kept(const TcRows& rows, DropArgs dr, long long site_row0) {
+    if (dr.threshold == 0) return 0xffffffffu;
     const int t = threadIdx.x & 3;
     uint32_t kept = 0;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-        const uint64_t m = __ldg(masks + rows.pair[r]) >> (2 * t);  // columns 8j + 2t, + 1 at bits 8j, 8j + 1
+        const uint64_t first = (uint64_t)(site_row0 + rows.pair[r]) * D;
+        const uint32_t base = drop_base(dr.key, (uint32_t)(first >> 32));
 #pragma unroll
-        for (int j = 0; j < 8; ++j) kept |= (uint32_t)(m >> (8 * j) & 3) << (4 * j + 2 * r);
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+                if (drop_kept(base, dr.threshold, (uint32_t)first + 8 * j + 2 * t + e)) kept |= 1u << (4 * j + 2 * r + e);
     }
     return kept;
 }
 
 // x += drop ⊙ y from lane_kept's bits. The branch on dropout off (every bit set, factor 1) also splits
-// ptxas's scheduling region: without it deform_fwd_chain_tc spilled 1256 bytes per thread instead of 424.
+// ptxas's scheduling region: with the kept bits read from memory and no such split, deform_fwd_chain_tc
+// spilled 1256 bytes per thread instead of 424 (stop 27).
 __device__ __forceinline__ void add_kept(float (&x)[8][4], const float (&y)[8][4], uint32_t kept, DropArgs dr) {
     if (dr.threshold == 0) {
 #pragma unroll
@@ -1380,7 +1386,7 @@ __device__ __forceinline__ long long tape_record(int item, int warp) {
 // tile's tape record, g included (TcChain's words in tc_tape_load_chain's order).
 __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, const float* __restrict__ f,
                                              const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr,
-                                             const uint64_t* __restrict__ masks, long long P, uint32_t* tape) {
+                                             long long P, uint32_t* tape) {
     const uint2* lo = wp + PK_LO;
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
@@ -1403,7 +1409,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
         __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(v[0], v[1], v[2], v[3]));
     }
     layer_fwd_split<8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
-    const uint32_t kept1 = lane_kept(masks, rows);
+    const uint32_t kept1 = lane_kept(rows, dr, 0);
     add_kept(x, q, kept1, dr);
     float h1[8][4], rstd[2];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
@@ -1437,7 +1443,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) x[j][e] = h1[j][e];
-    const uint32_t kept2 = lane_kept(masks + P, rows);
+    const uint32_t kept2 = lane_kept(rows, dr, P);
     add_kept(x, q, kept2, dr);
     ln_acc(x, params + P_LN2G, params + P_LN2B, h1, rstd);
     save_acc_f16_stream(tape + TAPE_XH + 512, x);
@@ -1727,24 +1733,6 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
     __syncthreads();
 }
 
-// deform_drop_masks: the tensor-core forward's dropout masks, a u64 per row of 64 elements (bit c: element
-// c kept; Dropout::row_mask in the twin) for row site·P + pair (site 0 after the out-projection, 1 after
-// the FFN), so that deform_fwd_chain_tc reads its kept bits (lane_kept) instead of hashing each element:
-// the hash was 30 % of its instructions, here it runs at full occupancy. One thread per 32-bit half.
-//   → masks [2·P] u64. Bytes 16·P. Integer ops ~12 per element.
-extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
-deform_drop_masks(uint64_t key, uint32_t threshold, float scale, long long P, uint32_t* __restrict__ masks) {
-    const long long w = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x;  // word w: row w / 2, half w % 2
-    if (w >= 4 * P) return;
-    const uint64_t first = (uint64_t)w * 32;  // the word's 32 elements share idx's upper half
-    const uint32_t base = drop_base(key, (uint32_t)(first >> 32));
-    uint32_t m = 0;
-#pragma unroll
-    for (int c = 0; c < 32; ++c)
-        if (threshold == 0 || drop_kept(base, threshold, (uint32_t)first + c)) m |= 1u << c;
-    masks[w] = m;
-}
-
 // The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy):
 // FWD_WARPS per block, 168 registers each, more warps per SM than the backward's 8 to hide their
 // latencies. Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item =
@@ -1753,8 +1741,7 @@ deform_drop_masks(uint64_t key, uint32_t threshold, float scale, long long P, ui
 // faster than at 255 (0.420 against 0.439 ms).
 #define FWD_WARPS 12
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
-deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape,
-                    const uint64_t* __restrict__ masks) {
+deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_HEAD0)
     copy_fragments(wsm, wp, 0, PK_HEAD0);
     const long long P = (long long)B * N;
@@ -1764,8 +1751,7 @@ deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
          tile += gridDim.x * FWD_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
-        tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, masks, P,
-                     tape + tape_record(item, w));
+        tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
     }
 }
 

@@ -320,30 +320,6 @@ fn dropout_mask_is_reproducible() {
     assert!((0..1000).all(|i| Dropout::off().factor::<f64>(i) == 1.0));
 }
 
-/// deform_drop_masks against its twin Dropout::row_mask, row for row: both sites of B·N pairs, with dropout
-/// on and off.
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gpu_drop_masks_match_twin() {
-    let gpu = gpu();
-    let pairs = 3 * 2000 + 77;
-    let mut arena = Arena::new("test", 1 << 20).unwrap();
-    let masks = arena.alloc::<u32>(&gpu, 4 * pairs).unwrap();
-    for drop in [Dropout::new(0.2, 5, 17), Dropout::off()] {
-        gensync::cuda::attention::drop_masks(&gpu, drop, pairs, masks).unwrap();
-        let words = gpu.download(masks).unwrap();
-        let mut kept = 0;
-        for row in 0..2 * pairs {
-            let got = words[2 * row] as u64 | (words[2 * row + 1] as u64) << 32;
-            assert_eq!(got, drop.row_mask(row as u64), "row {row} of {drop:?}");
-            kept += got.count_ones() as usize;
-        }
-        let share = kept as f64 / (128 * pairs) as f64;
-        let want = if drop.threshold == 0 { 1.0 } else { 0.8 };
-        assert!((share - want).abs() < 0.01, "{drop:?} kept {share}");
-    }
-}
-
 fn batch_cast<A: Real, B: Real>(batch: &DeformBatch<A>) -> DeformBatch<B> {
     DeformBatch {
         frames: FrameInputs {

@@ -168,12 +168,6 @@ impl Dropout {
         }
     }
 
-    /// The mask of row `row` (elements 64·row … 64·row + 63): bit c set iff element 64·row + c is kept. The
-    /// twin of deform_drop_masks, whose rows the tensor-core forward reads instead of hashing.
-    pub fn row_mask(&self, row: u64) -> u64 {
-        (0..64).filter(|&c| self.factor::<f32>(64 * row + c) != 0.0).fold(0, |m, c| m | 1 << c)
-    }
-
     /// The factor element `idx` is multiplied by: 0 or `scale`.
     pub fn factor<T: Real>(&self, idx: u64) -> T {
         if self.threshold == 0 {

@@ -139,8 +139,6 @@ pub struct DeformChain {
 #[derive(Clone, Copy)]
 struct TcScratch {
     tape: DevBuf<u32>,
-    /// [2][B·N] u64 (as u32 pairs): deform_drop_masks' output, the chain's kept bits per row of 64.
-    drop_masks: DevBuf<u32>,
     /// [B][TOK_FRAME]: deform_project_tokens' output.
     tokens: DevBuf<u32>,
     /// [B][DTOK_FRAME]: deform_reduce's sums of the tokens' gradients.
@@ -166,18 +164,6 @@ fn drop_args(d: Dropout) -> [Arg; 3] {
     [Arg::Ptr(d.key), (d.threshold as i32).into(), d.scale.into()]
 }
 
-/// The tensor-core forward's dropout masks for `pairs` = B·N pairs: masks [2][pairs] u64 (as u32 pairs), bit c
-/// of row site·pairs + pair set iff `drop` keeps element c of that row (Dropout::row_mask).
-pub fn drop_masks(gpu: &Gpu, drop: Dropout, pairs: usize, masks: DevBuf<u32>) -> Result<()> {
-    if masks.len() < 4 * pairs {
-        return Err(Error::Cuda(format!("deform_drop_masks: {} words for {pairs} pairs", masks.len())));
-    }
-    let mut args: Vec<Arg> = drop_args(drop).into();
-    args.extend::<[Arg; 2]>([(pairs as i64).into(), masks.into()]);
-    let cost = Cost { bytes: 16 * pairs as u64, flop: 0 };
-    gpu.launch("deform_drop_masks", LaunchCfg::per_element(4 * pairs, REDUCE_THREADS, cost), &args)
-}
-
 impl DeformChain {
     /// Floats (4 bytes each, with room for the arena's alignment) that `new` takes from its arena.
     pub fn floats(gpu: &Gpu, max_frames: usize, max_gaussians: usize, precision: Precision) -> usize {
@@ -185,10 +171,7 @@ impl DeformChain {
         let own = match precision {
             Precision::Fp32 => WT_FLOATS,
             Precision::TensorCores => {
-                2 * PACKED_FRAGS
-                    + tape_words(max_frames, max_gaussians)
-                    + 4 * max_frames * max_gaussians
-                    + (TOK_FRAME + DTOK_FRAME) * max_frames
+                2 * PACKED_FRAGS + tape_words(max_frames, max_gaussians) + (TOK_FRAME + DTOK_FRAME) * max_frames
             }
         };
         partials + own + 5 * 64
@@ -196,8 +179,7 @@ impl DeformChain {
 
     /// Scratch for batches of up to `max_frames` frames of up to `max_gaussians` Gaussians, in `arena`
     /// (persistent): the laid-out weights, one partial-gradient slice (83 k + 1032·B floats) per SM and, on
-    /// the tensor cores, the tape (944 bytes per Gaussian and frame: tape_words), the dropout masks (16
-    /// bytes per Gaussian and frame) and the projected tokens.
+    /// the tensor cores, the tape (944 bytes per Gaussian and frame: tape_words) and the projected tokens.
     pub fn new(
         gpu: &Gpu,
         arena: &mut Arena,
@@ -225,7 +207,6 @@ impl DeformChain {
                 gpu.set_max_dynamic_shared("deform_bwd_chain_tc", DEF_BWD_CHAIN_TC_SMEM)?;
                 let tc = TcScratch {
                     tape: arena.alloc(gpu, tape_words(max_frames, max_gaussians))?,
-                    drop_masks: arena.alloc(gpu, 4 * max_frames * max_gaussians)?,
                     tokens: arena.alloc(gpu, TOK_FRAME * max_frames)?,
                     d_tokens: arena.alloc(gpu, DTOK_FRAME * max_frames)?,
                 };
@@ -337,10 +318,7 @@ impl DeformChain {
         args.extend(out.args());
         match (self.precision, self.tc) {
             (Precision::TensorCores, Some(tc)) => {
-                drop_masks(gpu, drop, b * n, tc.drop_masks)?;
                 args.push(tc.tape.into());
-                let mut chain_args = args.clone();
-                chain_args.push(tc.drop_masks.into());
                 // Persistent blocks of FWD_WARPS warps, each warp a tile of 16 Gaussians of one frame at a
                 // time; each block copies its kernel's fragments to shared memory once. The tape: the chain
                 // writes it (944 bytes per pair), the heads read g back and add their ReLU decisions (296).
@@ -354,7 +332,7 @@ impl DeformChain {
                 let tape = self.tape_bytes(b, n);
                 let chain = Cost { bytes: chain.bytes + tape, ..chain };
                 let heads = Cost { bytes: heads.bytes + tape * 296 / TAPE_BYTES_PER_PAIR, ..heads };
-                gpu.launch("deform_fwd_chain_tc", cfg(DEF_FWD_CHAIN_TC_SMEM, chain), &chain_args)?;
+                gpu.launch("deform_fwd_chain_tc", cfg(DEF_FWD_CHAIN_TC_SMEM, chain), &args)?;
                 gpu.launch("deform_fwd_heads_tc", cfg(DEF_FWD_HEADS_TC_SMEM, heads), &args)
             }
             _ => {
