@@ -108,25 +108,29 @@ static_assert(WT_FLOATS == 73088, "transposed layout changed: update src/cuda/at
 __constant__ int HEAD_OUT[5] = {3, 3, 4, 1, 48};
 __constant__ int HEAD_OFF[5] = {0, 3, 6, 10, 11};
 
-// The dropout's hash (Dropout::factor in the twin): a 32-bit integer mix (two multiply-xorshift rounds), a
-// third of SplitMix64's instructions; element idx is kept iff hash32(lo ^ base) >> 8 ≥ threshold, with lo,
-// hi idx's 32-bit halves and base = hash32(hi ^ key's high half) ^ key's low half (drop_base: one per
-// 2^32 elements).
+// The dropout's hash (Dropout::factor in the twin): a 32-bit integer mix (two multiply-xorshift rounds) per
+// two elements, a sixth of SplitMix64's instructions per element. Elements 2m, 2m + 1 take the low and the
+// high 16 bits of hash32(lo ^ base), lo and hi being m's 32-bit halves and base = hash32(hi ^ key's high
+// half) ^ key's low half (drop_base: one per 2^33 elements); an element is kept iff its 16 bits ≥
+// threshold.
 __device__ __forceinline__ uint32_t hash32(uint32_t x) {
     x = (x ^ (x >> 16)) * 0x21f0aaadu;
     x = (x ^ (x >> 15)) * 0x735a2d97u;
     return x ^ (x >> 15);
 }
-__device__ __forceinline__ uint32_t drop_base(uint64_t key, uint32_t idx_hi) {
-    return hash32(idx_hi ^ (uint32_t)(key >> 32)) ^ (uint32_t)key;
+__device__ __forceinline__ uint32_t drop_base(uint64_t key, uint32_t m_hi) {
+    return hash32(m_hi ^ (uint32_t)(key >> 32)) ^ (uint32_t)key;
 }
-__device__ __forceinline__ bool drop_kept(uint32_t base, uint32_t threshold, uint32_t idx_lo) {
-    return hash32(idx_lo ^ base) >> 8 >= threshold;
+// The kept bits (bit 0: element 2m, bit 1: 2m + 1) of element pair m (lower half m_lo).
+__device__ __forceinline__ uint32_t drop_kept2(uint32_t base, uint32_t threshold, uint32_t m_lo) {
+    const uint32_t u = hash32(m_lo ^ base);
+    return ((u & 0xffffu) >= threshold ? 1u : 0u) | ((u >> 16) >= threshold ? 2u : 0u);
 }
 
 __device__ __forceinline__ float drop_factor(uint64_t key, uint32_t threshold, float scale, uint64_t idx) {
     if (threshold == 0) return 1.0f;
-    return drop_kept(drop_base(key, (uint32_t)(idx >> 32)), threshold, (uint32_t)idx) ? scale : 0.0f;
+    const uint64_t m = idx >> 1;
+    return drop_kept2(drop_base(key, (uint32_t)(m >> 32)), threshold, (uint32_t)m) >> (idx & 1) & 1 ? scale : 0.0f;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -1186,20 +1190,18 @@ __device__ __forceinline__ void load_features(const float* __restrict__ f, const
 }
 
 // The kept bits (bit 4j + e: this lane's element (j, e)) of one dropout site (site_row0: 0, or P after the
-// FFN) for the warp's rows; each row's 64 elements share idx's upper half (drop_base once per row).
+// FFN) for the warp's rows: the lane's columns 8j + 2t, + 1 are one element pair (one hash), and each row's
+// 32 pairs share their index's upper half (drop_base once per row).
 __device__ __forceinline__ uint32_t lane_kept(const TcRows& rows, DropArgs dr, long long site_row0) {
     if (dr.threshold == 0) return 0xffffffffu;
     const int t = threadIdx.x & 3;
     uint32_t kept = 0;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-        const uint64_t first = (uint64_t)(site_row0 + rows.pair[r]) * D;
+        const uint64_t first = (uint64_t)(site_row0 + rows.pair[r]) * (D / 2);  // the row's first pair
         const uint32_t base = drop_base(dr.key, (uint32_t)(first >> 32));
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 2; ++e)
-                if (drop_kept(base, dr.threshold, (uint32_t)first + 8 * j + 2 * t + e)) kept |= 1u << (4 * j + 2 * r + e);
+        for (int j = 0; j < 8; ++j) kept |= drop_kept2(base, dr.threshold, (uint32_t)first + 4 * j + t) << (4 * j + 2 * r);
     }
     return kept;
 }

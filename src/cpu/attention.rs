@@ -135,16 +135,17 @@ fn dense_fwd_ops<T: Real>(ops: Operands, how: FwdProduct, s: Dense, x: &[T], w: 
 /// LayerNorm epsilon (SPEC §5).
 pub const LN_EPS: f64 = 1e-12;
 
-/// Dropout with a counter-based mask: element `idx` is kept iff `hash32(lo ^ base) >> 8 ≥ threshold`, with
-/// lo, hi the 32-bit halves of idx and base = hash32(hi ^ key's high half) ^ key's low half, and kept
-/// elements are scaled by `scale` = 1/(1 − p). `key` = mix(mix(seed) + step), so the CPU and GPU draw the
-/// same mask for a step. The chain's element index is ((site·B + b)·N + n)·64 + j, site 0 after the
-/// out-projection, site 1 after the FFN. hash32 (two multiply-xorshift rounds) instead of SplitMix64 per
-/// element: a third of the GPU's instructions, and 24 bits of each are all a threshold needs.
+/// Dropout with a counter-based mask: elements 2m and 2m + 1 take the low and the high 16 bits of
+/// u = hash32(lo ^ base), lo and hi being the 32-bit halves of m and base = hash32(hi ^ key's high half) ^
+/// key's low half; an element is kept iff its 16 bits ≥ threshold, and kept elements are scaled by `scale`
+/// = 1/(1 − p). `key` = mix(mix(seed) + step), so the CPU and GPU draw the same mask for a step. The
+/// chain's element index is ((site·B + b)·N + n)·64 + j, site 0 after the out-projection, site 1 after the
+/// FFN. One 32-bit hash (two multiply-xorshift rounds) per two elements instead of SplitMix64 per element:
+/// a sixth of the GPU's instructions, and p to 2^-16.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dropout {
     pub key: u64,
-    /// round(p · 2^24): the 24-bit uniform must be at least this to keep.
+    /// round(p · 2^16): the 16-bit uniform must be at least this to keep.
     pub threshold: u32,
     pub scale: f32,
 }
@@ -154,7 +155,7 @@ impl Dropout {
         assert!((0.0..1.0).contains(&p), "dropout probability {p} not in [0, 1)");
         Dropout {
             key: mix(mix(seed).wrapping_add(step)),
-            threshold: (p as f64 * (1u64 << 24) as f64).round() as u32,
+            threshold: (p as f64 * (1u64 << 16) as f64).round() as u32,
             scale: 1.0 / (1.0 - p),
         }
     }
@@ -173,8 +174,10 @@ impl Dropout {
         if self.threshold == 0 {
             return T::one();
         }
-        let base = hash32((idx >> 32) as u32 ^ (self.key >> 32) as u32) ^ self.key as u32;
-        if hash32(idx as u32 ^ base) >> 8 >= self.threshold {
+        let m = idx >> 1;
+        let base = hash32((m >> 32) as u32 ^ (self.key >> 32) as u32) ^ self.key as u32;
+        let u = hash32(m as u32 ^ base);
+        if (if idx & 1 == 0 { u & 0xffff } else { u >> 16 }) >= self.threshold {
             T::from_f64(self.scale as f64)
         } else {
             T::zero()
