@@ -51,8 +51,9 @@ impl_math!(f64);
 /// The backward's output gradients and weights (for d_x) and its inputs and output gradients (for d_W and
 /// d_b) are rounded to bf16, but for the F_d heads' d_x: fp16, each gradient row scaled by a power of two
 /// first (`DxOperands`). Sums, and everything that is not a dense product (attention, LayerNorm,
-/// dropout, ReLU masks, the deltas), stay in T, as in the kernels. The backward through the attention and
-/// its two layers, the query and the out-projection, is `attention_bwd_projected`'s.
+/// dropout, ReLU masks, the deltas), stay in T, as in the kernels, but for the LayerNorms' x̂ that the
+/// backward reads from the kernels' tape: fp16 (and h1 = γ1·x̂1 + β1 from it). The backward through the
+/// attention and its two layers, the query and the out-projection, is `attention_bwd_projected`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operands {
     Exact,
@@ -613,6 +614,15 @@ pub fn deform_bwd<T: Math>(
     let (b, n) = (t.b, t.n);
     let pr = b * n;
     let w = |s: Slot| param(params, s);
+    // deform_bwd_chain_tc reads the LayerNorms' x̂ from its tape as fp16 and recomputes h1 = γ1·x̂1 + β1.
+    let (xhat1, xhat2, h1) = if ops == Operands::TensorCores {
+        let xhat1 = rounded(&t.xhat1, true);
+        let (g1, b1) = (w(l.ln1_g), w(l.ln1_b));
+        let h1 = xhat1.iter().enumerate().map(|(i, &x)| g1[i % D] * x + b1[i % D]).collect();
+        (xhat1, rounded(&t.xhat2, true), h1)
+    } else {
+        (t.xhat1.clone(), t.xhat2.clone(), t.h1.clone())
+    };
     let z0 = |k: usize| vec![T::zero(); k];
     let mut d_c = Canonical::zeros(n);
     let mut d_delta = z0(pr * DELTAS);
@@ -657,7 +667,7 @@ pub fn deform_bwd<T: Math>(
         for r in 0..pr {
             let rows = r * D..(r + 1) * D;
             layer_norm_vjp(
-                &t.xhat2[rows.clone()],
+                &xhat2[rows.clone()],
                 t.rstd2[r],
                 w(l.ln2_g),
                 &d_h2[rows.clone()],
@@ -675,7 +685,7 @@ pub fn deform_bwd<T: Math>(
         }
     }
     let d_z = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.ffn1_w, l.ffn1_b), dense(pr, FFN, D, Act::None), &t.z, &t.y, &d_y);
-    let mut d_h1 = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &t.h1, &t.z, &d_z);
+    let mut d_h1 = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &h1, &t.z, &d_z);
     for (a, v) in d_h1.iter_mut().zip(&d_r2) {
         *a += *v;
     }
@@ -688,7 +698,7 @@ pub fn deform_bwd<T: Math>(
         for r in 0..pr {
             let rows = r * D..(r + 1) * D;
             layer_norm_vjp(
-                &t.xhat1[rows.clone()],
+                &xhat1[rows.clone()],
                 t.rstd1[r],
                 w(l.ln1_g),
                 &d_h1[rows.clone()],
