@@ -1369,7 +1369,8 @@ struct TcChain {
 // adds them), which the backward's fp16 recompute of the heads must not decide again. deform_bwd_heads_tc
 // replaces g by d_h2 for deform_bwd_chain_tc.
 // Words, 16-byte aligned sections:
-constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 lanes] float4: lane's acc elements
+constexpr int TAPE_G = 0;                         // g = ReLU(h2) fp32 [8][32 lanes] float4: lane's acc elements;
+                                                  // then d_h2 as bf16 pairs [8][32 lanes] uint2
 constexpr int TAPE_XH = TAPE_G + 32 * 32;         // x̂1, x̂2 fp16 pairs [2][16][32 lanes] (save_acc_f16_stream)
 constexpr int TAPE_Z = TAPE_XH + 2 * 16 * 32;     // FFN hidden z, bf16 [16 rows][128]
 constexpr int TAPE_KEEP = TAPE_Z + 16 * FFN / 2;  // [32 lanes][8]: rstd1[2], rstd2[2], z_pos, kept1, kept2
@@ -1546,7 +1547,12 @@ __device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ 
         cp_async16(z_rows + row * TC_LDW + 8 * c, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
     }
     cp_async_commit();
-    load_acc4<true>(tape + TAPE_G, d_h2);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {  // bf16 pairs (deform_bwd_heads_tc's)
+        const uint2 w = __ldcs(reinterpret_cast<const uint2*>(tape + TAPE_G) + j * 32 + lane);
+        d_h2[j][0] = __uint_as_float(w.x << 16), d_h2[j][1] = __uint_as_float(w.x & 0xffff0000u);
+        d_h2[j][2] = __uint_as_float(w.y << 16), d_h2[j][3] = __uint_as_float(w.y & 0xffff0000u);
+    }
     const uint4 k0 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8));
     const uint4 k1 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8) + 1);
     keep.rstd1[0] = __uint_as_float(k0.x);
@@ -2224,7 +2230,8 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
     for (int e = threadIdx.x; e < TC_TILE * 8; e += TC_THREADS) tile[(e / 8) * ld + in + e % 8] = e % 8 ? 0 : 0x3f80;
 }
 
-// deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G.
+// deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G as bf16
+// (the chain's backward rounds its products' operands to bf16 in any case).
 // Shared: TC_BWD_HEADS_SMEM = 227 328 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape) {
@@ -2264,12 +2271,11 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
         tc_head_bwd<6>(params, v0, v1, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-            float4 v;
-            v.x = g_pos >> (4 * j) & 1 ? d_g[j][0] : 0.0f;
-            v.y = g_pos >> (4 * j + 1) & 1 ? d_g[j][1] : 0.0f;
-            v.z = g_pos >> (4 * j + 2) & 1 ? d_g[j][2] : 0.0f;
-            v.w = g_pos >> (4 * j + 3) & 1 ? d_g[j][3] : 0.0f;
-            __stcs(reinterpret_cast<float4*>(record + TAPE_G) + j * 32 + lane, v);
+            float v[4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = g_pos >> (4 * j + e) & 1 ? d_g[j][e] : 0.0f;
+            __stcs(reinterpret_cast<uint2*>(record + TAPE_G) + j * 32 + lane,
+                   make_uint2(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3])));
         }
     }
 }

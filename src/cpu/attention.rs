@@ -52,8 +52,9 @@ impl_math!(f64);
 /// d_b) are rounded to bf16, but for the F_d heads' d_x: fp16, each gradient row scaled by a power of two
 /// first (`DxOperands`). Sums, and everything that is not a dense product (attention, LayerNorm,
 /// dropout, ReLU masks, the deltas), stay in T, as in the kernels, but for the LayerNorms' x̂ that the
-/// backward reads from the kernels' tape: fp16 (and h1 = γ1·x̂1 + β1 from it). The backward through the
-/// attention and its two layers, the query and the out-projection, is `attention_bwd_projected`'s.
+/// backward reads from the kernels' tape: fp16 (and h1 = γ1·x̂1 + β1 from it), and d_h2: bf16. The
+/// backward through the attention and its two layers, the query and the out-projection, is
+/// `attention_bwd_projected`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operands {
     Exact,
@@ -663,7 +664,10 @@ pub fn deform_bwd<T: Math>(
         let (dg2, db2) = split_grads(d_params, l.ln2_g, l.ln2_b);
         zero(dg2);
         zero(db2);
-        let d_h2: Vec<T> = t.g.iter().zip(&d_g).map(|(&g, &d)| Act::Relu.vjp(g, d)).collect();
+        let mut d_h2: Vec<T> = t.g.iter().zip(&d_g).map(|(&g, &d)| Act::Relu.vjp(g, d)).collect();
+        if ops == Operands::TensorCores {
+            d_h2 = rounded(&d_h2, false);  // deform_bwd_heads_tc passes it on in bf16
+        }
         for r in 0..pr {
             let rows = r * D..(r + 1) * D;
             layer_norm_vjp(

@@ -438,11 +438,11 @@ impl DeformChain {
         };
         match (self.precision, self.tc) {
             (Precision::TensorCores, Some(tc)) => {
-                // The tape: the heads read g and their ReLU decisions and write d_h2 in g's place (552 bytes
-                // per pair), the chain reads d_h2 and the rest (904 bytes).
+                // The tape: the heads read g and their ReLU decisions and write d_h2 in g's place (424 bytes
+                // per pair), the chain reads d_h2 and the rest (776 bytes).
                 let tape = self.tape_bytes(b, n);
-                let heads = Cost { bytes: heads.bytes + tape * 552 / TAPE_BYTES_PER_PAIR, ..heads };
-                let chain = Cost { bytes: chain.bytes + tape * 904 / TAPE_BYTES_PER_PAIR, ..chain };
+                let heads = Cost { bytes: heads.bytes + tape * 424 / TAPE_BYTES_PER_PAIR, ..heads };
+                let chain = Cost { bytes: chain.bytes + tape * 776 / TAPE_BYTES_PER_PAIR, ..chain };
                 // Each frame's tokens through the query and the out-projection, for the attention's backward.
                 let project = LaunchCfg {
                     grid: (b as u32, 1, 1),
