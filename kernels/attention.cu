@@ -819,7 +819,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
 // its stalls; the split took the backward from 3.31 to 2.16 ms, H200). The forward's kernels need no
-// block-wide step, and run 12 warps per block at 168 registers (FWD_WARPS), the backward's 8 at 255.
+// block-wide step (FWD_WARPS, FWD_CHAIN_WARPS below), the backward's run 8 warps at 255 registers.
 // measured: H200, N = 50 000, B = 8 (profiler, 9d35270): deform_fwd_chain_tc 0.42 ms, deform_fwd_heads_tc
 // 0.45 ms, deform_bwd_heads_tc 1.24 ms, deform_bwd_chain_tc 0.89 ms; step 3.21 ms, against 4.81 ms in the
 // same session for one kernel per direction (c510ca4: forward 1.06 ms, backward 3.53 ms). The forward
@@ -1741,14 +1741,17 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
     __syncthreads();
 }
 
-// The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy):
-// FWD_WARPS per block, 168 registers each, more warps per SM than the backward's 8 to hide their
-// latencies. Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item =
-// n_tile·B + b. deform_fwd_heads_tc fits in 167 registers (at 8 warps it took 0.597 ms, at 12 0.445,
-// at 16 with spills 0.474; B = 8, H200); deform_fwd_chain_tc spills 560 bytes at 168 and was still 4 %
-// faster than at 255 (0.420 against 0.439 ms).
+// The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy).
+// Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item = n_tile·B + b.
+// deform_fwd_heads_tc runs FWD_WARPS per block at 167 registers, more warps per SM than the backward's 8
+// to hide its latencies (at 8 warps it took 0.597 ms, at 12 0.445, at 16 with spills 0.474; B = 8, H200).
+// deform_fwd_chain_tc runs FWD_CHAIN_WARPS at 255 registers (84 bytes of spills): 0.326 ms against 0.359
+// at 12 warps of 168 registers with 324 bytes of spills (H100, …-deform-ab-stop27-e.log; with 560 bytes
+// of spills and the dropout's SplitMix64 per element, 12 warps had been 4 % faster than 8: 0.420 against
+// 0.439 ms). At 10 warps ptxas still allots 168 registers (3 warps on some of the SM's 4 schedulers).
 #define FWD_WARPS 12
-extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
+#define FWD_CHAIN_WARPS 8
+extern "C" __global__ void __launch_bounds__(FWD_CHAIN_WARPS * 32, 1)
 deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_HEAD0)
     copy_fragments(wsm, wp, 0, PK_HEAD0);
@@ -1756,8 +1759,8 @@ deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     const DropArgs dr = {key, threshold, scale};
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
 #pragma unroll 1
-    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
-         tile += gridDim.x * FWD_WARPS) {
+    for (int tile = blockIdx.x * FWD_CHAIN_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
+         tile += gridDim.x * FWD_CHAIN_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
         tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
     }

@@ -32,8 +32,10 @@ const DEF_FWD_HEADS_TC_SMEM: u32 = 104_960;
 const TAPE_WORDS: usize = 3776;
 const TAPE_BYTES_PER_PAIR: u64 = 4 * TAPE_WORDS as u64 / 16;
 const TC_WARPS: usize = 8;
-/// The forward kernels' warps per block (FWD_WARPS).
+/// The forward kernels' warps per block: deform_fwd_heads_tc's (FWD_WARPS), deform_fwd_chain_tc's
+/// (FWD_CHAIN_WARPS).
 const FWD_WARPS: usize = 12;
+const FWD_CHAIN_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
@@ -319,21 +321,21 @@ impl DeformChain {
         match (self.precision, self.tc) {
             (Precision::TensorCores, Some(tc)) => {
                 args.push(tc.tape.into());
-                // Persistent blocks of FWD_WARPS warps, each warp a tile of 16 Gaussians of one frame at a
+                // Persistent blocks of `warps` warps, each warp a tile of 16 Gaussians of one frame at a
                 // time; each block copies its kernel's fragments to shared memory once. The tape: the chain
                 // writes it (944 bytes per pair), the heads read g back and add their ReLU decisions (296).
                 let warp_tiles = n.div_ceil(TC_TILE) * b * TC_WARPS;
-                let cfg = |shared_bytes, cost| LaunchCfg {
-                    grid: (warp_tiles.div_ceil(FWD_WARPS).min(self.max_blocks) as u32, 1, 1),
-                    block: (32 * FWD_WARPS as u32, 1, 1),
+                let cfg = |warps: usize, shared_bytes, cost| LaunchCfg {
+                    grid: (warp_tiles.div_ceil(warps).min(self.max_blocks) as u32, 1, 1),
+                    block: (32 * warps as u32, 1, 1),
                     shared_bytes,
                     cost,
                 };
                 let tape = self.tape_bytes(b, n);
                 let chain = Cost { bytes: chain.bytes + tape, ..chain };
                 let heads = Cost { bytes: heads.bytes + tape * 296 / TAPE_BYTES_PER_PAIR, ..heads };
-                gpu.launch("deform_fwd_chain_tc", cfg(DEF_FWD_CHAIN_TC_SMEM, chain), &args)?;
-                gpu.launch("deform_fwd_heads_tc", cfg(DEF_FWD_HEADS_TC_SMEM, heads), &args)
+                gpu.launch("deform_fwd_chain_tc", cfg(FWD_CHAIN_WARPS, DEF_FWD_CHAIN_TC_SMEM, chain), &args)?;
+                gpu.launch("deform_fwd_heads_tc", cfg(FWD_WARPS, DEF_FWD_HEADS_TC_SMEM, heads), &args)
             }
             _ => {
                 let cfg = LaunchCfg {
