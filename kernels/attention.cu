@@ -24,11 +24,11 @@
 // the attention's backward through its layers per pair; the rest is the backward's bf16). In a CPU emulation the query's rounding did not matter, every other layer did (the
 // out-projection unsplit: 7.4e-3; the FFN's first layer fp16 with its doubtful units redone: 1.1e-2).
 // Splitting the heads as well gave the same accuracy at 2.9× the forward's time. Attention, softmax,
-// LayerNorm, dropout, ReLU masks and the deltas stay fp32, but for the LayerNorms' x̂ that the backward
-// reads from the tape: fp16 (|x̂| < 8, 2^-11 relative). The CPU twin with Operands::TensorCores rounds the
-// same operands. LayerNorm eps 1e-12. Dropout: element idx kept iff its hash (drop_factor) ≥ threshold,
-// scaled by `scale`; idx = r·64 + j after the out-projection and (P +
-// r)·64 + j after the FFN, r = b·N + n. The tensor-core forward hashes each lane's elements once
+// LayerNorm, dropout, ReLU masks and the deltas stay fp32, but for what the tensor-core backward reads
+// from the tape: the LayerNorms' x̂ in fp16 (|x̂| < 8, 2^-11 relative) and d_h2 in bf16. The CPU twin with
+// Operands::TensorCores rounds the same values. LayerNorm eps 1e-12. Dropout: element idx kept iff its
+// 16 bits of hash (drop_factor) ≥ threshold, scaled by `scale`; idx = r·64 + j after the out-projection
+// and (P + r)·64 + j after the FFN, r = b·N + n. The tensor-core forward hashes each lane's elements once
 // (lane_kept) and keeps the bits in the tape for the backward.
 //
 // Shapes: P = B·N pairs, pair r = b·N + n (frame-major). params: the flat parameter buffer of
@@ -1223,7 +1223,7 @@ __device__ __forceinline__ void add_kept(float (&x)[8][4], const float (&y)[8][4
     }
 }
 
-// out = drop ⊙ d, a dropout applied from lane_kept's bits (the forward's and the backward's alike).
+// out = drop ⊙ d, the gradient through a dropout, from lane_kept's bits (the tape's: no hashing again).
 __device__ __forceinline__ void apply_kept(const float (&d)[8][4], uint32_t kept, DropArgs dr, float (&out)[8][4]) {
     const float factor = dr.threshold == 0 ? 1.0f : dr.scale;  // drop_factor's value for a kept element
 #pragma unroll
