@@ -305,14 +305,22 @@ fn conv1d_matches_finite_differences() {
     });
 }
 
-/// The dropout mask is a pure function of (seed, step, index), drops about p of the elements, and changes
-/// with the step.
+/// The dropout mask is a pure function of (seed, step, index), drops about p of the elements, also past
+/// 2^33 elements (where the index's upper half enters the hash), keeps the two elements that share one hash
+/// independently, and changes with the step.
 #[test]
 fn dropout_mask_is_reproducible() {
     let d = Dropout::new(0.2, 9, 100);
     let n = 100_000u64;
-    let kept = (0..n).filter(|&i| d.factor::<f32>(i) != 0.0).count() as f64 / n as f64;
-    assert!((kept - 0.8).abs() < 0.01, "kept {kept}");
+    let kept_share = |from: u64| (from..from + n).filter(|&i| d.factor::<f32>(i) != 0.0).count() as f64 / n as f64;
+    for from in [0, (1 << 33) - n / 2] {
+        let kept = kept_share(from);
+        assert!((kept - 0.8).abs() < 0.01, "kept {kept} from element {from}");
+    }
+    let both = (0..n / 2).filter(|&m| d.factor::<f32>(2 * m) != 0.0 && d.factor::<f32>(2 * m + 1) != 0.0).count();
+    let both = both as f64 / (n / 2) as f64;
+    assert!((both - 0.64).abs() < 0.015, "both elements of a pair kept: {both}");
+    assert!((0..1000).any(|i| d.factor::<f32>(i) != d.factor::<f32>(i + (1 << 33))));
     assert_eq!(d, Dropout::new(0.2, 9, 100));
     let other = Dropout::new(0.2, 9, 101);
     assert!((0..1000).any(|i| d.factor::<f32>(i) != other.factor::<f32>(i)));
