@@ -2084,15 +2084,19 @@ __device__ __forceinline__ void add_column_sums(const float (&a)[8][4], float* s
     add_column_sums(v, sa, sb);
 }
 
+// deform_bwd_heads_tc's per-pair canonical gradients [B·N][PAIR_GRADS], which deform_pass_through_bwd sums
+// over the frames: the log-scales', the rotations' and the opacity's.
+constexpr int PG_SCALES = 0, PG_ROTATIONS = 3, PG_OPACITY = 7, PAIR_GRADS = 8;
+
 // The deltas' backward for head h < 4 (its output `out`, replaced by d out) from its inputs `in`
 // (delta_inputs<true>: the upstream gradients, read once, evict-first, not to push the partial slices out
-// of L2); canonical gradients dc_* (+=, atomics). Invalid rows and columns past the head's width get 0.
+// of L2); the pair's canonical gradients into d_pair (=). Invalid rows and columns past the head's width get 0.
 __device__ __forceinline__ void deltas_bwd(int h, float (&out)[1][4], const DeltaInputs& in, const TcRows& rows,
-                                           const Gaussians& d_canon) {
+                                           float* d_pair) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         const bool valid = rows.valid[r];
-        const long long n = rows.n[r];
+        float* dst = d_pair + rows.pair[r] * PAIR_GRADS;
         if (h == 2) {
             float qv[2];
             const float inv = rotation_of(out, r, in.canon[r], qv);
@@ -2105,7 +2109,7 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[1][4], const Delt
                 const int c = acc_col(0, e);
                 const float d = c < 4 ? (in.grad[r][e] - qv[e] * inv * dot) * inv : 0.0f;  // lanes t ≥ 2: inv = ∞
                 out[0][2 * r + e] = d;
-                if (valid && c < 4) atomicAdd(d_canon.rotations + n * 4 + c, d);
+                if (valid && c < 4) dst[PG_ROTATIONS + c] = d;
             }
             continue;
         }
@@ -2119,11 +2123,11 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[1][4], const Delt
                     d = in.grad[r][e];  // dc_means: deform_pass_through_bwd
                 } else if (h == 1) {
                     d = in.grad[r][e] * expf(in.canon[r][e] + delta);
-                    atomicAdd(d_canon.scales + n * 3 + c, d);
+                    dst[PG_SCALES + c] = d;
                 } else {
                     const float o = 1.0f / (1.0f + expf(-(in.canon[r][e] + delta)));
                     d = in.grad[r][e] * o * (1.0f - o);
-                    atomicAdd(d_canon.opacities + n, d);
+                    dst[PG_OPACITY] = d;
                 }
             }
             out[0][2 * r + e] = d;
@@ -2156,7 +2160,7 @@ struct TcTiles {
 template <int NTH>
 __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint16_t* v0, const uint16_t* v1, int h,
                                             const uint32_t (&ga)[4][4], const uint2* hid_on, const TcRows& rows,
-                                            const CGaussians& canon, const CGaussians& d_out, const Gaussians& d_canon,
+                                            const CGaussians& canon, const CGaussians& d_out, float* d_pair,
                                             float (&d_g)[8][4], const TcTiles& tiles, float* part) {
     const uint16_t* v0h = v0 + h * HID * D;
     const uint16_t* v1h = v1 + V1_ROW[h] * HID;
@@ -2179,7 +2183,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         mma_by_rows<NTH, 8, HID>(out, a, v1h);
     }
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
-    if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_canon);
+    if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_pair);
     else deltas_bwd_sh(out, rows, d_out);
     stage_bf16<NTH>(tiles.d2, TC_LDX, out);
     {  // hid now holds d hid = d out·V1 through the forward's ReLU decisions
@@ -2222,11 +2226,11 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 // over in the tape, in place of g (which only the heads read): so each forward serves one backward. Weight
 // gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β fp32
 // column sums; the projected tokens' gradients per frame (block_dw_attention); all into partials[g] (zeroed
-// by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_canonical's scales, rotations
-// and opacities: atomics (zero before); its means and SH coefficients: deform_pass_through_bwd; d_f: stored
+// by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_canonical: deform_pass_through_bwd
+// (the heads kernel writes the log-scales', rotations' and opacities' per pair to d_pair); d_f: stored
 // once per Gaussian, summed over the frames in deform_bwd_chain_tc. Arguments as deform_bwd, with
 // deform_pack's fragments in place of wt, then the tape the forward wrote for the same inputs, and for the
-// chain deform_project_tokens' output. Both launched with the same grid.
+// heads d_pair, for the chain deform_project_tokens' output. Both launched with the same grid.
 
 // The ones columns (bf16 1.0 = 0x3f80, then 7 zeros) after the IN columns of a staged [TC_TILE][ld] tile.
 __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
@@ -2237,7 +2241,8 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
 // (the chain's backward rounds its products' operands to bf16 in any case).
 // Shared: TC_BWD_HEADS_SMEM = 227 328 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape) {
+deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape,
+                    float* __restrict__ d_pair) {
     extern __shared__ __align__(16) unsigned char smem[];
     // z is not used here: x2 holds the heads' hidden units.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2), nullptr,
@@ -2246,7 +2251,6 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     uint2* hid_on = reinterpret_cast<uint2*>(smem + SB_HID) + warp * 5 * 32;
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
     const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
-    const Gaussians d_canon = {dc_means, dc_log_scales, dc_rotations, dc_opacities, dc_sh};
     float* part = partials + blockIdx.x * part_stride;
     for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
     stage_ones(tiles.x1, TC_LDX, D);
@@ -2270,8 +2274,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
         for (int h = 0; h < 4; ++h)
-            tc_head_bwd<1>(params, v0, v1, h, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
-        tc_head_bwd<6>(params, v0, v1, 4, ga, hid_on, rows, canon, d_out, d_canon, d_g, tiles, part);
+            tc_head_bwd<1>(params, v0, v1, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part);
+        tc_head_bwd<6>(params, v0, v1, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             float v[4];
@@ -2412,23 +2416,40 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     }
 }
 
-// deform_pass_through_bwd: on the tensor-core path, the canonical means' and SH coefficients' gradients.
-// The deltas pass them through, so each is the sum over the frames of d_out's: one pass over d_out here
-// instead of 51 atomics per pair in deform_bwd_heads_tc, where the B blocks of an n-tile's frames add to the
-// same addresses at about the same time. Frames in order, from 0 (the twin's order). One thread per output.
-//   do_means [B,N,3], do_sh [B,N,48] → dc_means [N,3], dc_sh [N,48] (=)
-// Bytes 4·51·(B·N + N). FLOP 51·B·N.
+// deform_pass_through_bwd: on the tensor-core path, the canonical Gaussians' gradients, each the sum over
+// the frames of a per-pair gradient: d_out's for the means and SH coefficients (the deltas pass them
+// through), deform_bwd_heads_tc's d_pair for the log-scales, rotations and opacities. One pass here instead
+// of 59 atomics per pair in deform_bwd_heads_tc, where the B blocks of an n-tile's frames add to the same
+// addresses at about the same time; frames in order, from 0 (the twin's order), so deterministic. One
+// thread per output.
+//   do_means [B,N,3], do_sh [B,N,48], d_pair [B,N,PAIR_GRADS] → dc_means [N,3], dc_sh [N,48],
+//   dc_log_scales [N,3], dc_rotations [N,4], dc_opacities [N] (=)
+// Bytes 4·59·(B·N + N). FLOP 59·B·N.
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
-deform_pass_through_bwd(const float* __restrict__ do_means, const float* __restrict__ do_sh, int B, int N,
-                        float* __restrict__ dc_means, float* __restrict__ dc_sh) {
-    const long long e = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x, n_means = 3LL * N;
-    if (e >= 51LL * N) return;
-    const bool sh = e >= n_means;
-    const long long i = sh ? e - n_means : e, frame = sh ? 48LL * N : n_means;
-    const float* d = sh ? do_sh : do_means;
+deform_pass_through_bwd(const float* __restrict__ do_means, const float* __restrict__ do_sh,
+                        const float* __restrict__ d_pair, int B, int N, float* __restrict__ dc_means,
+                        float* __restrict__ dc_sh, float* __restrict__ dc_log_scales,
+                        float* __restrict__ dc_rotations, float* __restrict__ dc_opacities) {
+    const long long e = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x, n_means = 3LL * N, n_sh = 48LL * N;
+    if (e >= (3LL + 48 + PAIR_GRADS) * N) return;
+    const float* src;
+    long long i, frame;  // the output's offset in one frame of src, and src's frame stride
+    float* dst;
+    if (e < n_means) {
+        src = do_means, i = e, frame = n_means, dst = dc_means + i;
+    } else if (e < n_means + n_sh) {
+        src = do_sh, i = e - n_means, frame = n_sh, dst = dc_sh + i;
+    } else {
+        src = d_pair, i = e - n_means - n_sh, frame = PAIR_GRADS * (long long)N;
+        const long long n = i / PAIR_GRADS;
+        const int k = (int)(i % PAIR_GRADS);
+        dst = k < PG_ROTATIONS ? dc_log_scales + n * 3 + k
+            : k < PG_OPACITY   ? dc_rotations + n * 4 + (k - PG_ROTATIONS)
+                               : dc_opacities + n;
+    }
     float s = 0.0f;
-    for (int b = 0; b < B; ++b) s += __ldcs(d + b * frame + i);
-    (sh ? dc_sh : dc_means)[i] = s;
+    for (int b = 0; b < B; ++b) s += __ldcs(src + b * frame + i);
+    *dst = s;
 }
 
 // deform_reduce: sums the backward's G partial slices in order (deterministic): the chain section of

@@ -32,6 +32,8 @@ const DEF_FWD_HEADS_TC_SMEM: u32 = 104_960;
 const TAPE_WORDS: usize = 3776;
 const TAPE_BYTES_PER_PAIR: u64 = 4 * TAPE_WORDS as u64 / 16;
 const TC_WARPS: usize = 8;
+/// deform_bwd_heads_tc's per-pair canonical gradients (PAIR_GRADS).
+const PAIR_GRADS: usize = 8;
 /// The forward kernels' warps per block: deform_fwd_heads_tc's (FWD_WARPS), deform_fwd_chain_tc's
 /// (FWD_CHAIN_WARPS).
 const FWD_WARPS: usize = 12;
@@ -141,6 +143,8 @@ pub struct DeformChain {
 #[derive(Clone, Copy)]
 struct TcScratch {
     tape: DevBuf<u32>,
+    /// [B·N][PAIR_GRADS]: deform_bwd_heads_tc's per-pair canonical gradients (log-scales, rotations, opacity).
+    d_pair: DevBuf<f32>,
     /// [B][TOK_FRAME]: deform_project_tokens' output.
     tokens: DevBuf<u32>,
     /// [B][DTOK_FRAME]: deform_reduce's sums of the tokens' gradients.
@@ -173,7 +177,10 @@ impl DeformChain {
         let own = match precision {
             Precision::Fp32 => WT_FLOATS,
             Precision::TensorCores => {
-                2 * PACKED_FRAGS + tape_words(max_frames, max_gaussians) + (TOK_FRAME + DTOK_FRAME) * max_frames
+                2 * PACKED_FRAGS
+                    + tape_words(max_frames, max_gaussians)
+                    + PAIR_GRADS * max_frames * max_gaussians
+                    + (TOK_FRAME + DTOK_FRAME) * max_frames
             }
         };
         partials + own + 5 * 64
@@ -209,6 +216,7 @@ impl DeformChain {
                 gpu.set_max_dynamic_shared("deform_bwd_chain_tc", DEF_BWD_CHAIN_TC_SMEM)?;
                 let tc = TcScratch {
                     tape: arena.alloc(gpu, tape_words(max_frames, max_gaussians))?,
+                    d_pair: arena.alloc(gpu, PAIR_GRADS * max_frames * max_gaussians)?,
                     tokens: arena.alloc(gpu, TOK_FRAME * max_frames)?,
                     d_tokens: arena.alloc(gpu, DTOK_FRAME * max_frames)?,
                 };
@@ -384,11 +392,10 @@ impl DeformChain {
             )));
         }
         let [means, scales, rotations, opacities, sh] = d_canonical.all();
-        // deform_bwd_chain_tc stores d_f (summed over the frames), deform_pass_through_bwd the means' and SH
-        // coefficients' gradients; the rest is added to.
-        match self.tc {
-            Some(_) => elementwise::fill_spans(gpu, &[scales, rotations, opacities], 0.0)?,
-            None => elementwise::fill_spans(gpu, &[d_f, means, scales, rotations, opacities, sh], 0.0)?,
+        // On the tensor cores deform_bwd_chain_tc stores d_f (summed over the frames) and
+        // deform_pass_through_bwd d_canonical; the fp32 kernel adds to them.
+        if self.tc.is_none() {
+            elementwise::fill_spans(gpu, &[d_f, means, scales, rotations, opacities, sh], 0.0)?;
         }
         let p = (b * n) as u64;
         // Work items: tiles of DEF_TP pairs (fp32) or of TC_TILE Gaussians of one frame (tensor cores); each
@@ -453,15 +460,28 @@ impl DeformChain {
                     cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 2 * 32 * (b * TOK_FRAME) as u64 },
                 };
                 gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
-                gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &args)?;
-                // The means' and SH coefficients' gradients pass through the deltas: summed over the frames.
+                let heads_args: Vec<Arg> = args.iter().copied().chain([tc.d_pair.into()]).collect();
+                gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &heads_args)?;
+                // d_canonical: the sums over the frames of d_out's means and SH coefficients (the deltas pass
+                // them through) and of the heads' per-pair gradients.
                 let [do_means, .., do_sh] = d_out.all();
-                let pass_floats = n * (3 + 48);
+                let pass_floats = n * (3 + 48 + PAIR_GRADS);
                 let pass_cost = Cost { bytes: 4 * (pass_floats * (b + 1)) as u64, flop: (pass_floats * b) as u64 };
                 gpu.launch(
                     "deform_pass_through_bwd",
                     LaunchCfg::per_element(pass_floats, REDUCE_THREADS, pass_cost),
-                    &[do_means.into(), do_sh.into(), (b as i32).into(), (n as i32).into(), means.into(), sh.into()],
+                    &[
+                        do_means.into(),
+                        do_sh.into(),
+                        tc.d_pair.into(),
+                        (b as i32).into(),
+                        (n as i32).into(),
+                        means.into(),
+                        sh.into(),
+                        scales.into(),
+                        rotations.into(),
+                        opacities.into(),
+                    ],
                 )?;
                 args.push(tc.tokens.into());
                 gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
