@@ -814,7 +814,9 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // add to the same addresses at about the same time: the canonical means' and SH coefficients' gradients
 // come from deform_pass_through_bwd, and deform_bwd_chain_tc sums d_f over an n-tile's frames in shared
 // memory (deform_bwd_heads_tc 1.16 → 1.06 ms, deform_bwd_chain_tc 0.48 → 0.45, step 2.75 → 2.65 ms; H100,
-// …-deform-ab-stop25-a.log).
+// …-deform-ab-stop25-a.log). deform_pass_through_bwd also sums the log-scales', rotations' and opacities'
+// gradients, which deform_bwd_heads_tc writes per pair (d_pair): in order and deterministic, at the same
+// time as their atomics (…-deform-ab-stop27-g.log).
 // Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
