@@ -9,6 +9,8 @@
 //! are `cpu::mlp`'s.
 //! Shapes: f [N,64] features, kv [2,B,4,64] (K rows then V rows, from `cpu::audio::tokens_fwd`), pair r = b·N + n.
 
+use std::borrow::Cow;
+
 use super::mlp::{dense_bwd, dense_bwd_w, dense_bwd_x, dense_fwd, Act, Dense, DenseGrads};
 use super::real::Real;
 use crate::model::deform::{
@@ -619,10 +621,10 @@ pub fn deform_bwd<T: Math>(
     let (xhat1, xhat2, h1) = if ops == Operands::TensorCores {
         let xhat1 = rounded(&t.xhat1, true);
         let (g1, b1) = (w(l.ln1_g), w(l.ln1_b));
-        let h1 = xhat1.iter().enumerate().map(|(i, &x)| g1[i % D] * x + b1[i % D]).collect();
-        (xhat1, rounded(&t.xhat2, true), h1)
+        let h1: Vec<T> = xhat1.iter().enumerate().map(|(i, &x)| g1[i % D] * x + b1[i % D]).collect();
+        (Cow::Owned(xhat1), Cow::Owned(rounded(&t.xhat2, true)), Cow::Owned(h1))
     } else {
-        (t.xhat1.clone(), t.xhat2.clone(), t.h1.clone())
+        (Cow::Borrowed(&t.xhat1[..]), Cow::Borrowed(&t.xhat2[..]), Cow::Borrowed(&t.h1[..]))
     };
     let z0 = |k: usize| vec![T::zero(); k];
     let mut d_c = Canonical::zeros(n);
