@@ -5,7 +5,9 @@
 //!   used unchanged, so the crate builds (and its CPU tests run) on machines with no CUDA toolkit.
 //! - Every PTX file starts with `// source-sha256: <hex>` of the `.cu` it came from (and the shared `.cuh`); a PTX whose recorded hash
 //!   already matches its source is not rebuilt. `tests/ptx_fresh.rs` fails when a committed PTX is stale.
-//! - The PTX is portable `sm_80` code that the driver JIT-compiles for sm_86/89/90 at module load.
+//! - The PTX is portable `sm_80` code that the driver JIT-compiles for sm_86/89/90 at module load. The
+//!   sources in `SM90A_SOURCES` are compiled a second time for `sm_90a` (Hopper's warpgroup MMA, wgmma),
+//!   into `ptx/<stem>_sm90a.ptx`; the runtime loads that variant on compute capability 9.0.
 
 #[path = "src/cuda/source_hash.rs"]
 mod source_hash;
@@ -14,6 +16,9 @@ use source_hash::{recorded_hash, source_hash, HASH_PREFIX};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Kernel sources with a Hopper variant (their code tests `__CUDA_ARCH_FEAT_SM90_ALL`).
+const SM90A_SOURCES: &[&str] = &["attention"];
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -32,30 +37,40 @@ fn main() {
     let nvcc = find_nvcc();
     for src in &sources {
         let stem = src.file_stem().unwrap().to_str().unwrap().to_string();
-        let ptx = ptx_dir.join(format!("{stem}.ptx"));
         let hash = source_hash(src);
-        if recorded_hash(&ptx).as_deref() == Some(hash.as_str()) {
-            continue;
+        let mut targets = vec![(format!("{stem}.ptx"), "sm_80")];
+        if SM90A_SOURCES.contains(&stem.as_str()) {
+            targets.push((format!("{stem}_sm90a.ptx"), "sm_90a"));
         }
-        match &nvcc {
-            Some(nvcc) => compile(nvcc, src, &ptx, &hash, &kernels),
-            None => println!(
-                "cargo:warning=ptx/{stem}.ptx is stale and nvcc was not found (set NVCC): using it as committed"
-            ),
+        for (name, arch) in targets {
+            let ptx = ptx_dir.join(&name);
+            if recorded_hash(&ptx).as_deref() == Some(hash.as_str()) {
+                continue;
+            }
+            match &nvcc {
+                Some(nvcc) => compile(nvcc, arch, src, &ptx, &hash, &kernels),
+                None => println!("cargo:warning=ptx/{name} is stale and nvcc was not found (set NVCC): using it as committed"),
+            }
         }
     }
 
-    // Embed every PTX module: `PTX_MODULES: &[(family, ptx_source)]`.
-    let mut table = String::from("/// Every kernel family's PTX, embedded at build time: (family, PTX source).\n");
-    table.push_str("pub const PTX_MODULES: &[(&str, &str)] = &[\n");
-    for src in &sources {
-        let stem = src.file_stem().unwrap().to_str().unwrap();
-        let ptx = ptx_dir.join(format!("{stem}.ptx"));
-        if ptx.exists() {
-            table.push_str(&format!("    ({stem:?}, include_str!({:?})),\n", ptx.display().to_string()));
+    // Embed every PTX module: `PTX_MODULES: &[(family, ptx_source)]`, and the Hopper variants:
+    // `PTX_SM90A_MODULES`, the same shape.
+    let mut table = String::new();
+    for (konst, suffix, doc) in [
+        ("PTX_MODULES", "", "Every kernel family's PTX (sm_80), embedded at build time: (family, PTX source)."),
+        ("PTX_SM90A_MODULES", "_sm90a", "The families' sm_90a variants, for compute capability 9.0: (family, PTX source)."),
+    ] {
+        table.push_str(&format!("/// {doc}\npub const {konst}: &[(&str, &str)] = &[\n"));
+        for src in &sources {
+            let stem = src.file_stem().unwrap().to_str().unwrap();
+            let ptx = ptx_dir.join(format!("{stem}{suffix}.ptx"));
+            if ptx.exists() {
+                table.push_str(&format!("    ({stem:?}, include_str!({:?})),\n", ptx.display().to_string()));
+            }
         }
+        table.push_str("];\n");
     }
-    table.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("ptx_modules.rs");
     fs::write(out, table).unwrap();
 }
@@ -70,10 +85,10 @@ fn find_nvcc() -> Option<PathBuf> {
     })
 }
 
-fn compile(nvcc: &Path, src: &Path, ptx: &Path, hash: &str, include: &Path) {
+fn compile(nvcc: &Path, arch: &str, src: &Path, ptx: &Path, hash: &str, include: &Path) {
     let tmp = ptx.with_extension("ptx.tmp");
     let status = Command::new(nvcc)
-        .args(["-ptx", "-O3", "-lineinfo", "-arch=sm_80", "-std=c++17"])
+        .args(["-ptx", "-O3", "-lineinfo", &format!("-arch={arch}"), "-std=c++17"])
         .arg("-I")
         .arg(include)
         .arg(src)

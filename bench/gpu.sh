@@ -34,6 +34,8 @@
 #                               only .device/tests/deform and .device/commit), in
 #                               <date>-<gpu>-deform-check-<commit>.log; with NAMEs, the same for each named
 #                               variant's deform tests (variant's DEFORM_TESTS) instead, each in its own log.
+#                               The name `portable` (here and in deform-ab) is the prepared build with
+#                               GENSYNC_PORTABLE_PTX=1: its sm_80 kernels where a Hopper takes the sm_90a ones.
 #   bench/gpu.sh deform-ncu [KERNEL..] on the GPU machine: Nsight Compute reports of the named kernels of
 #                               bench deform (default: the four tensor-core kernels; N = 50 000, B = 8): every
 #                               section, and the per-instruction SASS counters (executed instructions, stall
@@ -313,8 +315,13 @@ deform_check() {
     local name commit t log names=("$@")
     [ ${#names[@]} -gt 0 ] || names=(new)
     for name in "${names[@]}"; do
-        if [ "$name" = new ]; then
+        unset GENSYNC_PORTABLE_PTX
+        if [ "$name" = new ] || [ "$name" = portable ]; then
             t=.device/tests/deform commit=$(tr '\n' ' ' < .device/commit)
+            if [ "$name" = portable ]; then
+                export GENSYNC_PORTABLE_PTX=1
+                commit="${commit%% *}-sm80 ${commit#* }"
+            fi
         else
             t=.device/var/deform-$name commit=$(sed -n "s/^variant $name: //p" .device/variants)
         fi
@@ -370,11 +377,12 @@ deform_ab() {
         cat .device/variants 2>/dev/null || true
         for round in $(seq "${ROUNDS:-3}"); do
             for v in "$@" new; do
-                local g=".device/var/gensync-$v"
+                local g=".device/var/gensync-$v" portable=()
                 [ "$v" = new ] && g=.device/gensync
+                [ "$v" = portable ] && g=.device/gensync portable=(GENSYNC_PORTABLE_PTX=1)
                 chmod +x "$g"
                 echo "## round $round, $v"
-                "$g" --device cuda --profile bench deform --gaussians 50000 --batch 8 2>&1 |
+                env "${portable[@]}" "$g" --device cuda --profile bench deform --gaussians 50000 --batch 8 2>&1 |
                     grep -E "tensor cores|_tc |^fill|^tokens|error" | sed 's/; [0-9.]* GFLOP.*//'
             done
         done

@@ -838,6 +838,12 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // next item's inputs.
 
 #define TC_WARPS 8
+// sm_90a (ptx/attention_sm90a.ptx): deform_bwd_heads_tc's products on Hopper's warpgroup MMA (wgmma).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TC_WGMMA 1
+#else
+#define TC_WGMMA 0
+#endif
 #define TC_THREADS (TC_WARPS * 32)
 #define TC_TILE (TC_WARPS * 16)  // Gaussians per block tile
 // Row strides (bf16) of deform_bwd_*_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros; and
@@ -1797,9 +1803,12 @@ constexpr int SB_X2 = SB_D2 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide
 constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads][32 lanes] u64, TAPE_HID
 constexpr int SB_SUMS = SB_HID;                         // chain: dγ1, dβ1, dγ2, dβ2 [64] each
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
-constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [V1_ROWS][128] (V1_ROW)
+constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
 constexpr int V1_ROWS = 4 * 16 + 48;
+constexpr int V1_HALF = V1_ROWS * 64;                   // halves between V1's two 64-column halves
 constexpr int TC_BWD_HEADS_SMEM = SB_V1 + V1_ROWS * HID * 2;
+static_assert(SB_V0 % 1024 == 0 && SB_V1 % 1024 == 0 && V1_HALF * 2 % 1024 == 0,
+              "the heads' weight copies start on the 128-byte swizzle's 1024-byte period");
 constexpr int SB_P = SB_SUMS + 4 * D * 4;              // chain: attention weights, bf16 [TC_TILE][TC_LDP]
 constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradients, bf16 [TC_TILE][8]
 constexpr int SB_FRAGS = SB_DS + TC_TILE * 8 * 2;       // chain: deform_pack's [PK_FFN0T, PK_TOTAL)
@@ -1827,15 +1836,18 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
 
 // deform_bwd_heads_tc's weights: V0 and V1 of every head as fp16 (rounded as deform_pack rounds the
 // forward's fragments, so its recompute of the forward gives the forward's values), row-major in shared
-// memory, read by ldmatrix in both orientations: plain for the forward's products y = x·Vᵀ, transposed
-// for the backward's d_x = d_y·V. Rows of LD halves; 16-byte chunk c of row r lies at chunk c ^ (r & 7),
-// so that the 8 rows of an 8 × 8 matrix fall in different banks. V1's rows: head h from V1_ROW[h], 16
-// rows for heads 0–3 (zero past HEAD_OUT: the d_x product reads one 16-row k-step) and 48 for head 4.
+// memory, read in both orientations: as rows for the forward's products y = x·Vᵀ, as columns for the
+// backward's d_x = d_y·V. Each matrix is stored as 64-column halves [half][rows][64] of 128-byte rows,
+// whose 16-byte chunk c lies at chunk c ^ (row & 7): Hopper's 128-byte swizzle, which wgmma reads as
+// K-major (rows) or MN-major (columns) operands, and which keeps ldmatrix's 8 rows of an 8 × 8 matrix in
+// different banks. V0 of a head is one half [128][64]; V1 two, V1_HALF apart. V1's rows: head h from
+// V1_ROW[h], 16 rows for heads 0–3 (zero past HEAD_OUT: the d_x product reads one 16-row k-step) and 48
+// for head 4.
 __constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
 
-template <int LD>
-__device__ __forceinline__ const uint16_t* swizzled(const uint16_t* m, int row, int chunk) {
-    return m + row * LD + ((chunk ^ (row & 7)) << 3);
+// Chunk `chunk` (8 halves, over both halves of a 128-column matrix) of row `row` of such a matrix.
+__device__ __forceinline__ const uint16_t* swizzled(const uint16_t* m, int half, int row, int chunk) {
+    return m + (chunk >> 3) * half + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
 }
 
 // Fills the copies from params (block-wide; a barrier follows before their first use).
@@ -1847,49 +1859,126 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
     };
     for (int e = threadIdx.x; e < 5 * HID * D / 8; e += TC_THREADS) {
         const int row = e / (D / 8), chunk = e % (D / 8);
-        put(v0 + row * D + ((chunk ^ (row & 7)) << 3), params + P_HEAD0W + row * D + 8 * chunk);
+        put(const_cast<uint16_t*>(swizzled(v0, 0, row, chunk)), params + P_HEAD0W + row * D + 8 * chunk);
     }
     for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += TC_THREADS) {
         const int row = e / (HID / 8), chunk = e % (HID / 8);
         const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
-        put(v1 + row * HID + ((chunk ^ (row & 7)) << 3),
+        put(const_cast<uint16_t*>(swizzled(v1, V1_HALF, row, chunk)),
             local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
     }
+#if TC_WGMMA
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // generic stores → wgmma's (async) reads
+#endif
 }
 
+#if TC_WGMMA
+// Hopper: each product is the warpgroup's (4 warps, 64 rows: warp w of it supplies rows 16w … from its A
+// fragments, whose layout is mma.sync's) wgmma over the copies above, which reads B from shared memory
+// itself: one instruction per k-step instead of an ldmatrix and NT/2 mma.sync per pair of 8-column tiles.
+// The accumulators keep mma.sync's C layout (tile j, element e). All warps of the block run the same
+// products, so the warpgroups stay aligned.
 
-// acc[j] += A·Mᵀ over KS (even) k-steps, fp16: M [8·NT rows][LD] one of the copies above, a row per
-// output column (a forward product). Per column tile the k-steps go in increasing order, as warp_mma's.
-template <int NT, int KS, int LD>
-__device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m) {
+// A shared-memory matrix descriptor for the 128-byte swizzle: start, leading and stride byte offsets.
+__device__ __forceinline__ uint64_t wgmma_desc(const uint16_t* start, uint32_t lead_bytes, uint32_t stride_bytes) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(start);
+    return (uint64_t)((a & 0x3FFFF) >> 4) | (uint64_t)((lead_bytes & 0x3FFFF) >> 4) << 16 |
+           (uint64_t)((stride_bytes & 0x3FFFF) >> 4) << 32 | 1ull << 62;
+}
+
+// acc += A·B for one k-step: A the warp's fp16 fragments, B (16 × 8·NT) by descriptor, K-major (TRANS_B
+// false: B's columns are the matrix's rows) or MN-major (true: its rows).
+template <int NT, bool TRANS_B>
+__device__ __forceinline__ void wgmma_step(float (&acc)[NT][4], const uint32_t (&a)[4], uint64_t desc);
+template <>
+__device__ __forceinline__ void wgmma_step<1, false>(float (&acc)[1][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<6, false>(float (&acc)[6][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %29, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, {%24, %25, %26, %27}, %28, p, 1, 1, 0;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]), "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]), "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<16, false>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]), "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]), "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]), "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3]), "+f"(acc[8][0]), "+f"(acc[8][1]), "+f"(acc[8][2]), "+f"(acc[8][3]), "+f"(acc[9][0]), "+f"(acc[9][1]), "+f"(acc[9][2]), "+f"(acc[9][3]), "+f"(acc[10][0]), "+f"(acc[10][1]), "+f"(acc[10][2]), "+f"(acc[10][3]), "+f"(acc[11][0]), "+f"(acc[11][1]), "+f"(acc[11][2]), "+f"(acc[11][3]), "+f"(acc[12][0]), "+f"(acc[12][1]), "+f"(acc[12][2]), "+f"(acc[12][3]), "+f"(acc[13][0]), "+f"(acc[13][1]), "+f"(acc[13][2]), "+f"(acc[13][3]), "+f"(acc[14][0]), "+f"(acc[14][1]), "+f"(acc[14][2]), "+f"(acc[14][3]), "+f"(acc[15][0]), "+f"(acc[15][1]), "+f"(acc[15][2]), "+f"(acc[15][3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<8, true>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]), "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]), "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]), "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<16, true>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]), "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]), "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]), "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3]), "+f"(acc[8][0]), "+f"(acc[8][1]), "+f"(acc[8][2]), "+f"(acc[8][3]), "+f"(acc[9][0]), "+f"(acc[9][1]), "+f"(acc[9][2]), "+f"(acc[9][3]), "+f"(acc[10][0]), "+f"(acc[10][1]), "+f"(acc[10][2]), "+f"(acc[10][3]), "+f"(acc[11][0]), "+f"(acc[11][1]), "+f"(acc[11][2]), "+f"(acc[11][3]), "+f"(acc[12][0]), "+f"(acc[12][1]), "+f"(acc[12][2]), "+f"(acc[12][3]), "+f"(acc[13][0]), "+f"(acc[13][1]), "+f"(acc[13][2]), "+f"(acc[13][3]), "+f"(acc[14][0]), "+f"(acc[14][1]), "+f"(acc[14][2]), "+f"(acc[14][3]), "+f"(acc[15][0]), "+f"(acc[15][1]), "+f"(acc[15][2]), "+f"(acc[15][3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+#endif
+
+// acc[j] += A·Mᵀ over KS k-steps, fp16: M [8·NT rows][16·KS] one of the copies above (half: its halves'
+// distance), a row per output column (a forward product). Per column tile the k-steps go in increasing
+// order, as warp_mma's.
+template <int NT, int KS>
+__device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
+#if TC_WGMMA
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < KS; ++s) wgmma_step<NT, false>(acc, a[s], wgmma_desc(swizzled(m, half, 0, 2 * s), 16, 1024));
+    wgmma_wait();
+#else
     const int lane = threadIdx.x & 31;
+    static_assert(KS % 2 == 0, "mma_by_rows: k-steps in pairs");
 #pragma unroll
     for (int s = 0; s < KS; s += 2)
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
             uint32_t b[4];  // k-steps s and s + 1 of column tile j: chunks 2s … 2s + 3 of rows 8j …
-            ldsm_x4(b, swizzled<LD>(m, 8 * j + (lane & 7), 2 * s + (lane >> 3)));
+            ldsm_x4(b, swizzled(m, half, 8 * j + (lane & 7), 2 * s + (lane >> 3)));
             const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
             mma_m16n8k16<true>(acc[j], a[s], b0);
             mma_m16n8k16<true>(acc[j], a[s + 1], b1);
         }
+#endif
 }
 
-// acc[j] += A·M over KS k-steps, fp16: M [16·KS rows][LD], a row per k (a backward d_x = d_y·W product);
-// NT even.
-template <int NT, int KS, int LD>
-__device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m) {
+// acc[j] += A·M over KS k-steps, fp16: M [16·KS rows][8·NT] one of the copies above, a row per k (a
+// backward d_x = d_y·W product); NT even.
+template <int NT, int KS>
+__device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
+#if TC_WGMMA
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < KS; ++s) wgmma_step<NT, true>(acc, a[s], wgmma_desc(m + 16 * s * 64, 2 * half, 1024));
+    wgmma_wait();
+#else
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int s = 0; s < KS; ++s)
 #pragma unroll
         for (int j = 0; j < NT; j += 2) {
             uint32_t b[4];  // column tiles j and j + 1 of k-step s
-            ldsm_x4_trans(b, swizzled<LD>(m, 16 * s + 8 * ((lane >> 3) & 1) + (lane & 7), j + (lane >> 4)));
+            ldsm_x4_trans(b, swizzled(m, half, 16 * s + 8 * ((lane >> 3) & 1) + (lane & 7), j + (lane >> 4)));
             const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
             mma_m16n8k16<true>(acc[j], a[s], b0);
             mma_m16n8k16<true>(acc[j + 1], a[s], b1);
         }
+#endif
 }
 
 // A gradient tile as fp16 A fragments with a power-of-two scale per row: row r times 2^k_r, with the
@@ -2165,7 +2254,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
                                             const CGaussians& canon, const CGaussians& d_out, float* d_pair,
                                             float (&d_g)[8][4], const TcTiles& tiles, float* part) {
     const uint16_t* v0h = v0 + h * HID * D;
-    const uint16_t* v1h = v1 + V1_ROW[h] * HID;
+    const uint16_t* v1h = v1 + V1_ROW[h] * 64;
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
@@ -2173,7 +2262,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     if constexpr (NTH == 1) in = delta_inputs<true>(h, rows, canon, d_out);
     // The forward again, with deform_fwd_heads_tc's products in its order (so its values).
     acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
-    mma_by_rows<16, 4, D>(hid, ga, v0h);
+    mma_by_rows<16, 4>(hid, ga, v0h, 0);
 #pragma unroll
     for (int j = 0; j < 16; ++j)
 #pragma unroll
@@ -2182,7 +2271,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         uint32_t a[8][4];
         to_frags<16, true>(hid, a);
         acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
-        mma_by_rows<NTH, 8, HID>(out, a, v1h);
+        mma_by_rows<NTH, 8>(out, a, v1h, V1_HALF);
     }
     stage_bf16<16>(tiles.x2, TC_LDW, hid);
     if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_pair);
@@ -2193,7 +2282,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         float inv[2];
         to_frags_row_scaled<NTH>(out, a, inv);
         acc_init<16>(hid, nullptr, 0);
-        mma_by_cols<16, (NTH + 1) / 2, HID>(hid, a, v1h);
+        mma_by_cols<16, (NTH + 1) / 2>(hid, a, v1h, V1_HALF);
 #pragma unroll
         for (int j = 0; j < 16; ++j)
 #pragma unroll
@@ -2205,7 +2294,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         float inv[2], dg[8][4];
         to_frags_row_scaled<16>(hid, a, inv);
         acc_init<8>(dg, nullptr, 0);
-        mma_by_cols<8, 8, D>(dg, a, v0h);
+        mma_by_cols<8, 8>(dg, a, v0h, 0);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -2245,7 +2334,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
-    extern __shared__ __align__(16) unsigned char smem[];
+    extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     // z is not used here: x2 holds the heads' hidden units.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2), nullptr,
                            reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2)};

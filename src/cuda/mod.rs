@@ -40,13 +40,16 @@ pub struct DeviceInfo {
     pub total_memory: usize,
     pub l2_bytes: i32,
     pub driver_version: i32,
+    /// Whether the families with an sm_90a variant load it (compute capability 9.0, unless
+    /// GENSYNC_PORTABLE_PTX asks for the sm_80 code, to compare the two).
+    pub sm90a_kernels: bool,
 }
 
 impl std::fmt::Display for DeviceInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} (compute {}.{}, {} SMs, {:.1} GiB, L2 {} MiB, driver CUDA {}.{})",
+            "{} (compute {}.{}, {} SMs, {:.1} GiB, L2 {} MiB, driver CUDA {}.{}, {} kernels)",
             self.name,
             self.compute_capability.0,
             self.compute_capability.1,
@@ -54,7 +57,8 @@ impl std::fmt::Display for DeviceInfo {
             self.total_memory as f64 / (1u64 << 30) as f64,
             self.l2_bytes >> 20,
             self.driver_version / 1000,
-            (self.driver_version % 1000) / 10
+            (self.driver_version % 1000) / 10,
+            if self.sm90a_kernels { "sm_90a" } else { "sm_80" }
         )
     }
 }
@@ -175,9 +179,14 @@ impl Gpu {
         let info = device_info(&ctx)?;
         let mut modules = Vec::new();
         let mut kernels = BTreeMap::new();
-        for (family, ptx) in PTX_MODULES {
+        for (family, portable) in PTX_MODULES {
+            let variant = PTX_SM90A_MODULES.iter().find(|(f, _)| f == family).map(|(_, p)| *p);
+            let ptx = match variant {
+                Some(p) if info.sm90a_kernels => p,
+                _ => *portable,
+            };
             let module = ctx
-                .load_module(cudarc::nvrtc::Ptx::from_src(*ptx))
+                .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
                 .map_err(|e| Error::cuda(format!("loading kernels/{family}.cu's PTX"), e))?;
             for name in ptx_entry_names(ptx) {
                 let f = module
@@ -485,13 +494,16 @@ fn device_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
     let mut driver_version = 0;
     unsafe { sys::cuDriverGetVersion(&mut driver_version).result() }
         .map_err(|e| Error::cuda("reading the driver version", e))?;
+    let compute_capability = ctx.compute_capability().map_err(|e| Error::cuda("reading compute capability", e))?;
     Ok(DeviceInfo {
         name: ctx.name().map_err(|e| Error::cuda("reading the device name", e))?,
-        compute_capability: ctx.compute_capability().map_err(|e| Error::cuda("reading compute capability", e))?,
+        compute_capability,
         multiprocessors: attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
         total_memory: ctx.total_mem().map_err(|e| Error::cuda("reading total memory", e))?,
         l2_bytes: attr(A::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?,
         driver_version,
+        // sm_90a code runs on compute capability 9.0 only.
+        sm90a_kernels: compute_capability == (9, 0) && std::env::var_os("GENSYNC_PORTABLE_PTX").is_none(),
     })
 }
 
@@ -516,6 +528,12 @@ mod tests {
         assert!(!super::PTX_MODULES.is_empty());
         for (family, ptx) in super::PTX_MODULES {
             assert!(!super::ptx_entry_names(ptx).is_empty(), "{family}.ptx has no kernels");
+        }
+        // A Hopper variant is the same family compiled again: the same kernels, and a portable one beside it.
+        for (family, ptx) in super::PTX_SM90A_MODULES {
+            let (_, portable) = super::PTX_MODULES.iter().find(|(f, _)| f == family).expect("sm_90a variant of a family");
+            assert_eq!(super::ptx_entry_names(ptx), super::ptx_entry_names(portable), "{family}_sm90a.ptx");
+            assert!(ptx.contains(".target sm_90a"), "{family}_sm90a.ptx targets sm_90a");
         }
     }
 
