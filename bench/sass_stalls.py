@@ -6,7 +6,8 @@
 
 SASS_CSV is `ncu --page source --print-source sass --csv` of KERNEL (what `bench/gpu.sh deform-ncu`
 writes as <kernel>-sass.csv). The profiled binary JIT-compiles the embedded PTX without line information,
-so this script compiles the same PTX again with `ptxas -lineinfo -arch=sm_90` and disassembles it with
+so this script compiles the same PTX again with `ptxas -lineinfo -arch=sm_90` (sm_90a for an sm_90a PTX,
+as ptx/attention_sm90a.ptx, which a Hopper loads) and disassembles it with
 `nvdisasm -gi`: the same SASS, row for row (checked: every opcode must match, else it stops), now with the
 chain of inlined source lines above each instruction. ptxas and nvdisasm are taken from $NVCC's folder,
 else from PATH.
@@ -61,7 +62,8 @@ def disassemble(ptx, kernel):
     """[(chain of source lines, innermost first; instruction text)] of the kernel's section."""
     with tempfile.TemporaryDirectory() as tmp:
         cubin = os.path.join(tmp, "k.cubin")
-        run([tool("ptxas"), "-lineinfo", "-arch=sm_90", ptx, "-o", cubin])
+        arch = "sm_90a" if ".target sm_90a" in read_text(ptx) else "sm_90"
+        run([tool("ptxas"), "-lineinfo", f"-arch={arch}", ptx, "-o", cubin])
         text = run([tool("nvdisasm"), "-gi", cubin])
     rows, inside, block, chain = [], False, [], ()
     for line in text.split("\n"):

@@ -1519,9 +1519,32 @@ __device__ __forceinline__ void prefetch_deltas_inputs(const CGaussians& canon, 
     prefetch_l2(canon.opacities + n, count, lane, 32);
 }
 
+// deform_bwd_heads_tc's staged tiles. With wgmma (sm_90a), whose weight-gradient products read them by
+// descriptor: the no-swizzle core-matrix layout, 8 × 8 blocks of 128 contiguous bytes (8 rows of 8 values),
+// [row / 8][chunk][row % 8][8], `chunks` 8-column chunks per 8 rows; the stores of a warp's accumulator
+// row pair fill 32 different banks. Otherwise rows of stride ld, as deform_bwd_chain_tc's tiles.
+// Chunks per 8 rows: g and the ones column (X1), the heads' hidden units and the ones column (X2), d out
+// (D2: 48 columns of head 4 and 16 of zeros, so that its 64-row product reads zeros), d hidden (D1).
+constexpr int X1_CHUNKS = D / 8 + 1, X2_CHUNKS = HID / 8 + 1, D2_CHUNKS = 8, D1_CHUNKS = HID / 8;
+constexpr int D2_SUMS = TC_TILE * D2_CHUNKS * 16;  // bytes into the d out tile: TcTiles::d2_sums after it
+template <int NT>
+__device__ __forceinline__ void stage_heads_bf16(uint16_t* tile, int ld, int chunks, const float (&c)[NT][4]) {
+#if TC_WGMMA
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+            *reinterpret_cast<uint32_t*>(tile + ((2 * warp + r) * chunks + j) * 64 + (lane >> 2) * 8 + 2 * (lane & 3)) =
+                pack_bf16(c[j][2 * r], c[j][2 * r + 1]);
+#else
+    stage_bf16<NT>(tile, ld, c);
+#endif
+}
+
 // deform_bwd_heads_tc's part of the warp tile's tape record: the heads' ReLU decisions by cp.async into
-// hid_save (the warp's [5][32] slice; cp_async_wait_all); g staged as bf16 rows of g_stage
-// ([TC_TILE][TC_LDX]), its A fragments (fp16) in ga and its positive elements in g_pos (bit 4j + e).
+// hid_save (the warp's [5][32] slice; cp_async_wait_all); g staged as bf16 in g_stage (stage_heads_bf16,
+// before the ones column), its A fragments (fp16) in ga and its positive elements in g_pos (bit 4j + e).
 __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ tape, uint2* hid_save, uint16_t* g_stage,
                                                    uint32_t (&ga)[4][4], uint32_t& g_pos) {
     const int lane = threadIdx.x & 31;
@@ -1537,7 +1560,7 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
 #pragma unroll
         for (int e = 0; e < 4; ++e)
             if (g[j][e] > 0.0f) g_pos |= 1u << (4 * j + e);
-    stage_bf16<8>(g_stage, TC_LDX, g);
+    stage_heads_bf16<8>(g_stage, TC_LDX, X1_CHUNKS, g);
     to_frags<8, true>(g, ga);
 }
 
@@ -1814,6 +1837,9 @@ constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradient
 constexpr int SB_FRAGS = SB_DS + TC_TILE * 8 * 2;       // chain: deform_pack's [PK_FFN0T, PK_TOTAL)
 constexpr int SB_DF = SB_FRAGS + (PK_TOTAL - PK_FFN0T) * 8;  // chain: [warp][32 values][32 lanes] fp32
 constexpr int TC_BWD_CHAIN_SMEM = SB_DF + TC_WARPS * 32 * 32 * 4;
+static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
+                  D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2,
+              "deform_bwd_heads_tc's wgmma tiles fit their regions");
 static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 181248,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
@@ -1879,11 +1905,13 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
 // The accumulators keep mma.sync's C layout (tile j, element e). All warps of the block run the same
 // products, so the warpgroups stay aligned.
 
-// A shared-memory matrix descriptor for the 128-byte swizzle: start, leading and stride byte offsets.
-__device__ __forceinline__ uint64_t wgmma_desc(const uint16_t* start, uint32_t lead_bytes, uint32_t stride_bytes) {
+// A shared-memory matrix descriptor: start, leading (K) and stride (M or N) byte offsets, and the layout:
+// the 128-byte swizzle (the weight copies) or none (core matrices: the staged tiles).
+__device__ __forceinline__ uint64_t wgmma_desc(const uint16_t* start, uint32_t lead_bytes, uint32_t stride_bytes,
+                                               bool swizzle128 = true) {
     const uint32_t a = (uint32_t)__cvta_generic_to_shared(start);
     return (uint64_t)((a & 0x3FFFF) >> 4) | (uint64_t)((lead_bytes & 0x3FFFF) >> 4) << 16 |
-           (uint64_t)((stride_bytes & 0x3FFFF) >> 4) << 32 | 1ull << 62;
+           (uint64_t)((stride_bytes & 0x3FFFF) >> 4) << 32 | (swizzle128 ? 1ull << 62 : 0ull);
 }
 
 // acc += A·B for one k-step: A the warp's fp16 fragments, B (16 × 8·NT) by descriptor, K-major (TRANS_B
@@ -1924,6 +1952,24 @@ __device__ __forceinline__ void wgmma_step<16, true>(float (&acc)[16][4], const 
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
                  : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]), "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]), "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]), "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3]), "+f"(acc[8][0]), "+f"(acc[8][1]), "+f"(acc[8][2]), "+f"(acc[8][3]), "+f"(acc[9][0]), "+f"(acc[9][1]), "+f"(acc[9][2]), "+f"(acc[9][3]), "+f"(acc[10][0]), "+f"(acc[10][1]), "+f"(acc[10][2]), "+f"(acc[10][3]), "+f"(acc[11][0]), "+f"(acc[11][1]), "+f"(acc[11][2]), "+f"(acc[11][3]), "+f"(acc[12][0]), "+f"(acc[12][1]), "+f"(acc[12][2]), "+f"(acc[12][3]), "+f"(acc[13][0]), "+f"(acc[13][1]), "+f"(acc[13][2]), "+f"(acc[13][3]), "+f"(acc[14][0]), "+f"(acc[14][1]), "+f"(acc[14][2]), "+f"(acc[14][3]), "+f"(acc[15][0]), "+f"(acc[15][1]), "+f"(acc[15][2]), "+f"(acc[15][3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+// acc += A·B for one k-step, bf16, both from shared memory by descriptor, both MN-major (A's rows and
+// B's columns contiguous: the transposes of staged tiles).
+template <int NT>
+__device__ __forceinline__ void wgmma_ss_bf16(float (&acc)[NT][4], uint64_t desc_a, uint64_t desc_b);
+template <>
+__device__ __forceinline__ void wgmma_ss_bf16<1>(float (&acc)[1][4], uint64_t desc_a, uint64_t desc_b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, %4, %5, p, 1, 1, 1, 1;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3])
+                 : "l"(desc_a), "l"(desc_b), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_ss_bf16<9>(float (&acc)[9][4], uint64_t desc_a, uint64_t desc_b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, p, 1, 1, 1, 1;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]), "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]), "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]), "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3]), "+f"(acc[8][0]), "+f"(acc[8][1]), "+f"(acc[8][2]), "+f"(acc[8][3])
+                 : "l"(desc_a), "l"(desc_b), "r"(1));
 }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait() {
@@ -2241,7 +2287,132 @@ __device__ __forceinline__ void deltas_bwd_sh(float (&out)[6][4], const TcRows& 
 // The staged tiles of deform_bwd_*_tc.
 struct TcTiles {
     uint16_t *x1, *x2, *z, *d1, *d2;
+    float* d2_sums;  // deform_bwd_heads_tc on wgmma: the warps' column sums of d out, [TC_WARPS][8]
 };
+
+#if TC_WGMMA
+// The warp's column sums of d out (as staged: bf16) into sums[warp][column], for the bias gradients of
+// heads 0–3 (head_dw_wgmma).
+__device__ __forceinline__ void d_out_column_sums(const float (&out)[1][4], float* sums) {
+    auto staged = [](float v) { return __uint_as_float(pack_bf16(v, 0.0f) << 16); };
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        float sum = staged(out[0][e]) + staged(out[0][e + 2]);
+#pragma unroll
+        for (int off = 4; off < 32; off *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        if (lane < 4) sums[(threadIdx.x >> 5) * 8 + acc_col(0, e)] = sum;
+    }
+}
+#endif
+
+#if TC_WGMMA
+// The weight gradients of deform_bwd_heads_tc on wgmma: dW = d_preᵀ·x over the block tile's 128 pairs, for
+// one warpgroup's 64 rows of dW, A and B both read transposed from the staged tiles (stage_heads_bf16);
+// acc (9 or 1 column tiles) is then added to the partial slice. a, b: the warpgroup's first chunk of the
+// tiles' first 8 rows; a_chunks, b_chunks: the tiles' chunks per 8 rows (the K stride, 128 bytes each).
+template <int NT>
+__device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a, int a_chunks, const uint16_t* b, int b_chunks) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < TC_TILE / 16; ++s)  // k-step s: rows 16s … 16s + 15, two core-matrix rows
+        wgmma_ss_bf16<NT>(acc, wgmma_desc(a + 2 * s * a_chunks * 64, 128 * a_chunks, 128, false),
+                          wgmma_desc(b + 2 * s * b_chunks * 64, 128 * b_chunks, 128, false));
+    wgmma_wait();
+}
+
+// A warpgroup's rows of a row-major dW [rows][ld] in the partial slice, for a 64 × 72 product: the lane's
+// two rows (wg_row, + 8) from row0, its 8 weight column pairs (2t + 8j from col0, j < 8), and in tile 8 the
+// bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not stored. The
+// slice's current values are read before the product (so that their L2 round trip overlaps it) and the
+// sums stored after it.
+struct DwRows {
+    float* w[2];  // the lane's first weight of each row, or null
+    float* b[2];  // the row's bias, or null
+    __device__ DwRows(float* w0, float* b0, int ld, int row0, int rows_end, int col0) {
+        const int lane = threadIdx.x & 31;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int row = row0 + 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2) + 8 * r;
+            const bool ok = row < rows_end;
+            w[r] = ok ? w0 + row * ld + col0 + 2 * (lane & 3) : nullptr;
+            b[r] = ok && b0 && (lane & 3) == 0 ? b0 + row : nullptr;
+        }
+    }
+    __device__ void load(float (&prev)[9][4]) const {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const float2 v = w[r] ? *reinterpret_cast<const float2*>(w[r] + 8 * j) : make_float2(0.0f, 0.0f);
+                prev[j][2 * r] = v.x, prev[j][2 * r + 1] = v.y;
+            }
+            prev[8][2 * r] = b[r] ? *b[r] : 0.0f;
+            prev[8][2 * r + 1] = 0.0f;
+        }
+    }
+    __device__ void store(const float (&prev)[9][4], const float (&acc)[9][4]) const {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            if (w[r])
+#pragma unroll
+                for (int j = 0; j < 8; ++j)
+                    *reinterpret_cast<float2*>(w[r] + 8 * j) =
+                        make_float2(prev[j][2 * r] + acc[j][2 * r], prev[j][2 * r + 1] + acc[j][2 * r + 1]);
+            if (b[r]) *b[r] = prev[8][2 * r] + acc[8][2 * r];
+        }
+    }
+};
+
+// Head h's weight gradients, block-wide (after a barrier; the caller's barrier follows): V0's (warpgroup
+// wg takes hidden units 64wg …, against g and the ones column), then V1's. Head 4: d outᵀ against the
+// hidden units and the ones column, warpgroup wg from hidden unit 64wg (wg 0's ninth tile is wg 1's first:
+// not stored). Heads 0–3 (1 to 4 outputs): dV1ᵀ = hiddenᵀ·d out, warpgroup wg's 64 hidden units against
+// d out's first 8 columns; their bias gradients, the column sums of d out, come from the warps' sums in
+// `sums` [8 warps][8] (in warp order).
+__device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float* part) {
+    const int wg = threadIdx.x >> 7;
+    float prev[9][4], acc[9][4];
+    {
+        const DwRows v0(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, D, 64 * wg, HID, 0);
+        v0.load(prev);
+        dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
+        v0.store(prev, acc);
+    }
+    float* w1 = part + P_HEAD1W + HEAD_OFF[h] * HID;
+    float* b1 = part + P_HEAD1B + HEAD_OFF[h];
+    if (h == 4) {
+        const DwRows v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
+        v1.load(prev);
+        dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
+        v1.store(prev, acc);
+    } else {
+        // dV1ᵀ: element e is hidden unit 64wg + wg_row(e), output 2t + e % 2, at w1 + output·HID + unit.
+        float* at[4];
+        float prev1[1][4], acc1[1][4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int unit = 64 * wg + 16 * ((threadIdx.x >> 5) & 3) + ((threadIdx.x & 31) >> 2) + 8 * (e >> 1);
+            const int out = acc_col(0, e);
+            at[e] = out < HEAD_OUT[h] ? w1 + out * HID + unit : nullptr;
+            prev1[0][e] = at[e] ? *at[e] : 0.0f;
+        }
+        dw_wgmma<1>(acc1, tiles.x2 + 8 * wg * 64, X2_CHUNKS, tiles.d2, D2_CHUNKS);
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (at[e]) *at[e] = prev1[0][e] + acc1[0][e];
+        if (threadIdx.x < HEAD_OUT[h]) {
+            float sum = 0.0f;
+            for (int w = 0; w < TC_WARPS; ++w) sum += tiles.d2_sums[w * 8 + threadIdx.x];
+            b1[threadIdx.x] += sum;
+        }
+    }
+}
+#endif
 
 // F_d head h's forward (recomputed, with the ReLU decisions from the tape: hid_on, the warp's shared copy)
 // and backward for the warp's rows (g staged in tiles.x1, its fp16 A fragments in ga): d_g += its input
@@ -2273,10 +2444,13 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
         mma_by_rows<NTH, 8>(out, a, v1h, V1_HALF);
     }
-    stage_bf16<16>(tiles.x2, TC_LDW, hid);
+    stage_heads_bf16<16>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
     if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_pair);
     else deltas_bwd_sh(out, rows, d_out);
-    stage_bf16<NTH>(tiles.d2, TC_LDX, out);
+    stage_heads_bf16<NTH>(tiles.d2, TC_LDX, D2_CHUNKS, out);
+#if TC_WGMMA
+    if constexpr (NTH == 1) d_out_column_sums(out, tiles.d2_sums);
+#endif
     {  // hid now holds d hid = d out·V1 through the forward's ReLU decisions
         uint32_t a[(NTH + 1) / 2][4];
         float inv[2];
@@ -2288,7 +2462,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 #pragma unroll
             for (int e = 0; e < 4; ++e) hid[j][e] = (hid_pos >> (4 * j + e)) & 1 ? hid[j][e] * inv[e >> 1] : 0.0f;
     }
-    stage_bf16<16>(tiles.d1, TC_LDW, hid);
+    stage_heads_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
     {  // d_g += d hid·V0
         uint32_t a[8][4];
         float inv[2], dg[8][4];
@@ -2300,12 +2474,18 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 #pragma unroll
             for (int e = 0; e < 4; ++e) d_g[j][e] = fmaf(dg[j][e], inv[e >> 1], d_g[j][e]);
     }
+#if TC_WGMMA
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the staged tiles → wgmma's reads
+    __syncthreads();
+    head_dw_wgmma(h, tiles, part);
+#else
     __syncthreads();
     block_dw<8, D, 9>({tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID});
     const DwLayer<HID> out_layer = {tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
                                     part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]};
     if constexpr (NTH == 1) block_dw_narrow<HID>(out_layer);
     else block_dw<(8 * NTH + 15) / 16, HID, 9>(out_layer);
+#endif
     __syncthreads();
 }
 
@@ -2337,15 +2517,25 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     // z is not used here: x2 holds the heads' hidden units.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2), nullptr,
-                           reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2)};
+                           reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2),
+                           reinterpret_cast<float*>(smem + SB_D2 + D2_SUMS)};
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     uint2* hid_on = reinterpret_cast<uint2*>(smem + SB_HID) + warp * 5 * 32;
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
     const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
     float* part = partials + blockIdx.x * part_stride;
     for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
+#if TC_WGMMA
+    for (int e = threadIdx.x; e < TC_TILE * 8; e += TC_THREADS) {  // the ones columns (stage_heads_bf16's layout)
+        const int row = e / 8, c = e % 8;
+        tiles.x1[((row / 8) * X1_CHUNKS + D / 8) * 64 + (row % 8) * 8 + c] = c ? 0 : 0x3f80;
+        tiles.x2[((row / 8) * X2_CHUNKS + HID / 8) * 64 + (row % 8) * 8 + c] = c ? 0 : 0x3f80;
+    }
+    for (int e = threadIdx.x; e < D2_SUMS / 4; e += TC_THREADS) reinterpret_cast<uint32_t*>(tiles.d2)[e] = 0u;
+#else
     stage_ones(tiles.x1, TC_LDX, D);
     stage_ones(tiles.x2, TC_LDW, HID);
+#endif
     uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + SB_V0);
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + SB_V1);
     head_weights_to_shared(params, v0, v1);
