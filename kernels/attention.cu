@@ -1519,31 +1519,37 @@ __device__ __forceinline__ void prefetch_deltas_inputs(const CGaussians& canon, 
     prefetch_l2(canon.opacities + n, count, lane, 32);
 }
 
-// deform_bwd_heads_tc's staged tiles. With wgmma (sm_90a), whose weight-gradient products read them by
+// The backward kernels' staged tiles. With wgmma (sm_90a), whose weight-gradient products read them by
 // descriptor: the no-swizzle core-matrix layout, 8 × 8 blocks of 128 contiguous bytes (8 rows of 8 values),
-// [row / 8][chunk][row % 8][8], `chunks` 8-column chunks per 8 rows; the stores of a warp's accumulator
-// row pair fill 32 different banks. Otherwise rows of stride ld, as deform_bwd_chain_tc's tiles.
-// Chunks per 8 rows: g and the ones column (X1), the heads' hidden units and the ones column (X2), d out
-// (D2: 48 columns of head 4 and 16 of zeros, so that its 64-row product reads zeros), d hidden (D1).
-constexpr int X1_CHUNKS = D / 8 + 1, X2_CHUNKS = HID / 8 + 1, D2_CHUNKS = 8, D1_CHUNKS = HID / 8;
-constexpr int D2_SUMS = TC_TILE * D2_CHUNKS * 16;  // bytes into the d out tile: TcTiles::d2_sums after it
+// [row / 8][chunk][row % 8][8], `chunks` 8-column chunks per 8 rows (cm_at); the stores of a warp's
+// accumulator row pair fill 32 different banks. Otherwise rows of stride ld.
+// Chunks per 8 rows: a 64-wide layer input and the ones column (X1: g, h1, f), a 128-wide one and the ones
+// column (X2: the heads' hidden units, z), a ≤ 64-wide output gradient (D2: d out, whose 48 columns of head
+// 4 and 16 of zeros its 64-row product reads; d y, d att), a 128-wide one (D1: d hidden, d z), the
+// attention weights and the ones column (P), the score gradients (DS).
+constexpr int X1_CHUNKS = D / 8 + 1, X2_CHUNKS = HID / 8 + 1, D2_CHUNKS = 8, D1_CHUNKS = HID / 8, P_CHUNKS = 2,
+              DS_CHUNKS = 1;
+constexpr int D2_SUMS = TC_TILE * D2_CHUNKS * 16;  // bytes into the d out tile: TcTiles::sums after it
+constexpr int P_SUMS = TC_TILE * P_CHUNKS * 16;    // bytes into the attention weights' tile: the chain's sums
+__device__ __forceinline__ int cm_at(int row, int col, int chunks) {
+    return ((row >> 3) * chunks + (col >> 3)) * 64 + (row & 7) * 8 + (col & 7);
+}
 template <int NT>
-__device__ __forceinline__ void stage_heads_bf16(uint16_t* tile, int ld, int chunks, const float (&c)[NT][4]) {
+__device__ __forceinline__ void stage_tile_bf16(uint16_t* tile, int ld, int chunks, const float (&c)[NT][4]) {
 #if TC_WGMMA
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int row = 16 * (threadIdx.x >> 5) + ((threadIdx.x & 31) >> 2);
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
         for (int r = 0; r < 2; ++r)
-            *reinterpret_cast<uint32_t*>(tile + ((2 * warp + r) * chunks + j) * 64 + (lane >> 2) * 8 + 2 * (lane & 3)) =
-                pack_bf16(c[j][2 * r], c[j][2 * r + 1]);
+            *reinterpret_cast<uint32_t*>(tile + cm_at(row + 8 * r, acc_col(j, 0), chunks)) = pack_bf16(c[j][2 * r], c[j][2 * r + 1]);
 #else
     stage_bf16<NT>(tile, ld, c);
 #endif
 }
 
 // deform_bwd_heads_tc's part of the warp tile's tape record: the heads' ReLU decisions by cp.async into
-// hid_save (the warp's [5][32] slice; cp_async_wait_all); g staged as bf16 in g_stage (stage_heads_bf16,
+// hid_save (the warp's [5][32] slice; cp_async_wait_all); g staged as bf16 in g_stage (stage_tile_bf16,
 // before the ones column), its A fragments (fp16) in ga and its positive elements in g_pos (bit 4j + e).
 __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ tape, uint2* hid_save, uint16_t* g_stage,
                                                    uint32_t (&ga)[4][4], uint32_t& g_pos) {
@@ -1560,22 +1566,27 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
 #pragma unroll
         for (int e = 0; e < 4; ++e)
             if (g[j][e] > 0.0f) g_pos |= 1u << (4 * j + e);
-    stage_heads_bf16<8>(g_stage, TC_LDX, X1_CHUNKS, g);
+    stage_tile_bf16<8>(g_stage, TC_LDX, X1_CHUNKS, g);
     to_frags<8, true>(g, ga);
 }
 
-// deform_bwd_chain_tc's part: z by cp.async into its 16 rows of z_stage ([TC_TILE][TC_LDW])
+// deform_bwd_chain_tc's part: z by cp.async into its 16 rows of z_stage (stage_tile_bf16's layout)
 // (cp_async_wait_all), x̂1, x̂2 only prefetched to L2 (read with load_acc_f16 where they are used: no shared
 // memory for them), d_h2 (deform_bwd_heads_tc's, in TAPE_G) and the scalars into keep.
 __device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ tape, uint16_t* z_stage,
                                                    float (&d_h2)[8][4], TcChain& keep) {
     const int lane = threadIdx.x & 31;
     asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * lane));  // 32 lines of 128 bytes
-    uint16_t* z_rows = z_stage + (threadIdx.x >> 5) * 16 * TC_LDW;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
         const int chunk = i * 32 + lane, row = chunk / 16, c = chunk % 16;  // 16 chunks of 8 bf16 per row
-        cp_async16(z_rows + row * TC_LDW + 8 * c, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
+        const int at_row = 16 * (threadIdx.x >> 5) + row;
+#if TC_WGMMA
+        uint16_t* dst = z_stage + cm_at(at_row, 8 * c, X2_CHUNKS);
+#else
+        uint16_t* dst = z_stage + at_row * TC_LDW + 8 * c;
+#endif
+        cp_async16(dst, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
     }
     cp_async_commit();
 #pragma unroll
@@ -1965,6 +1976,13 @@ __device__ __forceinline__ void wgmma_ss_bf16<1>(float (&acc)[1][4], uint64_t de
                  : "l"(desc_a), "l"(desc_b), "r"(1));
 }
 template <>
+__device__ __forceinline__ void wgmma_ss_bf16<2>(float (&acc)[2][4], uint64_t desc_a, uint64_t desc_b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 1, 1;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3])
+                 : "l"(desc_a), "l"(desc_b), "r"(1));
+}
+template <>
 __device__ __forceinline__ void wgmma_ss_bf16<9>(float (&acc)[9][4], uint64_t desc_a, uint64_t desc_b) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, p, 1, 1, 1, 1;\n}\n"
@@ -2287,28 +2305,13 @@ __device__ __forceinline__ void deltas_bwd_sh(float (&out)[6][4], const TcRows& 
 // The staged tiles of deform_bwd_*_tc.
 struct TcTiles {
     uint16_t *x1, *x2, *z, *d1, *d2;
-    float* d2_sums;  // deform_bwd_heads_tc on wgmma: the warps' column sums of d out, [TC_WARPS][8]
+    float* sums;  // on wgmma: the warps' column sums of an 8-wide gradient (column_sums_bf16), [TC_WARPS][8]
 };
 
-#if TC_WGMMA
-// The warp's column sums of d out (as staged: bf16) into sums[warp][column], for the bias gradients of
-// heads 0–3 (head_dw_wgmma).
-__device__ __forceinline__ void d_out_column_sums(const float (&out)[1][4], float* sums) {
-    auto staged = [](float v) { return __uint_as_float(pack_bf16(v, 0.0f) << 16); };
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-        float sum = staged(out[0][e]) + staged(out[0][e + 2]);
-#pragma unroll
-        for (int off = 4; off < 32; off *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        if (lane < 4) sums[(threadIdx.x >> 5) * 8 + acc_col(0, e)] = sum;
-    }
-}
-#endif
 
 #if TC_WGMMA
 // The weight gradients of deform_bwd_heads_tc on wgmma: dW = d_preᵀ·x over the block tile's 128 pairs, for
-// one warpgroup's 64 rows of dW, A and B both read transposed from the staged tiles (stage_heads_bf16);
+// one warpgroup's 64 rows of dW, A and B both read transposed from the staged tiles (stage_tile_bf16);
 // acc (9 or 1 column tiles) is then added to the partial slice. a, b: the warpgroup's first chunk of the
 // tiles' first 8 rows; a_chunks, b_chunks: the tiles' chunks per 8 rows (the K stride, 128 bytes each).
 template <int NT>
@@ -2325,11 +2328,12 @@ __device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a,
     wgmma_wait();
 }
 
-// A warpgroup's rows of a row-major dW [rows][ld] in the partial slice, for a 64 × 72 product: the lane's
-// two rows (wg_row, + 8) from row0, its 8 weight column pairs (2t + 8j from col0, j < 8), and in tile 8 the
-// bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not stored. The
-// slice's current values are read before the product (so that their L2 round trip overlaps it) and the
-// sums stored after it.
+// A warpgroup's rows of a row-major dW [rows][ld] in the partial slice, for a 64 × 8·(NW + 1) product:
+// the lane's two rows (wg_row, + 8) from row0, its NW weight column pairs (2t + 8j from col0), and in tile
+// NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not stored.
+// The slice's current values are read before the product (so that their L2 round trip overlaps it) and
+// the sums stored after it.
+template <int NW>
 struct DwRows {
     float* w[2];  // the lane's first weight of each row, or null
     float* b[2];  // the row's bias, or null
@@ -2343,42 +2347,86 @@ struct DwRows {
             b[r] = ok && b0 && (lane & 3) == 0 ? b0 + row : nullptr;
         }
     }
-    __device__ void load(float (&prev)[9][4]) const {
+    __device__ void load(float (&prev)[NW + 1][4]) const {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
+            for (int j = 0; j < NW; ++j) {
                 const float2 v = w[r] ? *reinterpret_cast<const float2*>(w[r] + 8 * j) : make_float2(0.0f, 0.0f);
                 prev[j][2 * r] = v.x, prev[j][2 * r + 1] = v.y;
             }
-            prev[8][2 * r] = b[r] ? *b[r] : 0.0f;
-            prev[8][2 * r + 1] = 0.0f;
+            prev[NW][2 * r] = b[r] ? *b[r] : 0.0f;
+            prev[NW][2 * r + 1] = 0.0f;
         }
     }
-    __device__ void store(const float (&prev)[9][4], const float (&acc)[9][4]) const {
+    __device__ void store(const float (&prev)[NW + 1][4], const float (&acc)[NW + 1][4]) const {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             if (w[r])
 #pragma unroll
-                for (int j = 0; j < 8; ++j)
+                for (int j = 0; j < NW; ++j)
                     *reinterpret_cast<float2*>(w[r] + 8 * j) =
                         make_float2(prev[j][2 * r] + acc[j][2 * r], prev[j][2 * r + 1] + acc[j][2 * r + 1]);
-            if (b[r]) *b[r] = prev[8][2 * r] + acc[8][2 * r];
+            if (b[r]) *b[r] = prev[NW][2 * r] + acc[NW][2 * r];
         }
     }
 };
+
+// The same for dWᵀ of a layer of at most 8 outputs (a 64 × 8 product over its inputs): element e is input
+// in0 + 16·(warp % 4) + g + 8·(e / 2) and output 2t + e % 2 (< outs), at w + output·ld + input.
+struct DwCols {
+    float* at[4];
+    __device__ DwCols(float* w, int ld, int in0, int outs) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int input = in0 + 16 * ((threadIdx.x >> 5) & 3) + ((threadIdx.x & 31) >> 2) + 8 * (e >> 1);
+            const int out = acc_col(0, e);
+            at[e] = out < outs ? w + out * ld + input : nullptr;
+        }
+    }
+    __device__ void load(float (&prev)[1][4]) const {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) prev[0][e] = at[e] ? *at[e] : 0.0f;
+    }
+    __device__ void store(const float (&prev)[1][4], const float (&acc)[1][4]) const {
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (at[e]) *at[e] = prev[0][e] + acc[0][e];
+    }
+};
+
+// The warp's column sums of an 8-wide gradient tile (as staged: bf16) into sums[warp][column]; then, after
+// a barrier, bias_from_sums adds the sums over the warps, in warp order, to b[0 … outs). The bias
+// gradients of the narrow layers (dWᵀ products have no ones column).
+__device__ __forceinline__ void column_sums_bf16(const float (&c)[1][4], float* sums) {
+    auto staged = [](float v) { return __uint_as_float(pack_bf16(v, 0.0f) << 16); };
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        float sum = staged(c[0][e]) + staged(c[0][e + 2]);
+#pragma unroll
+        for (int off = 4; off < 32; off *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        if (lane < 4) sums[(threadIdx.x >> 5) * 8 + acc_col(0, e)] = sum;
+    }
+}
+__device__ __forceinline__ void bias_from_sums(const float* sums, float* b, int outs) {
+    if (threadIdx.x < outs) {
+        float sum = 0.0f;
+        for (int w = 0; w < TC_WARPS; ++w) sum += sums[w * 8 + threadIdx.x];
+        b[threadIdx.x] += sum;
+    }
+}
 
 // Head h's weight gradients, block-wide (after a barrier; the caller's barrier follows): V0's (warpgroup
 // wg takes hidden units 64wg …, against g and the ones column), then V1's. Head 4: d outᵀ against the
 // hidden units and the ones column, warpgroup wg from hidden unit 64wg (wg 0's ninth tile is wg 1's first:
 // not stored). Heads 0–3 (1 to 4 outputs): dV1ᵀ = hiddenᵀ·d out, warpgroup wg's 64 hidden units against
-// d out's first 8 columns; their bias gradients, the column sums of d out, come from the warps' sums in
-// `sums` [8 warps][8] (in warp order).
+// d out's first 8 columns, the bias from the warps' column sums of d out (tiles.sums).
 __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float* part) {
     const int wg = threadIdx.x >> 7;
     float prev[9][4], acc[9][4];
     {
-        const DwRows v0(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, D, 64 * wg, HID, 0);
+        const DwRows<8> v0(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, D, 64 * wg, HID, 0);
         v0.load(prev);
         dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
         v0.store(prev, acc);
@@ -2386,31 +2434,57 @@ __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float
     float* w1 = part + P_HEAD1W + HEAD_OFF[h] * HID;
     float* b1 = part + P_HEAD1B + HEAD_OFF[h];
     if (h == 4) {
-        const DwRows v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
+        const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
         v1.load(prev);
         dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
         v1.store(prev, acc);
     } else {
-        // dV1ᵀ: element e is hidden unit 64wg + wg_row(e), output 2t + e % 2, at w1 + output·HID + unit.
-        float* at[4];
+        const DwCols v1t(w1, HID, 64 * wg, HEAD_OUT[h]);
         float prev1[1][4], acc1[1][4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int unit = 64 * wg + 16 * ((threadIdx.x >> 5) & 3) + ((threadIdx.x & 31) >> 2) + 8 * (e >> 1);
-            const int out = acc_col(0, e);
-            at[e] = out < HEAD_OUT[h] ? w1 + out * HID + unit : nullptr;
-            prev1[0][e] = at[e] ? *at[e] : 0.0f;
-        }
+        v1t.load(prev1);
         dw_wgmma<1>(acc1, tiles.x2 + 8 * wg * 64, X2_CHUNKS, tiles.d2, D2_CHUNKS);
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            if (at[e]) *at[e] = prev1[0][e] + acc1[0][e];
-        if (threadIdx.x < HEAD_OUT[h]) {
-            float sum = 0.0f;
-            for (int w = 0; w < TC_WARPS; ++w) sum += tiles.d2_sums[w * 8 + threadIdx.x];
-            b1[threadIdx.x] += sum;
-        }
+        v1t.store(prev1, acc1);
+        bias_from_sums(tiles.sums, b1, HEAD_OUT[h]);
     }
+}
+
+// deform_bwd_chain_tc's FFN weight gradients, block-wide as head_dw_wgmma: dW1 = d yᵀ·z (warpgroup wg from
+// z's column 64wg, with the ones column: wg 0's ninth tile is wg 1's first) and dW0 = d zᵀ·h1 (warpgroup
+// wg's 64 rows from 64wg).
+__device__ __forceinline__ void ffn_dw_wgmma(const TcTiles& tiles, float* part) {
+    const int wg = threadIdx.x >> 7;
+    float prev[9][4], acc[9][4];
+    {
+        const DwRows<8> w1(part + P_FFN1W, wg ? part + P_FFN1B : nullptr, FFN, 0, D, 64 * wg);
+        w1.load(prev);
+        dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.z + 8 * wg * 64, X2_CHUNKS);
+        w1.store(prev, acc);
+    }
+    const DwRows<8> w0(part + P_FFN0W, part + P_FFN0B, D, 64 * wg, FFN, 0);
+    w0.load(prev);
+    dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
+    w0.store(prev, acc);
+}
+
+// deform_bwd_chain_tc's attention weight gradients (one frame's projected tokens): warpgroup 0 dUT (and
+// dbo through the ones column) = d attᵀ·P, warpgroup 1 dKTᵀ = fᵀ·ds, dKC from the warps' column sums of ds
+// (tiles.sums).
+__device__ __forceinline__ void attention_dw_wgmma(const TcTiles& tiles, const uint16_t* p_tile, const uint16_t* ds_tile,
+                                                   float* part, float* part_tok) {
+    if (threadIdx.x < 128) {
+        const DwRows<1> ut(part_tok + DTOK_UT, part + P_BO, 8, 0, D, 0);
+        float prev[2][4], acc[2][4];
+        ut.load(prev);
+        dw_wgmma<2>(acc, tiles.d2, D2_CHUNKS, p_tile, P_CHUNKS);
+        ut.store(prev, acc);
+    } else {
+        const DwCols kt(part_tok + DTOK_K, D, 0, 8);
+        float prev[1][4], acc[1][4];
+        kt.load(prev);
+        dw_wgmma<1>(acc, tiles.x1, X1_CHUNKS, ds_tile, DS_CHUNKS);
+        kt.store(prev, acc);
+    }
+    bias_from_sums(tiles.sums, part_tok + DTOK_KC, 8);
 }
 #endif
 
@@ -2444,12 +2518,12 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
         mma_by_rows<NTH, 8>(out, a, v1h, V1_HALF);
     }
-    stage_heads_bf16<16>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
+    stage_tile_bf16<16>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
     if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_pair);
     else deltas_bwd_sh(out, rows, d_out);
-    stage_heads_bf16<NTH>(tiles.d2, TC_LDX, D2_CHUNKS, out);
+    stage_tile_bf16<NTH>(tiles.d2, TC_LDX, D2_CHUNKS, out);
 #if TC_WGMMA
-    if constexpr (NTH == 1) d_out_column_sums(out, tiles.d2_sums);
+    if constexpr (NTH == 1) column_sums_bf16(out, tiles.sums);
 #endif
     {  // hid now holds d hid = d out·V1 through the forward's ReLU decisions
         uint32_t a[(NTH + 1) / 2][4];
@@ -2462,7 +2536,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 #pragma unroll
             for (int e = 0; e < 4; ++e) hid[j][e] = (hid_pos >> (4 * j + e)) & 1 ? hid[j][e] * inv[e >> 1] : 0.0f;
     }
-    stage_heads_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
+    stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
     {  // d_g += d hid·V0
         uint32_t a[8][4];
         float inv[2], dg[8][4];
@@ -2503,9 +2577,16 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 // deform_pack's fragments in place of wt, then the tape the forward wrote for the same inputs, and for the
 // heads d_pair, for the chain deform_project_tokens' output. Both launched with the same grid.
 
-// The ones columns (bf16 1.0 = 0x3f80, then 7 zeros) after the IN columns of a staged [TC_TILE][ld] tile.
-__device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int in) {
-    for (int e = threadIdx.x; e < TC_TILE * 8; e += TC_THREADS) tile[(e / 8) * ld + in + e % 8] = e % 8 ? 0 : 0x3f80;
+// The ones column (bf16 1.0 = 0x3f80, then 7 zeros) at column `in` of a staged tile (stage_tile_bf16's
+// layout: rows of ld, or `chunks` per 8 rows).
+__device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int chunks, int in) {
+    for (int e = threadIdx.x; e < TC_TILE * 8; e += TC_THREADS) {
+#if TC_WGMMA
+        tile[cm_at(e / 8, in + e % 8, chunks)] = e % 8 ? 0 : 0x3f80;
+#else
+        tile[(e / 8) * ld + in + e % 8] = e % 8 ? 0 : 0x3f80;
+#endif
+    }
 }
 
 // deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G as bf16
@@ -2525,16 +2606,10 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
     const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
     float* part = partials + blockIdx.x * part_stride;
     for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
+    stage_ones(tiles.x1, TC_LDX, X1_CHUNKS, D);
+    stage_ones(tiles.x2, TC_LDW, X2_CHUNKS, HID);
 #if TC_WGMMA
-    for (int e = threadIdx.x; e < TC_TILE * 8; e += TC_THREADS) {  // the ones columns (stage_heads_bf16's layout)
-        const int row = e / 8, c = e % 8;
-        tiles.x1[((row / 8) * X1_CHUNKS + D / 8) * 64 + (row % 8) * 8 + c] = c ? 0 : 0x3f80;
-        tiles.x2[((row / 8) * X2_CHUNKS + HID / 8) * 64 + (row % 8) * 8 + c] = c ? 0 : 0x3f80;
-    }
     for (int e = threadIdx.x; e < D2_SUMS / 4; e += TC_THREADS) reinterpret_cast<uint32_t*>(tiles.d2)[e] = 0u;
-#else
-    stage_ones(tiles.x1, TC_LDX, D);
-    stage_ones(tiles.x2, TC_LDW, HID);
 #endif
     uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + SB_V0);
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + SB_V1);
@@ -2576,7 +2651,8 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     extern __shared__ __align__(16) unsigned char smem[];
     // x2 is not used here: its region holds z.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), nullptr, reinterpret_cast<uint16_t*>(smem + SB_X2),
-                           reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2)};
+                           reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2),
+                           reinterpret_cast<float*>(smem + SB_P + P_SUMS)};
     const int warp = threadIdx.x >> 5;
     float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
     const DropArgs dr = {key, threshold, scale};
@@ -2584,9 +2660,9 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     uint16_t* ds_tile = reinterpret_cast<uint16_t*>(smem + SB_DS);
     float* part = partials + blockIdx.x * part_stride;
     for (int e = threadIdx.x; e < 4 * D; e += TC_THREADS) sums[e] = 0.0f;
-    stage_ones(tiles.x1, TC_LDX, D);
-    stage_ones(tiles.z, TC_LDW, FFN);
-    stage_ones(p_tile, TC_LDP, 8);
+    stage_ones(tiles.x1, TC_LDX, X1_CHUNKS, D);
+    stage_ones(tiles.z, TC_LDW, X2_CHUNKS, FFN);
+    stage_ones(p_tile, TC_LDP, P_CHUNKS, 8);
     // The transposed fragments its products read (from L1/L2 this kernel took 0.90 ms, from here 0.80;
     // B = 8, H100).
     uint2* wt = reinterpret_cast<uint2*>(smem + SB_FRAGS);
@@ -2621,7 +2697,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
         apply_kept(d_g, keep.kept2, dr, t);
-        stage_bf16<8>(tiles.d2, TC_LDX, t);
+        stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
         {
             float dz[16][4];
             acc_init<16>(dz, nullptr, 0);
@@ -2631,7 +2707,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
 #pragma unroll
                 for (int e = 0; e < 4; ++e)
                     if (!((keep.z_pos >> (4 * j + e)) & 1)) dz[j][e] = 0.0f;
-            stage_bf16<16>(tiles.d1, TC_LDW, dz);
+            stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, dz);
             grad_mma<8, 16>(d_g, dz, wt);  // d_g holds d_h1
         }
         load_acc_f16(xh, xs);
@@ -2642,10 +2718,16 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
                 const int c = acc_col(j, e);
                 t[j][e] = __ldg(params + P_LN1G + c) * xs[j][e] + __ldg(params + P_LN1B + c);  // h1
             }
-        stage_bf16<8>(tiles.x1, TC_LDX, t);
+        stage_tile_bf16<8>(tiles.x1, TC_LDX, X1_CHUNKS, t);
+#if TC_WGMMA
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the staged tiles → wgmma's reads
+        __syncthreads();
+        ffn_dw_wgmma(tiles, part);
+#else
         __syncthreads();
         block_dw_pair<4, FFN, 9, 8, D, 9>({tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D},
                                          {tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN});
+#endif
         __syncthreads();
         prefetch_partials(part_tok, DTOK_FRAME);  // the frame's projected tokens' partials
         // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
@@ -2656,7 +2738,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         add_column_sums(t, sums, d_g, sums + D);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
         apply_kept(d_g, keep.kept1, dr, t);
-        stage_bf16<8>(tiles.d2, TC_LDX, t);
+        stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
         // Attention: the forward's weights from the tape, the scores' gradients, and the query's share of d_f.
         float p[1][4], ds[1][4];
         {
@@ -2681,9 +2763,13 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
                     for (int j = 0; j < 8; ++j)
                         *reinterpret_cast<float2*>(d_f + (long long)rows.n[r] * D + acc_col(j, 0)) =
                             make_float2(d_g[j][2 * r], d_g[j][2 * r + 1]);
-        stage_bf16<8>(tiles.x1, TC_LDX, xs);
-        stage_bf16<1>(p_tile, TC_LDP, p);
-        stage_bf16<1>(ds_tile, 8, ds);
+        stage_tile_bf16<8>(tiles.x1, TC_LDX, X1_CHUNKS, xs);
+        stage_tile_bf16<1>(p_tile, TC_LDP, P_CHUNKS, p);
+        stage_tile_bf16<1>(ds_tile, 8, DS_CHUNKS, ds);
+#if TC_WGMMA
+        column_sums_bf16(ds, tiles.sums);
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
         __syncthreads();
         // This item's LayerNorm sums into the partial slice, then the attention's products.
         for (int e = threadIdx.x; e < 4 * D; e += TC_THREADS) {
@@ -2691,8 +2777,12 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
             sums[e] = 0.0f;
             part[(e < 2 * D ? P_LN1G : P_LN2G - 2 * D) + e] += s;
         }
+#if TC_WGMMA
+        attention_dw_wgmma(tiles, p_tile, ds_tile, part, part_tok);
+#else
         block_dw_attention({tiles.d2, TC_LDX, p_tile, TC_LDP, part_tok + DTOK_UT, part + P_BO, D},
                            {ds_tile, 8, tiles.x1, TC_LDX, part_tok + DTOK_K, part_tok + DTOK_KC, 8});
+#endif
         __syncthreads();
     }
 }
