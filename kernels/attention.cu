@@ -836,6 +836,14 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // deform_fwd_heads_tc 0.43, step 2.65 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
 // H100, dfae3ef) with 8 warps per SM, and is bound neither by its partial slices nor by L2 latency on the
 // next item's inputs.
+// On Hopper (ptx/attention_sm90a.ptx, TC_WGMMA) the backward's products run on warpgroup MMA: each is one
+// wgmma per k-step for the warpgroup's 64 rows instead of an ldmatrix and mma.sync per 8-column tile per
+// warp. deform_bwd_heads_tc's per-warp products take A from the warps' fragments and B from the weights'
+// fp16 copies in the 128-byte swizzle (1.050 → 0.993 ms); both backward kernels' weight gradients take
+// both operands transposed from the staged tiles, which are then in the no-swizzle core-matrix layout
+// (stage_tile_bf16; heads 0.995 → 0.849 ms, chain 0.418 → 0.392 ms; step 2.46 → 2.23 ms, H100,
+// …-deform-ab-stop28-{a,c,e}.log). The forward heads' products on wgmma were not faster (0.429 → 0.430 ms,
+// …-stop28-d), nor was overlapping d_g's product with the weight gradients' barrier (…-stop28-f).
 
 #define TC_WARPS 8
 // sm_90a (ptx/attention_sm90a.ptx): deform_bwd_heads_tc's products on Hopper's warpgroup MMA (wgmma).
