@@ -846,7 +846,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // …-stop28-d), nor was overlapping d_g's product with the weight gradients' barrier (…-stop28-f).
 
 #define TC_WARPS 8
-// sm_90a (ptx/attention_sm90a.ptx): deform_bwd_heads_tc's products on Hopper's warpgroup MMA (wgmma).
+// sm_90a (ptx/attention_sm90a.ptx): the backward kernels' products on Hopper's warpgroup MMA (wgmma).
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define TC_WGMMA 1
 #else
@@ -1857,8 +1857,9 @@ constexpr int SB_FRAGS = SB_DS + TC_TILE * 8 * 2;       // chain: deform_pack's 
 constexpr int SB_DF = SB_FRAGS + (PK_TOTAL - PK_FFN0T) * 8;  // chain: [warp][32 values][32 lanes] fp32
 constexpr int TC_BWD_CHAIN_SMEM = SB_DF + TC_WARPS * 32 * 32 * 4;
 static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
-                  D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2,
-              "deform_bwd_heads_tc's wgmma tiles fit their regions");
+                  D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
+                  P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_FRAGS - SB_DS,
+              "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
 static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 181248,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
@@ -1891,7 +1892,8 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
 __constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
 
 // Chunk `chunk` (8 halves, over both halves of a 128-column matrix) of row `row` of such a matrix.
-__device__ __forceinline__ const uint16_t* swizzled(const uint16_t* m, int half, int row, int chunk) {
+template <typename T>
+__device__ __forceinline__ T* swizzled(T* m, int half, int row, int chunk) {
     return m + (chunk >> 3) * half + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
 }
 
@@ -1904,12 +1906,12 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
     };
     for (int e = threadIdx.x; e < 5 * HID * D / 8; e += TC_THREADS) {
         const int row = e / (D / 8), chunk = e % (D / 8);
-        put(const_cast<uint16_t*>(swizzled(v0, 0, row, chunk)), params + P_HEAD0W + row * D + 8 * chunk);
+        put(swizzled(v0, 0, row, chunk), params + P_HEAD0W + row * D + 8 * chunk);
     }
     for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += TC_THREADS) {
         const int row = e / (HID / 8), chunk = e % (HID / 8);
         const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
-        put(const_cast<uint16_t*>(swizzled(v1, V1_HALF, row, chunk)),
+        put(swizzled(v1, V1_HALF, row, chunk),
             local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
     }
 #if TC_WGMMA
