@@ -852,6 +852,11 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 #else
 #define TC_WGMMA 0
 #endif
+#if TC_WGMMA
+// Orders this thread's shared-memory stores (generic proxy) before wgmma's reads of them (async proxy); a
+// barrier after it orders them across the block.
+__device__ __forceinline__ void fence_stores_for_wgmma() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+#endif
 #define TC_THREADS (TC_WARPS * 32)
 #define TC_TILE (TC_WARPS * 16)  // Gaussians per block tile
 // Row strides (bf16) of deform_bwd_*_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros; and
@@ -1915,7 +1920,7 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
             local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
     }
 #if TC_WGMMA
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // generic stores → wgmma's (async) reads
+    fence_stores_for_wgmma();
 #endif
 }
 
@@ -2561,7 +2566,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
             for (int e = 0; e < 4; ++e) d_g[j][e] = fmaf(dg[j][e], inv[e >> 1], d_g[j][e]);
     }
 #if TC_WGMMA
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the staged tiles → wgmma's reads
+    fence_stores_for_wgmma();
     __syncthreads();
     head_dw_wgmma(h, tiles, part);
 #else
@@ -2732,7 +2737,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
             }
         stage_tile_bf16<8>(tiles.x1, TC_LDX, X1_CHUNKS, t);
 #if TC_WGMMA
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the staged tiles → wgmma's reads
+        fence_stores_for_wgmma();
         __syncthreads();
         ffn_dw_wgmma(tiles, part);
 #else
@@ -2780,7 +2785,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         stage_tile_bf16<1>(ds_tile, 8, DS_CHUNKS, ds);
 #if TC_WGMMA
         column_sums_bf16(ds, tiles.sums);
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        fence_stores_for_wgmma();
 #endif
         __syncthreads();
         // This item's LayerNorm sums into the partial slice, then the attention's products.
