@@ -17,13 +17,14 @@
 // forward's rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one
 // side only. The out-projection and the FFN are split: x = hi + lo and W = Whi + Wlo in three products
 // (layer_fwd_split), which leaves 2^-20 of each product where plain fp16 leaves 2^-11, so that the values
-// every later ReLU sees are near fp32's. The heads' first layers, the last ReLUs, stay fp16 and take the
-// units fp16 could have decided wrongly again in fp32 (tc_head_hidden). With plain fp16 forward operands
+// every later ReLU sees are near fp32's. The heads' first layers, the last ReLUs, pass on their fp16
+// values but take their ReLU decisions from the split product (tc_head_hidden). With plain fp16 forward operands
 // d_kv, d_f and d_params were 1.4–2.0e-2 from the exact twin on 3 frames × 2000 Gaussians; now the twin with
 // the kernels' roundings is 1.2–2.7e-3 from it (3.4–4.1e-3 with the heads' d_x on bf16; 1.2–2.5e-3 with
 // the attention's backward through its layers per pair; the rest is the backward's bf16). In a CPU emulation the query's rounding did not matter, every other layer did (the
 // out-projection unsplit: 7.4e-3; the FFN's first layer fp16 with its doubtful units redone: 1.1e-2).
-// Splitting the heads as well gave the same accuracy at 2.9× the forward's time. Attention, softmax,
+// Splitting both of the heads' layers, for their values too, gave the same accuracy at 2.9× the forward's
+// time. Attention, softmax,
 // LayerNorm, dropout, ReLU masks and the deltas stay fp32, but for what the tensor-core backward reads
 // from the tape: the LayerNorms' x̂ in fp16 (|x̂| < 8, 2^-11 relative) and d_h2 in bf16. The CPU twin with
 // Operands::TensorCores rounds the same values. LayerNorm eps 1e-12. Dropout: element idx kept iff its
@@ -883,17 +884,17 @@ constexpr int LO_FRAGS = PK_LO - PK_O;
 constexpr int LO_O = 0, LO_FFN0 = PK_FFN0 - PK_O, LO_FFN1 = PK_FFN1 - PK_O;
 constexpr int PK_HEAD0 = PK_LO + LO_FRAGS;                   // head h at + h·frag_count(D, HID)
 constexpr int PK_HEAD1 = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + HEAD1_PK[h]
-// The heads' first-layer row norms ‖V_c‖ (tc_head_hidden), 5·128 floats, two per uint2 from PK_NORM.
-constexpr int PK_NORM = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
-constexpr int PK_FWD_END = PK_NORM + 5 * HID / 2;
+// The heads' first layers' low parts (tc_head_hidden's ReLU decisions), in the order of PK_HEAD0's.
+constexpr int PK_HEAD0_LO = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
+constexpr int PK_FWD_END = PK_HEAD0_LO + 5 * frag_count(D, HID);
 // The heads' offsets from PK_HEAD0 (their functions take the section's start: shared or global).
-constexpr int HS_HEAD1 = PK_HEAD1 - PK_HEAD0, HS_NORM = PK_NORM - PK_HEAD0;
+constexpr int HS_HEAD1 = PK_HEAD1 - PK_HEAD0, HS_HEAD0_LO = PK_HEAD0_LO - PK_HEAD0;
 constexpr int PK_FFN0T = PK_FWD_END;
 constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
 // The heads' backward reads its weights from deform_bwd_heads_tc's fp16 copies (head_weights_to_shared).
 constexpr int PK_TOTAL = PK_FFN1T + frag_count(D, FFN);
-static_assert(PK_TOTAL == 28480, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
-static_assert(PK_HEAD0 * 8 == 90112 && (PK_FWD_END - PK_HEAD0) * 8 == 104960,
+static_assert(PK_TOTAL == 38400, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+static_assert(PK_HEAD0 * 8 == 90112 && (PK_FWD_END - PK_HEAD0) * 8 == 184320,
               "forward shared memory changed: update DEF_FWD_*_TC_SMEM in src/cuda/attention.rs");
 __constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
 
@@ -951,11 +952,12 @@ __device__ __forceinline__ void fragment_weights(const float* __restrict__ param
 }
 
 // deform_pack: the chain's weights as mma B fragments, fp16 for the forward layers and bf16 for the
-// backward's (transposed) ones, rounded to nearest even, and the split layers' low parts (PK_LO). Fragment
-// (column tile j, k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in
-// .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i the same four
-// of fp16 fragment PK_O + i as fp16(w − fp16(w)); from PK_NORM the heads' first-layer row norms. One thread
-// per 8 bytes. Bytes 4·4·28 480 (floats read, cached) + 8·28 480, FLOP 2·640·64.
+// backward's (transposed) ones, rounded to nearest even, and the low parts of the split layers (PK_LO) and
+// of the heads' first layers (PK_HEAD0_LO). Fragment (column tile j, k-step s, lane (g, t)) of B [K][N]
+// holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in .x and B[16s + 2t + 8][8j + g],
+// B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i the same four of fp16 fragment PK_O + i (or
+// PK_HEAD0 + i) as fp16(w − fp16(w)). One thread per 8 bytes. Bytes 4·4·38 400 (floats read, cached) +
+// 8·38 400.
 //   params [total] → wp [PK_TOTAL] uint2
 extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
 deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
@@ -963,21 +965,9 @@ deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
     if (e >= PK_TOTAL) return;
     float v[4];
     bool transposed;
-    if (e >= PK_NORM && e < PK_FWD_END) {  // two row norms
-        float norm[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const float* row = params + P_HEAD0W + (2 * (e - PK_NORM) + h) * D;
-            float ss = 0.0f;
-#pragma unroll 16
-            for (int k = 0; k < D; ++k) ss = fmaf(row[k], row[k], ss);
-            norm[h] = sqrtf(ss);
-        }
-        wp[e] = make_uint2(__float_as_uint(norm[0]), __float_as_uint(norm[1]));
-        return;
-    }
-    if (e >= PK_LO && e < PK_HEAD0) {  // a low part
-        fragment_weights(params, PK_O + e - PK_LO, v, transposed);
+    const bool low = (e >= PK_LO && e < PK_HEAD0) || (e >= PK_HEAD0_LO && e < PK_FWD_END);
+    if (low) {
+        fragment_weights(params, e < PK_HEAD0 ? PK_O + e - PK_LO : PK_HEAD0 + e - PK_HEAD0_LO, v, transposed);
 #pragma unroll
         for (int i = 0; i < 4; ++i) v[i] -= __half2float(__float2half_rn(v[i]));
         wp[e] = make_uint2(pack_f16(v[0], v[1]), pack_f16(v[2], v[3]));
@@ -1619,66 +1609,50 @@ __device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ 
     keep.kept2 = k1.w;
 }
 
-// F_d head h's hidden pre-activation hid = g·V0ᵀ + c0 in the forward, on fp16 operands, and its ReLU
-// decisions (bit 4j + e set: unit on), taken as fp32 would take them. fp16 operands move Σ_k g_k·V_kc by at
-// most 2^-10·Σ_k |g_k V_kc| ≤ 2^-10·‖g‖·‖V_c‖ (RNE: 2^-11 each; fp32 accumulation and subnormal operands
-// add less than the 3 % margin below), so a unit with |hid| above that bound has the sign the fp32 product
-// has; for the rest (0.6 % of the units on tests/deform.rs's TC_CASE) the sign of the fp32 dot product
-// decides. hid is left as ReLU of the fp16 values: a unit whose decision that changes differs from its
-// fp32 value by less than the bound, as every value does. So the ReLU decisions are fp32's without
-// splitting the heads' 41 k multiply-adds. wh: deform_pack's heads section (from PK_HEAD0), here
-// deform_fwd_heads_tc's shared copy, with the row norms ‖V_c‖.
+// F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
+// fragments its second layer takes (hid; the backward recomputes the same values), and its ReLU decisions
+// (bit 4j + e set: unit on) taken as fp32 would take them: from the split product g_hi·Vhi + g_lo·Vhi +
+// g_hi·Vlo (split_chunk's terms, 2^-20 of the product left out where fp16 operands leave 2^-10). fp16's
+// decisions alone flip the 0.6 % of units within its rounding of 0 (on tests/deform.rs's TC_CASE), and the
+// backward would pass their gradients on one side only: d_kv, d_f and d_params 1.0–1.6e-2 from the exact
+// twin, against 2.0–3.3e-3 so. Column tiles outside, so that only one tile's three accumulators are live.
+// g_hi, g_lo: the fp16 A fragments of g and of g − fp16(g) (to_frags); wh: deform_pack's heads section
+// (from PK_HEAD0), here deform_fwd_heads_tc's shared copy.
 __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
-                                                   const float (&g)[8][4], float (&hid)[16][4]) {
-    const float* vnorm = reinterpret_cast<const float*>(wh + HS_NORM) + h * HID;
+                                                   const uint32_t (&g_hi)[4][4], const uint32_t (&g_lo)[4][4],
+                                                   uint32_t (&hid)[8][4]) {
+    const int lane = threadIdx.x & 31;
+    const uint2* w_hi = wh + h * frag_count(D, HID) + lane;
+    const uint2* w_lo = wh + HS_HEAD0_LO + h * frag_count(D, HID) + lane;
     const float* bias = params + P_HEAD0B + h * HID;
-    layer_fwd<16, 8>(hid, g, bias, HID, wh + h * frag_count(D, HID));
-    float bound[2];  // 1.03·2^-10·‖g_r‖ for the lane's rows g, g + 8
+    uint64_t on = 0;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float ss = 0.0f;
+    for (int j = 0; j < 16; ++j) {
+        const float2 b = __ldg(reinterpret_cast<const float2*>(bias + acc_col(j, 0)));
+        float y[4] = {b.x, b.y, b.x, b.y}, rest[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-        for (int j = 0; j < 8; ++j) ss += g[j][2 * r] * g[j][2 * r] + g[j][2 * r + 1] * g[j][2 * r + 1];
-        bound[r] = 1.03f / 1024.0f * sqrtf(quad_sum(ss));
-    }
-    uint64_t on = 0, doubt = 0;
-#pragma unroll
-    for (int j = 0; j < 16; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            if (hid[j][e] > 0.0f) on |= 1ull << (4 * j + e);
-            if (fabsf(hid[j][e]) < bound[e >> 1] * vnorm[acc_col(j, e)]) doubt |= 1ull << (4 * j + e);
-            hid[j][e] = fmaxf(hid[j][e], 0.0f);
+        for (int s = 0; s < 4; ++s) {
+            const uint2 bh = w_hi[(j * 4 + s) * 32], bl = w_lo[(j * 4 + s) * 32];
+            const uint32_t b_hi[2] = {bh.x, bh.y}, b_lo[2] = {bl.x, bl.y};
+            mma_m16n8k16<true>(y, g_hi[s], b_hi);
+            mma_m16n8k16<true>(rest, g_lo[s], b_hi);
+            mma_m16n8k16<true>(rest, g_hi[s], b_lo);
         }
-    // One doubtful unit per quad at a time (its lowest lane's lowest bit), the quad's four lanes each
-    // taking the dot product over their 16 columns of g's row. Warp-uniform trip count: the shuffles.
-    const int lane = threadIdx.x & 31, t = lane & 3;
-    while (__any_sync(0xffffffffu, doubt != 0)) {
-        int key = doubt ? t << 6 | (__ffsll((long long)doubt) - 1) : 0xfff;
-        key = min(key, __shfl_xor_sync(0xffffffffu, key, 1));
-        key = min(key, __shfl_xor_sync(0xffffffffu, key, 2));
-        const int bit = key & 63, r = (bit >> 1) & 1, c = 8 * (bit >> 2) + 2 * (key >> 6 & 3) + (bit & 1);
-        const float* v = params + P_HEAD0W + (h * HID + (key == 0xfff ? 0 : c)) * D;
-        float dot = 0.0f;
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float2 w = __ldg(reinterpret_cast<const float2*>(v + acc_col(j, 0)));
-            dot = fmaf(r ? g[j][2] : g[j][0], w.x, fmaf(r ? g[j][3] : g[j][1], w.y, dot));
-        }
-        dot = quad_sum(dot) + __ldg(bias + c);
-        if (key != 0xfff && t == key >> 6) {
-            on = dot > 0.0f ? on | 1ull << bit : on & ~(1ull << bit);
-            doubt &= ~(1ull << bit);
-        }
+        for (int e = 0; e < 4; ++e)
+            if (y[e] + rest[e] > 0.0f) on |= 1ull << (4 * j + e);
+        hid[j / 2][2 * (j & 1)] = pack_f16(fmaxf(y[0], 0.0f), fmaxf(y[1], 0.0f));
+        hid[j / 2][2 * (j & 1) + 1] = pack_f16(fmaxf(y[2], 0.0f), fmaxf(y[3], 0.0f));
     }
     return on;
 }
-// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units hid (after the ReLU); wh
-// as tc_head_hidden's.
+// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units' fragments; wh as
+// tc_head_hidden's.
 template <int NTH>
 __device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
-                                            const float (&hid)[16][4], float (&out)[NTH][4]) {
-    layer_fwd<NTH, 16>(out, hid, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h], wh + HS_HEAD1 + HEAD1_PK[h]);
+                                            const uint32_t (&hid)[8][4], float (&out)[NTH][4]) {
+    acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
+    warp_mma<NTH, 8, true>(out, hid, wh + HS_HEAD1 + HEAD1_PK[h]);
 }
 
 // Row r's rotation quaternion (canonical cq + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
@@ -1724,15 +1698,20 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // the tile's tape record (wh: the heads' section, the shared copy), the heads' ReLU decisions onto it.
 __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint2* wh, const TcRows& rows,
                                                       const CGaussians& canon, const Gaussians& out_g, uint32_t* record) {
-    float g[8][4];
-    load_acc4<false>(record + TAPE_G, g);
+    uint32_t g_hi[4][4], g_lo[4][4];
+    {
+        float g[8][4];
+        load_acc4<false>(record + TAPE_G, g);
+        to_frags<8, true>(g, g_hi);
+        to_frags<8, true, true>(g, g_lo);
+    }
     uint2* hid_pos = reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31);
-    float hid[16][4];
+    uint32_t hid[8][4];
 #pragma unroll 1
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
         const DeltaInputs in = delta_inputs<false>(h, rows, canon, CGaussians{});  // no upstream gradients
-        const uint64_t pos = tc_head_hidden(params, wh, h, g, hid);
+        const uint64_t pos = tc_head_hidden(params, wh, h, g_hi, g_lo, hid);
         tc_head_out<1>(params, wh, h, hid, out);
         __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
@@ -1760,7 +1739,7 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
         }
     }
     float out[6][4];
-    const uint64_t pos = tc_head_hidden(params, wh, 4, g, hid);
+    const uint64_t pos = tc_head_hidden(params, wh, 4, g_hi, g_lo, hid);
     tc_head_out<6>(params, wh, 4, hid, out);
     __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
@@ -1783,11 +1762,11 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 // 128-Gaussian tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows
 // so that their tape records are finite, and write no outputs). Each block first copies its layers'
 // fragments to shared memory (from L1/L2 the fragment loads were half the forward's stalls): the chain's
-// with the split layers' low parts (90 112 bytes), the heads' with their row norms (104 960 bytes). One
+// with the split layers' low parts (90 112 bytes), the heads' with their first layers' (184 320 bytes). One
 // block per SM (255 registers). Arguments as deform_fwd, with deform_pack's fragments in place of wt, then
 // the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read
-// back); FLOP 2·P·114 560 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
-// three times) + the fp32 rest.
+// back); FLOP 2·P·196 480 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
+// and the heads' first layers' three times) + the fp32 rest.
 
 // The block copies deform_pack's [from, to) to shared memory wsm (then a barrier).
 __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restrict__ wp, int from, int to) {

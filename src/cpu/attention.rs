@@ -91,30 +91,19 @@ fn split_product<T: Real>(s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
 }
 
 /// A heads' hidden layer y = ReLU(x·Wᵀ + b) with its ReLU decisions (unit on). Exact: on where y > 0.
-/// TensorCores, as deform_fwd_heads_tc's tc_head_hidden: y from fp16 operands; a unit with |pre-activation| <
-/// 1.03·2^-10·‖x_r‖·‖W_c‖ (the bound on what the rounding can move it) is on as its exact pre-activation
-/// is > 0, any other as its fp16 one; y keeps the fp16 values (a unit the exact sign turned on or off
-/// differs from its fp32 value by less than the bound, as every value does).
+/// TensorCores, as deform_fwd_heads_tc's tc_head_hidden: y from fp16 operands, on where the split product
+/// (`split_product`, near fp32's) is > 0.
 fn head_hidden<T: Real>(ops: Operands, s: Dense, x: &[T], w: &[T], b: &[T], y: &mut [T]) -> Vec<bool> {
     assert_eq!(s.act, Act::Relu, "head_hidden: a ReLU layer");
     let linear = Dense { act: Act::None, ..s };
     dense_fwd_ops(ops, FwdProduct::Plain, linear, x, w, b, y);
-    let mut on: Vec<bool> = y.iter().map(|&v| v > T::zero()).collect();
-    if ops == Operands::TensorCores {
-        let norm = |v: &[T]| v.iter().map(|&e| e.to_f64() * e.to_f64()).sum::<f64>().sqrt() as f32;
-        let w_norms: Vec<f32> = w.chunks(s.n_in).map(norm).collect();
-        let one = Dense { rows: 1, n_out: 1, ..linear };
-        for (r, xr) in x.chunks(s.n_in).enumerate() {
-            let bound = 1.03 / 1024.0 * norm(xr);
-            for c in 0..s.n_out {
-                if (y[r * s.n_out + c].to_f64() as f32).abs() < bound * w_norms[c] {
-                    let mut pre = [T::zero()];
-                    dense_fwd(one, xr, &w[c * s.n_in..(c + 1) * s.n_in], Some(&b[c..c + 1]), &mut pre);
-                    on[r * s.n_out + c] = pre[0] > T::zero();
-                }
-            }
-        }
-    }
+    let on: Vec<bool> = if ops == Operands::TensorCores {
+        let mut split = vec![T::zero(); y.len()];
+        split_product(linear, x, w, b, &mut split);
+        split.iter().map(|&v| v > T::zero()).collect()
+    } else {
+        y.iter().map(|&v| v > T::zero()).collect()
+    };
     y.iter_mut().for_each(|v| *v = Act::Relu.apply(*v));
     on
 }
