@@ -870,9 +870,9 @@ __device__ __forceinline__ void fence_stores_for_wgmma() { asm volatile("fence.p
 __host__ __device__ constexpr int frag_count(int k, int n) { return ((n + 7) / 8) * ((k + 15) / 16) * 32; }
 // Offsets (uint2) in deform_pack's buffer. Forward layers use B = Wᵀ (K = in, N = out; suffix none), the
 // backward's d_x = d_y·W uses B = W (K = out, N = in; suffix T).
-// The forward's in two sections, each one forward kernel's shared copy: the chain's, [0, PK_HEAD0), and
-// the heads', [PK_HEAD0, PK_FWD_END). The backward has no fragments of the query and the out-projection: it
-// takes their gradients through the frame's projected tokens (TOK_* below).
+// The forward chain's, [0, PK_FWD_END), are deform_fwd_chain_tc's shared copy; the F_d heads' kernels
+// read their weights from fp16 copies (head_weights_to_shared). The backward has no fragments of the query
+// and the out-projection: it takes their gradients through the frame's projected tokens (TOK_* below).
 constexpr int PK_Q = 0;
 constexpr int PK_O = PK_Q + frag_count(D, D);
 constexpr int PK_FFN0 = PK_O + frag_count(D, D);
@@ -882,21 +882,12 @@ constexpr int PK_FFN1 = PK_FFN0 + frag_count(D, FFN);
 constexpr int PK_LO = PK_FFN1 + frag_count(FFN, D);
 constexpr int LO_FRAGS = PK_LO - PK_O;
 constexpr int LO_O = 0, LO_FFN0 = PK_FFN0 - PK_O, LO_FFN1 = PK_FFN1 - PK_O;
-constexpr int PK_HEAD0 = PK_LO + LO_FRAGS;                   // head h at + h·frag_count(D, HID)
-constexpr int PK_HEAD1 = PK_HEAD0 + 5 * frag_count(D, HID);  // head h at + HEAD1_PK[h]
-// The heads' first layers' low parts (tc_head_hidden's ReLU decisions), in the order of PK_HEAD0's.
-constexpr int PK_HEAD0_LO = PK_HEAD1 + 4 * frag_count(HID, 3) + frag_count(HID, 48);
-constexpr int PK_FWD_END = PK_HEAD0_LO + 5 * frag_count(D, HID);
-// The heads' offsets from PK_HEAD0 (their functions take the section's start: shared or global).
-constexpr int HS_HEAD1 = PK_HEAD1 - PK_HEAD0, HS_HEAD0_LO = PK_HEAD0_LO - PK_HEAD0;
+constexpr int PK_FWD_END = PK_LO + LO_FRAGS;
 constexpr int PK_FFN0T = PK_FWD_END;
 constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
-// The heads' backward reads its weights from deform_bwd_heads_tc's fp16 copies (head_weights_to_shared).
 constexpr int PK_TOTAL = PK_FFN1T + frag_count(D, FFN);
-static_assert(PK_TOTAL == 38400, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
-static_assert(PK_HEAD0 * 8 == 90112 && (PK_FWD_END - PK_HEAD0) * 8 == 184320,
-              "forward shared memory changed: update DEF_FWD_*_TC_SMEM in src/cuda/attention.rs");
-__constant__ int HEAD1_PK[5] = {0, 256, 512, 768, 1024};
+static_assert(PK_TOTAL == 15360, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
+static_assert(PK_FWD_END * 8 == 90112, "forward shared memory changed: update DEF_FWD_CHAIN_TC_SMEM in src/cuda/attention.rs");
 
 // The backward's view of the attention's two 64 × 64 layers: each frame's 4 tokens projected through them
 // (deform_project_tokens). With ht = 4h + t (head h, token t) and c over head h's 32 columns,
@@ -920,19 +911,11 @@ constexpr int DTOK_K = 0, DTOK_KC = 8 * D, DTOK_UT = 8 * D + 8, DTOK_FRAME = DTO
 struct PackEntry {
     int dst, src, out, in, transposed;
 };
-constexpr int PACKED_ENTRIES = 16;
+constexpr int PACKED_ENTRIES = 6;
 __constant__ PackEntry PACKED[PACKED_ENTRIES] = {  // in increasing dst
     {PK_Q, P_WQ, D, D, 0}, {PK_O, P_WO, D, D, 0}, {PK_FFN0, P_FFN0W, FFN, D, 0}, {PK_FFN1, P_FFN1W, D, FFN, 0},
-    {PK_HEAD0 + 0 * 2048, P_HEAD0W + 0 * HID * D, HID, D, 0}, {PK_HEAD0 + 1 * 2048, P_HEAD0W + 1 * HID * D, HID, D, 0},
-    {PK_HEAD0 + 2 * 2048, P_HEAD0W + 2 * HID * D, HID, D, 0}, {PK_HEAD0 + 3 * 2048, P_HEAD0W + 3 * HID * D, HID, D, 0},
-    {PK_HEAD0 + 4 * 2048, P_HEAD0W + 4 * HID * D, HID, D, 0},
-    {PK_HEAD1 + 0, P_HEAD1W + 0 * HID, 3, HID, 0}, {PK_HEAD1 + 256, P_HEAD1W + 3 * HID, 3, HID, 0},
-    {PK_HEAD1 + 512, P_HEAD1W + 6 * HID, 4, HID, 0}, {PK_HEAD1 + 768, P_HEAD1W + 10 * HID, 1, HID, 0},
-    {PK_HEAD1 + 1024, P_HEAD1W + 11 * HID, 48, HID, 0},
     {PK_FFN0T, P_FFN0W, FFN, D, 1}, {PK_FFN1T, P_FFN1W, D, FFN, 1},
 };
-static_assert(frag_count(D, HID) == 2048 && frag_count(HID, 3) == 256 && frag_count(HID, 48) == 1536,
-              "PACKED's literal offsets");
 
 // The four weights fragment `e` (an fp16/bf16 fragment index) holds, in register order (k0, k0 + 1,
 // k0 + 8, k0 + 9), 0 outside the matrix; `transposed`: whether it is a backward (bf16) fragment.
@@ -952,12 +935,11 @@ __device__ __forceinline__ void fragment_weights(const float* __restrict__ param
 }
 
 // deform_pack: the chain's weights as mma B fragments, fp16 for the forward layers and bf16 for the
-// backward's (transposed) ones, rounded to nearest even, and the low parts of the split layers (PK_LO) and
-// of the heads' first layers (PK_HEAD0_LO). Fragment (column tile j, k-step s, lane (g, t)) of B [K][N]
-// holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in .x and B[16s + 2t + 8][8j + g],
-// B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i the same four of fp16 fragment PK_O + i (or
-// PK_HEAD0 + i) as fp16(w − fp16(w)). One thread per 8 bytes. Bytes 4·4·38 400 (floats read, cached) +
-// 8·38 400.
+// backward's (transposed) ones, rounded to nearest even, and the split layers' low parts (PK_LO). Fragment
+// (column tile j, k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in
+// .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i the same four
+// of fp16 fragment PK_O + i as fp16(w − fp16(w)). One thread per 8 bytes. Bytes 4·4·15 360 (floats read,
+// cached) + 8·15 360.
 //   params [total] → wp [PK_TOTAL] uint2
 extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
 deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
@@ -965,9 +947,8 @@ deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
     if (e >= PK_TOTAL) return;
     float v[4];
     bool transposed;
-    const bool low = (e >= PK_LO && e < PK_HEAD0) || (e >= PK_HEAD0_LO && e < PK_FWD_END);
-    if (low) {
-        fragment_weights(params, e < PK_HEAD0 ? PK_O + e - PK_LO : PK_HEAD0 + e - PK_HEAD0_LO, v, transposed);
+    if (e >= PK_LO && e < PK_FWD_END) {  // a low part
+        fragment_weights(params, PK_O + e - PK_LO, v, transposed);
 #pragma unroll
         for (int i = 0; i < 4; ++i) v[i] -= __half2float(__float2half_rn(v[i]));
         wp[e] = make_uint2(pack_f16(v[0], v[1]), pack_f16(v[2], v[3]));
@@ -1609,52 +1590,6 @@ __device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ 
     keep.kept2 = k1.w;
 }
 
-// F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
-// fragments its second layer takes (hid; the backward recomputes the same values), and its ReLU decisions
-// (bit 4j + e set: unit on) taken as fp32 would take them: from the split product g_hi·Vhi + g_lo·Vhi +
-// g_hi·Vlo (split_chunk's terms, 2^-20 of the product left out where fp16 operands leave 2^-10). fp16's
-// decisions alone flip the 0.6 % of units within its rounding of 0 (on tests/deform.rs's TC_CASE), and the
-// backward would pass their gradients on one side only: d_kv, d_f and d_params 1.0–1.6e-2 from the exact
-// twin, against 2.0–3.3e-3 so. Column tiles outside, so that only one tile's three accumulators are live.
-// g_hi, g_lo: the fp16 A fragments of g and of g − fp16(g) (to_frags); wh: deform_pack's heads section
-// (from PK_HEAD0), here deform_fwd_heads_tc's shared copy.
-__device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
-                                                   const uint32_t (&g_hi)[4][4], const uint32_t (&g_lo)[4][4],
-                                                   uint32_t (&hid)[8][4]) {
-    const int lane = threadIdx.x & 31;
-    const uint2* w_hi = wh + h * frag_count(D, HID) + lane;
-    const uint2* w_lo = wh + HS_HEAD0_LO + h * frag_count(D, HID) + lane;
-    const float* bias = params + P_HEAD0B + h * HID;
-    uint64_t on = 0;
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-        const float2 b = __ldg(reinterpret_cast<const float2*>(bias + acc_col(j, 0)));
-        float y[4] = {b.x, b.y, b.x, b.y}, rest[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int s = 0; s < 4; ++s) {
-            const uint2 bh = w_hi[(j * 4 + s) * 32], bl = w_lo[(j * 4 + s) * 32];
-            const uint32_t b_hi[2] = {bh.x, bh.y}, b_lo[2] = {bl.x, bl.y};
-            mma_m16n8k16<true>(y, g_hi[s], b_hi);
-            mma_m16n8k16<true>(rest, g_lo[s], b_hi);
-            mma_m16n8k16<true>(rest, g_hi[s], b_lo);
-        }
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            if (y[e] + rest[e] > 0.0f) on |= 1ull << (4 * j + e);
-        hid[j / 2][2 * (j & 1)] = pack_f16(fmaxf(y[0], 0.0f), fmaxf(y[1], 0.0f));
-        hid[j / 2][2 * (j & 1) + 1] = pack_f16(fmaxf(y[2], 0.0f), fmaxf(y[3], 0.0f));
-    }
-    return on;
-}
-// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units' fragments; wh as
-// tc_head_hidden's.
-template <int NTH>
-__device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint2* __restrict__ wh, int h,
-                                            const uint32_t (&hid)[8][4], float (&out)[NTH][4]) {
-    acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
-    warp_mma<NTH, 8, true>(out, hid, wh + HS_HEAD1 + HEAD1_PK[h]);
-}
-
 // Row r's rotation quaternion (canonical cq + Δ) across the quad: lanes t = 0, 1 hold columns 0–3. Returns
 // 1/‖q‖ and this lane's two components in qv (0 for t ≥ 2).
 __device__ __forceinline__ float rotation_of(const float (&out)[1][4], int r, const float (&cq)[2], float (&qv)[2]) {
@@ -1694,67 +1629,6 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
     return in;
 }
 
-// deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
-// the tile's tape record (wh: the heads' section, the shared copy), the heads' ReLU decisions onto it.
-__device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint2* wh, const TcRows& rows,
-                                                      const CGaussians& canon, const Gaussians& out_g, uint32_t* record) {
-    uint32_t g_hi[4][4], g_lo[4][4];
-    {
-        float g[8][4];
-        load_acc4<false>(record + TAPE_G, g);
-        to_frags<8, true>(g, g_hi);
-        to_frags<8, true, true>(g, g_lo);
-    }
-    uint2* hid_pos = reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31);
-    uint32_t hid[8][4];
-#pragma unroll 1
-    for (int h = 0; h < 4; ++h) {
-        float out[1][4];
-        const DeltaInputs in = delta_inputs<false>(h, rows, canon, CGaussians{});  // no upstream gradients
-        const uint64_t pos = tc_head_hidden(params, wh, h, g_hi, g_lo, hid);
-        tc_head_out<1>(params, wh, h, hid, out);
-        __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const long long row = rows.pair[r];
-            if (h == 2) {  // every lane: rotation_of shuffles
-                float qv[2];
-                const float inv = rotation_of(out, r, in.canon[r], qv);
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const int c = acc_col(0, e);
-                    if (rows.valid[r] && c < 4) out_g.rotations[row * 4 + c] = qv[e] * inv;
-                }
-                continue;
-            }
-            if (!rows.valid[r]) continue;
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int c = acc_col(0, e);
-                const float v = in.canon[r][e] + out[0][2 * r + e];
-                if (h == 0 && c < 3) out_g.means[row * 3 + c] = v;
-                if (h == 1 && c < 3) out_g.scales[row * 3 + c] = expf(v);
-                if (h == 3 && c < 1) out_g.opacities[row] = 1.0f / (1.0f + expf(-v));
-            }
-        }
-    }
-    float out[6][4];
-    const uint64_t pos = tc_head_hidden(params, wh, 4, g_hi, g_lo, hid);
-    tc_head_out<6>(params, wh, 4, hid, out);
-    __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        if (!rows.valid[r]) continue;
-#pragma unroll
-        for (int j = 0; j < 6; ++j) {
-            const int c = acc_col(j, 0);
-            const float2 base = __ldg(reinterpret_cast<const float2*>(canon.sh + (long long)rows.n[r] * 48 + c));
-            *reinterpret_cast<float2*>(out_g.sh + rows.pair[r] * 48 + c) =
-                make_float2(base.x + out[j][2 * r], base.y + out[j][2 * r + 1]);
-        }
-    }
-}
-
 // The forward on the tensor cores, in two kernels over the same items: deform_fwd_chain_tc the chain from f
 // to g = ReLU(h2) and the tape (layout of this section's comment), deform_fwd_heads_tc the F_d heads and
 // the deltas for every pair, from g on the tape. Two kernels because one was larger than the instruction
@@ -1784,11 +1658,12 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
 // of spills and the dropout's SplitMix64 per element, 12 warps had been 4 % faster than 8: 0.420 against
 // 0.439 ms). At 10 warps ptxas still allots 168 registers (3 warps on some of the SM's 4 schedulers).
 #define FWD_WARPS 12
+static_assert(FWD_WARPS % 4 == 0, "deform_fwd_heads_tc's warpgroups");
 #define FWD_CHAIN_WARPS 8
 extern "C" __global__ void __launch_bounds__(FWD_CHAIN_WARPS * 32, 1)
 deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
-    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_HEAD0)
-    copy_fragments(wsm, wp, 0, PK_HEAD0);
+    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_FWD_END)
+    copy_fragments(wsm, wp, 0, PK_FWD_END);
     const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
@@ -1797,22 +1672,6 @@ deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
          tile += gridDim.x * FWD_CHAIN_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
         tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
-deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
-    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [PK_HEAD0, PK_FWD_END)
-    copy_fragments(wsm, wp, PK_HEAD0, PK_FWD_END);
-    const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
-#pragma unroll 1
-    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
-         tile += gridDim.x * FWD_WARPS) {
-        const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
-        deform_fwd_heads_tile(params, wsm, tc_rows(n_tile * TC_TILE + w * 16, b, N),
-                              CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
-                              Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
-                              tape + tape_record(item, w));
     }
 }
 
@@ -1881,22 +1740,33 @@ __device__ __forceinline__ T* swizzled(T* m, int half, int row, int chunk) {
     return m + (chunk >> 3) * half + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
 }
 
-// Fills the copies from params (block-wide; a barrier follows before their first use).
-__device__ __forceinline__ void head_weights_to_shared(const float* __restrict__ params, uint16_t* v0, uint16_t* v1) {
-    auto put = [](uint16_t* dst, const float* __restrict__ src) {  // 8 floats (0 when src is null) as fp16
-        const float4 a = src ? __ldg(reinterpret_cast<const float4*>(src)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        const float4 b = src ? __ldg(reinterpret_cast<const float4*>(src) + 1) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+// Fills the copies from params (block-wide; a barrier follows before their first use), and, unless v0_lo
+// is null, V0's low parts fp16(w − fp16(w)) in V0's layout (the forward's split decisions: tc_head_hidden).
+__device__ __forceinline__ void head_weights_to_shared(const float* __restrict__ params, uint16_t* v0, uint16_t* v1,
+                                                       uint16_t* v0_lo = nullptr) {
+    auto low = [](float w) { return w - __half2float(__float2half_rn(w)); };
+    auto put = [](uint16_t* dst, float4 a, float4 b) {  // 8 floats as fp16
         *reinterpret_cast<uint4*>(dst) = make_uint4(pack_f16(a.x, a.y), pack_f16(a.z, a.w), pack_f16(b.x, b.y), pack_f16(b.z, b.w));
     };
-    for (int e = threadIdx.x; e < 5 * HID * D / 8; e += TC_THREADS) {
+    auto put_from = [&](uint16_t* dst, const float* __restrict__ src) {  // 8 floats (0 when src is null)
+        const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        put(dst, src ? __ldg(reinterpret_cast<const float4*>(src)) : zero, src ? __ldg(reinterpret_cast<const float4*>(src) + 1) : zero);
+    };
+    for (int e = threadIdx.x; e < 5 * HID * D / 8; e += blockDim.x) {
         const int row = e / (D / 8), chunk = e % (D / 8);
-        put(swizzled(v0, 0, row, chunk), params + P_HEAD0W + row * D + 8 * chunk);
+        const float* src = params + P_HEAD0W + row * D + 8 * chunk;
+        put_from(swizzled(v0, 0, row, chunk), src);
+        if (v0_lo) {
+            const float4 a = __ldg(reinterpret_cast<const float4*>(src)), b = __ldg(reinterpret_cast<const float4*>(src) + 1);
+            put(swizzled(v0_lo, 0, row, chunk), make_float4(low(a.x), low(a.y), low(a.z), low(a.w)),
+                make_float4(low(b.x), low(b.y), low(b.z), low(b.w)));
+        }
     }
-    for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += TC_THREADS) {
+    for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += blockDim.x) {
         const int row = e / (HID / 8), chunk = e % (HID / 8);
         const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
-        put(swizzled(v1, V1_HALF, row, chunk),
-            local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
+        put_from(swizzled(v1, V1_HALF, row, chunk),
+                 local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
     }
 #if TC_WGMMA
     fence_stores_for_wgmma();
@@ -1993,14 +1863,15 @@ __device__ __forceinline__ void wgmma_wait() {
 
 // acc[j] += A·Mᵀ over KS k-steps, fp16: M [8·NT rows][16·KS] one of the copies above (half: its halves'
 // distance), a row per output column (a forward product). Per column tile the k-steps go in increasing
-// order, as warp_mma's.
-template <int NT, int KS>
+// order, as warp_mma's. WAIT false (wgmma): the products are left running, to be waited for with the
+// next product's (which must be into the same acc).
+template <int NT, int KS, bool WAIT = true>
 __device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
 #if TC_WGMMA
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < KS; ++s) wgmma_step<NT, false>(acc, a[s], wgmma_desc(swizzled(m, half, 0, 2 * s), 16, 1024));
-    wgmma_wait();
+    if (WAIT) wgmma_wait();
 #else
     const int lane = threadIdx.x & 31;
     static_assert(KS % 2 == 0, "mma_by_rows: k-steps in pairs");
@@ -2039,6 +1910,135 @@ __device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t 
             mma_m16n8k16<true>(acc[j + 1], a[s], b1);
         }
 #endif
+}
+
+// F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
+// fragments its second layer takes (hid; tc_head_bwd recomputes the same values with the same products),
+// and its ReLU decisions (bit 4j + e set: unit on) taken as fp32 would take them: from the split product
+// g_hi·Vhi + g_lo·Vhi + g_hi·Vlo (split_chunk's terms: 2^-20 of the product left out where fp16 operands
+// leave 2^-10), added to the fp16 one after its units are taken. fp16's decisions alone flip the 0.6 % of
+// units within its rounding of 0 (on tests/deform.rs's TC_CASE), and the backward would pass their
+// gradients on one side only: d_kv, d_f and d_params 1.0–1.6e-2 from the exact twin, against 2.0–3.3e-3
+// so. g_hi, g_lo: the fp16 A fragments of g and of g − fp16(g) (to_frags); v0h, v0lo_h: head h's V0 and
+// its low parts (head_weights_to_shared).
+__device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint16_t* v0h, const uint16_t* v0lo_h,
+                                                   int h, const uint32_t (&g_hi)[4][4], const uint32_t (&g_lo)[4][4],
+                                                   uint32_t (&hid)[8][4]) {
+    float y[16][4];
+    acc_init<16>(y, params + P_HEAD0B + h * HID, HID);
+    mma_by_rows<16, 4>(y, g_hi, v0h, 0);
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+        hid[j / 2][2 * (j & 1)] = pack_f16(fmaxf(y[j][0], 0.0f), fmaxf(y[j][1], 0.0f));
+        hid[j / 2][2 * (j & 1) + 1] = pack_f16(fmaxf(y[j][2], 0.0f), fmaxf(y[j][3], 0.0f));
+    }
+    mma_by_rows<16, 4, false>(y, g_lo, v0h, 0);
+    mma_by_rows<16, 4>(y, g_hi, v0lo_h, 0);
+    uint64_t on = 0;
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (y[j][e] > 0.0f) on |= 1ull << (4 * j + e);
+    return on;
+}
+// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units' fragments; v1: the
+// copy of V1 (head_weights_to_shared).
+template <int NTH>
+__device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint16_t* v1, int h,
+                                            const uint32_t (&hid)[8][4], float (&out)[NTH][4]) {
+    acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
+    mma_by_rows<NTH, 8>(out, hid, v1 + V1_ROW[h] * 64, V1_HALF);
+}
+
+// deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
+// the tile's tape record (v0, v0_lo, v1: the weight copies), the heads' ReLU decisions onto it.
+__device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint16_t* v0, const uint16_t* v0_lo,
+                                                      const uint16_t* v1, const TcRows& rows,
+                                                      const CGaussians& canon, const Gaussians& out_g, uint32_t* record) {
+    uint32_t g_hi[4][4], g_lo[4][4];
+    {
+        float g[8][4];
+        load_acc4<false>(record + TAPE_G, g);
+        to_frags<8, true>(g, g_hi);
+        to_frags<8, true, true>(g, g_lo);
+    }
+    uint2* hid_pos = reinterpret_cast<uint2*>(record + TAPE_HID) + (threadIdx.x & 31);
+    uint32_t hid[8][4];
+#pragma unroll 1
+    for (int h = 0; h < 4; ++h) {
+        float out[1][4];
+        const DeltaInputs in = delta_inputs<false>(h, rows, canon, CGaussians{});  // no upstream gradients
+        const uint64_t pos = tc_head_hidden(params, v0 + h * HID * D, v0_lo + h * HID * D, h, g_hi, g_lo, hid);
+        tc_head_out<1>(params, v1, h, hid, out);
+        __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const long long row = rows.pair[r];
+            if (h == 2) {  // every lane: rotation_of shuffles
+                float qv[2];
+                const float inv = rotation_of(out, r, in.canon[r], qv);
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int c = acc_col(0, e);
+                    if (rows.valid[r] && c < 4) out_g.rotations[row * 4 + c] = qv[e] * inv;
+                }
+                continue;
+            }
+            if (!rows.valid[r]) continue;
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int c = acc_col(0, e);
+                const float v = in.canon[r][e] + out[0][2 * r + e];
+                if (h == 0 && c < 3) out_g.means[row * 3 + c] = v;
+                if (h == 1 && c < 3) out_g.scales[row * 3 + c] = expf(v);
+                if (h == 3 && c < 1) out_g.opacities[row] = 1.0f / (1.0f + expf(-v));
+            }
+        }
+    }
+    float out[6][4];
+    const uint64_t pos = tc_head_hidden(params, v0 + 4 * HID * D, v0_lo + 4 * HID * D, 4, g_hi, g_lo, hid);
+    tc_head_out<6>(params, v1, 4, hid, out);
+    __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        if (!rows.valid[r]) continue;
+#pragma unroll
+        for (int j = 0; j < 6; ++j) {
+            const int c = acc_col(j, 0);
+            const float2 base = __ldg(reinterpret_cast<const float2*>(canon.sh + (long long)rows.n[r] * 48 + c));
+            *reinterpret_cast<float2*>(out_g.sh + rows.pair[r] * 48 + c) =
+                make_float2(base.x + out[j][2 * r], base.y + out[j][2 * r + 1]);
+        }
+    }
+}
+
+// deform_fwd_heads_tc's shared memory (bytes): the heads' weights as deform_bwd_heads_tc's fp16 copies
+// (SB_V0, SB_V1 there) and V0's low parts in V0's layout.
+constexpr int FH_V0 = 0, FH_V1 = FH_V0 + 5 * HID * D * 2, FH_V0_LO = FH_V1 + V1_ROWS * HID * 2;
+constexpr int TC_FWD_HEADS_SMEM = FH_V0_LO + 5 * HID * D * 2;
+static_assert(FH_V1 % 1024 == 0 && FH_V0_LO % 1024 == 0 && TC_FWD_HEADS_SMEM == 192512,
+              "the 128-byte swizzle's period; update DEF_FWD_HEADS_TC_SMEM in src/cuda/attention.rs");
+extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
+deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
+    extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
+    uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + FH_V0);
+    uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + FH_V1);
+    uint16_t* v0_lo = reinterpret_cast<uint16_t*>(smem + FH_V0_LO);
+    head_weights_to_shared(params, v0, v1, v0_lo);
+    __syncthreads();
+    const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
+    // Warps 4k … 4k + 3 (a warpgroup) take 4 consecutive warp tiles, and the count of warp tiles is a
+    // multiple of 8: the warpgroups' trip counts are uniform, as their wgmma need.
+#pragma unroll 1
+    for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
+         tile += gridDim.x * FWD_WARPS) {
+        const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
+        deform_fwd_heads_tile(params, v0, v0_lo, v1, tc_rows(n_tile * TC_TILE + w * 16, b, N),
+                              CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
+                              Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
+                              tape + tape_record(item, w));
+    }
 }
 
 // A gradient tile as fp16 A fragments with a power-of-two scale per row: row r times 2^k_r, with the
