@@ -2324,11 +2324,19 @@ __device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a,
     wgmma_wait();
 }
 
+// The weight gradients' adds into the partial slice: reductions performed in L2 (red.global.add, fp32;
+// subnormal sums flush to zero), so that no load of the slice waits on L2. Each address of a slice has
+// one owner thread, which adds in program order: the sums stay deterministic.
+__device__ __forceinline__ void red_add(float* at, float v) {
+    asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(at), "f"(v) : "memory");
+}
+__device__ __forceinline__ void red_add2(float* at, float x, float y) {
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(at), "f"(x), "f"(y) : "memory");
+}
+
 // A warpgroup's rows of a row-major dW [rows][ld] in the partial slice, for a 64 × 8·(NW + 1) product:
 // the lane's two rows (wg_row, + 8) from row0, its NW weight column pairs (2t + 8j from col0), and in tile
-// NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not stored.
-// The slice's current values are read before the product (so that their L2 round trip overlaps it) and
-// the sums stored after it.
+// NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not added.
 template <int NW>
 struct DwRows {
     float* w[2];  // the lane's first weight of each row, or null
@@ -2343,27 +2351,13 @@ struct DwRows {
             b[r] = ok && b0 && (lane & 3) == 0 ? b0 + row : nullptr;
         }
     }
-    __device__ void load(float (&prev)[NW + 1][4]) const {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-#pragma unroll
-            for (int j = 0; j < NW; ++j) {
-                const float2 v = w[r] ? *reinterpret_cast<const float2*>(w[r] + 8 * j) : make_float2(0.0f, 0.0f);
-                prev[j][2 * r] = v.x, prev[j][2 * r + 1] = v.y;
-            }
-            prev[NW][2 * r] = b[r] ? *b[r] : 0.0f;
-            prev[NW][2 * r + 1] = 0.0f;
-        }
-    }
-    __device__ void store(const float (&prev)[NW + 1][4], const float (&acc)[NW + 1][4]) const {
+    __device__ void add(const float (&acc)[NW + 1][4]) const {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             if (w[r])
 #pragma unroll
-                for (int j = 0; j < NW; ++j)
-                    *reinterpret_cast<float2*>(w[r] + 8 * j) =
-                        make_float2(prev[j][2 * r] + acc[j][2 * r], prev[j][2 * r + 1] + acc[j][2 * r + 1]);
-            if (b[r]) *b[r] = prev[NW][2 * r] + acc[NW][2 * r];
+                for (int j = 0; j < NW; ++j) red_add2(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1]);
+            if (b[r]) red_add(b[r], acc[NW][2 * r]);
         }
     }
 };
@@ -2380,14 +2374,10 @@ struct DwCols {
             at[e] = out < outs ? w + out * ld + input : nullptr;
         }
     }
-    __device__ void load(float (&prev)[1][4]) const {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) prev[0][e] = at[e] ? *at[e] : 0.0f;
-    }
-    __device__ void store(const float (&prev)[1][4], const float (&acc)[1][4]) const {
+    __device__ void add(const float (&acc)[1][4]) const {
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-            if (at[e]) *at[e] = prev[0][e] + acc[0][e];
+            if (at[e]) red_add(at[e], acc[0][e]);
     }
 };
 
@@ -2420,26 +2410,23 @@ __device__ __forceinline__ void bias_from_sums(const float* sums, float* b, int 
 // d out's first 8 columns, the bias from the warps' column sums of d out (tiles.sums).
 __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float* part) {
     const int wg = threadIdx.x >> 7;
-    float prev[9][4], acc[9][4];
+    float acc[9][4];
     {
         const DwRows<8> v0(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, D, 64 * wg, HID, 0);
-        v0.load(prev);
         dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
-        v0.store(prev, acc);
+        v0.add(acc);
     }
     float* w1 = part + P_HEAD1W + HEAD_OFF[h] * HID;
     float* b1 = part + P_HEAD1B + HEAD_OFF[h];
     if (h == 4) {
         const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
-        v1.load(prev);
         dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
-        v1.store(prev, acc);
+        v1.add(acc);
     } else {
         const DwCols v1t(w1, HID, 64 * wg, HEAD_OUT[h]);
-        float prev1[1][4], acc1[1][4];
-        v1t.load(prev1);
+        float acc1[1][4];
         dw_wgmma<1>(acc1, tiles.x2 + 8 * wg * 64, X2_CHUNKS, tiles.d2, D2_CHUNKS);
-        v1t.store(prev1, acc1);
+        v1t.add(acc1);
         bias_from_sums(tiles.sums, b1, HEAD_OUT[h]);
     }
 }
@@ -2449,17 +2436,15 @@ __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float
 // wg's 64 rows from 64wg).
 __device__ __forceinline__ void ffn_dw_wgmma(const TcTiles& tiles, float* part) {
     const int wg = threadIdx.x >> 7;
-    float prev[9][4], acc[9][4];
+    float acc[9][4];
     {
         const DwRows<8> w1(part + P_FFN1W, wg ? part + P_FFN1B : nullptr, FFN, 0, D, 64 * wg);
-        w1.load(prev);
         dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.z + 8 * wg * 64, X2_CHUNKS);
-        w1.store(prev, acc);
+        w1.add(acc);
     }
     const DwRows<8> w0(part + P_FFN0W, part + P_FFN0B, D, 64 * wg, FFN, 0);
-    w0.load(prev);
     dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
-    w0.store(prev, acc);
+    w0.add(acc);
 }
 
 // deform_bwd_chain_tc's attention weight gradients (one frame's projected tokens): warpgroup 0 dUT (and
@@ -2469,16 +2454,14 @@ __device__ __forceinline__ void attention_dw_wgmma(const TcTiles& tiles, const u
                                                    float* part, float* part_tok) {
     if (threadIdx.x < 128) {
         const DwRows<1> ut(part_tok + DTOK_UT, part + P_BO, 8, 0, D, 0);
-        float prev[2][4], acc[2][4];
-        ut.load(prev);
+        float acc[2][4];
         dw_wgmma<2>(acc, tiles.d2, D2_CHUNKS, p_tile, P_CHUNKS);
-        ut.store(prev, acc);
+        ut.add(acc);
     } else {
         const DwCols kt(part_tok + DTOK_K, D, 0, 8);
-        float prev[1][4], acc[1][4];
-        kt.load(prev);
+        float acc[1][4];
         dw_wgmma<1>(acc, tiles.x1, X1_CHUNKS, ds_tile, DS_CHUNKS);
-        kt.store(prev, acc);
+        kt.add(acc);
     }
     bias_from_sums(tiles.sums, part_tok + DTOK_KC, 8);
 }
