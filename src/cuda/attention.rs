@@ -23,8 +23,8 @@ const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_HEADS_TC_SMEM: u32 = 227_328;
 const DEF_BWD_CHAIN_TC_SMEM: u32 = 181_248;
-/// The forward's two kernels' dynamic shared memory: the chain's fragments and low parts (PK_FWD_END·8), the
-/// heads' fp16 weight copies and their first layers' low parts (TC_FWD_HEADS_SMEM).
+/// The forward's two kernels' dynamic shared memory: fp16 copies of their weights with the split layers' low
+/// parts (TC_FWD_CHAIN_SMEM, TC_FWD_HEADS_SMEM).
 const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
 const DEF_FWD_HEADS_TC_SMEM: u32 = 192_512;
 /// deform_fwd_chain_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
@@ -41,7 +41,7 @@ const FWD_CHAIN_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
 /// section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
-const PACKED_FRAGS: usize = 15_360;
+const PACKED_FRAGS: usize = 4096;
 const CHAIN_FLOATS: usize = 82_683;
 /// Where the partial slices continue after the chain's gradients (PART_TAIL): d_kv's sums in fp32, the
 /// projected tokens' on the tensor cores.
