@@ -789,15 +789,14 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Tensor-core path (deform_pack, deform_fwd_*_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame and
+// Tensor-core path (deform_fwd_*_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame and
 // runs its part of the chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16
 // block with fp32 accumulation (fp16 operands forward, bf16 or row-scaled fp16 backward: see Precision
 // above), and a layer's fp32 accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g
 // + 8, columns 8j + 2t and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments
-// without leaving the registers. The weights' B fragments are read from deform_pack's buffer, laid out so
-// that one 8-byte load per lane fetches one fragment, every kernel from its copy in shared memory; but
-// deform_bwd_heads_tc keeps the heads' weights as fp16 matrices there and takes both orientations of its
-// fragments from them with ldmatrix (head_weights_to_shared). Attention, LayerNorm, dropout, ReLU masks,
+// without leaving the registers. Each kernel first copies the weights it multiplies by to shared memory as
+// fp16 matrices (weight_to_shared: with the split layers' low parts in the forward), from which wgmma on
+// Hopper, and ldmatrix elsewhere, read either orientation. Attention, LayerNorm, dropout, ReLU masks,
 // softmax and the deltas stay fp32 on the accumulators; row sums are quad shuffles.
 // The backward also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
@@ -866,17 +865,6 @@ __device__ __forceinline__ void fence_stores_for_wgmma() { asm volatile("fence.p
 #define TC_LDW 136
 #define TC_LDP 24
 
-// uint2 fragments of a K × N B operand: [⌈N/8⌉ column tiles][⌈K/16⌉ k-steps][32 lanes].
-__host__ __device__ constexpr int frag_count(int k, int n) { return ((n + 7) / 8) * ((k + 15) / 16) * 32; }
-// Offsets (uint2) in deform_pack's buffer: deform_bwd_chain_tc's products d_x = d_y·W, with B = W (K = out,
-// N = in), bf16. The forward kernels and the heads' backward read fp16 copies of their weights instead
-// (weight_to_shared). The backward has no fragments of the query and the out-projection: it takes their
-// gradients through the frame's projected tokens (TOK_* below).
-constexpr int PK_FFN0T = 0;
-constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
-constexpr int PK_TOTAL = PK_FFN1T + frag_count(D, FFN);
-static_assert(PK_TOTAL == 4096, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
-
 // The backward's view of the attention's two 64 × 64 layers: each frame's 4 tokens projected through them
 // (deform_project_tokens). With ht = 4h + t (head h, token t) and c over head h's 32 columns,
 //   score_ht = (Wq f + bq)_h·k_t,h / √32 = Σ_i f_i·KT[i][ht] + KC[ht],  KT[i][ht] = Σ_c Wq[c][i]·k_t[c] / √32,
@@ -894,26 +882,6 @@ constexpr int TOK_UT = 0, TOK_KT = TOK_UT + 4 * 32 * 2, TOK_FRAME = TOK_KT + 8 *
 // PART_TAIL and in deform_reduce's output, as block_dw_narrow and block_dw store them: dKT as [8][64]
 // (ht-major), dKC [8], dUT [64][8]. dbo goes with the chain's gradients.
 constexpr int DTOK_K = 0, DTOK_KC = 8 * D, DTOK_UT = 8 * D + 8, DTOK_FRAME = DTOK_UT + 8 * D;
-
-// deform_pack: deform_bwd_chain_tc's fragments of the FFN's weights, bf16, rounded to nearest even.
-// Fragment (column tile j, k-step s, lane (g, t)) of B [K][N] = W [out][in] holds B[16s + 2t][8j + g],
-// B[16s + 2t + 1][8j + g] in .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y. One thread per
-// 8 bytes. Bytes 4·4·4096 (floats read, cached) + 8·4096.
-//   params [total] → wp [PK_TOTAL] uint2
-extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
-deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
-    const int e = blockIdx.x * TRANSPOSE_THREADS + threadIdx.x;
-    if (e >= PK_TOTAL) return;
-    const bool ffn1 = e >= PK_FFN1T;
-    const int out = ffn1 ? D : FFN, in = ffn1 ? FFN : D;  // K = out, N = in
-    const int local = e - (ffn1 ? PK_FFN1T : PK_FFN0T), lane = local & 31, tile = local >> 5, k_steps = out / 16;
-    const int n = 8 * (tile / k_steps) + (lane >> 2), k0 = 16 * (tile % k_steps) + 2 * (lane & 3);
-    const float* w = params + (ffn1 ? P_FFN1W : P_FFN0W);
-    float v[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = w[(k0 + (i & 1) + 8 * (i >> 1)) * in + n];
-    wp[e] = make_uint2(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]));
-}
 
 // acc[j] += A·B_j over KS k-steps (B from packed fragments w: [NT][KS][32]; fp16 operands when F16).
 template <int NT, int KS, bool F16>
@@ -1302,13 +1270,14 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
 }
 
-// deform_bwd_heads_tc's weights: V0 and V1 of every head as fp16 (rounded as deform_pack rounds the
-// forward's fragments, so its recompute of the forward gives the forward's values), row-major in shared
-// memory, read in both orientations: as rows for the forward's products y = x·Vᵀ, as columns for the
-// backward's d_x = d_y·V. Each matrix is stored as 64-column halves [half][rows][64] of 128-byte rows,
+// The tensor-core kernels' weights: fp16 copies (rounded to nearest even, so that deform_bwd_heads_tc's
+// recompute of the forward gives the forward's values), row-major in shared memory, read in both
+// orientations: as rows for the forward's products y = x·Wᵀ, as columns for the backward's d_x = d_y·W.
+// Each matrix is stored as 64-column halves [half][rows][64] of 128-byte rows,
 // whose 16-byte chunk c lies at chunk c ^ (row & 7): Hopper's 128-byte swizzle, which wgmma reads as
 // K-major (rows) or MN-major (columns) operands, and which keeps ldmatrix's 8 rows of an 8 × 8 matrix in
-// different banks. V0 of a head is one half [128][64]; V1 two, V1_HALF apart. V1's rows: head h from
+// different banks. The F_d heads' (head_weights_to_shared): V0 of a head is one half [128][64]; V1 two,
+// V1_HALF apart. V1's rows: head h from
 // V1_ROW[h], 16 rows for heads 0–3 (zero past HEAD_OUT: the d_x product reads one 16-row k-step) and 48
 // for head 4.
 __constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
@@ -1811,17 +1780,10 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // so that their tape records are finite, and write no outputs). Each block first copies its layers'
 // fragments to shared memory (from L1/L2 the fragment loads were half the forward's stalls): the chain's
 // with the split layers' low parts (90 112 bytes), the heads' with their first layers' (184 320 bytes). One
-// block per SM (255 registers). Arguments as deform_fwd, with deform_pack's fragments in place of wt, then
+// block per SM (255 registers). Arguments as deform_fwd, without wt, then
 // the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read
 // back); FLOP 2·P·196 480 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
 // and the heads' first layers' three times) + the fp32 rest.
-
-// The block copies deform_pack's [from, to) to shared memory wsm (then a barrier).
-__device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restrict__ wp, int from, int to) {
-    for (int e = threadIdx.x; e < (to - from) / 2; e += blockDim.x)
-        reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp + from) + e);
-    __syncthreads();
-}
 
 // The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy).
 // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item = n_tile·B + b.
@@ -1835,7 +1797,7 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
 static_assert(FWD_WARPS % 4 == 0, "deform_fwd_heads_tc's warpgroups");
 #define FWD_CHAIN_WARPS 8
 extern "C" __global__ void __launch_bounds__(FWD_CHAIN_WARPS * 32, 1)
-deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
+deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     chain_weights_to_shared(params, smem);
     __syncthreads();
@@ -1869,12 +1831,13 @@ static_assert(SB_V0 % 1024 == 0 && SB_V1 % 1024 == 0 && V1_HALF * 2 % 1024 == 0,
               "the heads' weight copies start on the 128-byte swizzle's 1024-byte period");
 constexpr int SB_P = SB_SUMS + 4 * D * 4;              // chain: attention weights, bf16 [TC_TILE][TC_LDP]
 constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradients, bf16 [TC_TILE][8]
-constexpr int SB_FRAGS = SB_DS + TC_TILE * 8 * 2;       // chain: deform_pack's [PK_FFN0T, PK_TOTAL)
-constexpr int SB_DF = SB_FRAGS + (PK_TOTAL - PK_FFN0T) * 8;  // chain: [warp][32 values][32 lanes] fp32
+constexpr int SB_W0 = SB_DS + TC_TILE * 8 * 2;          // chain: fp16 copies of the FFN's W0 [128][64],
+constexpr int SB_W1 = SB_W0 + FFN * D * 2;              // and W1 [64][128] in two halves (weight_to_shared)
+constexpr int SB_DF = SB_W1 + D * FFN * 2;              // chain: [warp][32 values][32 lanes] fp32
 constexpr int TC_BWD_CHAIN_SMEM = SB_DF + TC_WARPS * 32 * 32 * 4;
 static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
-                  P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_FRAGS - SB_DS,
+                  P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
 static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 181248,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
@@ -1987,7 +1950,7 @@ constexpr int TC_FWD_HEADS_SMEM = FH_V0_LO + 5 * HID * D * 2;
 static_assert(FH_V1 % 1024 == 0 && FH_V0_LO % 1024 == 0 && TC_FWD_HEADS_SMEM == 192512,
               "the 128-byte swizzle's period; update DEF_FWD_HEADS_TC_SMEM in src/cuda/attention.rs");
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
-deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
+deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + FH_V0);
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + FH_V1);
@@ -2520,7 +2483,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 // by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_canonical: deform_pass_through_bwd
 // (the heads kernel writes the log-scales', rotations' and opacities' per pair to d_pair); d_f: stored
 // once per Gaussian, summed over the frames in deform_bwd_chain_tc. Arguments as deform_bwd, with
-// deform_pack's fragments in place of wt, then the tape the forward wrote for the same inputs, and for the
+// no wt, then the tape the forward wrote for the same inputs, and for the
 // heads d_pair, for the chain deform_project_tokens' output. Both launched with the same grid.
 
 // The ones column (bf16 1.0 = 0x3f80, then 7 zeros) at column `in` of a staged tile (stage_tile_bf16's
@@ -2539,7 +2502,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int chunks, i
 // (the chain's backward rounds its products' operands to bf16 in any case).
 // Shared: TC_BWD_HEADS_SMEM = 227 328 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape,
+deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     // z is not used here: x2 holds the heads' hidden units.
@@ -2592,9 +2555,9 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
 // 181 248 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
+deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                     const uint32_t* __restrict__ tape, const uint32_t* __restrict__ tok) {
-    extern __shared__ __align__(16) unsigned char smem[];
+    extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     // x2 is not used here: its region holds z.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), nullptr, reinterpret_cast<uint16_t*>(smem + SB_X2),
                            reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2),
@@ -2609,10 +2572,16 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     stage_ones(tiles.x1, TC_LDX, X1_CHUNKS, D);
     stage_ones(tiles.z, TC_LDW, X2_CHUNKS, FFN);
     stage_ones(p_tile, TC_LDP, P_CHUNKS, 8);
-    // The transposed fragments its products read (from L1/L2 this kernel took 0.90 ms, from here 0.80;
-    // B = 8, H100).
-    uint2* wt = reinterpret_cast<uint2*>(smem + SB_FRAGS);
-    copy_fragments(wt, wp, PK_FFN0T, PK_TOTAL);
+    // The weights its products read (from L1/L2 this kernel took 0.90 ms, from shared memory 0.80; B = 8,
+    // H100).
+    const uint16_t* w0 = reinterpret_cast<uint16_t*>(smem + SB_W0);
+    const uint16_t* w1 = reinterpret_cast<uint16_t*>(smem + SB_W1);
+    weight_to_shared(reinterpret_cast<uint16_t*>(smem + SB_W0), 0, params + P_FFN0W, FFN, D);
+    weight_to_shared(reinterpret_cast<uint16_t*>(smem + SB_W1), FC_FFN1_HALF, params + P_FFN1W, D, FFN);
+#if TC_WGMMA
+    fence_stores_for_wgmma();
+#endif
+    __syncthreads();
     // Block g takes the n-tiles g, g + G, … with every frame of each in turn, so that d_f sums over the
     // frames in shared memory (df_sum: each lane its own 32 values) and is stored once per n-tile, instead
     // of B frames' atomics to the same addresses at about the same time.
@@ -2644,17 +2613,28 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
         apply_kept(d_g, keep.kept2, dr, t);
         stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
-        {
-            float dz[16][4];
-            acc_init<16>(dz, nullptr, 0);
-            grad_mma<16, 8>(dz, t, wt + (PK_FFN1T - PK_FFN0T));
+        {  // both on fp16 operands, the gradient rows scaled into fp16's range (to_frags_row_scaled)
+            float dz[16][4], inv[2];
+            {
+                uint32_t a[4][4];
+                to_frags_row_scaled<8>(t, a, inv);
+                acc_init<16>(dz, nullptr, 0);
+                mma_by_cols<16, 4>(dz, a, w1, FC_FFN1_HALF);
+            }
 #pragma unroll
             for (int j = 0; j < 16; ++j)
 #pragma unroll
-                for (int e = 0; e < 4; ++e)
-                    if (!((keep.z_pos >> (4 * j + e)) & 1)) dz[j][e] = 0.0f;
+                for (int e = 0; e < 4; ++e) dz[j][e] = (keep.z_pos >> (4 * j + e)) & 1 ? dz[j][e] * inv[e >> 1] : 0.0f;
             stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, dz);
-            grad_mma<8, 16>(d_g, dz, wt);  // d_g holds d_h1
+            uint32_t a[8][4];
+            float dh[8][4];
+            to_frags_row_scaled<16>(dz, a, inv);
+            acc_init<8>(dh, nullptr, 0);
+            mma_by_cols<8, 8>(dh, a, w0, 0);
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) d_g[j][e] = fmaf(dh[j][e], inv[e >> 1], d_g[j][e]);  // d_g holds d_h1
         }
         load_acc_f16(xh, xs);
 #pragma unroll
