@@ -843,11 +843,17 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // fp16 copies in the 128-byte swizzle (1.050 → 0.993 ms); both backward kernels' weight gradients take
 // both operands transposed from the staged tiles, which are then in the no-swizzle core-matrix layout
 // (stage_tile_bf16; heads 0.995 → 0.849 ms, chain 0.418 → 0.392 ms; step 2.46 → 2.23 ms, H100,
-// …-deform-ab-stop28-{a,c,e}.log). The forward heads' products on wgmma were not faster (0.429 → 0.430 ms,
-// …-stop28-d), nor was overlapping d_g's product with the weight gradients' barrier (…-stop28-f).
+// …-deform-ab-stop28-{a,c,e}.log). Overlapping d_g's product with the weight gradients' barrier was not
+// faster (…-stop28-f). deform_fwd_heads_tc's products on wgmma were not faster either while its time went
+// to the fp32 redo of its doubtful ReLU units (0.429 → 0.430 ms, …-stop28-d). Taking those decisions
+// from a split product instead (tc_head_hidden) cut its instructions by a third (Nsight Compute: 202 M
+// per call at 85d7cbe, …-deform-ncu-stop25.tgz; 131 M, …-deform-ncu-stop29-a.tgz) but not its time
+// (0.430 → 0.422 ms, …-deform-ab-stop29-a.log): its mma.sync took 35 % of the stall samples. On wgmma it
+// takes 0.301 ms (step 2.24 → 2.11 ms, H100, …-deform-ab-stop29-b.log).
 
 #define TC_WARPS 8
-// sm_90a (ptx/attention_sm90a.ptx): the backward kernels' products on Hopper's warpgroup MMA (wgmma).
+// sm_90a (ptx/attention_sm90a.ptx): the backward kernels' and the forward heads' products on Hopper's
+// warpgroup MMA (wgmma).
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define TC_WGMMA 1
 #else
@@ -1635,9 +1641,10 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // cache (the backward ran 1.5 times as fast split so). Persistent: block g takes the items (frame,
 // 128-Gaussian tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows
 // so that their tape records are finite, and write no outputs). Each block first copies its layers'
-// fragments to shared memory (from L1/L2 the fragment loads were half the forward's stalls): the chain's
-// with the split layers' low parts (90 112 bytes), the heads' with their first layers' (184 320 bytes). One
-// block per SM (255 registers). Arguments as deform_fwd, with deform_pack's fragments in place of wt, then
+// weights to shared memory (from L1/L2 the fragment loads were half the forward's stalls): the chain's as
+// deform_pack's fragments with the split layers' low parts (90 112 bytes), the heads' as deform_bwd_heads_tc's
+// fp16 copies with their first layers' low parts (192 512 bytes). One block per SM. Arguments as
+// deform_fwd, with deform_pack's fragments in place of wt, then
 // the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read
 // back); FLOP 2·P·196 480 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
 // and the heads' first layers' three times) + the fp32 rest.
@@ -1649,10 +1656,13 @@ __device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restri
     __syncthreads();
 }
 
-// The forward kernels' warps take warp tiles independently (no block-wide step but the fragments' copy).
+// The forward kernels' warps take warp tiles independently (no block-wide step but the weights' copy; on
+// Hopper deform_fwd_heads_tc's warpgroups run their products together, each warp on its own rows).
 // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item = n_tile·B + b.
-// deform_fwd_heads_tc runs FWD_WARPS per block at 167 registers, more warps per SM than the backward's 8
-// to hide its latencies (at 8 warps it took 0.597 ms, at 12 0.445, at 16 with spills 0.474; B = 8, H200).
+// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (216 bytes of spills on sm_90a), more
+// warps per SM than the backward's 8 to hide its latencies: 0.301 ms against 0.321 at 8 warps of 255
+// registers (H100, …-deform-ab-stop29-b.log; before its products were wgmma, at 8 warps it took 0.597 ms,
+// at 12 0.445, at 16 with spills 0.474; B = 8, H200).
 // deform_fwd_chain_tc runs FWD_CHAIN_WARPS at 255 registers (84 bytes of spills): 0.326 ms against 0.359
 // at 12 warps of 168 registers with 324 bytes of spills (H100, …-deform-ab-stop27-e.log; with 560 bytes
 // of spills and the dropout's SplitMix64 per element, 12 warps had been 4 % faster than 8: 0.420 against
@@ -1777,8 +1787,9 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
 // Hopper: each product is the warpgroup's (4 warps, 64 rows: warp w of it supplies rows 16w … from its A
 // fragments, whose layout is mma.sync's) wgmma over the copies above, which reads B from shared memory
 // itself: one instruction per k-step instead of an ldmatrix and NT/2 mma.sync per pair of 8-column tiles.
-// The accumulators keep mma.sync's C layout (tile j, element e). All warps of the block run the same
-// products, so the warpgroups stay aligned.
+// The accumulators keep mma.sync's C layout (tile j, element e). The warps of a warpgroup run the same
+// products in the same order (deform_fwd_heads_tc's take consecutive warp tiles, with uniform trip
+// counts), so they stay aligned.
 
 // A shared-memory matrix descriptor: start, leading (K) and stride (M or N) byte offsets, and the layout:
 // the 128-byte swizzle (the weight copies) or none (core matrices: the staged tiles).
