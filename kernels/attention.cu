@@ -2522,8 +2522,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     {
         uint32_t a[8][4];
         to_frags<16, true>(hid, a);
-        acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
-        mma_by_rows<NTH, 8>(out, a, v1h, V1_HALF);
+        tc_head_out<NTH>(params, v1, h, a, out);
     }
     stage_tile_bf16<16>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
     if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_pair);
