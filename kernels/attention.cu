@@ -16,7 +16,7 @@
 // features in [0, 1]), with two refinements for the ReLU units: one whose pre-activation lies within the
 // forward's rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one
 // side only. The out-projection and the FFN are split: x = hi + lo and W = Whi + Wlo in three products
-// (layer_fwd_split), which leaves 2^-20 of each product where plain fp16 leaves 2^-11, so that the values
+// (split_by_rows), which leaves 2^-20 of each product where plain fp16 leaves 2^-11, so that the values
 // every later ReLU sees are near fp32's. The heads' first layers, the last ReLUs, pass on their fp16
 // values but take their ReLU decisions from the split product (tc_head_hidden). With plain fp16 forward operands
 // d_kv, d_f and d_params were 1.4–2.0e-2 from the exact twin on 3 frames × 2000 Gaussians; now the twin with
@@ -789,15 +789,14 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Tensor-core path (deform_pack, deform_fwd_*_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame and
+// Tensor-core path (deform_fwd_*_tc, deform_bwd_*_tc). A warp owns 16 Gaussians of one frame and
 // runs its part of the chain on them in registers: every dense layer is one m16n8k16 mma per 16 × 8 × 16
 // block with fp32 accumulation (fp16 operands forward, bf16 or row-scaled fp16 backward: see Precision
 // above), and a layer's fp32 accumulators (the mma C layout: lane (g = lane/4, t = lane%4) holds rows g and g
 // + 8, columns 8j + 2t and 8j + 2t + 1 of each 8-column tile j) are rounded into the next layer's A fragments
-// without leaving the registers. The weights' B fragments are read from deform_pack's buffer, laid out so
-// that one 8-byte load per lane fetches one fragment, every kernel from its copy in shared memory; but
-// deform_bwd_heads_tc keeps the heads' weights as fp16 matrices there and takes both orientations of its
-// fragments from them with ldmatrix (head_weights_to_shared). Attention, LayerNorm, dropout, ReLU masks,
+// without leaving the registers. Each kernel first copies the weights it multiplies by to shared memory as
+// fp16 matrices (weight_to_shared: with the split layers' low parts in the forward), from which wgmma on
+// Hopper, and ldmatrix elsewhere, read either orientation. Attention, LayerNorm, dropout, ReLU masks,
 // softmax and the deltas stay fp32 on the accumulators; row sums are quad shuffles.
 // The backward also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
 // pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
@@ -852,8 +851,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // takes 0.301 ms (step 2.24 → 2.11 ms, H100, …-deform-ab-stop29-b.log).
 
 #define TC_WARPS 8
-// sm_90a (ptx/attention_sm90a.ptx): the backward kernels' and the forward heads' products on Hopper's
-// warpgroup MMA (wgmma).
+// sm_90a (ptx/attention_sm90a.ptx): the tensor-core kernels' products on Hopper's warpgroup MMA (wgmma).
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define TC_WGMMA 1
 #else
@@ -872,29 +870,6 @@ __device__ __forceinline__ void fence_stores_for_wgmma() { asm volatile("fence.p
 #define TC_LDW 136
 #define TC_LDP 24
 
-// uint2 fragments of a K × N B operand: [⌈N/8⌉ column tiles][⌈K/16⌉ k-steps][32 lanes].
-__host__ __device__ constexpr int frag_count(int k, int n) { return ((n + 7) / 8) * ((k + 15) / 16) * 32; }
-// Offsets (uint2) in deform_pack's buffer. Forward layers use B = Wᵀ (K = in, N = out; suffix none), the
-// backward's d_x = d_y·W uses B = W (K = out, N = in; suffix T).
-// The forward chain's, [0, PK_FWD_END), are deform_fwd_chain_tc's shared copy; the F_d heads' kernels
-// read their weights from fp16 copies (head_weights_to_shared). The backward has no fragments of the query
-// and the out-projection: it takes their gradients through the frame's projected tokens (TOK_* below).
-constexpr int PK_Q = 0;
-constexpr int PK_O = PK_Q + frag_count(D, D);
-constexpr int PK_FFN0 = PK_O + frag_count(D, D);
-constexpr int PK_FFN1 = PK_FFN0 + frag_count(D, FFN);
-// The split layers' low parts (layer_fwd_split): fp16 fragments of W − fp16(W) for those in [PK_O, PK_LO)
-// (the out-projection and the FFN), in the same order from PK_LO.
-constexpr int PK_LO = PK_FFN1 + frag_count(FFN, D);
-constexpr int LO_FRAGS = PK_LO - PK_O;
-constexpr int LO_O = 0, LO_FFN0 = PK_FFN0 - PK_O, LO_FFN1 = PK_FFN1 - PK_O;
-constexpr int PK_FWD_END = PK_LO + LO_FRAGS;
-constexpr int PK_FFN0T = PK_FWD_END;
-constexpr int PK_FFN1T = PK_FFN0T + frag_count(FFN, D);
-constexpr int PK_TOTAL = PK_FFN1T + frag_count(D, FFN);
-static_assert(PK_TOTAL == 15360, "packed layout changed: update PACKED_FRAGS in src/cuda/attention.rs");
-static_assert(PK_FWD_END * 8 == 90112, "forward shared memory changed: update DEF_FWD_CHAIN_TC_SMEM in src/cuda/attention.rs");
-
 // The backward's view of the attention's two 64 × 64 layers: each frame's 4 tokens projected through them
 // (deform_project_tokens). With ht = 4h + t (head h, token t) and c over head h's 32 columns,
 //   score_ht = (Wq f + bq)_h·k_t,h / √32 = Σ_i f_i·KT[i][ht] + KC[ht],  KT[i][ht] = Σ_c Wq[c][i]·k_t[c] / √32,
@@ -912,58 +887,6 @@ constexpr int TOK_UT = 0, TOK_KT = TOK_UT + 4 * 32 * 2, TOK_FRAME = TOK_KT + 8 *
 // PART_TAIL and in deform_reduce's output, as block_dw_narrow and block_dw store them: dKT as [8][64]
 // (ht-major), dKC [8], dUT [64][8]. dbo goes with the chain's gradients.
 constexpr int DTOK_K = 0, DTOK_KC = 8 * D, DTOK_UT = 8 * D + 8, DTOK_FRAME = DTOK_UT + 8 * D;
-
-// One packed matrix: its first fragment, the weight W [out][in] in params, and the orientation.
-struct PackEntry {
-    int dst, src, out, in, transposed;
-};
-constexpr int PACKED_ENTRIES = 6;
-__constant__ PackEntry PACKED[PACKED_ENTRIES] = {  // in increasing dst
-    {PK_Q, P_WQ, D, D, 0}, {PK_O, P_WO, D, D, 0}, {PK_FFN0, P_FFN0W, FFN, D, 0}, {PK_FFN1, P_FFN1W, D, FFN, 0},
-    {PK_FFN0T, P_FFN0W, FFN, D, 1}, {PK_FFN1T, P_FFN1W, D, FFN, 1},
-};
-
-// The four weights fragment `e` (an fp16/bf16 fragment index) holds, in register order (k0, k0 + 1,
-// k0 + 8, k0 + 9), 0 outside the matrix; `transposed`: whether it is a backward (bf16) fragment.
-__device__ __forceinline__ void fragment_weights(const float* __restrict__ params, int e, float (&v)[4], bool& transposed) {
-    int m = PACKED_ENTRIES - 1;
-    while (PACKED[m].dst > e) --m;
-    const PackEntry pe = PACKED[m];
-    const int K = pe.transposed ? pe.out : pe.in, N = pe.transposed ? pe.in : pe.out;
-    const int local = e - pe.dst, lane = local & 31, tile = local >> 5, ks_n = (K + 15) / 16;
-    const int n = 8 * (tile / ks_n) + (lane >> 2), k0 = 16 * (tile % ks_n) + 2 * (lane & 3);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int k = k0 + (i & 1) + 8 * (i >> 1);
-        v[i] = k < K && n < N ? params[pe.src + (pe.transposed ? k * pe.in + n : n * pe.in + k)] : 0.0f;
-    }
-    transposed = pe.transposed;
-}
-
-// deform_pack: the chain's weights as mma B fragments, fp16 for the forward layers and bf16 for the
-// backward's (transposed) ones, rounded to nearest even, and the split layers' low parts (PK_LO). Fragment
-// (column tile j, k-step s, lane (g, t)) of B [K][N] holds B[16s + 2t][8j + g], B[16s + 2t + 1][8j + g] in
-// .x and B[16s + 2t + 8][8j + g], B[16s + 2t + 9][8j + g] in .y, 0 outside K × N; low part i the same four
-// of fp16 fragment PK_O + i as fp16(w − fp16(w)). One thread per 8 bytes. Bytes 4·4·15 360 (floats read,
-// cached) + 8·15 360.
-//   params [total] → wp [PK_TOTAL] uint2
-extern "C" __global__ void __launch_bounds__(TRANSPOSE_THREADS)
-deform_pack(const float* __restrict__ params, uint2* __restrict__ wp) {
-    const int e = blockIdx.x * TRANSPOSE_THREADS + threadIdx.x;
-    if (e >= PK_TOTAL) return;
-    float v[4];
-    bool transposed;
-    if (e >= PK_LO && e < PK_FWD_END) {  // a low part
-        fragment_weights(params, PK_O + e - PK_LO, v, transposed);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) v[i] -= __half2float(__float2half_rn(v[i]));
-        wp[e] = make_uint2(pack_f16(v[0], v[1]), pack_f16(v[2], v[3]));
-        return;
-    }
-    fragment_weights(params, e, v, transposed);
-    wp[e] = transposed ? make_uint2(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]))
-                       : make_uint2(pack_f16(v[0], v[1]), pack_f16(v[2], v[3]));
-}
 
 // acc[j] += A·B_j over KS k-steps (B from packed fragments w: [NT][KS][32]; fp16 operands when F16).
 template <int NT, int KS, bool F16>
@@ -1012,47 +935,6 @@ __device__ __forceinline__ void acc_init(float (&acc)[NT][4], const float* __res
             const int c = acc_col(j, e);
             acc[j][e] = bias && c < valid ? __ldg(bias + c) : 0.0f;
         }
-}
-
-// y = x·Wᵀ + bias for a forward layer (fp16 operands; bias columns ≥ valid give 0).
-template <int NT, int NTX>
-__device__ __forceinline__ void layer_fwd(float (&y)[NT][4], const float (&x)[NTX][4], const float* __restrict__ bias,
-                                          int valid, const uint2* __restrict__ w) {
-    uint32_t a[(NTX + 1) / 2][4];
-    to_frags<NTX, true>(x, a);
-    acc_init<NT>(y, bias, valid);
-    warp_mma<NT, (NTX + 1) / 2, true>(y, a, w);
-}
-
-// y += xc·Wᵀ over k-steps 4c … 4c + 3 of a split layer of KS k-steps (x = hi + lo, W = Whi + Wlo; lo:
-// deform_pack's low parts): hi·Whi + lo·Whi + hi·Wlo with fp32 accumulation, each B fragment loaded once for
-// its products. xc: those 64 columns of x. The terms left out are 2^-20 of the product and below (lo·Wlo,
-// and subnormal fp16 lows), where plain fp16 leaves 2^-11.
-template <int NT, int KS>
-__device__ __forceinline__ void split_chunk(float (&y)[NT][4], const float (&xc)[8][4], const uint2* w, const uint2* lo, int c) {
-    const int lane = threadIdx.x & 31;
-    uint32_t a_hi[4][4], a_lo[4][4];
-    to_frags<8, true>(xc, a_hi);
-    to_frags<8, true, true>(xc, a_lo);
-#pragma unroll
-    for (int s = 0; s < 4; ++s)
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-            const int f = (j * KS + 4 * c + s) * 32 + lane;
-            const uint2 bh = w[f], bl = lo[f];
-            const uint32_t b_hi[2] = {bh.x, bh.y}, b_lo[2] = {bl.x, bl.y};
-            mma_m16n8k16<true>(y[j], a_hi[s], b_hi);
-            mma_m16n8k16<true>(y[j], a_lo[s], b_hi);
-            mma_m16n8k16<true>(y[j], a_hi[s], b_lo);
-        }
-}
-
-// y = x·Wᵀ + bias for a split layer of 64 inputs (split_chunk).
-template <int NT>
-__device__ __forceinline__ void layer_fwd_split(float (&y)[NT][4], const float (&x)[8][4], const float* __restrict__ bias,
-                                                int valid, const uint2* w, const uint2* lo) {
-    acc_init<NT>(y, bias, valid);
-    split_chunk<NT, 4>(y, x, w, lo, 0);
 }
 
 // acc += d·W for a gradient tile d against a layer's transposed fragments (bf16 operands).
@@ -1230,12 +1112,6 @@ __device__ __forceinline__ void apply_kept(const float (&d)[8][4], uint32_t kept
         for (int e = 0; e < 4; ++e) out[j][e] = (kept >> (4 * j + e)) & 1 ? d[j][e] * factor : 0.0f;
 }
 
-// q = f·Wqᵀ + bq (wq: the query's fragments, deform_pack's from PK_Q).
-__device__ __forceinline__ void tc_query(const float* __restrict__ params, const uint2* wq, const float (&x)[8][4],
-                                         float (&q)[8][4]) {
-    layer_fwd<8, 8>(q, x, params + P_BQ, D, wq);
-}
-
 // Σ over head h's 32 columns of x[row r]·m (m: one token's 64-vector), the whole quad's sum.
 __device__ __forceinline__ float head_dot(const float (&x)[8][4], const float* __restrict__ m, int h, int r) {
     float s = 0.0f;
@@ -1382,20 +1258,286 @@ __device__ __forceinline__ long long tape_record(int item, int warp) {
     return ((long long)item * TC_WARPS + warp) * TAPE_WORDS;
 }
 
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* p) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+
+// The tensor-core kernels' weights: fp16 copies (rounded to nearest even, so that deform_bwd_heads_tc's
+// recompute of the forward gives the forward's values), row-major in shared memory, read in both
+// orientations: as rows for the forward's products y = x·Wᵀ, as columns for the backward's d_x = d_y·W.
+// Each matrix is stored as 64-column halves [half][rows][64] of 128-byte rows,
+// whose 16-byte chunk c lies at chunk c ^ (row & 7): Hopper's 128-byte swizzle, which wgmma reads as
+// K-major (rows) or MN-major (columns) operands, and which keeps ldmatrix's 8 rows of an 8 × 8 matrix in
+// different banks. The F_d heads' (head_weights_to_shared): V0 of a head is one half [128][64]; V1 two,
+// V1_HALF apart. V1's rows: head h from
+// V1_ROW[h], 16 rows for heads 0–3 (zero past HEAD_OUT: the d_x product reads one 16-row k-step) and 48
+// for head 4.
+__constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
+constexpr int V1_ROWS = 4 * 16 + 48;
+constexpr int V1_HALF = V1_ROWS * 64;  // halves between V1's two 64-column halves
+
+// Chunk `chunk` (8 halves, over both halves of a 128-column matrix) of row `row` of such a matrix.
+template <typename T>
+__device__ __forceinline__ T* swizzled(T* m, int half, int row, int chunk) {
+    return m + (chunk >> 3) * half + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+}
+
+// 8 consecutive weights (0 when src is null) as fp16 at dst (a 16-byte chunk of a copy), or, LOW, the fp16 of
+// what fp16 rounding leaves of each, w − fp16(w) (the split products' low parts).
+template <bool LOW = false>
+__device__ __forceinline__ void chunk_to_f16(uint16_t* dst, const float* __restrict__ src) {
+    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    const float4 a = src ? __ldg(reinterpret_cast<const float4*>(src)) : zero;
+    const float4 b = src ? __ldg(reinterpret_cast<const float4*>(src) + 1) : zero;
+    auto pack = [](float x, float y) {
+        return LOW ? pack_f16(x - __half2float(__float2half_rn(x)), y - __half2float(__float2half_rn(y))) : pack_f16(x, y);
+    };
+    *reinterpret_cast<uint4*>(dst) = make_uint4(pack(a.x, a.y), pack(a.z, a.w), pack(b.x, b.y), pack(b.z, b.w));
+}
+
+// A row-major weight [rows][cols] (cols 64 or 128) from params into such a copy m (halves `half` apart),
+// block-wide.
+template <bool LOW = false>
+__device__ __forceinline__ void weight_to_shared(uint16_t* m, int half, const float* __restrict__ w, int rows, int cols) {
+    for (int e = threadIdx.x; e < rows * cols / 8; e += blockDim.x) {
+        const int row = e / (cols / 8), chunk = e % (cols / 8);
+        chunk_to_f16<LOW>(swizzled(m, half, row, chunk), w + row * cols + 8 * chunk);
+    }
+}
+
+// Fills the heads' copies from params (block-wide; a barrier follows before their first use), and, unless
+// v0_lo is null, V0's low parts in V0's layout (the forward's split decisions: tc_head_hidden).
+__device__ __forceinline__ void head_weights_to_shared(const float* __restrict__ params, uint16_t* v0, uint16_t* v1,
+                                                       uint16_t* v0_lo = nullptr) {
+    weight_to_shared(v0, 0, params + P_HEAD0W, 5 * HID, D);
+    if (v0_lo) weight_to_shared<true>(v0_lo, 0, params + P_HEAD0W, 5 * HID, D);
+    for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += blockDim.x) {
+        const int row = e / (HID / 8), chunk = e % (HID / 8);
+        const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
+        chunk_to_f16(swizzled(v1, V1_HALF, row, chunk),
+                     local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
+    }
+#if TC_WGMMA
+    fence_stores_for_wgmma();
+#endif
+}
+
+// deform_fwd_chain_tc's copies (bytes from its shared memory's start), as the heads': the query's weight,
+// then the out-projection's and the FFN's, each followed by its low parts (split_by_rows). FFN1 [64][128]
+// is two 64-column halves, FC_FFN1_HALF halves apart.
+constexpr int FC_WQ = 0, FC_WO = FC_WQ + D * D * 2, FC_WO_LO = FC_WO + D * D * 2, FC_FFN0 = FC_WO_LO + D * D * 2;
+constexpr int FC_FFN0_LO = FC_FFN0 + FFN * D * 2, FC_FFN1 = FC_FFN0_LO + FFN * D * 2, FC_FFN1_LO = FC_FFN1 + D * FFN * 2;
+constexpr int FC_FFN1_HALF = D * 64;
+constexpr int TC_FWD_CHAIN_SMEM = FC_FFN1_LO + D * FFN * 2;
+static_assert(FC_WO % 1024 == 0 && FC_FFN0 % 1024 == 0 && FC_FFN1 % 1024 == 0 && TC_FWD_CHAIN_SMEM == 90112,
+              "the 128-byte swizzle's period; update DEF_FWD_CHAIN_TC_SMEM in src/cuda/attention.rs");
+__device__ __forceinline__ void chain_weights_to_shared(const float* __restrict__ params, unsigned char* smem) {
+    auto at = [&](int offset) { return reinterpret_cast<uint16_t*>(smem + offset); };
+    weight_to_shared(at(FC_WQ), 0, params + P_WQ, D, D);
+    weight_to_shared(at(FC_WO), 0, params + P_WO, D, D);
+    weight_to_shared<true>(at(FC_WO_LO), 0, params + P_WO, D, D);
+    weight_to_shared(at(FC_FFN0), 0, params + P_FFN0W, FFN, D);
+    weight_to_shared<true>(at(FC_FFN0_LO), 0, params + P_FFN0W, FFN, D);
+    weight_to_shared(at(FC_FFN1), FC_FFN1_HALF, params + P_FFN1W, D, FFN);
+    weight_to_shared<true>(at(FC_FFN1_LO), FC_FFN1_HALF, params + P_FFN1W, D, FFN);
+#if TC_WGMMA
+    fence_stores_for_wgmma();
+#endif
+}
+
+#if TC_WGMMA
+// Hopper: each product is the warpgroup's (4 warps, 64 rows: warp w of it supplies rows 16w … from its A
+// fragments, whose layout is mma.sync's) wgmma over the copies above, which reads B from shared memory
+// itself: one instruction per k-step instead of an ldmatrix and NT/2 mma.sync per pair of 8-column tiles.
+// The accumulators keep mma.sync's C layout (tile j, element e). The warps of a warpgroup run the same
+// products in the same order (the forward kernels' take consecutive warp tiles, with uniform trip
+// counts), so they stay aligned.
+
+// A shared-memory matrix descriptor: start, leading (K) and stride (M or N) byte offsets, and the layout:
+// the 128-byte swizzle (the weight copies) or none (core matrices: the staged tiles).
+__device__ __forceinline__ uint64_t wgmma_desc(const uint16_t* start, uint32_t lead_bytes, uint32_t stride_bytes,
+                                               bool swizzle128 = true) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(start);
+    return (uint64_t)((a & 0x3FFFF) >> 4) | (uint64_t)((lead_bytes & 0x3FFFF) >> 4) << 16 |
+           (uint64_t)((stride_bytes & 0x3FFFF) >> 4) << 32 | (swizzle128 ? 1ull << 62 : 0ull);
+}
+
+// acc += A·B for one k-step: A the warp's fp16 fragments, B (16 × 8·NT) by descriptor, K-major (TRANS_B
+// false: B's columns are the matrix's rows) or MN-major (true: its rows).
+template <int NT, bool TRANS_B>
+__device__ __forceinline__ void wgmma_step(float (&acc)[NT][4], const uint32_t (&a)[4], uint64_t desc);
+#define ACC4(j) "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])  // column tile j's registers
+template <>
+__device__ __forceinline__ void wgmma_step<1, false>(float (&acc)[1][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"
+                 : ACC4(0)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<6, false>(float (&acc)[6][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %29, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, {%24, %25, %26, %27}, %28, p, 1, 1, 0;\n}\n"
+                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<8, false>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<16, false>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8), ACC4(9), ACC4(10), ACC4(11), ACC4(12), ACC4(13), ACC4(14), ACC4(15)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<8, true>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_step<16, true>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8), ACC4(9), ACC4(10), ACC4(11), ACC4(12), ACC4(13), ACC4(14), ACC4(15)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+// acc += A·B for one k-step, bf16, both from shared memory by descriptor, both MN-major (A's rows and
+// B's columns contiguous: the transposes of staged tiles).
+template <int NT>
+__device__ __forceinline__ void wgmma_ss_bf16(float (&acc)[NT][4], uint64_t desc_a, uint64_t desc_b);
+template <>
+__device__ __forceinline__ void wgmma_ss_bf16<1>(float (&acc)[1][4], uint64_t desc_a, uint64_t desc_b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, %4, %5, p, 1, 1, 1, 1;\n}\n"
+                 : ACC4(0)
+                 : "l"(desc_a), "l"(desc_b), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_ss_bf16<2>(float (&acc)[2][4], uint64_t desc_a, uint64_t desc_b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 1, 1;\n}\n"
+                 : ACC4(0), ACC4(1)
+                 : "l"(desc_a), "l"(desc_b), "r"(1));
+}
+template <>
+__device__ __forceinline__ void wgmma_ss_bf16<9>(float (&acc)[9][4], uint64_t desc_a, uint64_t desc_b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, p, 1, 1, 1, 1;\n}\n"
+                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8)
+                 : "l"(desc_a), "l"(desc_b), "r"(1));
+}
+#undef ACC4
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+#endif
+
+// acc[j] += A·Mᵀ over KS k-steps, fp16: M [8·NT rows][16·KS] one of the copies above (half: its halves'
+// distance), a row per output column (a forward product). Per column tile the k-steps go in increasing
+// order, as warp_mma's. WAIT false (wgmma): the products are left running, to be waited for with the
+// next product's (which must be into the same acc).
+template <int NT, int KS, bool WAIT = true>
+__device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
+#if TC_WGMMA
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < KS; ++s) wgmma_step<NT, false>(acc, a[s], wgmma_desc(swizzled(m, half, 0, 2 * s), 16, 1024));
+    if (WAIT) wgmma_wait();
+#else
+    const int lane = threadIdx.x & 31;
+    static_assert(KS % 2 == 0, "mma_by_rows: k-steps in pairs");
+#pragma unroll
+    for (int s = 0; s < KS; s += 2)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            uint32_t b[4];  // k-steps s and s + 1 of column tile j: chunks 2s … 2s + 3 of rows 8j …
+            ldsm_x4(b, swizzled(m, half, 8 * j + (lane & 7), 2 * s + (lane >> 3)));
+            const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+            mma_m16n8k16<true>(acc[j], a[s], b0);
+            mma_m16n8k16<true>(acc[j], a[s + 1], b1);
+        }
+#endif
+}
+
+// acc[j] += A·M over KS k-steps, fp16: M [16·KS rows][8·NT] one of the copies above, a row per k (a
+// backward d_x = d_y·W product); NT even.
+template <int NT, int KS>
+__device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
+#if TC_WGMMA
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < KS; ++s) wgmma_step<NT, true>(acc, a[s], wgmma_desc(m + 16 * s * 64, 2 * half, 1024));
+    wgmma_wait();
+#else
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int s = 0; s < KS; ++s)
+#pragma unroll
+        for (int j = 0; j < NT; j += 2) {
+            uint32_t b[4];  // column tiles j and j + 1 of k-step s
+            ldsm_x4_trans(b, swizzled(m, half, 16 * s + 8 * ((lane >> 3) & 1) + (lane & 7), j + (lane >> 4)));
+            const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+            mma_m16n8k16<true>(acc[j], a[s], b0);
+            mma_m16n8k16<true>(acc[j + 1], a[s], b1);
+        }
+#endif
+}
+
+// acc += x·Mᵀ for a split layer of 64 inputs, M [8·NT rows][64] one of the copies above and m_lo its low
+// parts: x = hi + lo, M = Mhi + Mlo in three products hi·Mhi + lo·Mhi + hi·Mlo (fp16 operands, fp32
+// accumulation). The terms left out are 2^-20 of the product and below (lo·Mlo, and subnormal fp16 lows),
+// where plain fp16 leaves 2^-11.
+template <int NT>
+__device__ __forceinline__ void split_by_rows(float (&acc)[NT][4], const float (&x)[8][4], const uint16_t* m, const uint16_t* m_lo) {
+    uint32_t a_hi[4][4], a_lo[4][4];
+    to_frags<8, true>(x, a_hi);
+    to_frags<8, true, true>(x, a_lo);
+    mma_by_rows<NT, 4, false>(acc, a_hi, m, 0);
+    mma_by_rows<NT, 4, false>(acc, a_lo, m, 0);
+    mma_by_rows<NT, 4>(acc, a_hi, m_lo, 0);
+}
+
 // The chain from f to g = ReLU(h2) for the warp's rows of frame b (the query fp16, the out-projection and
-// the FFN split; wp: the fragments and low parts in deform_fwd_chain_tc's shared copy), into the warp
-// tile's tape record, g included (TcChain's words in tc_tape_load_chain's order).
-__device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, const uint2* wp, const float* __restrict__ f,
+// the FFN split; smem: deform_fwd_chain_tc's weight copies), into the warp tile's tape record, g included
+// (TcChain's words in tc_tape_load_chain's order).
+__device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, const unsigned char* smem, const float* __restrict__ f,
                                              const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr,
                                              long long P, uint32_t* tape) {
-    const uint2* lo = wp + PK_LO;
+    auto at = [&](int offset) { return reinterpret_cast<const uint16_t*>(smem + offset); };
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
     const int lane = threadIdx.x & 31;
     uint32_t* keep = tape + TAPE_KEEP + lane * 8;
     float x[8][4], q[8][4], p[2][2][4], o[8][4];
     load_features(f, rows, x);
-    tc_query(params, wp + PK_Q, x, q);
+    {
+        uint32_t a[4][4];
+        to_frags<8, true>(x, a);
+        acc_init<8>(q, params + P_BQ, D);
+        mma_by_rows<8, 4>(q, a, at(FC_WQ), 0);
+    }
     tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
     {  // p for the backward, this lane's in the mma C layout: rows g, g + 8, (h, t) columns 2t', 2t' + 1;
         // by selects (a lane-dependent index would put p in local memory)
@@ -1409,7 +1551,8 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
         }
         __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(v[0], v[1], v[2], v[3]));
     }
-    layer_fwd_split<8>(q, o, params + P_BO, D, wp + PK_O, lo + LO_O);  // q is dead: it holds att
+    acc_init<8>(q, params + P_BO, D);  // q is dead: it holds att
+    split_by_rows<8>(q, o, at(FC_WO), at(FC_WO_LO));
     const uint32_t kept1 = lane_kept(rows, dr, 0);
     add_kept(x, q, kept1, dr);
     float h1[8][4], rstd[2];
@@ -1426,8 +1569,8 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         float z[8][4];
-        const int first = half * 8 * 4 * 32;  // the half's column tiles of the first layer's fragments
-        layer_fwd_split<8>(z, h1, params + P_FFN0B + 64 * half, 64, wp + PK_FFN0 + first, lo + LO_FFN0 + first);
+        acc_init<8>(z, params + P_FFN0B + 64 * half, 64);
+        split_by_rows<8>(z, h1, at(FC_FFN0) + 64 * half * 64, at(FC_FFN0_LO) + 64 * half * 64);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -1436,7 +1579,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
                 else z[j][e] = 0.0f;
             }
         store_rows_bf16<8, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z) + 64 * half, FFN, z);
-        split_chunk<8, 8>(q, z, wp + PK_FFN1, lo + LO_FFN1, half);
+        split_by_rows<8>(q, z, at(FC_FFN1) + half * FC_FFN1_HALF, at(FC_FFN1_LO) + half * FC_FFN1_HALF);
     }
     __stcs(keep + 4, (uint32_t)z_pos);
     __stcs(keep + 5, (uint32_t)(z_pos >> 32));
@@ -1641,39 +1784,33 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // cache (the backward ran 1.5 times as fast split so). Persistent: block g takes the items (frame,
 // 128-Gaussian tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows
 // so that their tape records are finite, and write no outputs). Each block first copies its layers'
-// weights to shared memory (from L1/L2 the fragment loads were half the forward's stalls): the chain's as
-// deform_pack's fragments with the split layers' low parts (90 112 bytes), the heads' as deform_bwd_heads_tc's
-// fp16 copies with their first layers' low parts (192 512 bytes). One block per SM. Arguments as
-// deform_fwd, with deform_pack's fragments in place of wt, then
+// weights to shared memory as fp16 copies (weight_to_shared; from L1/L2 the fragment loads were half the
+// forward's stalls): the chain's with the split layers' low parts (90 112 bytes), the heads' with their
+// first layers' (192 512 bytes). One block per SM. Arguments as deform_fwd, without wt, then
 // the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read
 // back); FLOP 2·P·196 480 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
 // and the heads' first layers' three times) + the fp32 rest.
 
-// The block copies deform_pack's [from, to) to shared memory wsm (then a barrier).
-__device__ __forceinline__ void copy_fragments(uint2* wsm, const uint2* __restrict__ wp, int from, int to) {
-    for (int e = threadIdx.x; e < (to - from) / 2; e += blockDim.x)
-        reinterpret_cast<uint4*>(wsm)[e] = __ldg(reinterpret_cast<const uint4*>(wp + from) + e);
-    __syncthreads();
-}
-
 // The forward kernels' warps take warp tiles independently (no block-wide step but the weights' copy; on
-// Hopper deform_fwd_heads_tc's warpgroups run their products together, each warp on its own rows).
+// Hopper the warps of a warpgroup run their products together, each warp on its own rows).
 // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item = n_tile·B + b.
 // deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (216 bytes of spills on sm_90a), more
 // warps per SM than the backward's 8 to hide its latencies: 0.301 ms against 0.321 at 8 warps of 255
 // registers (H100, …-deform-ab-stop29-b.log; before its products were wgmma, at 8 warps it took 0.597 ms,
 // at 12 0.445, at 16 with spills 0.474; B = 8, H200).
-// deform_fwd_chain_tc runs FWD_CHAIN_WARPS at 255 registers (84 bytes of spills): 0.326 ms against 0.359
+// deform_fwd_chain_tc runs FWD_CHAIN_WARPS at 255 registers (84 bytes of spills; 144 on sm_90a since its
+// products are wgmma, not yet timed): 0.326 ms against 0.359
 // at 12 warps of 168 registers with 324 bytes of spills (H100, …-deform-ab-stop27-e.log; with 560 bytes
 // of spills and the dropout's SplitMix64 per element, 12 warps had been 4 % faster than 8: 0.420 against
 // 0.439 ms). At 10 warps ptxas still allots 168 registers (3 warps on some of the SM's 4 schedulers).
 #define FWD_WARPS 12
-static_assert(FWD_WARPS % 4 == 0, "deform_fwd_heads_tc's warpgroups");
 #define FWD_CHAIN_WARPS 8
+static_assert(FWD_WARPS % 4 == 0 && FWD_CHAIN_WARPS % 4 == 0, "the forward kernels' warpgroups");
 extern "C" __global__ void __launch_bounds__(FWD_CHAIN_WARPS * 32, 1)
-deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
-    extern __shared__ __align__(16) uint2 wsm[];  // deform_pack's [0, PK_FWD_END)
-    copy_fragments(wsm, wp, 0, PK_FWD_END);
+deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape) {
+    extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
+    chain_weights_to_shared(params, smem);
+    __syncthreads();
     const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
@@ -1681,7 +1818,7 @@ deform_fwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     for (int tile = blockIdx.x * FWD_CHAIN_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
          tile += gridDim.x * FWD_CHAIN_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
-        tc_chain_fwd(params, wsm, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
+        tc_chain_fwd(params, smem, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
     }
 }
 
@@ -1699,234 +1836,26 @@ constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads
 constexpr int SB_SUMS = SB_HID;                         // chain: dγ1, dβ1, dγ2, dβ2 [64] each
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
 constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
-constexpr int V1_ROWS = 4 * 16 + 48;
-constexpr int V1_HALF = V1_ROWS * 64;                   // halves between V1's two 64-column halves
 constexpr int TC_BWD_HEADS_SMEM = SB_V1 + V1_ROWS * HID * 2;
 static_assert(SB_V0 % 1024 == 0 && SB_V1 % 1024 == 0 && V1_HALF * 2 % 1024 == 0,
               "the heads' weight copies start on the 128-byte swizzle's 1024-byte period");
 constexpr int SB_P = SB_SUMS + 4 * D * 4;              // chain: attention weights, bf16 [TC_TILE][TC_LDP]
 constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradients, bf16 [TC_TILE][8]
-constexpr int SB_FRAGS = SB_DS + TC_TILE * 8 * 2;       // chain: deform_pack's [PK_FFN0T, PK_TOTAL)
-constexpr int SB_DF = SB_FRAGS + (PK_TOTAL - PK_FFN0T) * 8;  // chain: [warp][32 values][32 lanes] fp32
+constexpr int SB_W0 = SB_DS + TC_TILE * 8 * 2;          // chain: fp16 copies of the FFN's W0 [128][64],
+constexpr int SB_W1 = SB_W0 + FFN * D * 2;              // and W1 [64][128] in two halves (weight_to_shared)
+constexpr int SB_DF = SB_W1 + D * FFN * 2;              // chain: [warp][32 values][32 lanes] fp32
 constexpr int TC_BWD_CHAIN_SMEM = SB_DF + TC_WARPS * 32 * 32 * 4;
 static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
-                  P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_FRAGS - SB_DS,
+                  P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
 static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 181248,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
-    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
-    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* p) {
-    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
-}
-
-// deform_bwd_heads_tc's weights: V0 and V1 of every head as fp16 (rounded as deform_pack rounds the
-// forward's fragments, so its recompute of the forward gives the forward's values), row-major in shared
-// memory, read in both orientations: as rows for the forward's products y = x·Vᵀ, as columns for the
-// backward's d_x = d_y·V. Each matrix is stored as 64-column halves [half][rows][64] of 128-byte rows,
-// whose 16-byte chunk c lies at chunk c ^ (row & 7): Hopper's 128-byte swizzle, which wgmma reads as
-// K-major (rows) or MN-major (columns) operands, and which keeps ldmatrix's 8 rows of an 8 × 8 matrix in
-// different banks. V0 of a head is one half [128][64]; V1 two, V1_HALF apart. V1's rows: head h from
-// V1_ROW[h], 16 rows for heads 0–3 (zero past HEAD_OUT: the d_x product reads one 16-row k-step) and 48
-// for head 4.
-__constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
-
-// Chunk `chunk` (8 halves, over both halves of a 128-column matrix) of row `row` of such a matrix.
-template <typename T>
-__device__ __forceinline__ T* swizzled(T* m, int half, int row, int chunk) {
-    return m + (chunk >> 3) * half + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
-}
-
-// Fills the copies from params (block-wide; a barrier follows before their first use), and, unless v0_lo
-// is null, V0's low parts fp16(w − fp16(w)) in V0's layout (the forward's split decisions: tc_head_hidden).
-__device__ __forceinline__ void head_weights_to_shared(const float* __restrict__ params, uint16_t* v0, uint16_t* v1,
-                                                       uint16_t* v0_lo = nullptr) {
-    auto low = [](float w) { return w - __half2float(__float2half_rn(w)); };
-    auto put = [](uint16_t* dst, float4 a, float4 b) {  // 8 floats as fp16
-        *reinterpret_cast<uint4*>(dst) = make_uint4(pack_f16(a.x, a.y), pack_f16(a.z, a.w), pack_f16(b.x, b.y), pack_f16(b.z, b.w));
-    };
-    auto put_from = [&](uint16_t* dst, const float* __restrict__ src) {  // 8 floats (0 when src is null)
-        const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        put(dst, src ? __ldg(reinterpret_cast<const float4*>(src)) : zero, src ? __ldg(reinterpret_cast<const float4*>(src) + 1) : zero);
-    };
-    for (int e = threadIdx.x; e < 5 * HID * D / 8; e += blockDim.x) {
-        const int row = e / (D / 8), chunk = e % (D / 8);
-        const float* src = params + P_HEAD0W + row * D + 8 * chunk;
-        put_from(swizzled(v0, 0, row, chunk), src);
-        if (v0_lo) {
-            const float4 a = __ldg(reinterpret_cast<const float4*>(src)), b = __ldg(reinterpret_cast<const float4*>(src) + 1);
-            put(swizzled(v0_lo, 0, row, chunk), make_float4(low(a.x), low(a.y), low(a.z), low(a.w)),
-                make_float4(low(b.x), low(b.y), low(b.z), low(b.w)));
-        }
-    }
-    for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += blockDim.x) {
-        const int row = e / (HID / 8), chunk = e % (HID / 8);
-        const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
-        put_from(swizzled(v1, V1_HALF, row, chunk),
-                 local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
-    }
-#if TC_WGMMA
-    fence_stores_for_wgmma();
-#endif
-}
-
-#if TC_WGMMA
-// Hopper: each product is the warpgroup's (4 warps, 64 rows: warp w of it supplies rows 16w … from its A
-// fragments, whose layout is mma.sync's) wgmma over the copies above, which reads B from shared memory
-// itself: one instruction per k-step instead of an ldmatrix and NT/2 mma.sync per pair of 8-column tiles.
-// The accumulators keep mma.sync's C layout (tile j, element e). The warps of a warpgroup run the same
-// products in the same order (deform_fwd_heads_tc's take consecutive warp tiles, with uniform trip
-// counts), so they stay aligned.
-
-// A shared-memory matrix descriptor: start, leading (K) and stride (M or N) byte offsets, and the layout:
-// the 128-byte swizzle (the weight copies) or none (core matrices: the staged tiles).
-__device__ __forceinline__ uint64_t wgmma_desc(const uint16_t* start, uint32_t lead_bytes, uint32_t stride_bytes,
-                                               bool swizzle128 = true) {
-    const uint32_t a = (uint32_t)__cvta_generic_to_shared(start);
-    return (uint64_t)((a & 0x3FFFF) >> 4) | (uint64_t)((lead_bytes & 0x3FFFF) >> 4) << 16 |
-           (uint64_t)((stride_bytes & 0x3FFFF) >> 4) << 32 | (swizzle128 ? 1ull << 62 : 0ull);
-}
-
-// acc += A·B for one k-step: A the warp's fp16 fragments, B (16 × 8·NT) by descriptor, K-major (TRANS_B
-// false: B's columns are the matrix's rows) or MN-major (true: its rows).
-template <int NT, bool TRANS_B>
-__device__ __forceinline__ void wgmma_step(float (&acc)[NT][4], const uint32_t (&a)[4], uint64_t desc);
-#define ACC4(j) "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])  // column tile j's registers
-template <>
-__device__ __forceinline__ void wgmma_step<1, false>(float (&acc)[1][4], const uint32_t (&a)[4], uint64_t desc) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"
-                 : ACC4(0)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_step<6, false>(float (&acc)[6][4], const uint32_t (&a)[4], uint64_t desc) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %29, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, {%24, %25, %26, %27}, %28, p, 1, 1, 0;\n}\n"
-                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_step<16, false>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8), ACC4(9), ACC4(10), ACC4(11), ACC4(12), ACC4(13), ACC4(14), ACC4(15)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_step<8, true>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
-                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_step<16, true>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8), ACC4(9), ACC4(10), ACC4(11), ACC4(12), ACC4(13), ACC4(14), ACC4(15)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-}
-// acc += A·B for one k-step, bf16, both from shared memory by descriptor, both MN-major (A's rows and
-// B's columns contiguous: the transposes of staged tiles).
-template <int NT>
-__device__ __forceinline__ void wgmma_ss_bf16(float (&acc)[NT][4], uint64_t desc_a, uint64_t desc_b);
-template <>
-__device__ __forceinline__ void wgmma_ss_bf16<1>(float (&acc)[1][4], uint64_t desc_a, uint64_t desc_b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, %4, %5, p, 1, 1, 1, 1;\n}\n"
-                 : ACC4(0)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_ss_bf16<2>(float (&acc)[2][4], uint64_t desc_a, uint64_t desc_b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 1, 1;\n}\n"
-                 : ACC4(0), ACC4(1)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_ss_bf16<9>(float (&acc)[9][4], uint64_t desc_a, uint64_t desc_b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, p, 1, 1, 1, 1;\n}\n"
-                 : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-#undef ACC4
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait() {
-    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-}
-#endif
-
-// acc[j] += A·Mᵀ over KS k-steps, fp16: M [8·NT rows][16·KS] one of the copies above (half: its halves'
-// distance), a row per output column (a forward product). Per column tile the k-steps go in increasing
-// order, as warp_mma's. WAIT false (wgmma): the products are left running, to be waited for with the
-// next product's (which must be into the same acc).
-template <int NT, int KS, bool WAIT = true>
-__device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
-#if TC_WGMMA
-    wgmma_fence();
-#pragma unroll
-    for (int s = 0; s < KS; ++s) wgmma_step<NT, false>(acc, a[s], wgmma_desc(swizzled(m, half, 0, 2 * s), 16, 1024));
-    if (WAIT) wgmma_wait();
-#else
-    const int lane = threadIdx.x & 31;
-    static_assert(KS % 2 == 0, "mma_by_rows: k-steps in pairs");
-#pragma unroll
-    for (int s = 0; s < KS; s += 2)
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-            uint32_t b[4];  // k-steps s and s + 1 of column tile j: chunks 2s … 2s + 3 of rows 8j …
-            ldsm_x4(b, swizzled(m, half, 8 * j + (lane & 7), 2 * s + (lane >> 3)));
-            const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-            mma_m16n8k16<true>(acc[j], a[s], b0);
-            mma_m16n8k16<true>(acc[j], a[s + 1], b1);
-        }
-#endif
-}
-
-// acc[j] += A·M over KS k-steps, fp16: M [16·KS rows][8·NT] one of the copies above, a row per k (a
-// backward d_x = d_y·W product); NT even.
-template <int NT, int KS>
-__device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
-#if TC_WGMMA
-    wgmma_fence();
-#pragma unroll
-    for (int s = 0; s < KS; ++s) wgmma_step<NT, true>(acc, a[s], wgmma_desc(m + 16 * s * 64, 2 * half, 1024));
-    wgmma_wait();
-#else
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int s = 0; s < KS; ++s)
-#pragma unroll
-        for (int j = 0; j < NT; j += 2) {
-            uint32_t b[4];  // column tiles j and j + 1 of k-step s
-            ldsm_x4_trans(b, swizzled(m, half, 16 * s + 8 * ((lane >> 3) & 1) + (lane & 7), j + (lane >> 4)));
-            const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-            mma_m16n8k16<true>(acc[j], a[s], b0);
-            mma_m16n8k16<true>(acc[j + 1], a[s], b1);
-        }
-#endif
-}
-
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
 // fragments its second layer takes (hid; tc_head_bwd recomputes the same values with the same products),
 // and its ReLU decisions (bit 4j + e set: unit on) taken as fp32 would take them: from the split product
-// g_hi·Vhi + g_lo·Vhi + g_hi·Vlo (split_chunk's terms: 2^-20 of the product left out where fp16 operands
+// g_hi·Vhi + g_lo·Vhi + g_hi·Vlo (split_by_rows' terms: 2^-20 of the product left out where fp16 operands
 // leave 2^-10), added to the fp16 one after its units are taken. fp16's decisions alone flip the 0.6 % of
 // units within its rounding of 0 (on tests/deform.rs's TC_CASE), and the backward would pass their
 // gradients on one side only: d_kv, d_f and d_params 1.0–1.6e-2 from the exact twin, against 2.0–3.3e-3
@@ -2031,7 +1960,7 @@ constexpr int TC_FWD_HEADS_SMEM = FH_V0_LO + 5 * HID * D * 2;
 static_assert(FH_V1 % 1024 == 0 && FH_V0_LO % 1024 == 0 && TC_FWD_HEADS_SMEM == 192512,
               "the 128-byte swizzle's period; update DEF_FWD_HEADS_TC_SMEM in src/cuda/attention.rs");
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
-deform_fwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_FWD_TAIL, uint32_t* tape) {
+deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + FH_V0);
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + FH_V1);
@@ -2335,11 +2264,19 @@ __device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a,
     wgmma_wait();
 }
 
+// The weight gradients' adds into the partial slice: reductions performed in L2 (red.global.add, fp32;
+// subnormal sums flush to zero), so that no load of the slice waits on L2. Each address of a slice has
+// one owner thread, which adds in program order: the sums stay deterministic.
+__device__ __forceinline__ void red_add(float* at, float v) {
+    asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(at), "f"(v) : "memory");
+}
+__device__ __forceinline__ void red_add2(float* at, float x, float y) {
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(at), "f"(x), "f"(y) : "memory");
+}
+
 // A warpgroup's rows of a row-major dW [rows][ld] in the partial slice, for a 64 × 8·(NW + 1) product:
 // the lane's two rows (wg_row, + 8) from row0, its NW weight column pairs (2t + 8j from col0), and in tile
-// NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not stored.
-// The slice's current values are read before the product (so that their L2 round trip overlaps it) and
-// the sums stored after it.
+// NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not added.
 template <int NW>
 struct DwRows {
     float* w[2];  // the lane's first weight of each row, or null
@@ -2354,27 +2291,13 @@ struct DwRows {
             b[r] = ok && b0 && (lane & 3) == 0 ? b0 + row : nullptr;
         }
     }
-    __device__ void load(float (&prev)[NW + 1][4]) const {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-#pragma unroll
-            for (int j = 0; j < NW; ++j) {
-                const float2 v = w[r] ? *reinterpret_cast<const float2*>(w[r] + 8 * j) : make_float2(0.0f, 0.0f);
-                prev[j][2 * r] = v.x, prev[j][2 * r + 1] = v.y;
-            }
-            prev[NW][2 * r] = b[r] ? *b[r] : 0.0f;
-            prev[NW][2 * r + 1] = 0.0f;
-        }
-    }
-    __device__ void store(const float (&prev)[NW + 1][4], const float (&acc)[NW + 1][4]) const {
+    __device__ void add(const float (&acc)[NW + 1][4]) const {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             if (w[r])
 #pragma unroll
-                for (int j = 0; j < NW; ++j)
-                    *reinterpret_cast<float2*>(w[r] + 8 * j) =
-                        make_float2(prev[j][2 * r] + acc[j][2 * r], prev[j][2 * r + 1] + acc[j][2 * r + 1]);
-            if (b[r]) *b[r] = prev[NW][2 * r] + acc[NW][2 * r];
+                for (int j = 0; j < NW; ++j) red_add2(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1]);
+            if (b[r]) red_add(b[r], acc[NW][2 * r]);
         }
     }
 };
@@ -2391,14 +2314,10 @@ struct DwCols {
             at[e] = out < outs ? w + out * ld + input : nullptr;
         }
     }
-    __device__ void load(float (&prev)[1][4]) const {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) prev[0][e] = at[e] ? *at[e] : 0.0f;
-    }
-    __device__ void store(const float (&prev)[1][4], const float (&acc)[1][4]) const {
+    __device__ void add(const float (&acc)[1][4]) const {
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-            if (at[e]) *at[e] = prev[0][e] + acc[0][e];
+            if (at[e]) red_add(at[e], acc[0][e]);
     }
 };
 
@@ -2431,26 +2350,23 @@ __device__ __forceinline__ void bias_from_sums(const float* sums, float* b, int 
 // d out's first 8 columns, the bias from the warps' column sums of d out (tiles.sums).
 __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float* part) {
     const int wg = threadIdx.x >> 7;
-    float prev[9][4], acc[9][4];
+    float acc[9][4];
     {
         const DwRows<8> v0(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, D, 64 * wg, HID, 0);
-        v0.load(prev);
         dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
-        v0.store(prev, acc);
+        v0.add(acc);
     }
     float* w1 = part + P_HEAD1W + HEAD_OFF[h] * HID;
     float* b1 = part + P_HEAD1B + HEAD_OFF[h];
     if (h == 4) {
         const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
-        v1.load(prev);
         dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
-        v1.store(prev, acc);
+        v1.add(acc);
     } else {
         const DwCols v1t(w1, HID, 64 * wg, HEAD_OUT[h]);
-        float prev1[1][4], acc1[1][4];
-        v1t.load(prev1);
+        float acc1[1][4];
         dw_wgmma<1>(acc1, tiles.x2 + 8 * wg * 64, X2_CHUNKS, tiles.d2, D2_CHUNKS);
-        v1t.store(prev1, acc1);
+        v1t.add(acc1);
         bias_from_sums(tiles.sums, b1, HEAD_OUT[h]);
     }
 }
@@ -2460,17 +2376,15 @@ __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float
 // wg's 64 rows from 64wg).
 __device__ __forceinline__ void ffn_dw_wgmma(const TcTiles& tiles, float* part) {
     const int wg = threadIdx.x >> 7;
-    float prev[9][4], acc[9][4];
+    float acc[9][4];
     {
         const DwRows<8> w1(part + P_FFN1W, wg ? part + P_FFN1B : nullptr, FFN, 0, D, 64 * wg);
-        w1.load(prev);
         dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.z + 8 * wg * 64, X2_CHUNKS);
-        w1.store(prev, acc);
+        w1.add(acc);
     }
     const DwRows<8> w0(part + P_FFN0W, part + P_FFN0B, D, 64 * wg, FFN, 0);
-    w0.load(prev);
     dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
-    w0.store(prev, acc);
+    w0.add(acc);
 }
 
 // deform_bwd_chain_tc's attention weight gradients (one frame's projected tokens): warpgroup 0 dUT (and
@@ -2480,16 +2394,14 @@ __device__ __forceinline__ void attention_dw_wgmma(const TcTiles& tiles, const u
                                                    float* part, float* part_tok) {
     if (threadIdx.x < 128) {
         const DwRows<1> ut(part_tok + DTOK_UT, part + P_BO, 8, 0, D, 0);
-        float prev[2][4], acc[2][4];
-        ut.load(prev);
+        float acc[2][4];
         dw_wgmma<2>(acc, tiles.d2, D2_CHUNKS, p_tile, P_CHUNKS);
-        ut.store(prev, acc);
+        ut.add(acc);
     } else {
         const DwCols kt(part_tok + DTOK_K, D, 0, 8);
-        float prev[1][4], acc[1][4];
-        kt.load(prev);
+        float acc[1][4];
         dw_wgmma<1>(acc, tiles.x1, X1_CHUNKS, ds_tile, DS_CHUNKS);
-        kt.store(prev, acc);
+        kt.add(acc);
     }
     bias_from_sums(tiles.sums, part_tok + DTOK_KC, 8);
 }
@@ -2580,7 +2492,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 // by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_canonical: deform_pass_through_bwd
 // (the heads kernel writes the log-scales', rotations' and opacities' per pair to d_pair); d_f: stored
 // once per Gaussian, summed over the frames in deform_bwd_chain_tc. Arguments as deform_bwd, with
-// deform_pack's fragments in place of wt, then the tape the forward wrote for the same inputs, and for the
+// no wt, then the tape the forward wrote for the same inputs, and for the
 // heads d_pair, for the chain deform_project_tokens' output. Both launched with the same grid.
 
 // The ones column (bf16 1.0 = 0x3f80, then 7 zeros) at column `in` of a staged tile (stage_tile_bf16's
@@ -2599,7 +2511,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int chunks, i
 // (the chain's backward rounds its products' operands to bf16 in any case).
 // Shared: TC_BWD_HEADS_SMEM = 227 328 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL, uint32_t* tape,
+deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     // z is not used here: x2 holds the heads' hidden units.
@@ -2652,9 +2564,9 @@ deform_bwd_heads_tc(const float* __restrict__ params, const uint2* __restrict__ 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
 // 181 248 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
-deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ wp, DEFORM_BWD_TAIL,
+deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                     const uint32_t* __restrict__ tape, const uint32_t* __restrict__ tok) {
-    extern __shared__ __align__(16) unsigned char smem[];
+    extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     // x2 is not used here: its region holds z.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), nullptr, reinterpret_cast<uint16_t*>(smem + SB_X2),
                            reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2),
@@ -2669,10 +2581,16 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
     stage_ones(tiles.x1, TC_LDX, X1_CHUNKS, D);
     stage_ones(tiles.z, TC_LDW, X2_CHUNKS, FFN);
     stage_ones(p_tile, TC_LDP, P_CHUNKS, 8);
-    // The transposed fragments its products read (from L1/L2 this kernel took 0.90 ms, from here 0.80;
-    // B = 8, H100).
-    uint2* wt = reinterpret_cast<uint2*>(smem + SB_FRAGS);
-    copy_fragments(wt, wp, PK_FFN0T, PK_TOTAL);
+    // The weights its products read (from L1/L2 this kernel took 0.90 ms, from shared memory 0.80; B = 8,
+    // H100).
+    const uint16_t* w0 = reinterpret_cast<uint16_t*>(smem + SB_W0);
+    const uint16_t* w1 = reinterpret_cast<uint16_t*>(smem + SB_W1);
+    weight_to_shared(reinterpret_cast<uint16_t*>(smem + SB_W0), 0, params + P_FFN0W, FFN, D);
+    weight_to_shared(reinterpret_cast<uint16_t*>(smem + SB_W1), FC_FFN1_HALF, params + P_FFN1W, D, FFN);
+#if TC_WGMMA
+    fence_stores_for_wgmma();
+#endif
+    __syncthreads();
     // Block g takes the n-tiles g, g + G, … with every frame of each in turn, so that d_f sums over the
     // frames in shared memory (df_sum: each lane its own 32 values) and is stored once per n-tile, instead
     // of B frames' atomics to the same addresses at about the same time.
@@ -2704,17 +2622,28 @@ deform_bwd_chain_tc(const float* __restrict__ params, const uint2* __restrict__ 
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
         apply_kept(d_g, keep.kept2, dr, t);
         stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
-        {
-            float dz[16][4];
-            acc_init<16>(dz, nullptr, 0);
-            grad_mma<16, 8>(dz, t, wt + (PK_FFN1T - PK_FFN0T));
+        {  // both on fp16 operands, the gradient rows scaled into fp16's range (to_frags_row_scaled)
+            float dz[16][4], inv[2];
+            {
+                uint32_t a[4][4];
+                to_frags_row_scaled<8>(t, a, inv);
+                acc_init<16>(dz, nullptr, 0);
+                mma_by_cols<16, 4>(dz, a, w1, FC_FFN1_HALF);
+            }
 #pragma unroll
             for (int j = 0; j < 16; ++j)
 #pragma unroll
-                for (int e = 0; e < 4; ++e)
-                    if (!((keep.z_pos >> (4 * j + e)) & 1)) dz[j][e] = 0.0f;
+                for (int e = 0; e < 4; ++e) dz[j][e] = (keep.z_pos >> (4 * j + e)) & 1 ? dz[j][e] * inv[e >> 1] : 0.0f;
             stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, dz);
-            grad_mma<8, 16>(d_g, dz, wt);  // d_g holds d_h1
+            uint32_t a[8][4];
+            float dh[8][4];
+            to_frags_row_scaled<16>(dz, a, inv);
+            acc_init<8>(dh, nullptr, 0);
+            mma_by_cols<8, 8>(dh, a, w0, 0);
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) d_g[j][e] = fmaf(dh[j][e], inv[e >> 1], d_g[j][e]);  // d_g holds d_h1
         }
         load_acc_f16(xh, xs);
 #pragma unroll

@@ -50,11 +50,11 @@ impl_math!(f64);
 /// How the chain's dense products see their operands. `Exact`: as they are (the fp32 kernels, and the
 /// reference). `TensorCores`: rounded as deform_fwd_*_tc / deform_bwd_*_tc round them for the mma units, to
 /// nearest even. The forward takes fp16 inputs and weights (`FwdProduct` says how each layer uses them).
-/// The backward's output gradients and weights (for d_x) and its inputs and output gradients (for d_W and
-/// d_b) are rounded to bf16, but for the F_d heads' d_x: fp16, each gradient row scaled by a power of two
-/// first (`DxOperands`). Sums, and everything that is not a dense product (attention, LayerNorm,
-/// dropout, ReLU masks, the deltas), stay in T, as in the kernels, but for the LayerNorms' x̂ that the
-/// backward reads from the kernels' tape: fp16 (and h1 = γ1·x̂1 + β1 from it), and d_h2: bf16. The
+/// The backward's inputs and output gradients (for d_W and d_b) are rounded to bf16, its weights and output
+/// gradients for d_x to fp16, each gradient row scaled by a power of two first (`rounded_rows_f16`). Sums,
+/// and everything that is not a dense product (attention, LayerNorm, dropout, ReLU masks, the deltas), stay
+/// in T, as in the kernels, but for the LayerNorms' x̂ that the backward reads from the kernels' tape: fp16
+/// (and h1 = γ1·x̂1 + β1 from it), and d_h2: bf16. The
 /// backward through the attention and its two layers, the query and the out-projection, is
 /// `attention_bwd_projected`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -638,13 +638,12 @@ pub fn deform_bwd<T: Math>(
             d_o[r * HEAD_OUT[h]..(r + 1) * HEAD_OUT[h]]
                 .copy_from_slice(&d_delta[r * DELTAS + HEAD_OFF[h]..r * DELTAS + HEAD_OFF[h] + HEAD_OUT[h]]);
         }
-        let heads_dx = DxOperands::F16RowScaled;
         let out_layer = dense(pr, HEAD_HIDDEN, HEAD_OUT[h], Act::None);
-        let d_hid = linear_bwd(ops, heads_dx, params, d_params, (w1, b1), out_layer, &t.hid[h], &t.head_out[h], &d_o);
+        let d_hid = linear_bwd(ops, params, d_params, (w1, b1), out_layer, &t.hid[h], &t.head_out[h], &d_o);
         // Through the ReLU by the forward's decisions (a select, as Act::Relu's vjp).
         let d_pre: Vec<T> = d_hid.iter().zip(&t.hid_on[h]).map(|(&d, &on)| if on { d } else { T::zero() }).collect();
         let hidden_layer = dense(pr, D, HEAD_HIDDEN, Act::None);
-        let d_gh = linear_bwd(ops, heads_dx, params, d_params, (w0, b0), hidden_layer, &t.g, &t.hid[h], &d_pre);
+        let d_gh = linear_bwd(ops, params, d_params, (w0, b0), hidden_layer, &t.g, &t.hid[h], &d_pre);
         for (a, v) in d_g.iter_mut().zip(&d_gh) {
             *a += *v;
         }
@@ -679,8 +678,8 @@ pub fn deform_bwd<T: Math>(
             d_y[r * D + j] = drop.factor::<T>(((pr + r) * D + j) as u64) * d_r2[r * D + j];
         }
     }
-    let d_z = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.ffn1_w, l.ffn1_b), dense(pr, FFN, D, Act::None), &t.z, &t.y, &d_y);
-    let mut d_h1 = linear_bwd(ops, DxOperands::Bf16, params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &h1, &t.z, &d_z);
+    let d_z = linear_bwd(ops, params, d_params, (l.ffn1_w, l.ffn1_b), dense(pr, FFN, D, Act::None), &t.z, &t.y, &d_y);
+    let mut d_h1 = linear_bwd(ops, params, d_params, (l.ffn0_w, l.ffn0_b), dense(pr, D, FFN, Act::Relu), &h1, &t.z, &d_z);
     for (a, v) in d_h1.iter_mut().zip(&d_r2) {
         *a += *v;
     }
@@ -740,7 +739,7 @@ fn attention_bwd<T: Math>(
     let (b, n) = (t.b, t.n);
     let pr = b * n;
     let exact = Operands::Exact;
-    let d_o = linear_bwd(exact, DxOperands::Bf16, params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, d_att);
+    let d_o = linear_bwd(exact, params, d_params, (l.wo, l.bo), dense(pr, D, D, Act::None), &t.o, &t.att, d_att);
     // d_q summed over the frames, d_k and d_v over the Gaussians.
     let mut d_q = vec![T::zero(); n * D];
     let mut d_q_pair = vec![T::zero(); D];
@@ -763,7 +762,7 @@ fn attention_bwd<T: Math>(
             d_q[gn * D + j] += d_q_pair[j];
         }
     }
-    let d_f_q = linear_bwd(exact, DxOperands::Bf16, params, d_params, (l.wq, l.bq), dense(n, D, D, Act::None), f, &t.q, &d_q);
+    let d_f_q = linear_bwd(exact, params, d_params, (l.wq, l.bq), dense(n, D, D, Act::None), f, &t.q, &d_q);
     for (a, v) in d_f.iter_mut().zip(&d_f_q) {
         *a += *v;
     }
@@ -882,17 +881,7 @@ fn attention_bwd_projected<T: Math>(
     }
 }
 
-/// How the tensor-core backward rounds the operands of a layer's d_x = d_y·W: to bf16 (the chain's
-/// layers), or to fp16 with each row of d_y scaled by a power of two first (the F_d heads' layers, whose
-/// kernel reads one fp16 copy of their weights for the forward's products and the backward's). d_W and
-/// d_b take bf16 operands either way.
-#[derive(Clone, Copy)]
-enum DxOperands {
-    Bf16,
-    F16RowScaled,
-}
-
-/// deform_bwd_heads_tc's to_frags_row_scaled: each row of `width` values times 2^k, with k such that the
+/// deform_bwd_*_tc's to_frags_row_scaled: each row of `width` values times 2^k, with k such that the
 /// row's largest |value| times 2^k lies in [2^14, 2^15) (|k| ≤ 100; k = 0 for a largest value of 0 or a
 /// subnormal one), rounded to fp16, times 2^-k.
 fn rounded_rows_f16<T: Real>(x: &[T], width: usize) -> Vec<T> {
@@ -908,12 +897,10 @@ fn rounded_rows_f16<T: Real>(x: &[T], width: usize) -> Vec<T> {
 }
 
 /// Backward of one biased dense layer of the chain (weight and bias at `slots`): their gradients into
-/// `d_params` (overwritten), the gradient of the layer's input `x` returned (`dx`: its operands on the
-/// tensor cores).
+/// `d_params` (overwritten), the gradient of the layer's input `x` returned.
 #[allow(clippy::too_many_arguments)]
 fn linear_bwd<T: Math>(
     ops: Operands,
-    dx: DxOperands,
     params: &[T],
     d_params: &mut [T],
     (w, b): (Slot, Slot),
@@ -930,10 +917,7 @@ fn linear_bwd<T: Math>(
         Operands::TensorCores => {
             let (x_bf16, d_y_bf16) = (rounded(x, false), rounded(d_y, false));
             dense_bwd_w(s, &x_bf16, y, &d_y_bf16, d_w, Some(d_b));
-            match dx {
-                DxOperands::Bf16 => dense_bwd_x(s, &rounded(w, false), y, &d_y_bf16, &mut d_x),
-                DxOperands::F16RowScaled => dense_bwd_x(s, &rounded(w, true), y, &rounded_rows_f16(d_y, s.n_out), &mut d_x),
-            }
+            dense_bwd_x(s, &rounded(w, true), y, &rounded_rows_f16(d_y, s.n_out), &mut d_x);
         }
     }
     d_x

@@ -1,5 +1,5 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
-//! (deform_transpose / deform_pack, deform_fwd / deform_fwd_chain_tc + deform_fwd_heads_tc, deform_bwd /
+//! (deform_transpose, deform_fwd / deform_fwd_chain_tc + deform_fwd_heads_tc, deform_bwd /
 //! deform_project_tokens + deform_bwd_heads_tc + deform_pass_through_bwd + deform_bwd_chain_tc,
 //! deform_reduce, deform_project_tokens_bwd). CPU twin: src/cpu/attention.rs. `Precision` picks the dense
 //! layers' arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor cores with fp32
@@ -23,8 +23,8 @@ const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_HEADS_TC_SMEM: u32 = 227_328;
 const DEF_BWD_CHAIN_TC_SMEM: u32 = 181_248;
-/// The forward's two kernels' dynamic shared memory: the chain's fragments and low parts (PK_FWD_END·8), the
-/// heads' fp16 weight copies and their first layers' low parts (TC_FWD_HEADS_SMEM).
+/// The forward's two kernels' dynamic shared memory: fp16 copies of their weights with the split layers' low
+/// parts (TC_FWD_CHAIN_SMEM, TC_FWD_HEADS_SMEM).
 const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
 const DEF_FWD_HEADS_TC_SMEM: u32 = 192_512;
 /// deform_fwd_chain_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
@@ -38,10 +38,8 @@ const PAIR_GRADS: usize = 8;
 /// (FWD_CHAIN_WARPS).
 const FWD_WARPS: usize = 12;
 const FWD_CHAIN_WARPS: usize = 8;
-/// The chain's transposed weights (WT_FLOATS), its mma fragments (PK_TOTAL, 8 bytes each) and its
-/// section of the parameter buffer (CHAIN_FLOATS).
+/// The chain's transposed weights (WT_FLOATS) and its section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
-const PACKED_FRAGS: usize = 15_360;
 const CHAIN_FLOATS: usize = 82_683;
 /// Where the partial slices continue after the chain's gradients (PART_TAIL): d_kv's sums in fp32, the
 /// projected tokens' on the tensor cores.
@@ -125,12 +123,13 @@ fn tape_words(frames: usize, gaussians: usize) -> usize {
     gaussians.div_ceil(TC_TILE) * frames * TC_WARPS * TAPE_WORDS
 }
 
-/// The chain's scratch: the weights laid out for the kernels of `precision` (fp32 transposed, or mma
-/// fragments as two u32 each), deform_bwd's per-block partial gradients, and on the tensor cores the
-/// forward's tape that deform_bwd reads, and the backward's projected tokens and their summed gradients.
+/// The chain's scratch: in fp32 the weights transposed for its kernels, deform_bwd's per-block partial
+/// gradients, and on the tensor cores the forward's tape that deform_bwd reads, and the backward's
+/// projected tokens and their summed gradients. (The tensor-core kernels copy their weights to shared
+/// memory themselves.)
 pub struct DeformChain {
     precision: Precision,
-    weights: Weights,
+    transposed: Option<DevBuf<f32>>,
     partials: DevBuf<f32>,
     part_stride: usize,
     max_blocks: usize,
@@ -156,16 +155,6 @@ fn part_stride(max_frames: usize) -> usize {
     (PART_TAIL + DTOK_FRAME.max(2 * TOKENS * D) * max_frames).next_multiple_of(64)
 }
 
-/// The chain's weights as the kernels of one precision read them.
-#[derive(Clone, Copy)]
-enum Weights {
-    /// fp32 [in][out] (deform_transpose).
-    Transposed(DevBuf<f32>),
-    /// mma B fragments (fp16 for the forward layers, bf16 for the chain's backward), two u32 each
-    /// (deform_pack).
-    Fragments(DevBuf<u32>),
-}
-
 fn drop_args(d: Dropout) -> [Arg; 3] {
     [Arg::Ptr(d.key), (d.threshold as i32).into(), d.scale.into()]
 }
@@ -177,8 +166,7 @@ impl DeformChain {
         let own = match precision {
             Precision::Fp32 => WT_FLOATS,
             Precision::TensorCores => {
-                2 * PACKED_FRAGS
-                    + tape_words(max_frames, max_gaussians)
+                tape_words(max_frames, max_gaussians)
                     + PAIR_GRADS * max_frames * max_gaussians
                     + (TOK_FRAME + DTOK_FRAME) * max_frames
             }
@@ -203,11 +191,11 @@ impl DeformChain {
                 layout.chain_floats()
             )));
         }
-        let (weights, tc) = match precision {
+        let (transposed, tc) = match precision {
             Precision::Fp32 => {
                 gpu.set_max_dynamic_shared("deform_fwd", DEF_FWD_SMEM)?;
                 gpu.set_max_dynamic_shared("deform_bwd", DEF_BWD_SMEM)?;
-                (Weights::Transposed(arena.alloc(gpu, WT_FLOATS)?), None)
+                (Some(arena.alloc(gpu, WT_FLOATS)?), None)
             }
             Precision::TensorCores => {
                 gpu.set_max_dynamic_shared("deform_fwd_chain_tc", DEF_FWD_CHAIN_TC_SMEM)?;
@@ -220,14 +208,14 @@ impl DeformChain {
                     tokens: arena.alloc(gpu, TOK_FRAME * max_frames)?,
                     d_tokens: arena.alloc(gpu, DTOK_FRAME * max_frames)?,
                 };
-                (Weights::Fragments(arena.alloc(gpu, 2 * PACKED_FRAGS)?), Some(tc))
+                (None, Some(tc))
             }
         };
         let part_stride = part_stride(max_frames);
         let max_blocks = gpu.info().multiprocessors.max(1) as usize;
         Ok(DeformChain {
             precision,
-            weights,
+            transposed,
             partials: arena.alloc(gpu, max_blocks * part_stride)?,
             part_stride,
             max_blocks,
@@ -245,23 +233,20 @@ impl DeformChain {
         }
     }
 
-    /// Lays the chain's weights out for the kernels (fp32 transposed, or mma fragments): once per step,
-    /// after the optimizer.
+    /// Lays the chain's weights out for the fp32 kernels (transposed): once per step, after the optimizer.
+    /// Nothing to do on the tensor cores.
     pub fn prepare(&self, gpu: &Gpu, params: DevBuf<f32>) -> Result<()> {
-        let (kernel, elements, bytes, out) = match self.weights {
-            Weights::Transposed(wt) => ("deform_transpose", WT_FLOATS, 8 * WT_FLOATS, Arg::from(wt)),
-            Weights::Fragments(wp) => ("deform_pack", PACKED_FRAGS, 24 * PACKED_FRAGS, Arg::from(wp)),
-        };
-        let cost = Cost { bytes: bytes as u64, flop: 0 };
+        let Some(wt) = self.transposed else { return Ok(()) };
+        let cost = Cost { bytes: 8 * WT_FLOATS as u64, flop: 0 };
         gpu.launch(
-            kernel,
-            LaunchCfg::per_element(elements, TRANSPOSE_THREADS, cost),
-            &[params.into(), out],
+            "deform_transpose",
+            LaunchCfg::per_element(WT_FLOATS, TRANSPOSE_THREADS, cost),
+            &[params.into(), wt.into()],
         )
     }
 
-    /// The arguments deform_fwd and deform_bwd open with (weights, f, kv, B, N, dropout, canonical), after
-    /// checking their sizes.
+    /// The arguments deform_fwd and deform_bwd open with (params, the fp32 kernels' transposed weights, f,
+    /// kv, B, N, dropout, canonical), after checking their sizes.
     #[allow(clippy::too_many_arguments)]
     fn chain_inputs(
         &self,
@@ -292,11 +277,8 @@ impl DeformChain {
             )));
         }
         canonical.check(&format!("{what} canonical"), n)?;
-        let weights = match self.weights {
-            Weights::Transposed(wt) => Arg::from(wt),
-            Weights::Fragments(wp) => Arg::from(wp),
-        };
-        let mut args: Vec<Arg> = vec![params.into(), weights];
+        let mut args: Vec<Arg> = vec![params.into()];
+        args.extend(self.transposed.map(Arg::from));
         args.extend::<[Arg; 4]>([f.into(), kv.into(), (b as i32).into(), (n as i32).into()]);
         args.extend(drop_args(drop));
         args.extend(canonical.args());
@@ -330,7 +312,7 @@ impl DeformChain {
             (Precision::TensorCores, Some(tc)) => {
                 args.push(tc.tape.into());
                 // Persistent blocks of `warps` warps, each warp a tile of 16 Gaussians of one frame at a
-                // time; each block copies its kernel's fragments to shared memory once. The tape: the chain
+                // time; each block copies its kernel's weights to shared memory once. The tape: the chain
                 // writes it (944 bytes per pair), the heads read g back and add their ReLU decisions (296).
                 let warp_tiles = n.div_ceil(TC_TILE) * b * TC_WARPS;
                 let cfg = |warps: usize, shared_bytes, cost| LaunchCfg {
