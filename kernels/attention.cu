@@ -203,6 +203,15 @@ __device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
     return r;
 }
 
+// What fp16 rounding leaves of v, v − fp16(v): the low part of a split product.
+__device__ __forceinline__ float f16_rest(float v) { return v - __half2float(__float2half_rn(v)); }
+
+// pack_f16 of two values, or, LOW, of their f16_rest.
+template <bool LOW>
+__device__ __forceinline__ uint32_t pack_f16_part(float lo, float hi) {
+    return LOW ? pack_f16(f16_rest(lo), f16_rest(hi)) : pack_f16(lo, hi);
+}
+
 // c += a·b for one 16×8 tile, k = 16: fp16 (F16) or bf16 inputs, fp32 accumulation (PTX ISA fragment
 // layouts). Not volatile: a pure function of its operands, so the compiler may interleave independent
 // products.
@@ -907,8 +916,7 @@ __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a
 // of what fp16 rounding leaves, v − fp16(v)); an odd last tile is padded with 0.
 template <int NT, bool F16, bool LOW = false>
 __device__ __forceinline__ void to_frags(const float (&c)[NT][4], uint32_t (&a)[(NT + 1) / 2][4]) {
-    auto low = [](float v) { return LOW ? v - __half2float(__float2half_rn(v)) : v; };
-    auto pack = [&](float lo, float hi) { return F16 ? pack_f16(low(lo), low(hi)) : pack_bf16(lo, hi); };
+    auto pack = [](float lo, float hi) { return F16 ? pack_f16_part<LOW>(lo, hi) : pack_bf16(lo, hi); };
 #pragma unroll
     for (int s = 0; s < (NT + 1) / 2; ++s) {
         a[s][0] = pack(c[2 * s][0], c[2 * s][1]);
@@ -1302,10 +1310,8 @@ __device__ __forceinline__ void chunk_to_f16(uint16_t* dst, const float* __restr
     const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     const float4 a = src ? __ldg(reinterpret_cast<const float4*>(src)) : zero;
     const float4 b = src ? __ldg(reinterpret_cast<const float4*>(src) + 1) : zero;
-    auto pack = [](float x, float y) {
-        return LOW ? pack_f16(x - __half2float(__float2half_rn(x)), y - __half2float(__float2half_rn(y))) : pack_f16(x, y);
-    };
-    *reinterpret_cast<uint4*>(dst) = make_uint4(pack(a.x, a.y), pack(a.z, a.w), pack(b.x, b.y), pack(b.z, b.w));
+    *reinterpret_cast<uint4*>(dst) = make_uint4(pack_f16_part<LOW>(a.x, a.y), pack_f16_part<LOW>(a.z, a.w),
+                                                pack_f16_part<LOW>(b.x, b.y), pack_f16_part<LOW>(b.z, b.w));
 }
 
 // A row-major weight [rows][cols] (cols 64 or 128) from params into such a copy m (halves `half` apart),
