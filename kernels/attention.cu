@@ -980,14 +980,15 @@ __device__ __forceinline__ void rows_reduce_scatter(float (&v)[32]) {
     scatter_half<4>(v);
 }
 
-// Adds Σ over the warp's 16 rows of two sets of 16 accumulator columns to shared sums (atomics): v[2j + e]
-// is this lane's rows-sum of column acc_col(j, e) for sa, v[16 + 2j + e] the same for sb.
-__device__ __forceinline__ void add_column_sums(float (&v)[32], float* sa, float* sb) {
+// Stores Σ over the warp's 16 rows of two sets of 16 accumulator columns to the warp's own sums (no other
+// warp writes them): v[2j + e] is this lane's rows-sum of column acc_col(j, e) for sa, v[16 + 2j + e] the
+// same for sb.
+__device__ __forceinline__ void store_column_sums(float (&v)[32], float* sa, float* sb) {
     rows_reduce_scatter(v);
     const int lane = threadIdx.x & 31, g = lane >> 2;
     float* dst = g < 4 ? sa : sb;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) atomicAdd(dst + acc_col(2 * (g & 3) + i / 2, i & 1), v[i]);
+    for (int i = 0; i < 4; ++i) dst[acc_col(2 * (g & 3) + i / 2, i & 1)] = v[i];
 }
 
 // LayerNorm over the 64 columns of each row, in place: x → x̂; y = γ⊙x̂ + β; rstd per row (r = 0: row g).
@@ -1831,21 +1832,21 @@ deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
 // The backward's shared memory (bytes): the staged bf16 tiles [TC_TILE][TC_LDX or TC_LDW] (row strides of
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), then
 // deform_bwd_heads_tc's warps' heads' ReLU decisions and its fp16 copies of the heads' weights (both
-// orientations of each product read them: head_weights_to_shared), or deform_bwd_chain_tc's block fp32
-// sums of the LayerNorm gradients, its attention tiles, a copy of the fragments it reads and its warps'
+// orientations of each product read them: head_weights_to_shared), or deform_bwd_chain_tc's warps' fp32
+// sums of the LayerNorm gradients, its attention tiles, its fp16 copies of the FFN's weights and its warps'
 // sums of d_f over an n-tile's frames.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, f
 constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att
 constexpr int SB_X2 = SB_D2 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide: head hidden (heads) or z (chain)
 constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads][32 lanes] u64, TAPE_HID
-constexpr int SB_SUMS = SB_HID;                         // chain: dγ1, dβ1, dγ2, dβ2 [64] each
+constexpr int SB_SUMS = SB_HID;                         // chain: [warp][dγ1, dβ1, dγ2, dβ2 [64] each]
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
 constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
 constexpr int TC_BWD_HEADS_SMEM = SB_V1 + V1_ROWS * HID * 2;
 static_assert(SB_V0 % 1024 == 0 && SB_V1 % 1024 == 0 && V1_HALF * 2 % 1024 == 0,
               "the heads' weight copies start on the 128-byte swizzle's 1024-byte period");
-constexpr int SB_P = SB_SUMS + 4 * D * 4;              // chain: attention weights, bf16 [TC_TILE][TC_LDP]
+constexpr int SB_P = SB_SUMS + TC_WARPS * 4 * D * 4;   // chain: attention weights, bf16 [TC_TILE][TC_LDP]
 constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradients, bf16 [TC_TILE][8]
 constexpr int SB_W0 = SB_DS + TC_TILE * 8 * 2;          // chain: fp16 copies of the FFN's W0 [128][64],
 constexpr int SB_W1 = SB_W0 + FFN * D * 2;              // and W1 [64][128] in two halves (weight_to_shared)
@@ -1855,7 +1856,7 @@ static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS *
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 181248,
+static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 188416,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2168,8 +2169,8 @@ __device__ __noinline__ void block_dw_pair(const DwLayer<IN0> l0, const DwLayer<
     if (warp < ITEMS1) dw_add<IN1, NPG1>(prev1, l1, warp / GROUPS1, (warp % GROUPS1) * NPG1);
 }
 
-// Adds the column sums over the warp's rows of two 16 × 64 accumulators a, b to sa[col], sb[col].
-__device__ __forceinline__ void add_column_sums(const float (&a)[8][4], float* sa, const float (&b)[8][4], float* sb) {
+// Stores the column sums over the warp's rows of two 16 × 64 accumulators a, b in sa[col], sb[col].
+__device__ __forceinline__ void store_column_sums(const float (&a)[8][4], float* sa, const float (&b)[8][4], float* sb) {
     float v[32];
 #pragma unroll
     for (int j = 0; j < 8; ++j)
@@ -2178,7 +2179,7 @@ __device__ __forceinline__ void add_column_sums(const float (&a)[8][4], float* s
             v[2 * j + e] = a[j][e] + a[j][e + 2];
             v[16 + 2 * j + e] = b[j][e] + b[j][e + 2];
         }
-    add_column_sums(v, sa, sb);
+    store_column_sums(v, sa, sb);
 }
 
 // deform_bwd_heads_tc's per-pair canonical gradients [B·N][PAIR_GRADS], which deform_pass_through_bwd sums
@@ -2494,7 +2495,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 // was larger than the instruction cache: its misses were a quarter of its stalls. The heads' d_g crosses
 // over in the tape, in place of g (which only the heads read): so each forward serves one backward. Weight
 // gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β fp32
-// column sums; the projected tokens' gradients per frame (block_dw_attention); all into partials[g] (zeroed
+// column sums (each warp's, added in warp order: deterministic); the projected tokens' gradients per frame (block_dw_attention); all into partials[g] (zeroed
 // by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_canonical: deform_pass_through_bwd
 // (the heads kernel writes the log-scales', rotations' and opacities' per pair to d_pair); d_f: stored
 // once per Gaussian, summed over the frames in deform_bwd_chain_tc. Arguments as deform_bwd, with
@@ -2578,12 +2579,12 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                            reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2),
                            reinterpret_cast<float*>(smem + SB_P + P_SUMS)};
     const int warp = threadIdx.x >> 5;
-    float* sums = reinterpret_cast<float*>(smem + SB_SUMS);
+    float* sums = reinterpret_cast<float*>(smem + SB_SUMS);  // the warps' LayerNorm sums, [TC_WARPS][4·D]
+    float* warp_sums = sums + warp * 4 * D;
     const DropArgs dr = {key, threshold, scale};
     uint16_t* p_tile = reinterpret_cast<uint16_t*>(smem + SB_P);
     uint16_t* ds_tile = reinterpret_cast<uint16_t*>(smem + SB_DS);
     float* part = partials + blockIdx.x * part_stride;
-    for (int e = threadIdx.x; e < 4 * D; e += TC_THREADS) sums[e] = 0.0f;
     stage_ones(tiles.x1, TC_LDX, X1_CHUNKS, D);
     stage_ones(tiles.z, TC_LDW, X2_CHUNKS, FFN);
     stage_ones(p_tile, TC_LDP, P_CHUNKS, 8);
@@ -2623,7 +2624,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
-        add_column_sums(t, sums + 2 * D, d_g, sums + 3 * D);
+        store_column_sums(t, warp_sums + 2 * D, d_g, warp_sums + 3 * D);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
         apply_kept(d_g, keep.kept2, dr, t);
@@ -2676,7 +2677,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
-        add_column_sums(t, sums, d_g, sums + D);
+        store_column_sums(t, warp_sums, d_g, warp_sums + D);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
         apply_kept(d_g, keep.kept1, dr, t);
         stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
@@ -2712,10 +2713,11 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         fence_stores_for_wgmma();
 #endif
         __syncthreads();
-        // This item's LayerNorm sums into the partial slice, then the attention's products.
+        // This item's LayerNorm sums into the partial slice, over the warps in order (deterministic), then
+        // the attention's products.
         for (int e = threadIdx.x; e < 4 * D; e += TC_THREADS) {
-            const float s = sums[e];
-            sums[e] = 0.0f;
+            float s = sums[e];
+            for (int w = 1; w < TC_WARPS; ++w) s += sums[w * 4 * D + e];
             part[(e < 2 * D ? P_LN1G : P_LN2G - 2 * D) + e] += s;
         }
 #if TC_WGMMA
