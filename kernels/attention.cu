@@ -1640,8 +1640,13 @@ __device__ __forceinline__ void prefetch_l2(const float* p, long long floats, in
 
 // The backward's partial slices (132 of them, 44 MB) do not stay in L2 between items, so block_dw's read of
 // them went to DRAM with nothing left to overlap it; asked of L2 (block-wide) while the products before it
-// run, they are found there.
-__device__ __forceinline__ void prefetch_partials(const float* p, int floats) { prefetch_l2(p, floats, threadIdx.x, TC_THREADS); }
+// run, they are found there. Not on wgmma, which only adds into them (red_add): without the prefetch there
+// deform_bwd_chain_tc took 0.355 ms instead of 0.363 (…-deform-ab-stop30-a.log, H100).
+__device__ __forceinline__ void prefetch_partials(const float* p, int floats) {
+#if !TC_WGMMA
+    prefetch_l2(p, floats, threadIdx.x, TC_THREADS);
+#endif
+}
 
 // The lines deltas_bwd reads for `count` consecutive Gaussians from n (pairs from `pair`): their d_out rows
 // and canonical ones, asked of L2 (warp-wide) when the warp takes its tile, so that each head's deltas find
