@@ -945,6 +945,20 @@ __device__ __forceinline__ void acc_init(float (&acc)[NT][4], const float* __res
         }
 }
 
+// acc = bias over all 8·NT columns, bias 8-byte aligned: one float2 load per column tile (the lane's two
+// columns, the same for both its rows), half the loads of acc_init and no column tests.
+template <int NT>
+__device__ __forceinline__ void acc_init_full(float (&acc)[NT][4], const float* __restrict__ bias) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        const float2 b = __ldg(reinterpret_cast<const float2*>(bias + acc_col(j, 0)));
+        acc[j][0] = acc[j][2] = b.x;
+        acc[j][1] = acc[j][3] = b.y;
+    }
+}
+static_assert(P_BQ % 2 == 0 && P_BO % 2 == 0 && P_FFN0B % 2 == 0 && P_FFN1B % 2 == 0 && P_HEAD0B % 2 == 0 && HID % 2 == 0,
+              "acc_init_full's biases are read as float2");
+
 // acc += d·W for a gradient tile d against a layer's transposed fragments (bf16 operands).
 template <int NT, int NTD>
 __device__ __forceinline__ void grad_mma(float (&acc)[NT][4], const float (&d)[NTD][4], const uint2* __restrict__ w) {
@@ -1542,7 +1556,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     {
         uint32_t a[4][4];
         to_frags<8, true>(x, a);
-        acc_init<8>(q, params + P_BQ, D);
+        acc_init_full<8>(q, params + P_BQ);
         mma_by_rows<8, 4>(q, a, at(FC_WQ), 0);
     }
     tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
@@ -1558,7 +1572,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
         }
         __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(v[0], v[1], v[2], v[3]));
     }
-    acc_init<8>(q, params + P_BO, D);  // q is dead: it holds att
+    acc_init_full<8>(q, params + P_BO);  // q is dead: it holds att
     split_by_rows<8>(q, o, at(FC_WO), at(FC_WO_LO));
     const uint32_t kept1 = lane_kept(rows, dr, 0);
     add_kept(x, q, kept1, dr);
@@ -1572,11 +1586,11 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     // columns as soon as it exists (the same products in the same order as whole layers; fewer live
     // registers: the spills of this kernel's 168).
     uint64_t z_pos = 0;
-    acc_init<8>(q, params + P_FFN1B, D);
+    acc_init_full<8>(q, params + P_FFN1B);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         float z[8][4];
-        acc_init<8>(z, params + P_FFN0B + 64 * half, 64);
+        acc_init_full<8>(z, params + P_FFN0B + 64 * half);
         split_by_rows<8>(z, h1, at(FC_FFN0) + 64 * half * 64, at(FC_FFN0_LO) + 64 * half * 64);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -1877,7 +1891,7 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
                                                    int h, const uint32_t (&g_hi)[4][4], const uint32_t (&g_lo)[4][4],
                                                    uint32_t (&hid)[8][4]) {
     float y[16][4];
-    acc_init<16>(y, params + P_HEAD0B + h * HID, HID);
+    acc_init<16>(y, params + P_HEAD0B + h * HID, HID);  // not acc_init_full: ptxas then spills 320 bytes, not 216
     mma_by_rows<16, 4>(y, g_hi, v0h, 0);
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
@@ -2279,8 +2293,9 @@ __device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a,
 // The weight gradients' adds into the partial slice: reductions performed in L2 (red.global.add, fp32;
 // subnormal sums flush to zero), so that no load of the slice waits on L2. Each address of a slice has
 // one owner thread, which adds in program order: the sums stay deterministic.
-// The slices' lines are asked to stay in L2 (evict_last) ahead of the streamed tape: 132 slices of 333 KB
-// went to DRAM and back between a block's items.
+// The slices' lines (132 × 333 KB) are asked to stay in L2 (evict_last) ahead of the streamed tape: most
+// did already (the heads' backward reads 0.24 GB of DRAM per call), so it gains little (H200: heads'
+// backward 0.730 → 0.726 ms, the chain's 0.294 → 0.292; …-deform-ab-stop30-b.log).
 __device__ __forceinline__ uint64_t l2_evict_last() {
     uint64_t policy;
     asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
@@ -2289,36 +2304,47 @@ __device__ __forceinline__ uint64_t l2_evict_last() {
 __device__ __forceinline__ void red_add(float* at, float v) {
     asm volatile("red.global.add.L2::cache_hint.f32 [%0], %1, %2;\n" ::"l"(at), "f"(v), "l"(l2_evict_last()) : "memory");
 }
-__device__ __forceinline__ void red_add2(float* at, float x, float y) {
-    asm volatile("red.global.add.L2::cache_hint.v2.f32 [%0], {%1, %2}, %3;\n" ::"l"(at), "f"(x), "f"(y), "l"(l2_evict_last())
+__device__ __forceinline__ void red_add4(float* at, float x, float y, float z, float w) {
+    asm volatile("red.global.add.L2::cache_hint.v4.f32 [%0], {%1, %2, %3, %4}, %5;\n" ::"l"(at), "f"(x), "f"(y), "f"(z), "f"(w),
+                 "l"(l2_evict_last())
                  : "memory");
 }
 
 // A warpgroup's rows of a row-major dW [rows][ld] in the partial slice, for a 64 × 8·(NW + 1) product:
-// the lane's two rows (wg_row, + 8) from row0, its NW weight column pairs (2t + 8j from col0), and in tile
-// NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not added.
+// the lane's two rows (wg_row, + 8) from row0 hold its NW weight column pairs (2t + 8j from col0), and in
+// tile NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Lanes t and t ^ 1 trade a
+// row's pairs, so that each adds 4 consecutive weights of one row per tile (one red.v4 where the pairs
+// took two red.v2: their issue queue held the warps up): even t row wg_row, odd t row wg_row + 8. Rows ≥
+// rows_end are not added. ld, col0 and w0's offset multiples of 4 (16-byte aligned runs).
+static_assert(P_HEAD0W % 4 == 0 && P_HEAD1W % 4 == 0 && HID % 4 == 0 && P_FFN0W % 4 == 0 && P_FFN1W % 4 == 0 &&
+                  PART_TAIL % 4 == 0 && DTOK_UT % 4 == 0 && DTOK_FRAME % 4 == 0,
+              "DwRows' runs are 16-byte aligned (the slices' stride is a multiple of 64 floats)");
 template <int NW>
 struct DwRows {
-    float* w[2];  // the lane's first weight of each row, or null
+    float* run;   // the lane's first weight of its 4-weight runs, or null
     float* b[2];  // the row's bias, or null
     __device__ DwRows(float* w0, float* b0, int ld, int row0, int rows_end, int col0) {
-        const int lane = threadIdx.x & 31;
+        const int lane = threadIdx.x & 31, odd = lane & 1;
+        const int row = row0 + 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2);
+        run = row + 8 * odd < rows_end ? w0 + (row + 8 * odd) * ld + col0 + 2 * (lane & 2) : nullptr;
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const int row = row0 + 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2) + 8 * r;
-            const bool ok = row < rows_end;
-            w[r] = ok ? w0 + row * ld + col0 + 2 * (lane & 3) : nullptr;
-            b[r] = ok && b0 && (lane & 3) == 0 ? b0 + row : nullptr;
-        }
+        for (int r = 0; r < 2; ++r) b[r] = row + 8 * r < rows_end && b0 && (lane & 3) == 0 ? b0 + row + 8 * r : nullptr;
     }
     __device__ void add(const float (&acc)[NW + 1][4]) const {
+        const bool odd = threadIdx.x & 1;
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            if (w[r])
-#pragma unroll
-                for (int j = 0; j < NW; ++j) red_add2(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1]);
-            if (b[r]) red_add(b[r], acc[NW][2 * r]);
+        for (int j = 0; j < NW; ++j) {
+            // even lanes give their row-(g + 8) pair and take their partner's row-g pair; odd lanes the reverse
+            const float x = __shfl_xor_sync(0xffffffffu, odd ? acc[j][0] : acc[j][2], 1);
+            const float y = __shfl_xor_sync(0xffffffffu, odd ? acc[j][1] : acc[j][3], 1);
+            if (run) {
+                if (odd) red_add4(run + 8 * j, x, y, acc[j][2], acc[j][3]);
+                else red_add4(run + 8 * j, acc[j][0], acc[j][1], x, y);
+            }
         }
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+            if (b[r]) red_add(b[r], acc[NW][2 * r]);
     }
 };
 
@@ -2445,7 +2471,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     DeltaInputs in;
     if constexpr (NTH == 1) in = delta_inputs<true>(h, rows, canon, d_out);
     // The forward again, with deform_fwd_heads_tc's products in its order (so its values).
-    acc_init<16>(hid, params + P_HEAD0B + h * HID, HID);
+    acc_init_full<16>(hid, params + P_HEAD0B + h * HID);
     mma_by_rows<16, 4>(hid, ga, v0h, 0);
 #pragma unroll
     for (int j = 0; j < 16; ++j)
