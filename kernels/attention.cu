@@ -2304,47 +2304,36 @@ __device__ __forceinline__ uint64_t l2_evict_last() {
 __device__ __forceinline__ void red_add(float* at, float v) {
     asm volatile("red.global.add.L2::cache_hint.f32 [%0], %1, %2;\n" ::"l"(at), "f"(v), "l"(l2_evict_last()) : "memory");
 }
-__device__ __forceinline__ void red_add4(float* at, float x, float y, float z, float w) {
-    asm volatile("red.global.add.L2::cache_hint.v4.f32 [%0], {%1, %2, %3, %4}, %5;\n" ::"l"(at), "f"(x), "f"(y), "f"(z), "f"(w),
-                 "l"(l2_evict_last())
+__device__ __forceinline__ void red_add2(float* at, float x, float y) {
+    asm volatile("red.global.add.L2::cache_hint.v2.f32 [%0], {%1, %2}, %3;\n" ::"l"(at), "f"(x), "f"(y), "l"(l2_evict_last())
                  : "memory");
 }
 
 // A warpgroup's rows of a row-major dW [rows][ld] in the partial slice, for a 64 × 8·(NW + 1) product:
-// the lane's two rows (wg_row, + 8) from row0 hold its NW weight column pairs (2t + 8j from col0), and in
-// tile NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Lanes t and t ^ 1 trade a
-// row's pairs, so that each adds 4 consecutive weights of one row per tile (one red.v4 where the pairs
-// took two red.v2: their issue queue held the warps up): even t row wg_row, odd t row wg_row + 8. Rows ≥
-// rows_end are not added. ld, col0 and w0's offset multiples of 4 (16-byte aligned runs).
-static_assert(P_HEAD0W % 4 == 0 && P_HEAD1W % 4 == 0 && HID % 4 == 0 && P_FFN0W % 4 == 0 && P_FFN1W % 4 == 0 &&
-                  PART_TAIL % 4 == 0 && DTOK_UT % 4 == 0 && DTOK_FRAME % 4 == 0,
-              "DwRows' runs are 16-byte aligned (the slices' stride is a multiple of 64 floats)");
+// the lane's two rows (wg_row, + 8) from row0, its NW weight column pairs (2t + 8j from col0), and in tile
+// NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not added.
 template <int NW>
 struct DwRows {
-    float* run;   // the lane's first weight of its 4-weight runs, or null
+    float* w[2];  // the lane's first weight of each row, or null
     float* b[2];  // the row's bias, or null
     __device__ DwRows(float* w0, float* b0, int ld, int row0, int rows_end, int col0) {
-        const int lane = threadIdx.x & 31, odd = lane & 1;
-        const int row = row0 + 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2);
-        run = row + 8 * odd < rows_end ? w0 + (row + 8 * odd) * ld + col0 + 2 * (lane & 2) : nullptr;
+        const int lane = threadIdx.x & 31;
 #pragma unroll
-        for (int r = 0; r < 2; ++r) b[r] = row + 8 * r < rows_end && b0 && (lane & 3) == 0 ? b0 + row + 8 * r : nullptr;
+        for (int r = 0; r < 2; ++r) {
+            const int row = row0 + 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2) + 8 * r;
+            const bool ok = row < rows_end;
+            w[r] = ok ? w0 + row * ld + col0 + 2 * (lane & 3) : nullptr;
+            b[r] = ok && b0 && (lane & 3) == 0 ? b0 + row : nullptr;
+        }
     }
     __device__ void add(const float (&acc)[NW + 1][4]) const {
-        const bool odd = threadIdx.x & 1;
 #pragma unroll
-        for (int j = 0; j < NW; ++j) {
-            // even lanes give their row-(g + 8) pair and take their partner's row-g pair; odd lanes the reverse
-            const float x = __shfl_xor_sync(0xffffffffu, odd ? acc[j][0] : acc[j][2], 1);
-            const float y = __shfl_xor_sync(0xffffffffu, odd ? acc[j][1] : acc[j][3], 1);
-            if (run) {
-                if (odd) red_add4(run + 8 * j, x, y, acc[j][2], acc[j][3]);
-                else red_add4(run + 8 * j, acc[j][0], acc[j][1], x, y);
-            }
-        }
+        for (int r = 0; r < 2; ++r) {
+            if (w[r])
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
+                for (int j = 0; j < NW; ++j) red_add2(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1]);
             if (b[r]) red_add(b[r], acc[NW][2 * r]);
+        }
     }
 };
 
