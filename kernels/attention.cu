@@ -1693,15 +1693,25 @@ constexpr int P_SUMS = TC_TILE * P_CHUNKS * 16;    // bytes into the attention w
 __device__ __forceinline__ int cm_at(int row, int col, int chunks) {
     return ((row >> 3) * chunks + (col >> 3)) * 64 + (row & 7) * 8 + (col & 7);
 }
+// A 16 × 8 accumulator tile is two such 8 × 8 blocks in the fragment layout of stmatrix, which stores
+// four blocks (two tiles) per instruction where 32-bit stores took eight: lane l gives the address of row
+// l % 8 of block l / 8 (tile j + l / 16, rows 8·(l / 8 % 2) …); with .x2 (an odd last tile), lanes 0–15.
 template <int NT>
 __device__ __forceinline__ void stage_tile_bf16(uint16_t* tile, int ld, int chunks, const float (&c)[NT][4]) {
 #if TC_WGMMA
-    const int row = 16 * (threadIdx.x >> 5) + ((threadIdx.x & 31) >> 2);
+    const int lane = threadIdx.x & 31, block = lane >> 3;
+    const uint32_t at = (uint32_t)__cvta_generic_to_shared(tile + cm_at(16 * (threadIdx.x >> 5) + 8 * (block & 1) + (lane & 7),
+                                                                      8 * (block >> 1), chunks));
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int r = 0; r < 2; ++r)
-            *reinterpret_cast<uint32_t*>(tile + cm_at(row + 8 * r, acc_col(j, 0), chunks)) = pack_bf16(c[j][2 * r], c[j][2 * r + 1]);
+    for (int j = 0; j + 1 < NT; j += 2)
+        asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(at + j * 128),
+                     "r"(pack_bf16(c[j][0], c[j][1])), "r"(pack_bf16(c[j][2], c[j][3])), "r"(pack_bf16(c[j + 1][0], c[j + 1][1])),
+                     "r"(pack_bf16(c[j + 1][2], c[j + 1][3]))
+                     : "memory");
+    if constexpr (NT % 2 == 1)
+        asm volatile("stmatrix.sync.aligned.m8n8.x2.shared.b16 [%0], {%1, %2};\n" ::"r"(at + (NT - 1) * 128),
+                     "r"(pack_bf16(c[NT - 1][0], c[NT - 1][1])), "r"(pack_bf16(c[NT - 1][2], c[NT - 1][3]))
+                     : "memory");
 #else
     stage_bf16<NT>(tile, ld, c);
 #endif
