@@ -857,7 +857,14 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // from a split product instead (tc_head_hidden) cut its instructions by a third (Nsight Compute: 202 M
 // per call at 85d7cbe, …-deform-ncu-stop25.tgz; 131 M, …-deform-ncu-stop29-a.tgz) but not its time
 // (0.430 → 0.422 ms, …-deform-ab-stop29-a.log): its mma.sync took 35 % of the stall samples. On wgmma it
-// takes 0.301 ms (step 2.24 → 2.11 ms, H100, …-deform-ab-stop29-b.log).
+// takes 0.301 ms (step 2.24 → 2.11 ms, H100, …-deform-ab-stop29-b.log). The backward's weight gradients
+// go into the partial slices by red.global.add instead of a load and a store of the slice per product
+// (heads 0.868 → 0.747 ms), the forward chain and the backward chain's d_x read fp16 weight copies as the
+// heads do, and the chain's LayerNorm sums are the warps' own, added in warp order (chain 0.392 → 0.335
+// ms with those; step 2.11 → 1.91 ms, H100, …-deform-ab-stop30-a.log). At 737bee2 (H100, B = 8): heads'
+// backward 0.71 ms, the other three 0.30 ms each, step 1.82 ms; none of the four is bound by memory (DRAM
+// 12–20 % of peak) and each issues 1.3–1.65 instructions per cycle (Nsight Compute, H200,
+// …-deform-ncu-4880e6d.tgz): latency, with 8 (forward heads 12) warps per SM.
 
 #define TC_WARPS 8
 // sm_90a (ptx/attention_sm90a.ptx): the tensor-core kernels' products on Hopper's warpgroup MMA (wgmma).
