@@ -1841,8 +1841,9 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // warps per SM than the backward's 8 to hide its latencies: 0.301 ms against 0.321 at 8 warps of 255
 // registers (H100, …-deform-ab-stop29-b.log; before its products were wgmma, at 8 warps it took 0.597 ms,
 // at 12 0.445, at 16 with spills 0.474; B = 8, H200).
-// deform_fwd_chain_tc runs FWD_CHAIN_WARPS at 255 registers (84 bytes of spills; 144 on sm_90a since its
-// products are wgmma, not yet timed): 0.326 ms against 0.359
+// deform_fwd_chain_tc runs FWD_CHAIN_WARPS at 255 registers (132 bytes of spills on sm_90a, where its
+// products are wgmma since a695d9b: 0.325 → 0.315 ms, …-deform-ab-stop30-a.log; before, 84 bytes and
+// mma.sync): 0.326 ms against 0.359
 // at 12 warps of 168 registers with 324 bytes of spills (H100, …-deform-ab-stop27-e.log; with 560 bytes
 // of spills and the dropout's SplitMix64 per element, 12 warps had been 4 % faster than 8: 0.420 against
 // 0.439 ms). At 10 warps ptxas still allots 168 registers (3 warps on some of the SM's 4 schedulers).
@@ -2540,12 +2541,12 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 // was larger than the instruction cache: its misses were a quarter of its stalls. The heads' d_g crosses
 // over in the tape, in place of g (which only the heads read): so each forward serves one backward. Weight
 // gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β fp32
-// column sums (each warp's, added in warp order: deterministic); the projected tokens' gradients per frame (block_dw_attention); all into partials[g] (zeroed
-// by the heads kernel) for deform_reduce, then deform_project_tokens_bwd. d_canonical: deform_pass_through_bwd
-// (the heads kernel writes the log-scales', rotations' and opacities' per pair to d_pair); d_f: stored
-// once per Gaussian, summed over the frames in deform_bwd_chain_tc. Arguments as deform_bwd, with
-// no wt, then the tape the forward wrote for the same inputs, and for the
-// heads d_pair, for the chain deform_project_tokens' output. Both launched with the same grid.
+// column sums (each warp's, added in warp order: deterministic); the projected tokens' gradients per
+// frame (block_dw_attention); all into partials[g] (zeroed by the heads kernel) for deform_reduce, then
+// deform_project_tokens_bwd. d_canonical: deform_pass_through_bwd (the heads kernel writes the
+// log-scales', rotations' and opacities' per pair to d_pair); d_f: stored once per Gaussian, summed over
+// the frames in deform_bwd_chain_tc. Arguments as deform_bwd, with no wt, then the tape the forward wrote
+// for the same inputs, and for the heads d_pair, for the chain deform_project_tokens' output. Both launched with the same grid.
 
 // The ones column (bf16 1.0 = 0x3f80, then 7 zeros) at column `in` of a staged tile (stage_tile_bf16's
 // layout: rows of ld, or `chunks` per 8 rows).
@@ -2614,7 +2615,7 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 181 248 bytes (dynamic).
+// 188 416 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                     const uint32_t* __restrict__ tape, const uint32_t* __restrict__ tok) {
