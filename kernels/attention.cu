@@ -2053,6 +2053,23 @@ __device__ __forceinline__ void to_frags_row_scaled(const float (&c)[NT][4], uin
     to_frags<NT, true>(scaled, a);
 }
 
+// A product of such fragments taken back to the gradients' scale (inv), through the forward's ReLU
+// decisions `on` (bit 4j + e set: the unit was on; the others' gradients are 0).
+template <int NT>
+__device__ __forceinline__ void unscale_through_relu(float (&acc)[NT][4], uint64_t on, const float (&inv)[2]) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[j][e] = (on >> (4 * j + e)) & 1 ? acc[j][e] * inv[e >> 1] : 0.0f;
+}
+// d += a product of such fragments taken back to the gradients' scale (inv).
+__device__ __forceinline__ void add_unscaled(float (&d)[8][4], const float (&acc)[8][4], const float (&inv)[2]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) d[j][e] = fmaf(acc[j][e], inv[e >> 1], d[j][e]);
+}
+
 // dW += d_preᵀ·x over the block tile's 128 rows, into w [out][IN] and, through x's column of ones at IN,
 // the bias b [out] (the block's partial slice): dm [TC_TILE][ldd] holds d_pre (its first 16·MT columns are
 // read: zero past `out`), xm [TC_TILE][ldx] holds x (NTX = IN/8 + 1 column tiles with the ones). The work
@@ -2502,10 +2519,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         to_frags_row_scaled<NTH>(out, a, inv);
         acc_init<16>(hid, nullptr, 0);
         mma_by_cols<16, (NTH + 1) / 2>(hid, a, v1h, V1_HALF);
-#pragma unroll
-        for (int j = 0; j < 16; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) hid[j][e] = (hid_pos >> (4 * j + e)) & 1 ? hid[j][e] * inv[e >> 1] : 0.0f;
+        unscale_through_relu(hid, hid_pos, inv);
     }
     stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
     {  // d_g += d hid·V0
@@ -2514,10 +2528,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         to_frags_row_scaled<16>(hid, a, inv);
         acc_init<8>(dg, nullptr, 0);
         mma_by_cols<8, 8>(dg, a, v0h, 0);
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) d_g[j][e] = fmaf(dg[j][e], inv[e >> 1], d_g[j][e]);
+        add_unscaled(d_g, dg, inv);
     }
 #if TC_WGMMA
     fence_stores_for_wgmma();
@@ -2683,20 +2694,14 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                 acc_init<16>(dz, nullptr, 0);
                 mma_by_cols<16, 4>(dz, a, w1, FC_FFN1_HALF);
             }
-#pragma unroll
-            for (int j = 0; j < 16; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) dz[j][e] = (keep.z_pos >> (4 * j + e)) & 1 ? dz[j][e] * inv[e >> 1] : 0.0f;
+            unscale_through_relu(dz, keep.z_pos, inv);
             stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, dz);
             uint32_t a[8][4];
             float dh[8][4];
             to_frags_row_scaled<16>(dz, a, inv);
             acc_init<8>(dh, nullptr, 0);
             mma_by_cols<8, 8>(dh, a, w0, 0);
-#pragma unroll
-            for (int j = 0; j < 8; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) d_g[j][e] = fmaf(dh[j][e], inv[e >> 1], d_g[j][e]);  // d_g holds d_h1
+            add_unscaled(d_g, dh, inv);  // d_g holds d_h1
         }
         load_acc_f16(xh, xs);
 #pragma unroll
