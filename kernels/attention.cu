@@ -1480,6 +1480,16 @@ __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.a
 __device__ __forceinline__ void wgmma_wait() {
     asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 }
+// The same for a product left running (WAIT false) while other work went on: acc is tied to the wait (an
+// empty asm that "writes" each element after it), so that no read of acc moves above it.
+template <int NT>
+__device__ __forceinline__ void wgmma_wait(float (&acc)[NT][4]) {
+    wgmma_wait();
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(acc[j][e])::"memory");
+}
 #endif
 
 // acc[j] += A·Mᵀ over KS k-steps, fp16: M [8·NT rows][16·KS] one of the copies above (half: its halves'
@@ -1510,14 +1520,14 @@ __device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t 
 }
 
 // acc[j] += A·M over KS k-steps, fp16: M [16·KS rows][8·NT] one of the copies above, a row per k (a
-// backward d_x = d_y·W product); NT even.
-template <int NT, int KS>
+// backward d_x = d_y·W product); NT even. WAIT false (wgmma): left running, for wgmma_wait.
+template <int NT, int KS, bool WAIT = true>
 __device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
 #if TC_WGMMA
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < KS; ++s) wgmma_step<NT, true>(acc, a[s], wgmma_desc(m + 16 * s * 64, 2 * half, 1024));
-    wgmma_wait();
+    if (WAIT) wgmma_wait();
 #else
     const int lane = threadIdx.x & 31;
 #pragma unroll
@@ -2521,13 +2531,16 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         mma_by_cols<16, (NTH + 1) / 2>(hid, a, v1h, V1_HALF);
         unscale_through_relu(hid, hid_pos, inv);
     }
-    stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
-    {  // d_g += d hid·V0
+    {  // d_g += d hid·V0, d hid staged while its product runs
         uint32_t a[8][4];
         float inv[2], dg[8][4];
         to_frags_row_scaled<16>(hid, a, inv);
         acc_init<8>(dg, nullptr, 0);
-        mma_by_cols<8, 8>(dg, a, v0h, 0);
+        mma_by_cols<8, 8, false>(dg, a, v0h, 0);
+        stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
+#if TC_WGMMA
+        wgmma_wait(dg);
+#endif
         add_unscaled(d_g, dg, inv);
     }
 #if TC_WGMMA
@@ -2685,14 +2698,18 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
         apply_kept(d_g, keep.kept2, dr, t);
-        stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
-        {  // both on fp16 operands, the gradient rows scaled into fp16's range (to_frags_row_scaled)
+        {  // both on fp16 operands, the gradient rows scaled into fp16's range (to_frags_row_scaled); d y
+           // staged while d_z's product runs (d z while d_h1's spilled 20 bytes)
             float dz[16][4], inv[2];
             {
                 uint32_t a[4][4];
                 to_frags_row_scaled<8>(t, a, inv);
                 acc_init<16>(dz, nullptr, 0);
-                mma_by_cols<16, 4>(dz, a, w1, FC_FFN1_HALF);
+                mma_by_cols<16, 4, false>(dz, a, w1, FC_FFN1_HALF);
+                stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
+#if TC_WGMMA
+                wgmma_wait(dz);
+#endif
             }
             unscale_through_relu(dz, keep.z_pos, inv);
             stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, dz);
