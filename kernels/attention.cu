@@ -189,17 +189,22 @@ __device__ __forceinline__ void tile_mm(const float* __restrict__ m, int K, cons
     }
 }
 
-// Two bf16 in one register, the first (smaller k) in the low half; round to nearest even.
+// Two bf16 in one register, the first (smaller k) in the low half; round to nearest even. RELU: of
+// max(v, 0), in the conversion (negative values give +0; NaN stays NaN).
+template <bool RELU = false>
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     uint32_t r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    if (RELU) asm("cvt.rn.relu.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    else asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
 }
 
-// Two fp16 in one register, the first in the low half; round to nearest even.
+// Two fp16 in one register, the first in the low half; round to nearest even. RELU as pack_bf16's.
+template <bool RELU = false>
 __device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
     uint32_t r;
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    if (RELU) asm("cvt.rn.relu.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    else asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
 }
 
@@ -920,10 +925,11 @@ __device__ __forceinline__ void warp_mma(float (&acc)[NT][4], const uint32_t (&a
 }
 
 // The A fragments (k-steps of 16 columns) of a 16 × 8·NT accumulator, bf16 (or, F16, fp16; LOW: the fp16
-// of what fp16 rounding leaves, v − fp16(v)); an odd last tile is padded with 0.
-template <int NT, bool F16, bool LOW = false>
+// of what fp16 rounding leaves, v − fp16(v); RELU: of max(v, 0)); an odd last tile is padded with 0.
+template <int NT, bool F16, bool LOW = false, bool RELU = false>
 __device__ __forceinline__ void to_frags(const float (&c)[NT][4], uint32_t (&a)[(NT + 1) / 2][4]) {
-    auto pack = [](float lo, float hi) { return F16 ? pack_f16_part<LOW>(lo, hi) : pack_bf16(lo, hi); };
+    static_assert(!(LOW && RELU), "to_frags: no ReLU of low parts");
+    auto pack = [](float lo, float hi) { return F16 ? (RELU ? pack_f16<true>(lo, hi) : pack_f16_part<LOW>(lo, hi)) : pack_bf16<RELU>(lo, hi); };
 #pragma unroll
     for (int s = 0; s < (NT + 1) / 2; ++s) {
         a[s][0] = pack(c[2 * s][0], c[2 * s][1]);
@@ -1239,7 +1245,7 @@ __device__ __forceinline__ void load_acc_f16(const uint32_t* s, float (&x)[8][4]
 
 // Stores a 16 × 8·NT accumulator as 16 bf16 rows (g, g + 8) of stride ld from `rows` (STREAM: to global
 // memory, evict-first).
-template <int NT, bool STREAM = false>
+template <int NT, bool STREAM = false, bool RELU = false>
 __device__ __forceinline__ void store_rows_bf16(uint16_t* rows, int ld, const float (&c)[NT][4]) {
     const int row = (threadIdx.x & 31) >> 2;
 #pragma unroll
@@ -1247,16 +1253,16 @@ __device__ __forceinline__ void store_rows_bf16(uint16_t* rows, int ld, const fl
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             uint32_t* at = reinterpret_cast<uint32_t*>(rows + (row + 8 * r) * ld + acc_col(j, 0));
-            const uint32_t v = pack_bf16(c[j][2 * r], c[j][2 * r + 1]);
+            const uint32_t v = pack_bf16<RELU>(c[j][2 * r], c[j][2 * r + 1]);
             if (STREAM) __stcs(at, v);
             else *at = v;
         }
 }
 
 // The warp's rows (warp·16 + g, + 8) of a [TC_TILE][ld] shared tile, as store_rows_bf16.
-template <int NT>
+template <int NT, bool RELU = false>
 __device__ __forceinline__ void stage_bf16(uint16_t* tile, int ld, const float (&c)[NT][4]) {
-    store_rows_bf16<NT>(tile + (threadIdx.x >> 5) * 16 * ld, ld, c);
+    store_rows_bf16<NT, false, RELU>(tile + (threadIdx.x >> 5) * 16 * ld, ld, c);
 }
 
 // What the backward keeps of the forward chain in registers (x̂1, x̂2 stay in the tape: load_acc_f16).
@@ -1402,78 +1408,85 @@ __device__ __forceinline__ uint64_t wgmma_desc(const uint16_t* start, uint32_t l
     return (uint64_t)((a & 0x3FFFF) >> 4) | (uint64_t)((lead_bytes & 0x3FFFF) >> 4) << 16 |
            (uint64_t)((stride_bytes & 0x3FFFF) >> 4) << 32 | (swizzle128 ? 1ull << 62 : 0ull);
 }
+// The descriptor of the same layout `bytes` (a multiple of 16) further on: only the start field moves, and
+// it cannot carry out (shared addresses stay below 2^18). One add per k-step where building each step's
+// descriptor anew took five uniform instructions (13 % of deform_bwd_heads_tc's executed instructions).
+__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) {
+    return (desc >> 32) << 32 | (uint32_t)((uint32_t)desc + (bytes >> 4));
+}
 
-// acc += A·B for one k-step: A the warp's fp16 fragments, B (16 × 8·NT) by descriptor, K-major (TRANS_B
-// false: B's columns are the matrix's rows) or MN-major (true: its rows).
+// acc = A·B + (add ? acc : 0) for one k-step: A the warp's fp16 fragments, B (16 × 8·NT) by descriptor,
+// K-major (TRANS_B false: B's columns are the matrix's rows) or MN-major (true: its rows).
 template <int NT, bool TRANS_B>
-__device__ __forceinline__ void wgmma_step(float (&acc)[NT][4], const uint32_t (&a)[4], uint64_t desc);
+__device__ __forceinline__ void wgmma_step(float (&acc)[NT][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add);
 #define ACC4(j) "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])  // column tile j's registers
 template <>
-__device__ __forceinline__ void wgmma_step<1, false>(float (&acc)[1][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<1, false>(float (&acc)[1][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"
                  : ACC4(0)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<6, false>(float (&acc)[6][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<6, false>(float (&acc)[6][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %29, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, {%24, %25, %26, %27}, %28, p, 1, 1, 0;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<8, false>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<8, false>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<16, false>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<16, false>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8), ACC4(9), ACC4(10), ACC4(11), ACC4(12), ACC4(13), ACC4(14), ACC4(15)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<8, true>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<8, true>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<16, true>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<16, true>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8), ACC4(9), ACC4(10), ACC4(11), ACC4(12), ACC4(13), ACC4(14), ACC4(15)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
-// acc += A·B for one k-step, bf16, both from shared memory by descriptor, both MN-major (A's rows and
-// B's columns contiguous: the transposes of staged tiles).
+// acc = A·B + (add ? acc : 0) for one k-step, bf16, both from shared memory by descriptor, both MN-major
+// (A's rows and B's columns contiguous: the transposes of staged tiles). add 0 leaves acc unread (the
+// first k-step: no zeroing of the accumulators).
 template <int NT>
-__device__ __forceinline__ void wgmma_ss_bf16(float (&acc)[NT][4], uint64_t desc_a, uint64_t desc_b);
+__device__ __forceinline__ void wgmma_ss_bf16(float (&acc)[NT][4], uint64_t desc_a, uint64_t desc_b, uint32_t add);
 template <>
-__device__ __forceinline__ void wgmma_ss_bf16<1>(float (&acc)[1][4], uint64_t desc_a, uint64_t desc_b) {
+__device__ __forceinline__ void wgmma_ss_bf16<1>(float (&acc)[1][4], uint64_t desc_a, uint64_t desc_b, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, %4, %5, p, 1, 1, 1, 1;\n}\n"
                  : ACC4(0)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
+                 : "l"(desc_a), "l"(desc_b), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_ss_bf16<2>(float (&acc)[2][4], uint64_t desc_a, uint64_t desc_b) {
+__device__ __forceinline__ void wgmma_ss_bf16<2>(float (&acc)[2][4], uint64_t desc_a, uint64_t desc_b, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 1, 1;\n}\n"
                  : ACC4(0), ACC4(1)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
+                 : "l"(desc_a), "l"(desc_b), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_ss_bf16<9>(float (&acc)[9][4], uint64_t desc_a, uint64_t desc_b) {
+__device__ __forceinline__ void wgmma_ss_bf16<9>(float (&acc)[9][4], uint64_t desc_a, uint64_t desc_b, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, p, 1, 1, 1, 1;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
+                 : "l"(desc_a), "l"(desc_b), "r"(add));
 }
 #undef ACC4
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -1500,8 +1513,9 @@ template <int NT, int KS, bool WAIT = true>
 __device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
 #if TC_WGMMA
     wgmma_fence();
+    const uint64_t desc = wgmma_desc(m, 16, 1024);
 #pragma unroll
-    for (int s = 0; s < KS; ++s) wgmma_step<NT, false>(acc, a[s], wgmma_desc(swizzled(m, half, 0, 2 * s), 16, 1024));
+    for (int s = 0; s < KS; ++s) wgmma_step<NT, false>(acc, a[s], desc_advance(desc, 2 * (swizzled(m, half, 0, 2 * s) - m)), 1);
     if (WAIT) wgmma_wait();
 #else
     const int lane = threadIdx.x & 31;
@@ -1519,16 +1533,18 @@ __device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t 
 #endif
 }
 
-// acc[j] += A·M over KS k-steps, fp16: M [16·KS rows][8·NT] one of the copies above, a row per k (a
-// backward d_x = d_y·W product); NT even. WAIT false (wgmma): left running, for wgmma_wait.
+// acc[j] = A·M over KS k-steps, fp16 (acc's values unread): M [16·KS rows][8·NT] one of the copies above, a
+// row per k (a backward d_x = d_y·W product); NT even. WAIT false (wgmma): left running, for wgmma_wait.
 template <int NT, int KS, bool WAIT = true>
 __device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
 #if TC_WGMMA
     wgmma_fence();
+    const uint64_t desc = wgmma_desc(m, 2 * half, 1024);
 #pragma unroll
-    for (int s = 0; s < KS; ++s) wgmma_step<NT, true>(acc, a[s], wgmma_desc(m + 16 * s * 64, 2 * half, 1024));
+    for (int s = 0; s < KS; ++s) wgmma_step<NT, true>(acc, a[s], desc_advance(desc, 2 * 16 * s * 64), s > 0);
     if (WAIT) wgmma_wait();
 #else
+    acc_init<NT>(acc, nullptr, 0);
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int s = 0; s < KS; ++s)
@@ -1713,7 +1729,8 @@ __device__ __forceinline__ int cm_at(int row, int col, int chunks) {
 // A 16 × 8 accumulator tile is two such 8 × 8 blocks in the fragment layout of stmatrix, which stores
 // four blocks (two tiles) per instruction where 32-bit stores took eight: lane l gives the address of row
 // l % 8 of block l / 8 (tile j + l / 16, rows 8·(l / 8 % 2) …); with .x2 (an odd last tile), lanes 0–15.
-template <int NT>
+// RELU: max(v, 0) staged.
+template <int NT, bool RELU = false>
 __device__ __forceinline__ void stage_tile_bf16(uint16_t* tile, int ld, int chunks, const float (&c)[NT][4]) {
 #if TC_WGMMA
     const int lane = threadIdx.x & 31, block = lane >> 3;
@@ -1722,15 +1739,15 @@ __device__ __forceinline__ void stage_tile_bf16(uint16_t* tile, int ld, int chun
 #pragma unroll
     for (int j = 0; j + 1 < NT; j += 2)
         asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(at + j * 128),
-                     "r"(pack_bf16(c[j][0], c[j][1])), "r"(pack_bf16(c[j][2], c[j][3])), "r"(pack_bf16(c[j + 1][0], c[j + 1][1])),
-                     "r"(pack_bf16(c[j + 1][2], c[j + 1][3]))
+                     "r"(pack_bf16<RELU>(c[j][0], c[j][1])), "r"(pack_bf16<RELU>(c[j][2], c[j][3])),
+                     "r"(pack_bf16<RELU>(c[j + 1][0], c[j + 1][1])), "r"(pack_bf16<RELU>(c[j + 1][2], c[j + 1][3]))
                      : "memory");
     if constexpr (NT % 2 == 1)
         asm volatile("stmatrix.sync.aligned.m8n8.x2.shared.b16 [%0], {%1, %2};\n" ::"r"(at + (NT - 1) * 128),
-                     "r"(pack_bf16(c[NT - 1][0], c[NT - 1][1])), "r"(pack_bf16(c[NT - 1][2], c[NT - 1][3]))
+                     "r"(pack_bf16<RELU>(c[NT - 1][0], c[NT - 1][1])), "r"(pack_bf16<RELU>(c[NT - 1][2], c[NT - 1][3]))
                      : "memory");
 #else
-    stage_bf16<NT>(tile, ld, c);
+    stage_bf16<NT, RELU>(tile, ld, c);
 #endif
 }
 
@@ -1923,8 +1940,8 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
     mma_by_rows<16, 4>(y, g_hi, v0h, 0);
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
-        hid[j / 2][2 * (j & 1)] = pack_f16(fmaxf(y[j][0], 0.0f), fmaxf(y[j][1], 0.0f));
-        hid[j / 2][2 * (j & 1) + 1] = pack_f16(fmaxf(y[j][2], 0.0f), fmaxf(y[j][3], 0.0f));
+        hid[j / 2][2 * (j & 1)] = pack_f16<true>(y[j][0], y[j][1]);
+        hid[j / 2][2 * (j & 1) + 1] = pack_f16<true>(y[j][2], y[j][3]);
     }
     mma_by_rows<16, 4, false>(y, g_lo, v0h, 0);
     mma_by_rows<16, 4>(y, g_hi, v0lo_h, 0);
@@ -2323,15 +2340,12 @@ struct TcTiles {
 // tiles' first 8 rows; a_chunks, b_chunks: the tiles' chunks per 8 rows (the K stride, 128 bytes each).
 template <int NT>
 __device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a, int a_chunks, const uint16_t* b, int b_chunks) {
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+    const uint64_t desc_a = wgmma_desc(a, 128 * a_chunks, 128, false), desc_b = wgmma_desc(b, 128 * b_chunks, 128, false);
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < TC_TILE / 16; ++s)  // k-step s: rows 16s … 16s + 15, two core-matrix rows
-        wgmma_ss_bf16<NT>(acc, wgmma_desc(a + 2 * s * a_chunks * 64, 128 * a_chunks, 128, false),
-                          wgmma_desc(b + 2 * s * b_chunks * 64, 128 * b_chunks, 128, false));
+        wgmma_ss_bf16<NT>(acc, desc_advance(desc_a, 2 * 2 * s * a_chunks * 64), desc_advance(desc_b, 2 * 2 * s * b_chunks * 64),
+                          s > 0);
     wgmma_wait();
 }
 
@@ -2507,16 +2521,12 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     // The forward again, with deform_fwd_heads_tc's products in its order (so its values).
     acc_init_full<16>(hid, params + P_HEAD0B + h * HID);
     mma_by_rows<16, 4>(hid, ga, v0h, 0);
-#pragma unroll
-    for (int j = 0; j < 16; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) hid[j][e] = fmaxf(hid[j][e], 0.0f);
-    {
+    {  // the hidden units: ReLU in the conversions
         uint32_t a[8][4];
-        to_frags<16, true>(hid, a);
+        to_frags<16, true, false, true>(hid, a);
         tc_head_out<NTH>(params, v1, h, a, out);
     }
-    stage_tile_bf16<16>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
+    stage_tile_bf16<16, true>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
     if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_pair);
     else deltas_bwd_sh(out, rows, d_out);
     stage_tile_bf16<NTH>(tiles.d2, TC_LDX, D2_CHUNKS, out);
@@ -2527,7 +2537,6 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         uint32_t a[(NTH + 1) / 2][4];
         float inv[2];
         to_frags_row_scaled<NTH>(out, a, inv);
-        acc_init<16>(hid, nullptr, 0);
         mma_by_cols<16, (NTH + 1) / 2>(hid, a, v1h, V1_HALF);
         unscale_through_relu(hid, hid_pos, inv);
     }
@@ -2535,7 +2544,6 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         uint32_t a[8][4];
         float inv[2], dg[8][4];
         to_frags_row_scaled<16>(hid, a, inv);
-        acc_init<8>(dg, nullptr, 0);
         mma_by_cols<8, 8, false>(dg, a, v0h, 0);
         stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
 #if TC_WGMMA
@@ -2704,7 +2712,6 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
             {
                 uint32_t a[4][4];
                 to_frags_row_scaled<8>(t, a, inv);
-                acc_init<16>(dz, nullptr, 0);
                 mma_by_cols<16, 4, false>(dz, a, w1, FC_FFN1_HALF);
                 stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
 #if TC_WGMMA
@@ -2716,7 +2723,6 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
             uint32_t a[8][4];
             float dh[8][4];
             to_frags_row_scaled<16>(dz, a, inv);
-            acc_init<8>(dh, nullptr, 0);
             mma_by_cols<8, 8>(dh, a, w0, 0);
             add_unscaled(d_g, dh, inv);  // d_g holds d_h1
         }
