@@ -959,12 +959,14 @@ __device__ __forceinline__ void acc_init(float (&acc)[NT][4], const float* __res
 }
 
 // acc = bias over all 8·NT columns, bias 8-byte aligned: one float2 load per column tile (the lane's two
-// columns, the same for both its rows), half the loads of acc_init and no column tests.
-template <int NT>
+// columns, the same for both its rows), half the loads of acc_init and no column tests. SHARED: bias is in
+// shared memory (else read through the read-only cache).
+template <int NT, bool SHARED = false>
 __device__ __forceinline__ void acc_init_full(float (&acc)[NT][4], const float* __restrict__ bias) {
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-        const float2 b = __ldg(reinterpret_cast<const float2*>(bias + acc_col(j, 0)));
+        const float2* at = reinterpret_cast<const float2*>(bias + acc_col(j, 0));
+        const float2 b = SHARED ? *at : __ldg(at);
         acc[j][0] = acc[j][2] = b.x;
         acc[j][1] = acc[j][3] = b.y;
     }
@@ -1907,7 +1909,8 @@ constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads
 constexpr int SB_SUMS = SB_HID;                         // chain: [warp][dγ1, dβ1, dγ2, dβ2 [64] each]
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
 constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
-constexpr int TC_BWD_HEADS_SMEM = SB_V1 + V1_ROWS * HID * 2;
+constexpr int SB_C0 = SB_V1 + V1_ROWS * HID * 2;         // heads: their first layers' biases, fp32 [5·128]
+constexpr int TC_BWD_HEADS_SMEM = SB_C0 + 5 * HID * 4;
 static_assert(SB_V0 % 1024 == 0 && SB_V1 % 1024 == 0 && V1_HALF * 2 % 1024 == 0,
               "the heads' weight copies start on the 128-byte swizzle's 1024-byte period");
 constexpr int SB_P = SB_SUMS + TC_WARPS * 4 * D * 4;   // chain: attention weights, bf16 [TC_TILE][TC_LDP]
@@ -1920,7 +1923,7 @@ static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS *
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 227328 && TC_BWD_CHAIN_SMEM == 188416,
+static_assert(TC_BWD_HEADS_SMEM == 229888 && TC_BWD_CHAIN_SMEM == 188416,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2504,10 +2507,12 @@ __device__ __forceinline__ void attention_dw_wgmma(const TcTiles& tiles, const u
 // F_d head h's forward (recomputed, with the ReLU decisions from the tape: hid_on, the warp's shared copy)
 // and backward for the warp's rows (g staged in tiles.x1, its fp16 A fragments in ga): d_g += its input
 // gradient; then, block-wide, its weight gradients into the partial slice `part`. Every product of the
-// head but the weight gradients' reads the fp16 copies v0, v1 (head_weights_to_shared); its d_x products
-// take the gradients as fp16 with a scale per row (to_frags_row_scaled).
+// head but the weight gradients' reads the fp16 copies v0, v1 (head_weights_to_shared), and c0 the first
+// layers' biases in shared memory; its d_x products take the gradients as fp16 with a scale per row
+// (to_frags_row_scaled).
 template <int NTH>
-__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint16_t* v0, const uint16_t* v1, int h,
+__device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint16_t* v0, const uint16_t* v1,
+                                            const float* c0, int h,
                                             const uint32_t (&ga)[4][4], const uint2* hid_on, const TcRows& rows,
                                             const CGaussians& canon, const CGaussians& d_out, float* d_pair,
                                             float (&d_g)[8][4], const TcTiles& tiles, float* part) {
@@ -2519,7 +2524,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     DeltaInputs in;
     if constexpr (NTH == 1) in = delta_inputs<true>(h, rows, canon, d_out);
     // The forward again, with deform_fwd_heads_tc's products in its order (so its values).
-    acc_init_full<16>(hid, params + P_HEAD0B + h * HID);
+    acc_init_full<16, true>(hid, c0 + h * HID);
     mma_by_rows<16, 4>(hid, ga, v0h, 0);
     {  // the hidden units: ReLU in the conversions
         uint32_t a[8][4];
@@ -2594,7 +2599,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int chunks, i
 
 // deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G as bf16
 // (the chain's backward rounds its products' operands to bf16 in any case).
-// Shared: TC_BWD_HEADS_SMEM = 227 328 bytes (dynamic).
+// Shared: TC_BWD_HEADS_SMEM = 229 888 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
@@ -2617,6 +2622,10 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
     uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + SB_V0);
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + SB_V1);
     head_weights_to_shared(params, v0, v1);
+    // The first layers' biases, read by every head's recompute: from shared memory they take no slot of the
+    // global-memory queue, which the slices' reductions keep full.
+    float* c0 = reinterpret_cast<float*>(smem + SB_C0);
+    for (int e = threadIdx.x; e < 5 * HID; e += TC_THREADS) c0[e] = __ldg(params + P_HEAD0B + e);
     __syncthreads();
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
@@ -2633,8 +2642,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
         for (int h = 0; h < 4; ++h)
-            tc_head_bwd<1>(params, v0, v1, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part);
-        tc_head_bwd<6>(params, v0, v1, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part);
+            tc_head_bwd<1>(params, v0, v1, c0, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part);
+        tc_head_bwd<6>(params, v0, v1, c0, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             float v[4];
