@@ -1753,11 +1753,34 @@ __device__ __forceinline__ void stage_tile_bf16(uint16_t* tile, int ld, int chun
 #endif
 }
 
+// The staged tiles' reuse in deform_bwd_heads_tc, by an mbarrier that all TC_THREADS threads arrive on
+// once their reads of the tiles (a head's weight gradients) are done (tiles_read), and wait on before
+// their next write to them (tiles_free; parity: the phase to wait for, flipped by each wait). A warp thus
+// goes on into the next head's recompute while others still read, where a barrier held it.
+struct TileReuse {
+    uint32_t bar;  // the mbarrier's shared address
+    uint32_t parity;
+    __device__ void read_done() const {
+        asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(bar) : "memory");
+    }
+    __device__ void wait_free() {
+        uint32_t done;
+        do {
+            asm volatile("{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                         : "=r"(done)
+                         : "r"(bar), "r"(parity)
+                         : "memory");
+        } while (!done);
+        parity ^= 1u;
+    }
+};
+
 // deform_bwd_heads_tc's part of the warp tile's tape record: the heads' ReLU decisions by cp.async into
 // hid_save (the warp's [5][32] slice; cp_async_wait_all); g staged as bf16 in g_stage (stage_tile_bf16,
-// before the ones column), its A fragments (fp16) in ga and its positive elements in g_pos (bit 4j + e).
+// before the ones column, once the last item's weight gradients are done with it: reuse), its A fragments
+// (fp16) in ga and its positive elements in g_pos (bit 4j + e).
 __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ tape, uint2* hid_save, uint16_t* g_stage,
-                                                   uint32_t (&ga)[4][4], uint32_t& g_pos) {
+                                                   uint32_t (&ga)[4][4], uint32_t& g_pos, TileReuse& reuse) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int i = 0; i < 3; ++i)  // 80 chunks of 16 bytes
@@ -1771,6 +1794,7 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
 #pragma unroll
         for (int e = 0; e < 4; ++e)
             if (g[j][e] > 0.0f) g_pos |= 1u << (4 * j + e);
+    reuse.wait_free();
     stage_tile_bf16<8>(g_stage, TC_LDX, X1_CHUNKS, g);
     to_frags<8, true>(g, ga);
 }
@@ -1910,7 +1934,8 @@ constexpr int SB_SUMS = SB_HID;                         // chain: [warp][dγ1, d
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
 constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
 constexpr int SB_C0 = SB_V1 + V1_ROWS * HID * 2;         // heads: their first layers' biases, fp32 [5·128]
-constexpr int TC_BWD_HEADS_SMEM = SB_C0 + 5 * HID * 4;
+constexpr int SB_REUSE = SB_C0 + 5 * HID * 4;             // heads: TileReuse's mbarrier (8 bytes)
+constexpr int TC_BWD_HEADS_SMEM = SB_REUSE + 8;
 static_assert(SB_V0 % 1024 == 0 && SB_V1 % 1024 == 0 && V1_HALF * 2 % 1024 == 0,
               "the heads' weight copies start on the 128-byte swizzle's 1024-byte period");
 constexpr int SB_P = SB_SUMS + TC_WARPS * 4 * D * 4;   // chain: attention weights, bf16 [TC_TILE][TC_LDP]
@@ -1923,7 +1948,7 @@ static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS *
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 229888 && TC_BWD_CHAIN_SMEM == 188416,
+static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 188416,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2506,7 +2531,8 @@ __device__ __forceinline__ void attention_dw_wgmma(const TcTiles& tiles, const u
 
 // F_d head h's forward (recomputed, with the ReLU decisions from the tape: hid_on, the warp's shared copy)
 // and backward for the warp's rows (g staged in tiles.x1, its fp16 A fragments in ga): d_g += its input
-// gradient; then, block-wide, its weight gradients into the partial slice `part`. Every product of the
+// gradient; then, block-wide, its weight gradients into the partial slice `part` (reuse: the tiles' mbarrier,
+// waited on before head h > 0 stages its tiles, arrived on after its weight gradients). Every product of the
 // head but the weight gradients' reads the fp16 copies v0, v1 (head_weights_to_shared), and c0 the first
 // layers' biases in shared memory; its d_x products take the gradients as fp16 with a scale per row
 // (to_frags_row_scaled).
@@ -2515,7 +2541,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
                                             const float* c0, int h,
                                             const uint32_t (&ga)[4][4], const uint2* hid_on, const TcRows& rows,
                                             const CGaussians& canon, const CGaussians& d_out, float* d_pair,
-                                            float (&d_g)[8][4], const TcTiles& tiles, float* part) {
+                                            float (&d_g)[8][4], const TcTiles& tiles, float* part, TileReuse& reuse) {
     const uint16_t* v0h = v0 + h * HID * D;
     const uint16_t* v1h = v1 + V1_ROW[h] * 64;
     float hid[16][4], out[NTH][4];
@@ -2531,6 +2557,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         to_frags<16, true, false, true>(hid, a);
         tc_head_out<NTH>(params, v1, h, a, out);
     }
+    if (h > 0) reuse.wait_free();  // head 0's tiles: the item's wait (deform_bwd_heads_tc)
     stage_tile_bf16<16, true>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
     if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_pair);
     else deltas_bwd_sh(out, rows, d_out);
@@ -2568,7 +2595,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     if constexpr (NTH == 1) block_dw_narrow<HID>(out_layer);
     else block_dw<(8 * NTH + 15) / 16, HID, 9>(out_layer);
 #endif
-    __syncthreads();
+    reuse.read_done();
 }
 
 // The backward on the tensor cores, in two kernels over the same items, per block tile of 128 Gaussians of
@@ -2599,7 +2626,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int chunks, i
 
 // deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G as bf16
 // (the chain's backward rounds its products' operands to bf16 in any case).
-// Shared: TC_BWD_HEADS_SMEM = 229 888 bytes (dynamic).
+// Shared: TC_BWD_HEADS_SMEM = 229 896 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
@@ -2626,7 +2653,11 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
     // global-memory queue, which the slices' reductions keep full.
     float* c0 = reinterpret_cast<float*>(smem + SB_C0);
     for (int e = threadIdx.x; e < 5 * HID; e += TC_THREADS) c0[e] = __ldg(params + P_HEAD0B + e);
+    TileReuse reuse = {(uint32_t)__cvta_generic_to_shared(smem + SB_REUSE), 0u};
+    if (threadIdx.x == 0)
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(reuse.bar), "r"(TC_THREADS) : "memory");
     __syncthreads();
+    reuse.read_done();  // phase 0: the tiles are free for the first item
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const int n_first = (item / B) * TC_TILE + warp * 16;
@@ -2635,15 +2666,15 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
             prefetch_deltas_inputs(canon, d_out, (long long)(item % B) * N + n_first, n_first, min(16, N - n_first));
         uint32_t* record = tape + tape_record(item, warp);
         uint32_t ga[4][4], g_pos;
-        tc_tape_load_heads(record, hid_on, tiles.x1, ga, g_pos);
+        tc_tape_load_heads(record, hid_on, tiles.x1, ga, g_pos, reuse);
         cp_async_wait_all();  // the heads' decisions
         __syncwarp();
         float d_g[8][4];
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
         for (int h = 0; h < 4; ++h)
-            tc_head_bwd<1>(params, v0, v1, c0, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part);
-        tc_head_bwd<6>(params, v0, v1, c0, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part);
+            tc_head_bwd<1>(params, v0, v1, c0, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, reuse);
+        tc_head_bwd<6>(params, v0, v1, c0, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, reuse);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             float v[4];
