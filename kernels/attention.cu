@@ -2395,10 +2395,18 @@ __device__ __forceinline__ void red_add2(float* at, float x, float y) {
     asm volatile("red.global.add.L2::cache_hint.v2.f32 [%0], {%1, %2}, %3;\n" ::"l"(at), "f"(x), "f"(y), "l"(l2_evict_last())
                  : "memory");
 }
+__device__ __forceinline__ void red_add4(float* at, float x, float y, float z, float w) {
+    asm volatile("red.global.add.L2::cache_hint.v4.f32 [%0], {%1, %2, %3, %4}, %5;\n" ::"l"(at), "f"(x), "f"(y), "f"(z), "f"(w),
+                 "l"(l2_evict_last())
+                 : "memory");
+}
 
 // A warpgroup's rows of a row-major dW [rows][ld] in the partial slice, for a 64 × 8·(NW + 1) product:
 // the lane's two rows (wg_row, + 8) from row0, its NW weight column pairs (2t + 8j from col0), and in tile
 // NW the bias b[row] (lanes t = 0, element 0 of the pair) when b is given. Rows ≥ rows_end are not added.
+// NW even: the slice holds each 16 columns from col0 (a multiple of 16, as ld) permuted (slice_column), so
+// that a lane's pairs of tiles j, j + 1 are 4 consecutive floats: one red.v4 where they took two red.v2.
+// deform_reduce puts the columns back (dw_permuted).
 template <int NW>
 struct DwRows {
     float* w[2];  // the lane's first weight of each row, or null
@@ -2409,16 +2417,20 @@ struct DwRows {
         for (int r = 0; r < 2; ++r) {
             const int row = row0 + 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2) + 8 * r;
             const bool ok = row < rows_end;
-            w[r] = ok ? w0 + row * ld + col0 + 2 * (lane & 3) : nullptr;
+            w[r] = ok ? w0 + row * ld + col0 + (NW % 2 ? 2 : 4) * (lane & 3) : nullptr;
             b[r] = ok && b0 && (lane & 3) == 0 ? b0 + row : nullptr;
         }
     }
     __device__ void add(const float (&acc)[NW + 1][4]) const {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            if (w[r])
+            if (w[r] && NW % 2)
 #pragma unroll
                 for (int j = 0; j < NW; ++j) red_add2(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1]);
+            else if (w[r])
+#pragma unroll
+                for (int j = 0; j < NW; j += 2)
+                    red_add4(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1], acc[j + 1][2 * r], acc[j + 1][2 * r + 1]);
             if (b[r]) red_add(b[r], acc[NW][2 * r]);
         }
     }
@@ -2885,12 +2897,28 @@ deform_pass_through_bwd(const float* __restrict__ do_means, const float* __restr
 // projected tokens' gradients [B][DTOK_FRAME] after deform_bwd_*_tc. One thread per output float.
 //   partials [G, part_stride] → d_params [CHAIN_FLOATS] (first floats of the gradient buffer), d_tail [tail]
 // Bytes: 4·(G + 1)·(CHAIN_FLOATS + tail). FLOP: G·(CHAIN_FLOATS + tail).
+// Where column c (< 16) of a 16-column group of a weight gradient lies in the partial slice on wgmma
+// (DwRows, NW even): lane t's columns 2t, 2t + 1 of tiles 0 and 1 (8 + 2t, 9 + 2t) at 4t … 4t + 3.
+__device__ __forceinline__ int slice_column(int c) { return 4 * ((c & 7) >> 1) + 2 * (c >> 3) + (c & 1); }
+// The regions DwRows<8> adds into (16-aligned): the FFN's weights, the heads' first layers, head 4's V1.
+__device__ __forceinline__ bool dw_permuted(long long e) {
+    return (e >= P_FFN0W && e < P_FFN0B) || (e >= P_FFN1W && e < P_FFN1B) || (e >= P_HEAD0W && e < P_HEAD0B) ||
+           (e >= P_HEAD1W + 11 * HID && e < P_HEAD1B);
+}
+static_assert(P_FFN0W % 16 == 0 && P_FFN1W % 16 == 0 && P_HEAD0W % 16 == 0 && (P_HEAD1W + 11 * HID) % 16 == 0,
+              "the permuted weight-gradient regions start on 16-column groups");
+
+// permuted: the slices come from the tensor-core backward on wgmma (slice_column's layout in dw_permuted's
+// regions); the sm_80 module's kernels write the plain layout and ignore it.
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
 deform_reduce(const float* __restrict__ partials, long long part_stride, int G, int tail, float* __restrict__ d_params,
-              float* __restrict__ d_tail) {
+              float* __restrict__ d_tail, int permuted) {
     const long long e = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x;
     if (e >= CHAIN_FLOATS + tail) return;
-    const long long from = e < CHAIN_FLOATS ? e : PART_TAIL + e - CHAIN_FLOATS;
+    long long from = e < CHAIN_FLOATS ? e : PART_TAIL + e - CHAIN_FLOATS;
+#if TC_WGMMA
+    if (permuted && dw_permuted(e)) from = (e & ~15LL) | slice_column((int)(e & 15));
+#endif
     float acc = 0.0f;
     for (int g = 0; g < G; ++g) acc += partials[g * part_stride + from];
     if (e < CHAIN_FLOATS) d_params[e] = acc;

@@ -424,6 +424,8 @@ impl DeformChain {
                     (tail as i32).into(),
                     d_params.into(),
                     d_tail.into(),
+                    // The tensor-core backward's slices on wgmma hold some weight gradients' columns permuted.
+                    i32::from(self.precision == Precision::TensorCores).into(),
                 ],
             )
         };
