@@ -1753,13 +1753,18 @@ __device__ __forceinline__ void stage_tile_bf16(uint16_t* tile, int ld, int chun
 #endif
 }
 
-// The staged tiles' reuse in deform_bwd_heads_tc, by an mbarrier that all TC_THREADS threads arrive on
-// once their reads of the tiles (a head's weight gradients) are done (tiles_read), and wait on before
-// their next write to them (tiles_free; parity: the phase to wait for, flipped by each wait). A warp thus
-// goes on into the next head's recompute while others still read, where a barrier held it.
+// The staged tiles' reuse in deform_bwd_*_tc, by an mbarrier that all TC_THREADS threads arrive on once
+// their reads of the tiles (weight gradients) are done (read_done), and wait on before their next write to
+// them (wait_free; parity: the phase to wait for, flipped by each wait). A warp thus goes on into its next
+// per-warp work while others still read, where a barrier held it. init: by one thread, before a barrier;
+// then every thread's read_done opens the first phase.
 struct TileReuse {
     uint32_t bar;  // the mbarrier's shared address
     uint32_t parity;
+    __device__ explicit TileReuse(void* at) : bar((uint32_t)__cvta_generic_to_shared(at)), parity(0u) {}
+    __device__ void init() const {
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(TC_THREADS) : "memory");
+    }
     __device__ void read_done() const {
         asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(bar) : "memory");
     }
@@ -1943,12 +1948,13 @@ constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradient
 constexpr int SB_W0 = SB_DS + TC_TILE * 8 * 2;          // chain: fp16 copies of the FFN's W0 [128][64],
 constexpr int SB_W1 = SB_W0 + FFN * D * 2;              // and W1 [64][128] in two halves (weight_to_shared)
 constexpr int SB_DF = SB_W1 + D * FFN * 2;              // chain: [warp][32 values][32 lanes] fp32
-constexpr int TC_BWD_CHAIN_SMEM = SB_DF + TC_WARPS * 32 * 32 * 4;
+constexpr int SB_CHAIN_REUSE = SB_DF + TC_WARPS * 32 * 32 * 4;  // chain: TileReuse's mbarrier (8 bytes)
+constexpr int TC_BWD_CHAIN_SMEM = SB_CHAIN_REUSE + 8;
 static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 188416,
+static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 188424,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2665,9 +2671,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
     // global-memory queue, which the slices' reductions keep full.
     float* c0 = reinterpret_cast<float*>(smem + SB_C0);
     for (int e = threadIdx.x; e < 5 * HID; e += TC_THREADS) c0[e] = __ldg(params + P_HEAD0B + e);
-    TileReuse reuse = {(uint32_t)__cvta_generic_to_shared(smem + SB_REUSE), 0u};
-    if (threadIdx.x == 0)
-        asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(reuse.bar), "r"(TC_THREADS) : "memory");
+    TileReuse reuse(smem + SB_REUSE);
+    if (threadIdx.x == 0) reuse.init();
     __syncthreads();
     reuse.read_done();  // phase 0: the tiles are free for the first item
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
@@ -2699,7 +2704,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 188 416 bytes (dynamic).
+// 188 424 bytes (dynamic). The tiles' reuse: after the FFN's weight gradients and after the attention's,
+// by TileReuse (see the waits), where block barriers were.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                     const uint32_t* __restrict__ tape, const uint32_t* __restrict__ tok) {
@@ -2727,7 +2733,10 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
 #if TC_WGMMA
     fence_stores_for_wgmma();
 #endif
+    TileReuse reuse(smem + SB_CHAIN_REUSE);
+    if (threadIdx.x == 0) reuse.init();
     __syncthreads();
+    reuse.read_done();  // phase 0: the tiles and the LayerNorm sums are free for the first item
     // Block g takes the n-tiles g, g + G, … with every frame of each in turn, so that d_f sums over the
     // frames in shared memory (df_sum: each lane its own 32 values) and is stored once per n-tile, instead
     // of B frames' atomics to the same addresses at about the same time.
@@ -2754,6 +2763,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
+        reuse.wait_free();  // the last item's LayerNorm sums and attention tiles are read (z: before its barrier)
         store_column_sums(t, warp_sums + 2 * D, d_g, warp_sums + 3 * D);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
@@ -2796,7 +2806,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         block_dw_pair<4, FFN, 9, 8, D, 9>({tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D},
                                          {tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN});
 #endif
-        __syncthreads();
+        reuse.read_done();
         prefetch_partials(part_tok, DTOK_FRAME);  // the frame's projected tokens' partials
         // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
 #pragma unroll
@@ -2806,6 +2816,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         store_column_sums(t, warp_sums, d_g, warp_sums + D);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
         apply_kept(d_g, keep.kept1, dr, t);
+        reuse.wait_free();  // the FFN's weight gradients are read
         stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
         // Attention: the forward's weights from the tape, the scores' gradients, and the query's share of d_f.
         float p[1][4], ds[1][4];
@@ -2852,7 +2863,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         block_dw_attention({tiles.d2, TC_LDX, p_tile, TC_LDP, part_tok + DTOK_UT, part + P_BO, D},
                            {ds_tile, 8, tiles.x1, TC_LDX, part_tok + DTOK_K, part_tok + DTOK_KC, 8});
 #endif
-        __syncthreads();
+        reuse.read_done();
     }
 }
 
