@@ -2715,9 +2715,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 188 432 bytes (dynamic). The barriers before and after the FFN's and the attention's weight gradients
-// are SplitBarriers (tiles_staged, tiles_read; see their waits), with per-warp work between arrival and
-// wait where there is some.
+// 188 432 bytes (dynamic). The tiles' reuse after the FFN's weight gradients and after the attention's:
+// by tiles_read (SplitBarrier; see its waits), where block barriers were.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                     const uint32_t* __restrict__ tape, const uint32_t* __restrict__ tok) {
@@ -2745,8 +2744,8 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
 #if TC_WGMMA
     fence_stores_for_wgmma();
 #endif
-    SplitBarrier tiles_read(smem + SB_CHAIN_BARS), tiles_staged(smem + SB_CHAIN_BARS + 8);
-    if (threadIdx.x == 0) tiles_read.init(), tiles_staged.init();
+    SplitBarrier tiles_read(smem + SB_CHAIN_BARS);
+    if (threadIdx.x == 0) tiles_read.init();
     __syncthreads();
     tiles_read.arrive();  // phase 0: the tiles and the LayerNorm sums are free for the first item
     // Block g takes the n-tiles g, g + G, … with every frame of each in turn, so that d_f sums over the
@@ -2813,26 +2812,22 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         stage_tile_bf16<8>(tiles.x1, TC_LDX, X1_CHUNKS, t);
 #if TC_WGMMA
         fence_stores_for_wgmma();
+        __syncthreads();
+        ffn_dw_wgmma(tiles, part);
+#else
+        __syncthreads();
+        block_dw_pair<4, FFN, 9, 8, D, 9>({tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D},
+                                         {tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN});
 #endif
-        tiles_staged.arrive();
-        // LayerNorm 1 while the other warps stage: γ1/β1 sums (this warp's own), d_x1 (in d_g; the
-        // residual's share of d_f).
+        tiles_read.arrive();
+        prefetch_partials(part_tok, DTOK_FRAME);  // the frame's projected tokens' partials
+        // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
         store_column_sums(t, warp_sums, d_g, warp_sums + D);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
-        tiles_staged.wait();
-#if TC_WGMMA
-        ffn_dw_wgmma(tiles, part);
-#else
-        block_dw_pair<4, FFN, 9, 8, D, 9>({tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D},
-                                         {tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN});
-#endif
-        tiles_read.arrive();
-        prefetch_partials(part_tok, DTOK_FRAME);  // the frame's projected tokens' partials
-        // d_att = drop ⊙ d_x1 (D2).
         apply_kept(d_g, keep.kept1, dr, t);
         tiles_read.wait();  // the FFN's weight gradients are read
         stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
@@ -2844,15 +2839,6 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         }
         load_features(f, rows, xs);
         tc_attention_bwd(t, p, tok_b, ds, d_g);  // d_g holds this frame's d_f
-        stage_tile_bf16<8>(tiles.x1, TC_LDX, X1_CHUNKS, xs);
-        stage_tile_bf16<1>(p_tile, TC_LDP, P_CHUNKS, p);
-        stage_tile_bf16<1>(ds_tile, 8, DS_CHUNKS, ds);
-#if TC_WGMMA
-        column_sums_bf16(ds, tiles.sums);
-        fence_stores_for_wgmma();
-#endif
-        tiles_staged.arrive();
-        // d_f while the other warps stage (df_sum: this lane's own).
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -2869,7 +2855,14 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                     for (int j = 0; j < 8; ++j)
                         *reinterpret_cast<float2*>(d_f + (long long)rows.n[r] * D + acc_col(j, 0)) =
                             make_float2(d_g[j][2 * r], d_g[j][2 * r + 1]);
-        tiles_staged.wait();
+        stage_tile_bf16<8>(tiles.x1, TC_LDX, X1_CHUNKS, xs);
+        stage_tile_bf16<1>(p_tile, TC_LDP, P_CHUNKS, p);
+        stage_tile_bf16<1>(ds_tile, 8, DS_CHUNKS, ds);
+#if TC_WGMMA
+        column_sums_bf16(ds, tiles.sums);
+        fence_stores_for_wgmma();
+#endif
+        __syncthreads();
         // This item's LayerNorm sums into the partial slice, over the warps in order (deterministic), then
         // the attention's products.
         for (int e = threadIdx.x; e < 4 * D; e += TC_THREADS) {
