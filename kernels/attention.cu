@@ -1751,23 +1751,22 @@ __device__ __forceinline__ void stage_tile_bf16(uint16_t* tile, int ld, int chun
 #endif
 }
 
-// A barrier over the block's TC_THREADS threads on an mbarrier, split in two: each thread arrives once per
-// phase and waits for the phase's end later, going on with its own work in between where a block barrier
-// held it (deform_bwd_*_tc's staged tiles). tiles_read: arrived on after a thread's reads of the tiles
-// (weight gradients), waited on before its next staging stores; tiles_staged: arrived on after its staging
-// stores and their proxy fence, waited on before the tiles are read. parity: the phase to wait for,
-// flipped by each wait. init: by one thread, before a block barrier.
-struct SplitBarrier {
+// The staged tiles' reuse in deform_bwd_*_tc, by an mbarrier that all TC_THREADS threads arrive on once
+// their reads of the tiles (weight gradients) are done (read_done), and wait on before their next write to
+// them (wait_free; parity: the phase to wait for, flipped by each wait). A warp thus goes on into its next
+// per-warp work while others still read, where a barrier held it. init: by one thread, before a barrier;
+// then every thread's read_done opens the first phase.
+struct TileReuse {
     uint32_t bar;  // the mbarrier's shared address
     uint32_t parity;
-    __device__ explicit SplitBarrier(void* at) : bar((uint32_t)__cvta_generic_to_shared(at)), parity(0u) {}
+    __device__ explicit TileReuse(void* at) : bar((uint32_t)__cvta_generic_to_shared(at)), parity(0u) {}
     __device__ void init() const {
         asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(TC_THREADS) : "memory");
     }
-    __device__ void arrive() const {
+    __device__ void read_done() const {
         asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(bar) : "memory");
     }
-    __device__ void wait() {
+    __device__ void wait_free() {
         uint32_t done;
         do {
             asm volatile("{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
@@ -1781,10 +1780,10 @@ struct SplitBarrier {
 
 // deform_bwd_heads_tc's part of the warp tile's tape record: the heads' ReLU decisions by cp.async into
 // hid_save (the warp's [5][32] slice; cp_async_wait_all); g staged as bf16 in g_stage (stage_tile_bf16,
-// before the ones column, once the last item's weight gradients are done with it: tiles_read), its A fragments
+// before the ones column, once the last item's weight gradients are done with it: reuse), its A fragments
 // (fp16) in ga and its positive elements in g_pos (bit 4j + e).
 __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ tape, uint2* hid_save, uint16_t* g_stage,
-                                                   uint32_t (&ga)[4][4], uint32_t& g_pos, SplitBarrier& tiles_read) {
+                                                   uint32_t (&ga)[4][4], uint32_t& g_pos, TileReuse& reuse) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int i = 0; i < 3; ++i)  // 80 chunks of 16 bytes
@@ -1798,7 +1797,7 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
 #pragma unroll
         for (int e = 0; e < 4; ++e)
             if (g[j][e] > 0.0f) g_pos |= 1u << (4 * j + e);
-    tiles_read.wait();
+    reuse.wait_free();
     stage_tile_bf16<8>(g_stage, TC_LDX, X1_CHUNKS, g);
     to_frags<8, true>(g, ga);
 }
@@ -1938,8 +1937,8 @@ constexpr int SB_SUMS = SB_HID;                         // chain: [warp][dγ1, d
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
 constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
 constexpr int SB_C0 = SB_V1 + V1_ROWS * HID * 2;         // heads: their first layers' biases, fp32 [5·128]
-constexpr int SB_BARS = SB_C0 + 5 * HID * 4;              // heads: tiles_read's, tiles_staged's mbarriers
-constexpr int TC_BWD_HEADS_SMEM = SB_BARS + 16;
+constexpr int SB_REUSE = SB_C0 + 5 * HID * 4;             // heads: TileReuse's mbarrier (8 bytes)
+constexpr int TC_BWD_HEADS_SMEM = SB_REUSE + 8;
 static_assert(SB_V0 % 1024 == 0 && SB_V1 % 1024 == 0 && V1_HALF * 2 % 1024 == 0,
               "the heads' weight copies start on the 128-byte swizzle's 1024-byte period");
 constexpr int SB_P = SB_SUMS + TC_WARPS * 4 * D * 4;   // chain: attention weights, bf16 [TC_TILE][TC_LDP]
@@ -1947,13 +1946,13 @@ constexpr int SB_DS = SB_P + TC_TILE * TC_LDP * 2;      // chain: score gradient
 constexpr int SB_W0 = SB_DS + TC_TILE * 8 * 2;          // chain: fp16 copies of the FFN's W0 [128][64],
 constexpr int SB_W1 = SB_W0 + FFN * D * 2;              // and W1 [64][128] in two halves (weight_to_shared)
 constexpr int SB_DF = SB_W1 + D * FFN * 2;              // chain: [warp][32 values][32 lanes] fp32
-constexpr int SB_CHAIN_BARS = SB_DF + TC_WARPS * 32 * 32 * 4;  // chain: tiles_read's, tiles_staged's mbarriers
-constexpr int TC_BWD_CHAIN_SMEM = SB_CHAIN_BARS + 16;
+constexpr int SB_CHAIN_REUSE = SB_DF + TC_WARPS * 32 * 32 * 4;  // chain: TileReuse's mbarrier (8 bytes)
+constexpr int TC_BWD_CHAIN_SMEM = SB_CHAIN_REUSE + 8;
 static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 229904 && SB_BARS % 8 == 0 && TC_BWD_CHAIN_SMEM == 188432 && SB_CHAIN_BARS % 8 == 0,
+static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 188424,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2553,9 +2552,8 @@ __device__ __forceinline__ void attention_dw_wgmma(const TcTiles& tiles, const u
 
 // F_d head h's forward (recomputed, with the ReLU decisions from the tape: hid_on, the warp's shared copy)
 // and backward for the warp's rows (g staged in tiles.x1, its fp16 A fragments in ga): d_g += its input
-// gradient; then, block-wide, its weight gradients into the partial slice `part` (SplitBarriers: tiles_read
-// waited on before head h > 0 stages its tiles and arrived on after its weight gradients, tiles_staged
-// arrived on after its staging and waited on before its weight gradients). Every product of the
+// gradient; then, block-wide, its weight gradients into the partial slice `part` (reuse: the tiles' mbarrier,
+// waited on before head h > 0 stages its tiles, arrived on after its weight gradients). Every product of the
 // head but the weight gradients' reads the fp16 copies v0, v1 (head_weights_to_shared), and c0 the first
 // layers' biases in shared memory; its d_x products take the gradients as fp16 with a scale per row
 // (to_frags_row_scaled).
@@ -2564,8 +2562,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
                                             const float* c0, int h,
                                             const uint32_t (&ga)[4][4], const uint2* hid_on, const TcRows& rows,
                                             const CGaussians& canon, const CGaussians& d_out, float* d_pair,
-                                            float (&d_g)[8][4], const TcTiles& tiles, float* part, SplitBarrier& tiles_read,
-                                            SplitBarrier& tiles_staged) {
+                                            float (&d_g)[8][4], const TcTiles& tiles, float* part, TileReuse& reuse) {
     const uint16_t* v0h = v0 + h * HID * D;
     const uint16_t* v1h = v1 + V1_ROW[h] * 64;
     float hid[16][4], out[NTH][4];
@@ -2581,7 +2578,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         to_frags<16, true, false, true>(hid, a);
         tc_head_out<NTH>(params, v1, h, a, out);
     }
-    if (h > 0) tiles_read.wait();  // head 0's tiles: the item's wait (deform_bwd_heads_tc)
+    if (h > 0) reuse.wait_free();  // head 0's tiles: the item's wait (deform_bwd_heads_tc)
     stage_tile_bf16<16, true>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
     if constexpr (NTH == 1) deltas_bwd(h, out, in, rows, d_pair);
     else deltas_bwd_sh(out, rows, d_out);
@@ -2605,25 +2602,23 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         mma_by_cols<8, 8, false>(dg, a, v0h, 0);
         stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
 #if TC_WGMMA
-        fence_stores_for_wgmma();
-        tiles_staged.arrive();
         wgmma_wait(dg);
-#else
-        tiles_staged.arrive();
 #endif
         add_unscaled(d_g, dg, inv);
     }
-    tiles_staged.wait();
 #if TC_WGMMA
+    fence_stores_for_wgmma();
+    __syncthreads();
     head_dw_wgmma(h, tiles, part);
 #else
+    __syncthreads();
     block_dw<8, D, 9>({tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID});
     const DwLayer<HID> out_layer = {tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
                                     part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]};
     if constexpr (NTH == 1) block_dw_narrow<HID>(out_layer);
     else block_dw<(8 * NTH + 15) / 16, HID, 9>(out_layer);
 #endif
-    tiles_read.arrive();
+    reuse.read_done();
 }
 
 // The backward on the tensor cores, in two kernels over the same items, per block tile of 128 Gaussians of
@@ -2654,7 +2649,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int chunks, i
 
 // deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G as bf16
 // (the chain's backward rounds its products' operands to bf16 in any case).
-// Shared: TC_BWD_HEADS_SMEM = 229 904 bytes (dynamic).
+// Shared: TC_BWD_HEADS_SMEM = 229 896 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
@@ -2681,10 +2676,10 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
     // global-memory queue, which the slices' reductions keep full.
     float* c0 = reinterpret_cast<float*>(smem + SB_C0);
     for (int e = threadIdx.x; e < 5 * HID; e += TC_THREADS) c0[e] = __ldg(params + P_HEAD0B + e);
-    SplitBarrier tiles_read(smem + SB_BARS), tiles_staged(smem + SB_BARS + 8);
-    if (threadIdx.x == 0) tiles_read.init(), tiles_staged.init();
+    TileReuse reuse(smem + SB_REUSE);
+    if (threadIdx.x == 0) reuse.init();
     __syncthreads();
-    tiles_read.arrive();  // phase 0: the tiles are free for the first item
+    reuse.read_done();  // phase 0: the tiles are free for the first item
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const int n_first = (item / B) * TC_TILE + warp * 16;
@@ -2693,16 +2688,15 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
             prefetch_deltas_inputs(canon, d_out, (long long)(item % B) * N + n_first, n_first, min(16, N - n_first));
         uint32_t* record = tape + tape_record(item, warp);
         uint32_t ga[4][4], g_pos;
-        tc_tape_load_heads(record, hid_on, tiles.x1, ga, g_pos, tiles_read);
+        tc_tape_load_heads(record, hid_on, tiles.x1, ga, g_pos, reuse);
         cp_async_wait_all();  // the heads' decisions
         __syncwarp();
         float d_g[8][4];
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
         for (int h = 0; h < 4; ++h)
-            tc_head_bwd<1>(params, v0, v1, c0, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, tiles_read, tiles_staged);
-        tc_head_bwd<6>(params, v0, v1, c0, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, tiles_read,
-                       tiles_staged);
+            tc_head_bwd<1>(params, v0, v1, c0, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, reuse);
+        tc_head_bwd<6>(params, v0, v1, c0, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, reuse);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             float v[4];
@@ -2715,8 +2709,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 188 432 bytes (dynamic). The tiles' reuse after the FFN's weight gradients and after the attention's:
-// by tiles_read (SplitBarrier; see its waits), where block barriers were.
+// 188 424 bytes (dynamic). The tiles' reuse: after the FFN's weight gradients and after the attention's,
+// by TileReuse (see the waits), where block barriers were.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
                     const uint32_t* __restrict__ tape, const uint32_t* __restrict__ tok) {
@@ -2744,10 +2738,10 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
 #if TC_WGMMA
     fence_stores_for_wgmma();
 #endif
-    SplitBarrier tiles_read(smem + SB_CHAIN_BARS);
-    if (threadIdx.x == 0) tiles_read.init();
+    TileReuse reuse(smem + SB_CHAIN_REUSE);
+    if (threadIdx.x == 0) reuse.init();
     __syncthreads();
-    tiles_read.arrive();  // phase 0: the tiles and the LayerNorm sums are free for the first item
+    reuse.read_done();  // phase 0: the tiles and the LayerNorm sums are free for the first item
     // Block g takes the n-tiles g, g + G, … with every frame of each in turn, so that d_f sums over the
     // frames in shared memory (df_sum: each lane its own 32 values) and is stored once per n-tile, instead
     // of B frames' atomics to the same addresses at about the same time.
@@ -2774,7 +2768,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
-        tiles_read.wait();  // the last item's LayerNorm sums and attention tiles are read (z: before its barrier)
+        reuse.wait_free();  // the last item's LayerNorm sums and attention tiles are read (z: before its barrier)
         store_column_sums(t, warp_sums + 2 * D, d_g, warp_sums + 3 * D);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
@@ -2819,7 +2813,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         block_dw_pair<4, FFN, 9, 8, D, 9>({tiles.d2, TC_LDX, tiles.z, TC_LDW, part + P_FFN1W, part + P_FFN1B, D},
                                          {tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_FFN0W, part + P_FFN0B, FFN});
 #endif
-        tiles_read.arrive();
+        reuse.read_done();
         prefetch_partials(part_tok, DTOK_FRAME);  // the frame's projected tokens' partials
         // LayerNorm 1: γ1/β1 sums, d_x1 (in d_g; the residual's share of d_f), d_att = drop ⊙ d_x1 (D2).
 #pragma unroll
@@ -2829,7 +2823,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         store_column_sums(t, warp_sums, d_g, warp_sums + D);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
         apply_kept(d_g, keep.kept1, dr, t);
-        tiles_read.wait();  // the FFN's weight gradients are read
+        reuse.wait_free();  // the FFN's weight gradients are read
         stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
         // Attention: the forward's weights from the tape, the scores' gradients, and the query's share of d_f.
         float p[1][4], ds[1][4];
@@ -2876,7 +2870,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         block_dw_attention({tiles.d2, TC_LDX, p_tile, TC_LDP, part_tok + DTOK_UT, part + P_BO, D},
                            {ds_tile, 8, tiles.x1, TC_LDX, part_tok + DTOK_K, part_tok + DTOK_KC, 8});
 #endif
-        tiles_read.arrive();
+        reuse.read_done();
     }
 }
 
