@@ -1417,77 +1417,78 @@ __device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) 
     return (desc >> 32) << 32 | (uint32_t)((uint32_t)desc + (bytes >> 4));
 }
 
-// acc += A·B for one k-step: A the warp's fp16 fragments, B (16 × 8·NT) by descriptor, K-major (TRANS_B
-// false: B's columns are the matrix's rows) or MN-major (true: its rows).
+// acc = A·B + (add ? acc : 0) for one k-step: A the warp's fp16 fragments, B (16 × 8·NT) by descriptor,
+// K-major (TRANS_B false: B's columns are the matrix's rows) or MN-major (true: its rows).
 template <int NT, bool TRANS_B>
-__device__ __forceinline__ void wgmma_step(float (&acc)[NT][4], const uint32_t (&a)[4], uint64_t desc);
+__device__ __forceinline__ void wgmma_step(float (&acc)[NT][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add);
 #define ACC4(j) "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])  // column tile j's registers
 template <>
-__device__ __forceinline__ void wgmma_step<1, false>(float (&acc)[1][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<1, false>(float (&acc)[1][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"
                  : ACC4(0)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<6, false>(float (&acc)[6][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<6, false>(float (&acc)[6][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %29, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, {%24, %25, %26, %27}, %28, p, 1, 1, 0;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<8, false>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<8, false>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<16, false>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<16, false>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8), ACC4(9), ACC4(10), ACC4(11), ACC4(12), ACC4(13), ACC4(14), ACC4(15)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<8, true>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<8, true>(float (&acc)[8][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_step<16, true>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_step<16, true>(float (&acc)[16][4], const uint32_t (&a)[4], uint64_t desc, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8), ACC4(9), ACC4(10), ACC4(11), ACC4(12), ACC4(13), ACC4(14), ACC4(15)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(add));
 }
-// acc += A·B for one k-step, bf16, both from shared memory by descriptor, both MN-major (A's rows and
-// B's columns contiguous: the transposes of staged tiles).
+// acc = A·B + (add ? acc : 0) for one k-step, bf16, both from shared memory by descriptor, both MN-major
+// (A's rows and B's columns contiguous: the transposes of staged tiles). add 0 leaves acc unread (the
+// first k-step: no zeroing of the accumulators).
 template <int NT>
-__device__ __forceinline__ void wgmma_ss_bf16(float (&acc)[NT][4], uint64_t desc_a, uint64_t desc_b);
+__device__ __forceinline__ void wgmma_ss_bf16(float (&acc)[NT][4], uint64_t desc_a, uint64_t desc_b, uint32_t add);
 template <>
-__device__ __forceinline__ void wgmma_ss_bf16<1>(float (&acc)[1][4], uint64_t desc_a, uint64_t desc_b) {
+__device__ __forceinline__ void wgmma_ss_bf16<1>(float (&acc)[1][4], uint64_t desc_a, uint64_t desc_b, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, %4, %5, p, 1, 1, 1, 1;\n}\n"
                  : ACC4(0)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
+                 : "l"(desc_a), "l"(desc_b), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_ss_bf16<2>(float (&acc)[2][4], uint64_t desc_a, uint64_t desc_b) {
+__device__ __forceinline__ void wgmma_ss_bf16<2>(float (&acc)[2][4], uint64_t desc_a, uint64_t desc_b, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 1, 1;\n}\n"
                  : ACC4(0), ACC4(1)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
+                 : "l"(desc_a), "l"(desc_b), "r"(add));
 }
 template <>
-__device__ __forceinline__ void wgmma_ss_bf16<9>(float (&acc)[9][4], uint64_t desc_a, uint64_t desc_b) {
+__device__ __forceinline__ void wgmma_ss_bf16<9>(float (&acc)[9][4], uint64_t desc_a, uint64_t desc_b, uint32_t add) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, p, 1, 1, 1, 1;\n}\n"
                  : ACC4(0), ACC4(1), ACC4(2), ACC4(3), ACC4(4), ACC4(5), ACC4(6), ACC4(7), ACC4(8)
-                 : "l"(desc_a), "l"(desc_b), "r"(1));
+                 : "l"(desc_a), "l"(desc_b), "r"(add));
 }
 #undef ACC4
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -1516,7 +1517,7 @@ __device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t 
     wgmma_fence();
     const uint64_t desc = wgmma_desc(m, 16, 1024);
 #pragma unroll
-    for (int s = 0; s < KS; ++s) wgmma_step<NT, false>(acc, a[s], desc_advance(desc, 2 * (swizzled(m, half, 0, 2 * s) - m)));
+    for (int s = 0; s < KS; ++s) wgmma_step<NT, false>(acc, a[s], desc_advance(desc, 2 * (swizzled(m, half, 0, 2 * s) - m)), 1);
     if (WAIT) wgmma_wait();
 #else
     const int lane = threadIdx.x & 31;
@@ -1534,17 +1535,18 @@ __device__ __forceinline__ void mma_by_rows(float (&acc)[NT][4], const uint32_t 
 #endif
 }
 
-// acc[j] += A·M over KS k-steps, fp16: M [16·KS rows][8·NT] one of the copies above, a row per k (a
-// backward d_x = d_y·W product); NT even. WAIT false (wgmma): left running, for wgmma_wait.
+// acc[j] = A·M over KS k-steps, fp16 (acc's values unread): M [16·KS rows][8·NT] one of the copies above, a
+// row per k (a backward d_x = d_y·W product); NT even. WAIT false (wgmma): left running, for wgmma_wait.
 template <int NT, int KS, bool WAIT = true>
 __device__ __forceinline__ void mma_by_cols(float (&acc)[NT][4], const uint32_t (&a)[KS][4], const uint16_t* m, int half) {
 #if TC_WGMMA
     wgmma_fence();
     const uint64_t desc = wgmma_desc(m, 2 * half, 1024);
 #pragma unroll
-    for (int s = 0; s < KS; ++s) wgmma_step<NT, true>(acc, a[s], desc_advance(desc, 2 * 16 * s * 64));
+    for (int s = 0; s < KS; ++s) wgmma_step<NT, true>(acc, a[s], desc_advance(desc, 2 * 16 * s * 64), s > 0);
     if (WAIT) wgmma_wait();
 #else
+    acc_init<NT>(acc, nullptr, 0);
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int s = 0; s < KS; ++s)
@@ -2373,16 +2375,11 @@ struct TcTiles {
 template <int NT>
 __device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a, int a_chunks, const uint16_t* b, int b_chunks) {
     const uint64_t desc_a = wgmma_desc(a, 128 * a_chunks, 128, false), desc_b = wgmma_desc(b, 128 * b_chunks, 128, false);
-    // Zeroed here, not by the first k-step's scale-d = 0: that was slower in both backward kernels
-    // (…-deform-ab-stop31-b.log, variants c1 and c2).
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < TC_TILE / 16; ++s)  // k-step s: rows 16s … 16s + 15, two core-matrix rows
-        wgmma_ss_bf16<NT>(acc, desc_advance(desc_a, 2 * 2 * s * a_chunks * 64), desc_advance(desc_b, 2 * 2 * s * b_chunks * 64));
+        wgmma_ss_bf16<NT>(acc, desc_advance(desc_a, 2 * 2 * s * a_chunks * 64), desc_advance(desc_b, 2 * 2 * s * b_chunks * 64),
+                          s > 0);
     wgmma_wait();
 }
 
@@ -2590,7 +2587,6 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         uint32_t a[(NTH + 1) / 2][4];
         float inv[2];
         to_frags_row_scaled<NTH>(out, a, inv);
-        acc_init<16>(hid, nullptr, 0);
         mma_by_cols<16, (NTH + 1) / 2>(hid, a, v1h, V1_HALF);
         unscale_through_relu(hid, hid_pos, inv);
     }
@@ -2598,7 +2594,6 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
         uint32_t a[8][4];
         float inv[2], dg[8][4];
         to_frags_row_scaled<16>(hid, a, inv);
-        acc_init<8>(dg, nullptr, 0);
         mma_by_cols<8, 8, false>(dg, a, v0h, 0);
         stage_tile_bf16<16>(tiles.d1, TC_LDW, D1_CHUNKS, hid);
 #if TC_WGMMA
@@ -2779,7 +2774,6 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
             {
                 uint32_t a[4][4];
                 to_frags_row_scaled<8>(t, a, inv);
-                acc_init<16>(dz, nullptr, 0);
                 mma_by_cols<16, 4, false>(dz, a, w1, FC_FFN1_HALF);
                 stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
 #if TC_WGMMA
@@ -2791,7 +2785,6 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
             uint32_t a[8][4];
             float dh[8][4];
             to_frags_row_scaled<16>(dz, a, inv);
-            acc_init<8>(dh, nullptr, 0);
             mma_by_cols<8, 8>(dh, a, w0, 0);
             add_unscaled(d_g, dh, inv);  // d_g holds d_h1
         }
