@@ -102,12 +102,14 @@ constexpr int WT_O = WT_Q + D * D;
 constexpr int WT_FFN0 = WT_O + D * D;
 constexpr int WT_FFN1 = WT_FFN0 + D * FFN;
 constexpr int WT_HEAD0 = WT_FFN1 + FFN * D;  // head h at + h·D·HID: [64][128]
-constexpr int WT_HEAD1 = WT_HEAD0 + 5 * D * HID;  // head h at + HEAD_OFF[h]·HID: [128][out_h]
+constexpr int WT_HEAD1 = WT_HEAD0 + 5 * D * HID;  // head h at + head_off(h)·HID: [128][out_h]
 constexpr int WT_FLOATS = WT_HEAD1 + HID * DELTAS;
 static_assert(WT_FLOATS == 73088, "transposed layout changed: update src/cuda/attention.rs");
 
-__constant__ int HEAD_OUT[5] = {3, 3, 4, 1, 48};
-__constant__ int HEAD_OFF[5] = {0, 3, 6, 10, 11};
+// F_d head h's output width and first output (Δμ 3, Δlog-scale 3, Δrotation 4, Δopacity 1, ΔSH 48), by
+// arithmetic: indexed by a loop's h, __constant__ tables put a dependent load before each head's products.
+__device__ constexpr int head_out(int h) { return h == 4 ? 48 : h == 3 ? 1 : h == 2 ? 4 : 3; }
+__device__ constexpr int head_off(int h) { return h == 4 ? 11 : 3 * h + (h == 3); }
 
 // The dropout's hash (Dropout::factor in the twin): a 32-bit integer mix (two multiply-xorshift rounds) per
 // two elements, a sixth of SplitMix64's instructions per element. Elements 2m, 2m + 1 take the low and the
@@ -466,8 +468,8 @@ __device__ __forceinline__ void head_tile_fwd(const float* __restrict__ params, 
                                               float* s) {
     tile_layer<HID>(wt + WT_HEAD0 + h * D * HID, D, params + P_HEAD0B + h * HID, true, false, s + S_G, D, s + S_HID, HID);
     __syncthreads();
-    const float* w1 = wt + WT_HEAD1 + HEAD_OFF[h] * HID;
-    const float* b1 = params + P_HEAD1B + HEAD_OFF[h];
+    const float* w1 = wt + WT_HEAD1 + head_off(h) * HID;
+    const float* b1 = params + P_HEAD1B + head_off(h);
     switch (h) {
         case 0:
         case 1: tile_layer<3>(w1, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
@@ -511,8 +513,8 @@ deform_transpose(const float* __restrict__ params, float* __restrict__ wt) {
         src = P_HEAD0W + h * HID * D; dst = WT_HEAD0 + h * D * HID; out = HID; in = D;
     } else {
         int h = 4;
-        while (e < WT_HEAD1 + HEAD_OFF[h] * HID) --h;
-        src = P_HEAD1W + HEAD_OFF[h] * HID; dst = WT_HEAD1 + HEAD_OFF[h] * HID; out = HEAD_OUT[h]; in = HID;
+        while (e < WT_HEAD1 + head_off(h) * HID) --h;
+        src = P_HEAD1W + head_off(h) * HID; dst = WT_HEAD1 + head_off(h) * HID; out = head_out(h); in = HID;
     }
     int k = e - dst;  // k = i·out + o
     int i = k / out, o = k - i * out;
@@ -649,8 +651,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
                     }
             }
             __syncthreads();
-            const int oh = HEAD_OUT[h];
-            tile_layer<HID>(params + P_HEAD1W + HEAD_OFF[h] * HID, oh, nullptr, false, false, s + S_DOUT, 48,
+            const int oh = head_out(h);
+            tile_layer<HID>(params + P_HEAD1W + head_off(h) * HID, oh, nullptr, false, false, s + S_DOUT, 48,
                             s + S_DHID, HID);
             __syncthreads();
             for (int r = 0; r < DEF_RP; ++r) {
@@ -661,7 +663,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
             __syncthreads();
             tile_layer<D>(params + P_HEAD0W + h * HID * D, HID, nullptr, false, h > 0, s + S_DHID, HID, s + S_DG, D);
             __syncthreads();
-            tile_outer(part + P_HEAD1W + HEAD_OFF[h] * HID, part + P_HEAD1B + HEAD_OFF[h], s + S_DOUT, 48, oh, s + S_HID, HID, HID);
+            tile_outer(part + P_HEAD1W + head_off(h) * HID, part + P_HEAD1B + head_off(h), s + S_DOUT, 48, oh, s + S_HID, HID, HID);
             tile_outer(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, s + S_DHID, HID, HID, s + S_G, D, D);
             __syncthreads();
         }
@@ -1321,9 +1323,9 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
 // K-major (rows) or MN-major (columns) operands, and which keeps ldmatrix's 8 rows of an 8 × 8 matrix in
 // different banks. The F_d heads' (head_weights_to_shared): V0 of a head is one half [128][64]; V1 two,
 // V1_HALF apart. V1's rows: head h from
-// V1_ROW[h], 16 rows for heads 0–3 (zero past HEAD_OUT: the d_x product reads one 16-row k-step) and 48
+// v1_row(h), 16 rows for heads 0–3 (zero past head_out(h): the d_x product reads one 16-row k-step) and 48
 // for head 4.
-__constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
+__device__ constexpr int v1_row(int h) { return 16 * h; }
 constexpr int V1_ROWS = 4 * 16 + 48;
 constexpr int V1_HALF = V1_ROWS * 64;  // halves between V1's two 64-column halves
 
@@ -1362,9 +1364,9 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
     if (v0_lo) weight_to_shared<true>(v0_lo, 0, params + P_HEAD0W, 5 * HID, D);
     for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += blockDim.x) {
         const int row = e / (HID / 8), chunk = e % (HID / 8);
-        const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
+        const int h = row < 64 ? row / 16 : 4, local = row - v1_row(h);
         chunk_to_f16(swizzled(v1, V1_HALF, row, chunk),
-                     local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
+                     local < head_out(h) ? params + P_HEAD1W + (head_off(h) + local) * HID + 8 * chunk : nullptr);
     }
 #if TC_WGMMA
     fence_stores_for_wgmma();
@@ -1864,7 +1866,7 @@ struct DeltaInputs {
 template <bool BWD>
 __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, const CGaussians& canon, const CGaussians& d_out) {
     DeltaInputs in;
-    const int w = HEAD_OUT[h];
+    const int w = head_out(h);
     const float* cs = h == 0 ? canon.means : h == 1 ? canon.scales : h == 2 ? canon.rotations : canon.opacities;
     const float* gs = h == 0 ? d_out.means : h == 1 ? d_out.scales : h == 2 ? d_out.rotations : d_out.opacities;
 #pragma unroll
@@ -1937,7 +1939,7 @@ constexpr int SB_X2 = SB_D2 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide
 constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads][32 lanes] u64, TAPE_HID
 constexpr int SB_SUMS = SB_HID;                         // chain: [warp][dγ1, dβ1, dγ2, dβ2 [64] each]
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
-constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
+constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (v1_row, V1_HALF)
 constexpr int SB_C0 = SB_V1 + V1_ROWS * HID * 2;         // heads: their first layers' biases, fp32 [5·128]
 constexpr int SB_REUSE = SB_C0 + 5 * HID * 4;             // heads: TileReuse's mbarrier (8 bytes)
 constexpr int TC_BWD_HEADS_SMEM = SB_REUSE + 8;
@@ -1992,8 +1994,8 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
 template <int NTH>
 __device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint16_t* v1, int h,
                                             const uint32_t (&hid)[8][4], float (&out)[NTH][4]) {
-    acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
-    mma_by_rows<NTH, 8>(out, hid, v1 + V1_ROW[h] * 64, V1_HALF);
+    acc_init<NTH>(out, params + P_HEAD1B + head_off(h), head_out(h));
+    mma_by_rows<NTH, 8>(out, hid, v1 + v1_row(h) * 64, V1_HALF);
 }
 
 // deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
@@ -2330,7 +2332,7 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[1][4], const Delt
         for (int e = 0; e < 2; ++e) {
             const int c = acc_col(0, e);
             float d = 0.0f;
-            if (valid && c < HEAD_OUT[h]) {
+            if (valid && c < head_out(h)) {
                 const float delta = out[0][2 * r + e];
                 if (h == 0) {
                     d = in.grad[r][e];  // dc_means: deform_pass_through_bwd
@@ -2496,18 +2498,18 @@ __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float
         dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
         v0.add(acc);
     }
-    float* w1 = part + P_HEAD1W + HEAD_OFF[h] * HID;
-    float* b1 = part + P_HEAD1B + HEAD_OFF[h];
+    float* w1 = part + P_HEAD1W + head_off(h) * HID;
+    float* b1 = part + P_HEAD1B + head_off(h);
     if (h == 4) {
-        const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
+        const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, head_out(4), 64 * wg);
         dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
         v1.add(acc);
     } else {
-        const DwCols v1t(w1, HID, 64 * wg, HEAD_OUT[h]);
+        const DwCols v1t(w1, HID, 64 * wg, head_out(h));
         float acc1[1][4];
         dw_wgmma<1>(acc1, tiles.x2 + 8 * wg * 64, X2_CHUNKS, tiles.d2, D2_CHUNKS);
         v1t.add(acc1);
-        bias_from_sums(tiles.sums, b1, HEAD_OUT[h]);
+        bias_from_sums(tiles.sums, b1, head_out(h));
     }
 }
 
@@ -2561,7 +2563,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
                                             const CGaussians& canon, const CGaussians& d_out, float* d_pair,
                                             float (&d_g)[8][4], const TcTiles& tiles, float* part, TileReuse& reuse) {
     const uint16_t* v0h = v0 + h * HID * D;
-    const uint16_t* v1h = v1 + V1_ROW[h] * 64;
+    const uint16_t* v1h = v1 + v1_row(h) * 64;
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
@@ -2608,8 +2610,8 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 #else
     __syncthreads();
     block_dw<8, D, 9>({tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID});
-    const DwLayer<HID> out_layer = {tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
-                                    part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]};
+    const DwLayer<HID> out_layer = {tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + head_off(h) * HID,
+                                    part + P_HEAD1B + head_off(h), head_out(h)};
     if constexpr (NTH == 1) block_dw_narrow<HID>(out_layer);
     else block_dw<(8 * NTH + 15) / 16, HID, 9>(out_layer);
 #endif
