@@ -1236,11 +1236,13 @@ __device__ __forceinline__ void save_acc_f16_stream(uint32_t* s, const float (&x
 #pragma unroll
     for (int k = 0; k < 16; ++k) __stcs(s + k * 32 + lane, pack_f16(x[k / 2][2 * (k % 2)], x[k / 2][2 * (k % 2) + 1]));
 }
+// SHARED: s is a copy in shared memory (else the tape, read evict-first).
+template <bool SHARED = false>
 __device__ __forceinline__ void load_acc_f16(const uint32_t* s, float (&x)[8][4]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int k = 0; k < 16; ++k) {
-        const uint32_t w = __ldcs(s + k * 32 + lane);
+        const uint32_t w = SHARED ? s[k * 32 + lane] : __ldcs(s + k * 32 + lane);
         const float2 v = __half22float2(*reinterpret_cast<const __half2*>(&w));
         x[k / 2][2 * (k % 2)] = v.x;
         x[k / 2][2 * (k % 2) + 1] = v.y;
@@ -1806,13 +1808,30 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
     to_frags<8, true>(g, ga);
 }
 
+// What deform_bwd_chain_tc's item reads first of the tape, copied into the warp's NEXT_WORDS of shared
+// memory one item ahead (cp.async, one commit group; at the item's start they came from DRAM while every
+// warp waited: a fifth of the kernel's stall samples at a1a2e18): d_h2 (TAPE_G's bf16 pairs), the scalars
+// (TAPE_KEEP) and x̂2, at NEXT_DH2, NEXT_KEEP, NEXT_XH2.
+constexpr int NEXT_DH2 = 0, NEXT_KEEP = NEXT_DH2 + 512, NEXT_XH2 = NEXT_KEEP + 256, NEXT_WORDS = NEXT_XH2 + 512;
+__device__ __forceinline__ void tc_tape_prefetch_chain(const uint32_t* __restrict__ tape, uint32_t* next) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) cp_async16(next + NEXT_DH2 + 4 * (i * 32 + lane), tape + TAPE_G + 4 * (i * 32 + lane));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) cp_async16(next + NEXT_KEEP + 4 * (i * 32 + lane), tape + TAPE_KEEP + 4 * (i * 32 + lane));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) cp_async16(next + NEXT_XH2 + 4 * (i * 32 + lane), tape + TAPE_XH + 512 + 4 * (i * 32 + lane));
+    cp_async_commit();
+}
+
 // deform_bwd_chain_tc's part: z by cp.async into its 16 rows of z_stage (stage_tile_bf16's layout)
-// (cp_async_wait_all), x̂1, x̂2 only prefetched to L2 (read with load_acc_f16 where they are used: no shared
-// memory for them), d_h2 (deform_bwd_heads_tc's, in TAPE_G) and the scalars into keep.
-__device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ tape, uint16_t* z_stage,
+// (cp_async_wait_all), x̂1 only prefetched to L2 (read with load_acc_f16 where it is used), d_h2
+// (deform_bwd_heads_tc's, in TAPE_G) and the scalars into keep from the warp's copy `next`
+// (tc_tape_prefetch_chain's, waited for here).
+__device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ tape, uint16_t* z_stage, const uint32_t* next,
                                                    float (&d_h2)[8][4], TcChain& keep) {
     const int lane = threadIdx.x & 31;
-    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * lane));  // 32 lines of 128 bytes
+    if (lane < 16) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * lane));  // x̂1: 16 lines of 128 bytes
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
         const int chunk = i * 32 + lane, row = chunk / 16, c = chunk % 16;  // 16 chunks of 8 bf16 per row
@@ -1825,14 +1844,16 @@ __device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ 
         cp_async16(dst, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
     }
     cp_async_commit();
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");  // the copy into next, not z
+    __syncwarp();
 #pragma unroll
     for (int j = 0; j < 8; ++j) {  // bf16 pairs (deform_bwd_heads_tc's)
-        const uint2 w = __ldcs(reinterpret_cast<const uint2*>(tape + TAPE_G) + j * 32 + lane);
+        const uint2 w = reinterpret_cast<const uint2*>(next + NEXT_DH2)[j * 32 + lane];
         d_h2[j][0] = __uint_as_float(w.x << 16), d_h2[j][1] = __uint_as_float(w.x & 0xffff0000u);
         d_h2[j][2] = __uint_as_float(w.y << 16), d_h2[j][3] = __uint_as_float(w.y & 0xffff0000u);
     }
-    const uint4 k0 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8));
-    const uint4 k1 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8) + 1);
+    const uint4 k0 = reinterpret_cast<const uint4*>(next + NEXT_KEEP + lane * 8)[0];
+    const uint4 k1 = reinterpret_cast<const uint4*>(next + NEXT_KEEP + lane * 8)[1];
     keep.rstd1[0] = __uint_as_float(k0.x);
     keep.rstd1[1] = __uint_as_float(k0.y);
     keep.rstd2[0] = __uint_as_float(k0.z);
@@ -1931,7 +1952,7 @@ deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
 // deform_bwd_heads_tc's warps' heads' ReLU decisions and its fp16 copies of the heads' weights (both
 // orientations of each product read them: head_weights_to_shared), or deform_bwd_chain_tc's warps' fp32
 // sums of the LayerNorm gradients, its attention tiles, its fp16 copies of the FFN's weights and its warps'
-// sums of d_f over an n-tile's frames.
+// sums of d_f over an n-tile's frames, its mbarrier and its warps' copies of their next items' first tape words.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, f
 constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att
@@ -1951,12 +1972,13 @@ constexpr int SB_W0 = SB_DS + TC_TILE * 8 * 2;          // chain: fp16 copies of
 constexpr int SB_W1 = SB_W0 + FFN * D * 2;              // and W1 [64][128] in two halves (weight_to_shared)
 constexpr int SB_DF = SB_W1 + D * FFN * 2;              // chain: [warp][32 values][32 lanes] fp32
 constexpr int SB_CHAIN_REUSE = SB_DF + TC_WARPS * 32 * 32 * 4;  // chain: TileReuse's mbarrier (8 bytes)
-constexpr int TC_BWD_CHAIN_SMEM = SB_CHAIN_REUSE + 8;
+constexpr int SB_NEXT = SB_CHAIN_REUSE + 16;                     // chain: [warp][NEXT_WORDS] (tc_tape_prefetch_chain)
+constexpr int TC_BWD_CHAIN_SMEM = SB_NEXT + TC_WARPS * NEXT_WORDS * 4;
 static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 188424,
+static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 229392 && SB_NEXT % 16 == 0,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2706,7 +2728,7 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 188 424 bytes (dynamic). The tiles' reuse: after the FFN's weight gradients and after the attention's,
+// 229 392 bytes (dynamic). The tiles' reuse: after the FFN's weight gradients and after the attention's,
 // by TileReuse (see the waits), where block barriers were.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
@@ -2744,9 +2766,12 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
     // of B frames' atomics to the same addresses at about the same time.
     float* df_sum = reinterpret_cast<float*>(smem + SB_DF) + warp * 32 * 32 + (threadIdx.x & 31);
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
+    auto item_of = [&](int k) { return blockIdx.x + k / B * gridDim.x < n_tiles ? (blockIdx.x + k / B * gridDim.x) * B + k % B : -1; };
+    uint32_t* next = reinterpret_cast<uint32_t*>(smem + SB_NEXT) + warp * NEXT_WORDS;
+    if (item_of(0) >= 0) tc_tape_prefetch_chain(tape + tape_record(item_of(0), warp), next);
 #pragma unroll 1
-    for (int k = 0; blockIdx.x + k / B * gridDim.x < n_tiles; ++k) {
-        const int b = k % B, item = (blockIdx.x + k / B * gridDim.x) * B + b;
+    for (int k = 0; item_of(k) >= 0; ++k) {
+        const int b = k % B, item = item_of(k);
         const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, b, N);
         const uint32_t* tok_b = tok + (long long)b * TOK_FRAME;
         float* part_tok = part + PART_TAIL + (long long)b * DTOK_FRAME;
@@ -2754,13 +2779,15 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         const uint32_t* xh = record + TAPE_XH;
         TcChain keep;
         float d_g[8][4];
-        tc_tape_load_chain(record, tiles.z, d_g, keep);
+        tc_tape_load_chain(record, tiles.z, next, d_g, keep);
         prefetch_partials(part + P_FFN0W, P_LN2G - P_FFN0W);  // the FFN's partials (both layers, weights and biases)
         // LayerNorm 2: d_h2 in d_g, γ2/β2 sums, d_x2. The tape's z has arrived (each lane waits for its own
         // copies; z is read after a barrier); x̂2 comes from L2.
         cp_async_wait_all();
         float xs[8][4], t[8][4];
-        load_acc_f16(xh + 512, xs);
+        load_acc_f16<true>(next + NEXT_XH2, xs);
+        __syncwarp();  // every lane's reads of next are done: the next item's copy overwrites it
+        if (item_of(k + 1) >= 0) tc_tape_prefetch_chain(tape + tape_record(item_of(k + 1), warp), next);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
