@@ -2706,6 +2706,11 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
         if (n_first < N)
             prefetch_deltas_inputs(canon, d_out, (long long)(item % B) * N + n_first, n_first, min(16, N - n_first));
         uint32_t* record = tape + tape_record(item, warp);
+        if (item + gridDim.x < items) {  // the next item's g and ReLU decisions asked of L2 (from DRAM at its start)
+            const uint32_t* next = tape + tape_record(item + gridDim.x, warp);
+            asm volatile("prefetch.global.L2 [%0];\n" ::"l"(next + TAPE_G + 32 * lane));
+            if (lane < 10) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(next + TAPE_HID + 32 * lane));
+        }
         uint32_t ga[4][4], g_pos;
         tc_tape_load_heads(record, hid_on, tiles.x1, ga, g_pos, reuse);
         cp_async_wait_all();  // the heads' decisions
