@@ -2771,7 +2771,10 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
     // of B frames' atomics to the same addresses at about the same time.
     float* df_sum = reinterpret_cast<float*>(smem + SB_DF) + warp * 32 * 32 + (threadIdx.x & 31);
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
-    auto item_of = [&](int k) { return blockIdx.x + k / B * gridDim.x < n_tiles ? (blockIdx.x + k / B * gridDim.x) * B + k % B : -1; };
+    auto item_of = [&](int k) -> int {  // block g's k-th item, or -1 past its last (signed throughout)
+        const int n_tile = (int)blockIdx.x + k / B * (int)gridDim.x;
+        return n_tile < n_tiles ? n_tile * B + k % B : -1;
+    };
     uint32_t* next = reinterpret_cast<uint32_t*>(smem + SB_NEXT) + warp * NEXT_WORDS;
     if (item_of(0) >= 0) tc_tape_prefetch_chain(tape + tape_record(item_of(0), warp), next);
 #pragma unroll 1
