@@ -835,7 +835,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
 // its stalls; the split took the backward from 3.31 to 2.16 ms, H200). The forward's kernels need no
-// block-wide step (FWD_WARPS, FWD_CHAIN_WARPS below), the backward's run 8 warps at 255 registers.
+// block-wide step (FWD_WARPS, FWD_CHAIN_WARPS below), the backward's run 8 warps (heads 255 registers,
+// chain 229).
 // measured: H200, N = 50 000, B = 8 (profiler, 9d35270): deform_fwd_chain_tc 0.42 ms, deform_fwd_heads_tc
 // 0.45 ms, deform_bwd_heads_tc 1.24 ms, deform_bwd_chain_tc 0.89 ms; step 3.21 ms, against 4.81 ms in the
 // same session for one kernel per direction (c510ca4: forward 1.06 ms, backward 3.53 ms). The forward
@@ -869,7 +870,14 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // ms with those; step 2.11 → 1.91 ms, H100, …-deform-ab-stop30-a.log). At 737bee2 (H100, B = 8): heads'
 // backward 0.71 ms, the other three 0.30 ms each, step 1.82 ms; none of the four is bound by memory (DRAM
 // 12–20 % of peak) and each issues 1.3–1.65 instructions per cycle (Nsight Compute, H200,
-// …-deform-ncu-4880e6d.tgz): latency, with 8 (forward heads 12) warps per SM.
+// …-deform-ncu-4880e6d.tgz): latency, with 8 (forward heads 12) warps per SM. Since then (H100, B = 8,
+// …-deform-ab-stop31-{a,b}.log): each product's descriptor built once and advanced per k-step
+// (desc_advance) and the heads' ReLU in their conversions (cvt .relu; the heads' backward executed 220 M →
+// 182 M warp instructions, but gained 3 %), the heads' first-layer biases from shared memory (0.688 →
+// 0.663 ms), the barrier after each of the backward's weight gradients an mbarrier (TileReuse; heads →
+// 0.643, chain 0.313 → 0.279), and DwRows' adds by red.v4 into column-permuted slices (heads → 0.606,
+// chain −0.018): at b06c568 heads' backward 0.61 ms, chain's 0.28, forward heads 0.29, forward chain 0.30,
+// step 1.68 ms (…-deform-speed-b06c568.log).
 
 #define TC_WARPS 8
 // sm_90a (ptx/attention_sm90a.ptx): the tensor-core kernels' products on Hopper's warpgroup MMA (wgmma).
@@ -1895,7 +1903,7 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // The forward kernels' warps take warp tiles independently (no block-wide step but the weights' copy; on
 // Hopper the warps of a warpgroup run their products together, each warp on its own rows).
 // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item = n_tile·B + b.
-// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (216 bytes of spills on sm_90a), more
+// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (184 bytes of spills on sm_90a), more
 // warps per SM than the backward's 8 to hide its latencies: 0.301 ms against 0.321 at 8 warps of 255
 // registers (H100, …-deform-ab-stop29-b.log; before its products were wgmma, at 8 warps it took 0.597 ms,
 // at 12 0.445, at 16 with spills 0.474; B = 8, H200).
@@ -1970,7 +1978,7 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ par
                                                    int h, const uint32_t (&g_hi)[4][4], const uint32_t (&g_lo)[4][4],
                                                    uint32_t (&hid)[8][4]) {
     float y[16][4];
-    acc_init<16>(y, params + P_HEAD0B + h * HID, HID);  // not acc_init_full: ptxas then spills 320 bytes, not 216
+    acc_init<16>(y, params + P_HEAD0B + h * HID, HID);  // not acc_init_full: at b82381d ptxas spilled 320 bytes with it, not 216
     mma_by_rows<16, 4>(y, g_hi, v0h, 0);
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
