@@ -55,6 +55,10 @@
 #                               profile, for each named variant and the prepared binary ("new") in turn,
 #                               ROUNDS times (default 3), so that all sides share the card and its state;
 #                               the step medians and the tensor-core kernels' means in <date>-<gpu>-deform-ab.log.
+#   bench/gpu.sh deform-pick NAME.. on the GPU machine: deform-check of the prepared build, deform-ab against
+#                               the named variants (ROUNDS, default 2), and deform-speed of the fastest side
+#                               whose check passed (a variant gets its own deform-check first): one call for
+#                               kernel work. A hung test or bench side is cut off (TESTS_S, AB_RUN_S seconds).
 #   bench/gpu.sh canonical      on the GPU machine: the canonical stage with the real schedule on the default
 #                               corpus (4 identities × 20 s, 512²), held-out renders, then `gensync demo`:
 #                               logs, contact sheets and metrics in <date>-<gpu>-canonical-train.tgz.
@@ -251,7 +255,9 @@ canonical() {
 # over the tensor-core ones (racecheck is slow; they are the kernels with shared-memory staging).
 deform_tests() {
     echo "## tests: deform"
-    "$1" --include-ignored --test-threads=1 2>&1 | grep -vE "rel err [0-9.]+e-([5-9]|[1-9][0-9])," || true
+    # A hung kernel stops here (TESTS_S seconds), not at the device call's limit.
+    timeout "${TESTS_S:-300}" "$1" --include-ignored --test-threads=1 2>&1 |
+        grep -vE "rel err [0-9.]+e-([5-9]|[1-9][0-9])," || echo "deform tests: FAILED or timed out (${TESTS_S:-300} s)"
     echo "## memcheck: deform GPU tests"
     timeout 200 compute-sanitizer --tool memcheck --print-limit 20 "$1" --ignored --test-threads=1 2>&1 \
         | grep -E "ERROR SUMMARY|test result" || true
@@ -382,11 +388,43 @@ deform_ab() {
                 [ "$v" = portable ] && g=.device/gensync portable=(GENSYNC_PORTABLE_PTX=1)
                 chmod +x "$g"
                 echo "## round $round, $v"
-                env "${portable[@]}" "$g" --device cuda --profile bench deform --gaussians 50000 --batch 8 2>&1 |
-                    grep -E "tensor cores|_tc |^fill|^tokens|error" | sed 's/; [0-9.]* GFLOP.*//'
+                # A side that hangs loses its round (AB_RUN_S seconds), not the others'.
+                timeout "${AB_RUN_S:-120}" env "${portable[@]}" "$g" --device cuda --profile bench deform --gaussians 50000 \
+                    --batch 8 2>&1 | grep -E "tensor cores|_tc |^fill|^tokens|error" | sed 's/; [0-9.]* GFLOP.*//' || true
             done
         done
     } 2>&1 | tee "$log"
+}
+
+# One device call for kernel work (bench/gpu.sh deform-pick NAME..): deform-check of the prepared build,
+# deform-ab against the named variants (ROUNDS, default 2), then deform-speed of the fastest side (the lowest
+# mean of its step medians) whose check passed: a variant gets its own deform-check first, then stands in
+# for the prepared build (.device/gensync, .device/commit) in the speed run.
+deform_pick() {
+    unpack
+    local check log best ok_new=1
+    deform_check new
+    check=$(ls -t "$out"/*-deform-check-"$(head -1 .device/commit | cut -d' ' -f1)".log | head -1)
+    grep -qE "test result: FAILED|FAILED or timed out|panicked" "$check" && ok_new=0
+    ROUNDS="${ROUNDS:-2}" deform_ab "$@"
+    log=$(ls -t "$out"/*-deform-ab.log | head -1)
+    best=$(awk '/^## round/ {side = $NF}
+                /deform step, tensor cores/ {for (i = 1; i <= NF; ++i) if ($i == "median") {sum[side] += $(i + 1); n[side]++}}
+                END {for (side in sum) print sum[side] / n[side], side}' "$log" |
+        sort -n | awk -v ok="$ok_new" '$2 != "new" || ok {print $2; exit}')
+    echo "# deform-pick: fastest side that may be checked: ${best:-none}"
+    [ -n "$best" ] || return 0
+    if [ "$best" != new ]; then
+        deform_check "$best"
+        check=$(ls -t "$out"/*-deform-check-*.log | head -1)
+        if grep -qE "test result: FAILED|FAILED or timed out|panicked" "$check"; then
+            echo "# deform-pick: $best failed its check; no speed run"
+            return 0
+        fi
+        cp ".device/var/gensync-$best" .device/gensync
+        sed -n "s/^variant $best: //p" .device/variants > .device/commit
+    fi
+    deform_speed_only
 }
 
 # Nsight Compute on the deformation network's tensor-core kernels: where their time goes, per section and
@@ -451,5 +489,6 @@ case "${1:-}" in
     variant) shift; variant "$@" ;;
     build-variant) shift; build_variant "$@" ;;
     deform-ab) shift; deform_ab "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | build-variant NAME REV | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-speed | deform-check [NAME..] | deform-ab NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    deform-pick) shift; deform_pick "$@" ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | build-variant NAME REV | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-speed | deform-check [NAME..] | deform-ab NAME.. | deform-pick NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
