@@ -2438,13 +2438,16 @@ struct DwRows {
     __device__ void add(const float (&acc)[NW + 1][4]) const {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            if (w[r] && NW % 2)
+            if (w[r]) {
+                if constexpr (NW % 2) {  // the plain layout: a column pair per tile
 #pragma unroll
-                for (int j = 0; j < NW; ++j) red_add2(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1]);
-            else if (w[r])
+                    for (int j = 0; j < NW; ++j) red_add2(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1]);
+                } else {  // tiles j, j + 1 side by side (slice_column)
 #pragma unroll
-                for (int j = 0; j < NW; j += 2)
-                    red_add4(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1], acc[j + 1][2 * r], acc[j + 1][2 * r + 1]);
+                    for (int j = 0; j < NW; j += 2)
+                        red_add4(w[r] + 8 * j, acc[j][2 * r], acc[j][2 * r + 1], acc[j + 1][2 * r], acc[j + 1][2 * r + 1]);
+                }
+            }
             if (b[r]) red_add(b[r], acc[NW][2 * r]);
         }
     }
@@ -2919,7 +2922,8 @@ deform_pass_through_bwd(const float* __restrict__ do_means, const float* __restr
 // Where column c (< 16) of a 16-column group of a weight gradient lies in the partial slice on wgmma
 // (DwRows, NW even): lane t's columns 2t, 2t + 1 of tiles 0 and 1 (8 + 2t, 9 + 2t) at 4t … 4t + 3.
 __device__ __forceinline__ int slice_column(int c) { return 4 * ((c & 7) >> 1) + 2 * (c >> 3) + (c & 1); }
-// The regions DwRows<8> adds into (16-aligned): the FFN's weights, the heads' first layers, head 4's V1.
+// The regions DwRows<8> adds into (16-aligned): the FFN's weights, the heads' first layers, head 4's V1 (from
+// its first output, HEAD_OFF[4] = 11).
 __device__ __forceinline__ bool dw_permuted(long long e) {
     return (e >= P_FFN0W && e < P_FFN0B) || (e >= P_FFN1W && e < P_FFN1B) || (e >= P_HEAD0W && e < P_HEAD0B) ||
            (e >= P_HEAD1W + 11 * HID && e < P_HEAD1B);
