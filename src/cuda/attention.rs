@@ -342,7 +342,9 @@ impl DeformChain {
     /// Backward of deform_fwd from d_out [B,N,…]: writes the chain section of d_params (wk, bk, wv, bv get 0:
     /// tokens_bwd adds theirs), d_kv [2,B,4,64], d_f [N,64] and d_canonical [N,…]. In fp32 it recomputes the
     /// forward; on the tensor cores it reads the tape, so deform_fwd must have run last on the same inputs,
-    /// and it uses part of the tape up: one deform_bwd per deform_fwd.
+    /// and it uses part of the tape up: one deform_bwd per deform_fwd. On the tensor cores d_canonical is
+    /// written on the GPU's second stream (Gpu::on_side_stream): complete after `gpu.join_side()`, which
+    /// every transfer and synchronization does first.
     #[allow(clippy::too_many_arguments)]
     pub fn deform_bwd(
         &self,
@@ -362,6 +364,7 @@ impl DeformChain {
     ) -> Result<()> {
         let mut args = self.chain_inputs("deform_bwd", params, f, kv, b, n, drop, canonical)?;
         d_out.check("deform_bwd d_out", b * n)?;
+        gpu.join_side()?;  // the last deform_bwd's deform_pass_through_bwd still reads d_pair
         d_canonical.check("deform_bwd d_canonical", n)?;
         if d_params.len() < CHAIN_FLOATS || d_kv.len() != kv.len() || d_f.len() != f.len() {
             return Err(Error::Cuda(format!(
@@ -446,29 +449,34 @@ impl DeformChain {
                 gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
                 let heads_args: Vec<Arg> = args.iter().copied().chain([tc.d_pair.into()]).collect();
                 gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &heads_args)?;
+                args.push(tc.tokens.into());
+                gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
                 // d_canonical: the sums over the frames of d_out's means and SH coefficients (the deltas pass
-                // them through) and of the heads' per-pair gradients.
+                // them through) and of the heads' per-pair gradients. On the second stream, after the chain
+                // (whose blocks fill every SM): it runs beside deform_reduce, the tokens' projections and the
+                // caller's token path (8 blocks), none of which touches d_out, d_pair or d_canonical; the
+                // next deform_bwd (which rewrites d_pair) and every transfer join it first.
                 let [do_means, .., do_sh] = d_out.all();
                 let pass_floats = n * (3 + 48 + PAIR_GRADS);
                 let pass_cost = Cost { bytes: 4 * (pass_floats * (b + 1)) as u64, flop: (pass_floats * b) as u64 };
-                gpu.launch(
-                    "deform_pass_through_bwd",
-                    LaunchCfg::per_element(pass_floats, REDUCE_THREADS, pass_cost),
-                    &[
-                        do_means.into(),
-                        do_sh.into(),
-                        tc.d_pair.into(),
-                        (b as i32).into(),
-                        (n as i32).into(),
-                        means.into(),
-                        sh.into(),
-                        scales.into(),
-                        rotations.into(),
-                        opacities.into(),
-                    ],
-                )?;
-                args.push(tc.tokens.into());
-                gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
+                gpu.on_side_stream(|gpu| {
+                    gpu.launch(
+                        "deform_pass_through_bwd",
+                        LaunchCfg::per_element(pass_floats, REDUCE_THREADS, pass_cost),
+                        &[
+                            do_means.into(),
+                            do_sh.into(),
+                            tc.d_pair.into(),
+                            (b as i32).into(),
+                            (n as i32).into(),
+                            means.into(),
+                            sh.into(),
+                            scales.into(),
+                            rotations.into(),
+                            opacities.into(),
+                        ],
+                    )
+                })?;
                 reduce(b * DTOK_FRAME, tc.d_tokens)?;
                 // The query's and the out-projection's gradients and d_kv from the tokens' gradients.
                 let outputs = 2 * D * D + D + 2 * b * TOKENS * D;

@@ -1,10 +1,12 @@
-//! The CUDA backend: device discovery, one context and one stream, the embedded PTX modules, checked kernel
+//! The CUDA backend: device discovery, one context and its streams, the embedded PTX modules, checked kernel
 //! launches, arenas, the per-kernel profiler and CUDA-graph capture of a step.
 //!
 //! Everything goes through the driver API loaded at run time (cudarc with dynamic loading), so the binary
 //! starts and the CPU backend works on machines without libcuda. Kernel arguments are plain device pointers
-//! and scalars; buffers come from `arena`. One stream only: every launch is ordered after the previous one,
-//! and nothing here synchronizes the host unless asked (downloads, `synchronize`, profiler reports).
+//! and scalars; buffers come from `arena`. Every launch is ordered after the previous one on the main stream,
+//! but for those inside `on_side_stream`, which run on a second stream beside the main one's until it joins
+//! (`join_side`, done first by every transfer, synchronization, timing and capture); nothing here
+//! synchronizes the host unless asked (downloads, `synchronize`, profiler reports).
 
 pub mod adam;
 pub mod arena;
@@ -155,6 +157,11 @@ struct Profiler {
 pub struct Gpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    /// The second stream of `on_side_stream`, whether launches go to it now, and whether it holds work the
+    /// main stream has not joined yet.
+    side: Arc<CudaStream>,
+    on_side: std::cell::Cell<bool>,
+    side_pending: std::cell::Cell<bool>,
     _modules: Vec<Arc<CudaModule>>,
     kernels: BTreeMap<String, (&'static str, CudaFunction)>,
     info: DeviceInfo,
@@ -171,11 +178,12 @@ impl Gpu {
             return Err(Error::input(format!("--device cuda: {why}")));
         }
         let ctx = CudaContext::new(0).map_err(|e| Error::cuda("creating the CUDA context", e))?;
-        // One stream and our own arena: cudarc's per-allocation event tracking is not needed, and it upsets
+        // Explicit stream order and our own arena: cudarc's per-allocation event tracking is not needed, and it upsets
         // compute-sanitizer around graph capture.
         unsafe { ctx.disable_event_tracking() };
         // A stream of our own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(|e| Error::cuda("creating the CUDA stream", e))?;
+        let side = ctx.new_stream().map_err(|e| Error::cuda("creating the second CUDA stream", e))?;
         let info = device_info(&ctx)?;
         let mut modules = Vec::new();
         let mut kernels = BTreeMap::new();
@@ -201,6 +209,9 @@ impl Gpu {
         Ok(Gpu {
             ctx,
             stream,
+            side,
+            on_side: std::cell::Cell::new(false),
+            side_pending: std::cell::Cell::new(false),
             _modules: modules,
             kernels,
             info,
@@ -267,7 +278,7 @@ impl Gpu {
                 cfg.grid,
                 cfg.block,
                 cfg.shared_bytes,
-                self.stream.cu_stream(),
+                self.launch_stream().cu_stream(),
                 &mut params,
             )
         }
@@ -294,14 +305,49 @@ impl Gpu {
         .map_err(|e| Error::cuda(format!("raising {kernel}'s shared memory to {bytes} bytes"), e))
     }
 
+    /// Waits for both streams' work (the second one's too: a profile may be read inside `on_side_stream`).
     pub fn synchronize(&self) -> Result<()> {
-        self.stream.synchronize().map_err(|e| Error::cuda("synchronizing the stream", e))
+        self.join_side()?;
+        self.stream.synchronize().map_err(|e| Error::cuda("synchronizing the stream", e))?;
+        self.side.synchronize().map_err(|e| Error::cuda("synchronizing the second stream", e))
+    }
+
+    /// Launches `work`'s kernels on a second stream, which starts after everything launched so far and runs
+    /// beside the main stream's next launches, so that a kernel that leaves SMs idle (the token path's 8
+    /// blocks) shares the GPU with one that does not wait for it. The main stream joins it at `join_side`,
+    /// before every synchronization, transfer, timing end and graph capture's end. Until then the main
+    /// stream's launches must not write what `work` reads, nor touch what it writes.
+    pub fn on_side_stream(&self, work: impl FnOnce(&Gpu) -> Result<()>) -> Result<()> {
+        self.side.join(&self.stream).map_err(|e| Error::cuda("starting the second stream", e))?;
+        self.on_side.set(true);
+        let done = work(self);
+        self.on_side.set(false);
+        self.side_pending.set(true);
+        done
+    }
+
+    /// Makes the main stream wait for the second stream's work so far (nothing when it has none).
+    pub fn join_side(&self) -> Result<()> {
+        if self.side_pending.replace(false) {
+            self.stream.join(&self.side).map_err(|e| Error::cuda("joining the second stream", e))?;
+        }
+        Ok(())
+    }
+
+    /// The stream launches go to: the second one inside `on_side_stream`.
+    fn launch_stream(&self) -> &CudaStream {
+        if self.on_side.get() {
+            &self.side
+        } else {
+            &self.stream
+        }
     }
 
     /// Copies `host` into `buf` (same length), ordered on the stream. The driver stages pageable memory
     /// before returning, so `host` may be dropped at once; not capturable in a graph.
     pub fn upload<T: bytemuck::Pod>(&self, buf: DevBuf<T>, host: &[T]) -> Result<()> {
         check_len("upload", buf.len(), host.len())?;
+        self.join_side()?;
         unsafe { result::memcpy_htod_async(buf.ptr(), host, self.stream.cu_stream()) }
             .map_err(|e| Error::cuda("copying to the GPU", e))
     }
@@ -309,6 +355,7 @@ impl Gpu {
     /// Copies `buf` to a new host vector (waits for the stream).
     pub fn download<T: bytemuck::Pod + Default>(&self, buf: DevBuf<T>) -> Result<Vec<T>> {
         let mut host = vec![T::default(); buf.len()];
+        self.join_side()?;
         unsafe { result::memcpy_dtoh_async(&mut host, buf.ptr(), self.stream.cu_stream()) }
             .map_err(|e| Error::cuda("copying from the GPU", e))?;
         self.synchronize()?;
@@ -318,6 +365,7 @@ impl Gpu {
     /// Device-to-device copy of `src` into `dst` (same length), asynchronous.
     pub fn copy<T>(&self, dst: DevBuf<T>, src: DevBuf<T>) -> Result<()> {
         check_len("copy", dst.len(), src.len())?;
+        self.join_side()?;
         unsafe {
             sys::cuMemcpyDtoDAsync_v2(dst.ptr(), src.ptr(), src.bytes(), self.stream.cu_stream()).result()
         }
@@ -332,6 +380,7 @@ impl Gpu {
         if buf.is_empty() {
             return Ok(());
         }
+        self.join_side()?;
         unsafe { sys::cuMemsetD32Async(buf.ptr(), 0, buf.bytes() / 4, self.stream.cu_stream()).result() }
             .map_err(|e| Error::cuda("zeroing a device buffer", e))
     }
@@ -342,6 +391,7 @@ impl Gpu {
         if bytes < 4 {
             return Ok(());
         }
+        self.join_side()?;
         unsafe { sys::cuMemsetD32Async(ptr, 0x7fc0_0000, bytes / 4, self.stream.cu_stream()).result() }
             .map_err(|e| Error::cuda("poisoning a new arena slot", e))
     }
@@ -391,7 +441,7 @@ impl Gpu {
         let mut guard = self.profiler.borrow_mut();
         let Some(p) = guard.as_mut() else { return Ok(None) };
         let start = self.take_event(p)?;
-        unsafe { result::event::record(start, self.stream.cu_stream()) }
+        unsafe { result::event::record(start, self.launch_stream().cu_stream()) }
             .map_err(|e| Error::cuda("recording a timing event", e))?;
         Ok(Some(start))
     }
@@ -400,7 +450,7 @@ impl Gpu {
         let mut guard = self.profiler.borrow_mut();
         let p = guard.as_mut().expect("timing began with the profiler on");
         let end = self.take_event(p)?;
-        unsafe { result::event::record(end, self.stream.cu_stream()) }
+        unsafe { result::event::record(end, self.launch_stream().cu_stream()) }
             .map_err(|e| Error::cuda("recording a timing event", e))?;
         p.pending.push(PendingTiming { kernel, cost, start, end });
         let fold = p.pending.len() >= PROFILE_FOLD_AFTER;
@@ -419,7 +469,7 @@ impl Gpu {
             .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .map_err(|e| Error::cuda("beginning graph capture", e))?;
         self.capturing.set(true);
-        let recorded = step(self);
+        let recorded = step(self).and_then(|()| self.join_side());
         self.capturing.set(false);
         let graph = self.stream.end_capture(sys::CUgraphInstantiate_flags(0));
         recorded?;
@@ -445,6 +495,7 @@ impl Gpu {
         for _ in 0..reps {
             start.record(&self.stream).map_err(|e| Error::cuda("recording a timing event", e))?;
             f()?;
+            self.join_side()?;
             end.record(&self.stream).map_err(|e| Error::cuda("recording a timing event", e))?;
             times.push(start.elapsed_ms(&end).map_err(|e| Error::cuda("reading a timing event", e))? as f64);
         }
