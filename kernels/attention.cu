@@ -908,12 +908,20 @@ __device__ __forceinline__ void fence_stores_for_wgmma() { asm volatile("fence.p
 // so that d_p = d_att·UT, d_f gets ds·KTᵀ (ds: the scores' gradients), and the layers' weight gradients
 // and d_kv follow from the sums over each frame's pairs of d_att ⊗ p, d_att, ds ⊗ f and ds
 // (deform_project_tokens_bwd). Per warp tile that is 12 products where the layers' d_x took 64, and per
-// block 104 for the weight gradients (block_dw_attention) where the layers took 576. The forward keeps
-// the layers (the query fp16, the out-projection split); the backward reads its p from the tape.
-// Per frame (4-byte words), bf16 mma B fragments: UT with K = its 64 rows j and N = its 8 columns ht ([4
-// k-steps][32 lanes] uint2), then KTᵀ with K = the 8 columns ht (the k-step's upper 8 zero) and N = its 64
-// rows i ([8 column tiles][32 lanes], each fragment's first word).
-constexpr int TOK_UT = 0, TOK_KT = TOK_UT + 4 * 32 * 2, TOK_FRAME = TOK_KT + 8 * 32;
+// block 104 for the weight gradients (block_dw_attention) where the layers took 576. The forward takes
+// the scores and att through them too (tc_attention: 36 products where the layers took 128, and no
+// per-pair dot products over the tokens), each split (fp16 hi + lo) for near fp32's values; the backward
+// reads its p from the tape.
+// Per frame (4-byte words), mma B fragments:
+//   the backward's, bf16: UT with K = its 64 rows j and N = its 8 columns ht ([4 k-steps][32 lanes] uint2),
+//     then KTᵀ with K = the 8 columns ht (the k-step's upper 8 zero) and N = its 64 rows i ([8 column
+//     tiles][32 lanes], each fragment's first word);
+//   the forward's, fp16 high and low parts: KT laid out as the backward's UT (K = i, N = ht), UTᵀ as its KTᵀ
+//     (K = ht, N = j); then KC [8] (fp32).
+constexpr int TOK_UT = 0, TOK_KT = TOK_UT + 4 * 32 * 2, TOK_FKT = TOK_KT + 8 * 32, TOK_FKT_LO = TOK_FKT + 4 * 32 * 2;
+constexpr int TOK_FUT = TOK_FKT_LO + 4 * 32 * 2, TOK_FUT_LO = TOK_FUT + 8 * 32, TOK_KC = TOK_FUT_LO + 8 * 32;
+constexpr int TOK_FRAME = TOK_KC + 8;
+static_assert(TOK_FRAME == 1544, "update TOK_FRAME in src/cuda/attention.rs");
 // Their gradients, summed over the frame's pairs: per frame (DTOK_FRAME floats) in the partial slices from
 // PART_TAIL and in deform_reduce's output, as block_dw_narrow and block_dw store them: dKT as [8][64]
 // (ht-major), dKC [8], dUT [64][8]. dbo goes with the chain's gradients.
@@ -1160,51 +1168,53 @@ __device__ __forceinline__ void apply_kept(const float (&d)[8][4], uint32_t kept
         for (int e = 0; e < 4; ++e) out[j][e] = (kept >> (4 * j + e)) & 1 ? d[j][e] * factor : 0.0f;
 }
 
-// Σ over head h's 32 columns of x[row r]·m (m: one token's 64-vector), the whole quad's sum.
-__device__ __forceinline__ float head_dot(const float (&x)[8][4], const float* __restrict__ m, int h, int r) {
-    float s = 0.0f;
+// The attention of the warp's rows (features x, the accumulator layout) on one frame's projected tokens tok
+// (TOK_*): scores x·KT + KC, their softmax p over each head's 4 tokens, and att = bo + p·UTᵀ (bo: the
+// out-projection's bias), each product split (hi·Thi + lo·Thi + hi·Tlo: 2^-20 of it left out, as
+// split_by_rows'). p is in the mma C layout: rows g, g + 8, (h, t) columns 2t', 2t' + 1 (t' = lane % 4,
+// so lanes t' = 2h, 2h + 1 hold head h), as the tape keeps it and tc_attention_bwd reads it.
+__device__ __forceinline__ void tc_attention(const float (&x)[8][4], const uint32_t* __restrict__ tok,
+                                             const float* __restrict__ bo, float (&p)[1][4], float (&att)[8][4]) {
+    const int lane = threadIdx.x & 31;
+    {
+        uint32_t a_hi[4][4], a_lo[4][4];
+        to_frags<8, true>(x, a_hi);
+        to_frags<8, true, true>(x, a_lo);
+        const float2 kc = __ldg(reinterpret_cast<const float2*>(tok + TOK_KC) + (lane & 3));
+        p[0][0] = p[0][2] = kc.x;
+        p[0][1] = p[0][3] = kc.y;
+        const uint2* kt = reinterpret_cast<const uint2*>(tok + TOK_FKT) + lane;
+        const uint2* kt_lo = reinterpret_cast<const uint2*>(tok + TOK_FKT_LO) + lane;
 #pragma unroll
-    for (int j = 4 * h; j < 4 * h + 4; ++j) {
-        const float2 mm = __ldg(reinterpret_cast<const float2*>(m + acc_col(j, 0)));
-        s = fmaf(x[j][2 * r], mm.x, fmaf(x[j][2 * r + 1], mm.y, s));
-    }
-    return quad_sum(s);
-}
-
-// Attention of the warp's rows on one frame's tokens (k, v: [4][64]): weights p[row][head][token], output o.
-__device__ __forceinline__ void tc_attention(const float (&q)[8][4], const float* __restrict__ k,
-                                             const float* __restrict__ v, float (&p)[2][2][4], float (&o)[8][4]) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float sc[4];
-#pragma unroll
-            for (int t = 0; t < 4; ++t) sc[t] = head_dot(q, k + t * D, h, r) * ATT_SCALE;
-            const float mx = fmaxf(fmaxf(sc[0], sc[1]), fmaxf(sc[2], sc[3]));
-            float sum = 0.0f;
-#pragma unroll
-            for (int t = 0; t < 4; ++t) {
-                sc[t] = expf(sc[t] - mx);
-                sum += sc[t];
-            }
-#pragma unroll
-            for (int t = 0; t < 4; ++t) p[r][h][t] = sc[t] / sum;
+        for (int s = 0; s < 4; ++s) {
+            const uint2 hi = __ldg(kt + 32 * s), lo = __ldg(kt_lo + 32 * s);
+            const uint32_t b_hi[2] = {hi.x, hi.y}, b_lo[2] = {lo.x, lo.y};
+            mma_m16n8k16<true>(p[0], a_hi[s], b_hi);
+            mma_m16n8k16<true>(p[0], a_lo[s], b_hi);
+            mma_m16n8k16<true>(p[0], a_hi[s], b_lo);
         }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {  // the head's other two tokens are in the neighbouring lane
+        float mx = fmaxf(p[0][2 * r], p[0][2 * r + 1]);
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        const float e0 = expf(p[0][2 * r] - mx), e1 = expf(p[0][2 * r + 1] - mx);
+        float sum = e0 + e1;
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        p[0][2 * r] = e0 / sum;
+        p[0][2 * r + 1] = e1 / sum;
+    }
+    // A = p over k = ht (the k-step's upper half 0), B = UTᵀ's column tiles.
+    const uint32_t a_hi[4] = {pack_f16(p[0][0], p[0][1]), pack_f16(p[0][2], p[0][3]), 0u, 0u};
+    const uint32_t a_lo[4] = {pack_f16_part<true>(p[0][0], p[0][1]), pack_f16_part<true>(p[0][2], p[0][3]), 0u, 0u};
+    acc_init_full<8>(att, bo);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-        float o4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-            const float2 vv = __ldg(reinterpret_cast<const float2*>(v + t * D + acc_col(j, 0)));
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                o4[2 * r] = fmaf(p[r][j / 4][t], vv.x, o4[2 * r]);
-                o4[2 * r + 1] = fmaf(p[r][j / 4][t], vv.y, o4[2 * r + 1]);
-            }
-        }
-#pragma unroll
-        for (int e = 0; e < 4; ++e) o[j][e] = o4[e];
+        const uint32_t b_hi[2] = {__ldg(tok + TOK_FUT + 32 * j + lane), 0u};
+        const uint32_t b_lo[2] = {__ldg(tok + TOK_FUT_LO + 32 * j + lane), 0u};
+        mma_m16n8k16<true>(att[j], a_hi, b_hi);
+        mma_m16n8k16<true>(att[j], a_lo, b_hi);
+        mma_m16n8k16<true>(att[j], a_hi, b_lo);
     }
 }
 
@@ -1383,20 +1393,16 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
 #endif
 }
 
-// deform_fwd_chain_tc's copies (bytes from its shared memory's start), as the heads': the query's weight,
-// then the out-projection's and the FFN's, each followed by its low parts (split_by_rows). FFN1 [64][128]
-// is two 64-column halves, FC_FFN1_HALF halves apart.
-constexpr int FC_WQ = 0, FC_WO = FC_WQ + D * D * 2, FC_WO_LO = FC_WO + D * D * 2, FC_FFN0 = FC_WO_LO + D * D * 2;
-constexpr int FC_FFN0_LO = FC_FFN0 + FFN * D * 2, FC_FFN1 = FC_FFN0_LO + FFN * D * 2, FC_FFN1_LO = FC_FFN1 + D * FFN * 2;
+// deform_fwd_chain_tc's copies (bytes from its shared memory's start), as the heads': the FFN's weights,
+// each followed by its low parts (split_by_rows). FFN1 [64][128] is two 64-column halves, FC_FFN1_HALF
+// halves apart.
+constexpr int FC_FFN0 = 0, FC_FFN0_LO = FC_FFN0 + FFN * D * 2, FC_FFN1 = FC_FFN0_LO + FFN * D * 2, FC_FFN1_LO = FC_FFN1 + D * FFN * 2;
 constexpr int FC_FFN1_HALF = D * 64;
 constexpr int TC_FWD_CHAIN_SMEM = FC_FFN1_LO + D * FFN * 2;
-static_assert(FC_WO % 1024 == 0 && FC_FFN0 % 1024 == 0 && FC_FFN1 % 1024 == 0 && TC_FWD_CHAIN_SMEM == 90112,
+static_assert(FC_FFN0_LO % 1024 == 0 && FC_FFN1 % 1024 == 0 && TC_FWD_CHAIN_SMEM == 65536,
               "the 128-byte swizzle's period; update DEF_FWD_CHAIN_TC_SMEM in src/cuda/attention.rs");
 __device__ __forceinline__ void chain_weights_to_shared(const float* __restrict__ params, unsigned char* smem) {
     auto at = [&](int offset) { return reinterpret_cast<uint16_t*>(smem + offset); };
-    weight_to_shared(at(FC_WQ), 0, params + P_WQ, D, D);
-    weight_to_shared(at(FC_WO), 0, params + P_WO, D, D);
-    weight_to_shared<true>(at(FC_WO_LO), 0, params + P_WO, D, D);
     weight_to_shared(at(FC_FFN0), 0, params + P_FFN0W, FFN, D);
     weight_to_shared<true>(at(FC_FFN0_LO), 0, params + P_FFN0W, FFN, D);
     weight_to_shared(at(FC_FFN1), FC_FFN1_HALF, params + P_FFN1W, D, FFN);
@@ -1587,42 +1593,26 @@ __device__ __forceinline__ void split_by_rows(float (&acc)[NT][4], const float (
     mma_by_rows<NT, 4>(acc, a_hi, m_lo, 0);
 }
 
-// The chain from f to g = ReLU(h2) for the warp's rows of frame b (the query fp16, the out-projection and
-// the FFN split; smem: deform_fwd_chain_tc's weight copies), into the warp tile's tape record, g included
-// (TcChain's words in tc_tape_load_chain's order).
+// The chain from f to g = ReLU(h2) for the warp's rows of one frame (the attention through the frame's
+// projected tokens tok, the FFN split; smem: deform_fwd_chain_tc's weight copies), into the warp tile's
+// tape record, g included (TcChain's words in tc_tape_load_chain's order).
 __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, const unsigned char* smem, const float* __restrict__ f,
-                                             const float* __restrict__ kv, int b, int B, const TcRows& rows, DropArgs dr,
+                                             const uint32_t* __restrict__ tok, const TcRows& rows, DropArgs dr,
                                              long long P, uint32_t* tape) {
     auto at = [&](int offset) { return reinterpret_cast<const uint16_t*>(smem + offset); };
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
     const int lane = threadIdx.x & 31;
     uint32_t* keep = tape + TAPE_KEEP + lane * 8;
-    float x[8][4], q[8][4], p[2][2][4], o[8][4];
+    float x[8][4], y[8][4];  // y: att, then the FFN's output
     load_features(f, rows, x);
     {
-        uint32_t a[4][4];
-        to_frags<8, true>(x, a);
-        acc_init_full<8>(q, params + P_BQ);
-        mma_by_rows<8, 4>(q, a, at(FC_WQ), 0);
+        float p[1][4];
+        tc_attention(x, tok, params + P_BO, p, y);
+        __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(p[0][0], p[0][1], p[0][2], p[0][3]));
     }
-    tc_attention(q, kv + (long long)b * 4 * D, kv + ((long long)B + b) * 4 * D, p, o);
-    {  // p for the backward, this lane's in the mma C layout: rows g, g + 8, (h, t) columns 2t', 2t' + 1;
-        // by selects (a lane-dependent index would put p in local memory)
-        const int tq = lane & 3;
-        float v[4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const float(&w)[2][4] = p[e >> 1];
-            const int i = e & 1;
-            v[e] = tq == 0 ? w[0][i] : tq == 1 ? w[0][2 + i] : tq == 2 ? w[1][i] : w[1][2 + i];
-        }
-        __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(v[0], v[1], v[2], v[3]));
-    }
-    acc_init_full<8>(q, params + P_BO);  // q is dead: it holds att
-    split_by_rows<8>(q, o, at(FC_WO), at(FC_WO_LO));
     const uint32_t kept1 = lane_kept(rows, dr, 0);
-    add_kept(x, q, kept1, dr);
+    add_kept(x, y, kept1, dr);
     float h1[8][4], rstd[2];
     ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
     save_acc_f16_stream(tape + TAPE_XH, x);
@@ -1633,7 +1623,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     // columns as soon as it exists (the same products in the same order as whole layers; fewer live
     // registers: the spills of this kernel's 168).
     uint64_t z_pos = 0;
-    acc_init_full<8>(q, params + P_FFN1B);
+    acc_init_full<8>(y, params + P_FFN1B);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         float z[8][4];
@@ -1647,7 +1637,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
                 else z[j][e] = 0.0f;
             }
         store_rows_bf16<8, true>(reinterpret_cast<uint16_t*>(tape + TAPE_Z) + 64 * half, FFN, z);
-        split_by_rows<8>(q, z, at(FC_FFN1) + half * FC_FFN1_HALF, at(FC_FFN1_LO) + half * FC_FFN1_HALF);
+        split_by_rows<8>(y, z, at(FC_FFN1) + half * FC_FFN1_HALF, at(FC_FFN1_LO) + half * FC_FFN1_HALF);
     }
     __stcs(keep + 4, (uint32_t)z_pos);
     __stcs(keep + 5, (uint32_t)(z_pos >> 32));
@@ -1656,7 +1646,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
 #pragma unroll
         for (int e = 0; e < 4; ++e) x[j][e] = h1[j][e];
     const uint32_t kept2 = lane_kept(rows, dr, P);
-    add_kept(x, q, kept2, dr);
+    add_kept(x, y, kept2, dr);
     ln_acc(x, params + P_LN2G, params + P_LN2B, h1, rstd);
     save_acc_f16_stream(tape + TAPE_XH + 512, x);
     __stcs(keep + 2, __float_as_uint(rstd[0]));
@@ -1923,11 +1913,12 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // 128-Gaussian tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows
 // so that their tape records are finite, and write no outputs). Each block first copies its layers'
 // weights to shared memory as fp16 copies (weight_to_shared; from L1/L2 the fragment loads were half the
-// forward's stalls): the chain's with the split layers' low parts (90 112 bytes), the heads' with their
-// first layers' (192 512 bytes). One block per SM. Arguments as deform_fwd, without wt, then
-// the tape [⌈N/128⌉·B·8][TAPE_WORDS]. Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read
-// back); FLOP 2·P·196 480 on the tensor cores (the model's 73 600 multiply-adds per pair, the split layers'
-// and the heads' first layers' three times) + the fp32 rest.
+// forward's stalls): the chain's FFN with its low parts (65 536 bytes), the heads' with their first
+// layers' (192 512 bytes). One block per SM. Arguments as deform_fwd, without wt, then the tape
+// [⌈N/128⌉·B·8][TAPE_WORDS], and for the chain the frames' projected tokens [B][TOK_FRAME]
+// (deform_project_tokens). Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read back) + the
+// tokens from L1/L2; FLOP 2·P·182 656 on the tensor cores (the attention through the tokens, the FFN and
+// the heads' first layers split: three products each) + the fp32 rest.
 
 // The forward kernels' warps take warp tiles independently (no block-wide step but the weights' copy; on
 // Hopper the warps of a warpgroup run their products together, each warp on its own rows).
@@ -1946,7 +1937,7 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 #define FWD_CHAIN_WARPS 8
 static_assert(FWD_WARPS % 4 == 0 && FWD_CHAIN_WARPS % 4 == 0, "the forward kernels' warpgroups");
 extern "C" __global__ void __launch_bounds__(FWD_CHAIN_WARPS * 32, 1)
-deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape) {
+deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape, const uint32_t* __restrict__ tok) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
     chain_weights_to_shared(params, smem);
     __syncthreads();
@@ -1957,7 +1948,8 @@ deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     for (int tile = blockIdx.x * FWD_CHAIN_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
          tile += gridDim.x * FWD_CHAIN_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
-        tc_chain_fwd(params, smem, f, kv, b, B, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P, tape + tape_record(item, w));
+        tc_chain_fwd(params, smem, f, tok + (long long)b * TOK_FRAME, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P,
+                     tape + tape_record(item, w));
     }
 }
 
@@ -3007,23 +2999,44 @@ __device__ __forceinline__ float projected_token(const float* __restrict__ param
     return ut ? s : s * ATT_SCALE;
 }
 
-// deform_project_tokens: each frame's projected tokens as the backward's bf16 fragments (TOK_* above). One
-// block per frame, one thread per word (two values, each a dot product of 32).
+// deform_project_tokens: each frame's projected tokens as the forward's and the backward's mma fragments
+// (TOK_* above), and KC. One block per frame, one thread per word (two values, each a dot product of 32).
 //   params, kv [2,B,4,64] → tok [B][TOK_FRAME] (words)
 // Bytes 4·B·(512 + TOK_FRAME) (the weights from cache). FLOP 2·B·2·TOK_FRAME·32.
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
 deform_project_tokens(const float* __restrict__ params, const float* __restrict__ kv, int B, uint32_t* __restrict__ tok) {
     const int b = blockIdx.x;
     for (int e = threadIdx.x; e < TOK_FRAME; e += REDUCE_THREADS) {
-        float v[2];
-        if (e < TOK_KT) {  // UT's: k-step s, lane (g, t), half y holds rows 16s + 2t + 8y and + 1 of column g
-            const int y = e & 1, lane = (e >> 1) & 31, s = e >> 6, row = 16 * s + 2 * (lane & 3) + 8 * y;
-            for (int i = 0; i < 2; ++i) v[i] = projected_token(params, kv, B, b, true, row + i, lane >> 2);
-        } else {  // KTᵀ's: column tile jt, lane (g, t) holds columns 2t and 2t + 1 of row 8jt + g
-            const int lane = (e - TOK_KT) & 31, row = 8 * ((e - TOK_KT) >> 5) + (lane >> 2);
-            for (int i = 0; i < 2; ++i) v[i] = projected_token(params, kv, B, b, false, row, 2 * (lane & 3) + i);
+        uint32_t word;
+        if (e >= TOK_KC) {  // KC[ht] = bq_h·k_t,h / √32
+            const int ht = e - TOK_KC, h = ht / 4, t = ht % 4;
+            const float* k = kv + ((long long)b * 4 + t) * D + 32 * h;
+            float s = 0.0f;
+            for (int c = 0; c < 32; ++c) s = fmaf(params[P_BQ + 32 * h + c], k[c], s);
+            word = __float_as_uint(s * ATT_SCALE);
+        } else {
+            const int first = e < TOK_KT       ? TOK_UT
+                              : e < TOK_FKT    ? TOK_KT
+                              : e < TOK_FKT_LO ? TOK_FKT
+                              : e < TOK_FUT    ? TOK_FKT_LO
+                              : e < TOK_FUT_LO ? TOK_FUT
+                                               : TOK_FUT_LO;
+            const bool ut = first == TOK_UT || first >= TOK_FUT;
+            const bool k_rows = first == TOK_UT || first == TOK_FKT || first == TOK_FKT_LO;  // K = the rows
+            const int i = e - first;
+            float v[2];
+            if (k_rows) {  // k-step s, lane (g, t), half y holds rows 16s + 2t + 8y and + 1 of column g
+                const int y = i & 1, lane = (i >> 1) & 31, s = i >> 6, row = 16 * s + 2 * (lane & 3) + 8 * y;
+                for (int c = 0; c < 2; ++c) v[c] = projected_token(params, kv, B, b, ut, row + c, lane >> 2);
+            } else {  // column tile jt, lane (g, t) holds columns 2t and 2t + 1 of row 8jt + g
+                const int lane = i & 31, row = 8 * (i >> 5) + (lane >> 2);
+                for (int c = 0; c < 2; ++c) v[c] = projected_token(params, kv, B, b, ut, row, 2 * (lane & 3) + c);
+            }
+            word = first < TOK_FKT                             ? pack_bf16(v[0], v[1])
+                   : first == TOK_FKT_LO || first == TOK_FUT_LO ? pack_f16_part<true>(v[0], v[1])
+                                                                : pack_f16(v[0], v[1]);
         }
-        tok[(long long)b * TOK_FRAME + e] = pack_bf16(v[0], v[1]);
+        tok[(long long)b * TOK_FRAME + e] = word;
     }
 }
 

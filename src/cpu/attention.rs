@@ -108,8 +108,10 @@ fn head_hidden<T: Real>(ops: Operands, s: Dense, x: &[T], w: &[T], b: &[T], y: &
     on
 }
 
-/// How deform_fwd_*_tc compute a forward layer from fp16 operands: plain (the query, the heads' last
-/// layers) or split (the out-projection and the FFN: `split_product`). The heads' first layers: `head_hidden`.
+/// How deform_fwd_*_tc compute a forward layer from fp16 operands: plain (the heads' last layers) or split
+/// (the FFN: `split_product`; and the query and the out-projection, which the kernel takes through each
+/// frame's projected tokens, each product split the same way: within 2^-20 of the same values). The heads'
+/// first layers: `head_hidden`.
 #[derive(Clone, Copy)]
 enum FwdProduct {
     Plain,
@@ -494,7 +496,7 @@ fn chain_fwd<T: Math>(l: &DeformLayout, params: &[T], f: &[T], kv: &[T], drop: D
         head_out: Vec::new(),
         delta: z0(pr * DELTAS),
     };
-    dense_fwd_ops(ops, FwdProduct::Plain, dense(n, D, D, Act::None), f, w(l.wq), w(l.bq), &mut t.q);
+    dense_fwd_ops(ops, FwdProduct::Split, dense(n, D, D, Act::None), f, w(l.wq), w(l.bq), &mut t.q);
     let (k_all, v_all) = kv.split_at(b * TOKENS * D);
     for fb in 0..b {
         let kb = &k_all[fb * TOKENS * D..(fb + 1) * TOKENS * D];

@@ -1,6 +1,6 @@
 //! Launchers for kernels/attention.cu: the fused per-(Gaussian, frame) chain of the deformation network
-//! (deform_transpose, deform_fwd / deform_fwd_chain_tc + deform_fwd_heads_tc, deform_bwd /
-//! deform_project_tokens + deform_bwd_heads_tc + deform_pass_through_bwd + deform_bwd_chain_tc,
+//! (deform_transpose, deform_fwd / deform_project_tokens + deform_fwd_chain_tc + deform_fwd_heads_tc,
+//! deform_bwd / deform_bwd_heads_tc + deform_pass_through_bwd + deform_bwd_chain_tc,
 //! deform_reduce, deform_project_tokens_bwd). CPU twin: src/cpu/attention.rs. `Precision` picks the dense
 //! layers' arithmetic: fp32 SIMT (the reference path, within 1e-5 of the twin) or the tensor cores with fp32
 //! accumulation (split fp16 forward, bf16 and row-scaled fp16 backward; within 1e-2).
@@ -25,7 +25,7 @@ const DEF_BWD_HEADS_TC_SMEM: u32 = 229_896;
 const DEF_BWD_CHAIN_TC_SMEM: u32 = 229_392;
 /// The forward's two kernels' dynamic shared memory: fp16 copies of their weights with the split layers' low
 /// parts (TC_FWD_CHAIN_SMEM, TC_FWD_HEADS_SMEM).
-const DEF_FWD_CHAIN_TC_SMEM: u32 = 90_112;
+const DEF_FWD_CHAIN_TC_SMEM: u32 = 65_536;
 const DEF_FWD_HEADS_TC_SMEM: u32 = 192_512;
 /// deform_fwd_chain_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
 /// the bytes it holds per pair.
@@ -44,9 +44,9 @@ const CHAIN_FLOATS: usize = 82_683;
 /// Where the partial slices continue after the chain's gradients (PART_TAIL): d_kv's sums in fp32, the
 /// projected tokens' on the tensor cores.
 const PART_TAIL: usize = CHAIN_FLOATS.next_multiple_of(4);
-/// One frame's tokens projected through the query and the out-projection (TOK_FRAME words: the backward's
-/// mma fragments of them), and their gradients (DTOK_FRAME floats).
-const TOK_FRAME: usize = 512;
+/// One frame's tokens projected through the query and the out-projection (TOK_FRAME words: the forward's
+/// and the backward's mma fragments of them), and their gradients (DTOK_FRAME floats).
+const TOK_FRAME: usize = 1544;
 const DTOK_FRAME: usize = 16 * D + 8;
 /// The F_d heads' part of it (P_HEAD0W to the end): V0, c0 of five heads and V1, c1.
 const HEADS_FLOATS: usize = 5 * 128 * D + 5 * 128 + DELTAS * 128 + DELTAS;
@@ -124,8 +124,8 @@ fn tape_words(frames: usize, gaussians: usize) -> usize {
 }
 
 /// The chain's scratch: in fp32 the weights transposed for its kernels, deform_bwd's per-block partial
-/// gradients, and on the tensor cores the forward's tape that deform_bwd reads, and the backward's
-/// projected tokens and their summed gradients. (The tensor-core kernels copy their weights to shared
+/// gradients, and on the tensor cores the forward's tape that deform_bwd reads, and the projected tokens
+/// (both directions') and their summed gradients. (The tensor-core kernels copy their weights to shared
 /// memory themselves.)
 pub struct DeformChain {
     precision: Precision,
@@ -324,7 +324,17 @@ impl DeformChain {
                 let tape = self.tape_bytes(b, n);
                 let chain = Cost { bytes: chain.bytes + tape, ..chain };
                 let heads = Cost { bytes: heads.bytes + tape * 296 / TAPE_BYTES_PER_PAIR, ..heads };
-                gpu.launch("deform_fwd_chain_tc", cfg(FWD_CHAIN_WARPS, DEF_FWD_CHAIN_TC_SMEM, chain), &args)?;
+                // Each frame's tokens through the query and the out-projection: the chain's attention, in
+                // both directions (deform_bwd reads them too).
+                let project = LaunchCfg {
+                    grid: (b as u32, 1, 1),
+                    block: (REDUCE_THREADS, 1, 1),
+                    shared_bytes: 0,
+                    cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 2 * 32 * (b * TOK_FRAME) as u64 },
+                };
+                gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
+                let chain_args: Vec<Arg> = args.iter().copied().chain([tc.tokens.into()]).collect();
+                gpu.launch("deform_fwd_chain_tc", cfg(FWD_CHAIN_WARPS, DEF_FWD_CHAIN_TC_SMEM, chain), &chain_args)?;
                 gpu.launch("deform_fwd_heads_tc", cfg(FWD_WARPS, DEF_FWD_HEADS_TC_SMEM, heads), &args)
             }
             _ => {
@@ -341,10 +351,10 @@ impl DeformChain {
 
     /// Backward of deform_fwd from d_out [B,N,…]: writes the chain section of d_params (wk, bk, wv, bv get 0:
     /// tokens_bwd adds theirs), d_kv [2,B,4,64], d_f [N,64] and d_canonical [N,…]. In fp32 it recomputes the
-    /// forward; on the tensor cores it reads the tape, so deform_fwd must have run last on the same inputs,
-    /// and it uses part of the tape up: one deform_bwd per deform_fwd. On the tensor cores d_canonical is
-    /// written on the GPU's second stream (Gpu::on_side_stream): complete after `gpu.join_side()`, which
-    /// every transfer and synchronization does first.
+    /// forward; on the tensor cores it reads the tape and the projected tokens, so deform_fwd must have run
+    /// last on the same inputs, and it uses part of the tape up: one deform_bwd per deform_fwd. On the tensor
+    /// cores d_canonical is written on the GPU's second stream (Gpu::on_side_stream): complete after
+    /// `gpu.join_side()`, which every transfer and synchronization does first.
     #[allow(clippy::too_many_arguments)]
     pub fn deform_bwd(
         &self,
@@ -439,14 +449,6 @@ impl DeformChain {
                 let tape = self.tape_bytes(b, n);
                 let heads = Cost { bytes: heads.bytes + tape * 424 / TAPE_BYTES_PER_PAIR, ..heads };
                 let chain = Cost { bytes: chain.bytes + tape * 776 / TAPE_BYTES_PER_PAIR, ..chain };
-                // Each frame's tokens through the query and the out-projection, for the attention's backward.
-                let project = LaunchCfg {
-                    grid: (b as u32, 1, 1),
-                    block: (REDUCE_THREADS, 1, 1),
-                    shared_bytes: 0,
-                    cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 2 * 32 * (b * TOK_FRAME) as u64 },
-                };
-                gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
                 let heads_args: Vec<Arg> = args.iter().copied().chain([tc.d_pair.into()]).collect();
                 gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &heads_args)?;
                 args.push(tc.tokens.into());
