@@ -1914,16 +1914,16 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // so that their tape records are finite, and write no outputs). Each block first copies its layers'
 // weights to shared memory as fp16 copies (weight_to_shared; from L1/L2 the fragment loads were half the
 // forward's stalls): the chain's FFN with its low parts (65 536 bytes), the heads' with their first
-// layers' (192 512 bytes). One block per SM. Arguments as deform_fwd, without wt, then the tape
-// [⌈N/128⌉·B·8][TAPE_WORDS], and for the chain the frames' projected tokens [B][TOK_FRAME]
-// (deform_project_tokens). Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read back) + the
+// layers' low parts and biases (195 072 bytes). One block per SM. Arguments as deform_fwd, without wt,
+// then the tape [⌈N/128⌉·B·8][TAPE_WORDS], and for the chain the frames' projected tokens
+// [B][TOK_FRAME] (deform_project_tokens). Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read back) + the
 // tokens from L1/L2; FLOP 2·P·182 656 on the tensor cores (the attention through the tokens, the FFN and
 // the heads' first layers split: three products each) + the fp32 rest.
 
 // The forward kernels' warps take warp tiles independently (no block-wide step but the weights' copy; on
 // Hopper the warps of a warpgroup run their products together, each warp on its own rows).
 // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item = n_tile·B + b.
-// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (184 bytes of spills on sm_90a), more
+// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (52 bytes of spills on sm_90a), more
 // warps per SM than the backward's 8 to hide its latencies: 0.301 ms against 0.321 at 8 warps of 255
 // registers (H100, …-deform-ab-stop29-b.log; before its products were wgmma, at 8 warps it took 0.597 ms,
 // at 12 0.445, at 16 with spills 0.474; B = 8, H200).
@@ -1995,12 +1995,12 @@ static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_S
 // units within its rounding of 0 (on tests/deform.rs's TC_CASE), and the backward would pass their
 // gradients on one side only: d_kv, d_f and d_params 1.0–1.6e-2 from the exact twin, against 2.0–3.3e-3
 // so. g_hi, g_lo: the fp16 A fragments of g and of g − fp16(g) (to_frags); v0h, v0lo_h: head h's V0 and
-// its low parts (head_weights_to_shared).
-__device__ __forceinline__ uint64_t tc_head_hidden(const float* __restrict__ params, const uint16_t* v0h, const uint16_t* v0lo_h,
-                                                   int h, const uint32_t (&g_hi)[4][4], const uint32_t (&g_lo)[4][4],
+// its low parts (head_weights_to_shared); c0h: its biases (in shared memory).
+__device__ __forceinline__ uint64_t tc_head_hidden(const float* c0h, const uint16_t* v0h, const uint16_t* v0lo_h,
+                                                   const uint32_t (&g_hi)[4][4], const uint32_t (&g_lo)[4][4],
                                                    uint32_t (&hid)[8][4]) {
     float y[16][4];
-    acc_init<16>(y, params + P_HEAD0B + h * HID, HID);  // not acc_init_full: at b82381d ptxas spilled 320 bytes with it, not 216
+    acc_init_full<16, true>(y, c0h);
     mma_by_rows<16, 4>(y, g_hi, v0h, 0);
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
@@ -2029,7 +2029,7 @@ __device__ __forceinline__ void tc_head_out(const float* __restrict__ params, co
 // deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
 // the tile's tape record (v0, v0_lo, v1: the weight copies), the heads' ReLU decisions onto it.
 __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint16_t* v0, const uint16_t* v0_lo,
-                                                      const uint16_t* v1, const TcRows& rows,
+                                                      const uint16_t* v1, const float* c0, const TcRows& rows,
                                                       const CGaussians& canon, const Gaussians& out_g, uint32_t* record) {
     uint32_t g_hi[4][4], g_lo[4][4];
     {
@@ -2044,7 +2044,7 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
         const DeltaInputs in = delta_inputs<false>(h, rows, canon, CGaussians{});  // no upstream gradients
-        const uint64_t pos = tc_head_hidden(params, v0 + h * HID * D, v0_lo + h * HID * D, h, g_hi, g_lo, hid);
+        const uint64_t pos = tc_head_hidden(c0 + h * HID, v0 + h * HID * D, v0_lo + h * HID * D, g_hi, g_lo, hid);
         tc_head_out<1>(params, v1, h, hid, out);
         __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
@@ -2072,7 +2072,7 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
         }
     }
     float out[6][4];
-    const uint64_t pos = tc_head_hidden(params, v0 + 4 * HID * D, v0_lo + 4 * HID * D, 4, g_hi, g_lo, hid);
+    const uint64_t pos = tc_head_hidden(c0 + 4 * HID, v0 + 4 * HID * D, v0_lo + 4 * HID * D, g_hi, g_lo, hid);
     tc_head_out<6>(params, v1, 4, hid, out);
     __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
@@ -2089,10 +2089,11 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 }
 
 // deform_fwd_heads_tc's shared memory (bytes): the heads' weights as deform_bwd_heads_tc's fp16 copies
-// (SB_V0, SB_V1 there) and V0's low parts in V0's layout.
+// (SB_V0, SB_V1 there), V0's low parts in V0's layout, and the first layers' biases (fp32, as SB_C0).
 constexpr int FH_V0 = 0, FH_V1 = FH_V0 + 5 * HID * D * 2, FH_V0_LO = FH_V1 + V1_ROWS * HID * 2;
-constexpr int TC_FWD_HEADS_SMEM = FH_V0_LO + 5 * HID * D * 2;
-static_assert(FH_V1 % 1024 == 0 && FH_V0_LO % 1024 == 0 && TC_FWD_HEADS_SMEM == 192512,
+constexpr int FH_C0 = FH_V0_LO + 5 * HID * D * 2;
+constexpr int TC_FWD_HEADS_SMEM = FH_C0 + 5 * HID * 4;
+static_assert(FH_V1 % 1024 == 0 && FH_V0_LO % 1024 == 0 && TC_FWD_HEADS_SMEM == 195072,
               "the 128-byte swizzle's period; update DEF_FWD_HEADS_TC_SMEM in src/cuda/attention.rs");
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
 deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape) {
@@ -2100,7 +2101,9 @@ deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + FH_V0);
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + FH_V1);
     uint16_t* v0_lo = reinterpret_cast<uint16_t*>(smem + FH_V0_LO);
+    float* c0 = reinterpret_cast<float*>(smem + FH_C0);
     head_weights_to_shared(params, v0, v1, v0_lo);
+    for (int e = threadIdx.x; e < 5 * HID; e += blockDim.x) c0[e] = __ldg(params + P_HEAD0B + e);
     __syncthreads();
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
     // Warps 4k … 4k + 3 (a warpgroup) take 4 consecutive warp tiles, and the count of warp tiles is a
@@ -2109,7 +2112,7 @@ deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
          tile += gridDim.x * FWD_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
-        deform_fwd_heads_tile(params, v0, v0_lo, v1, tc_rows(n_tile * TC_TILE + w * 16, b, N),
+        deform_fwd_heads_tile(params, v0, v0_lo, v1, c0, tc_rows(n_tile * TC_TILE + w * 16, b, N),
                               CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
                               Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
                               tape + tape_record(item, w));
