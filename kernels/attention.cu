@@ -102,14 +102,12 @@ constexpr int WT_O = WT_Q + D * D;
 constexpr int WT_FFN0 = WT_O + D * D;
 constexpr int WT_FFN1 = WT_FFN0 + D * FFN;
 constexpr int WT_HEAD0 = WT_FFN1 + FFN * D;  // head h at + h·D·HID: [64][128]
-constexpr int WT_HEAD1 = WT_HEAD0 + 5 * D * HID;  // head h at + head_off(h)·HID: [128][out_h]
+constexpr int WT_HEAD1 = WT_HEAD0 + 5 * D * HID;  // head h at + HEAD_OFF[h]·HID: [128][out_h]
 constexpr int WT_FLOATS = WT_HEAD1 + HID * DELTAS;
 static_assert(WT_FLOATS == 73088, "transposed layout changed: update src/cuda/attention.rs");
 
-// F_d head h's output width and first output (Δμ 3, Δlog-scale 3, Δrotation 4, Δopacity 1, ΔSH 48), by
-// arithmetic: indexed by a loop's h, __constant__ tables put a dependent load before each head's products.
-__device__ constexpr int head_out(int h) { return h == 4 ? 48 : h == 3 ? 1 : h == 2 ? 4 : 3; }
-__device__ constexpr int head_off(int h) { return h == 4 ? 11 : 3 * h + (h == 3); }
+__constant__ int HEAD_OUT[5] = {3, 3, 4, 1, 48};
+__constant__ int HEAD_OFF[5] = {0, 3, 6, 10, 11};
 
 // The dropout's hash (Dropout::factor in the twin): a 32-bit integer mix (two multiply-xorshift rounds) per
 // two elements, a sixth of SplitMix64's instructions per element. Elements 2m, 2m + 1 take the low and the
@@ -468,8 +466,8 @@ __device__ __forceinline__ void head_tile_fwd(const float* __restrict__ params, 
                                               float* s) {
     tile_layer<HID>(wt + WT_HEAD0 + h * D * HID, D, params + P_HEAD0B + h * HID, true, false, s + S_G, D, s + S_HID, HID);
     __syncthreads();
-    const float* w1 = wt + WT_HEAD1 + head_off(h) * HID;
-    const float* b1 = params + P_HEAD1B + head_off(h);
+    const float* w1 = wt + WT_HEAD1 + HEAD_OFF[h] * HID;
+    const float* b1 = params + P_HEAD1B + HEAD_OFF[h];
     switch (h) {
         case 0:
         case 1: tile_layer<3>(w1, HID, b1, false, false, s + S_HID, HID, s + S_OUT, 48); break;
@@ -513,8 +511,8 @@ deform_transpose(const float* __restrict__ params, float* __restrict__ wt) {
         src = P_HEAD0W + h * HID * D; dst = WT_HEAD0 + h * D * HID; out = HID; in = D;
     } else {
         int h = 4;
-        while (e < WT_HEAD1 + head_off(h) * HID) --h;
-        src = P_HEAD1W + head_off(h) * HID; dst = WT_HEAD1 + head_off(h) * HID; out = head_out(h); in = HID;
+        while (e < WT_HEAD1 + HEAD_OFF[h] * HID) --h;
+        src = P_HEAD1W + HEAD_OFF[h] * HID; dst = WT_HEAD1 + HEAD_OFF[h] * HID; out = HEAD_OUT[h]; in = HID;
     }
     int k = e - dst;  // k = i·out + o
     int i = k / out, o = k - i * out;
@@ -651,8 +649,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
                     }
             }
             __syncthreads();
-            const int oh = head_out(h);
-            tile_layer<HID>(params + P_HEAD1W + head_off(h) * HID, oh, nullptr, false, false, s + S_DOUT, 48,
+            const int oh = HEAD_OUT[h];
+            tile_layer<HID>(params + P_HEAD1W + HEAD_OFF[h] * HID, oh, nullptr, false, false, s + S_DOUT, 48,
                             s + S_DHID, HID);
             __syncthreads();
             for (int r = 0; r < DEF_RP; ++r) {
@@ -663,7 +661,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
             __syncthreads();
             tile_layer<D>(params + P_HEAD0W + h * HID * D, HID, nullptr, false, h > 0, s + S_DHID, HID, s + S_DG, D);
             __syncthreads();
-            tile_outer(part + P_HEAD1W + head_off(h) * HID, part + P_HEAD1B + head_off(h), s + S_DOUT, 48, oh, s + S_HID, HID, HID);
+            tile_outer(part + P_HEAD1W + HEAD_OFF[h] * HID, part + P_HEAD1B + HEAD_OFF[h], s + S_DOUT, 48, oh, s + S_HID, HID, HID);
             tile_outer(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, s + S_DHID, HID, HID, s + S_G, D, D);
             __syncthreads();
         }
@@ -1254,13 +1252,11 @@ __device__ __forceinline__ void save_acc_f16_stream(uint32_t* s, const float (&x
 #pragma unroll
     for (int k = 0; k < 16; ++k) __stcs(s + k * 32 + lane, pack_f16(x[k / 2][2 * (k % 2)], x[k / 2][2 * (k % 2) + 1]));
 }
-// SHARED: s is a copy in shared memory (else the tape, read evict-first).
-template <bool SHARED = false>
 __device__ __forceinline__ void load_acc_f16(const uint32_t* s, float (&x)[8][4]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int k = 0; k < 16; ++k) {
-        const uint32_t w = SHARED ? s[k * 32 + lane] : __ldcs(s + k * 32 + lane);
+        const uint32_t w = __ldcs(s + k * 32 + lane);
         const float2 v = __half22float2(*reinterpret_cast<const __half2*>(&w));
         x[k / 2][2 * (k % 2)] = v.x;
         x[k / 2][2 * (k % 2) + 1] = v.y;
@@ -1343,9 +1339,9 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
 // K-major (rows) or MN-major (columns) operands, and which keeps ldmatrix's 8 rows of an 8 × 8 matrix in
 // different banks. The F_d heads' (head_weights_to_shared): V0 of a head is one half [128][64]; V1 two,
 // V1_HALF apart. V1's rows: head h from
-// v1_row(h), 16 rows for heads 0–3 (zero past head_out(h): the d_x product reads one 16-row k-step) and 48
+// V1_ROW[h], 16 rows for heads 0–3 (zero past HEAD_OUT: the d_x product reads one 16-row k-step) and 48
 // for head 4.
-__device__ constexpr int v1_row(int h) { return 16 * h; }
+__constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
 constexpr int V1_ROWS = 4 * 16 + 48;
 constexpr int V1_HALF = V1_ROWS * 64;  // halves between V1's two 64-column halves
 
@@ -1384,9 +1380,9 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
     if (v0_lo) weight_to_shared<true>(v0_lo, 0, params + P_HEAD0W, 5 * HID, D);
     for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += blockDim.x) {
         const int row = e / (HID / 8), chunk = e % (HID / 8);
-        const int h = row < 64 ? row / 16 : 4, local = row - v1_row(h);
+        const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
         chunk_to_f16(swizzled(v1, V1_HALF, row, chunk),
-                     local < head_out(h) ? params + P_HEAD1W + (head_off(h) + local) * HID + 8 * chunk : nullptr);
+                     local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
     }
 #if TC_WGMMA
     fence_stores_for_wgmma();
@@ -1806,26 +1802,13 @@ __device__ __forceinline__ void tc_tape_load_heads(const uint32_t* __restrict__ 
     to_frags<8, true>(g, ga);
 }
 
-// What deform_bwd_chain_tc's item reads first of the tape, copied into the warp's NEXT_WORDS of shared
-// memory one item ahead (cp.async, one commit group; at the item's start they came from DRAM while every
-// warp waited: a fifth of the kernel's stall samples at a1a2e18): d_h2 (TAPE_G's bf16 pairs), the scalars
-// (TAPE_KEEP) and x̂2, at NEXT_DH2, NEXT_KEEP, NEXT_XH2.
-constexpr int NEXT_DH2 = 0, NEXT_KEEP = NEXT_DH2 + 512, NEXT_XH2 = NEXT_KEEP + 256, NEXT_WORDS = NEXT_XH2 + 512;
-__device__ __forceinline__ void tc_tape_prefetch_chain(const uint32_t* __restrict__ tape, uint32_t* next) {
+// deform_bwd_chain_tc's part: z by cp.async into its 16 rows of z_stage (stage_tile_bf16's layout)
+// (cp_async_wait_all), x̂1, x̂2 only prefetched to L2 (read with load_acc_f16 where they are used: no shared
+// memory for them), d_h2 (deform_bwd_heads_tc's, in TAPE_G) and the scalars into keep.
+__device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ tape, uint16_t* z_stage,
+                                                   float (&d_h2)[8][4], TcChain& keep) {
     const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) cp_async16(next + NEXT_DH2 + 4 * (i * 32 + lane), tape + TAPE_G + 4 * (i * 32 + lane));
-#pragma unroll
-    for (int i = 0; i < 2; ++i) cp_async16(next + NEXT_KEEP + 4 * (i * 32 + lane), tape + TAPE_KEEP + 4 * (i * 32 + lane));
-#pragma unroll
-    for (int i = 0; i < 4; ++i) cp_async16(next + NEXT_XH2 + 4 * (i * 32 + lane), tape + TAPE_XH + 512 + 4 * (i * 32 + lane));
-    cp_async_commit();
-}
-
-// The item's z by cp.async into the warp's 16 rows of z_stage (stage_tile_bf16's layout), one commit group:
-// issued one item ahead too, once the FFN's weight gradients have read the tile.
-__device__ __forceinline__ void tc_tape_prefetch_z(const uint32_t* __restrict__ tape, uint16_t* z_stage) {
-    const int lane = threadIdx.x & 31;
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * lane));  // 32 lines of 128 bytes
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
         const int chunk = i * 32 + lane, row = chunk / 16, c = chunk % 16;  // 16 chunks of 8 bf16 per row
@@ -1838,26 +1821,14 @@ __device__ __forceinline__ void tc_tape_prefetch_z(const uint32_t* __restrict__ 
         cp_async16(dst, tape + TAPE_Z + row * (FFN / 2) + 4 * c);
     }
     cp_async_commit();
-}
-
-// deform_bwd_chain_tc's part of the warp tile's tape record: waits for the copies issued one item ahead
-// (tc_tape_prefetch_chain's into `next`, tc_tape_prefetch_z's into the z tile), reads d_h2
-// (deform_bwd_heads_tc's, in TAPE_G) and the scalars into keep from next; x̂1 only prefetched to L2 (read
-// with load_acc_f16 where it is used).
-__device__ __forceinline__ void tc_tape_load_chain(const uint32_t* __restrict__ tape, const uint32_t* next, float (&d_h2)[8][4],
-                                                   TcChain& keep) {
-    const int lane = threadIdx.x & 31;
-    if (lane < 16) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(tape + TAPE_XH + 32 * lane));  // x̂1: 16 lines of 128 bytes
-    cp_async_wait_all();
-    __syncwarp();
 #pragma unroll
     for (int j = 0; j < 8; ++j) {  // bf16 pairs (deform_bwd_heads_tc's)
-        const uint2 w = reinterpret_cast<const uint2*>(next + NEXT_DH2)[j * 32 + lane];
+        const uint2 w = __ldcs(reinterpret_cast<const uint2*>(tape + TAPE_G) + j * 32 + lane);
         d_h2[j][0] = __uint_as_float(w.x << 16), d_h2[j][1] = __uint_as_float(w.x & 0xffff0000u);
         d_h2[j][2] = __uint_as_float(w.y << 16), d_h2[j][3] = __uint_as_float(w.y & 0xffff0000u);
     }
-    const uint4 k0 = reinterpret_cast<const uint4*>(next + NEXT_KEEP + lane * 8)[0];
-    const uint4 k1 = reinterpret_cast<const uint4*>(next + NEXT_KEEP + lane * 8)[1];
+    const uint4 k0 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8));
+    const uint4 k1 = __ldg(reinterpret_cast<const uint4*>(tape + TAPE_KEEP + lane * 8) + 1);
     keep.rstd1[0] = __uint_as_float(k0.x);
     keep.rstd1[1] = __uint_as_float(k0.y);
     keep.rstd2[0] = __uint_as_float(k0.z);
@@ -1891,7 +1862,7 @@ struct DeltaInputs {
 template <bool BWD>
 __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, const CGaussians& canon, const CGaussians& d_out) {
     DeltaInputs in;
-    const int w = head_out(h);
+    const int w = HEAD_OUT[h];
     const float* cs = h == 0 ? canon.means : h == 1 ? canon.scales : h == 2 ? canon.rotations : canon.opacities;
     const float* gs = h == 0 ? d_out.means : h == 1 ? d_out.scales : h == 2 ? d_out.rotations : d_out.opacities;
 #pragma unroll
@@ -1958,7 +1929,7 @@ deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
 // deform_bwd_heads_tc's warps' heads' ReLU decisions and its fp16 copies of the heads' weights (both
 // orientations of each product read them: head_weights_to_shared), or deform_bwd_chain_tc's warps' fp32
 // sums of the LayerNorm gradients, its attention tiles, its fp16 copies of the FFN's weights and its warps'
-// sums of d_f over an n-tile's frames, its mbarrier and its warps' copies of their next items' first tape words.
+// sums of d_f over an n-tile's frames.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, f
 constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att
@@ -1966,7 +1937,7 @@ constexpr int SB_X2 = SB_D2 + TC_TILE * TC_LDX * 2;     // layer input, 128 wide
 constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads][32 lanes] u64, TAPE_HID
 constexpr int SB_SUMS = SB_HID;                         // chain: [warp][dγ1, dβ1, dγ2, dβ2 [64] each]
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
-constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (v1_row, V1_HALF)
+constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
 constexpr int SB_C0 = SB_V1 + V1_ROWS * HID * 2;         // heads: their first layers' biases, fp32 [5·128]
 constexpr int SB_REUSE = SB_C0 + 5 * HID * 4;             // heads: TileReuse's mbarrier (8 bytes)
 constexpr int TC_BWD_HEADS_SMEM = SB_REUSE + 8;
@@ -1978,13 +1949,12 @@ constexpr int SB_W0 = SB_DS + TC_TILE * 8 * 2;          // chain: fp16 copies of
 constexpr int SB_W1 = SB_W0 + FFN * D * 2;              // and W1 [64][128] in two halves (weight_to_shared)
 constexpr int SB_DF = SB_W1 + D * FFN * 2;              // chain: [warp][32 values][32 lanes] fp32
 constexpr int SB_CHAIN_REUSE = SB_DF + TC_WARPS * 32 * 32 * 4;  // chain: TileReuse's mbarrier (8 bytes)
-constexpr int SB_NEXT = SB_CHAIN_REUSE + 16;                     // chain: [warp][NEXT_WORDS] (tc_tape_prefetch_chain)
-constexpr int TC_BWD_CHAIN_SMEM = SB_NEXT + TC_WARPS * NEXT_WORDS * 4;
+constexpr int TC_BWD_CHAIN_SMEM = SB_CHAIN_REUSE + 8;
 static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 229392 && SB_NEXT % 16 == 0,
+static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 188424,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2022,8 +1992,8 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* c0h, const uint1
 template <int NTH>
 __device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint16_t* v1, int h,
                                             const uint32_t (&hid)[8][4], float (&out)[NTH][4]) {
-    acc_init<NTH>(out, params + P_HEAD1B + head_off(h), head_out(h));
-    mma_by_rows<NTH, 8>(out, hid, v1 + v1_row(h) * 64, V1_HALF);
+    acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
+    mma_by_rows<NTH, 8>(out, hid, v1 + V1_ROW[h] * 64, V1_HALF);
 }
 
 // deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
@@ -2363,7 +2333,7 @@ __device__ __forceinline__ void deltas_bwd(int h, float (&out)[1][4], const Delt
         for (int e = 0; e < 2; ++e) {
             const int c = acc_col(0, e);
             float d = 0.0f;
-            if (valid && c < head_out(h)) {
+            if (valid && c < HEAD_OUT[h]) {
                 const float delta = out[0][2 * r + e];
                 if (h == 0) {
                     d = in.grad[r][e];  // dc_means: deform_pass_through_bwd
@@ -2532,18 +2502,18 @@ __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float
         dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
         v0.add(acc);
     }
-    float* w1 = part + P_HEAD1W + head_off(h) * HID;
-    float* b1 = part + P_HEAD1B + head_off(h);
+    float* w1 = part + P_HEAD1W + HEAD_OFF[h] * HID;
+    float* b1 = part + P_HEAD1B + HEAD_OFF[h];
     if (h == 4) {
-        const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, head_out(4), 64 * wg);
+        const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
         dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
         v1.add(acc);
     } else {
-        const DwCols v1t(w1, HID, 64 * wg, head_out(h));
+        const DwCols v1t(w1, HID, 64 * wg, HEAD_OUT[h]);
         float acc1[1][4];
         dw_wgmma<1>(acc1, tiles.x2 + 8 * wg * 64, X2_CHUNKS, tiles.d2, D2_CHUNKS);
         v1t.add(acc1);
-        bias_from_sums(tiles.sums, b1, head_out(h));
+        bias_from_sums(tiles.sums, b1, HEAD_OUT[h]);
     }
 }
 
@@ -2597,7 +2567,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
                                             const CGaussians& canon, const CGaussians& d_out, float* d_pair,
                                             float (&d_g)[8][4], const TcTiles& tiles, float* part, TileReuse& reuse) {
     const uint16_t* v0h = v0 + h * HID * D;
-    const uint16_t* v1h = v1 + v1_row(h) * 64;
+    const uint16_t* v1h = v1 + V1_ROW[h] * 64;
     float hid[16][4], out[NTH][4];
     const uint2 pos = hid_on[32 * h + (threadIdx.x & 31)];
     const uint64_t hid_pos = pos.x | (uint64_t)pos.y << 32;
@@ -2644,8 +2614,8 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 #else
     __syncthreads();
     block_dw<8, D, 9>({tiles.d1, TC_LDW, tiles.x1, TC_LDX, part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, HID});
-    const DwLayer<HID> out_layer = {tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + head_off(h) * HID,
-                                    part + P_HEAD1B + head_off(h), head_out(h)};
+    const DwLayer<HID> out_layer = {tiles.d2, TC_LDX, tiles.x2, TC_LDW, part + P_HEAD1W + HEAD_OFF[h] * HID,
+                                    part + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]};
     if constexpr (NTH == 1) block_dw_narrow<HID>(out_layer);
     else block_dw<(8 * NTH + 15) / 16, HID, 9>(out_layer);
 #endif
@@ -2718,11 +2688,6 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
         if (n_first < N)
             prefetch_deltas_inputs(canon, d_out, (long long)(item % B) * N + n_first, n_first, min(16, N - n_first));
         uint32_t* record = tape + tape_record(item, warp);
-        if (item + gridDim.x < items) {  // the next item's g and ReLU decisions asked of L2 (from DRAM at its start)
-            const uint32_t* next = tape + tape_record(item + gridDim.x, warp);
-            asm volatile("prefetch.global.L2 [%0];\n" ::"l"(next + TAPE_G + 32 * lane));
-            if (lane < 10) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(next + TAPE_HID + 32 * lane));
-        }
         uint32_t ga[4][4], g_pos;
         tc_tape_load_heads(record, hid_on, tiles.x1, ga, g_pos, reuse);
         cp_async_wait_all();  // the heads' decisions
@@ -2745,7 +2710,7 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 229 392 bytes (dynamic). The tiles' reuse: after the FFN's weight gradients and after the attention's,
+// 188 424 bytes (dynamic). The tiles' reuse: after the FFN's weight gradients and after the attention's,
 // by TileReuse (see the waits), where block barriers were.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
@@ -2783,18 +2748,9 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
     // of B frames' atomics to the same addresses at about the same time.
     float* df_sum = reinterpret_cast<float*>(smem + SB_DF) + warp * 32 * 32 + (threadIdx.x & 31);
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
-    auto item_of = [&](int k) -> int {  // block g's k-th item, or -1 past its last (signed throughout)
-        const int n_tile = (int)blockIdx.x + k / B * (int)gridDim.x;
-        return n_tile < n_tiles ? n_tile * B + k % B : -1;
-    };
-    uint32_t* next = reinterpret_cast<uint32_t*>(smem + SB_NEXT) + warp * NEXT_WORDS;
-    if (item_of(0) >= 0) {
-        tc_tape_prefetch_chain(tape + tape_record(item_of(0), warp), next);
-        tc_tape_prefetch_z(tape + tape_record(item_of(0), warp), tiles.z);
-    }
 #pragma unroll 1
-    for (int k = 0; item_of(k) >= 0; ++k) {
-        const int b = k % B, item = item_of(k);
+    for (int k = 0; blockIdx.x + k / B * gridDim.x < n_tiles; ++k) {
+        const int b = k % B, item = (blockIdx.x + k / B * gridDim.x) * B + b;
         const TcRows rows = tc_rows((item / B) * TC_TILE + warp * 16, b, N);
         const uint32_t* tok_b = tok + (long long)b * TOK_FRAME;
         float* part_tok = part + PART_TAIL + (long long)b * DTOK_FRAME;
@@ -2802,19 +2758,18 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         const uint32_t* xh = record + TAPE_XH;
         TcChain keep;
         float d_g[8][4];
-        tc_tape_load_chain(record, next, d_g, keep);
+        tc_tape_load_chain(record, tiles.z, d_g, keep);
         prefetch_partials(part + P_FFN0W, P_LN2G - P_FFN0W);  // the FFN's partials (both layers, weights and biases)
-        // LayerNorm 2: d_h2 in d_g, γ2/β2 sums, d_x2. The tape's z has arrived (each lane waited for its
-        // own copies in tc_tape_load_chain; z is read after a barrier); x̂2 from next.
+        // LayerNorm 2: d_h2 in d_g, γ2/β2 sums, d_x2. The tape's z has arrived (each lane waits for its own
+        // copies; z is read after a barrier); x̂2 comes from L2.
+        cp_async_wait_all();
         float xs[8][4], t[8][4];
-        load_acc_f16<true>(next + NEXT_XH2, xs);
-        __syncwarp();  // every lane's reads of next are done: the next item's copy overwrites it
-        if (item_of(k + 1) >= 0) tc_tape_prefetch_chain(tape + tape_record(item_of(k + 1), warp), next);
+        load_acc_f16(xh + 512, xs);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
-        reuse.wait_free();  // the last item's LayerNorm sums and attention tiles are read
+        reuse.wait_free();  // the last item's LayerNorm sums and attention tiles are read (z: before its barrier)
         store_column_sums(t, warp_sums + 2 * D, d_g, warp_sums + 3 * D);
         ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
@@ -2867,8 +2822,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
         store_column_sums(t, warp_sums, d_g, warp_sums + D);
         ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
         apply_kept(d_g, keep.kept1, dr, t);
-        reuse.wait_free();  // the FFN's weight gradients are read: d2 and z are free
-        if (item_of(k + 1) >= 0) tc_tape_prefetch_z(tape + tape_record(item_of(k + 1), warp), tiles.z);
+        reuse.wait_free();  // the FFN's weight gradients are read
         stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);
         // Attention: the forward's weights from the tape, the scores' gradients, and the query's share of d_f.
         float p[1][4], ds[1][4];
