@@ -1894,7 +1894,7 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // The forward kernels' warps take warp tiles independently (no block-wide step but the weights' copy; on
 // Hopper the warps of a warpgroup run their products together, each warp on its own rows).
 // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item = n_tile·B + b.
-// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (52 bytes of spills on sm_90a), more
+// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (100 bytes of spills on sm_90a), more
 // warps per SM than the backward's 8 to hide its latencies: 0.301 ms against 0.321 at 8 warps of 255
 // registers (H100, …-deform-ab-stop29-b.log; before its products were wgmma, at 8 warps it took 0.597 ms,
 // at 12 0.445, at 16 with spills 0.474; B = 8, H200).
