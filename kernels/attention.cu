@@ -2957,13 +2957,14 @@ __device__ __forceinline__ float projected_token(const float* __restrict__ param
 }
 
 // deform_project_tokens: each frame's projected tokens as the forward's and the backward's mma fragments
-// (TOK_* above), and KC. One block per frame, one thread per word (two values, each a dot product of 32).
+// (TOK_* above), and KC. Grid (B, ⌈TOK_FRAME / REDUCE_THREADS⌉): blockIdx.x the frame, one thread per
+// word (two values, each a dot product of 32; with a block per frame, 6 words a thread took 22 µs at B = 8).
 //   params, kv [2,B,4,64] → tok [B][TOK_FRAME] (words)
 // Bytes 4·B·(512 + TOK_FRAME) (the weights from cache). FLOP 2·B·2·TOK_FRAME·32.
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
 deform_project_tokens(const float* __restrict__ params, const float* __restrict__ kv, int B, uint32_t* __restrict__ tok) {
     const int b = blockIdx.x;
-    for (int e = threadIdx.x; e < TOK_FRAME; e += REDUCE_THREADS) {
+    for (int e = blockIdx.y * REDUCE_THREADS + threadIdx.x; e < TOK_FRAME; e += gridDim.y * REDUCE_THREADS) {
         uint32_t word;
         if (e >= TOK_KC) {  // KC[ht] = bq_h·k_t,h / √32
             const int ht = e - TOK_KC, h = ht / 4, t = ht % 4;

@@ -327,7 +327,7 @@ impl DeformChain {
                 // Each frame's tokens through the query and the out-projection: the chain's attention, in
                 // both directions (deform_bwd reads them too).
                 let project = LaunchCfg {
-                    grid: (b as u32, 1, 1),
+                    grid: (b as u32, TOK_FRAME.div_ceil(REDUCE_THREADS as usize) as u32, 1),
                     block: (REDUCE_THREADS, 1, 1),
                     shared_bytes: 0,
                     cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 2 * 32 * (b * TOK_FRAME) as u64 },
