@@ -1036,9 +1036,9 @@ __device__ __forceinline__ void store_column_sums(float (&v)[32], float* sa, flo
     for (int i = 0; i < 4; ++i) dst[acc_col(2 * (g & 3) + i / 2, i & 1)] = v[i];
 }
 
-// LayerNorm over the 64 columns of each row, in place: x → x̂; y = γ⊙x̂ + β; rstd per row (r = 0: row g).
-__device__ __forceinline__ void ln_acc(float (&x)[8][4], const float* __restrict__ gamma, const float* __restrict__ beta,
-                                       float (&y)[8][4], float (&rstd)[2]) {
+// LayerNorm over the 64 columns of each row, in place: x → x̂; y = γ⊙x̂ + β (γ, β in shared memory); rstd per
+// row (r = 0: row g).
+__device__ __forceinline__ void ln_acc(float (&x)[8][4], const float* gamma, const float* beta, float (&y)[8][4], float (&rstd)[2]) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         float s = 0.0f;
@@ -1064,7 +1064,7 @@ __device__ __forceinline__ void ln_acc(float (&x)[8][4], const float* __restrict
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int c = acc_col(j, e);
-            y[j][e] = __ldg(gamma + c) * x[j][e] + __ldg(beta + c);
+            y[j][e] = gamma[c] * x[j][e] + beta[c];
         }
 }
 
@@ -1170,9 +1170,10 @@ __device__ __forceinline__ void apply_kept(const float (&d)[8][4], uint32_t kept
 // (TOK_*): scores x·KT + KC, their softmax p over each head's 4 tokens, and att = bo + p·UTᵀ (bo: the
 // out-projection's bias), each product split (hi·Thi + lo·Thi + hi·Tlo: 2^-20 of it left out, as
 // split_by_rows'). p is in the mma C layout: rows g, g + 8, (h, t) columns 2t', 2t' + 1 (t' = lane % 4,
-// so lanes t' = 2h, 2h + 1 hold head h), as the tape keeps it and tc_attention_bwd reads it.
-__device__ __forceinline__ void tc_attention(const float (&x)[8][4], const uint32_t* __restrict__ tok,
-                                             const float* __restrict__ bo, float (&p)[1][4], float (&att)[8][4]) {
+// so lanes t' = 2h, 2h + 1 hold head h), as the tape keeps it and tc_attention_bwd reads it. bo: in shared
+// memory.
+__device__ __forceinline__ void tc_attention(const float (&x)[8][4], const uint32_t* __restrict__ tok, const float* bo,
+                                             float (&p)[1][4], float (&att)[8][4]) {
     const int lane = threadIdx.x & 31;
     {
         uint32_t a_hi[4][4], a_lo[4][4];
@@ -1205,7 +1206,7 @@ __device__ __forceinline__ void tc_attention(const float (&x)[8][4], const uint3
     // A = p over k = ht (the k-step's upper half 0), B = UTᵀ's column tiles.
     const uint32_t a_hi[4] = {pack_f16(p[0][0], p[0][1]), pack_f16(p[0][2], p[0][3]), 0u, 0u};
     const uint32_t a_lo[4] = {pack_f16_part<true>(p[0][0], p[0][1]), pack_f16_part<true>(p[0][2], p[0][3]), 0u, 0u};
-    acc_init_full<8>(att, bo);
+    acc_init_full<8, true>(att, bo);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         const uint32_t b_hi[2] = {__ldg(tok + TOK_FUT + 32 * j + lane), 0u};
@@ -1394,8 +1395,16 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
 // halves apart.
 constexpr int FC_FFN0 = 0, FC_FFN0_LO = FC_FFN0 + FFN * D * 2, FC_FFN1 = FC_FFN0_LO + FFN * D * 2, FC_FFN1_LO = FC_FFN1 + D * FFN * 2;
 constexpr int FC_FFN1_HALF = D * 64;
-constexpr int TC_FWD_CHAIN_SMEM = FC_FFN1_LO + D * FFN * 2;
-static_assert(FC_FFN0_LO % 1024 == 0 && FC_FFN1 % 1024 == 0 && TC_FWD_CHAIN_SMEM == 65536,
+// Then the chain's vectors (fp32): bo, LayerNorm 1's γ and β, the FFN's biases, LayerNorm 2's γ and β (from
+// shared memory they take no slot of the global-memory queue; from L1 the LayerNorms' loads and the biases'
+// were 7 % of the kernel's stall samples).
+constexpr int FC_VEC = FC_FFN1_LO + D * FFN * 2;
+constexpr int FV_BO = 0, FV_LN1G = D, FV_LN1B = 2 * D, FV_FFN0B = 3 * D, FV_FFN1B = FV_FFN0B + FFN, FV_LN2G = FV_FFN1B + D;
+constexpr int FV_LN2B = FV_LN2G + D, FV_FLOATS = FV_LN2B + D;
+constexpr int TC_FWD_CHAIN_SMEM = FC_VEC + FV_FLOATS * 4;
+static_assert(P_LN1G == P_BO + D && P_LN1B == P_LN1G + D && P_LN2G == P_FFN1B + D && P_LN2B == P_LN2G + D,
+              "chain_weights_to_shared copies the vectors in three runs");
+static_assert(FC_FFN0_LO % 1024 == 0 && FC_FFN1 % 1024 == 0 && TC_FWD_CHAIN_SMEM == 67584,
               "the 128-byte swizzle's period; update DEF_FWD_CHAIN_TC_SMEM in src/cuda/attention.rs");
 __device__ __forceinline__ void chain_weights_to_shared(const float* __restrict__ params, unsigned char* smem) {
     auto at = [&](int offset) { return reinterpret_cast<uint16_t*>(smem + offset); };
@@ -1403,6 +1412,9 @@ __device__ __forceinline__ void chain_weights_to_shared(const float* __restrict_
     weight_to_shared<true>(at(FC_FFN0_LO), 0, params + P_FFN0W, FFN, D);
     weight_to_shared(at(FC_FFN1), FC_FFN1_HALF, params + P_FFN1W, D, FFN);
     weight_to_shared<true>(at(FC_FFN1_LO), FC_FFN1_HALF, params + P_FFN1W, D, FFN);
+    float* vec = reinterpret_cast<float*>(smem + FC_VEC);
+    for (int e = threadIdx.x; e < FV_FLOATS; e += blockDim.x)
+        vec[e] = __ldg(params + (e < FV_FFN0B ? P_BO + e : e < FV_FFN1B ? P_FFN0B + e - FV_FFN0B : P_FFN1B + e - FV_FFN1B));
 #if TC_WGMMA
     fence_stores_for_wgmma();
 #endif
@@ -1592,10 +1604,11 @@ __device__ __forceinline__ void split_by_rows(float (&acc)[NT][4], const float (
 // The chain from f to g = ReLU(h2) for the warp's rows of one frame (the attention through the frame's
 // projected tokens tok, the FFN split; smem: deform_fwd_chain_tc's weight copies), into the warp tile's
 // tape record, g included (TcChain's words in tc_tape_load_chain's order).
-__device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, const unsigned char* smem, const float* __restrict__ f,
+__device__ __forceinline__ void tc_chain_fwd(const unsigned char* smem, const float* __restrict__ f,
                                              const uint32_t* __restrict__ tok, const TcRows& rows, DropArgs dr,
                                              long long P, uint32_t* tape) {
     auto at = [&](int offset) { return reinterpret_cast<const uint16_t*>(smem + offset); };
+    const float* vec = reinterpret_cast<const float*>(smem + FC_VEC);
     // Each tape value is stored as soon as it exists (evict-first: the backward reads it once), so that
     // nothing stays live for the tape through the layers.
     const int lane = threadIdx.x & 31;
@@ -1604,13 +1617,13 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     load_features(f, rows, x);
     {
         float p[1][4];
-        tc_attention(x, tok, params + P_BO, p, y);
+        tc_attention(x, tok, vec + FV_BO, p, y);
         __stcs(reinterpret_cast<float4*>(tape + TAPE_P) + lane, make_float4(p[0][0], p[0][1], p[0][2], p[0][3]));
     }
     const uint32_t kept1 = lane_kept(rows, dr, 0);
     add_kept(x, y, kept1, dr);
     float h1[8][4], rstd[2];
-    ln_acc(x, params + P_LN1G, params + P_LN1B, h1, rstd);
+    ln_acc(x, vec + FV_LN1G, vec + FV_LN1B, h1, rstd);
     save_acc_f16_stream(tape + TAPE_XH, x);
     __stcs(keep + 0, __float_as_uint(rstd[0]));
     __stcs(keep + 1, __float_as_uint(rstd[1]));
@@ -1619,11 +1632,11 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
     // columns as soon as it exists (the same products in the same order as whole layers; fewer live
     // registers: the spills of this kernel's 168).
     uint64_t z_pos = 0;
-    acc_init_full<8>(y, params + P_FFN1B);
+    acc_init_full<8, true>(y, vec + FV_FFN1B);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         float z[8][4];
-        acc_init_full<8>(z, params + P_FFN0B + 64 * half);
+        acc_init_full<8, true>(z, vec + FV_FFN0B + 64 * half);
         split_by_rows<8>(z, h1, at(FC_FFN0) + 64 * half * 64, at(FC_FFN0_LO) + 64 * half * 64);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -1643,7 +1656,7 @@ __device__ __forceinline__ void tc_chain_fwd(const float* __restrict__ params, c
         for (int e = 0; e < 4; ++e) x[j][e] = h1[j][e];
     const uint32_t kept2 = lane_kept(rows, dr, P);
     add_kept(x, y, kept2, dr);
-    ln_acc(x, params + P_LN2G, params + P_LN2B, h1, rstd);
+    ln_acc(x, vec + FV_LN2G, vec + FV_LN2B, h1, rstd);
     save_acc_f16_stream(tape + TAPE_XH + 512, x);
     __stcs(keep + 2, __float_as_uint(rstd[0]));
     __stcs(keep + 3, __float_as_uint(rstd[1]));
@@ -1884,7 +1897,7 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // 128-Gaussian tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows
 // so that their tape records are finite, and write no outputs). Each block first copies its layers'
 // weights to shared memory as fp16 copies (weight_to_shared; from L1/L2 the fragment loads were half the
-// forward's stalls): the chain's FFN with its low parts (65 536 bytes), the heads' with their first
+// forward's stalls): the chain's FFN with its low parts and its vectors (67 584 bytes), the heads' with their first
 // layers' low parts and biases (195 072 bytes). One block per SM. Arguments as deform_fwd, without wt,
 // then the tape [⌈N/128⌉·B·8][TAPE_WORDS], and for the chain the frames' projected tokens
 // [B][TOK_FRAME] (deform_project_tokens). Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read back) + the
@@ -1898,12 +1911,12 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // warps per SM than the backward's 8 to hide its latencies: 0.301 ms against 0.321 at 8 warps of 255
 // registers (H100, …-deform-ab-stop29-b.log; before its products were wgmma, at 8 warps it took 0.597 ms,
 // at 12 0.445, at 16 with spills 0.474; B = 8, H200).
-// deform_fwd_chain_tc runs FWD_CHAIN_WARPS at 255 registers (132 bytes of spills on sm_90a, where its
-// products are wgmma since a695d9b: 0.325 → 0.315 ms, …-deform-ab-stop30-a.log; before, 84 bytes and
-// mma.sync): 0.326 ms against 0.359
-// at 12 warps of 168 registers with 324 bytes of spills (H100, …-deform-ab-stop27-e.log; with 560 bytes
-// of spills and the dropout's SplitMix64 per element, 12 warps had been 4 % faster than 8: 0.420 against
-// 0.439 ms). At 10 warps ptxas still allots 168 registers (3 warps on some of the SM's 4 schedulers).
+// deform_fwd_chain_tc runs FWD_CHAIN_WARPS at 255 registers (no spills on sm_90a, where its FFN's products
+// are wgmma since a695d9b: 0.325 → 0.315 ms, …-deform-ab-stop30-a.log): 0.326 ms against 0.359 at 12
+// warps of 168 registers with 324 bytes of spills (H100, …-deform-ab-stop27-e.log; with 560 bytes of
+// spills and the dropout's SplitMix64 per element, 12 warps had been 4 % faster than 8: 0.420 against
+// 0.439 ms). At 12 warps it would spill 668 bytes today. At 10 warps ptxas still allots 168 registers (3
+// warps on some of the SM's 4 schedulers).
 #define FWD_WARPS 12
 #define FWD_CHAIN_WARPS 8
 static_assert(FWD_WARPS % 4 == 0 && FWD_CHAIN_WARPS % 4 == 0, "the forward kernels' warpgroups");
@@ -1919,7 +1932,7 @@ deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     for (int tile = blockIdx.x * FWD_CHAIN_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
          tile += gridDim.x * FWD_CHAIN_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
-        tc_chain_fwd(params, smem, f, tok + (long long)b * TOK_FRAME, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P,
+        tc_chain_fwd(smem, f, tok + (long long)b * TOK_FRAME, tc_rows(n_tile * TC_TILE + w * 16, b, N), dr, P,
                      tape + tape_record(item, w));
     }
 }
