@@ -1372,10 +1372,25 @@ __device__ __forceinline__ void weight_to_shared(uint16_t* m, int half, const fl
     }
 }
 
-// Fills the heads' copies from params (block-wide; a barrier follows before their first use), and, unless
-// v0_lo is null, V0's low parts in V0's layout (the forward's split decisions: tc_head_hidden).
+// The heads' biases in shared memory (fp32, HEAD_BIASES floats): their first layers' c0 [5·128], then
+// their second layers' c1 in V1's rows (V1_ROW; 0 past HEAD_OUT), so that tc_head_out reads whole column
+// tiles of them. From shared memory they take no slot of the global-memory queue, which the backward's
+// reductions keep full; from L1 with a column test each, the first layers' were 21 % of
+// deform_fwd_heads_tc's executed instructions and 15 % of its stall samples.
+constexpr int HEAD_C1 = 5 * HID, HEAD_BIASES = HEAD_C1 + V1_ROWS;
+
+// Fills the heads' copies and biases from params (block-wide; a barrier follows before their first use),
+// and, unless v0_lo is null, V0's low parts in V0's layout (the forward's split decisions: tc_head_hidden).
 __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__ params, uint16_t* v0, uint16_t* v1,
-                                                       uint16_t* v0_lo = nullptr) {
+                                                       float* biases, uint16_t* v0_lo = nullptr) {
+    for (int e = threadIdx.x; e < HEAD_BIASES; e += blockDim.x) {
+        if (e < HEAD_C1) {
+            biases[e] = __ldg(params + P_HEAD0B + e);
+        } else {
+            const int row = e - HEAD_C1, h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
+            biases[e] = local < HEAD_OUT[h] ? __ldg(params + P_HEAD1B + HEAD_OFF[h] + local) : 0.0f;
+        }
+    }
     weight_to_shared(v0, 0, params + P_HEAD0W, 5 * HID, D);
     if (v0_lo) weight_to_shared<true>(v0_lo, 0, params + P_HEAD0W, 5 * HID, D);
     for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += blockDim.x) {
@@ -1896,17 +1911,17 @@ __device__ __forceinline__ DeltaInputs delta_inputs(int h, const TcRows& rows, c
 // 128-Gaussian tile) g, g + G, …, tile fastest; 8 warps of 16 Gaussians (warps past N run on clamped rows
 // so that their tape records are finite, and write no outputs). Each block first copies its layers'
 // weights to shared memory as fp16 copies (weight_to_shared; from L1/L2 the fragment loads were half the
-// forward's stalls): the chain's FFN with its low parts and its vectors (67 584 bytes), the heads' with their first
-// layers' low parts and biases (195 072 bytes). One block per SM. Arguments as deform_fwd, without wt,
-// then the tape [⌈N/128⌉·B·8][TAPE_WORDS], and for the chain the frames' projected tokens
-// [B][TOK_FRAME] (deform_project_tokens). Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) + 256·P (g read back) + the
-// tokens from L1/L2; FLOP 2·P·182 656 on the tensor cores (the attention through the tokens, the FFN and
-// the heads' first layers split: three products each) + the fp32 rest.
+// forward's stalls): the chain's FFN with its low parts and its vectors (67 584 bytes), the heads' with
+// their first layers' low parts and their biases (195 520 bytes). One block per SM. Arguments as
+// deform_fwd, without wt, then the tape [⌈N/128⌉·B·8][TAPE_WORDS], and for the chain the frames'
+// projected tokens [B][TOK_FRAME] (deform_project_tokens). Bytes 4·(N·(64 + 59) + P·59) + 944·P (tape) +
+// 256·P (g read back) + the tokens from L1/L2; FLOP 2·P·182 656 on the tensor cores (the attention
+// through the tokens, the FFN and the heads' first layers split: three products each) + the fp32 rest.
 
 // The forward kernels' warps take warp tiles independently (no block-wide step but the weights' copy; on
 // Hopper the warps of a warpgroup run their products together, each warp on its own rows).
 // Warp tile T = item·8 + w (w: the warp of a 128-Gaussian item in the backward), item = n_tile·B + b.
-// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (100 bytes of spills on sm_90a), more
+// deform_fwd_heads_tc runs FWD_WARPS per block at 168 registers (no spills on sm_90a), more
 // warps per SM than the backward's 8 to hide its latencies: 0.301 ms against 0.321 at 8 warps of 255
 // registers (H100, …-deform-ab-stop29-b.log; before its products were wgmma, at 8 warps it took 0.597 ms,
 // at 12 0.445, at 16 with spills 0.474; B = 8, H200).
@@ -1950,8 +1965,8 @@ constexpr int SB_HID = SB_X2 + TC_TILE * TC_LDW * 2;    // heads: [warp][5 heads
 constexpr int SB_SUMS = SB_HID;                         // chain: [warp][dγ1, dβ1, dγ2, dβ2 [64] each]
 constexpr int SB_V0 = SB_HID + TC_WARPS * 5 * 32 * 8;   // heads: V0 of the 5 heads, fp16 [5·128][64]
 constexpr int SB_V1 = SB_V0 + 5 * HID * D * 2;          // heads: V1, fp16 [2][V1_ROWS][64] (V1_ROW, V1_HALF)
-constexpr int SB_C0 = SB_V1 + V1_ROWS * HID * 2;         // heads: their first layers' biases, fp32 [5·128]
-constexpr int SB_REUSE = SB_C0 + 5 * HID * 4;             // heads: TileReuse's mbarrier (8 bytes)
+constexpr int SB_BIASES = SB_V1 + V1_ROWS * HID * 2;     // heads: their biases, fp32 [HEAD_BIASES]
+constexpr int SB_REUSE = SB_BIASES + HEAD_BIASES * 4;     // heads: TileReuse's mbarrier (8 bytes)
 constexpr int TC_BWD_HEADS_SMEM = SB_REUSE + 8;
 static_assert(SB_V0 % 1024 == 0 && SB_V1 % 1024 == 0 && V1_HALF * 2 % 1024 == 0,
               "the heads' weight copies start on the 128-byte swizzle's 1024-byte period");
@@ -1967,7 +1982,7 @@ static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS *
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 229896 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 189200 && P_LN1B == P_LN1G + D,
+static_assert(TC_BWD_HEADS_SMEM == 230344 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 189200 && P_LN1B == P_LN1G + D,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2000,19 +2015,19 @@ __device__ __forceinline__ uint64_t tc_head_hidden(const float* c0h, const uint1
             if (y[j][e] > 0.0f) on |= 1ull << (4 * j + e);
     return on;
 }
-// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units' fragments; v1: the
-// copy of V1 (head_weights_to_shared).
+// F_d head h's output out = hid·V1ᵀ + c1 (NTH column tiles) from its hidden units' fragments; v1, biases:
+// the copy of V1 and the heads' biases (head_weights_to_shared).
 template <int NTH>
-__device__ __forceinline__ void tc_head_out(const float* __restrict__ params, const uint16_t* v1, int h,
-                                            const uint32_t (&hid)[8][4], float (&out)[NTH][4]) {
-    acc_init<NTH>(out, params + P_HEAD1B + HEAD_OFF[h], HEAD_OUT[h]);
+__device__ __forceinline__ void tc_head_out(const float* biases, const uint16_t* v1, int h, const uint32_t (&hid)[8][4],
+                                            float (&out)[NTH][4]) {
+    acc_init_full<NTH, true>(out, biases + HEAD_C1 + V1_ROW[h]);
     mma_by_rows<NTH, 8>(out, hid, v1 + V1_ROW[h] * 64, V1_HALF);
 }
 
 // deform_fwd_heads_tc's work on one warp tile: the heads and the deltas of rows `rows` from g on
 // the tile's tape record (v0, v0_lo, v1: the weight copies), the heads' ReLU decisions onto it.
 __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ params, const uint16_t* v0, const uint16_t* v0_lo,
-                                                      const uint16_t* v1, const float* c0, const TcRows& rows,
+                                                      const uint16_t* v1, const float* biases, const TcRows& rows,
                                                       const CGaussians& canon, const Gaussians& out_g, uint32_t* record) {
     uint32_t g_hi[4][4], g_lo[4][4];
     {
@@ -2027,8 +2042,8 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
     for (int h = 0; h < 4; ++h) {
         float out[1][4];
         const DeltaInputs in = delta_inputs<false>(h, rows, canon, CGaussians{});  // no upstream gradients
-        const uint64_t pos = tc_head_hidden(c0 + h * HID, v0 + h * HID * D, v0_lo + h * HID * D, g_hi, g_lo, hid);
-        tc_head_out<1>(params, v1, h, hid, out);
+        const uint64_t pos = tc_head_hidden(biases + h * HID, v0 + h * HID * D, v0_lo + h * HID * D, g_hi, g_lo, hid);
+        tc_head_out<1>(biases, v1, h, hid, out);
         __stcs(hid_pos + 32 * h, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
@@ -2055,8 +2070,8 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
         }
     }
     float out[6][4];
-    const uint64_t pos = tc_head_hidden(c0 + 4 * HID, v0 + 4 * HID * D, v0_lo + 4 * HID * D, g_hi, g_lo, hid);
-    tc_head_out<6>(params, v1, 4, hid, out);
+    const uint64_t pos = tc_head_hidden(biases + 4 * HID, v0 + 4 * HID * D, v0_lo + 4 * HID * D, g_hi, g_lo, hid);
+    tc_head_out<6>(biases, v1, 4, hid, out);
     __stcs(hid_pos + 32 * 4, make_uint2((uint32_t)pos, (uint32_t)(pos >> 32)));
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -2072,11 +2087,11 @@ __device__ __forceinline__ void deform_fwd_heads_tile(const float* __restrict__ 
 }
 
 // deform_fwd_heads_tc's shared memory (bytes): the heads' weights as deform_bwd_heads_tc's fp16 copies
-// (SB_V0, SB_V1 there), V0's low parts in V0's layout, and the first layers' biases (fp32, as SB_C0).
+// (SB_V0, SB_V1 there), V0's low parts in V0's layout, and the heads' biases (HEAD_BIASES, as SB_BIASES).
 constexpr int FH_V0 = 0, FH_V1 = FH_V0 + 5 * HID * D * 2, FH_V0_LO = FH_V1 + V1_ROWS * HID * 2;
-constexpr int FH_C0 = FH_V0_LO + 5 * HID * D * 2;
-constexpr int TC_FWD_HEADS_SMEM = FH_C0 + 5 * HID * 4;
-static_assert(FH_V1 % 1024 == 0 && FH_V0_LO % 1024 == 0 && TC_FWD_HEADS_SMEM == 195072,
+constexpr int FH_BIASES = FH_V0_LO + 5 * HID * D * 2;
+constexpr int TC_FWD_HEADS_SMEM = FH_BIASES + HEAD_BIASES * 4;
+static_assert(FH_V1 % 1024 == 0 && FH_V0_LO % 1024 == 0 && TC_FWD_HEADS_SMEM == 195520,
               "the 128-byte swizzle's period; update DEF_FWD_HEADS_TC_SMEM in src/cuda/attention.rs");
 extern "C" __global__ void __launch_bounds__(FWD_WARPS * 32, 1)
 deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape) {
@@ -2084,9 +2099,8 @@ deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + FH_V0);
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + FH_V1);
     uint16_t* v0_lo = reinterpret_cast<uint16_t*>(smem + FH_V0_LO);
-    float* c0 = reinterpret_cast<float*>(smem + FH_C0);
-    head_weights_to_shared(params, v0, v1, v0_lo);
-    for (int e = threadIdx.x; e < 5 * HID; e += blockDim.x) c0[e] = __ldg(params + P_HEAD0B + e);
+    float* biases = reinterpret_cast<float*>(smem + FH_BIASES);
+    head_weights_to_shared(params, v0, v1, biases, v0_lo);
     __syncthreads();
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
     // Warps 4k … 4k + 3 (a warpgroup) take 4 consecutive warp tiles, and the count of warp tiles is a
@@ -2095,7 +2109,7 @@ deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     for (int tile = blockIdx.x * FWD_WARPS + (threadIdx.x >> 5); tile < n_tiles * B * TC_WARPS;
          tile += gridDim.x * FWD_WARPS) {
         const int item = tile / TC_WARPS, w = tile % TC_WARPS, n_tile = item / B, b = item % B;
-        deform_fwd_heads_tile(params, v0, v0_lo, v1, c0, tc_rows(n_tile * TC_TILE + w * 16, b, N),
+        deform_fwd_heads_tile(params, v0, v0_lo, v1, biases, tc_rows(n_tile * TC_TILE + w * 16, b, N),
                               CGaussians{c_means, c_log_scales, c_rotations, c_opacities, c_sh},
                               Gaussians{o_means, o_scales, o_rotations, o_opacities, o_sh},
                               tape + tape_record(item, w));
@@ -2570,12 +2584,12 @@ __device__ __forceinline__ void attention_dw_wgmma(const TcTiles& tiles, const u
 // and backward for the warp's rows (g staged in tiles.x1, its fp16 A fragments in ga): d_g += its input
 // gradient; then, block-wide, its weight gradients into the partial slice `part` (reuse: the tiles' mbarrier,
 // waited on before head h > 0 stages its tiles, arrived on after its weight gradients). Every product of the
-// head but the weight gradients' reads the fp16 copies v0, v1 (head_weights_to_shared), and c0 the first
-// layers' biases in shared memory; its d_x products take the gradients as fp16 with a scale per row
+// head but the weight gradients' reads the fp16 copies v0, v1 and the biases (head_weights_to_shared)
+// in shared memory; its d_x products take the gradients as fp16 with a scale per row
 // (to_frags_row_scaled).
 template <int NTH>
 __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, const uint16_t* v0, const uint16_t* v1,
-                                            const float* c0, int h,
+                                            const float* biases, int h,
                                             const uint32_t (&ga)[4][4], const uint2* hid_on, const TcRows& rows,
                                             const CGaussians& canon, const CGaussians& d_out, float* d_pair,
                                             float (&d_g)[8][4], const TcTiles& tiles, float* part, TileReuse& reuse) {
@@ -2587,12 +2601,12 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
     DeltaInputs in;
     if constexpr (NTH == 1) in = delta_inputs<true>(h, rows, canon, d_out);
     // The forward again, with deform_fwd_heads_tc's products in its order (so its values).
-    acc_init_full<16, true>(hid, c0 + h * HID);
+    acc_init_full<16, true>(hid, biases + h * HID);
     mma_by_rows<16, 4>(hid, ga, v0h, 0);
     {  // the hidden units: ReLU in the conversions
         uint32_t a[8][4];
         to_frags<16, true, false, true>(hid, a);
-        tc_head_out<NTH>(params, v1, h, a, out);
+        tc_head_out<NTH>(biases, v1, h, a, out);
     }
     if (h > 0) reuse.wait_free();  // head 0's tiles: the item's wait (deform_bwd_heads_tc)
     stage_tile_bf16<16, true>(tiles.x2, TC_LDW, X2_CHUNKS, hid);
@@ -2663,7 +2677,7 @@ __device__ __forceinline__ void stage_ones(uint16_t* tile, int ld, int chunks, i
 
 // deform_bwd_heads_tc: the heads' part; d_h2 (dL/dh2 = d_g through g's ReLU) into the tape's TAPE_G as bf16
 // (the chain's backward rounds its products' operands to bf16 in any case).
-// Shared: TC_BWD_HEADS_SMEM = 229 896 bytes (dynamic).
+// Shared: TC_BWD_HEADS_SMEM = 230 344 bytes (dynamic).
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
@@ -2685,11 +2699,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
 #endif
     uint16_t* v0 = reinterpret_cast<uint16_t*>(smem + SB_V0);
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + SB_V1);
-    head_weights_to_shared(params, v0, v1);
-    // The first layers' biases, read by every head's recompute: from shared memory they take no slot of the
-    // global-memory queue, which the slices' reductions keep full.
-    float* c0 = reinterpret_cast<float*>(smem + SB_C0);
-    for (int e = threadIdx.x; e < 5 * HID; e += TC_THREADS) c0[e] = __ldg(params + P_HEAD0B + e);
+    float* biases = reinterpret_cast<float*>(smem + SB_BIASES);
+    head_weights_to_shared(params, v0, v1, biases);
     TileReuse reuse(smem + SB_REUSE);
     if (threadIdx.x == 0) reuse.init();
     __syncthreads();
@@ -2709,8 +2720,8 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
         acc_init<8>(d_g, nullptr, 0);
 #pragma unroll 1
         for (int h = 0; h < 4; ++h)
-            tc_head_bwd<1>(params, v0, v1, c0, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, reuse);
-        tc_head_bwd<6>(params, v0, v1, c0, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, reuse);
+            tc_head_bwd<1>(params, v0, v1, biases, h, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, reuse);
+        tc_head_bwd<6>(params, v0, v1, biases, 4, ga, hid_on, rows, canon, d_out, d_pair, d_g, tiles, part, reuse);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             float v[4];

@@ -21,12 +21,12 @@ const DEF_BWD_SMEM: u32 = 156_928;
 /// (TC_BWD_HEADS_SMEM, TC_BWD_CHAIN_SMEM).
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
-const DEF_BWD_HEADS_TC_SMEM: u32 = 229_896;
+const DEF_BWD_HEADS_TC_SMEM: u32 = 230_344;
 const DEF_BWD_CHAIN_TC_SMEM: u32 = 189_200;
 /// The forward's two kernels' dynamic shared memory: fp16 copies of their weights with the split layers' low
 /// parts (TC_FWD_CHAIN_SMEM, TC_FWD_HEADS_SMEM).
 const DEF_FWD_CHAIN_TC_SMEM: u32 = 67_584;
-const DEF_FWD_HEADS_TC_SMEM: u32 = 195_072;
+const DEF_FWD_HEADS_TC_SMEM: u32 = 195_520;
 /// deform_fwd_chain_tc's tape record per warp tile of 16 Gaussians of one frame (u32 words; TAPE_WORDS), and
 /// the bytes it holds per pair.
 const TAPE_WORDS: usize = 3776;
