@@ -836,7 +836,7 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
 // its stalls; the split took the backward from 3.31 to 2.16 ms, H200). The forward's kernels need no
 // block-wide step (FWD_WARPS, FWD_CHAIN_WARPS below), the backward's run 8 warps (heads 255 registers,
-// chain 231).
+// chain 229).
 // measured: H200, N = 50 000, B = 8 (profiler, 9d35270): deform_fwd_chain_tc 0.42 ms, deform_fwd_heads_tc
 // 0.45 ms, deform_bwd_heads_tc 1.24 ms, deform_bwd_chain_tc 0.89 ms; step 3.21 ms, against 4.81 ms in the
 // same session for one kernel per direction (c510ca4: forward 1.06 ms, backward 3.53 ms). The forward
