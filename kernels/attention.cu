@@ -1068,8 +1068,9 @@ __device__ __forceinline__ void ln_acc(float (&x)[8][4], const float* gamma, con
         }
 }
 
-// LayerNorm's backward in place: d ← rstd·(γ⊙d − mean(γ⊙d) − x̂·mean(γ⊙d⊙x̂)) per row (γ in shared memory).
-__device__ __forceinline__ void ln_acc_vjp(float (&d)[8][4], const float (&xh)[8][4], const float (&rstd)[2], const float* gamma) {
+// LayerNorm's backward in place: d ← rstd·(γ⊙d − mean(γ⊙d) − x̂·mean(γ⊙d⊙x̂)) per row.
+__device__ __forceinline__ void ln_acc_vjp(float (&d)[8][4], const float (&xh)[8][4], const float (&rstd)[2],
+                                           const float* __restrict__ gamma) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         float m1 = 0.0f, m2 = 0.0f;
@@ -1077,7 +1078,7 @@ __device__ __forceinline__ void ln_acc_vjp(float (&d)[8][4], const float (&xh)[8
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 2 * r; e < 2 * r + 2; ++e) {
-                d[j][e] *= gamma[acc_col(j, e)];
+                d[j][e] *= __ldg(gamma + acc_col(j, e));
                 m1 += d[j][e];
                 m2 += d[j][e] * xh[j][e];
             }
@@ -1955,8 +1956,8 @@ deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
 // 144 and 272 bytes, odd multiples of 16, keep ldmatrix and the staging stores conflict-free), then
 // deform_bwd_heads_tc's warps' heads' ReLU decisions and its fp16 copies of the heads' weights (both
 // orientations of each product read them: head_weights_to_shared), or deform_bwd_chain_tc's warps' fp32
-// sums of the LayerNorm gradients, its attention tiles, its fp16 copies of the FFN's weights, its warps'
-// sums of d_f over an n-tile's frames, its mbarrier and the LayerNorms' γ1, β1, γ2.
+// sums of the LayerNorm gradients, its attention tiles, its fp16 copies of the FFN's weights and its warps'
+// sums of d_f over an n-tile's frames.
 constexpr int SB_X1 = 0;                                // layer input, 64 wide: g, h1, f
 constexpr int SB_D1 = SB_X1 + TC_TILE * TC_LDX * 2;     // output gradient, 128 wide: d head hidden, d z
 constexpr int SB_D2 = SB_D1 + TC_TILE * TC_LDW * 2;     // output gradient, ≤ 64 wide: d out, d y, d att
@@ -1976,13 +1977,12 @@ constexpr int SB_W0 = SB_DS + TC_TILE * 8 * 2;          // chain: fp16 copies of
 constexpr int SB_W1 = SB_W0 + FFN * D * 2;              // and W1 [64][128] in two halves (weight_to_shared)
 constexpr int SB_DF = SB_W1 + D * FFN * 2;              // chain: [warp][32 values][32 lanes] fp32
 constexpr int SB_CHAIN_REUSE = SB_DF + TC_WARPS * 32 * 32 * 4;  // chain: TileReuse's mbarrier (8 bytes)
-constexpr int SB_LN = SB_CHAIN_REUSE + 16;                        // chain: γ1, β1, γ2 fp32 [64] each
-constexpr int TC_BWD_CHAIN_SMEM = SB_LN + 3 * D * 4;
+constexpr int TC_BWD_CHAIN_SMEM = SB_CHAIN_REUSE + 8;
 static_assert(TC_TILE * X1_CHUNKS * 16 <= SB_D1 - SB_X1 && TC_TILE * D1_CHUNKS * 16 <= SB_D2 - SB_D1 &&
                   D2_SUMS + TC_WARPS * 8 * 4 <= SB_X2 - SB_D2 && TC_TILE * X2_CHUNKS * 16 <= SB_HID - SB_X2 &&
                   P_SUMS + TC_WARPS * 8 * 4 <= SB_DS - SB_P && TC_TILE * DS_CHUNKS * 16 <= SB_W0 - SB_DS,
               "the backward's wgmma tiles (stage_tile_bf16) and column sums fit their regions");
-static_assert(TC_BWD_HEADS_SMEM == 230344 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 189200 && P_LN1B == P_LN1G + D,
+static_assert(TC_BWD_HEADS_SMEM == 230344 && SB_REUSE % 8 == 0 && TC_BWD_CHAIN_SMEM == 188424,
               "shared memory changed: update DEF_BWD_*_TC_SMEM in src/cuda/attention.rs");
 
 // F_d head h's hidden layer in the forward: its units ReLU(g·V0ᵀ + c0) on fp16 operands, as the fp16 A
@@ -2734,7 +2734,7 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
 }
 
 // deform_bwd_chain_tc: the chain's part, from deform_bwd_heads_tc's d_h2. Shared: TC_BWD_CHAIN_SMEM =
-// 189 200 bytes (dynamic). The tiles' reuse: after the FFN's weight gradients and after the attention's,
+// 188 424 bytes (dynamic). The tiles' reuse: after the FFN's weight gradients and after the attention's,
 // by TileReuse (see the waits), where block barriers were.
 extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
@@ -2763,10 +2763,6 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
 #if TC_WGMMA
     fence_stores_for_wgmma();
 #endif
-    // The LayerNorms' γ1, β1 (h1's recompute) and γ2: from shared memory they take no slot of the
-    // global-memory queue (as the forward's FC_VEC).
-    float* ln = reinterpret_cast<float*>(smem + SB_LN);
-    for (int e = threadIdx.x; e < 3 * D; e += TC_THREADS) ln[e] = __ldg(params + (e < 2 * D ? P_LN1G + e : P_LN2G + e - 2 * D));
     TileReuse reuse(smem + SB_CHAIN_REUSE);
     if (threadIdx.x == 0) reuse.init();
     __syncthreads();
@@ -2799,7 +2795,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
         reuse.wait_free();  // the last item's LayerNorm sums and attention tiles are read (z: before its barrier)
         store_column_sums(t, warp_sums + 2 * D, d_g, warp_sums + 3 * D);
-        ln_acc_vjp(d_g, xs, keep.rstd2, ln + 2 * D);  // d_g holds d_x2
+        ln_acc_vjp(d_g, xs, keep.rstd2, params + P_LN2G);  // d_g holds d_x2
         // FFN: d_y = drop ⊙ d_x2 (D2), d_z = ReLU' ⊙ d_y·W1 (D1), d_h1 = d_x2 + d_z·W0.
         apply_kept(d_g, keep.kept2, dr, t);
         {  // both on fp16 operands, the gradient rows scaled into fp16's range (to_frags_row_scaled); d y
@@ -2828,7 +2824,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int c = acc_col(j, e);
-                t[j][e] = ln[c] * xs[j][e] + ln[D + c];  // h1
+                t[j][e] = __ldg(params + P_LN1G + c) * xs[j][e] + __ldg(params + P_LN1B + c);  // h1
             }
         stage_tile_bf16<8>(tiles.x1, TC_LDX, X1_CHUNKS, t);
 #if TC_WGMMA
@@ -2848,7 +2844,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
 #pragma unroll
             for (int e = 0; e < 4; ++e) t[j][e] = d_g[j][e] * xs[j][e];
         store_column_sums(t, warp_sums, d_g, warp_sums + D);
-        ln_acc_vjp(d_g, xs, keep.rstd1, ln);
+        ln_acc_vjp(d_g, xs, keep.rstd1, params + P_LN1G);
         apply_kept(d_g, keep.kept1, dr, t);
         reuse.wait_free();  // the FFN's weight gradients are read
         stage_tile_bf16<8>(tiles.d2, TC_LDX, D2_CHUNKS, t);

@@ -22,7 +22,7 @@ const DEF_BWD_SMEM: u32 = 156_928;
 const TC_TILE: usize = 128;
 const TC_THREADS: u32 = 256;
 const DEF_BWD_HEADS_TC_SMEM: u32 = 230_344;
-const DEF_BWD_CHAIN_TC_SMEM: u32 = 189_200;
+const DEF_BWD_CHAIN_TC_SMEM: u32 = 188_424;
 /// The forward's two kernels' dynamic shared memory: fp16 copies of their weights with the split layers' low
 /// parts (TC_FWD_CHAIN_SMEM, TC_FWD_HEADS_SMEM).
 const DEF_FWD_CHAIN_TC_SMEM: u32 = 67_584;
