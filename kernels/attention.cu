@@ -2525,9 +2525,9 @@ __device__ __forceinline__ void bias_from_sums(const float* sums, float* b, int 
 // hidden units and the ones column, warpgroup wg from hidden unit 64wg (wg 0's ninth tile is wg 1's first:
 // not stored). Heads 0–3 (1 to 4 outputs): dV1ᵀ = hiddenᵀ·d out, warpgroup wg's 64 hidden units against
 // d out's first 8 columns, the bias from the warps' column sums of d out (tiles.sums).
-// Both products run before either's adds: the second's accumulators are then not registers that the
-// first's reductions still read (their wait was the long scoreboard's, 10 % of this kernel's stall
-// samples at 353aa00).
+// Both products run before either's adds (but head 4's, whose two [9][4] accumulators at once spilled 44
+// bytes): the second's accumulators are then not registers that the first's reductions still read (their
+// wait was the long scoreboard's, 10 % of deform_bwd_heads_tc's stall samples at 353aa00).
 __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float* part) {
     const int wg = threadIdx.x >> 7;
     const DwRows<8> v0(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, D, 64 * wg, HID, 0);
@@ -2536,12 +2536,11 @@ __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float
     float* w1 = part + P_HEAD1W + HEAD_OFF[h] * HID;
     float* b1 = part + P_HEAD1B + HEAD_OFF[h];
     if (h == 4) {
-        const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
-        float acc1[9][4];
-        dw_wgmma<9>(acc1, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
-        wgmma_tie(acc);
+        wgmma_wait(acc);
         v0.add(acc);
-        v1.add(acc1);
+        const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
+        dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
+        v1.add(acc);
     } else {
         const DwCols v1t(w1, HID, 64 * wg, HEAD_OUT[h]);
         float acc1[1][4];
