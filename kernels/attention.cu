@@ -1539,16 +1539,12 @@ __device__ __forceinline__ void wgmma_wait() {
 // The same for a product left running (WAIT false) while other work went on: acc is tied to the wait (an
 // empty asm that "writes" each element after it), so that no read of acc moves above it.
 template <int NT>
-__device__ __forceinline__ void wgmma_tie(float (&acc)[NT][4]) {
+__device__ __forceinline__ void wgmma_wait(float (&acc)[NT][4]) {
+    wgmma_wait();
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(acc[j][e])::"memory");
-}
-template <int NT>
-__device__ __forceinline__ void wgmma_wait(float (&acc)[NT][4]) {
-    wgmma_wait();
-    wgmma_tie(acc);
 }
 #endif
 
@@ -2406,7 +2402,7 @@ struct TcTiles {
 // one warpgroup's 64 rows of dW, A and B both read transposed from the staged tiles (stage_tile_bf16);
 // acc (9 or 1 column tiles) is then added to the partial slice. a, b: the warpgroup's first chunk of the
 // tiles' first 8 rows; a_chunks, b_chunks: the tiles' chunks per 8 rows (the K stride, 128 bytes each).
-template <int NT, bool WAIT = true>
+template <int NT>
 __device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a, int a_chunks, const uint16_t* b, int b_chunks) {
     const uint64_t desc_a = wgmma_desc(a, 128 * a_chunks, 128, false), desc_b = wgmma_desc(b, 128 * b_chunks, 128, false);
     wgmma_fence();
@@ -2414,7 +2410,7 @@ __device__ __forceinline__ void dw_wgmma(float (&acc)[NT][4], const uint16_t* a,
     for (int s = 0; s < TC_TILE / 16; ++s)  // k-step s: rows 16s … 16s + 15, two core-matrix rows
         wgmma_ss_bf16<NT>(acc, desc_advance(desc_a, 2 * 2 * s * a_chunks * 64), desc_advance(desc_b, 2 * 2 * s * b_chunks * 64),
                           s > 0);
-    if (WAIT) wgmma_wait();
+    wgmma_wait();
 }
 
 // The weight gradients' adds into the partial slice: reductions performed in L2 (red.global.add, fp32;
@@ -2525,19 +2521,17 @@ __device__ __forceinline__ void bias_from_sums(const float* sums, float* b, int 
 // hidden units and the ones column, warpgroup wg from hidden unit 64wg (wg 0's ninth tile is wg 1's first:
 // not stored). Heads 0–3 (1 to 4 outputs): dV1ᵀ = hiddenᵀ·d out, warpgroup wg's 64 hidden units against
 // d out's first 8 columns, the bias from the warps' column sums of d out (tiles.sums).
-// Both products run before either's adds (but head 4's, whose two [9][4] accumulators at once spilled 44
-// bytes): the second's accumulators are then not registers that the first's reductions still read (their
-// wait was the long scoreboard's, 10 % of deform_bwd_heads_tc's stall samples at 353aa00).
 __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float* part) {
     const int wg = threadIdx.x >> 7;
-    const DwRows<8> v0(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, D, 64 * wg, HID, 0);
     float acc[9][4];
-    dw_wgmma<9, false>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
+    {
+        const DwRows<8> v0(part + P_HEAD0W + h * HID * D, part + P_HEAD0B + h * HID, D, 64 * wg, HID, 0);
+        dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
+        v0.add(acc);
+    }
     float* w1 = part + P_HEAD1W + HEAD_OFF[h] * HID;
     float* b1 = part + P_HEAD1B + HEAD_OFF[h];
     if (h == 4) {
-        wgmma_wait(acc);
-        v0.add(acc);
         const DwRows<8> v1(w1, wg ? b1 : nullptr, HID, 0, HEAD_OUT[4], 64 * wg);
         dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.x2 + 8 * wg * 64, X2_CHUNKS);
         v1.add(acc);
@@ -2545,8 +2539,6 @@ __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float
         const DwCols v1t(w1, HID, 64 * wg, HEAD_OUT[h]);
         float acc1[1][4];
         dw_wgmma<1>(acc1, tiles.x2 + 8 * wg * 64, X2_CHUNKS, tiles.d2, D2_CHUNKS);
-        wgmma_tie(acc);
-        v0.add(acc);
         v1t.add(acc1);
         bias_from_sums(tiles.sums, b1, HEAD_OUT[h]);
     }
@@ -2557,14 +2549,15 @@ __device__ __forceinline__ void head_dw_wgmma(int h, const TcTiles& tiles, float
 // wg's 64 rows from 64wg).
 __device__ __forceinline__ void ffn_dw_wgmma(const TcTiles& tiles, float* part) {
     const int wg = threadIdx.x >> 7;
-    const DwRows<8> w1(part + P_FFN1W, wg ? part + P_FFN1B : nullptr, FFN, 0, D, 64 * wg);
+    float acc[9][4];
+    {
+        const DwRows<8> w1(part + P_FFN1W, wg ? part + P_FFN1B : nullptr, FFN, 0, D, 64 * wg);
+        dw_wgmma<9>(acc, tiles.d2, D2_CHUNKS, tiles.z + 8 * wg * 64, X2_CHUNKS);
+        w1.add(acc);
+    }
     const DwRows<8> w0(part + P_FFN0W, part + P_FFN0B, D, 64 * wg, FFN, 0);
-    float acc1[9][4], acc0[9][4];  // both products before the adds, as head_dw_wgmma's
-    dw_wgmma<9, false>(acc1, tiles.d2, D2_CHUNKS, tiles.z + 8 * wg * 64, X2_CHUNKS);
-    dw_wgmma<9>(acc0, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
-    wgmma_tie(acc1);
-    w1.add(acc1);
-    w0.add(acc0);
+    dw_wgmma<9>(acc, tiles.d1 + 8 * wg * 64, D1_CHUNKS, tiles.x1, X1_CHUNKS);
+    w0.add(acc);
 }
 
 // deform_bwd_chain_tc's attention weight gradients (one frame's projected tokens): warpgroup 0 dUT (and
