@@ -6,8 +6,8 @@
 //   SH + Δ.
 // Precision: deform_fwd / deform_bwd are fp32 throughout (fmaf, fp32 accumulation; within 1e-5 of the twin).
 // deform_fwd_*_tc / deform_bwd_*_tc run every dense product on the tensor cores with fp32 accumulation.
-// The backward takes the attention's gradients through each frame's 4 tokens projected by the query and
-// the out-projection (TOK_* below) instead of through those layers per pair. The backward's weight
+// Both directions take the attention through each frame's 4 tokens projected by the query and the
+// out-projection (TOK_* below) instead of through those layers per pair. The backward's weight
 // gradients and the chain's d_x take bf16 operands (gradients need bf16's range); the F_d heads' d_x take
 // fp16 ones, the gradient rows scaled by powers of two into fp16's range (to_frags_row_scaled), so that
 // one fp16 copy of the heads' weights serves the backward's recompute of the forward and its d_x (and
@@ -15,8 +15,9 @@
 // fp16 operands (activations and weights are bounded there: LayerNorm outputs, ReLU hidden units,
 // features in [0, 1]), with two refinements for the ReLU units: one whose pre-activation lies within the
 // forward's rounding of 0 flips against fp32, and the backward then passes that pair's gradient on one
-// side only. The out-projection and the FFN are split: x = hi + lo and W = Whi + Wlo in three products
-// (split_by_rows), which leaves 2^-20 of each product where plain fp16 leaves 2^-11, so that the values
+// side only. The attention's products over the tokens (scores and att) and the FFN are split: x = hi + lo
+// and W = Whi + Wlo in three products (split_by_rows, tc_attention), which leaves 2^-20 of each product
+// where plain fp16 leaves 2^-11, so that the values
 // every later ReLU sees are near fp32's. The heads' first layers, the last ReLUs, pass on their fp16
 // values but take their ReLU decisions from the split product (tc_head_hidden). With plain fp16 forward operands
 // d_kv, d_f and d_params were 1.4–2.0e-2 from the exact twin on 3 frames × 2000 Gaussians; now the twin with
@@ -877,7 +878,13 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // 0.663 ms), the barrier after each of the backward's weight gradients an mbarrier (TileReuse; heads →
 // 0.643, chain 0.313 → 0.279), and DwRows' adds by red.v4 into column-permuted slices (heads → 0.606,
 // chain −0.018): at b06c568 heads' backward 0.61 ms, chain's 0.28, forward heads 0.29, forward chain 0.30,
-// step 1.68 ms (…-deform-speed-b06c568.log).
+// step 1.68 ms (…-deform-speed-b06c568.log). Then (…-deform-ab-stop32-{a,b,c}.log): the forward's
+// attention through the projected tokens as split mma.sync (forward chain 0.298 → 0.252 ms), the biases
+// and LayerNorm parameters of the forward kernels and the heads' backward from shared memory instead of
+// column-tested L1 loads (forward heads 0.298 → 0.233, forward chain → 0.244), and
+// deform_pass_through_bwd on a second stream (−0.02 ms): at 353aa00 heads' backward 0.60 ms, chain's
+// 0.29, forward chain 0.24, forward heads 0.23, step 1.56 ms on the H100, 1.50 on an H200
+// (…-deform-speed-353aa00.log, …-H200-deform-speed-11f8bca.log).
 
 #define TC_WARPS 8
 // sm_90a (ptx/attention_sm90a.ptx): the tensor-core kernels' products on Hopper's warpgroup MMA (wgmma).
