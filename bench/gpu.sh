@@ -400,12 +400,17 @@ deform_ab() {
 # deform-ab against the named variants (ROUNDS, default 2), then deform-speed of the fastest side (the lowest
 # mean of its step medians) whose check passed: a variant gets its own deform-check first, then stands in
 # for the prepared build (.device/gensync, .device/commit) in the speed run.
+# Whether a deform-check log (path) shows a failed, hung or panicking test run.
+check_failed() {
+    grep -qE "test result: FAILED|FAILED or timed out|panicked" "$1"
+}
+
 deform_pick() {
     unpack
     local check log best ok_new=1
     deform_check new
     check=$(ls -t "$out"/*-deform-check-"$(head -1 .device/commit | cut -d' ' -f1)".log | head -1)
-    grep -qE "test result: FAILED|FAILED or timed out|panicked" "$check" && ok_new=0
+    check_failed "$check" && ok_new=0
     ROUNDS="${ROUNDS:-2}" deform_ab "$@"
     log=$(ls -t "$out"/*-deform-ab.log | head -1)
     best=$(awk '/^## round/ {side = $NF}
@@ -417,7 +422,7 @@ deform_pick() {
     if [ "$best" != new ]; then
         deform_check "$best"
         check=$(ls -t "$out"/*-deform-check-*.log | head -1)
-        if grep -qE "test result: FAILED|FAILED or timed out|panicked" "$check"; then
+        if check_failed "$check"; then
             echo "# deform-pick: $best failed its check; no speed run"
             return 0
         fi

@@ -178,8 +178,8 @@ impl Gpu {
             return Err(Error::input(format!("--device cuda: {why}")));
         }
         let ctx = CudaContext::new(0).map_err(|e| Error::cuda("creating the CUDA context", e))?;
-        // Explicit stream order and our own arena: cudarc's per-allocation event tracking is not needed, and it upsets
-        // compute-sanitizer around graph capture.
+        // Explicit stream order and our own arena: cudarc's per-allocation event tracking is not needed, and
+        // it upsets compute-sanitizer around graph capture.
         unsafe { ctx.disable_event_tracking() };
         // A stream of our own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(|e| Error::cuda("creating the CUDA stream", e))?;
