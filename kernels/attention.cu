@@ -50,7 +50,7 @@
 // stored activations. Its weight gradients: each block (persistent, looping over tiles) adds its tiles'
 // Σ_pairs d_pre ⊗ x (tile_outer: 4 × 4 register blocks per thread) into its own slice of `partials`
 // [G, part_stride] (plain float4 read-modify-write, L2-resident, no atomics); deform_reduce sums the G
-// slices in order into d_params (chain section) and d_kv. d_f [N,64] and d_canonical are accumulated with
+// slices in a fixed order into d_params (chain section) and d_kv. d_f [N,64] and d_canonical are accumulated with
 // atomicAdd (B adds per element: not bitwise deterministic).
 // The tensor-core kernels' mapping is described at their section below.
 // NaN policy: NaNs propagate; a zero-length quaternion gives NaN rotations (the CPU twin does the same).
@@ -2940,11 +2940,17 @@ deform_pass_through_bwd(const float* __restrict__ do_means, const float* __restr
     *dst = s;
 }
 
-// deform_reduce: sums the backward's G partial slices in order (deterministic): the chain section of
-// d_params (=) and the slices' `tail` floats from PART_TAIL (=): d_kv [2,B,4,64] after deform_bwd, the
-// projected tokens' gradients [B][DTOK_FRAME] after deform_bwd_*_tc. One thread per output float.
-//   partials [G, part_stride] → d_params [CHAIN_FLOATS] (first floats of the gradient buffer), d_tail [tail]
-// Bytes: 4·(G + 1)·(CHAIN_FLOATS + tail). FLOP: G·(CHAIN_FLOATS + tail).
+// deform_reduce: sums the backward's G partial slices (deterministic) into outputs [first, last) of the
+// chain section of d_params followed by the slices' `tail` floats from PART_TAIL, all (=): e < CHAIN_FLOATS
+// goes to d_params[e], the rest to d_tail[e − CHAIN_FLOATS] (d_kv [2,B,4,64] after deform_bwd, the projected
+// tokens' gradients [B][DTOK_FRAME] after deform_bwd_*_tc). The tensor-core path reduces its tail first on
+// the main stream, for deform_project_tokens_bwd, and [P_BO, CHAIN_FLOATS) on the second stream.
+// A block sums REDUCE_COLS = 32 consecutive outputs: warp s of 8 sums slices s, s + 8, … in order, a lane
+// per output (128 contiguous bytes per slice), then warp 0 adds the 8 warps' sums in order through shared
+// memory. Each thread has G/8 loads in flight, where one thread per output summing all G in a row waited an
+// L2 round trip per slice.
+//   partials [G, part_stride] → d_params [CHAIN_FLOATS] (first floats of the gradient buffer), d_tail
+// Bytes: 4·(G + 1)·(last − first). FLOP: G·(last − first).
 // Where column c (< 16) of a 16-column group of a weight gradient lies in the partial slice on wgmma
 // (DwRows, NW even): lane t's columns 2t, 2t + 1 of tiles 0 and 1 (8 + 2t, 9 + 2t) at 4t … 4t + 3.
 __device__ __forceinline__ int slice_column(int c) { return 4 * ((c & 7) >> 1) + 2 * (c >> 3) + (c & 1); }
@@ -2957,21 +2963,32 @@ __device__ __forceinline__ bool dw_permuted(long long e) {
 static_assert(P_FFN0W % 16 == 0 && P_FFN1W % 16 == 0 && P_HEAD0W % 16 == 0 && (P_HEAD1W + 11 * HID) % 16 == 0,
               "the permuted weight-gradient regions start on 16-column groups");
 
+#define REDUCE_COLS 32
+#define REDUCE_SPLITS (REDUCE_THREADS / REDUCE_COLS)
 // permuted: the slices come from the tensor-core backward on wgmma (slice_column's layout in dw_permuted's
 // regions); the sm_80 module's kernels write the plain layout and ignore it.
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
-deform_reduce(const float* __restrict__ partials, long long part_stride, int G, int tail, float* __restrict__ d_params,
-              float* __restrict__ d_tail, int permuted) {
-    const long long e = (long long)blockIdx.x * REDUCE_THREADS + threadIdx.x;
-    if (e >= CHAIN_FLOATS + tail) return;
-    long long from = e < CHAIN_FLOATS ? e : PART_TAIL + e - CHAIN_FLOATS;
+deform_reduce(const float* __restrict__ partials, long long part_stride, int G, int first, int last,
+              float* __restrict__ d_params, float* __restrict__ d_tail, int permuted) {
+    __shared__ float sums[REDUCE_SPLITS][REDUCE_COLS];
+    const int col = threadIdx.x % REDUCE_COLS, split = threadIdx.x / REDUCE_COLS;
+    const int e = first + blockIdx.x * REDUCE_COLS + col;
+    float s = 0.0f;
+    if (e < last) {
+        long long from = e < CHAIN_FLOATS ? e : PART_TAIL + e - CHAIN_FLOATS;
 #if TC_WGMMA
-    if (permuted && dw_permuted(e)) from = (e & ~15LL) | slice_column((int)(e & 15));
+        if (permuted && dw_permuted(e)) from = (e & ~15LL) | slice_column(e & 15);
 #endif
-    float acc = 0.0f;
-    for (int g = 0; g < G; ++g) acc += partials[g * part_stride + from];
-    if (e < CHAIN_FLOATS) d_params[e] = acc;
-    else d_tail[e - CHAIN_FLOATS] = acc;
+#pragma unroll 4
+        for (int g = split; g < G; g += REDUCE_SPLITS) s += partials[g * part_stride + from];
+    }
+    sums[split][col] = s;
+    __syncthreads();
+    if (split != 0 || e >= last) return;
+#pragma unroll
+    for (int q = 1; q < REDUCE_SPLITS; ++q) s += sums[q][col];
+    if (e < CHAIN_FLOATS) d_params[e] = s;
+    else d_tail[e - CHAIN_FLOATS] = s;
 }
 
 // One entry of a frame's projected tokens (TOK_* above), fp32: KT[row][ht] or UT[row][ht].
@@ -3034,42 +3051,54 @@ deform_project_tokens(const float* __restrict__ params, const float* __restrict_
 // and d_kv, by the chain rule through deform_project_tokens (S = 1/√32, ht = 4h + t, h the head of c):
 //   dWq[c][i] = S·Σ_b,t k_t[c]·dKT[ht][i],  dbq[c] = S·Σ_b,t k_t[c]·dKC[ht],  dWo[j][c] = Σ_b,t dUT[j][ht]·v_t[c],
 //   d k_t[c] = S·(Σ_i Wq[c][i]·dKT[ht][i] + bq[c]·dKC[ht]),  d v_t[c] = Σ_j Wo[j][c]·dUT[j][ht].
-// dbo came through deform_reduce (the attention weights' ones column). One thread per output float.
-//   params, kv [2,B,4,64], d_tok → d_params: Wq, bq, Wo (=); d_kv [2,B,4,64] (=)
-// Bytes 4·(B·(DTOK_FRAME + 512) + 2·4096 + 64) read once (then from cache), 4·(8 256 + 512·B) written.
+// It also zeroes wk, bk, wv, bv (tokens_bwd adds theirs), so that with it d_params' [0, P_BO) is complete
+// and deform_reduce can leave that range out. dbo came through deform_reduce (the attention weights' ones
+// column). One warp per output float: lane m takes terms m, m + 32, … (the B·4 (b, t) of a weight
+// gradient, the 64 i or j of d_kv), then an xor butterfly (a fixed order: deterministic), so that a warp's
+// loads are in flight together; one thread per output, a term at a time, took 27 µs at B = 8 and 122 µs
+// at B = 32 on an H100. The zeroed range goes last, 32 floats per warp.
+//   params, kv [2,B,4,64], d_tok → d_params [0, P_BO) (=); d_kv [2,B,4,64] (=)
+// Bytes 4·(B·(DTOK_FRAME + 512) + 2·4096 + 64) read once (then from cache), 4·(P_BO + 512·B) written.
 // FLOP 2·(8 256·4·B + 512·B·64).
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
 deform_project_tokens_bwd(const float* __restrict__ params, const float* __restrict__ kv, const float* __restrict__ d_tok,
                           int B, float* __restrict__ d_params, float* __restrict__ d_kv) {
     constexpr int N_WQ = D * D, N_BQ = N_WQ + D, N_WO = N_BQ + D * D;  // output ranges before d_kv
-    const int e = blockIdx.x * REDUCE_THREADS + threadIdx.x;
-    if (e >= N_WO + 2 * B * 4 * D) return;
-    float s = 0.0f;
+    const int lane = threadIdx.x & 31, e = (blockIdx.x * REDUCE_THREADS + threadIdx.x) >> 5;
+    const int n_kv = 2 * B * 4 * D, zero_warps = (P_WO - P_WK) / 32;
+    static_assert((P_WO - P_WK) % 32 == 0, "the zeroed range is whole warps");
+    if (e >= N_WO + n_kv) {
+        if (e < N_WO + n_kv + zero_warps) d_params[P_WK + 32 * (e - N_WO - n_kv) + lane] = 0.0f;
+        return;
+    }
+    // Each branch sums its terms into s and names the output, and what to add and scale after the sum.
+    float s = 0.0f, add = 0.0f, scale = 1.0f;
+    float* out;
     if (e < N_BQ) {  // dWq[c][i] or dbq[c]
         const int c = e < N_WQ ? e / D : e - N_WQ, i = e % D, h = c / 32;
-        for (int b = 0; b < B; ++b)
-            for (int t = 0; t < 4; ++t) {
-                const float* dt = d_tok + (long long)b * DTOK_FRAME;
-                const float g = e < N_WQ ? dt[DTOK_K + (4 * h + t) * D + i] : dt[DTOK_KC + 4 * h + t];
-                s = fmaf(kv[((long long)b * 4 + t) * D + c], g, s);
-            }
-        d_params[(e < N_WQ ? P_WQ : P_BQ - N_WQ) + e] = s * ATT_SCALE;
+        for (int m = lane; m < 4 * B; m += 32) {
+            const int b = m / 4, t = m % 4;
+            const float* dt = d_tok + (long long)b * DTOK_FRAME;
+            const float g = e < N_WQ ? dt[DTOK_K + (4 * h + t) * D + i] : dt[DTOK_KC + 4 * h + t];
+            s = fmaf(kv[(long long)m * D + c], g, s);
+        }
+        out = d_params + (e < N_WQ ? P_WQ : P_BQ - N_WQ) + e, scale = ATT_SCALE;
     } else if (e < N_WO) {  // dWo[j][c]
         const int j = (e - N_BQ) / D, c = (e - N_BQ) % D, h = c / 32;
-        for (int b = 0; b < B; ++b)
-            for (int t = 0; t < 4; ++t)
-                s = fmaf(d_tok[(long long)b * DTOK_FRAME + DTOK_UT + j * 8 + 4 * h + t], kv[((long long)(B + b) * 4 + t) * D + c], s);
-        d_params[P_WO + e - N_BQ] = s;
+        for (int m = lane; m < 4 * B; m += 32)
+            s = fmaf(d_tok[(long long)(m / 4) * DTOK_FRAME + DTOK_UT + j * 8 + 4 * h + m % 4], kv[((long long)B * 4 + m) * D + c], s);
+        out = d_params + P_WO + e - N_BQ;
     } else {  // d_kv: K rows, then V rows
         const int r = e - N_WO, is_v = r >= B * 4 * D, bt = (r % (B * 4 * D)) / D, c = r % D;
         const int b = bt / 4, t = bt % 4, ht = 4 * (c / 32) + t;
         const float* dt = d_tok + (long long)b * DTOK_FRAME;
-        if (is_v) {
-            for (int j = 0; j < D; ++j) s = fmaf(params[P_WO + j * D + c], dt[DTOK_UT + j * 8 + ht], s);
-        } else {
-            for (int i = 0; i < D; ++i) s = fmaf(params[P_WQ + c * D + i], dt[DTOK_K + ht * D + i], s);
-            s = (s + params[P_BQ + c] * dt[DTOK_KC + ht]) * ATT_SCALE;
-        }
-        d_kv[r] = s;
+        for (int k = lane; k < D; k += 32)
+            s = is_v ? fmaf(params[P_WO + k * D + c], dt[DTOK_UT + k * 8 + ht], s)
+                     : fmaf(params[P_WQ + c * D + k], dt[DTOK_K + ht * D + k], s);
+        out = d_kv + r;
+        if (!is_v) add = params[P_BQ + c] * dt[DTOK_KC + ht], scale = ATT_SCALE;
     }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) *out = (s + add) * scale;
 }

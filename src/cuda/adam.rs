@@ -85,11 +85,13 @@ impl FusedAdam {
         gpu.upload(self.groups, groups)
     }
 
-    /// One Adam step over every tensor: a single launch, capturable in a graph.
+    /// One Adam step over every tensor: a single launch, capturable in a graph. It joins the GPU's second
+    /// stream first, where some gradients are finished (deform_bwd's).
     pub fn step(&self, gpu: &Gpu) -> Result<()> {
         if self.num_tensors == 0 {
             return Ok(());
         }
+        gpu.join_side()?;
         let n = self.elements as u64;
         let cost = Cost { bytes: 28 * n, flop: 12 * n };
         gpu.launch(

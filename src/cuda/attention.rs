@@ -41,6 +41,9 @@ const FWD_CHAIN_WARPS: usize = 8;
 /// The chain's transposed weights (WT_FLOATS) and its section of the parameter buffer (CHAIN_FLOATS).
 const WT_FLOATS: usize = 73_088;
 const CHAIN_FLOATS: usize = 82_683;
+/// Where the chain's out-projection bias bo starts (P_BO): on the tensor cores the gradients before it (Wq, bq,
+/// wk, bk, wv, bv, Wo) come from deform_project_tokens_bwd, the rest from deform_reduce.
+const P_BO: usize = 4 * D * D + 3 * D;
 /// Where the partial slices continue after the chain's gradients (PART_TAIL): d_kv's sums in fp32, the
 /// projected tokens' on the tensor cores.
 const PART_TAIL: usize = CHAIN_FLOATS.next_multiple_of(4);
@@ -52,6 +55,8 @@ const DTOK_FRAME: usize = 16 * D + 8;
 const HEADS_FLOATS: usize = 5 * 128 * D + 5 * 128 + DELTAS * 128 + DELTAS;
 const TRANSPOSE_THREADS: u32 = 256;
 const REDUCE_THREADS: u32 = 256;
+/// deform_reduce's outputs per block (REDUCE_COLS).
+const REDUCE_COLS: usize = 32;
 /// Multiply-adds of one pair's chain: q 4096, scores and weighted sum 512, out-projection 4096, FFN 16 384,
 /// the heads' first layers 40 960 and last layers 7552.
 pub const MACS_PER_PAIR: u64 = 4096 + 512 + 4096 + 16_384 + HEADS_MACS_PER_PAIR;
@@ -353,8 +358,9 @@ impl DeformChain {
     /// tokens_bwd adds theirs), d_kv [2,B,4,64], d_f [N,64] and d_canonical [N,…]. In fp32 it recomputes the
     /// forward; on the tensor cores it reads the tape and the projected tokens, so deform_fwd must have run
     /// last on the same inputs, and it uses part of the tape up: one deform_bwd per deform_fwd. On the tensor
-    /// cores d_canonical is written on the GPU's second stream (Gpu::on_side_stream): complete after
-    /// `gpu.join_side()`, which every transfer and synchronization does first.
+    /// cores d_canonical and d_params from bo on are written on the GPU's second stream (Gpu::on_side_stream):
+    /// complete after `gpu.join_side()`, which every transfer and synchronization and the optimizer's step do
+    /// first.
     #[allow(clippy::too_many_arguments)]
     pub fn deform_bwd(
         &self,
@@ -424,17 +430,18 @@ impl DeformChain {
             shared_bytes,
             cost,
         };
-        let reduce = |tail: usize, d_tail: DevBuf<f32>| {
-            let total = CHAIN_FLOATS + tail;
-            let cost = Cost { bytes: 4 * (blocks as u64 + 1) * total as u64, flop: blocks as u64 * total as u64 };
+        // Outputs [first, last) of the chain section followed by the slices' tail floats (into d_tail).
+        let reduce = |first: usize, last: usize, d_tail: DevBuf<f32>| {
+            let cost = Cost { bytes: 4 * (blocks as u64 + 1) * (last - first) as u64, flop: (blocks * (last - first)) as u64 };
             gpu.launch(
                 "deform_reduce",
-                LaunchCfg::per_element(total, REDUCE_THREADS, cost),
+                LaunchCfg::linear((last - first).div_ceil(REDUCE_COLS) as u32, REDUCE_THREADS, cost),
                 &[
                     self.partials.into(),
                     (stride as i64).into(),
                     (blocks as i32).into(),
-                    (tail as i32).into(),
+                    (first as i32).into(),
+                    (last as i32).into(),
                     d_params.into(),
                     d_tail.into(),
                     // The tensor-core backward's slices on wgmma hold some weight gradients' columns permuted.
@@ -453,11 +460,12 @@ impl DeformChain {
                 gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &heads_args)?;
                 args.push(tc.tokens.into());
                 gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
-                // d_canonical: the sums over the frames of d_out's means and SH coefficients (the deltas pass
-                // them through) and of the heads' per-pair gradients. On the second stream, after the chain
-                // (whose blocks fill every SM): it runs beside deform_reduce, the tokens' projections and the
-                // caller's token path (8 blocks), none of which touches d_out, d_pair or d_canonical; the
-                // next deform_bwd (which rewrites d_pair) and every transfer join it first.
+                // On the second stream, after the chain (whose blocks fill every SM): d_canonical, the sums over
+                // the frames of d_out's means and SH coefficients (the deltas pass them through) and of the
+                // heads' per-pair gradients; then the weight gradients from bo on. They run beside the main
+                // stream's short path to the token gradients (the slices' tail, deform_project_tokens_bwd, and
+                // the caller's token path on 8 blocks), which touches none of their inputs or outputs; the next
+                // deform_bwd (which rewrites d_pair and the slices), every transfer and the optimizer join it.
                 let [do_means, .., do_sh] = d_out.all();
                 let pass_floats = n * (3 + 48 + PAIR_GRADS);
                 let pass_cost = Cost { bytes: 4 * (pass_floats * (b + 1)) as u64, flop: (pass_floats * b) as u64 };
@@ -477,25 +485,29 @@ impl DeformChain {
                             rotations.into(),
                             opacities.into(),
                         ],
-                    )
+                    )?;
+                    reduce(P_BO, CHAIN_FLOATS, tc.d_tokens)
                 })?;
-                reduce(b * DTOK_FRAME, tc.d_tokens)?;
-                // The query's and the out-projection's gradients and d_kv from the tokens' gradients.
+                reduce(CHAIN_FLOATS, CHAIN_FLOATS + b * DTOK_FRAME, tc.d_tokens)?;
+                // d_params [0, P_BO) (the query's and the out-projection's gradients, wk … bv zeroed) and d_kv
+                // from the tokens' gradients: a warp per output float, then 32 zeros per warp.
                 let outputs = 2 * D * D + D + 2 * b * TOKENS * D;
+                let zeroed = 2 * (D * D + D);
                 let cost = Cost {
-                    bytes: 4 * (b * (DTOK_FRAME + 2 * TOKENS * D) + 2 * D * D + D + outputs) as u64,
+                    bytes: 4 * (b * (DTOK_FRAME + 2 * TOKENS * D) + 2 * D * D + D + outputs + zeroed) as u64,
                     flop: 2 * ((2 * D * D + D) * TOKENS * b + 2 * b * TOKENS * D * D) as u64,
                 };
+                let warps = outputs + zeroed / 32;
                 gpu.launch(
                     "deform_project_tokens_bwd",
-                    LaunchCfg::per_element(outputs, REDUCE_THREADS, cost),
+                    LaunchCfg::linear((32 * warps).div_ceil(REDUCE_THREADS as usize) as u32, REDUCE_THREADS, cost),
                     &[params.into(), kv.into(), tc.d_tokens.into(), (b as i32).into(), d_params.into(), d_kv.into()],
                 )
             }
             _ => {
                 let cost = Cost { bytes: heads.bytes + chain.bytes, flop: heads.flop + chain.flop };
                 gpu.launch("deform_bwd", cfg(DEF_THREADS, DEF_BWD_SMEM, cost), &args)?;
-                reduce(2 * TOKENS * D * b, d_kv)
+                reduce(0, CHAIN_FLOATS + 2 * TOKENS * D * b, d_kv)
             }
         }
     }
