@@ -19,9 +19,9 @@
 // Shapes: params, d_params: the flat buffer of src/model/deform.rs (T_* / K_* offsets; the last three
 // tensors depend on C and the identity count). audio [B,8,16,C], eye [B], view [B,12], ids [B] (int32);
 // kv, d_kv [2,B,4,64] (K rows then V rows).
-// tokens_bwd reads the forward's activations from tokens_fwd's tape, then adds each frame's weight gradients
-// with atomicAdd into d_params (the token section must be zeroed before; wk, bk, wv, bv are added on top of
-// deform_reduce's values): B atomics per weight, so not bitwise deterministic across runs.
+// tokens_bwd recomputes the forward, then adds each frame's weight gradients with atomicAdd into d_params
+// (the token section must be zeroed before; wk, bk, wv, bv are added on top of deform_reduce's values):
+// B atomics per weight, so not bitwise deterministic across runs.
 // NaN policy: NaNs propagate. An out-of-range identity reads row 0 (the launcher checks ids on the host).
 // measured: H200, commit eab3cae, B = 8 (profiler): tokens_fwd 94 µs, tokens_bwd 150 µs (one thread per
 // output, 256 threads and a barrier per layer took 243 / 351 µs); H100, B = 8, blk_conv carrying every
@@ -30,8 +30,6 @@
 // (serially): their difference cancels, and the AudioAttNet gradients behind it amplify reassociation.
 
 #define TOK_THREADS 512
-#define TOK_DW_BLOCKS 2        // tokens_bwd's weight-gradient blocks per frame
-#define TOK_HANDOFF_FLOATS 6400  // tokens_bwd's slots per frame (TokHandoff)
 #define D 64
 #include "activation.cuh"
 
@@ -190,33 +188,19 @@ __device__ __forceinline__ void dense_dx_part(const float* dp, const float* __re
     }
 }
 
-// Which part of tokens_bwd a block runs (blockIdx.y): 0 the frame's input gradients, layer by layer (the
-// serial chain); 1 … TOK_DW_BLOCKS a share of its weight gradients (weights e ≡ part − 1 mod TOK_DW_BLOCKS,
-// in TOK_THREADS-wide steps), from the first part's layer gradients as they come (TokHandoff).
-struct TokPart {
-    int part;
-    __device__ bool dx() const { return part == 0; }
-    __device__ bool dw() const { return part > 0; }
-    __device__ int first_weight() const { return (part - 1) * TOK_THREADS + threadIdx.x; }
-    static constexpr int WEIGHT_STEP = TOK_DW_BLOCKS * TOK_THREADS;
-    // The biases (and the null token) go to the first weight-gradient block's last threads.
-    __device__ int bias() const { return part == 1 ? TOK_THREADS - 1 - threadIdx.x : TOK_THREADS; }
-};
-
 // Weight and bias gradients of a dense layer from dp = dL/d(pre-activation) [ROWS][OUT] and its input x:
-// d_W += dpᵀ·x, d_b += Σ_rows dp (atomics; d_b may be null), in a weight-gradient block. One weight per
-// thread and step: the sums are only ROWS long.
+// d_W += dpᵀ·x, d_b += Σ_rows dp (atomics; d_b may be null). One weight per thread and step: the sums are
+// only ROWS long. The bias sums go to the block's last threads, which have the fewest weights.
 template <int ROWS, int IN, int OUT>
-__device__ __forceinline__ void dense_dw(TokPart part, const float* x, const float* dp, float* d_W, float* d_b) {
-    if (!part.dw()) return;
-    for (int e = part.first_weight(); e < OUT * IN; e += TokPart::WEIGHT_STEP) {
+__device__ __forceinline__ void dense_dw(const float* x, const float* dp, float* d_W, float* d_b) {
+    for (int e = threadIdx.x; e < OUT * IN; e += TOK_THREADS) {
         const int o = e / IN, i = e - o * IN;
         float acc = 0.0f;
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) acc = fmaf(dp[r * OUT + o], x[r * IN + i], acc);
         atomicAdd(d_W + e, acc);
     }
-    const int o = part.bias();
+    const int o = TOK_THREADS - 1 - threadIdx.x;
     if (d_b && o < OUT) {
         float acc = 0.0f;
 #pragma unroll
@@ -225,17 +209,16 @@ __device__ __forceinline__ void dense_dw(TokPart part, const float* x, const flo
     }
 }
 
-// Backward of a dense layer from dp = dL/d(pre-activation) [ROWS][OUT]: in the input-gradient block
-// store_dx(r, i, Σ_o dp[r][o] W[o][i]) with G lanes per input i (G = 0: no d_x), in the weight-gradient
-// blocks d_W and d_b (atomics). No barrier inside: reads dp, x, W; writes only through store_dx and the
-// atomics.
+// Backward of a dense layer from dp = dL/d(pre-activation) [ROWS][OUT]: store_dx(r, i, Σ_o dp[r][o] W[o][i])
+// with G lanes per input i (G = 0: no d_x), then d_W and d_b (atomics). No barrier inside: reads dp, x,
+// W; writes only through store_dx and the atomics.
 template <int ROWS, int IN, int OUT, int G, class StoreDx>
-__device__ __forceinline__ void blk_dense_bwd(TokPart part, const float* x, const float* dp, const float* __restrict__ W,
+__device__ __forceinline__ void blk_dense_bwd(const float* x, const float* dp, const float* __restrict__ W,
                                               float* d_W, float* d_b, StoreDx store_dx) {
     if constexpr (G > 0) {
         static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (IN * G) % 32 == 0), "blk_dense_bwd: G");
         const int lane = threadIdx.x & (G - 1);
-        for (int i = threadIdx.x / G; part.dx() && i < IN; i += TOK_THREADS / G) {
+        for (int i = threadIdx.x / G; i < IN; i += TOK_THREADS / G) {
             float acc[ROWS];
 #pragma unroll
             for (int r = 0; r < ROWS; ++r) acc[r] = 0.0f;
@@ -247,7 +230,7 @@ __device__ __forceinline__ void blk_dense_bwd(TokPart part, const float* x, cons
             }
         }
     }
-    dense_dw<ROWS, IN, OUT>(part, x, dp, d_W, d_b);
+    dense_dw<ROWS, IN, OUT>(x, dp, d_W, d_b);
 }
 struct NoDx {
     __device__ void operator()(int, int, float) const {}
@@ -300,21 +283,21 @@ __device__ __forceinline__ void blk_conv(const float* x, int cin, const float* _
     }
 }
 
-// Backward of blk_conv from dp = dL/d(pre-activation) [ROWS, LO, COUT] (G = 0: no d_x): in the
-// input-gradient block store_dx(r·L + ti, i, Σ_{o,k: ti = t·S + k − 1} dp[r][t][o] W[o][i][k]) with G lanes
-// per (row, i) splitting o (a warp's weight loads are adjacent here already; carrying every row as
-// blk_conv does took tokens_bwd from 53 to 60 µs, H100); in the weight-gradient blocks d_W (one (o, i) per
-// thread and step, its three taps together, each a sum over rows and positions in the twin's order) and
-// d_b, atomics. No barrier inside.
+// Backward of blk_conv from dp = dL/d(pre-activation) [ROWS, LO, COUT] (G = 0: no d_x):
+// store_dx(r·L + ti, i, Σ_{o,k: ti = t·S + k − 1} dp[r][t][o] W[o][i][k]) with G lanes per (row, i)
+// splitting o (a warp's weight loads are adjacent here already; carrying every row as blk_conv does took
+// tokens_bwd from 53 to 60 µs, H100); then d_W (one (o, i) per thread and step, its three taps together,
+// each a sum over rows and positions in the twin's order) and d_b (the block's last threads), atomics. No
+// barrier inside.
 template <int ROWS, int L, int S, int CIN, int COUT, int G, class StoreDx>
-__device__ __forceinline__ void blk_conv_bwd(TokPart part, const float* x, int cin, const float* __restrict__ W,
-                                             const float* dp, float* d_W, float* d_b, StoreDx store_dx) {
+__device__ __forceinline__ void blk_conv_bwd(const float* x, int cin, const float* __restrict__ W, const float* dp,
+                                             float* d_W, float* d_b, StoreDx store_dx) {
     constexpr int LO = (L - 1) / S + 1;
     const int Cin = CIN ? CIN : cin;
     if constexpr (G > 0) {
         static_assert((G & (G - 1)) == 0 && G <= 32 && (G == 1 || (ROWS * CIN * G) % 32 == 0), "blk_conv_bwd: G");
         const int lane = threadIdx.x & (G - 1);
-        for (int item = threadIdx.x / G; part.dx() && item < ROWS * CIN; item += TOK_THREADS / G) {
+        for (int item = threadIdx.x / G; item < ROWS * CIN; item += TOK_THREADS / G) {
             const int r = item / CIN, i = item - r * CIN;
             float acc[L];
 #pragma unroll
@@ -343,8 +326,7 @@ __device__ __forceinline__ void blk_conv_bwd(TokPart part, const float* x, int c
             }
         }
     }
-    if (!part.dw()) return;
-    for (int e = part.first_weight(); e < COUT * Cin; e += TokPart::WEIGHT_STEP) {
+    for (int e = threadIdx.x; e < COUT * Cin; e += TOK_THREADS) {
         const int o = e / Cin, i = e - o * Cin;
         float acc[3] = {0.0f, 0.0f, 0.0f};
 #pragma unroll
@@ -361,7 +343,7 @@ __device__ __forceinline__ void blk_conv_bwd(TokPart part, const float* x, int c
 #pragma unroll
         for (int k = 0; k < 3; ++k) atomicAdd(d_W + e * 3 + k, acc[k]);
     }
-    const int o = part.bias();
+    const int o = TOK_THREADS - 1 - threadIdx.x;
     if (o < COUT) {
         float acc = 0.0f;
 #pragma unroll
@@ -483,87 +465,25 @@ tokens_fwd(const float* __restrict__ params, const float* __restrict__ audio, co
     blk_dense<4, D, D, 8>(s + S_TOK, params + K_WV, out_to(kv + B * 4 * D + b * 4 * D, D, params + K_BV, ACT_NONE));
 }
 
-// tokens_bwd's hand-over of the layers' dp from a frame's input-gradient block to its weight-gradient blocks,
-// through global memory, at each phase boundary that names a region (boundary(s, off, count)): the
-// input-gradient block stores the region (complete now) into the frame's next slot (slots follow each other
-// in TOK_HANDOFF_FLOATS) and flags it at its next boundary, a phase later, when every thread's
-// __threadfence finds its stores done instead of waiting for them; a weight-gradient block's thread 0 waits
-// for the slot's flag, then the block copies the slot into the same region of its own shared memory.
-// Counters (u32, zeroed once at allocation, per frame): [0] the slots flagged, [1 + k] weight-gradient
-// block k's count of the slots it has read. Both only grow, by TOK_SLOTS a launch, so at a launch's start
-// the difference of [0] and a block's own count is what this launch has flagged (no reset between launches).
-struct TokHandoff {
-    TokPart part;
-    float* slots;          // the frame's slots
-    unsigned* flagged;     // the frame's counter [0]
-    unsigned* read;        // this weight-gradient block's counter
-    unsigned base = 0;     // weight-gradient blocks (thread 0): *read at the start
-    int slot = 0, slot_float = 0;
-    bool pending = false;  // input-gradient block: a slot stored and not yet flagged
-
-    __device__ TokHandoff(TokPart part, float* slots, unsigned* counters)
-        : part(part), slots(slots), flagged(counters), read(counters + part.part) {
-        if (part.dw() && threadIdx.x == 0) base = *read;
-    }
-    __device__ void flag_pending() {
-        if (!pending) return;
-        __threadfence();
-        __syncthreads();
-        if (threadIdx.x == 0) atomicAdd(flagged, 1u);
-        pending = false;
-    }
-    // The end of a phase; count > 0: region [off, off + count) of shared memory goes over.
-    __device__ void boundary(float* s, int off, int count) {
-        if (part.dx()) {
-            if (pending) flag_pending();
-            else __syncthreads();
-            for (int e = threadIdx.x; e < count; e += TOK_THREADS) slots[slot_float + e] = s[off + e];
-            pending = count > 0;
-        } else if (count > 0) {
-            while (threadIdx.x == 0) {
-                unsigned v;
-                asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(flagged) : "memory");
-                if ((int)(v - base) > slot) break;
-                __nanosleep(100);
-            }
-            __syncthreads();
-            for (int e = threadIdx.x; e < count; e += TOK_THREADS) s[off + e] = __ldcg(slots + slot_float + e);
-            __syncthreads();
-        }
-        if (count > 0) slot += 1, slot_float += count;
-    }
-    __device__ void finish() {
-        if (part.dx()) flag_pending();
-        else if (threadIdx.x == 0) *read = base + slot;
-    }
-};
-
 // tokens_bwd: the frame's forward activations from tokens_fwd's tape (which must have run last on the same
 // parameters and frames; recomputing them took 60 % of this kernel), then dL/dK,V back to every token-path
-// parameter, in phases between barriers (independent layers share one). Grid (B, 1 + TOK_DW_BLOCKS): per
-// frame the input-gradient block (blockIdx.y = 0) runs the layers' d_x, the serial chain, and
-// TOK_DW_BLOCKS blocks the weight gradients, a phase behind it (TokHandoff): in one block the weight
-// gradients' atomics and their two shared-memory loads per FMA were as long as the chain itself.
-// Dynamic shared TOK_BWD_FLOATS·4 bytes.
+// parameter, in phases between barriers (independent layers share one).
+// Grid B blocks × TOK_THREADS; dynamic shared TOK_BWD_FLOATS·4 bytes.
 //   params, audio, eye, view, ids, d_kv [2,B,4,64], tape [B][TOK_FWD_FLOATS] → d_params (+=, atomics: token
-//   section, wk, bk, wv, bv); handoff [B][TOK_HANDOFF_FLOATS] (scratch), counters [B][1 + TOK_DW_BLOCKS]
-// Bytes ≈ 4·B·(512·C + 526 + 6664) + 8·B·(token-section floats) (atomics) + 4·B·6400·(1 + TOK_DW_BLOCKS)
-// (the hand-over). FLOP ≈ 2× tokens_fwd's.
+//   section, wk, bk, wv, bv)
+// Bytes ≈ 4·B·(512·C + 526 + 6664) + 8·B·(token-section floats) (atomics). FLOP ≈ 2× tokens_fwd's.
 extern "C" __global__ void __launch_bounds__(TOK_THREADS)
 tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, const float* __restrict__ eye,
            const float* __restrict__ view, const int* __restrict__ ids, int B, int C, int multiplicative,
-           const float* __restrict__ d_kv, const float* __restrict__ tape, float* __restrict__ d_params,
-           float* __restrict__ handoff, unsigned* __restrict__ counters) {
+           const float* __restrict__ d_kv, const float* __restrict__ tape, float* __restrict__ d_params) {
     extern __shared__ float s[];
     const int b = blockIdx.x, tid = threadIdx.x;
-    const TokPart part{(int)blockIdx.y};
-    TokHandoff h(part, handoff + (long long)b * TOK_HANDOFF_FLOATS, counters + b * (1 + TOK_DW_BLOCKS));
     const float* P = params;
     float* dP = d_params;
     const float* aud = audio + (long long)b * 8 * 16 * C;
     const int id = ids[b];
     const int an0b = T_AN0W + 32 * C * 3, id_emb = an0b + 32;
-    if (part.dx()) prefetch_token_weights(P, C, B);
+    prefetch_token_weights(P, C, B);
     // The frame's d_kv rows and its forward activations to shared (eye stays in the argument list the two
     // kernels share: its sinusoid is on the tape).
     for (int e = tid; e < 8 * D; e += TOK_THREADS)
@@ -572,7 +492,7 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
         reinterpret_cast<float4*>(s)[e] = reinterpret_cast<const float4*>(tape + (long long)b * TOK_FWD_FLOATS)[e];
     __syncthreads();
     // K, V → tokens: d_tok = dK·Wk + dV·Wv (8 lanes per token feature, both projections in one sum).
-    if (part.dx()) {
+    {
         const int lane = tid & 7, i = tid >> 3;  // TOK_THREADS / 8 = 64 = D features
         static_assert(TOK_THREADS == 8 * D, "the K/V backward maps 8 lanes to each of the D features");
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -583,45 +503,45 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
             const float v = group_sum<8>(acc[r]);
             if (r == lane) s[S_DTOK + r * D + i] = v;
         }
+        dense_dw<4, D, D>(s + S_TOK, s + S_DKV, dP + K_WK, dP + K_BK);
+        dense_dw<4, D, D>(s + S_TOK, s + S_DKV + 4 * D, dP + K_WV, dP + K_BV);
     }
-    dense_dw<4, D, D>(part, s + S_TOK, s + S_DKV, dP + K_WK, dP + K_BK);
-    dense_dw<4, D, D>(part, s + S_TOK, s + S_DKV + 4 * D, dP + K_WV, dP + K_BV);
-    h.boundary(s, S_DTOK, 4 * D);
+    __syncthreads();
     // Token gradients into the view and eye MLPs, M(a, i) and the null token. C's d_x is d g, stored as
     // d u and d v straight away.
-    if (part.bias() < D) atomicAdd(dP + T_NULL + part.bias(), s[S_DTOK + 3 * D + part.bias()]);
-    blk_dense_bwd<1, D, D, 8>(part, s + S_VH, s + S_DTOK + 2 * D, P + T_VIEW1W, dP + T_VIEW1W, dP + T_VIEW1B,
+    if (tid < D) atomicAdd(dP + T_NULL + tid, s[S_DTOK + 3 * D + tid]);
+    blk_dense_bwd<1, D, D, 8>(s + S_VH, s + S_DTOK + 2 * D, P + T_VIEW1W, dP + T_VIEW1W, dP + T_VIEW1B,
                               dx_to(s + S_DVH, s + S_VH, D, ACT_RELU));
-    blk_dense_bwd<1, D, D, 8>(part, s + S_EH, s + S_DTOK + D, P + T_EYE1W, dP + T_EYE1W, dP + T_EYE1B,
+    blk_dense_bwd<1, D, D, 8>(s + S_EH, s + S_DTOK + D, P + T_EYE1W, dP + T_EYE1W, dP + T_EYE1B,
                               dx_to(s + S_DEH, s + S_EH, D, ACT_RELU));
-    blk_dense_bwd<1, D, D, 8>(part, s + S_G, s + S_DTOK, P + T_MC, dP + T_MC, nullptr, [=](int, int j, float dg) {
+    blk_dense_bwd<1, D, D, 8>(s + S_G, s + S_DTOK, P + T_MC, dP + T_MC, nullptr, [=](int, int j, float dg) {
         s[S_DU + j] = multiplicative ? dg * s[S_V + j] : dg;
         s[S_DV + j] = multiplicative ? dg * s[S_U + j] : dg;
     });
-    blk_dense_bwd<1, D, D, 8>(part, s + S_A, s + S_DTOK, P + T_W2, dP + T_W2, nullptr, dx_to(s + S_DAA, s + S_A, D, ACT_NONE));
-    blk_dense_bwd<1, D, D, 8>(part, s + S_I, s + S_DTOK, P + T_W3, dP + T_W3, dP + T_W3B, dx_to(s + S_DI, s + S_I, D, ACT_NONE));
-    h.boundary(s, S_DVH, S_DAH - S_DVH);  // d vh, d eh, d u, d v (and the partial d a, d i)
+    blk_dense_bwd<1, D, D, 8>(s + S_A, s + S_DTOK, P + T_W2, dP + T_W2, nullptr, dx_to(s + S_DAA, s + S_A, D, ACT_NONE));
+    blk_dense_bwd<1, D, D, 8>(s + S_I, s + S_DTOK, P + T_W3, dP + T_W3, dP + T_W3B, dx_to(s + S_DI, s + S_I, D, ACT_NONE));
+    __syncthreads();
     // The first layers of the view and eye MLPs (inputs are data: no d_x), U1 and U2: d a and d i complete.
-    blk_dense_bwd<1, 12, D, 0>(part, view + b * 12, s + S_DVH, P + T_VIEW0W, dP + T_VIEW0W, dP + T_VIEW0B, NoDx{});
-    blk_dense_bwd<1, 32, D, 0>(part, s + S_ES, s + S_DEH, P + T_EYE0W, dP + T_EYE0W, dP + T_EYE0B, NoDx{});
-    blk_dense_bwd<1, D, D, 8>(part, s + S_A, s + S_DU, P + T_U1, dP + T_U1, nullptr,
+    blk_dense_bwd<1, 12, D, 0>(view + b * 12, s + S_DVH, P + T_VIEW0W, dP + T_VIEW0W, dP + T_VIEW0B, NoDx{});
+    blk_dense_bwd<1, 32, D, 0>(s + S_ES, s + S_DEH, P + T_EYE0W, dP + T_EYE0W, dP + T_EYE0B, NoDx{});
+    blk_dense_bwd<1, D, D, 8>(s + S_A, s + S_DU, P + T_U1, dP + T_U1, nullptr,
                               [=](int, int j, float v) { s[S_DAA + j] = s[S_DAA + j] + v; });
-    blk_dense_bwd<1, D, D, 8>(part, s + S_I, s + S_DV, P + T_U2, dP + T_U2, nullptr,
+    blk_dense_bwd<1, D, D, 8>(s + S_I, s + S_DV, P + T_U2, dP + T_U2, nullptr,
                               [=](int, int j, float v) { atomicAdd(dP + id_emb + id * D + j, s[S_DI + j] + v); });
-    h.boundary(s, S_DAA, D);
+    __syncthreads();
     // Audio MLP; the second layer also spreads d y over the windows' codes (d X = w ⊗ d y).
-    blk_dense_bwd<1, D, D, 8>(part, s + S_AH, s + S_DAA, P + T_AM1, dP + T_AM1, nullptr, dx_to(s + S_DAH, s + S_AH, D, ACT_RELU));
-    h.boundary(s, S_DAH, D);
-    blk_dense_bwd<1, 32, D, 16>(part, s + S_Y, s + S_DAH, P + T_AM0, dP + T_AM0, nullptr, [=](int, int j, float dy) {
+    blk_dense_bwd<1, D, D, 8>(s + S_AH, s + S_DAA, P + T_AM1, dP + T_AM1, nullptr, dx_to(s + S_DAH, s + S_AH, D, ACT_RELU));
+    __syncthreads();
+    blk_dense_bwd<1, 32, D, 16>(s + S_Y, s + S_DAH, P + T_AM0, dP + T_AM0, nullptr, [=](int, int j, float dy) {
         s[S_DY + j] = dy;
 #pragma unroll
         for (int k = 0; k < 8; ++k) s[S_DA + k * 32 + j] = s[S_WTS + k] * dy;
     });
-    h.boundary(s, 0, 0);
+    __syncthreads();
     // Window softmax backward in warp 0, lane k < 8 for window k: d logit_k = w_k (X_k · d y − Σ_k' w_k'
     // X_k' · d y), both sums in the twin's order: the difference cancels, and the AudioAttNet gradients
     // behind it inherit any reassociation's rounding, amplified.
-    if (part.dx() && tid < 32) {
+    if (tid < 32) {
         const int k = tid & 7;
         float dp = 0.0f;
         for (int j = 0; j < 32; ++j) dp = fmaf(s[S_XW + k * 32 + j], s[S_DY + j], dp);
@@ -630,42 +550,41 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
         for (int kk = 0; kk < 8; ++kk) dot += s[S_WTS + kk] * __shfl_sync(0xffffffffu, dp, kk);
         if (tid < 8) s[S_DLOG + k] = s[S_WTS + k] * (dp - dot);
     }
-    h.boundary(s, S_DLOG, 8);
-    blk_dense_bwd<1, 8, 8, 1>(part, s + S_AT4, s + S_DLOG, P + T_ATFCW, dP + T_ATFCW, dP + T_ATFCB,
+    __syncthreads();
+    blk_dense_bwd<1, 8, 8, 1>(s + S_AT4, s + S_DLOG, P + T_ATFCW, dP + T_ATFCW, dP + T_ATFCB,
                               dx_to(s + S_DB, s + S_AT4, 8, ACT_LEAKY));
-    h.boundary(s, S_DB, 8);
+    __syncthreads();
     // AudioAttNet convs, last to first (d ping-pongs between S_DB and S_DC); the first adds into d X.
-    blk_conv_bwd<1, 8, 1, 2, 1, 1>(part, s + S_AT3, 0, P + T_AT4W, s + S_DB, dP + T_AT4W, dP + T_AT4B,
+    blk_conv_bwd<1, 8, 1, 2, 1, 1>(s + S_AT3, 0, P + T_AT4W, s + S_DB, dP + T_AT4W, dP + T_AT4B,
                                    dx_to(s + S_DC, s + S_AT3, 2, ACT_LEAKY));
-    h.boundary(s, S_DC, 8 * 2);
-    blk_conv_bwd<1, 8, 1, 4, 2, 1>(part, s + S_AT2, 0, P + T_AT3W, s + S_DC, dP + T_AT3W, dP + T_AT3B,
+    __syncthreads();
+    blk_conv_bwd<1, 8, 1, 4, 2, 1>(s + S_AT2, 0, P + T_AT3W, s + S_DC, dP + T_AT3W, dP + T_AT3B,
                                    dx_to(s + S_DB, s + S_AT2, 4, ACT_LEAKY));
-    h.boundary(s, S_DB, 8 * 4);
-    blk_conv_bwd<1, 8, 1, 8, 4, 1>(part, s + S_AT1, 0, P + T_AT2W, s + S_DB, dP + T_AT2W, dP + T_AT2B,
+    __syncthreads();
+    blk_conv_bwd<1, 8, 1, 8, 4, 1>(s + S_AT1, 0, P + T_AT2W, s + S_DB, dP + T_AT2W, dP + T_AT2B,
                                    dx_to(s + S_DC, s + S_AT1, 8, ACT_LEAKY));
-    h.boundary(s, S_DC, 8 * 8);
-    blk_conv_bwd<1, 8, 1, 16, 8, 2>(part, s + S_AT0, 0, P + T_AT1W, s + S_DC, dP + T_AT1W, dP + T_AT1B,
+    __syncthreads();
+    blk_conv_bwd<1, 8, 1, 16, 8, 2>(s + S_AT0, 0, P + T_AT1W, s + S_DC, dP + T_AT1W, dP + T_AT1B,
                                     dx_to(s + S_DB, s + S_AT0, 16, ACT_LEAKY));
-    h.boundary(s, S_DB, 8 * 16);
-    blk_conv_bwd<1, 8, 1, 32, 16, 4>(part, s + S_XW, 0, P + T_AT0W, s + S_DB, dP + T_AT0W, dP + T_AT0B,
+    __syncthreads();
+    blk_conv_bwd<1, 8, 1, 32, 16, 4>(s + S_XW, 0, P + T_AT0W, s + S_DB, dP + T_AT0W, dP + T_AT0B,
                                      [=](int t, int i, float v) { s[S_DA + t * 32 + i] = s[S_DA + t * 32 + i] + v; });
-    h.boundary(s, S_DA, 8 * 32);
+    __syncthreads();
     // AudioNet FC and convs (the audio features are data: no d_x for the first conv).
-    blk_dense_bwd<8, 64, 32, 8>(part, s + S_FC0, s + S_DA, P + T_FC1W, dP + T_FC1W, dP + T_FC1B,
+    blk_dense_bwd<8, 64, 32, 8>(s + S_FC0, s + S_DA, P + T_FC1W, dP + T_FC1W, dP + T_FC1B,
                                 dx_to(s + S_DB, s + S_FC0, 64, ACT_LEAKY));
-    h.boundary(s, S_DB, 8 * 64);
-    blk_dense_bwd<8, 64, 64, 8>(part, s + S_AN3, s + S_DB, P + T_FC0W, dP + T_FC0W, dP + T_FC0B,
+    __syncthreads();
+    blk_dense_bwd<8, 64, 64, 8>(s + S_AN3, s + S_DB, P + T_FC0W, dP + T_FC0W, dP + T_FC0B,
                                 dx_to(s + S_DC, s + S_AN3, 64, ACT_LEAKY));
-    h.boundary(s, S_DC, 8 * 64);
-    blk_conv_bwd<8, 2, 2, 64, 64, 1>(part, s + S_AN2, 0, P + T_AN3W, s + S_DC, dP + T_AN3W, dP + T_AN3B,
+    __syncthreads();
+    blk_conv_bwd<8, 2, 2, 64, 64, 1>(s + S_AN2, 0, P + T_AN3W, s + S_DC, dP + T_AN3W, dP + T_AN3B,
                                      dx_to(s + S_DB, s + S_AN2, 64, ACT_LEAKY));
-    h.boundary(s, S_DB, 8 * 2 * 64);
-    blk_conv_bwd<8, 4, 2, 32, 64, 2>(part, s + S_AN1, 0, P + T_AN2W, s + S_DB, dP + T_AN2W, dP + T_AN2B,
+    __syncthreads();
+    blk_conv_bwd<8, 4, 2, 32, 64, 2>(s + S_AN1, 0, P + T_AN2W, s + S_DB, dP + T_AN2W, dP + T_AN2B,
                                      dx_to(s + S_DC, s + S_AN1, 32, ACT_LEAKY));
-    h.boundary(s, S_DC, 8 * 4 * 32);
-    blk_conv_bwd<8, 8, 2, 32, 32, 2>(part, s + S_AN0, 0, P + T_AN1W, s + S_DC, dP + T_AN1W, dP + T_AN1B,
+    __syncthreads();
+    blk_conv_bwd<8, 8, 2, 32, 32, 2>(s + S_AN0, 0, P + T_AN1W, s + S_DC, dP + T_AN1W, dP + T_AN1B,
                                      dx_to(s + S_DB, s + S_AN0, 32, ACT_LEAKY));
-    h.boundary(s, S_DB, 8 * 8 * 32);
-    blk_conv_bwd<8, 16, 2, 0, 32, 0>(part, aud, C, P + T_AN0W, s + S_DB, dP + T_AN0W, dP + an0b, NoDx{});
-    h.finish();
+    __syncthreads();
+    blk_conv_bwd<8, 16, 2, 0, 32, 0>(aud, C, P + T_AN0W, s + S_DB, dP + T_AN0W, dP + an0b, NoDx{});
 }

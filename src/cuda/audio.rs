@@ -12,10 +12,6 @@ const TOK_FWD_SMEM: u32 = 26_656;
 /// The frame's forward activations (TOK_FWD_FLOATS, tokens_fwd's shared memory): its tape record.
 const TOK_FWD_FLOATS: usize = TOK_FWD_SMEM as usize / 4;
 const TOK_BWD_SMEM: u32 = 49_088;
-/// tokens_bwd's weight-gradient blocks per frame (TOK_DW_BLOCKS), and the floats per frame of the layer
-/// gradients they receive (TOK_HANDOFF_FLOATS).
-const TOK_DW_BLOCKS: u32 = 2;
-const TOK_HANDOFF_FLOATS: usize = 6400;
 /// First float of an_conv0_w (T_AN0W in the kernel): the token section's data-dependent tensors follow.
 const TOKEN_FIXED_END: usize = 150_752;
 
@@ -28,11 +24,6 @@ pub struct FrameBufs {
     pub ids: DevBuf<i32>,
     /// tokens_fwd's per-frame activations [B][TOK_FWD_FLOATS], which tokens_bwd reads.
     tape: DevBuf<f32>,
-    /// tokens_bwd's scratch: per frame the layer gradients its input-gradient block hands to its
-    /// weight-gradient blocks [B][TOK_HANDOFF_FLOATS], and their counters [B][1 + TOK_DW_BLOCKS] (zeroed
-    /// here once; the kernel keeps them consistent from launch to launch).
-    handoff: DevBuf<f32>,
-    counters: DevBuf<u32>,
 }
 
 impl FrameBufs {
@@ -51,10 +42,7 @@ impl FrameBufs {
             view: arena.alloc(gpu, frames.view.len())?,
             ids: arena.alloc(gpu, ids.len())?,
             tape: arena.alloc(gpu, frames.eye.len() * TOK_FWD_FLOATS)?,
-            handoff: arena.alloc(gpu, frames.eye.len() * TOK_HANDOFF_FLOATS)?,
-            counters: arena.alloc(gpu, frames.eye.len() * (1 + TOK_DW_BLOCKS as usize))?,
         };
-        gpu.zero(bufs.counters)?;
         gpu.upload(bufs.audio, &frames.audio)?;
         gpu.upload(bufs.eye, &frames.eye)?;
         gpu.upload(bufs.view, &frames.view)?;
@@ -64,8 +52,7 @@ impl FrameBufs {
 
     /// The floats `upload` takes from an arena for `frames` frames (before the arena's alignment).
     pub fn floats(layout: &DeformLayout, frames: usize) -> usize {
-        frames * (WINDOWS * WINDOW_LEN * layout.channels + 1 + VIEW_IN + 1 + TOK_FWD_FLOATS + TOK_HANDOFF_FLOATS)
-            + frames * (1 + TOK_DW_BLOCKS as usize)
+        frames * (WINDOWS * WINDOW_LEN * layout.channels + 1 + VIEW_IN + 1 + TOK_FWD_FLOATS)
     }
 
     fn frames(&self, layout: &DeformLayout) -> Result<usize> {
@@ -194,23 +181,15 @@ pub fn tokens_bwd(
     let c = layout.channels;
     let cost = Cost {
         bytes: 4 * (b * (WINDOWS * WINDOW_LEN * c + 14 + 2 * TOKENS * D + TOK_FWD_FLOATS) + layout.total) as u64
-            + 8 * (b * (layout.total - chain)) as u64
-            + 4 * (b * TOK_HANDOFF_FLOATS * (1 + TOK_DW_BLOCKS as usize)) as u64,
+            + 8 * (b * (layout.total - chain)) as u64,
         flop: 4 * b as u64 * macs_per_frame(c),
     };
-    // Per frame an input-gradient block and TOK_DW_BLOCKS weight-gradient blocks.
     let cfg = LaunchCfg {
-        grid: (b as u32, 1 + TOK_DW_BLOCKS, 1),
+        grid: (b as u32, 1, 1),
         block: (TOK_THREADS, 1, 1),
         shared_bytes: TOK_BWD_SMEM,
         cost,
     };
-    args.extend::<[Arg; 5]>([
-        d_kv.into(),
-        frames.tape.into(),
-        d_params.into(),
-        frames.handoff.into(),
-        frames.counters.into(),
-    ]);
+    args.extend::<[Arg; 3]>([d_kv.into(), frames.tape.into(), d_params.into()]);
     gpu.launch("tokens_bwd", cfg, &args)
 }
