@@ -1351,6 +1351,12 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t (&r)[2], const uint16_t* 
 // for head 4.
 __constant__ int V1_ROW[5] = {0, 16, 32, 48, 64};
 constexpr int V1_ROWS = 4 * 16 + 48;
+// The head whose rows of V1's copy hold `row`, and the head's output there (past HEAD_OUT[h]: padding).
+struct V1Row {
+    int h, local;
+    __device__ explicit V1Row(int row) : h(row < 64 ? row / 16 : 4), local(row - V1_ROW[h]) {}
+    __device__ bool used() const { return local < HEAD_OUT[h]; }
+};
 constexpr int V1_HALF = V1_ROWS * 64;  // halves between V1's two 64-column halves
 
 // Chunk `chunk` (8 halves, over both halves of a 128-column matrix) of row `row` of such a matrix.
@@ -1395,17 +1401,17 @@ __device__ __forceinline__ void head_weights_to_shared(const float* __restrict__
         if (e < HEAD_C1) {
             biases[e] = __ldg(params + P_HEAD0B + e);
         } else {
-            const int row = e - HEAD_C1, h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
-            biases[e] = local < HEAD_OUT[h] ? __ldg(params + P_HEAD1B + HEAD_OFF[h] + local) : 0.0f;
+            const V1Row r(e - HEAD_C1);
+            biases[e] = r.used() ? __ldg(params + P_HEAD1B + HEAD_OFF[r.h] + r.local) : 0.0f;
         }
     }
     weight_to_shared(v0, 0, params + P_HEAD0W, 5 * HID, D);
     if (v0_lo) weight_to_shared<true>(v0_lo, 0, params + P_HEAD0W, 5 * HID, D);
     for (int e = threadIdx.x; e < V1_ROWS * HID / 8; e += blockDim.x) {
         const int row = e / (HID / 8), chunk = e % (HID / 8);
-        const int h = row < 64 ? row / 16 : 4, local = row - V1_ROW[h];
+        const V1Row r(row);
         chunk_to_f16(swizzled(v1, V1_HALF, row, chunk),
-                     local < HEAD_OUT[h] ? params + P_HEAD1W + (HEAD_OFF[h] + local) * HID + 8 * chunk : nullptr);
+                     r.used() ? params + P_HEAD1W + (HEAD_OFF[r.h] + r.local) * HID + 8 * chunk : nullptr);
     }
 #if TC_WGMMA
     fence_stores_for_wgmma();
