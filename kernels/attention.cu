@@ -58,8 +58,6 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
-#include "slice_sum.cuh"
-
 #define D 64
 #define FFN 128
 #define HID 128
@@ -2953,7 +2951,10 @@ deform_pass_through_bwd(const float* __restrict__ do_means, const float* __restr
 // goes to d_params[e], the rest to d_tail[e − CHAIN_FLOATS] (d_kv [2,B,4,64] after deform_bwd, the projected
 // tokens' gradients [B][DTOK_FRAME] after deform_bwd_*_tc). The tensor-core path reduces its tail first on
 // the main stream, for deform_project_tokens_bwd, and [P_BO, CHAIN_FLOATS) on the second stream.
-// A block sums REDUCE_COLS = 32 consecutive outputs in eight chains (sum_slices, kernels/slice_sum.cuh).
+// A block sums REDUCE_COLS = 32 consecutive outputs: warp s of 8 sums slices s, s + 8, … in order, a lane
+// per output (128 contiguous bytes per slice), then warp 0 adds the 8 warps' sums in order through shared
+// memory. Each thread has G/8 loads in flight, where one thread per output summing all G in a row waited an
+// L2 round trip per slice.
 //   partials [G, part_stride] → d_params [CHAIN_FLOATS] (first floats of the gradient buffer), d_tail
 // Bytes: 4·(G + 1)·(last − first). FLOP: G·(last − first).
 // Where column c (< 16) of a 16-column group of a weight gradient lies in the partial slice on wgmma
@@ -2969,19 +2970,29 @@ static_assert(P_FFN0W % 16 == 0 && P_FFN1W % 16 == 0 && P_HEAD0W % 16 == 0 && (P
               "the permuted weight-gradient regions start on 16-column groups");
 
 #define REDUCE_COLS 32
-static_assert(REDUCE_THREADS == SLICE_SUM_THREADS && REDUCE_COLS == SLICE_SUM_COLS, "sum_slices' block");
+#define REDUCE_SPLITS (REDUCE_THREADS / REDUCE_COLS)
 // permuted: the slices come from the tensor-core backward on wgmma (slice_column's layout in dw_permuted's
 // regions); the sm_80 module's kernels write the plain layout and ignore it.
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
 deform_reduce(const float* __restrict__ partials, long long part_stride, int G, int first, int last,
               float* __restrict__ d_params, float* __restrict__ d_tail, int permuted) {
-    const int e = first + blockIdx.x * REDUCE_COLS + slice_sum_col();
-    long long from = e < CHAIN_FLOATS ? e : PART_TAIL + e - CHAIN_FLOATS;
+    __shared__ float sums[REDUCE_SPLITS][REDUCE_COLS];
+    const int col = threadIdx.x % REDUCE_COLS, split = threadIdx.x / REDUCE_COLS;
+    const int e = first + blockIdx.x * REDUCE_COLS + col;
+    float s = 0.0f;
+    if (e < last) {
+        long long from = e < CHAIN_FLOATS ? e : PART_TAIL + e - CHAIN_FLOATS;
 #if TC_WGMMA
-    if (permuted && dw_permuted(e)) from = (e & ~15LL) | slice_column(e & 15);
+        if (permuted && dw_permuted(e)) from = (e & ~15LL) | slice_column(e & 15);
 #endif
-    const float s = sum_slices(partials, part_stride, G, from, e < last);
-    if (threadIdx.x >= SLICE_SUM_COLS || e >= last) return;
+#pragma unroll 4
+        for (int g = split; g < G; g += REDUCE_SPLITS) s += partials[g * part_stride + from];
+    }
+    sums[split][col] = s;
+    __syncthreads();
+    if (split != 0 || e >= last) return;
+#pragma unroll
+    for (int q = 1; q < REDUCE_SPLITS; ++q) s += sums[q][col];
     if (e < CHAIN_FLOATS) d_params[e] = s;
     else d_tail[e - CHAIN_FLOATS] = s;
 }

@@ -88,7 +88,6 @@
 #define DENSE_REDUCE_THREADS 256
 
 #include "activation.cuh"
-#include "slice_sum.cuh"
 
 // Stages a BM × 8 tile s[k][i] = get(i, k). K_CONTIGUOUS: the source is contiguous in k, so consecutive
 // threads take consecutive k (8 floats = one 32-byte sector per row); otherwise consecutive threads take
@@ -605,18 +604,32 @@ DENSE_BWD_W_TC_ENTRY(dense_bwd_w_tc, 128)
 DENSE_BWD_W_TC_ENTRY(dense_bwd_w_tc_i64, 64)
 
 // partials [splits, O·I + O] -> d_w [O,I], d_b [O] (null: skipped), overwritten (0 splits give zeros).
-// A block sums DENSE_REDUCE_COLS = 32 consecutive elements in eight chains (sum_slices, kernels/slice_sum.cuh):
-// 128 × 128 + 128 elements make 516 blocks instead of 65 with a thread per element, so the ~8 MB of partials
-// (in L2) stream at the card's rate instead of one L2 round trip per split per thread.
+// A block sums DENSE_REDUCE_COLS = 32 consecutive elements: warp s (of DENSE_REDUCE_LANES = 8) sums splits
+// s, s + 8, s + 16, ... in order, one element per lane (a warp reads 128 contiguous bytes per split), and
+// warp 0 then adds the 8 lane sums in order s = 0..7 through shared memory: a fixed order, deterministic.
+// Eight chains per element instead of one: each thread issues splits/8 independent loads (16 at 128 splits)
+// instead of 128 in a row, and 128 × 128 + 128 elements make 516 blocks instead of 65, so the ~8 MB of
+// partials (in L2) stream at the card's rate instead of one L2 round trip per split per thread.
 #define DENSE_REDUCE_COLS 32
-static_assert(DENSE_REDUCE_THREADS == SLICE_SUM_THREADS && DENSE_REDUCE_COLS == SLICE_SUM_COLS, "sum_slices' block");
+#define DENSE_REDUCE_LANES (DENSE_REDUCE_THREADS / DENSE_REDUCE_COLS)
 extern "C" __global__ void __launch_bounds__(DENSE_REDUCE_THREADS)
 dense_bwd_w_reduce(const float* __restrict__ partials, int splits, int n_in, int n_out,
                    float* __restrict__ d_w, float* __restrict__ d_b) {
+    __shared__ float red[DENSE_REDUCE_LANES][DENSE_REDUCE_COLS];
     long long stride = (long long)n_out * n_in + n_out;
-    long long j = (long long)blockIdx.x * DENSE_REDUCE_COLS + slice_sum_col();
-    const float t = sum_slices(partials, stride, splits, j, j < stride);
-    if (threadIdx.x >= SLICE_SUM_COLS || j >= stride) return;
+    int e = threadIdx.x % DENSE_REDUCE_COLS, lane_s = threadIdx.x / DENSE_REDUCE_COLS;
+    long long j = (long long)blockIdx.x * DENSE_REDUCE_COLS + e;
+    float s = 0.0f;
+    if (j < stride) {
+#pragma unroll 4
+        for (int z = lane_s; z < splits; z += DENSE_REDUCE_LANES) s += partials[z * stride + j];
+    }
+    red[lane_s][e] = s;
+    __syncthreads();
+    if (lane_s != 0 || j >= stride) return;
+    float t = red[0][e];
+#pragma unroll
+    for (int q = 1; q < DENSE_REDUCE_LANES; ++q) t += red[q][e];
     if (j < (long long)n_out * n_in) d_w[j] = t;
     else if (d_b) d_b[j - (long long)n_out * n_in] = t;
 }
