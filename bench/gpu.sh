@@ -51,10 +51,11 @@
 #   bench/gpu.sh build-variant NAME REV on the build machine, after `prepare`: builds REV (a commit or branch)
 #                               in a temporary worktree, into target/variant/, and lays its binary and deform
 #                               test binary as variant NAME (set NVCC so that the PTX is rebuilt).
-#   bench/gpu.sh deform-ab NAME.. on the GPU machine: `bench deform` at N = 50 000, B = 8 with the per-kernel
-#                               profile, for each named variant and the prepared binary ("new") in turn,
-#                               ROUNDS times (default 3), so that all sides share the card and its state;
-#                               the step medians and the tensor-core kernels' means in <date>-<gpu>-deform-ab.log.
+#   bench/gpu.sh deform-ab NAME.. on the GPU machine: `bench deform` at N = 50 000, B = 8 for each named
+#                               variant and the prepared binary ("new") in turn, ROUNDS times (default 3), so
+#                               that all sides share the card and its state, then once more per side with the
+#                               per-kernel profile: the step medians (timed without the profiler) and the
+#                               deformation kernels' means in <date>-<gpu>-deform-ab.log.
 #   bench/gpu.sh deform-pick NAME.. on the GPU machine: deform-check of the prepared build, deform-ab against
 #                               the named variants (ROUNDS, default 2), and deform-speed of the fastest side
 #                               whose check passed (a variant gets its own deform-check first): one call for
@@ -374,24 +375,35 @@ build_variant() {
     echo "variant $1: $commit"
 }
 
-# The deform bench at B = 8 for each named variant and the prepared binary, in turn, ROUNDS times.
+# The deform bench at B = 8 for each named variant and the prepared binary, in turn, ROUNDS times; then one
+# profiled run of each for the kernels' means. The step medians come from runs without --profile: the
+# profiler's events between launches would hold back a kernel launched to overlap the one before it.
 deform_ab() {
     unpack
     local log; log=$(log_path "-deform-ab")
+    # One side's bench deform at N = 50 000, B = 8; a side that hangs loses its run (AB_RUN_S seconds), not
+    # the others'.
+    side_bench() {
+        local v=$1 g=".device/var/gensync-$1" portable=()
+        shift
+        [ "$v" = new ] && g=.device/gensync
+        [ "$v" = portable ] && g=.device/gensync portable=(GENSYNC_PORTABLE_PTX=1)
+        chmod +x "$g"
+        timeout "${AB_RUN_S:-120}" env "${portable[@]}" "$g" --device cuda "$@" bench deform --gaussians 50000 --batch 8 2>&1
+    }
     {
         echo "# deform A/B: $(date -u +%FT%TZ), new = commit $(tr '\n' ' ' < .device/commit)"
+        echo "# step medians without --profile; kernel means from one profiled run per side after the rounds"
         cat .device/variants 2>/dev/null || true
         for round in $(seq "${ROUNDS:-3}"); do
             for v in "$@" new; do
-                local g=".device/var/gensync-$v" portable=()
-                [ "$v" = new ] && g=.device/gensync
-                [ "$v" = portable ] && g=.device/gensync portable=(GENSYNC_PORTABLE_PTX=1)
-                chmod +x "$g"
                 echo "## round $round, $v"
-                # A side that hangs loses its round (AB_RUN_S seconds), not the others'.
-                timeout "${AB_RUN_S:-120}" env "${portable[@]}" "$g" --device cuda --profile bench deform --gaussians 50000 \
-                    --batch 8 2>&1 | grep -E "tensor cores|_tc |^fill|^tokens|error" | sed 's/; [0-9.]* GFLOP.*//' || true
+                side_bench "$v" | grep -E "tensor cores|error" | sed 's/; [0-9.]* GFLOP.*//' || true
             done
+        done
+        for v in "$@" new; do
+            echo "## profile, $v"
+            side_bench "$v" --profile | grep -E "^deform_|^tokens|^fill|^adam|error" || true
         done
     } 2>&1 | tee "$log"
 }
