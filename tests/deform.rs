@@ -655,6 +655,73 @@ fn compare_with_twin(precision: Precision, ops: Operands, tol: f64, cases: &[(Di
     assert!(failures.is_empty(), "over the bound {tol}:\n{}", failures.join("\n"));
 }
 
+/// deform_fwd + deform_bwd run twice on one DeformChain give the first run's gradients again: what a call
+/// leaves behind (its partial slices, the tape it uses up, the work still on the second stream) does not leak
+/// into the next call. Within 1e-6: the fp32 path adds d_kv's tile-spanning partials, d_f and d_canonical
+/// with atomics, in any order; a leak (a slice not summed from zero) shows as an error near 1.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_deform_bwd_repeats() {
+    let gpu = gpu();
+    let (b, n) = (3, 700);
+    let (layout, p64, batch64, w64) = problem_sized(Disentangle::Multiplicative, 91, 29, 4, b, n);
+    let params: Vec<f32> = convert(&p64);
+    let batch = batch_cast::<f64, f32>(&batch64);
+    let d_out = deformed_cast::<f64, f32>(&w64);
+    let kv_host = tokens_fwd(&layout, &params, &batch.frames).kv;
+    let names = ["d_params (chain)", "d_kv", "d_features", "d_canonical.means", "d_canonical.log_scales",
+                 "d_canonical.rotations", "d_canonical.opacities", "d_canonical.sh"];
+    let mut failures = Vec::new();
+    for precision in [Precision::Fp32, Precision::TensorCores] {
+        let mut arena = Arena::new("test", 256 << 20).unwrap();
+        let put = |arena: &mut Arena, host: &[f32]| {
+            let buf = arena.alloc::<f32>(&gpu, host.len()).unwrap();
+            gpu.upload(buf, host).unwrap();
+            buf
+        };
+        let (p, f, kv) = (put(&mut arena, &params), put(&mut arena, &batch.features), put(&mut arena, &kv_host));
+        let cn = &batch.canonical;
+        let canon = upload_gaussians(&gpu, &mut arena, n, [&cn.means, &cn.log_scales, &cn.rotations, &cn.opacities, &cn.sh]);
+        let d_o = upload_gaussians(
+            &gpu,
+            &mut arena,
+            b * n,
+            [&d_out.means, &d_out.scales, &d_out.rotations, &d_out.opacities, &d_out.sh],
+        );
+        let chain = DeformChain::new(&gpu, &mut arena, &layout, b, n, precision).unwrap();
+        let out = GaussianBufs::alloc(&gpu, &mut arena, b * n).unwrap();
+        let d_params = arena.alloc::<f32>(&gpu, layout.total).unwrap();
+        let d_kv = arena.alloc::<f32>(&gpu, 2 * b * TOKENS * D).unwrap();
+        let d_f = arena.alloc::<f32>(&gpu, n * D).unwrap();
+        let d_canon = GaussianBufs::alloc(&gpu, &mut arena, n).unwrap();
+        let run = || -> Vec<Vec<f32>> {
+            chain.prepare(&gpu, p).unwrap();
+            chain.deform_fwd(&gpu, p, f, kv, b, n, batch.dropout, &canon, &out).unwrap();
+            chain
+                .deform_bwd(&gpu, p, f, kv, b, n, batch.dropout, &canon, &d_o, d_params, d_kv, d_f, &d_canon)
+                .unwrap();
+            // deform_bwd writes the chain section of d_params only.
+            let mut got = vec![
+                gpu.download(d_params).unwrap()[..layout.chain_floats()].to_vec(),
+                gpu.download(d_kv).unwrap(),
+                gpu.download(d_f).unwrap(),
+            ];
+            got.extend(download_gaussians(&gpu, &d_canon));
+            got
+        };
+        let first = run();
+        let second = run();
+        for (name, (a, again)) in names.iter().zip(first.iter().zip(&second)) {
+            let what = format!("{precision:?} {name}, second call against the first");
+            let e = rel_err(&what, again, a);
+            if !below(e, 1e-6) {
+                failures.push(format!("{what}: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// 200 training steps on a fixed random problem (B = 4, N = 256, dropout on, Adam at SPEC §7's network
 /// learning rate 1e-4, eps 1e-15): L = ½‖deformed − target‖² over all five arrays (target: the canonical
 /// Gaussians moved by a fixed random offset). The loss must fall (by 10 % at least), and the tensor-core
