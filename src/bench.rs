@@ -10,6 +10,21 @@ use crate::rng::Rng;
 use std::fmt::Write;
 use std::path::Path;
 
+/// The benches' bounds on their options. Every buffer a bench builds stays below 2^31 elements (the kernels
+/// index with 32-bit integers) and well inside a GPU's memory; the host's vectors are as large.
+const MAX_REPS: usize = 100_000;
+
+/// Each `(option, value, max)` within [1, max], else an input error that names the bench and the option.
+/// A product of options, `("--a × --b", a·b, max)`, comes after its factors (which bound it below 2^64).
+fn check_sizes(bench: &str, options: &[(&str, usize, usize)]) -> Result<()> {
+    for &(option, value, max) in options {
+        if value == 0 || value > max {
+            return Err(Error::input(format!("bench {bench}: {option} {value}: must be between 1 and {max}")));
+        }
+    }
+    Ok(())
+}
+
 /// Splits `total` parameters into tensors of uneven sizes (none a multiple of the kernel's chunk), the way a
 /// model's parameter list looks, so the multi-tensor path is what gets timed.
 pub fn adam_tensor_sizes(total: usize) -> Vec<usize> {
@@ -29,9 +44,7 @@ pub fn adam_tensor_sizes(total: usize) -> Vec<usize> {
 /// Median time of one fused Adam step over `params` parameters, against the card's measured device-to-device
 /// copy bandwidth (bytes read + written). On the CPU backend, the CPU twin's wall time.
 pub fn adam(backend: &Backend, params: usize, reps: usize) -> Result<String> {
-    if params == 0 || reps == 0 {
-        return Err(Error::input("bench adam: --params and --reps must be positive"));
-    }
+    check_sizes("adam", &[("--params", params, 1 << 30), ("--reps", reps, MAX_REPS)])?;
     let sizes = adam_tensor_sizes(params);
     let mut rng = Rng::new(42);
     let host: Vec<[Vec<f32>; 4]> = sizes
@@ -99,9 +112,16 @@ pub fn adam(backend: &Backend, params: usize, reps: usize) -> Result<String> {
 pub fn mlp(backend: &Backend, s: cpu::mlp::Dense, reps: usize) -> Result<String> {
     use crate::cpu::mlp::{dense_bwd, dense_fwd, DenseGrads};
     use crate::cuda::mlp::{self as cuda, dense_bwd_scratch_len, DenseBwdInputs};
-    if s.rows == 0 || s.n_in == 0 || s.n_out == 0 || reps == 0 {
-        return Err(Error::input("bench mlp: --rows, --in, --out and --reps must be positive"));
-    }
+    check_sizes(
+        "mlp",
+        &[
+            ("--rows", s.rows, 1 << 26),
+            ("--in", s.n_in, 4096),
+            ("--out", s.n_out, 4096),
+            ("--rows × the wider of --in, --out", s.rows * s.n_in.max(s.n_out), 1 << 30),
+            ("--reps", reps, MAX_REPS),
+        ],
+    )?;
     let mut rng = Rng::new(42);
     let x = rng.vec(s.rows * s.n_in, -1.0, 1.0);
     let w = rng.vec(s.n_out * s.n_in, -0.3, 0.3);
@@ -171,9 +191,16 @@ pub fn mlp(backend: &Backend, s: cpu::mlp::Dense, reps: usize) -> Result<String>
 pub fn loss(backend: &Backend, f: cpu::loss::Frames, reps: usize) -> Result<String> {
     use crate::cpu::loss::{loss_bwd, loss_fwd};
     use crate::cuda::loss::{self as cuda, loss_scratch_len, LossInputs};
-    if f.values() == 0 || reps == 0 {
-        return Err(Error::input("bench loss: --batch, --height, --width and --reps must be positive"));
-    }
+    check_sizes(
+        "loss",
+        &[
+            ("--batch", f.b, 256),
+            ("--height", f.h, 8192),
+            ("--width", f.w, 8192),
+            ("--batch × --height × --width", f.b * f.h * f.w, 1 << 28),
+            ("--reps", reps, MAX_REPS),
+        ],
+    )?;
     let mut rng = Rng::new(42);
     let render = rng.vec(f.values(), 0.0, 1.0);
     let gt = rng.vec(f.values(), 0.0, 1.0);
@@ -240,9 +267,17 @@ pub fn loss(backend: &Backend, f: cpu::loss::Frames, reps: usize) -> Result<Stri
 /// (bench/raster_vs_gsplat.py reads them).
 pub fn raster(backend: &Backend, gaussians: usize, batch: usize, size: usize, reps: usize, dump: Option<&Path>) -> Result<String> {
     use crate::render::rasterize::{backward_bytes, initial_capacity, rasterize, GpuRasterizer, GpuScene, GpuTape, Scene};
-    if batch == 0 || size == 0 || reps == 0 {
-        return Err(Error::input("bench raster: --batch, --size and --reps must be positive"));
-    }
+    check_sizes(
+        "raster",
+        &[
+            ("--gaussians", gaussians, 1 << 24),
+            ("--batch", batch, 256),
+            ("--size", size, 4096),
+            ("--gaussians × --batch", gaussians * batch, 1 << 26),
+            ("--batch × --size²", batch * size * size, 1 << 28),
+            ("--reps", reps, MAX_REPS),
+        ],
+    )?;
     let scene = Scene::face_like(gaussians, batch, size, 1);
     let d = scene.dims;
     let mut rng = Rng::new(2);
@@ -403,9 +438,16 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
     use crate::cuda::attention::{DeformChain, GaussianBufs, Precision, MACS_PER_PAIR};
     use crate::cuda::audio::{tokens_bwd, tokens_fwd, tokens_setup, FrameBufs};
     use crate::model::deform::{self as model, DeformBatch, DeformLayout, Disentangle, DELTAS, DROPOUT};
-    if gaussians == 0 || batch == 0 || reps == 0 {
-        return Err(Error::input("bench deform: --gaussians, --batch and --reps must be positive"));
-    }
+    // The tape alone is 944 bytes per (Gaussian, frame) pair: 8 GB at the bound.
+    check_sizes(
+        "deform",
+        &[
+            ("--gaussians", gaussians, 1 << 22),
+            ("--batch", batch, 256),
+            ("--gaussians × --batch", gaussians * batch, 1 << 23),
+            ("--reps", reps, MAX_REPS),
+        ],
+    )?;
     let (n, b, c, identities) = (gaussians, batch, 29, 10);
     let layout = DeformLayout::new(c, identities, Disentangle::Multiplicative);
     let params = layout.init(1);
@@ -533,9 +575,7 @@ pub fn canonical(backend: &Backend, gaussians: usize, size: usize, reps: usize) 
     use crate::data::synth::{write_corpus, CorpusOptions, Progress};
     use crate::train::canonical::Identity;
     use crate::train::canonical_gpu::{DeviceFrames, GpuIdentity};
-    if gaussians == 0 || reps == 0 {
-        return Err(Error::input("bench canonical: --gaussians and --reps must be positive"));
-    }
+    check_sizes("canonical", &[("--gaussians", gaussians, 1 << 24), ("--reps", reps, MAX_REPS)])?;
     let dir = std::env::temp_dir().join(format!("gensync-bench-canonical-{}", std::process::id()));
     let options = CorpusOptions { identities: 1, seconds: 1.0, size, seed: 1, out: dir.clone() };
     let written = write_corpus(&options, &Progress { quiet: true });

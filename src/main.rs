@@ -273,7 +273,18 @@ enum BenchCmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            // clap's own errors (an unknown option, a value that does not parse) in one line like ours: the
+            // message's first paragraph, without its "error: " and the usage that follows.
+            let text = e.to_string();
+            let first: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("gensync: {}", first.join(" ").trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+    };
     if let Err(e) = run(cli) {
         eprintln!("gensync: {e}");
         std::process::exit(e.exit_code());

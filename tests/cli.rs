@@ -53,3 +53,45 @@ fn bench_adam_runs_on_the_cpu_backend() {
     let bad = gensync(&["--device", "cpu", "bench", "adam", "--params", "0"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Exit 2, one line on stderr that mentions `needle`, nothing on stdout.
+fn one_line_error(args: &[&str], needle: &str) {
+    let out = gensync(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?}: partial output {:?}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: more than one line: {err}");
+    assert!(err.starts_with("gensync: ") && err.contains(needle), "{args:?}: {err:?} does not mention {needle:?}");
+}
+
+/// Sizes a bench cannot hold (up to usize::MAX, where building its inputs overflowed) are input errors that
+/// name the option, before anything is allocated.
+#[test]
+fn bench_sizes_out_of_range_are_one_line_errors() {
+    let max = usize::MAX.to_string();
+    for (args, needle) in [
+        (vec!["bench", "adam", "--params", &max], "--params"),
+        (vec!["bench", "raster", "--gaussians", &max], "--gaussians"),
+        (vec!["bench", "raster", "--size", "0"], "--size"),
+        (vec!["bench", "mlp", "--rows", &max], "--rows"),
+        (vec!["bench", "mlp", "--rows", "1000000", "--in", "4096"], "--rows × the wider of --in, --out"),
+        (vec!["bench", "loss", "--height", &max], "--height"),
+        (vec!["bench", "deform", "--batch", &max], "--batch"),
+        (vec!["bench", "deform", "--gaussians", "4000000", "--batch", "8"], "--gaussians × --batch"),
+        (vec!["bench", "deform", "--reps", "0"], "--reps"),
+        (vec!["bench", "canonical", "--gaussians", "0"], "--gaussians"),
+    ] {
+        let mut full = vec!["--device", "cpu", "--quiet"];
+        full.extend(args);
+        one_line_error(&full, needle);
+    }
+}
+
+/// What the parser rejects (a value of the wrong type, an unknown option, a missing one) is one line too.
+#[test]
+fn parse_errors_are_one_line() {
+    one_line_error(&["demo", "--size", "x"], "--size");
+    one_line_error(&["demo", "--identities", &usize::MAX.to_string()], "--identities");
+    one_line_error(&["synth", "--no-such-option"], "--no-such-option");
+    one_line_error(&["train", "--data", "corpus"], "--out");
+}
