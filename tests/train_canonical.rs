@@ -263,6 +263,7 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
     fails(&train(&["--data", s(&dir.join("nowhere"))]), "--data", &out);
     fails(&train(&["--data", s(&data), "--identities", "7"]), "identity 7", &out);
     fails(&train(&["--data", s(&data), "--identities", "x"]), "--identities", &out);
+    fails(&train(&["--data", s(&data), "--identities", "0,0"]), "listed twice", &out);
     fails(&train(&["--data", s(&data), "--stage", "joint"]), "--stage", &out);
     let nested = dir.join("no-such-folder/out.safetensors");
     fails(&["train", "--quiet", "--data", s(&data), "--out", s(&nested)].map(String::from), "--out", &nested);

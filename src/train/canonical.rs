@@ -701,6 +701,10 @@ pub fn parse_identities(s: &str) -> Result<Vec<u32>> {
     if ids.is_empty() {
         return Err(Error::input("--identities: empty list"));
     }
+    // Twice the same identity would train it twice and store it once.
+    if let Some(id) = ids.iter().enumerate().find_map(|(i, id)| ids[..i].contains(id).then_some(id)) {
+        return Err(Error::input(format!("--identities {s:?}: identity {id} is listed twice")));
+    }
     Ok(ids)
 }
 
