@@ -267,6 +267,7 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
     fails(&train(&["--data", s(&data), "--stage", "joint"]), "--stage", &out);
     let nested = dir.join("no-such-folder/out.safetensors");
     fails(&["train", "--quiet", "--data", s(&data), "--out", s(&nested)].map(String::from), "--out", &nested);
+    fails(&["train", "--quiet", "--data", s(&data), "--out", s(&data)].map(String::from), "is a folder", &nested);
 
     // A good checkpoint, then broken copies of it.
     let good = dir.join("good.safetensors");

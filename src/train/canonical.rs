@@ -736,6 +736,9 @@ pub fn train_canonical(o: &CanonicalOptions, backend: &Backend) -> Result<Canoni
     if !out_dir.is_dir() {
         return Err(Error::input(format!("--out {}: the folder {} does not exist", o.out.display(), out_dir.display())));
     }
+    if o.out.is_dir() {
+        return Err(Error::input(format!("--out {}: is a folder; the checkpoint is a file", o.out.display())));
+    }
     let resumed = o.resume.as_deref().map(open_checkpoint).transpose()?;
     let identities = choose_identities(o, resumed.as_ref())?;
     let datasets = open_datasets(o, &identities)?;
