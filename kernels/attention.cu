@@ -813,78 +813,38 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // fp16 matrices (weight_to_shared: with the split layers' low parts in the forward), from which wgmma on
 // Hopper, and ldmatrix elsewhere, read either orientation. Attention, LayerNorm, dropout, ReLU masks,
 // softmax and the deltas stay fp32 on the accumulators; row sums are quad shuffles.
-// The backward also takes the weight gradients on the tensor cores: per block tile (8 warps × 16 = 128
-// pairs) each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory,
-// and dW = d_preᵀ·x is one mma product over the 128 pairs (ldmatrix.trans gives the transposed fragments);
-// a column of ones after x's last column gives the bias gradient in the same product. The last layers of
-// heads 0–3 (1 to 4 outputs) take dWᵀ = xᵀ·d_pre instead, so that the 16-row tiles run over the inputs and
-// not over 4 outputs padded to 16 (block_dw_narrow: half the products; deform_bwd_heads_tc 1.21 → 1.19 ms,
-// step 3.10 → 3.08 ms, H100, …-deform-ab-stop22-b.log). The backward takes the attention's two 64 × 64
-// layers through each frame's projected tokens (TOK_* above) and the forward's p from the tape: 12
-// products per warp tile and 104 per block instead of 64 and 576 (deform_bwd_chain_tc 0.79 → 0.49 ms,
-// step 3.08–3.10 → 2.85–2.86 ms, H100, …-deform-ab-stop23-b.log). Both heads kernels read the deltas'
-// inputs of heads 0–3 before each head's products (delta_inputs: their L2 latency was exposed after them;
-// deform_bwd_heads_tc 1.20 → 1.15 ms, deform_fwd_heads_tc 0.445 → 0.431, step 2.85 → 2.79 ms; H100,
-// …-deform-ab-stop24-a.log). The backward adds nothing with atomics that the B frames of an n-tile would
-// add to the same addresses at about the same time: the canonical means' and SH coefficients' gradients
-// come from deform_pass_through_bwd, and deform_bwd_chain_tc sums d_f over an n-tile's frames in shared
-// memory (deform_bwd_heads_tc 1.16 → 1.06 ms, deform_bwd_chain_tc 0.48 → 0.45, step 2.75 → 2.65 ms; H100,
-// …-deform-ab-stop25-a.log). deform_pass_through_bwd also sums the log-scales', rotations' and opacities'
-// gradients, which deform_bwd_heads_tc writes per pair (d_pair): in order and deterministic, at the same
-// time as their atomics (…-deform-ab-stop27-g.log).
-// Each direction is two kernels over the same work, the chain's (f to g) and the F_d heads' (g to the
-// deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was larger
-// than the instruction cache (12 k SASS instructions in the backward's loop, whose misses were a quarter of
-// its stalls; the split took the backward from 3.31 to 2.16 ms, H200). The forward's kernels need no
-// block-wide step (FWD_WARPS, FWD_CHAIN_WARPS below), the backward's run 8 warps (heads 255 registers,
-// chain 229).
-// measured: H200, N = 50 000, B = 8 (profiler, 9d35270): deform_fwd_chain_tc 0.42 ms, deform_fwd_heads_tc
-// 0.45 ms, deform_bwd_heads_tc 1.24 ms, deform_bwd_chain_tc 0.89 ms; step 3.21 ms, against 4.81 ms in the
-// same session for one kernel per direction (c510ca4: forward 1.06 ms, backward 3.53 ms). The forward
-// was issue-bound at c510ca4 (Nsight Compute: its time followed its executed instructions, 7.7 k per warp
-// tile at c24dd4c, 16 k with every layer but the query split). With the low parts as E4M3 (db5ec2c, 1.44 ms) the split layers
-// cost 0.32 ms and the heads' fp32 redo 0.11 ms; the low parts as fp16 took it to 1.06 ms. Splitting the
-// heads as well (3b25cd6) took 1.78 ms. From 0.54 / 4.76 ms at 89d309d to c24dd4c: the column sums as a
-// reduce-scatter (backward −0.47 ms), the tape (backward −0.68 ms, forward +0.15 ms), the forward's
-// fragments in shared memory (−0.07 ms). Every variant measured and not kept since, with its numbers and
-// logs, and what they rule out as these kernels' bounds: bench/results/deform-tc-experiments.md. In short
-// (H100, 85d7cbe, B = 8): deform_bwd_heads_tc 1.06 ms, deform_bwd_chain_tc 0.45, deform_fwd_chain_tc 0.48,
-// deform_fwd_heads_tc 0.43, step 2.65 ms; the heads' backward runs at 25 % issue-slot use (Nsight Compute,
-// H100, dfae3ef) with 8 warps per SM, and is bound neither by its partial slices nor by L2 latency on the
-// next item's inputs.
-// On Hopper (ptx/attention_sm90a.ptx, TC_WGMMA) the backward's products run on warpgroup MMA: each is one
-// wgmma per k-step for the warpgroup's 64 rows instead of an ldmatrix and mma.sync per 8-column tile per
-// warp. deform_bwd_heads_tc's per-warp products take A from the warps' fragments and B from the weights'
-// fp16 copies in the 128-byte swizzle (1.050 → 0.993 ms); both backward kernels' weight gradients take
-// both operands transposed from the staged tiles, which are then in the no-swizzle core-matrix layout
-// (stage_tile_bf16; heads 0.995 → 0.849 ms, chain 0.418 → 0.392 ms; step 2.46 → 2.23 ms, H100,
-// …-deform-ab-stop28-{a,c,e}.log). Overlapping d_g's product with the weight gradients' barrier was not
-// faster (…-stop28-f). deform_fwd_heads_tc's products on wgmma were not faster either while its time went
-// to the fp32 redo of its doubtful ReLU units (0.429 → 0.430 ms, …-stop28-d). Taking those decisions
-// from a split product instead (tc_head_hidden) cut its instructions by a third (Nsight Compute: 202 M
-// per call at 85d7cbe, …-deform-ncu-stop25.tgz; 131 M, …-deform-ncu-stop29-a.tgz) but not its time
-// (0.430 → 0.422 ms, …-deform-ab-stop29-a.log): its mma.sync took 35 % of the stall samples. On wgmma it
-// takes 0.301 ms (step 2.24 → 2.11 ms, H100, …-deform-ab-stop29-b.log). The backward's weight gradients
-// go into the partial slices by red.global.add instead of a load and a store of the slice per product
-// (heads 0.868 → 0.747 ms), the forward chain and the backward chain's d_x read fp16 weight copies as the
-// heads do, and the chain's LayerNorm sums are the warps' own, added in warp order (chain 0.392 → 0.335
-// ms with those; step 2.11 → 1.91 ms, H100, …-deform-ab-stop30-a.log). At 737bee2 (H100, B = 8): heads'
-// backward 0.71 ms, the other three 0.30 ms each, step 1.82 ms; none of the four is bound by memory (DRAM
-// 12–20 % of peak) and each issues 1.3–1.65 instructions per cycle (Nsight Compute, H200,
-// …-deform-ncu-4880e6d.tgz): latency, with 8 (forward heads 12) warps per SM. Since then (H100, B = 8,
-// …-deform-ab-stop31-{a,b}.log): each product's descriptor built once and advanced per k-step
-// (desc_advance) and the heads' ReLU in their conversions (cvt .relu; the heads' backward executed 220 M →
-// 182 M warp instructions, but gained 3 %), the heads' first-layer biases from shared memory (0.688 →
-// 0.663 ms), the barrier after each of the backward's weight gradients an mbarrier (TileReuse; heads →
-// 0.643, chain 0.313 → 0.279), and DwRows' adds by red.v4 into column-permuted slices (heads → 0.606,
-// chain −0.018): at b06c568 heads' backward 0.61 ms, chain's 0.28, forward heads 0.29, forward chain 0.30,
-// step 1.68 ms (…-deform-speed-b06c568.log). Then (…-deform-ab-stop32-{a,b,c}.log): the forward's
-// attention through the projected tokens as split mma.sync (forward chain 0.298 → 0.252 ms), the biases
-// and LayerNorm parameters of the forward kernels and the heads' backward from shared memory instead of
-// column-tested L1 loads (forward heads 0.298 → 0.233, forward chain → 0.244), and
-// deform_pass_through_bwd on a second stream (−0.02 ms): at 353aa00 heads' backward 0.60 ms, chain's
-// 0.29, forward chain 0.24, forward heads 0.23, step 1.56 ms on the H100, 1.50 on an H200
-// (…-deform-speed-353aa00.log, …-H200-deform-speed-11f8bca.log).
+// The backward's weight gradients are tensor-core products too: per block tile (8 warps × 16 = 128 pairs)
+// each layer's input x and output gradient d_pre are staged as bf16 [128][cols] in shared memory, and
+// dW = d_preᵀ·x is one product over the 128 pairs; a column of ones after x's last column gives the bias
+// gradient in the same product. The last layers of heads 0–3 (1 to 4 outputs) take dWᵀ = xᵀ·d_pre instead,
+// so that the 16-row tiles run over the inputs and not over 4 outputs padded to 16 (block_dw_narrow). The
+// sums go into the block's partial slice by red.global.add; deform_reduce adds the slices in a fixed order.
+// Why it is shaped so (every step's A/B, and what was tried and not kept, with their logs:
+// bench/results/deform-tc-experiments.md):
+// - Each direction is two kernels over the same work items, the chain's (f to g) and the F_d heads' (g to
+//   the deltas), passing g (and back d_h2) through the tape (TAPE_* below): one kernel per direction was
+//   larger than the instruction cache, and its misses were a quarter of its stalls.
+// - The tape holds what the heads and the backward need of the forward chain, which they read instead of
+//   recomputing it.
+// - The backward takes the attention's two 64 × 64 layers through each frame's projected tokens (TOK_*
+//   above) and the forward's p from the tape: 12 products per warp tile and 104 per block instead of 64
+//   and 576.
+// - Both heads kernels read the deltas' inputs of heads 0–3 before each head's products, whose time hides
+//   the inputs' L2 latency.
+// - Nothing is added with atomics that the B frames of an n-tile would add to the same addresses at about
+//   the same time: deform_pass_through_bwd sums the canonical means' and SH coefficients' gradients over
+//   the frames, and the log-scales', rotations' and opacities' from the heads' per-pair gradients (d_pair),
+//   in order; deform_bwd_chain_tc sums d_f over an n-tile's frames in shared memory.
+// - On Hopper (ptx/attention_sm90a.ptx, TC_WGMMA) the backward's products and weight gradients and the
+//   forward heads' products run on warpgroup MMA: one wgmma per k-step for a warpgroup's 64 rows, A from
+//   the warps' fragments or the staged tiles (then in the no-swizzle core-matrix layout: stage_tile_bf16),
+//   B from the weights' fp16 copies in the 128-byte swizzle; each product's descriptor is built once and
+//   advanced per k-step (desc_advance).
+// - The four kernels are bound by latency, not by memory (DRAM 12–20 % of peak, 1.3–1.65 instructions
+//   issued per cycle; Nsight Compute at 737bee2): 8 warps per SM (the forward heads 12), the backward's at
+//   255 and 229 registers. The barrier after each weight gradient is an mbarrier (TileReuse), the biases
+//   and LayerNorm parameters come from shared memory, and the heads' ReLU is in their conversions.
+// Where the step's time goes now: README.md, Performance.
 
 #define TC_WARPS 8
 // sm_90a (ptx/attention_sm90a.ptx): the tensor-core kernels' products on Hopper's warpgroup MMA (wgmma).
