@@ -294,7 +294,8 @@ fn check_seconds(seconds: f32) -> Result<()> {
     Ok(())
 }
 
-fn check_size(size: usize) -> Result<()> {
+/// The image sides the engine writes (synth, import): 16 to 4096 pixels.
+pub(crate) fn check_size(size: usize) -> Result<()> {
     if !(16..=4096).contains(&size) {
         return Err(Error::input(format!("--size {size}: must be between 16 and 4096 pixels")));
     }

@@ -68,6 +68,9 @@ pub struct ImportSummary {
 /// Reads the subject in `dir` and writes the dataset `out`.
 pub fn import_subject(dir: &Path, out: &Path, options: &ImportOptions) -> Result<ImportSummary> {
     let started = std::time::Instant::now();
+    if let Some(w) = options.size {
+        crate::data::synth::check_size(w as usize)?;
+    }
     let train = read_transforms(&required(dir, "transforms_train.json")?)?;
     let val = read_transforms(&required(dir, "transforms_val.json")?)?;
     let frames: Vec<SubjectFrame> = train.frames.iter().chain(&val.frames).cloned().collect();
@@ -83,7 +86,6 @@ pub fn import_subject(dir: &Path, out: &Path, options: &ImportOptions) -> Result
     let (src_w, src_h) = (first.width, first.height);
     let (width, height) = match options.size {
         None => (src_w, src_h),
-        Some(0) => return Err(Error::input("--size: must be positive")),
         Some(w) => (w, ((src_h as u64 * w as u64 + src_w as u64 / 2) / src_w as u64).max(1) as u32),
     };
     let (sx, sy) = (width as f32 / src_w as f32, height as f32 / src_h as f32);
