@@ -651,28 +651,11 @@ pub fn deform_bwd<T: Math>(
         }
     }
     // g = ReLU(h2), then LayerNorm 2.
-    let mut d_r2 = z0(pr * D);
-    {
-        let (dg2, db2) = split_grads(d_params, l.ln2_g, l.ln2_b);
-        zero(dg2);
-        zero(db2);
-        let mut d_h2: Vec<T> = t.g.iter().zip(&d_g).map(|(&g, &d)| Act::Relu.vjp(g, d)).collect();
-        if ops == Operands::TensorCores {
-            d_h2 = rounded(&d_h2, false);  // deform_bwd_heads_tc passes it on in bf16
-        }
-        for r in 0..pr {
-            let rows = r * D..(r + 1) * D;
-            layer_norm_vjp(
-                &xhat2[rows.clone()],
-                t.rstd2[r],
-                w(l.ln2_g),
-                &d_h2[rows.clone()],
-                &mut d_r2[rows],
-                dg2,
-                db2,
-            );
-        }
+    let mut d_h2: Vec<T> = t.g.iter().zip(&d_g).map(|(&g, &d)| Act::Relu.vjp(g, d)).collect();
+    if ops == Operands::TensorCores {
+        d_h2 = rounded(&d_h2, false);  // deform_bwd_heads_tc passes it on in bf16
     }
+    let d_r2 = layer_norm_rows_vjp(params, d_params, (l.ln2_g, l.ln2_b), &xhat2, &t.rstd2, &d_h2);
     // r2 = h1 + drop(y): FFN.
     let mut d_y = z0(pr * D);
     for r in 0..pr {
@@ -686,24 +669,7 @@ pub fn deform_bwd<T: Math>(
         *a += *v;
     }
     // LayerNorm 1; r1 = f + drop(att).
-    let mut d_r1 = z0(pr * D);
-    {
-        let (dg1, db1) = split_grads(d_params, l.ln1_g, l.ln1_b);
-        zero(dg1);
-        zero(db1);
-        for r in 0..pr {
-            let rows = r * D..(r + 1) * D;
-            layer_norm_vjp(
-                &xhat1[rows.clone()],
-                t.rstd1[r],
-                w(l.ln1_g),
-                &d_h1[rows.clone()],
-                &mut d_r1[rows],
-                dg1,
-                db1,
-            );
-        }
-    }
+    let d_r1 = layer_norm_rows_vjp(params, d_params, (l.ln1_g, l.ln1_b), &xhat1, &t.rstd1, &d_h1);
     let mut d_f = z0(n * D);
     let mut d_att = z0(pr * D);
     for r in 0..pr {
@@ -921,6 +887,21 @@ fn linear_bwd<T: Math>(
             dense_bwd_w(s, &x_bf16, y, &d_y_bf16, d_w, Some(d_b));
             dense_bwd_x(s, &rounded(w, true), y, &rounded_rows_f16(d_y, s.n_out), &mut d_x);
         }
+    }
+    d_x
+}
+
+/// LayerNorm's backward over rows of D (row r: x̂ rows, its 1/σ rstd[r]) from d_y: returns d_x, and writes
+/// γ's and β's gradients (`slots`) into d_params.
+fn layer_norm_rows_vjp<T: Math>(params: &[T], d_params: &mut [T], slots: (Slot, Slot), xhat: &[T], rstd: &[T], d_y: &[T]) -> Vec<T> {
+    let gamma = param(params, slots.0);
+    let (d_gamma, d_beta) = split_grads(d_params, slots.0, slots.1);
+    zero(d_gamma);
+    zero(d_beta);
+    let mut d_x = vec![T::zero(); d_y.len()];
+    for (r, &rstd) in rstd.iter().enumerate() {
+        let rows = r * D..(r + 1) * D;
+        layer_norm_vjp(&xhat[rows.clone()], rstd, gamma, &d_y[rows.clone()], &mut d_x[rows], d_gamma, d_beta);
     }
     d_x
 }
