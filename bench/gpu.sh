@@ -48,9 +48,12 @@
 #                               $CARGO_TARGET_DIR or target/, COMMIT
 #                               default HEAD) in .device/var/ as variant NAME (an A/B's other side), and with
 #                               it that version's deform test binary if given (for deform-check NAME).
-#   bench/gpu.sh build-variant NAME REV on the build machine, after `prepare`: builds REV (a commit or branch)
-#                               in a temporary worktree, into target/variant/, and lays its binary and deform
-#                               test binary as variant NAME (set NVCC so that the PTX is rebuilt).
+#   bench/gpu.sh build-variant NAME REV [REVERT..] on the build machine, after `prepare`: builds REV (a
+#                               commit or branch) in a temporary worktree, into target/variant/, with the
+#                               REVERT commits reverted on it in order (a change applied and reverted on main
+#                               comes back by reverting its revert), and lays its binary and deform test
+#                               binary as variant NAME, named REV-REVERT-… (set NVCC so that the PTX is
+#                               rebuilt).
 #   bench/gpu.sh deform-ab NAME.. on the GPU machine: `bench deform` at N = 50 000, B = 8 for each named
 #                               variant and the prepared binary ("new") in turn, ROUNDS times (default 3), so
 #                               that all sides share the card and its state, then once more per side with the
@@ -361,18 +364,36 @@ variant() {
 # Another commit built and laid as variant NAME: one target folder serves every variant (they are built
 # one at a time, and each is copied out before the next).
 build_variant() {
-    [ $# -eq 2 ] && [ -d .device ] || { echo "bench/gpu.sh build-variant NAME REV: after bench/gpu.sh prepare" >&2; exit 2; }
-    local commit tree target="$PWD/target/variant" tests
-    commit=$(git rev-parse --short --verify -q "$2^{commit}") || { echo "bench/gpu.sh build-variant: no commit $2" >&2; exit 2; }
+    [ $# -ge 2 ] && [ -d .device ] || { echo "bench/gpu.sh build-variant NAME REV [REVERT..]: after bench/gpu.sh prepare" >&2; exit 2; }
+    local name=$1 rev=$2 commit tree target="$PWD/target/variant" tests c label
+    shift 2
+    commit=$(git rev-parse --short --verify -q "$rev^{commit}") || { echo "bench/gpu.sh build-variant: no commit $rev" >&2; exit 2; }
+    # A PTX taken from either side of a conflict is stale until nvcc rebuilds it.
+    [ $# -eq 0 ] || [ -x "${NVCC:-}" ] || { echo "bench/gpu.sh build-variant: REVERTs need NVCC (the PTX is rebuilt)" >&2; exit 2; }
     tree=$(mktemp -d)
     git worktree add -q --detach "$tree" "$commit"
+    label=$commit
+    # Changes applied and reverted on main come back by reverting their reverts: a conflict in the generated
+    # PTX takes either side (the build regenerates it with NVCC set); any other conflict stops the build.
+    for c in "$@"; do
+        if ! (cd "$tree" && git revert --no-edit "$c" >/dev/null 2>&1); then
+            if (cd "$tree" && git diff --name-only --diff-filter=U | grep -qv '^ptx/'); then
+                (cd "$tree" && git revert --abort)
+                git worktree remove --force "$tree"
+                echo "bench/gpu.sh build-variant: reverting $c on $commit conflicts outside ptx/" >&2
+                exit 2
+            fi
+            (cd "$tree" && git checkout --theirs ptx/ && git add ptx/ && git -c core.editor=true revert --continue >/dev/null)
+        fi
+        label="$label-$(git rev-parse --short "$c")"
+    done
     tests=$( (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release >&2 &&
         CARGO_TARGET_DIR="$target" cargo test --release --no-run --test deform --message-format=json 2>/dev/null) |
         test_binaries | awk '$2 == "deform" { print $1 }') ||
-        { git worktree remove --force "$tree"; echo "bench/gpu.sh build-variant: $2 did not build" >&2; exit 2; }
+        { git worktree remove --force "$tree"; echo "bench/gpu.sh build-variant: $rev did not build" >&2; exit 2; }
     git worktree remove --force "$tree"
-    variant "$1" "$target/release/gensync" "$commit" "$tests"
-    echo "variant $1: $commit"
+    variant "$name" "$target/release/gensync" "$label" "$tests"
+    echo "variant $name: $label"
 }
 
 # The deform bench at B = 8 for each named variant and the prepared binary, in turn, ROUNDS times; then one
@@ -507,5 +528,5 @@ case "${1:-}" in
     build-variant) shift; build_variant "$@" ;;
     deform-ab) shift; deform_ab "$@" ;;
     deform-pick) shift; deform_pick "$@" ;;
-    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | build-variant NAME REV | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-speed | deform-check [NAME..] | deform-ab NAME.. | deform-pick NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
+    *) echo "usage: bench/gpu.sh prepare | variant NAME [BINARY [COMMIT [DEFORM_TESTS]]] | build-variant NAME REV [REVERT..] | run [TEST_FILTER] | peer | check TEST.. | canonical | deform [TEST..] | deform-speed | deform-check [NAME..] | deform-ab NAME.. | deform-pick NAME.. | deform-ncu [KERNEL..] | raster [TEST..]" >&2; exit 2 ;;
 esac
