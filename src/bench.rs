@@ -10,8 +10,11 @@ use crate::rng::Rng;
 use std::fmt::Write;
 use std::path::Path;
 
-/// The benches' bounds on their options. Every buffer a bench builds stays below 2^31 elements (the kernels
-/// index with 32-bit integers) and well inside a GPU's memory; the host's vectors are as large.
+// The benches bound their options (check_sizes) so that every buffer a bench builds stays below 2^31
+// elements (the kernels index with 32-bit integers) and well inside a GPU's memory; the host's vectors are
+// as large.
+
+/// Timed repetitions at most.
 const MAX_REPS: usize = 100_000;
 
 /// Each `(option, value, max)` within [1, max], else an input error that names the bench and the option.
