@@ -303,6 +303,10 @@ pub(crate) fn check_size(size: usize) -> Result<()> {
 }
 
 fn create_dir(dir: &Path) -> Result<()> {
+    // An --out that names a file is the caller's mistake (exit 2), not the system's.
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::input(format!("--out {}: is a file; the output is a folder", dir.display())));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: cannot create the output folder: {e}", dir.display())))
 }
 
