@@ -135,6 +135,11 @@ fn jpeg_frames_and_builtin_features_and_resizing() {
     let c = Dataset::open(&half).unwrap();
     assert_eq!((c.header().width, c.header().height), (W / 2, H / 2));
     assert_eq!(c.frames()[0].intrinsics, a.frames()[0].intrinsics.map(|v| v / 2.0));
+    // An --out that cannot name the output file is an input error before any frame is read.
+    for bad_out in [tmp.0.clone(), tmp.0.join("no-such-folder/x.gsd")] {
+        let err = import_subject(&subject, &bad_out, &ImportOptions { features: FeatureSource::Builtin, size: None });
+        assert!(matches!(&err, Err(gensync::Error::Input(m)) if m.starts_with("--out ")), "{}: {err:?}", bad_out.display());
+    }
     for size in [0, 8, 5000, u32::MAX] {
         let err = import_subject(&subject, &half, &ImportOptions { features: FeatureSource::Builtin, size: Some(size) });
         assert!(matches!(&err, Err(gensync::Error::Input(m)) if m.starts_with(&format!("--size {size}:"))), "--size {size}: {err:?}");

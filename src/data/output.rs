@@ -1,8 +1,22 @@
 //! Writing the data module's small output files (text, PNG) atomically: to a temporary file beside the
-//! target, renamed into place only when complete, so a failure never leaves a partial file under the name.
+//! target, renamed into place only when complete, so a failure never leaves a partial file under the name;
+//! and the check every output-file option gets before the work starts.
 
 use crate::error::{Error, Result};
 use std::path::Path;
+
+/// Checks that `option`'s path can name an output file before any work is done: its folder exists and the
+/// path is not a folder itself (an input error naming the option, exit 2).
+pub fn check_output_file(option: &str, path: &Path) -> Result<()> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(Error::input(format!("{option} {}: the folder {} does not exist", path.display(), folder.display())));
+    }
+    if path.is_dir() {
+        return Err(Error::input(format!("{option} {}: is a folder; the output is a file", path.display())));
+    }
+    Ok(())
+}
 
 /// Writes `text` to `path` through a temp file.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {

@@ -732,13 +732,7 @@ pub fn train_canonical(o: &CanonicalOptions, backend: &Backend) -> Result<Canoni
     if o.init_points == Some(0) {
         return Err(Error::input("--init-points 0: must be at least 1"));
     }
-    let out_dir = o.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !out_dir.is_dir() {
-        return Err(Error::input(format!("--out {}: the folder {} does not exist", o.out.display(), out_dir.display())));
-    }
-    if o.out.is_dir() {
-        return Err(Error::input(format!("--out {}: is a folder; the checkpoint is a file", o.out.display())));
-    }
+    crate::data::output::check_output_file("--out", &o.out)?;
     let resumed = o.resume.as_deref().map(open_checkpoint).transpose()?;
     let identities = choose_identities(o, resumed.as_ref())?;
     let datasets = open_datasets(o, &identities)?;

@@ -71,6 +71,7 @@ pub fn import_subject(dir: &Path, out: &Path, options: &ImportOptions) -> Result
     if let Some(w) = options.size {
         crate::data::synth::check_size(w as usize)?;
     }
+    crate::data::output::check_output_file("--out", out)?;
     let train = read_transforms(&required(dir, "transforms_train.json")?)?;
     let val = read_transforms(&required(dir, "transforms_val.json")?)?;
     let frames: Vec<SubjectFrame> = train.frames.iter().chain(&val.frames).cloned().collect();
