@@ -293,6 +293,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let choice: DeviceChoice = cli.device.parse()?;
+    if cli.profile {
+        gensync::data::output::check_output_file("--profile-csv", &cli.profile_csv)?;
+    }
     match cli.command {
         Command::Info { dataset: None } => info(choice),
         Command::Info { dataset: Some(path) } => {

@@ -87,11 +87,13 @@ fn bench_sizes_out_of_range_are_one_line_errors() {
     }
 }
 
-/// What the parser rejects (a value of the wrong type, an unknown option, a missing one) is one line too.
+/// What the parser rejects (a value of the wrong type, an unknown option, a missing one) is one line too, and
+/// so is a --profile-csv that cannot be written (checked before any work).
 #[test]
-fn parse_errors_are_one_line() {
+fn parse_and_option_errors_are_one_line() {
     one_line_error(&["demo", "--size", "x"], "--size");
     one_line_error(&["demo", "--identities", &usize::MAX.to_string()], "--identities");
     one_line_error(&["synth", "--no-such-option"], "--no-such-option");
     one_line_error(&["train", "--data", "corpus"], "--out");
+    one_line_error(&["--profile", "--profile-csv", "/no/such/folder/p.csv", "info"], "--profile-csv");
 }
