@@ -54,14 +54,9 @@ fn bench_adam_runs_on_the_cpu_backend() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
-/// Exit 2, one line on stderr that mentions `needle`, nothing on stdout.
+/// `args` fail as bad input (common::assert_input_error) with a message that mentions `needle`.
 fn one_line_error(args: &[&str], needle: &str) {
-    let out = gensync(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(out.stdout.is_empty(), "{args:?}: partial output {:?}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: more than one line: {err}");
-    assert!(err.starts_with("gensync: ") && err.contains(needle), "{args:?}: {err:?} does not mention {needle:?}");
+    common::assert_input_error(&gensync(args), &format!("{args:?}"), needle);
 }
 
 /// Sizes a bench cannot hold (up to usize::MAX, where building its inputs overflowed) are input errors that

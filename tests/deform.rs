@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{gpu, rel_err, rel_to_f64};
+use common::{gpu, rel_err, rel_to_f64, upload};
 use gensync::cpu::attention::{
     attend_fwd, attend_vjp, deform_bwd, deform_fwd, layer_norm_fwd, layer_norm_vjp, Canonical, Deformed, Dropout,
     Operands,
@@ -674,12 +674,9 @@ fn gpu_deform_bwd_repeats() {
     let mut failures = Vec::new();
     for precision in [Precision::Fp32, Precision::TensorCores] {
         let mut arena = Arena::new("test", 256 << 20).unwrap();
-        let put = |arena: &mut Arena, host: &[f32]| {
-            let buf = arena.alloc::<f32>(&gpu, host.len()).unwrap();
-            gpu.upload(buf, host).unwrap();
-            buf
-        };
-        let (p, f, kv) = (put(&mut arena, &params), put(&mut arena, &batch.features), put(&mut arena, &kv_host));
+        let p = upload(&gpu, &mut arena, &params);
+        let f = upload(&gpu, &mut arena, &batch.features);
+        let kv = upload(&gpu, &mut arena, &kv_host);
         let cn = &batch.canonical;
         let canon = upload_gaussians(&gpu, &mut arena, n, [&cn.means, &cn.log_scales, &cn.rotations, &cn.opacities, &cn.sh]);
         let d_o = upload_gaussians(

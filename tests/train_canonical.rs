@@ -241,13 +241,11 @@ fn resume_continues_bit_for_bit() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Runs the CLI expecting exit 2 with one line on stderr mentioning `needle`, and no file at `out`.
+/// Runs the CLI expecting it to fail as bad input (common::assert_input_error) mentioning `needle`, and no
+/// file at `out`.
 fn fails(args: &[String], needle: &str, out: &Path) {
     let o = gensync(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: more than one line: {err}");
-    assert!(err.contains(needle), "{args:?}: {err:?} does not mention {needle:?}");
+    common::assert_input_error(&o, &format!("{args:?}"), needle);
     assert!(!out.exists(), "{args:?} left {} behind", out.display());
 }
 

@@ -40,6 +40,16 @@ pub fn gensync_bin() -> String {
     std::env::var("GENSYNC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gensync").to_string())
 }
 
+/// Checks that a run failed as bad input must: exit 2, one line `gensync: …` on stderr that mentions
+/// `needle`, nothing on stdout. `what` names the run in the failure message.
+pub fn assert_input_error(o: &std::process::Output, what: &str, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+    assert!(o.stdout.is_empty(), "{what}: partial output {:?}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(err.trim_end().lines().count(), 1, "{what}: more than one line: {err}");
+    assert!(err.starts_with("gensync: ") && err.contains(needle), "{what}: {err:?} does not mention {needle:?}");
+}
+
 /// The GPU in test mode (poisoned slots, synchronous launch checks). GPU tests are #[ignore]d; when run
 /// without a GPU they fail loudly rather than pass.
 pub fn gpu() -> Gpu {
