@@ -2,15 +2,9 @@
 
 mod common;
 
-use std::process::Command;
-
-fn gensync(args: &[&str]) -> std::process::Output {
-    Command::new(common::gensync_bin()).args(args).output().expect("run gensync")
-}
-
 #[test]
 fn info_names_the_device_or_the_cpu_fallback() {
-    let out = gensync(&["info"]);
+    let out = common::gensync(&["info"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(&format!("gensync {}", env!("CARGO_PKG_VERSION"))), "{text}");
@@ -22,7 +16,7 @@ fn info_names_the_device_or_the_cpu_fallback() {
 
 #[test]
 fn device_cuda_without_a_gpu_is_a_one_line_error() {
-    let out = gensync(&["--device", "cuda", "info"]);
+    let out = common::gensync(&["--device", "cuda", "info"]);
     match gensync::cuda::probe_unavailable() {
         Some(why) => {
             assert_eq!(out.status.code(), Some(2));
@@ -36,7 +30,7 @@ fn device_cuda_without_a_gpu_is_a_one_line_error() {
 
 #[test]
 fn bad_device_name_is_a_one_line_error() {
-    let out = gensync(&["--device", "gpu", "info"]);
+    let out = common::gensync(&["--device", "gpu", "info"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
@@ -46,17 +40,17 @@ fn bad_device_name_is_a_one_line_error() {
 
 #[test]
 fn bench_adam_runs_on_the_cpu_backend() {
-    let out = gensync(&["--device", "cpu", "bench", "adam", "--params", "10000", "--reps", "3"]);
+    let out = common::gensync(&["--device", "cpu", "bench", "adam", "--params", "10000", "--reps", "3"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("adam (cpu): 10000 parameters in 6 tensors"), "{text}");
-    let bad = gensync(&["--device", "cpu", "bench", "adam", "--params", "0"]);
+    let bad = common::gensync(&["--device", "cpu", "bench", "adam", "--params", "0"]);
     assert_eq!(bad.status.code(), Some(2));
 }
 
 /// `args` fail as bad input (common::assert_input_error) with a message that mentions `needle`.
 fn one_line_error(args: &[&str], needle: &str) {
-    common::assert_input_error(&gensync(args), &format!("{args:?}"), needle);
+    common::assert_input_error(&common::gensync(args), &format!("{args:?}"), needle);
 }
 
 /// Sizes a bench cannot hold (up to usize::MAX, where building its inputs overflowed) are input errors that

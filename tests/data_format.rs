@@ -8,7 +8,6 @@ use gensync::data::audio::{read_wav, write_wav};
 use gensync::data::format::{Dataset, DatasetWriter, FrameRecord, Header, DTYPE_F16, FLAG_PER_FRAME_BACKGROUND};
 use gensync::rng::Rng;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gensync-test-{name}-{}", std::process::id()));
@@ -103,7 +102,7 @@ fn round_trip_f32_and_f16_features_shared_and_per_frame_backgrounds() {
 
 /// Runs the built binary; returns (exit status, stderr).
 fn gensync(args: &[&str]) -> (i32, String) {
-    let out = Command::new(common::gensync_bin()).args(args).output().unwrap();
+    let out = common::gensync(args);
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

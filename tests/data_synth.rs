@@ -8,7 +8,6 @@ use gensync::data::format::{Dataset, FEATURE_WINDOW};
 use gensync::data::synth::{self, CorpusOptions, Identity, Progress, FPS};
 use gensync::data::voice::speak;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gensync-test-{name}-{}", std::process::id()));
@@ -17,16 +16,12 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn gensync(args: &[&str]) -> std::process::Output {
-    Command::new(common::gensync_bin()).args(args).output().unwrap()
-}
-
 #[test]
 fn same_seed_gives_identical_files_and_different_seeds_differ() {
     let dir = temp_dir("determinism");
     let run = |seed: &str, out: &str| {
         let out = dir.join(out);
-        let o = gensync(&["--quiet", "synth", "--identities", "2", "--seconds", "1.2", "--size", "48", "--seed", seed, "--out", out.to_str().unwrap()]);
+        let o = common::gensync(&["--quiet", "synth", "--identities", "2", "--seconds", "1.2", "--size", "48", "--seed", seed, "--out", out.to_str().unwrap()]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         ["identity-00.gsd", "identity-01.gsd", "manifest.json"].map(|f| std::fs::read(out.join(f)).unwrap())
     };
@@ -95,11 +90,11 @@ fn render_track_gives_ground_truth_for_any_voice() {
     let dir = temp_dir("track");
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
     let corpus = dir.join("corpus");
-    let o = gensync(&["--quiet", "synth", "--identities", "2", "--seconds", "1", "--size", "40", "--seed", "9", "--out", &s(&corpus)]);
+    let o = common::gensync(&["--quiet", "synth", "--identities", "2", "--seconds", "1", "--size", "40", "--seed", "9", "--out", &s(&corpus)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let voices = dir.join("voices");
     for voice in ["1", "0", "novel:77"] {
-        let o = gensync(&["synth", "--audio-only", "--voice", voice, "--seconds", "1", "--seed", "9", "--out", &s(&voices)]);
+        let o = common::gensync(&["synth", "--audio-only", "--voice", voice, "--seconds", "1", "--seed", "9", "--out", &s(&voices)]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let printed = String::from_utf8(o.stdout).unwrap();
         let (wav, track) = {
@@ -107,7 +102,7 @@ fn render_track_gives_ground_truth_for_any_voice() {
             (l.next().unwrap().to_string(), l.next().unwrap().to_string())
         };
         let out = dir.join(format!("driven-{}.gsd", voice.replace(':', "-")));
-        let o = gensync(&["--quiet", "synth", "--render-track", &track, "--audio", &wav, "--identity", "1", "--size", "40", "--seed", "9", "--out", &s(&out)]);
+        let o = common::gensync(&["--quiet", "synth", "--render-track", &track, "--audio", &wav, "--identity", "1", "--size", "40", "--seed", "9", "--out", &s(&out)]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let driven = Dataset::open(&out).unwrap();
         assert_eq!(driven.header().identity, 1);
@@ -127,22 +122,22 @@ fn render_track_gives_ground_truth_for_any_voice() {
 fn preview_and_info_work_on_a_small_corpus() {
     let dir = temp_dir("preview");
     let s = dir.to_str().unwrap();
-    let o = gensync(&["--quiet", "synth", "--identities", "2", "--seconds", "1", "--size", "64", "--out", s, "--preview"]);
+    let o = common::gensync(&["--quiet", "synth", "--identities", "2", "--seconds", "1", "--size", "64", "--out", s, "--preview"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for f in ["preview-contact.png", "preview-signals.png", "manifest.json"] {
         assert!(std::fs::metadata(dir.join(f)).unwrap().len() > 100, "{f}");
     }
-    let o = gensync(&["info", dir.join("identity-01.gsd").to_str().unwrap()]);
+    let o = common::gensync(&["info", dir.join("identity-01.gsd").to_str().unwrap()]);
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(o.status.success() && text.contains("identity 1") && text.contains("features [25, 16, 32] f32"), "{text}");
     // Out-of-range options are input errors.
-    let o = gensync(&["synth", "--size", "3", "--out", s]);
+    let o = common::gensync(&["synth", "--size", "3", "--out", s]);
     assert_eq!(o.status.code(), Some(2));
-    let o = gensync(&["synth", "--audio-only", "--voice", "nobody", "--out", s]);
+    let o = common::gensync(&["synth", "--audio-only", "--voice", "nobody", "--out", s]);
     assert_eq!(o.status.code(), Some(2));
     // An --out that names a file (here a dataset) is one too.
     let file = dir.join("identity-01.gsd");
-    let o = gensync(&["synth", "--audio-only", "--voice", "0", "--out", file.to_str().unwrap()]);
+    let o = common::gensync(&["synth", "--audio-only", "--voice", "0", "--out", file.to_str().unwrap()]);
     common::assert_input_error(&o, "synth --out naming a file", "--out");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::process::Command;
 
 #[test]
 fn tiny_demo_runs_on_the_cpu() {
     let dir = std::env::temp_dir().join(format!("gensync-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let args = ["--device", "cpu", "--quiet", "demo", "--out", dir.to_str().unwrap(), "--seconds", "1", "--size", "32", "--steps", "100"];
-    let out = Command::new(common::gensync_bin()).args(args).output().unwrap();
+    let out = common::gensync(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
     for k in 0..2 {
@@ -24,7 +23,7 @@ fn tiny_demo_runs_on_the_cpu() {
     assert!(dir.join("canonical.safetensors").is_file());
 
     // A second run into the same folder is refused before anything is touched.
-    let again = Command::new(common::gensync_bin()).args(args).output().unwrap();
+    let again = common::gensync(&args);
     assert_eq!(again.status.code(), Some(2));
     let err = String::from_utf8_lossy(&again.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -32,7 +31,7 @@ fn tiny_demo_runs_on_the_cpu() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Too short to have held-out frames: refused before anything is written.
-    let short = Command::new(common::gensync_bin()).args(["--device", "cpu", "--quiet", "demo", "--out", dir.to_str().unwrap(), "--seconds", "0.5"]).output().unwrap();
+    let short = common::gensync(&["--device", "cpu", "--quiet", "demo", "--out", dir.to_str().unwrap(), "--seconds", "0.5"]);
     assert_eq!(short.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&short.stderr).contains("--seconds"));
     assert!(!dir.exists(), "a refused demo left {}", dir.display());

@@ -248,21 +248,19 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
 /// The commands users run: `synth --layout ernerf` then `import`; a bad option is a one-line error, exit 2.
 #[test]
 fn synth_ernerf_then_import_from_the_command_line() {
-    let bin = common::gensync_bin();
     let tmp = TempDir::new("cli");
     let corpus = tmp.0.join("corpus");
-    let run = |args: &[&str]| std::process::Command::new(&bin).args(args).output().unwrap();
-    let synth = run(&["synth", "--quiet", "--identities", "1", "--seconds", "0.6", "--size", "32", "--layout", "ernerf",
+    let synth = common::gensync(&["synth", "--quiet", "--identities", "1", "--seconds", "0.6", "--size", "32", "--layout", "ernerf",
         "--frames", "jpeg", "--out", corpus.to_str().unwrap()]);
     assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
     let subject = corpus.join("identity-00.ernerf");
     assert!(subject.join("transforms_train.json").exists() && subject.join("ori_imgs/0.jpg").exists());
     let out = tmp.0.join("imported.gsd");
-    let import = run(&["import", subject.to_str().unwrap(), "--out", out.to_str().unwrap(), "--features", "deepspeech"]);
+    let import = common::gensync(&["import", subject.to_str().unwrap(), "--out", out.to_str().unwrap(), "--features", "deepspeech"]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
     assert!(String::from_utf8_lossy(&import.stdout).contains("15 frames"), "{}", String::from_utf8_lossy(&import.stdout));
     assert_eq!(Dataset::open(&out).unwrap().header().feature_channels, 29);
-    let bad = run(&["import", subject.to_str().unwrap(), "--out", tmp.0.join("x.gsd").to_str().unwrap(), "--features", "mfcc"]);
+    let bad = common::gensync(&["import", subject.to_str().unwrap(), "--out", tmp.0.join("x.gsd").to_str().unwrap(), "--features", "mfcc"]);
     assert_eq!(bad.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
     assert!(!tmp.0.join("x.gsd").exists());

@@ -13,7 +13,6 @@ use gensync::render::rasterize::forward_cpu;
 use gensync::train::canonical::{open_checkpoint, train_canonical, CanonicalOptions, Identity};
 use gensync::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Training steps of the checkpoints the tests render: enough for the rendered head to be visibly better
 /// than before training (measured: 17.3 → 23.6 dB held-out PSNR), about 5 s on one core; the tests of
@@ -161,10 +160,6 @@ fn batched_render_equals_forward_cpu_per_frame() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-fn gensync(args: &[&str]) -> std::process::Output {
-    Command::new(common::gensync_bin()).args(args).output().unwrap()
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -172,7 +167,7 @@ fn s(p: &Path) -> &str {
 /// Runs the CLI expecting exit 2 with one line on stderr mentioning `needle`, nothing on stdout, and no
 /// folder or staging folder written.
 fn fails(dir: &Path, args: &[&str], needle: &str, out: &Path) {
-    let o = gensync(&[&["--device", "cpu", "--quiet", "render"][..], args].concat());
+    let o = common::gensync(&[&["--device", "cpu", "--quiet", "render"][..], args].concat());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: more than one line: {err}");
@@ -190,7 +185,7 @@ fn cli_renders_and_refuses_bad_input() {
     // An empty --out folder is fine; the corpus comes from the checkpoint's metadata.
     let done = dir.join("done");
     std::fs::create_dir(&done).unwrap();
-    let ok = gensync(&["--device", "cpu", "--quiet", "render", "--checkpoint", s(&ck), "--out", s(&done)]);
+    let ok = common::gensync(&["--device", "cpu", "--quiet", "render", "--checkpoint", s(&ck), "--out", s(&done)]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let line = String::from_utf8(ok.stdout).unwrap();
     assert_eq!(line.lines().count(), 1, "{line}");
@@ -224,7 +219,7 @@ fn cli_renders_and_refuses_bad_input() {
 
     // A non-empty --out is refused and left as it was.
     let before = std::fs::read(done.join("metrics.txt")).unwrap();
-    let refused = gensync(&["--device", "cpu", "--quiet", "render", "--checkpoint", s(&ck), "--out", s(&done)]);
+    let refused = common::gensync(&["--device", "cpu", "--quiet", "render", "--checkpoint", s(&ck), "--out", s(&done)]);
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");

@@ -10,7 +10,6 @@ use gensync::train::canonical_gpu::{DeviceFrames, GpuIdentity};
 use gensync::backend::Backend;
 use gensync::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Initial Gaussians of the tiny runs (the head mesh thinned), so a step takes about 50 ms on one core.
 const POINTS: usize = 400;
@@ -207,10 +206,6 @@ fn gpu_training_loss_falls() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-fn gensync(args: &[&str]) -> std::process::Output {
-    Command::new(common::gensync_bin()).args(args).output().unwrap()
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -225,7 +220,7 @@ fn resume_continues_bit_for_bit() {
     let (whole, half, resumed) = (dir.join("whole.safetensors"), dir.join("half.safetensors"), dir.join("resumed.safetensors"));
     let common_args = ["--device", "cpu", "train", "--quiet", "--data", s(&data), "--init-points", "300", "--lr-scale", "30", "--seed", "9"];
     let run = |extra: &[&str]| {
-        let out = gensync(&[&common_args[..], extra].concat());
+        let out = common::gensync(&[&common_args[..], extra].concat());
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     run(&["--steps", "24", "--out", s(&whole)]);
@@ -244,7 +239,7 @@ fn resume_continues_bit_for_bit() {
 /// Runs the CLI expecting it to fail as bad input (common::assert_input_error) mentioning `needle`, and no
 /// file at `out`.
 fn fails(args: &[String], needle: &str, out: &Path) {
-    let o = gensync(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = common::gensync(&args.iter().map(String::as_str).collect::<Vec<_>>());
     common::assert_input_error(&o, &format!("{args:?}"), needle);
     assert!(!out.exists(), "{args:?} left {} behind", out.display());
 }
@@ -269,7 +264,7 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
 
     // A good checkpoint, then broken copies of it.
     let good = dir.join("good.safetensors");
-    let ok = gensync(&["train", "--quiet", "--steps", "2", "--init-points", "50", "--data", s(&data), "--out", s(&good)]);
+    let ok = common::gensync(&["train", "--quiet", "--steps", "2", "--init-points", "50", "--data", s(&data), "--out", s(&good)]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let bytes = std::fs::read(&good).unwrap();
     let truncated = dir.join("truncated.safetensors");

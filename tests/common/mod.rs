@@ -35,9 +35,11 @@ pub fn rel_to_f64(got: &[f32], exact: &[f64]) -> f64 {
     (num / den.max(1e-300)).sqrt()
 }
 
-/// The binary under test: the one cargo built, or GENSYNC_BIN when the tests run on another machine.
-pub fn gensync_bin() -> String {
-    std::env::var("GENSYNC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gensync").to_string())
+/// Runs the binary under test (the one cargo built, or GENSYNC_BIN when the tests run on another machine)
+/// with `args` and returns its exit status and output.
+pub fn gensync<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    let bin = std::env::var("GENSYNC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gensync").to_string());
+    std::process::Command::new(&bin).args(args).output().unwrap_or_else(|e| panic!("run {bin}: {e}"))
 }
 
 /// Checks that a run failed as bad input must: exit 2, one line `gensync: …` on stderr that mentions
