@@ -858,6 +858,24 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // barrier after it orders them across the block.
 __device__ __forceinline__ void fence_stores_for_wgmma() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 #endif
+// Programmatic dependent launch (sm_90a; nothing on the portable module, whose launches never ask for it):
+// the launcher starts deform_fwd_chain_tc, deform_fwd_heads_tc and deform_bwd_chain_tc while the kernel
+// before each (deform_project_tokens, deform_fwd_chain_tc, deform_bwd_heads_tc) is still running, once
+// every block of that one has called allow_dependent_launch (at its start). Its blocks take the SMs the
+// earlier kernel's last blocks leave, copy their weights into shared memory (which reads nothing the
+// earlier kernel writes) and wait_for_previous_grid before anything else: the earlier grid has then ended
+// and its writes are visible. So a kernel's prologue and the gap between the launches run under the
+// earlier kernel's last items instead of after them.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if TC_WGMMA
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if TC_WGMMA
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
 #define TC_THREADS (TC_WARPS * 32)
 #define TC_TILE (TC_WARPS * 16)  // Gaussians per block tile
 // Row strides (bf16) of deform_bwd_*_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros; and
@@ -1911,8 +1929,10 @@ static_assert(FWD_WARPS % 4 == 0 && FWD_CHAIN_WARPS % 4 == 0, "the forward kerne
 extern "C" __global__ void __launch_bounds__(FWD_CHAIN_WARPS * 32, 1)
 deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape, const uint32_t* __restrict__ tok) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
+    allow_dependent_launch();
     chain_weights_to_shared(params, smem);
     __syncthreads();
+    wait_for_previous_grid();  // deform_project_tokens' tok
     const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
@@ -2075,6 +2095,7 @@ deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     float* biases = reinterpret_cast<float*>(smem + FH_BIASES);
     head_weights_to_shared(params, v0, v1, biases, v0_lo);
     __syncthreads();
+    wait_for_previous_grid();  // deform_fwd_chain_tc's tape
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
     // Warps 4k … 4k + 3 (a warpgroup) take 4 consecutive warp tiles, and the count of warp tiles is a
     // multiple of 8: the warpgroups' trip counts are uniform, as their wgmma need.
@@ -2655,6 +2676,7 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
+    allow_dependent_launch();
     // z is not used here: x2 holds the heads' hidden units.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2), nullptr,
                            reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2),
@@ -2740,6 +2762,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
     if (threadIdx.x == 0) reuse.init();
     __syncthreads();
     reuse.read_done();  // phase 0: the tiles and the LayerNorm sums are free for the first item
+    wait_for_previous_grid();  // deform_bwd_heads_tc's d_h2 on the tape, its partial slices
     // Block g takes the n-tiles g, g + G, … with every frame of each in turn, so that d_f sums over the
     // frames in shared memory (df_sum: each lane its own 32 values) and is stored once per n-tile, instead
     // of B frames' atomics to the same addresses at about the same time.
@@ -2971,21 +2994,33 @@ __device__ __forceinline__ float projected_token(const float* __restrict__ param
 }
 
 // deform_project_tokens: each frame's projected tokens as the forward's and the backward's mma fragments
-// (TOK_* above), and KC. Grid (B, ⌈TOK_FRAME / REDUCE_THREADS⌉): blockIdx.x the frame, one thread per
-// word (two values, each a dot product of 32; with a block per frame, 6 words a thread took 22 µs at B = 8).
+// (TOK_* above), and KC. A block of PROJECT_THREADS per frame: first the frame's 2·64·8 projected values and
+// KC in fp32 into shared memory, a thread each (a dot product of 32), then the words packed from there. (A
+// thread per word computed each value up to four times, once per layout and rounding: 9.3 µs at B = 8 on an
+// H100, with 7 blocks per frame.)
 //   params, kv [2,B,4,64] → tok [B][TOK_FRAME] (words)
-// Bytes 4·B·(512 + TOK_FRAME) (the weights from cache). FLOP 2·B·2·TOK_FRAME·32.
-extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
+// Bytes 4·B·(512 + TOK_FRAME) (the weights from cache). FLOP 2·B·(2·512 + 8)·32.
+#define PROJECT_THREADS 1024
+extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
 deform_project_tokens(const float* __restrict__ params, const float* __restrict__ kv, int B, uint32_t* __restrict__ tok) {
+    allow_dependent_launch();
+    __shared__ float values[2][D][8];  // [KT, UT][row][ht]
+    __shared__ float kc[8];
     const int b = blockIdx.x;
-    for (int e = blockIdx.y * REDUCE_THREADS + threadIdx.x; e < TOK_FRAME; e += gridDim.y * REDUCE_THREADS) {
+    for (int v = threadIdx.x; v < 2 * D * 8; v += PROJECT_THREADS)
+        values[v / (D * 8)][v / 8 % D][v % 8] = projected_token(params, kv, B, b, v >= D * 8, v / 8 % D, v % 8);
+    if (threadIdx.x < 8) {  // KC[ht] = bq_h·k_t,h / √32
+        const int ht = threadIdx.x, h = ht / 4, t = ht % 4;
+        const float* k = kv + ((long long)b * 4 + t) * D + 32 * h;
+        float s = 0.0f;
+        for (int c = 0; c < 32; ++c) s = fmaf(params[P_BQ + 32 * h + c], k[c], s);
+        kc[ht] = s * ATT_SCALE;
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < TOK_FRAME; e += PROJECT_THREADS) {
         uint32_t word;
-        if (e >= TOK_KC) {  // KC[ht] = bq_h·k_t,h / √32
-            const int ht = e - TOK_KC, h = ht / 4, t = ht % 4;
-            const float* k = kv + ((long long)b * 4 + t) * D + 32 * h;
-            float s = 0.0f;
-            for (int c = 0; c < 32; ++c) s = fmaf(params[P_BQ + 32 * h + c], k[c], s);
-            word = __float_as_uint(s * ATT_SCALE);
+        if (e >= TOK_KC) {
+            word = __float_as_uint(kc[e - TOK_KC]);
         } else {
             const int first = e < TOK_KT       ? TOK_UT
                               : e < TOK_FKT    ? TOK_KT
@@ -2995,14 +3030,15 @@ deform_project_tokens(const float* __restrict__ params, const float* __restrict_
                                                : TOK_FUT_LO;
             const bool ut = first == TOK_UT || first >= TOK_FUT;
             const bool k_rows = first == TOK_UT || first == TOK_FKT || first == TOK_FKT_LO;  // K = the rows
+            const float(*src)[8] = values[ut];
             const int i = e - first;
             float v[2];
             if (k_rows) {  // k-step s, lane (g, t), half y holds rows 16s + 2t + 8y and + 1 of column g
                 const int y = i & 1, lane = (i >> 1) & 31, s = i >> 6, row = 16 * s + 2 * (lane & 3) + 8 * y;
-                for (int c = 0; c < 2; ++c) v[c] = projected_token(params, kv, B, b, ut, row + c, lane >> 2);
+                for (int c = 0; c < 2; ++c) v[c] = src[row + c][lane >> 2];
             } else {  // column tile jt, lane (g, t) holds columns 2t and 2t + 1 of row 8jt + g
                 const int lane = i & 31, row = 8 * (i >> 5) + (lane >> 2);
-                for (int c = 0; c < 2; ++c) v[c] = projected_token(params, kv, B, b, ut, row, 2 * (lane & 3) + c);
+                for (int c = 0; c < 2; ++c) v[c] = src[row][2 * (lane & 3) + c];
             }
             word = first < TOK_FKT                             ? pack_bf16(v[0], v[1])
                    : first == TOK_FKT_LO || first == TOK_FUT_LO ? pack_f16_part<true>(v[0], v[1])

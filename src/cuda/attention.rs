@@ -55,6 +55,8 @@ const DTOK_FRAME: usize = 16 * D + 8;
 const HEADS_FLOATS: usize = 5 * 128 * D + 5 * 128 + DELTAS * 128 + DELTAS;
 const TRANSPOSE_THREADS: u32 = 256;
 const REDUCE_THREADS: u32 = 256;
+/// deform_project_tokens' block (one per frame).
+const PROJECT_THREADS: u32 = 1024;
 /// deform_reduce's outputs per block (REDUCE_COLS).
 const REDUCE_COLS: usize = 32;
 /// Multiply-adds of one pair's chain: q 4096, scores and weighted sum 512, out-projection 4096, FFN 16 384,
@@ -332,15 +334,16 @@ impl DeformChain {
                 // Each frame's tokens through the query and the out-projection: the chain's attention, in
                 // both directions (deform_bwd reads them too).
                 let project = LaunchCfg {
-                    grid: (b as u32, TOK_FRAME.div_ceil(REDUCE_THREADS as usize) as u32, 1),
-                    block: (REDUCE_THREADS, 1, 1),
+                    grid: (b as u32, 1, 1),
+                    block: (PROJECT_THREADS, 1, 1),
                     shared_bytes: 0,
-                    cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 2 * 32 * (b * TOK_FRAME) as u64 },
+                    cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 32 * (b * (2 * 512 + 8)) as u64 },
                 };
                 gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
                 let chain_args: Vec<Arg> = args.iter().copied().chain([tc.tokens.into()]).collect();
-                gpu.launch("deform_fwd_chain_tc", cfg(FWD_CHAIN_WARPS, DEF_FWD_CHAIN_TC_SMEM, chain), &chain_args)?;
-                gpu.launch("deform_fwd_heads_tc", cfg(FWD_WARPS, DEF_FWD_HEADS_TC_SMEM, heads), &args)
+                // Each kernel's blocks copy their weights while the kernel before it ends (Gpu::launch_dependent).
+                gpu.launch_dependent("deform_fwd_chain_tc", cfg(FWD_CHAIN_WARPS, DEF_FWD_CHAIN_TC_SMEM, chain), &chain_args)?;
+                gpu.launch_dependent("deform_fwd_heads_tc", cfg(FWD_WARPS, DEF_FWD_HEADS_TC_SMEM, heads), &args)
             }
             _ => {
                 let cfg = LaunchCfg {
@@ -459,7 +462,7 @@ impl DeformChain {
                 let heads_args: Vec<Arg> = args.iter().copied().chain([tc.d_pair.into()]).collect();
                 gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &heads_args)?;
                 args.push(tc.tokens.into());
-                gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
+                gpu.launch_dependent("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
                 // On the second stream, after the chain (whose blocks fill every SM): d_canonical, the sums over
                 // the frames of d_out's means and SH coefficients (the deltas pass them through) and of the
                 // heads' per-pair gradients; then the weight gradients from bo on. They run beside the main

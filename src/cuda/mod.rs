@@ -181,9 +181,15 @@ impl Gpu {
         // Explicit stream order and our own arena: cudarc's per-allocation event tracking is not needed, and
         // it upsets compute-sanitizer around graph capture.
         unsafe { ctx.disable_event_tracking() };
-        // A stream of our own: the legacy default stream cannot be captured into a graph.
-        let stream = ctx.new_stream().map_err(|e| Error::cuda("creating the CUDA stream", e))?;
-        let side = ctx.new_stream().map_err(|e| Error::cuda("creating the second CUDA stream", e))?;
+        // A stream of our own: the legacy default stream cannot be captured into a graph. The main stream
+        // has the highest priority and the second one the lowest, so that as SMs free up the block scheduler
+        // takes the main stream's waiting blocks (a short critical path) before the second's (work spread
+        // beside it); in equal priorities they queued behind the second stream's earlier launches.
+        let (lowest, highest) =
+            result::stream::get_priority_range().map_err(|e| Error::cuda("querying the stream priorities", e))?;
+        let stream = ctx.new_stream_with_priority(highest).map_err(|e| Error::cuda("creating the CUDA stream", e))?;
+        let side =
+            ctx.new_stream_with_priority(lowest).map_err(|e| Error::cuda("creating the second CUDA stream", e))?;
         let info = device_info(&ctx)?;
         let mut modules = Vec::new();
         let mut kernels = BTreeMap::new();
@@ -252,6 +258,19 @@ impl Gpu {
     /// Launches `kernel` with `args` on the stream. Checks the launch; with `sync_check` also waits for it,
     /// so an asynchronous fault is reported with the kernel's name. Profiled when `--profile` is on.
     pub fn launch(&self, kernel: &'static str, cfg: LaunchCfg, args: &[Arg]) -> Result<()> {
+        self.launch_as(kernel, cfg, args, false)
+    }
+
+    /// As `launch`, but with the sm_90a modules loaded `kernel` may start before the previous launch on the
+    /// stream has ended (programmatic dependent launch): once every block of that one has executed
+    /// `griddepcontrol.launch_dependents`. Only for a kernel that executes `griddepcontrol.wait` before it
+    /// reads or writes anything the previous launch writes or reads, launched right after a kernel that
+    /// allows it (kernels/attention.cu: allow_dependent_launch); elsewhere the same as `launch`.
+    pub fn launch_dependent(&self, kernel: &'static str, cfg: LaunchCfg, args: &[Arg]) -> Result<()> {
+        self.launch_as(kernel, cfg, args, self.info.sm90a_kernels)
+    }
+
+    fn launch_as(&self, kernel: &'static str, cfg: LaunchCfg, args: &[Arg], programmatic: bool) -> Result<()> {
         let (_, func) = self
             .kernels
             .get(kernel)
@@ -272,17 +291,30 @@ impl Gpu {
             .collect();
         let mut params: Vec<*mut c_void> = cells.iter_mut().map(|c| c.as_mut_ptr() as *mut c_void).collect();
         let timing = if self.capturing.get() { None } else { self.begin_timing()? };
-        unsafe {
-            result::launch_kernel(
-                func.cu_function(),
-                cfg.grid,
-                cfg.block,
-                cfg.shared_bytes,
-                self.launch_stream().cu_stream(),
-                &mut params,
-            )
-        }
-        .map_err(|e| Error::cuda(format!("launching {kernel} (grid {:?}, block {:?})", cfg.grid, cfg.block), e))?;
+        let stream = self.launch_stream().cu_stream();
+        let launched = if programmatic {
+            let mut attribute = sys::CUlaunchAttribute {
+                id: sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+                pad: [0; 4],
+                value: sys::CUlaunchAttributeValue { programmaticStreamSerializationAllowed: 1 },
+            };
+            let config = sys::CUlaunchConfig {
+                gridDimX: cfg.grid.0,
+                gridDimY: cfg.grid.1,
+                gridDimZ: cfg.grid.2,
+                blockDimX: cfg.block.0,
+                blockDimY: cfg.block.1,
+                blockDimZ: cfg.block.2,
+                sharedMemBytes: cfg.shared_bytes,
+                hStream: stream,
+                attrs: &mut attribute,
+                numAttrs: 1,
+            };
+            unsafe { sys::cuLaunchKernelEx(&config, func.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }.result()
+        } else {
+            unsafe { result::launch_kernel(func.cu_function(), cfg.grid, cfg.block, cfg.shared_bytes, stream, &mut params) }
+        };
+        launched.map_err(|e| Error::cuda(format!("launching {kernel} (grid {:?}, block {:?})", cfg.grid, cfg.block), e))?;
         if let Some(start) = timing {
             self.end_timing(kernel, cfg.cost, start)?;
         }
