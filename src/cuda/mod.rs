@@ -181,9 +181,15 @@ impl Gpu {
         // Explicit stream order and our own arena: cudarc's per-allocation event tracking is not needed, and
         // it upsets compute-sanitizer around graph capture.
         unsafe { ctx.disable_event_tracking() };
-        // A stream of our own: the legacy default stream cannot be captured into a graph.
-        let stream = ctx.new_stream().map_err(|e| Error::cuda("creating the CUDA stream", e))?;
-        let side = ctx.new_stream().map_err(|e| Error::cuda("creating the second CUDA stream", e))?;
+        // A stream of our own: the legacy default stream cannot be captured into a graph. The main stream
+        // has the highest priority and the second one the lowest, so that as SMs free up the block scheduler
+        // takes the main stream's waiting blocks (a short critical path) before the second's (work spread
+        // beside it); in equal priorities they queued behind the second stream's earlier launches.
+        let (lowest, highest) =
+            result::stream::get_priority_range().map_err(|e| Error::cuda("querying the stream priorities", e))?;
+        let stream = ctx.new_stream_with_priority(highest).map_err(|e| Error::cuda("creating the CUDA stream", e))?;
+        let side =
+            ctx.new_stream_with_priority(lowest).map_err(|e| Error::cuda("creating the second CUDA stream", e))?;
         let info = device_info(&ctx)?;
         let mut modules = Vec::new();
         let mut kernels = BTreeMap::new();
