@@ -2971,21 +2971,32 @@ __device__ __forceinline__ float projected_token(const float* __restrict__ param
 }
 
 // deform_project_tokens: each frame's projected tokens as the forward's and the backward's mma fragments
-// (TOK_* above), and KC. Grid (B, ⌈TOK_FRAME / REDUCE_THREADS⌉): blockIdx.x the frame, one thread per
-// word (two values, each a dot product of 32; with a block per frame, 6 words a thread took 22 µs at B = 8).
+// (TOK_* above), and KC. A block of PROJECT_THREADS per frame: first the frame's 2·64·8 projected values and
+// KC in fp32 into shared memory, a thread each (a dot product of 32), then the words packed from there. (A
+// thread per word computed each value up to four times, once per layout and rounding: 9.3 µs at B = 8 on an
+// H100, with 7 blocks per frame.)
 //   params, kv [2,B,4,64] → tok [B][TOK_FRAME] (words)
-// Bytes 4·B·(512 + TOK_FRAME) (the weights from cache). FLOP 2·B·2·TOK_FRAME·32.
-extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
+// Bytes 4·B·(512 + TOK_FRAME) (the weights from cache). FLOP 2·B·(2·512 + 8)·32.
+#define PROJECT_THREADS 1024
+extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
 deform_project_tokens(const float* __restrict__ params, const float* __restrict__ kv, int B, uint32_t* __restrict__ tok) {
+    __shared__ float values[2][D][8];  // [KT, UT][row][ht]
+    __shared__ float kc[8];
     const int b = blockIdx.x;
-    for (int e = blockIdx.y * REDUCE_THREADS + threadIdx.x; e < TOK_FRAME; e += gridDim.y * REDUCE_THREADS) {
+    for (int v = threadIdx.x; v < 2 * D * 8; v += PROJECT_THREADS)
+        values[v / (D * 8)][v / 8 % D][v % 8] = projected_token(params, kv, B, b, v >= D * 8, v / 8 % D, v % 8);
+    if (threadIdx.x < 8) {  // KC[ht] = bq_h·k_t,h / √32
+        const int ht = threadIdx.x, h = ht / 4, t = ht % 4;
+        const float* k = kv + ((long long)b * 4 + t) * D + 32 * h;
+        float s = 0.0f;
+        for (int c = 0; c < 32; ++c) s = fmaf(params[P_BQ + 32 * h + c], k[c], s);
+        kc[ht] = s * ATT_SCALE;
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < TOK_FRAME; e += PROJECT_THREADS) {
         uint32_t word;
-        if (e >= TOK_KC) {  // KC[ht] = bq_h·k_t,h / √32
-            const int ht = e - TOK_KC, h = ht / 4, t = ht % 4;
-            const float* k = kv + ((long long)b * 4 + t) * D + 32 * h;
-            float s = 0.0f;
-            for (int c = 0; c < 32; ++c) s = fmaf(params[P_BQ + 32 * h + c], k[c], s);
-            word = __float_as_uint(s * ATT_SCALE);
+        if (e >= TOK_KC) {
+            word = __float_as_uint(kc[e - TOK_KC]);
         } else {
             const int first = e < TOK_KT       ? TOK_UT
                               : e < TOK_FKT    ? TOK_KT
@@ -2995,14 +3006,15 @@ deform_project_tokens(const float* __restrict__ params, const float* __restrict_
                                                : TOK_FUT_LO;
             const bool ut = first == TOK_UT || first >= TOK_FUT;
             const bool k_rows = first == TOK_UT || first == TOK_FKT || first == TOK_FKT_LO;  // K = the rows
+            const float(*src)[8] = values[ut];
             const int i = e - first;
             float v[2];
             if (k_rows) {  // k-step s, lane (g, t), half y holds rows 16s + 2t + 8y and + 1 of column g
                 const int y = i & 1, lane = (i >> 1) & 31, s = i >> 6, row = 16 * s + 2 * (lane & 3) + 8 * y;
-                for (int c = 0; c < 2; ++c) v[c] = projected_token(params, kv, B, b, ut, row + c, lane >> 2);
+                for (int c = 0; c < 2; ++c) v[c] = src[row + c][lane >> 2];
             } else {  // column tile jt, lane (g, t) holds columns 2t and 2t + 1 of row 8jt + g
                 const int lane = i & 31, row = 8 * (i >> 5) + (lane >> 2);
-                for (int c = 0; c < 2; ++c) v[c] = projected_token(params, kv, B, b, ut, row, 2 * (lane & 3) + c);
+                for (int c = 0; c < 2; ++c) v[c] = src[row][2 * (lane & 3) + c];
             }
             word = first < TOK_FKT                             ? pack_bf16(v[0], v[1])
                    : first == TOK_FKT_LO || first == TOK_FUT_LO ? pack_f16_part<true>(v[0], v[1])

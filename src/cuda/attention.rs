@@ -55,6 +55,8 @@ const DTOK_FRAME: usize = 16 * D + 8;
 const HEADS_FLOATS: usize = 5 * 128 * D + 5 * 128 + DELTAS * 128 + DELTAS;
 const TRANSPOSE_THREADS: u32 = 256;
 const REDUCE_THREADS: u32 = 256;
+/// deform_project_tokens' block (one per frame).
+const PROJECT_THREADS: u32 = 1024;
 /// deform_reduce's outputs per block (REDUCE_COLS).
 const REDUCE_COLS: usize = 32;
 /// Multiply-adds of one pair's chain: q 4096, scores and weighted sum 512, out-projection 4096, FFN 16 384,
@@ -332,10 +334,10 @@ impl DeformChain {
                 // Each frame's tokens through the query and the out-projection: the chain's attention, in
                 // both directions (deform_bwd reads them too).
                 let project = LaunchCfg {
-                    grid: (b as u32, TOK_FRAME.div_ceil(REDUCE_THREADS as usize) as u32, 1),
-                    block: (REDUCE_THREADS, 1, 1),
+                    grid: (b as u32, 1, 1),
+                    block: (PROJECT_THREADS, 1, 1),
                     shared_bytes: 0,
-                    cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 2 * 32 * (b * TOK_FRAME) as u64 },
+                    cost: Cost { bytes: 4 * (b * (2 * TOKENS * D + TOK_FRAME)) as u64, flop: 2 * 32 * (b * (2 * 512 + 8)) as u64 },
                 };
                 gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
                 let chain_args: Vec<Arg> = args.iter().copied().chain([tc.tokens.into()]).collect();
