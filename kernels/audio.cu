@@ -447,8 +447,22 @@ __device__ __forceinline__ void prefetch_token_weights(const float* __restrict__
     lines(params + T_AN1W, T_AN0W + 32 * C * 3 + 32 - T_AN1W);
 }
 
+// The frame's audio [8,16,C] into shared memory at `to` when C ≤ TOK_AUDIO_MAX_C (the launcher then adds
+// 512·C bytes to the dynamic shared memory): the first conv reads each feature once per tap and row, and
+// its weight gradients as often; from global memory every one of those loads waited on L2. Returns where
+// the audio is to be read; ends with a barrier.
+#define TOK_AUDIO_MAX_C 64
+__device__ __forceinline__ const float* stage_audio(const float* __restrict__ audio, int C, float* to) {
+    if (C > TOK_AUDIO_MAX_C) return audio;
+    for (int e = threadIdx.x; e < 32 * C; e += TOK_THREADS)
+        reinterpret_cast<float4*>(to)[e] = reinterpret_cast<const float4*>(audio)[e];
+    __syncthreads();
+    return to;
+}
+
 // tokens_fwd: the B frames' K/V rows, and each frame's activations (shared [0, TOK_FWD_FLOATS)) on a tape
-// for tokens_bwd. Grid B blocks × TOK_THREADS; dynamic shared TOK_FWD_FLOATS·4 bytes.
+// for tokens_bwd. Grid B blocks × TOK_THREADS; dynamic shared TOK_FWD_FLOATS·4 bytes (+ the audio's,
+// stage_audio).
 //   params, audio [B,8,16,C], eye [B], view [B,12], ids [B] → kv [2,B,4,64], tape [B][TOK_FWD_FLOATS]
 // Bytes: 4·B·(512·C + 14 + 512 + 6664) + params once (L2). FLOP ≈ 2·B·(8·(16·C·3·32/2 + 41 k) + 45 k) (see
 // launcher).
@@ -458,7 +472,8 @@ tokens_fwd(const float* __restrict__ params, const float* __restrict__ audio, co
            float* __restrict__ kv, float* __restrict__ tape) {
     extern __shared__ float s[];
     const int b = blockIdx.x;
-    tokens_frame(params, audio + (long long)b * 8 * 16 * C, eye[b], view + b * 12, ids[b], C, multiplicative, s);
+    const float* aud = stage_audio(audio + (long long)b * 8 * 16 * C, C, s + TOK_FWD_FLOATS);
+    tokens_frame(params, aud, eye[b], view + b * 12, ids[b], C, multiplicative, s);
     for (int e = threadIdx.x; e < TOK_FWD_FLOATS / 4; e += TOK_THREADS)
         reinterpret_cast<float4*>(tape + (long long)b * TOK_FWD_FLOATS)[e] = reinterpret_cast<const float4*>(s)[e];
     blk_dense<4, D, D, 8>(s + S_TOK, params + K_WK, out_to(kv + b * 4 * D, D, params + K_BK, ACT_NONE));
@@ -468,7 +483,7 @@ tokens_fwd(const float* __restrict__ params, const float* __restrict__ audio, co
 // tokens_bwd: the frame's forward activations from tokens_fwd's tape (which must have run last on the same
 // parameters and frames; recomputing them took 60 % of this kernel), then dL/dK,V back to every token-path
 // parameter, in phases between barriers (independent layers share one).
-// Grid B blocks × TOK_THREADS; dynamic shared TOK_BWD_FLOATS·4 bytes.
+// Grid B blocks × TOK_THREADS; dynamic shared TOK_BWD_FLOATS·4 bytes (+ the audio's, stage_audio).
 //   params, audio, eye, view, ids, d_kv [2,B,4,64], tape [B][TOK_FWD_FLOATS] → d_params (+=, atomics: token
 //   section, wk, bk, wv, bv)
 // Bytes ≈ 4·B·(512·C + 526 + 6664) + 8·B·(token-section floats) (atomics). FLOP ≈ 2× tokens_fwd's.
@@ -480,7 +495,7 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
     const int b = blockIdx.x, tid = threadIdx.x;
     const float* P = params;
     float* dP = d_params;
-    const float* aud = audio + (long long)b * 8 * 16 * C;
+    const float* aud = stage_audio(audio + (long long)b * 8 * 16 * C, C, s + TOK_BWD_FLOATS);
     const int id = ids[b];
     const int an0b = T_AN0W + 32 * C * 3, id_emb = an0b + 32;
     prefetch_token_weights(P, C, B);

@@ -12,6 +12,12 @@ const TOK_FWD_SMEM: u32 = 26_656;
 /// The frame's forward activations (TOK_FWD_FLOATS, tokens_fwd's shared memory): its tape record.
 const TOK_FWD_FLOATS: usize = TOK_FWD_SMEM as usize / 4;
 const TOK_BWD_SMEM: u32 = 49_088;
+/// The largest audio width whose [8,16,C] window both kernels copy into their shared memory
+/// (TOK_AUDIO_MAX_C), after their own floats.
+const TOK_AUDIO_MAX_C: usize = 64;
+fn audio_smem(c: usize) -> u32 {
+    if c <= TOK_AUDIO_MAX_C { (4 * WINDOWS * WINDOW_LEN * c) as u32 } else { 0 }
+}
 /// First float of an_conv0_w (T_AN0W in the kernel): the token section's data-dependent tensors follow.
 const TOKEN_FIXED_END: usize = 150_752;
 
@@ -75,10 +81,11 @@ impl FrameBufs {
     }
 }
 
-/// Sets tokens_bwd's shared-memory limit (once, before the first launch; 48 KB today, so a layout that grows
-/// past the default needs no caller change).
+/// Sets the token kernels' shared-memory limits (once, before the first launch): past the default 48 KB with
+/// the widest staged audio.
 pub fn tokens_setup(gpu: &Gpu) -> Result<()> {
-    gpu.set_max_dynamic_shared("tokens_bwd", TOK_BWD_SMEM)
+    gpu.set_max_dynamic_shared("tokens_fwd", TOK_FWD_SMEM + audio_smem(TOK_AUDIO_MAX_C))?;
+    gpu.set_max_dynamic_shared("tokens_bwd", TOK_BWD_SMEM + audio_smem(TOK_AUDIO_MAX_C))
 }
 
 fn check_layout(layout: &DeformLayout, params: DevBuf<f32>) -> Result<()> {
@@ -149,7 +156,7 @@ pub fn tokens_fwd(
     let cfg = LaunchCfg {
         grid: (b as u32, 1, 1),
         block: (TOK_THREADS, 1, 1),
-        shared_bytes: TOK_FWD_SMEM,
+        shared_bytes: TOK_FWD_SMEM + audio_smem(c),
         cost,
     };
     args.extend::<[Arg; 2]>([kv.into(), frames.tape.into()]);
@@ -187,7 +194,7 @@ pub fn tokens_bwd(
     let cfg = LaunchCfg {
         grid: (b as u32, 1, 1),
         block: (TOK_THREADS, 1, 1),
-        shared_bytes: TOK_BWD_SMEM,
+        shared_bytes: TOK_BWD_SMEM + audio_smem(c),
         cost,
     };
     args.extend::<[Arg; 3]>([d_kv.into(), frames.tape.into(), d_params.into()]);
