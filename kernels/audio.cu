@@ -256,8 +256,7 @@ __device__ __forceinline__ void blk_conv(const float* x, int cin, const float* _
         for (int r = 0; r < ROWS; ++r)
 #pragma unroll
             for (int t = 0; t < LO; ++t) acc[r][t] = 0.0f;
-#pragma unroll 2
-        for (int j = 0; j < (Cin + G - 1) / G; ++j) {
+        auto input_channel = [&](int j) {
             const int i = j * G + lane;
             if (i < Cin) {
                 const float w[3] = {wo[i * 3], wo[i * 3 + 1], wo[i * 3 + 2]};
@@ -271,6 +270,15 @@ __device__ __forceinline__ void blk_conv(const float* x, int cin, const float* _
                             if (ti >= 0 && ti < L) acc[r][t] = fmaf(w[k], x[(r * L + ti) * Cin + i], acc[r][t]);
                         }
             }
+        };
+        // With Cin known here every weight load of the group is issued before the first FMA (one L2 round
+        // trip per layer; by twos, conv 3 waited on four); the first conv's Cin is known at run time only.
+        if constexpr (CIN > 0) {
+#pragma unroll
+            for (int j = 0; j < (CIN + G - 1) / G; ++j) input_channel(j);
+        } else {
+#pragma unroll 2
+            for (int j = 0; j < (Cin + G - 1) / G; ++j) input_channel(j);
         }
         const float bo = b[o];
 #pragma unroll
