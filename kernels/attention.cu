@@ -856,6 +856,24 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 // barrier after it orders them across the block.
 __device__ __forceinline__ void fence_stores_for_wgmma() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 #endif
+// Programmatic dependent launch (sm_90a; nothing on the portable module, whose launches never ask for it):
+// the launcher starts deform_fwd_chain_tc, deform_fwd_heads_tc and deform_bwd_chain_tc while the kernel
+// before each (deform_project_tokens, deform_fwd_chain_tc, deform_bwd_heads_tc) is still running, once
+// every block of that one has called allow_dependent_launch (at its start). Its blocks take the SMs the
+// earlier kernel's last blocks leave, copy their weights into shared memory (which reads nothing the
+// earlier kernel writes) and wait_for_previous_grid before anything else: the earlier grid has then ended
+// and its writes are visible. So a kernel's prologue and the gap between the launches run under the
+// earlier kernel's last items instead of after them.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if TC_WGMMA
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if TC_WGMMA
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
 #define TC_THREADS (TC_WARPS * 32)
 #define TC_TILE (TC_WARPS * 16)  // Gaussians per block tile
 // Row strides (bf16) of deform_bwd_*_tc's staged tiles: 64 or 128 columns, a column of ones, 7 zeros; and
@@ -1909,8 +1927,10 @@ static_assert(FWD_WARPS % 4 == 0 && FWD_CHAIN_WARPS % 4 == 0, "the forward kerne
 extern "C" __global__ void __launch_bounds__(FWD_CHAIN_WARPS * 32, 1)
 deform_fwd_chain_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t* tape, const uint32_t* __restrict__ tok) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
+    allow_dependent_launch();
     chain_weights_to_shared(params, smem);
     __syncthreads();
+    wait_for_previous_grid();  // deform_project_tokens' tok
     const long long P = (long long)B * N;
     const DropArgs dr = {key, threshold, scale};
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
@@ -2073,6 +2093,7 @@ deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     float* biases = reinterpret_cast<float*>(smem + FH_BIASES);
     head_weights_to_shared(params, v0, v1, biases, v0_lo);
     __syncthreads();
+    wait_for_previous_grid();  // deform_fwd_chain_tc's tape
     const int n_tiles = (N + TC_TILE - 1) / TC_TILE;
     // Warps 4k … 4k + 3 (a warpgroup) take 4 consecutive warp tiles, and the count of warp tiles is a
     // multiple of 8: the warpgroups' trip counts are uniform, as their wgmma need.
@@ -2653,6 +2674,7 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
 deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t* tape,
                     float* __restrict__ d_pair) {
     extern __shared__ __align__(1024) unsigned char smem[];  // the weight copies' swizzle is by address
+    allow_dependent_launch();
     // z is not used here: x2 holds the heads' hidden units.
     const TcTiles tiles = {reinterpret_cast<uint16_t*>(smem + SB_X1), reinterpret_cast<uint16_t*>(smem + SB_X2), nullptr,
                            reinterpret_cast<uint16_t*>(smem + SB_D1), reinterpret_cast<uint16_t*>(smem + SB_D2),
@@ -2737,6 +2759,7 @@ deform_bwd_chain_tc(const float* __restrict__ params, DEFORM_BWD_TAIL,
     if (threadIdx.x == 0) reuse.init();
     __syncthreads();
     reuse.read_done();  // phase 0: the tiles and the LayerNorm sums are free for the first item
+    wait_for_previous_grid();  // deform_bwd_heads_tc's d_h2 on the tape, its partial slices
     // Block g takes the n-tiles g, g + G, … with every frame of each in turn, so that d_f sums over the
     // frames in shared memory (df_sum: each lane its own 32 values) and is stored once per n-tile, instead
     // of B frames' atomics to the same addresses at about the same time.
@@ -2985,6 +3008,7 @@ __device__ __forceinline__ float projected_token(const float* __restrict__ param
 #define PROJECT_THREADS 1024
 extern "C" __global__ void __launch_bounds__(PROJECT_THREADS)
 deform_project_tokens(const float* __restrict__ params, const float* __restrict__ kv, int B, uint32_t* __restrict__ tok) {
+    allow_dependent_launch();
     __shared__ float values[2][D][8];  // [KT, UT][row][ht]
     __shared__ float kc[8];
     const int b = blockIdx.x;

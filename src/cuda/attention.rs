@@ -344,8 +344,9 @@ impl DeformChain {
                 };
                 gpu.launch("deform_project_tokens", project, &[params.into(), kv.into(), (b as i32).into(), tc.tokens.into()])?;
                 let chain_args: Vec<Arg> = args.iter().copied().chain([tc.tokens.into()]).collect();
-                gpu.launch("deform_fwd_chain_tc", cfg(FWD_CHAIN_WARPS, DEF_FWD_CHAIN_TC_SMEM, chain), &chain_args)?;
-                gpu.launch("deform_fwd_heads_tc", cfg(FWD_WARPS, DEF_FWD_HEADS_TC_SMEM, heads), &args)
+                // Each kernel's blocks copy their weights while the kernel before it ends (Gpu::launch_dependent).
+                gpu.launch_dependent("deform_fwd_chain_tc", cfg(FWD_CHAIN_WARPS, DEF_FWD_CHAIN_TC_SMEM, chain), &chain_args)?;
+                gpu.launch_dependent("deform_fwd_heads_tc", cfg(FWD_WARPS, DEF_FWD_HEADS_TC_SMEM, heads), &args)
             }
             _ => {
                 let cfg = LaunchCfg {
@@ -464,7 +465,7 @@ impl DeformChain {
                 let heads_args: Vec<Arg> = args.iter().copied().chain([tc.d_pair.into()]).collect();
                 gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &heads_args)?;
                 args.push(tc.tokens.into());
-                gpu.launch("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
+                gpu.launch_dependent("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
                 // On the second stream, after the chain (whose blocks fill every SM): d_canonical, the sums over
                 // the frames of d_out's means and SH coefficients (the deltas pass them through) and of the
                 // heads' per-pair gradients; then the weight gradients from bo on. They run beside the main

@@ -258,6 +258,19 @@ impl Gpu {
     /// Launches `kernel` with `args` on the stream. Checks the launch; with `sync_check` also waits for it,
     /// so an asynchronous fault is reported with the kernel's name. Profiled when `--profile` is on.
     pub fn launch(&self, kernel: &'static str, cfg: LaunchCfg, args: &[Arg]) -> Result<()> {
+        self.launch_as(kernel, cfg, args, false)
+    }
+
+    /// As `launch`, but with the sm_90a modules loaded `kernel` may start before the previous launch on the
+    /// stream has ended (programmatic dependent launch): once every block of that one has executed
+    /// `griddepcontrol.launch_dependents`. Only for a kernel that executes `griddepcontrol.wait` before it
+    /// reads or writes anything the previous launch writes or reads, launched right after a kernel that
+    /// allows it (kernels/attention.cu: allow_dependent_launch); elsewhere the same as `launch`.
+    pub fn launch_dependent(&self, kernel: &'static str, cfg: LaunchCfg, args: &[Arg]) -> Result<()> {
+        self.launch_as(kernel, cfg, args, self.info.sm90a_kernels)
+    }
+
+    fn launch_as(&self, kernel: &'static str, cfg: LaunchCfg, args: &[Arg], programmatic: bool) -> Result<()> {
         let (_, func) = self
             .kernels
             .get(kernel)
@@ -278,17 +291,30 @@ impl Gpu {
             .collect();
         let mut params: Vec<*mut c_void> = cells.iter_mut().map(|c| c.as_mut_ptr() as *mut c_void).collect();
         let timing = if self.capturing.get() { None } else { self.begin_timing()? };
-        unsafe {
-            result::launch_kernel(
-                func.cu_function(),
-                cfg.grid,
-                cfg.block,
-                cfg.shared_bytes,
-                self.launch_stream().cu_stream(),
-                &mut params,
-            )
-        }
-        .map_err(|e| Error::cuda(format!("launching {kernel} (grid {:?}, block {:?})", cfg.grid, cfg.block), e))?;
+        let stream = self.launch_stream().cu_stream();
+        let launched = if programmatic {
+            let mut attribute = sys::CUlaunchAttribute {
+                id: sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+                pad: [0; 4],
+                value: sys::CUlaunchAttributeValue { programmaticStreamSerializationAllowed: 1 },
+            };
+            let config = sys::CUlaunchConfig {
+                gridDimX: cfg.grid.0,
+                gridDimY: cfg.grid.1,
+                gridDimZ: cfg.grid.2,
+                blockDimX: cfg.block.0,
+                blockDimY: cfg.block.1,
+                blockDimZ: cfg.block.2,
+                sharedMemBytes: cfg.shared_bytes,
+                hStream: stream,
+                attrs: &mut attribute,
+                numAttrs: 1,
+            };
+            unsafe { sys::cuLaunchKernelEx(&config, func.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }.result()
+        } else {
+            unsafe { result::launch_kernel(func.cu_function(), cfg.grid, cfg.block, cfg.shared_bytes, stream, &mut params) }
+        };
+        launched.map_err(|e| Error::cuda(format!("launching {kernel} (grid {:?}, block {:?})", cfg.grid, cfg.block), e))?;
         if let Some(start) = timing {
             self.end_timing(kernel, cfg.cost, start)?;
         }
