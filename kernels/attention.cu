@@ -576,7 +576,7 @@ deform_fwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 }
 
 // deform_bwd: recomputes the chain per tile in fp32 and runs its backward. Persistent: block g handles tiles
-// g, g + G, …; its weight gradients go to partials[g] (zero on entry), summed (and zeroed) by deform_reduce.
+// g, g + G, …; its weight gradients go to partials[g] (zeroed here), summed by deform_reduce.
 //   params, wt, f, kv, c_* canonical, do_* [B,N,…] (dL/d deformed Gaussians)
 //   → partials [G, part_stride] (CHAIN_FLOATS weight gradients, then from PART_TAIL d_kv [2,B,4,64]),
 //     d_f [N,64] (+=, atomics; zero before), dc_* [N,…] (dL/d canonical, +=, atomics; zero before)
@@ -594,6 +594,8 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
     DropArgs dr = {key, threshold, scale};
     float* part = partials + blockIdx.x * part_stride;
     float* part_kv = part + PART_TAIL;
+    for (long long e = threadIdx.x; e < part_stride; e += DEF_THREADS) part[e] = 0.0f;
+    __syncthreads();
     for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         chain_tile_fwd(params, wt, f, kv, B, N, tile, dr, true, s);
         const int b_first = (int)((tile * DEF_TP) / N);
@@ -2649,7 +2651,7 @@ __device__ __forceinline__ void tc_head_bwd(const float* __restrict__ params, co
 // over in the tape, in place of g (which only the heads read): so each forward serves one backward. Weight
 // gradients: bf16 mma on the staged tiles (block_dw), biases through the ones column, LayerNorm γ/β fp32
 // column sums (each warp's, added in warp order: deterministic); the projected tokens' gradients per
-// frame (block_dw_attention); all into partials[g] (zero on entry) for deform_reduce, then
+// frame (block_dw_attention); all into partials[g] (zeroed by the heads kernel) for deform_reduce, then
 // deform_project_tokens_bwd. d_canonical: deform_pass_through_bwd (the heads kernel writes the
 // log-scales', rotations' and opacities' per pair to d_pair); d_f: stored once per Gaussian, summed over
 // the frames in deform_bwd_chain_tc. Arguments as deform_bwd, with no wt, then the tape the forward wrote
@@ -2684,6 +2686,7 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
     const CGaussians canon = {c_means, c_log_scales, c_rotations, c_opacities, c_sh};
     const CGaussians d_out = {do_means, do_scales, do_rotations, do_opacities, do_sh};
     float* part = partials + blockIdx.x * part_stride;
+    for (long long e = threadIdx.x; e < part_stride; e += TC_THREADS) part[e] = 0.0f;
     stage_ones(tiles.x1, TC_LDX, X1_CHUNKS, D);
     stage_ones(tiles.x2, TC_LDW, X2_CHUNKS, HID);
 #if TC_WGMMA
@@ -2934,14 +2937,9 @@ deform_pass_through_bwd(const float* __restrict__ do_means, const float* __restr
 // A block sums REDUCE_COLS = 32 consecutive outputs: warp s of 8 sums slices s, s + 8, … in order, a lane
 // per output (128 contiguous bytes per slice), then warp 0 adds the 8 warps' sums in order through shared
 // memory. Each thread has G/8 loads in flight, where one thread per output summing all G in a row waited an
-// L2 round trip per slice. It leaves the slices' floats it read at zero, which is what the backward kernels
-// find when they add into them (DeformChain zeroes them once when it allocates them): the zeroing thus runs
-// here, the chain part beside the token path on the second stream, instead of at the start of the
-// backward's first kernel, where every block wrote its whole slice (48 MB at B = 8 on 132 SMs) before its
-// first item.
-//   partials [G, part_stride] → d_params [CHAIN_FLOATS] (first floats of the gradient buffer), d_tail;
-//   partials' [first, last) (in their slice positions) = 0
-// Bytes: 4·(2G + 1)·(last − first). FLOP: G·(last − first).
+// L2 round trip per slice.
+//   partials [G, part_stride] → d_params [CHAIN_FLOATS] (first floats of the gradient buffer), d_tail
+// Bytes: 4·(G + 1)·(last − first). FLOP: G·(last − first).
 // Where column c (< 16) of a 16-column group of a weight gradient lies in the partial slice on wgmma
 // (DwRows, NW even): lane t's columns 2t, 2t + 1 of tiles 0 and 1 (8 + 2t, 9 + 2t) at 4t … 4t + 3.
 __device__ __forceinline__ int slice_column(int c) { return 4 * ((c & 7) >> 1) + 2 * (c >> 3) + (c & 1); }
@@ -2959,7 +2957,7 @@ static_assert(P_FFN0W % 16 == 0 && P_FFN1W % 16 == 0 && P_HEAD0W % 16 == 0 && (P
 // permuted: the slices come from the tensor-core backward on wgmma (slice_column's layout in dw_permuted's
 // regions); the sm_80 module's kernels write the plain layout and ignore it.
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
-deform_reduce(float* __restrict__ partials, long long part_stride, int G, int first, int last,
+deform_reduce(const float* __restrict__ partials, long long part_stride, int G, int first, int last,
               float* __restrict__ d_params, float* __restrict__ d_tail, int permuted) {
     __shared__ float sums[REDUCE_SPLITS][REDUCE_COLS];
     const int col = threadIdx.x % REDUCE_COLS, split = threadIdx.x / REDUCE_COLS;
@@ -2971,10 +2969,7 @@ deform_reduce(float* __restrict__ partials, long long part_stride, int G, int fi
         if (permuted && dw_permuted(e)) from = (e & ~15LL) | slice_column(e & 15);
 #endif
 #pragma unroll 4
-        for (int g = split; g < G; g += REDUCE_SPLITS) {
-            s += partials[g * part_stride + from];
-            partials[g * part_stride + from] = 0.0f;
-        }
+        for (int g = split; g < G; g += REDUCE_SPLITS) s += partials[g * part_stride + from];
     }
     sums[split][col] = s;
     __syncthreads();

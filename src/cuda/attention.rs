@@ -220,13 +220,10 @@ impl DeformChain {
         };
         let part_stride = part_stride(max_frames);
         let max_blocks = gpu.info().multiprocessors.max(1) as usize;
-        // Zero once: from then on deform_reduce leaves every float it sums at zero for the next deform_bwd.
-        let partials = arena.alloc(gpu, max_blocks * part_stride)?;
-        gpu.zero(partials)?;
         Ok(DeformChain {
             precision,
             transposed,
-            partials,
+            partials: arena.alloc(gpu, max_blocks * part_stride)?,
             part_stride,
             max_blocks,
             max_frames,
@@ -438,7 +435,7 @@ impl DeformChain {
         };
         // Outputs [first, last) of the chain section followed by the slices' tail floats (into d_tail).
         let reduce = |first: usize, last: usize, d_tail: DevBuf<f32>| {
-            let cost = Cost { bytes: 4 * (2 * blocks as u64 + 1) * (last - first) as u64, flop: (blocks * (last - first)) as u64 };
+            let cost = Cost { bytes: 4 * (blocks as u64 + 1) * (last - first) as u64, flop: (blocks * (last - first)) as u64 };
             gpu.launch(
                 "deform_reduce",
                 LaunchCfg::linear((last - first).div_ceil(REDUCE_COLS) as u32, REDUCE_THREADS, cost),
