@@ -3058,22 +3058,19 @@ deform_project_tokens(const float* __restrict__ params, const float* __restrict_
 // column). One warp per output float: lane m takes terms m, m + 32, … (the B·4 (b, t) of a weight
 // gradient, the 64 i or j of d_kv), then an xor butterfly (a fixed order: deterministic), so that a warp's
 // loads are in flight together; one thread per output, a term at a time, took 27 µs at B = 8 and 122 µs
-// at B = 32 on an H100. The zeroed range goes last, 32 floats per warp. Warps [first, last) of that order
-// run, so that the launcher can put the weight gradients (warps [0, 2·4096 + 64)) on its second stream
-// and keep d_kv and the zeroing (the token path's inputs) on the main one.
+// at B = 32 on an H100. The zeroed range goes last, 32 floats per warp.
 //   params, kv [2,B,4,64], d_tok → d_params [0, P_BO) (=); d_kv [2,B,4,64] (=)
 // Bytes 4·(B·(DTOK_FRAME + 512) + 2·4096 + 64) read once (then from cache), 4·(P_BO + 512·B) written.
 // FLOP 2·(8 256·4·B + 512·B·64).
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS)
 deform_project_tokens_bwd(const float* __restrict__ params, const float* __restrict__ kv, const float* __restrict__ d_tok,
-                          int B, int first, int last, float* __restrict__ d_params, float* __restrict__ d_kv) {
+                          int B, float* __restrict__ d_params, float* __restrict__ d_kv) {
     constexpr int N_WQ = D * D, N_BQ = N_WQ + D, N_WO = N_BQ + D * D;  // output ranges before d_kv
-    const int lane = threadIdx.x & 31, e = first + ((blockIdx.x * REDUCE_THREADS + threadIdx.x) >> 5);
-    const int n_kv = 2 * B * 4 * D;
+    const int lane = threadIdx.x & 31, e = (blockIdx.x * REDUCE_THREADS + threadIdx.x) >> 5;
+    const int n_kv = 2 * B * 4 * D, zero_warps = (P_WO - P_WK) / 32;
     static_assert((P_WO - P_WK) % 32 == 0, "the zeroed range is whole warps");
-    if (e >= last) return;
     if (e >= N_WO + n_kv) {
-        d_params[P_WK + 32 * (e - N_WO - n_kv) + lane] = 0.0f;
+        if (e < N_WO + n_kv + zero_warps) d_params[P_WK + 32 * (e - N_WO - n_kv) + lane] = 0.0f;
         return;
     }
     // Each branch sums its terms into s and names the output, and what to add and scale after the sum.

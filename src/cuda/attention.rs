@@ -42,7 +42,7 @@ const FWD_CHAIN_WARPS: usize = 8;
 const WT_FLOATS: usize = 73_088;
 const CHAIN_FLOATS: usize = 82_683;
 /// Where the chain's out-projection bias bo starts (P_BO): on the tensor cores the gradients before it (Wq, bq,
-/// wk, bk, wv, bv, Wo) come from deform_project_tokens_bwd's two launches, the rest from deform_reduce.
+/// wk, bk, wv, bv, Wo) come from deform_project_tokens_bwd, the rest from deform_reduce.
 const P_BO: usize = 4 * D * D + 3 * D;
 /// Where the partial slices continue after the chain's gradients (PART_TAIL): d_kv's sums in fp32, the
 /// projected tokens' on the tensor cores.
@@ -361,8 +361,8 @@ impl DeformChain {
     /// tokens_bwd adds theirs), d_kv [2,B,4,64], d_f [N,64] and d_canonical [N,…]. In fp32 it recomputes the
     /// forward; on the tensor cores it reads the tape and the projected tokens, so deform_fwd must have run
     /// last on the same inputs, and it uses part of the tape up: one deform_bwd per deform_fwd. On the tensor
-    /// cores d_canonical and d_params but for wk, bk, wv, bv are written on the GPU's second stream
-    /// (Gpu::on_side_stream): complete after `gpu.join_side()`, which every transfer and synchronization and the optimizer's step do
+    /// cores d_canonical and d_params from bo on are written on the GPU's second stream (Gpu::on_side_stream):
+    /// complete after `gpu.join_side()`, which every transfer and synchronization and the optimizer's step do
     /// first.
     #[allow(clippy::too_many_arguments)]
     pub fn deform_bwd(
@@ -466,8 +466,8 @@ impl DeformChain {
                 // On the second stream, after the chain (whose blocks fill every SM): d_canonical, the sums over
                 // the frames of d_out's means and SH coefficients (the deltas pass them through) and of the
                 // heads' per-pair gradients; then the weight gradients from bo on. They run beside the main
-                // stream's short path to the token gradients (the slices' tail, d_kv from
-                // deform_project_tokens_bwd, and the caller's token path on 8 blocks), which touches none of their inputs or outputs; the next
+                // stream's short path to the token gradients (the slices' tail, deform_project_tokens_bwd, and
+                // the caller's token path on 8 blocks), which touches none of their inputs or outputs; the next
                 // deform_bwd (which rewrites d_pair and the slices), every transfer and the optimizer join it.
                 let [do_means, .., do_sh] = d_out.all();
                 let pass_floats = n * (3 + 48 + PAIR_GRADS);
@@ -492,39 +492,20 @@ impl DeformChain {
                     reduce(P_BO, CHAIN_FLOATS, tc.d_tokens)
                 })?;
                 reduce(CHAIN_FLOATS, CHAIN_FLOATS + b * DTOK_FRAME, tc.d_tokens)?;
-                // deform_project_tokens_bwd, a warp per output float: on the second stream (after the slices'
-                // tail) the query's and the out-projection's weight gradients, d_params [0, P_BO) but for wk …
-                // bv; on the main stream d_kv and the zeroed wk … bv (32 floats per warp), which the caller's
-                // tokens_bwd reads and adds to.
-                let weight_warps = 2 * D * D + D;
-                let kv_warps = 2 * b * TOKENS * D;
-                let zero_warps = 2 * (D * D + D) / 32;
-                let project_bwd = |gpu: &Gpu, first: usize, last: usize, cost: Cost| {
-                    gpu.launch(
-                        "deform_project_tokens_bwd",
-                        LaunchCfg::linear((32 * (last - first)).div_ceil(REDUCE_THREADS as usize) as u32, REDUCE_THREADS, cost),
-                        &[
-                            params.into(),
-                            kv.into(),
-                            tc.d_tokens.into(),
-                            (b as i32).into(),
-                            (first as i32).into(),
-                            (last as i32).into(),
-                            d_params.into(),
-                            d_kv.into(),
-                        ],
-                    )
+                // d_params [0, P_BO) (the query's and the out-projection's gradients, wk … bv zeroed) and d_kv
+                // from the tokens' gradients: a warp per output float, then 32 zeros per warp.
+                let outputs = 2 * D * D + D + 2 * b * TOKENS * D;
+                let zeroed = 2 * (D * D + D);
+                let cost = Cost {
+                    bytes: 4 * (b * (DTOK_FRAME + 2 * TOKENS * D) + 2 * D * D + D + outputs + zeroed) as u64,
+                    flop: 2 * ((2 * D * D + D) * TOKENS * b + 2 * b * TOKENS * D * D) as u64,
                 };
-                let weights_cost = Cost {
-                    bytes: 4 * (b * (DTOK_FRAME + 2 * TOKENS * D) + weight_warps) as u64,
-                    flop: 2 * (weight_warps * TOKENS * b) as u64,
-                };
-                gpu.on_side_stream(|gpu| project_bwd(gpu, 0, weight_warps, weights_cost))?;
-                let kv_cost = Cost {
-                    bytes: 4 * (b * DTOK_FRAME + 2 * D * D + D + kv_warps + 32 * zero_warps) as u64,
-                    flop: 2 * (kv_warps * D) as u64,
-                };
-                project_bwd(gpu, weight_warps, weight_warps + kv_warps + zero_warps, kv_cost)
+                let warps = outputs + zeroed / 32;
+                gpu.launch(
+                    "deform_project_tokens_bwd",
+                    LaunchCfg::linear((32 * warps).div_ceil(REDUCE_THREADS as usize) as u32, REDUCE_THREADS, cost),
+                    &[params.into(), kv.into(), tc.d_tokens.into(), (b as i32).into(), d_params.into(), d_kv.into()],
+                )
             }
             _ => {
                 let cost = Cost { bytes: heads.bytes + chain.bytes, flop: heads.flop + chain.flop };
