@@ -164,15 +164,11 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Runs the CLI expecting exit 2 with one line on stderr mentioning `needle`, nothing on stdout, and no
+/// Runs the CLI expecting it to fail as bad input (common::assert_input_error) mentioning `needle`, and no
 /// folder or staging folder written.
 fn fails(dir: &Path, args: &[&str], needle: &str, out: &Path) {
     let o = common::gensync(&[&["--device", "cpu", "--quiet", "render"][..], args].concat());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: more than one line: {err}");
-    assert!(err.contains(needle), "{args:?}: {err:?} does not mention {needle:?}");
-    assert!(o.stdout.is_empty(), "{args:?}: printed {:?}", String::from_utf8_lossy(&o.stdout));
+    common::assert_input_error(&o, &format!("{args:?}"), needle);
     assert!(!out.exists(), "{args:?} left {} behind", out.display());
     assert!(hidden(dir).is_empty(), "{args:?} left a staging folder: {:?}", hidden(dir));
 }

@@ -362,8 +362,8 @@ impl DeformChain {
     /// forward; on the tensor cores it reads the tape and the projected tokens, so deform_fwd must have run
     /// last on the same inputs, and it uses part of the tape up: one deform_bwd per deform_fwd. On the tensor
     /// cores d_canonical and d_params but for wk, bk, wv, bv are written on the GPU's second stream
-    /// (Gpu::on_side_stream): complete after `gpu.join_side()`, which every transfer and synchronization and the optimizer's step do
-    /// first.
+    /// (Gpu::on_side_stream): complete after `gpu.join_side()`, which every transfer and synchronization and
+    /// the optimizer's step do first.
     #[allow(clippy::too_many_arguments)]
     pub fn deform_bwd(
         &self,
@@ -467,8 +467,9 @@ impl DeformChain {
                 // the frames of d_out's means and SH coefficients (the deltas pass them through) and of the
                 // heads' per-pair gradients; then the weight gradients from bo on. They run beside the main
                 // stream's short path to the token gradients (the slices' tail, d_kv from
-                // deform_project_tokens_bwd, and the caller's token path on 8 blocks), which touches none of their inputs or outputs; the next
-                // deform_bwd (which rewrites d_pair and the slices), every transfer and the optimizer join it.
+                // deform_project_tokens_bwd, and the caller's token path on 8 blocks), which touches none of
+                // their inputs or outputs; the next deform_bwd (which rewrites d_pair and the slices), every
+                // transfer and the optimizer join it.
                 let [do_means, .., do_sh] = d_out.all();
                 let pass_floats = n * (3 + 48 + PAIR_GRADS);
                 let pass_cost = Cost { bytes: 4 * (pass_floats * (b + 1)) as u64, flop: (pass_floats * b) as u64 };
