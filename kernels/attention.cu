@@ -859,8 +859,9 @@ deform_bwd(const float* __restrict__ params, const float* __restrict__ wt, DEFOR
 __device__ __forceinline__ void fence_stores_for_wgmma() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 #endif
 // Programmatic dependent launch (sm_90a; nothing on the portable module, whose launches never ask for it):
-// the launcher starts deform_fwd_chain_tc, deform_fwd_heads_tc and deform_bwd_chain_tc while the kernel
-// before each (deform_project_tokens, deform_fwd_chain_tc, deform_bwd_heads_tc) is still running, once
+// the launcher starts deform_fwd_chain_tc, deform_fwd_heads_tc, deform_bwd_heads_tc and deform_bwd_chain_tc
+// while the kernel before each (deform_project_tokens, deform_fwd_chain_tc, deform_fwd_heads_tc when the
+// backward follows the forward at once, as in `bench deform`, deform_bwd_heads_tc) is still running, once
 // every block of that one has called allow_dependent_launch (at its start). Its blocks take the SMs the
 // earlier kernel's last blocks leave, copy their weights into shared memory (which reads nothing the
 // earlier kernel writes) and wait_for_previous_grid before anything else: the earlier grid has then ended
@@ -2093,6 +2094,7 @@ deform_fwd_heads_tc(const float* __restrict__ params, DEFORM_FWD_TAIL, uint32_t*
     uint16_t* v1 = reinterpret_cast<uint16_t*>(smem + FH_V1);
     uint16_t* v0_lo = reinterpret_cast<uint16_t*>(smem + FH_V0_LO);
     float* biases = reinterpret_cast<float*>(smem + FH_BIASES);
+    allow_dependent_launch();
     head_weights_to_shared(params, v0, v1, biases, v0_lo);
     __syncthreads();
     wait_for_previous_grid();  // deform_fwd_chain_tc's tape
@@ -2700,6 +2702,7 @@ deform_bwd_heads_tc(const float* __restrict__ params, DEFORM_BWD_TAIL, uint32_t*
     if (threadIdx.x == 0) reuse.init();
     __syncthreads();
     reuse.read_done();  // phase 0: the tiles are free for the first item
+    wait_for_previous_grid();  // deform_fwd_heads_tc's tape (this kernel writes d_h2 over its g)
     const int items = (N + TC_TILE - 1) / TC_TILE * B;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const int n_first = (item / B) * TC_TILE + warp * 16;

@@ -460,7 +460,10 @@ impl DeformChain {
                 let heads = Cost { bytes: heads.bytes + tape * 424 / TAPE_BYTES_PER_PAIR, ..heads };
                 let chain = Cost { bytes: chain.bytes + tape * 776 / TAPE_BYTES_PER_PAIR, ..chain };
                 let heads_args: Vec<Arg> = args.iter().copied().chain([tc.d_pair.into()]).collect();
-                gpu.launch("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &heads_args)?;
+                // Dependent on deform_fwd_heads_tc where that kernel came last (as in `bench deform`): the
+                // heads' prologue (their slice zeroed, their weights copied) runs on the SMs its last wave
+                // leaves idle. After any other kernel it starts as a plain launch would.
+                gpu.launch_dependent("deform_bwd_heads_tc", cfg(TC_THREADS, DEF_BWD_HEADS_TC_SMEM, heads), &heads_args)?;
                 args.push(tc.tokens.into());
                 gpu.launch_dependent("deform_bwd_chain_tc", cfg(TC_THREADS, DEF_BWD_CHAIN_TC_SMEM, chain), &args)?;
                 // On the second stream, after the chain (whose blocks fill every SM): d_canonical, the sums over
