@@ -300,7 +300,11 @@ deform() {
 deform_speed() {
     local b
     for b in 1 8 32; do
+        # The step medians from a run without the profiler, whose events between launches hold back the
+        # programmatic dependent launches (its medians sit 30–60 µs higher at B = 8); then the kernels' table.
         echo "## bench deform B = $b"
+        .device/gensync --device cuda bench deform --gaussians 50000 --batch $b 2>&1
+        echo "## bench deform B = $b, with the per-kernel profile"
         .device/gensync --device cuda --profile --profile-csv "$out/profile-deform-b$b.csv" bench deform --gaussians 50000 --batch $b 2>&1
     done
     echo "## torch_peer.py: the network alone (eager PyTorch; the rest of the script needs gsplat)"
