@@ -29,8 +29,10 @@
 // NaN policy: NaNs propagate. An out-of-range identity reads row 0 (the launcher checks ids on the host).
 // measured: H200, commit eab3cae, B = 8 (profiler): tokens_fwd 94 µs, tokens_bwd 150 µs (one thread per
 // output, 256 threads and a barrier per layer took 243 / 351 µs); H100, B = 8, blk_conv carrying every
-// row: tokens_fwd 92 → 38 µs (tokens_bwd 53 µs). Still latency-bound: ~17 barriers, each
-// after a short chain of shared-memory FMAs. The window softmax's backward sums run in the twin's order
+// row: tokens_fwd 92 → 38 µs (tokens_bwd 53 µs); with AudioNet on blocks of its own (H100, B = 8, profiler,
+// baf3e0a): tokens_audio_fwd 17 µs + tokens_fwd 16 µs against 45.5, tokens_bwd 29 µs + tokens_audio_bwd 27 µs
+// against 67.7, and the training step 35 µs shorter. Still latency-bound: each phase is a barrier after a
+// short chain of shared-memory FMAs. The window softmax's backward sums run in the twin's order
 // (serially): their difference cancels, and the AudioAttNet gradients behind it amplify reassociation.
 
 #define TOK_THREADS 512
