@@ -5,23 +5,27 @@
 // (sinusoid of 16 frequencies → MLP), the view token (R, T → MLP), the null token, and the K/V projections
 // of the 4 tokens. fp32 throughout.
 //
-// Mapping: one block of TOK_THREADS = 512 threads per frame; every activation of the frame lives in shared
-// memory (S_* offsets below, 26 KB forward, 48 KB backward); each layer is one block-wide pass between
-// __syncthreads, and layers that do not depend on each other share a pass. The work is tiny (≈ 0.5 MFLOP
-// per frame) and latency-bound, so the passes shorten the serial chains: a group of G lanes (G = 1…32,
-// chosen per layer to fill the block) splits each output's input sum and combines it with __shfl_xor_sync,
-// each thread carries all rows (and, in a conv, positions) of its output so a weight is read once, and the
-// loops are unrolled so a thread's weight loads are in flight together. Sums are reassociated (split and
-// tree-combined) against the CPU twin's increasing order; biases are still added last. The backward keeps
-// dL/d(pre-activation) in its buffers: each layer's d_x is stored already multiplied by act' of its input,
-// which removes the separate act' pass and its barrier.
+// Mapping: four kernels in two directions. AudioNet runs on blocks of TOK_THREADS = 512 threads per window
+// (tokens_audio_fwd) or per TOK_AUDIO_BWD_WINDOWS windows (tokens_audio_bwd); the rest of the frame, from
+// AudioAttNet on, on one block per frame (tokens_fwd, tokens_bwd); the windows' codes and their gradients
+// pass through the tape and d_codes. Every activation of a block lives in shared memory (S_* offsets below
+// for the frame's, 26 KB forward, 35 KB backward; WindowRows for AudioNet's); each layer is one block-wide
+// pass between __syncthreads, and layers that do not depend on each other share a pass. The work is tiny
+// (≈ 0.5 MFLOP per frame) and latency-bound, so the passes shorten the serial chains: a group of G lanes
+// (G = 1…32, chosen per layer to fill the block) splits each output's input sum and combines it with
+// __shfl_xor_sync, each thread carries all rows (and, in a conv, positions) of its output so a weight is
+// read once, and the loops are unrolled so a thread's weight loads are in flight together. Sums are
+// reassociated (split and tree-combined) against the CPU twin's increasing order; biases are still added
+// last. The backward keeps dL/d(pre-activation) in its buffers: each layer's d_x is stored already
+// multiplied by act' of its input, which removes the separate act' pass and its barrier.
 //
 // Shapes: params, d_params: the flat buffer of src/model/deform.rs (T_* / K_* offsets; the last three
 // tensors depend on C and the identity count). audio [B,8,16,C], eye [B], view [B,12], ids [B] (int32);
 // kv, d_kv [2,B,4,64] (K rows then V rows).
-// tokens_bwd recomputes the forward, then adds each frame's weight gradients with atomicAdd into d_params
-// (the token section must be zeroed before; wk, bk, wv, bv are added on top of deform_reduce's values):
-// B atomics per weight, so not bitwise deterministic across runs.
+// The backward reads the forward's activations from the tape and adds each block's weight gradients with
+// atomicAdd into d_params (the token section must be zeroed before; wk, bk, wv, bv are added on top of
+// deform_reduce's values): B atomics per weight (AudioNet's: 8·B / TOK_AUDIO_BWD_WINDOWS), so not bitwise
+// deterministic across runs.
 // NaN policy: NaNs propagate. An out-of-range identity reads row 0 (the launcher checks ids on the host).
 // measured: H200, commit eab3cae, B = 8 (profiler): tokens_fwd 94 µs, tokens_bwd 150 µs (one thread per
 // output, 256 threads and a barrier per layer took 243 / 351 µs); H100, B = 8, blk_conv carrying every
@@ -109,21 +113,32 @@ static_assert(T_AN0W == 150752, "token layout changed: update src/model/deform.r
 // needs no separate act' pass (its input's act' is applied where its d_x is stored).
 #define S_DKV 6664     // [2][4][64]: this frame's d_kv rows (K then V)
 #define S_DA 7176      // [8][32]: d X (window codes)
-#define S_DB 7432      // [2048] each: ping-pong buffers of the conv and FC chains
-#define S_DC 9480
-#define S_DTOK 11528   // [4][64]
-#define S_DVH 11784    // [64] each from here
-#define S_DEH 11848
-#define S_DAA 11912
-#define S_DI 11976
-#define S_DU 12040
-#define S_DV 12104
-#define S_DAH 12168
-#define S_DY 12232     // [32]
-#define S_DLOG 12264   // [8]
-#define TOK_BWD_FLOATS 12272
-static_assert(TOK_FWD_FLOATS * 4 == 26656 && TOK_BWD_FLOATS * 4 == 49088,
+#define S_DB 7432      // [256] each: ping-pong buffers of AudioAttNet's convs
+#define S_DC 7688
+#define S_DTOK 7944    // [4][64]
+#define S_DVH 8200     // [64] each from here
+#define S_DEH 8264
+#define S_DAA 8328
+#define S_DI 8392
+#define S_DU 8456
+#define S_DV 8520
+#define S_DAH 8584
+#define S_DY 8648      // [32]
+#define S_DLOG 8680    // [8]
+#define TOK_BWD_FLOATS 8688
+static_assert(TOK_FWD_FLOATS * 4 == 26656 && TOK_BWD_FLOATS * 4 == 34752,
               "shared memory changed: update TOK_FWD_SMEM / TOK_BWD_SMEM in src/cuda/audio.rs");
+
+// AudioNet's activations of NW consecutive windows in tokens_audio_fwd's and tokens_audio_bwd's shared
+// memory: the rows of the tape's window-major regions S_AN0 … S_XW, region after region.
+template <int NW>
+struct WindowRows {
+    static constexpr int an0 = 0, an1 = an0 + NW * 256, an2 = an1 + NW * 128, an3 = an2 + NW * 128,
+                         fc0 = an3 + NW * 64, xw = fc0 + NW * 64, floats = xw + NW * 32;
+};
+static_assert(S_AN1 - S_AN0 == 8 * 256 && S_AN2 - S_AN1 == 8 * 128 && S_AN3 - S_AN2 == 8 * 128 &&
+                  S_FC0 - S_AN3 == 8 * 64 && S_XW - S_FC0 == 8 * 64 && S_AT0 - S_XW == 8 * 32,
+              "WindowRows mirrors the tape's AudioNet regions");
 
 // Sum over the G lanes of an aligned group (G a power of two ≤ 32); every lane gets the total. The whole
 // warp must call it (the layer loops below keep their trip counts warp-uniform for that).
@@ -360,12 +375,49 @@ __device__ __forceinline__ void blk_conv_bwd(const float* x, int cin, const floa
     }
 }
 
-// The forward of one frame into shared memory (every S_* activation up to the tokens), in 16 phases
-// between barriers; layers that do not depend on each other share a phase (the eye, view and identity
-// branches ride along with the AudioNet convs).
-__device__ void tokens_frame(const float* __restrict__ P, const float* audio, float eye, const float* view, int id, int C,
-                             int multiplicative, float* s) {
-    const int an0b = T_AN0W + 32 * C * 3, id_emb = an0b + 32;
+// AudioNet on NW consecutive windows (w0 …) of frame b: the audio's 16 rows of each through the four
+// convs and the FC into WindowRows<NW>, in 6 phases. The frame's other layers run in tokens_fwd.
+template <int NW>
+__device__ void audio_net_fwd(const float* __restrict__ P, const float* audio, int C, float* s) {
+    using L = WindowRows<NW>;
+    const int an0b = T_AN0W + 32 * C * 3;
+    blk_conv<NW, 16, 2, 0, 32, 16>(audio, C, P + T_AN0W, P + an0b, s + L::an0);
+    __syncthreads();
+    blk_conv<NW, 8, 2, 32, 32, 16>(s + L::an0, 0, P + T_AN1W, P + T_AN1B, s + L::an1);
+    __syncthreads();
+    blk_conv<NW, 4, 2, 32, 64, 8>(s + L::an1, 0, P + T_AN2W, P + T_AN2B, s + L::an2);
+    __syncthreads();
+    blk_conv<NW, 2, 2, 64, 64, 8>(s + L::an2, 0, P + T_AN3W, P + T_AN3B, s + L::an3);
+    __syncthreads();
+    blk_dense<NW, 64, 64, 8>(s + L::an3, P + T_FC0W, out_to(s + L::fc0, 64, P + T_FC0B, ACT_LEAKY));
+    __syncthreads();
+    blk_dense<NW, 64, 32, 16>(s + L::fc0, P + T_FC1W, out_to(s + L::xw, 32, P + T_FC1B, ACT_NONE));
+    __syncthreads();
+}
+
+// Copies windows w0 … w0 + NW − 1 of the AudioNet regions between a frame's tape record and WindowRows<NW>.
+template <int NW, bool TO_TAPE, class Record>
+__device__ void copy_window_rows(Record* record, int w0, float* rows) {
+    constexpr int offsets[6] = {S_AN0, S_AN1, S_AN2, S_AN3, S_FC0, S_XW}, widths[6] = {256, 128, 128, 64, 64, 32};
+    int local = 0;
+#pragma unroll
+    for (int k = 0; k < 6; ++k) {
+        for (int e = threadIdx.x; e < NW * widths[k]; e += TOK_THREADS) {
+            Record* t = record + offsets[k] + w0 * widths[k] + e;
+            if constexpr (TO_TAPE) *t = rows[local + e];
+            else rows[local + e] = *t;
+        }
+        local += NW * widths[k];
+    }
+}
+
+// The forward of one frame after AudioNet into shared memory (every S_* activation from S_XW, the window
+// codes tokens_audio_fwd left in the frame's tape record, up to the tokens), in 11 phases between
+// barriers; layers that do not depend on each other share a phase (the eye, view and identity branches
+// ride along with AudioAttNet's first convs).
+__device__ void tokens_frame(const float* __restrict__ P, const float* record, float eye, const float* view, int id,
+                             int C, int multiplicative, float* s) {
+    const int id_emb = T_AN0W + 32 * C * 3 + 32;
     const int tid = threadIdx.x;
     if (tid < D) {
         s[S_I + tid] = P[id_emb + id * D + tid];
@@ -376,27 +428,17 @@ __device__ void tokens_frame(const float* __restrict__ P, const float* audio, fl
         s[S_ES + j] = sinf(x);
         s[S_ES + 16 + j] = cosf(x);
     }
-    blk_conv<8, 16, 2, 0, 32, 16>(audio, C, P + T_AN0W, P + an0b, s + S_AN0);
+    for (int e = tid; e < 8 * 32; e += TOK_THREADS) s[S_XW + e] = record[S_XW + e];
     __syncthreads();
-    blk_conv<8, 8, 2, 32, 32, 16>(s + S_AN0, 0, P + T_AN1W, P + T_AN1B, s + S_AN1);
+    blk_conv<1, 8, 1, 32, 16, 16>(s + S_XW, 0, P + T_AT0W, P + T_AT0B, s + S_AT0);
     blk_dense<1, D, D, 8>(s + S_I, P + T_U2, out_to(s + S_V, D, nullptr, ACT_NONE));
     blk_dense<1, D, D, 8>(s + S_I, P + T_W3, out_to(s + S_MT + 2 * D, D, P + T_W3B, ACT_NONE));
     blk_dense<1, 32, D, 8>(s + S_ES, P + T_EYE0W, out_to(s + S_EH, D, P + T_EYE0B, ACT_RELU));
     blk_dense<1, 12, D, 8>(view, P + T_VIEW0W, out_to(s + S_VH, D, P + T_VIEW0B, ACT_RELU));
     __syncthreads();
-    blk_conv<8, 4, 2, 32, 64, 8>(s + S_AN1, 0, P + T_AN2W, P + T_AN2B, s + S_AN2);
+    blk_conv<1, 8, 1, 16, 8, 8>(s + S_AT0, 0, P + T_AT1W, P + T_AT1B, s + S_AT1);
     blk_dense<1, D, D, 8>(s + S_EH, P + T_EYE1W, out_to(s + S_TOK + D, D, P + T_EYE1B, ACT_NONE));
     blk_dense<1, D, D, 8>(s + S_VH, P + T_VIEW1W, out_to(s + S_TOK + 2 * D, D, P + T_VIEW1B, ACT_NONE));
-    __syncthreads();
-    blk_conv<8, 2, 2, 64, 64, 8>(s + S_AN2, 0, P + T_AN3W, P + T_AN3B, s + S_AN3);
-    __syncthreads();
-    blk_dense<8, 64, 64, 8>(s + S_AN3, P + T_FC0W, out_to(s + S_FC0, 64, P + T_FC0B, ACT_LEAKY));
-    __syncthreads();
-    blk_dense<8, 64, 32, 16>(s + S_FC0, P + T_FC1W, out_to(s + S_XW, 32, P + T_FC1B, ACT_NONE));
-    __syncthreads();
-    blk_conv<1, 8, 1, 32, 16, 16>(s + S_XW, 0, P + T_AT0W, P + T_AT0B, s + S_AT0);
-    __syncthreads();
-    blk_conv<1, 8, 1, 16, 8, 8>(s + S_AT0, 0, P + T_AT1W, P + T_AT1B, s + S_AT1);
     __syncthreads();
     blk_conv<1, 8, 1, 8, 4, 8>(s + S_AT1, 0, P + T_AT2W, P + T_AT2B, s + S_AT2);
     __syncthreads();
@@ -455,63 +497,80 @@ __device__ __forceinline__ void prefetch_token_weights(const float* __restrict__
     lines(params + T_AN1W, T_AN0W + 32 * C * 3 + 32 - T_AN1W);
 }
 
-// The frame's audio [8,16,C] into shared memory at `to` when C ≤ TOK_AUDIO_MAX_C (the launcher then adds
-// 512·C bytes to the dynamic shared memory): the first conv reads each feature once per tap and row, and
+// NW windows' audio [NW,16,C] into shared memory at `to` when C ≤ TOK_AUDIO_MAX_C (the launcher then adds
+// 64·NW·C bytes to the dynamic shared memory): the first conv reads each feature once per tap and row, and
 // its weight gradients as often; from global memory every one of those loads waited on L2. Returns where
 // the audio is to be read; ends with a barrier.
 #define TOK_AUDIO_MAX_C 64
+template <int NW>
 __device__ __forceinline__ const float* stage_audio(const float* __restrict__ audio, int C, float* to) {
     if (C > TOK_AUDIO_MAX_C) return audio;
-    for (int e = threadIdx.x; e < 32 * C; e += TOK_THREADS)
+    for (int e = threadIdx.x; e < NW * 4 * C; e += TOK_THREADS)
         reinterpret_cast<float4*>(to)[e] = reinterpret_cast<const float4*>(audio)[e];
     __syncthreads();
     return to;
 }
 
-// tokens_fwd: the B frames' K/V rows, and each frame's activations (shared [0, TOK_FWD_FLOATS)) on a tape
-// for tokens_bwd. Grid B blocks × TOK_THREADS; dynamic shared TOK_FWD_FLOATS·4 bytes (+ the audio's,
-// stage_audio).
-//   params, audio [B,8,16,C], eye [B], view [B,12], ids [B] → kv [2,B,4,64], tape [B][TOK_FWD_FLOATS]
-// Bytes: 4·B·(512·C + 14 + 512 + 6664) + params once (L2). FLOP ≈ 2·B·(8·(16·C·3·32/2 + 41 k) + 45 k) (see
-// launcher).
+// tokens_audio_fwd: AudioNet, a block per window (B·8 blocks × TOK_THREADS): each frame's 8 windows are
+// independent up to AudioAttNet, and one block per frame spent half of the token path's forward on their
+// 8 rows (H100, B = 8). Writes the AudioNet regions of the frames' tape records (S_AN0 … S_XW), which
+// tokens_fwd reads (S_XW) and tokens_audio_bwd (all). Dynamic shared WindowRows<1>::floats·4 bytes (+
+// the audio's, stage_audio).
+//   params, audio [B,8,16,C] → tape [B][TOK_FWD_FLOATS] (the AudioNet regions)
+// Bytes: 4·B·8·(16·C + 672) + AudioNet's weights once (L2). FLOP 2·B·8·(16·C·3·32/2 + 41 k).
 extern "C" __global__ void __launch_bounds__(TOK_THREADS)
-tokens_fwd(const float* __restrict__ params, const float* __restrict__ audio, const float* __restrict__ eye,
-           const float* __restrict__ view, const int* __restrict__ ids, int B, int C, int multiplicative,
-           float* __restrict__ kv, float* __restrict__ tape) {
+tokens_audio_fwd(const float* __restrict__ params, const float* __restrict__ audio, int C, float* __restrict__ tape) {
+    extern __shared__ float s[];
+    const int b = blockIdx.x / 8, w = blockIdx.x % 8;
+    const float* aud = stage_audio<1>(audio + (long long)blockIdx.x * 16 * C, C, s + WindowRows<1>::floats);
+    audio_net_fwd<1>(params, aud, C, s);
+    copy_window_rows<1, true>(tape + (long long)b * TOK_FWD_FLOATS, w, s);
+}
+
+// tokens_fwd: the B frames' K/V rows after tokens_audio_fwd, and each frame's activations from S_AT0 on
+// (shared [S_AT0, TOK_FWD_FLOATS)) on its tape record for tokens_bwd. Grid B blocks × TOK_THREADS; dynamic
+// shared TOK_FWD_FLOATS·4 bytes.
+//   params, eye [B], view [B,12], ids [B], tape (S_XW) → kv [2,B,4,64], tape [B][TOK_FWD_FLOATS] (from S_AT0)
+// Bytes: 4·B·(14 + 256 + 512 + 1288) + params once (L2). FLOP ≈ 2·B·45 k (see launcher).
+extern "C" __global__ void __launch_bounds__(TOK_THREADS)
+tokens_fwd(const float* __restrict__ params, const float* __restrict__ eye, const float* __restrict__ view,
+           const int* __restrict__ ids, int B, int C, int multiplicative, float* __restrict__ kv, float* __restrict__ tape) {
     extern __shared__ float s[];
     const int b = blockIdx.x;
-    const float* aud = stage_audio(audio + (long long)b * 8 * 16 * C, C, s + TOK_FWD_FLOATS);
-    tokens_frame(params, aud, eye[b], view + b * 12, ids[b], C, multiplicative, s);
-    for (int e = threadIdx.x; e < TOK_FWD_FLOATS / 4; e += TOK_THREADS)
-        reinterpret_cast<float4*>(tape + (long long)b * TOK_FWD_FLOATS)[e] = reinterpret_cast<const float4*>(s)[e];
+    float* record = tape + (long long)b * TOK_FWD_FLOATS;
+    tokens_frame(params, record, eye[b], view + b * 12, ids[b], C, multiplicative, s);
+    static_assert(S_AT0 % 4 == 0, "the tape's copy is by float4");
+    for (int e = S_AT0 / 4 + threadIdx.x; e < TOK_FWD_FLOATS / 4; e += TOK_THREADS)
+        reinterpret_cast<float4*>(record)[e] = reinterpret_cast<const float4*>(s)[e];
     blk_dense<4, D, D, 8>(s + S_TOK, params + K_WK, out_to(kv + b * 4 * D, D, params + K_BK, ACT_NONE));
     blk_dense<4, D, D, 8>(s + S_TOK, params + K_WV, out_to(kv + B * 4 * D + b * 4 * D, D, params + K_BV, ACT_NONE));
 }
 
-// tokens_bwd: the frame's forward activations from tokens_fwd's tape (which must have run last on the same
-// parameters and frames; recomputing them took 60 % of this kernel), then dL/dK,V back to every token-path
-// parameter, in phases between barriers (independent layers share one).
-// Grid B blocks × TOK_THREADS; dynamic shared TOK_BWD_FLOATS·4 bytes (+ the audio's, stage_audio).
-//   params, audio, eye, view, ids, d_kv [2,B,4,64], tape [B][TOK_FWD_FLOATS] → d_params (+=, atomics: token
-//   section, wk, bk, wv, bv)
-// Bytes ≈ 4·B·(512·C + 526 + 6664) + 8·B·(token-section floats) (atomics). FLOP ≈ 2× tokens_fwd's.
+// tokens_bwd: the frame's forward activations from S_XW on from its tape record (tokens_fwd must have run
+// last on the same parameters and frames; recomputing them took 60 % of this kernel), then dL/dK,V back to
+// every token-path parameter after AudioNet, in phases between barriers (independent layers share one),
+// and dL/dX of the window codes to d_codes for tokens_audio_bwd.
+// Grid B blocks × TOK_THREADS; dynamic shared TOK_BWD_FLOATS·4 bytes.
+//   params, eye, view, ids, d_kv [2,B,4,64], tape [B][TOK_FWD_FLOATS] → d_params (+=, atomics: the token
+//   section but AudioNet's, wk, bk, wv, bv), d_codes [B,8,32] (=)
+// Bytes ≈ 4·B·(526 + 1544 + 256) + 8·B·(those floats) (atomics). FLOP ≈ 2× tokens_fwd's.
 extern "C" __global__ void __launch_bounds__(TOK_THREADS)
-tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, const float* __restrict__ eye,
-           const float* __restrict__ view, const int* __restrict__ ids, int B, int C, int multiplicative,
-           const float* __restrict__ d_kv, const float* __restrict__ tape, float* __restrict__ d_params) {
+tokens_bwd(const float* __restrict__ params, const float* __restrict__ eye, const float* __restrict__ view,
+           const int* __restrict__ ids, int B, int C, int multiplicative, const float* __restrict__ d_kv,
+           const float* __restrict__ tape, float* __restrict__ d_params, float* __restrict__ d_codes) {
     extern __shared__ float s[];
     const int b = blockIdx.x, tid = threadIdx.x;
     const float* P = params;
     float* dP = d_params;
-    const float* aud = stage_audio(audio + (long long)b * 8 * 16 * C, C, s + TOK_BWD_FLOATS);
     const int id = ids[b];
-    const int an0b = T_AN0W + 32 * C * 3, id_emb = an0b + 32;
+    const int id_emb = T_AN0W + 32 * C * 3 + 32;
     prefetch_token_weights(P, C, B);
     // The frame's d_kv rows and its forward activations to shared (eye stays in the argument list the two
     // kernels share: its sinusoid is on the tape).
     for (int e = tid; e < 8 * D; e += TOK_THREADS)
         s[S_DKV + e] = d_kv[(e < 4 * D ? 0 : B * 4 * D - 4 * D) + b * 4 * D + e];
-    for (int e = tid; e < TOK_FWD_FLOATS / 4; e += TOK_THREADS)
+    static_assert(S_XW % 4 == 0, "the tape's copy is by float4");
+    for (int e = S_XW / 4 + tid; e < TOK_FWD_FLOATS / 4; e += TOK_THREADS)
         reinterpret_cast<float4*>(s)[e] = reinterpret_cast<const float4*>(tape + (long long)b * TOK_FWD_FLOATS)[e];
     __syncthreads();
     // K, V → tokens: d_tok = dK·Wk + dV·Wv (8 lanes per token feature, both projections in one sum).
@@ -593,21 +652,51 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ audio, co
     blk_conv_bwd<1, 8, 1, 32, 16, 4>(s + S_XW, 0, P + T_AT0W, s + S_DB, dP + T_AT0W, dP + T_AT0B,
                                      [=](int t, int i, float v) { s[S_DA + t * 32 + i] = s[S_DA + t * 32 + i] + v; });
     __syncthreads();
-    // AudioNet FC and convs (the audio features are data: no d_x for the first conv).
-    blk_dense_bwd<8, 64, 32, 8>(s + S_FC0, s + S_DA, P + T_FC1W, dP + T_FC1W, dP + T_FC1B,
-                                dx_to(s + S_DB, s + S_FC0, 64, ACT_LEAKY));
+    for (int e = tid; e < 8 * 32; e += TOK_THREADS) d_codes[b * 8 * 32 + e] = s[S_DA + e];
+}
+
+// tokens_audio_bwd: AudioNet's backward from tokens_bwd's d_codes, TOK_AUDIO_BWD_WINDOWS windows per block
+// (B·8/TOK_AUDIO_BWD_WINDOWS blocks × TOK_THREADS): its 6 layers on 8 rows in one block per frame took
+// more than half of the token path's backward (H100, B = 8). Reads the windows' activations from the tape
+// records (tokens_audio_fwd's regions) and adds the weight gradients with atomics into d_params (8/NW per
+// frame and weight). Dynamic shared TOK_AUDIO_BWD_FLOATS·4 bytes (+ the audio's, stage_audio).
+//   params, audio [B,8,16,C], tape, d_codes [B,8,32] → d_params (+=, atomics: AudioNet's weights)
+// Bytes ≈ 4·B·8·(16·C + 672 + 32) + 8·(B·8/NW)·(AudioNet's floats) (atomics). FLOP ≈ 2× tokens_audio_fwd's.
+#define TOK_AUDIO_BWD_WINDOWS 2
+constexpr int AB_DX = WindowRows<TOK_AUDIO_BWD_WINDOWS>::floats;  // [NW][32]: d X
+constexpr int AB_DB = AB_DX + TOK_AUDIO_BWD_WINDOWS * 32;        // [NW·256] each: ping-pong buffers
+constexpr int AB_DC = AB_DB + TOK_AUDIO_BWD_WINDOWS * 256;
+constexpr int TOK_AUDIO_BWD_FLOATS = AB_DC + TOK_AUDIO_BWD_WINDOWS * 256;
+static_assert(TOK_AUDIO_BWD_FLOATS == 2432 && WindowRows<1>::floats == 672,
+              "shared memory changed: update TOK_AUDIO_BWD_FLOATS / TOK_AUDIO_FWD_FLOATS in src/cuda/audio.rs");
+extern "C" __global__ void __launch_bounds__(TOK_THREADS)
+tokens_audio_bwd(const float* __restrict__ params, const float* __restrict__ audio, int C, const float* __restrict__ tape,
+                 const float* __restrict__ d_codes, float* __restrict__ d_params) {
+    constexpr int NW = TOK_AUDIO_BWD_WINDOWS;
+    using L = WindowRows<NW>;
+    extern __shared__ float s[];
+    const float* P = params;
+    float* dP = d_params;
+    const int b = blockIdx.x / (8 / NW), w0 = blockIdx.x % (8 / NW) * NW;
+    const float* aud = stage_audio<NW>(audio + ((long long)b * 8 + w0) * 16 * C, C, s + TOK_AUDIO_BWD_FLOATS);
+    copy_window_rows<NW, false>(tape + (long long)b * TOK_FWD_FLOATS, w0, s);
+    for (int e = threadIdx.x; e < NW * 32; e += TOK_THREADS) s[AB_DX + e] = d_codes[(b * 8 + w0) * 32 + e];
     __syncthreads();
-    blk_dense_bwd<8, 64, 64, 8>(s + S_AN3, s + S_DB, P + T_FC0W, dP + T_FC0W, dP + T_FC0B,
-                                dx_to(s + S_DC, s + S_AN3, 64, ACT_LEAKY));
+    // G lanes per input row and channel fill the block: TOK_THREADS / (NW·Cin).
+    blk_dense_bwd<NW, 64, 32, 8>(s + L::fc0, s + AB_DX, P + T_FC1W, dP + T_FC1W, dP + T_FC1B,
+                                 dx_to(s + AB_DB, s + L::fc0, 64, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 2, 2, 64, 64, 1>(s + S_AN2, 0, P + T_AN3W, s + S_DC, dP + T_AN3W, dP + T_AN3B,
-                                     dx_to(s + S_DB, s + S_AN2, 64, ACT_LEAKY));
+    blk_dense_bwd<NW, 64, 64, 8>(s + L::an3, s + AB_DB, P + T_FC0W, dP + T_FC0W, dP + T_FC0B,
+                                 dx_to(s + AB_DC, s + L::an3, 64, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 4, 2, 32, 64, 2>(s + S_AN1, 0, P + T_AN2W, s + S_DB, dP + T_AN2W, dP + T_AN2B,
-                                     dx_to(s + S_DC, s + S_AN1, 32, ACT_LEAKY));
+    blk_conv_bwd<NW, 2, 2, 64, 64, TOK_THREADS / (NW * 64)>(s + L::an2, 0, P + T_AN3W, s + AB_DC, dP + T_AN3W,
+                                                            dP + T_AN3B, dx_to(s + AB_DB, s + L::an2, 64, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 8, 2, 32, 32, 2>(s + S_AN0, 0, P + T_AN1W, s + S_DC, dP + T_AN1W, dP + T_AN1B,
-                                     dx_to(s + S_DB, s + S_AN0, 32, ACT_LEAKY));
+    blk_conv_bwd<NW, 4, 2, 32, 64, TOK_THREADS / (NW * 32)>(s + L::an1, 0, P + T_AN2W, s + AB_DB, dP + T_AN2W,
+                                                            dP + T_AN2B, dx_to(s + AB_DC, s + L::an1, 32, ACT_LEAKY));
     __syncthreads();
-    blk_conv_bwd<8, 16, 2, 0, 32, 0>(aud, C, P + T_AN0W, s + S_DB, dP + T_AN0W, dP + an0b, NoDx{});
+    blk_conv_bwd<NW, 8, 2, 32, 32, TOK_THREADS / (NW * 32)>(s + L::an0, 0, P + T_AN1W, s + AB_DC, dP + T_AN1W,
+                                                            dP + T_AN1B, dx_to(s + AB_DB, s + L::an0, 32, ACT_LEAKY));
+    __syncthreads();
+    blk_conv_bwd<NW, 16, 2, 0, 32, 0>(aud, C, P + T_AN0W, s + AB_DB, dP + T_AN0W, dP + T_AN0W + 32 * C * 3, NoDx{});
 }

@@ -439,7 +439,7 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
     use crate::cpu::attention::{Canonical, Deformed, Dropout};
     use crate::cpu::audio::FrameInputs;
     use crate::cuda::attention::{DeformChain, GaussianBufs, Precision, MACS_PER_PAIR};
-    use crate::cuda::audio::{tokens_bwd, tokens_fwd, tokens_setup, FrameBufs};
+    use crate::cuda::audio::{tokens_bwd, tokens_fwd, FrameBufs};
     use crate::model::deform::{self as model, DeformBatch, DeformLayout, Disentangle, DELTAS, DROPOUT};
     // The tape alone is 944 bytes per (Gaussian, frame) pair: 8 GB at the bound.
     check_sizes(
@@ -491,7 +491,6 @@ pub fn deform(backend: &Backend, gaussians: usize, batch: usize, reps: usize) ->
             timings.push(("cpu", median(&times)));
         }
         Backend::Cuda(gpu) => {
-            tokens_setup(gpu)?;
             let floats = 4 * layout.total
                 + 2 * n * (model::D + DELTAS)
                 + 2 * b * n * DELTAS

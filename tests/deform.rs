@@ -477,7 +477,6 @@ fn below(e: f64, bound: f64) -> bool {
 /// The GPU path `precision` against the f32 twin whose dense products round as `ops` says (see above).
 fn compare_with_twin(precision: Precision, ops: Operands, tol: f64, cases: &[(Disentangle, usize, usize, usize, usize)]) {
     let gpu = gpu();
-    cuda_audio::tokens_setup(&gpu).unwrap();
     // Every output of every case is measured and printed before the test fails on any of them.
     let mut failures = Vec::new();
     for (case, &(dis, c, ids, b, n)) in cases.iter().enumerate() {
@@ -733,7 +732,6 @@ fn tensor_core_training_matches_fp32() {
     use gensync::cpu::adam::AdamGroup;
     use gensync::cuda::adam::{AdamTensor, FusedAdam};
     let gpu = gpu();
-    cuda_audio::tokens_setup(&gpu).unwrap();
     let (b, n) = (4, 256);
     let (layout, p64, batch64, _) = problem_sized(Disentangle::Multiplicative, 77, 29, 3, b, n);
     let params: Vec<f32> = convert(&p64);
