@@ -662,12 +662,12 @@ tokens_bwd(const float* __restrict__ params, const float* __restrict__ eye, cons
 // frame and weight). Dynamic shared TOK_AUDIO_BWD_FLOATS·4 bytes (+ the audio's, stage_audio).
 //   params, audio [B,8,16,C], tape, d_codes [B,8,32] → d_params (+=, atomics: AudioNet's weights)
 // Bytes ≈ 4·B·8·(16·C + 672 + 32) + 8·(B·8/NW)·(AudioNet's floats) (atomics). FLOP ≈ 2× tokens_audio_fwd's.
-#define TOK_AUDIO_BWD_WINDOWS 2
+#define TOK_AUDIO_BWD_WINDOWS 1
 constexpr int AB_DX = WindowRows<TOK_AUDIO_BWD_WINDOWS>::floats;  // [NW][32]: d X
 constexpr int AB_DB = AB_DX + TOK_AUDIO_BWD_WINDOWS * 32;        // [NW·256] each: ping-pong buffers
 constexpr int AB_DC = AB_DB + TOK_AUDIO_BWD_WINDOWS * 256;
 constexpr int TOK_AUDIO_BWD_FLOATS = AB_DC + TOK_AUDIO_BWD_WINDOWS * 256;
-static_assert(TOK_AUDIO_BWD_FLOATS == 2432 && WindowRows<1>::floats == 672,
+static_assert(TOK_AUDIO_BWD_FLOATS == 1216 && WindowRows<1>::floats == 672,
               "shared memory changed: update TOK_AUDIO_BWD_FLOATS / TOK_AUDIO_FWD_FLOATS in src/cuda/audio.rs");
 extern "C" __global__ void __launch_bounds__(TOK_THREADS)
 tokens_audio_bwd(const float* __restrict__ params, const float* __restrict__ audio, int C, const float* __restrict__ tape,

@@ -15,8 +15,8 @@ const TOK_BWD_SMEM: u32 = 34_752;
 /// AudioNet's blocks: tokens_audio_fwd's one window (WindowRows<1>::floats) and tokens_audio_bwd's
 /// TOK_AUDIO_BWD_WINDOWS (TOK_AUDIO_BWD_FLOATS), in floats of shared memory before the audio's.
 const AUDIO_FWD_FLOATS: usize = 672;
-const AUDIO_BWD_WINDOWS: usize = 2;
-const AUDIO_BWD_FLOATS: usize = 2432;
+const AUDIO_BWD_WINDOWS: usize = 1;
+const AUDIO_BWD_FLOATS: usize = 1216;
 /// The largest audio width whose windows the AudioNet kernels copy into their shared memory
 /// (TOK_AUDIO_MAX_C), after their own floats: `windows` windows of [16,C].
 const TOK_AUDIO_MAX_C: usize = 64;
