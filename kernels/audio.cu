@@ -548,10 +548,10 @@ tokens_fwd(const float* __restrict__ params, const float* __restrict__ eye, cons
     blk_dense<4, D, D, 8>(s + S_TOK, params + K_WV, out_to(kv + B * 4 * D + b * 4 * D, D, params + K_BV, ACT_NONE));
 }
 
-// tokens_bwd: the frame's forward activations from S_XW on from its tape record (tokens_fwd must have run
-// last on the same parameters and frames; recomputing them took 60 % of this kernel), then dL/dK,V back to
-// every token-path parameter after AudioNet, in phases between barriers (independent layers share one),
-// and dL/dX of the window codes to d_codes for tokens_audio_bwd.
+// tokens_bwd: the frame's forward activations from S_XW on from its tape record (tokens_audio_fwd and
+// tokens_fwd must have run last on the same parameters and frames; recomputing them took 60 % of this
+// kernel), then dL/dK,V back to every token-path parameter after AudioNet, in phases between barriers
+// (independent layers share one), and dL/dX of the window codes to d_codes for tokens_audio_bwd.
 // Grid B blocks × TOK_THREADS; dynamic shared TOK_BWD_FLOATS·4 bytes.
 //   params, eye, view, ids, d_kv [2,B,4,64], tape [B][TOK_FWD_FLOATS] → d_params (+=, atomics: the token
 //   section but AudioNet's, wk, bk, wv, bv), d_codes [B,8,32] (=)
@@ -670,7 +670,8 @@ constexpr int AB_DB = AB_DX + TOK_AUDIO_BWD_WINDOWS * 32;        // [NW·256] ea
 constexpr int AB_DC = AB_DB + TOK_AUDIO_BWD_WINDOWS * 256;
 constexpr int TOK_AUDIO_BWD_FLOATS = AB_DC + TOK_AUDIO_BWD_WINDOWS * 256;
 static_assert(TOK_AUDIO_BWD_FLOATS == 2432 && WindowRows<1>::floats == 672,
-              "shared memory changed: update TOK_AUDIO_BWD_FLOATS / TOK_AUDIO_FWD_FLOATS in src/cuda/audio.rs");
+              "shared memory changed: update AUDIO_BWD_FLOATS / AUDIO_FWD_FLOATS (and AUDIO_BWD_WINDOWS) in "
+              "src/cuda/audio.rs");
 extern "C" __global__ void __launch_bounds__(TOK_THREADS)
 tokens_audio_bwd(const float* __restrict__ params, const float* __restrict__ audio, int C, const float* __restrict__ tape,
                  const float* __restrict__ d_codes, float* __restrict__ d_params) {

@@ -186,9 +186,10 @@ pub fn tokens_fwd(
     gpu.launch("tokens_fwd", cfg, &args)
 }
 
-/// Backward of the token path from d_kv [2,B,4,64]: zeroes the token section of d_params and fills it
-/// (identity rows not in the batch stay 0); adds to wk, bk, wv, bv (deform_bwd has written them). Reads the
-/// activations tokens_fwd left in `frames`: tokens_fwd must have run last on these frames with these params.
+/// Backward of the token path from d_kv [2,B,4,64] (tokens_bwd, then tokens_audio_bwd): zeroes the token
+/// section of d_params and fills it (identity rows not in the batch stay 0); adds to wk, bk, wv, bv
+/// (deform_bwd has written them). Reads the activations the forward left in `frames`: tokens_fwd must have
+/// run last on these frames with these params.
 pub fn tokens_bwd(
     gpu: &Gpu,
     layout: &DeformLayout,
